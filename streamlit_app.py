@@ -1,0 +1,26 @@
+"""RAG-vs-Fine-Tune Workbench: `streamlit run streamlit_app.py`.
+
+The entry point only sets up navigation and the sidebar; each step is a thin page under pages/.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench.ui.common import workspace
+from workbench.ui.i18n import language_switch, t
+
+st.set_page_config(page_title="RAG vs Fine-Tune Workbench", page_icon="🧪", layout="wide")
+language_switch()
+
+pages = [
+    st.Page("pages/home.py", title=t("Home", "홈"), icon="🏠", default=True, url_path="home"),
+]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    ws = workspace()
+    st.caption(t("Workspace", "작업 공간"))
+    st.code(str(ws.root), language=None)
+
+nav.run()

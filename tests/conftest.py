@@ -1,0 +1,111 @@
+"""Shared fixtures. Everything runs offline: HF_HUB_OFFLINE=1, no outbound connection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+# Converted packaged models are kept between local test runs (CI starts from a clean clone).
+CACHE_WS = ROOT / ".pytest_cache" / "workbench"
+MODEL_CACHE = CACHE_WS / "models"
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch):
+    """A fresh workspace per test (WORKBENCH_HOME), sharing the converted packaged models."""
+    from workbench.config import Workspace
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+    ws = Workspace.default().ensure()
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    ws.models.rmdir()
+    ws.models.symlink_to(MODEL_CACHE, target_is_directory=True)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The packaged SmolLM2 converted once into a plain HF folder."""
+    from workbench.config import Workspace
+    from workbench.models import prepare_packaged_model
+
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    return prepare_packaged_model("smollm2-135m", Workspace(CACHE_WS))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float) -> float:
+    """Poll `url` until it answers 200; returns the seconds waited."""
+    import urllib.request
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - t0
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture()
+def streamlit_server(tmp_path):
+    """The real app, `streamlit run` on 127.0.0.1, on a fresh workspace. Yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, WORKBENCH_HOME=str(tmp_path / "ws"), WORKBENCH_LANG="en")
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/_stcore/health", 60)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture()
+def browser_page():
+    """A real headless Chromium page (Debian's chromium driven by Playwright)."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (.ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield page
+        finally:
+            browser.close()

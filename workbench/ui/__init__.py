@@ -1,0 +1,1 @@
+"""Streamlit-only helpers: the one part of `workbench` that may import streamlit."""

@@ -1,0 +1,48 @@
+"""Widgets and guards that every page shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+
+from workbench.config import BaseConfig, Workspace
+from workbench.errors import WorkbenchError
+from workbench.ui.i18n import lang, t
+
+
+def workspace() -> Workspace:
+    return Workspace.default().ensure()
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a `WorkbenchError` as `st.error` (its message says what to do); let bugs raise."""
+    try:
+        yield
+    except WorkbenchError as exc:
+        st.error(str(exc), icon="⚠️")
+
+
+def config_help(cls: type[BaseConfig], name: str) -> str:
+    """A config field's help text in the current language, for widget tooltips."""
+    return cls.help(name, lang())
+
+
+def progress_reporter(label: str) -> tuple[Callable[[str, float], None], Any]:
+    """A `(message, fraction)` callback drawing a progress bar; returns (callback, bar)."""
+    bar = st.progress(0.0, text=label)
+
+    def report(message: str, fraction: float) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+    return report, bar
+
+
+def need(condition: bool, message_en: str, message_ko: str) -> None:
+    """Stop the page with an info box when a prerequisite is missing."""
+    if not condition:
+        st.info(t(message_en, message_ko))
+        st.stop()

@@ -1,0 +1,28 @@
+"""Models and clients, loaded once per process through `st.cache_resource`, keyed on hashable config.
+
+Cached objects are shared across sessions: treat them as read-only. Clear them with
+`.clear()` after re-indexing or training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def doctor_facts(root: str, check_hub: bool) -> dict[str, Any]:
+    from pathlib import Path
+
+    from workbench.config import Workspace
+    from workbench.doctor import collect_facts
+
+    return collect_facts(Workspace(Path(root)), check_hub=check_hub)
+
+
+@st.cache_resource(show_spinner=False)
+def embeddings(name: str) -> Any:
+    from workbench.embeddings import load_embeddings
+
+    return load_embeddings(name)
