@@ -6,7 +6,7 @@ import streamlit as st
 
 from workbench.ui.common import progress_reporter, user_errors, workspace
 from workbench.ui.i18n import t
-from workbench.ui.resources import doctor_facts
+from workbench.ui.resources import doctor_facts, workspace_counts
 
 ws = workspace()
 st.title(t("RAG vs Fine-Tune Workbench", "RAG vs 파인튜닝 워크벤치"))
@@ -21,14 +21,17 @@ st.markdown(
     )
 )
 
+ws_facts = workspace_counts(str(ws.root))
+c1, c2, c3 = st.columns(3)
+c1.metric(t("Collections", "컬렉션"), len(ws_facts["collections"]))
+c2.metric(t("Datasets", "데이터셋"), len(ws_facts["datasets"]))
+c3.metric(t("Training runs", "학습 실행"), len(ws_facts["runs"]))
+
+# The device facts need torch (a second or two on first use); everything above is already on screen.
 if "home.check_hub" not in st.session_state:
     st.session_state["home.check_hub"] = False
-facts = doctor_facts(str(ws.root), st.session_state["home.check_hub"])
-
-c1, c2, c3 = st.columns(3)
-c1.metric(t("Collections", "컬렉션"), len(facts["workspace"]["collections"]))
-c2.metric(t("Datasets", "데이터셋"), len(facts["workspace"]["datasets"]))
-c3.metric(t("Training runs", "학습 실행"), len(facts["workspace"]["runs"]))
+with st.spinner(t("Looking at this machine…", "이 컴퓨터를 확인하는 중…")):
+    facts = doctor_facts(str(ws.root), st.session_state["home.check_hub"])
 
 left, right = st.columns(2)
 with left:
@@ -67,6 +70,7 @@ with right:
         with user_errors():
             prepare_packaged_model(default["key"], ws, progress=report)
             doctor_facts.clear()
+            workspace_counts.clear()
             st.rerun()
     st.subheader(t("Embedding models", "임베딩 모델"))
     st.dataframe(
@@ -76,7 +80,6 @@ with right:
         width="stretch",
     )
 
-ws_facts = facts["workspace"]
 if any(ws_facts[k] for k in ("collections", "datasets", "runs")):
     st.subheader(t("In this workspace", "이 작업 공간의 내용"))
     for key, label in (("collections", t("Collections", "컬렉션")), ("datasets", t("Datasets", "데이터셋")), ("runs", t("Runs", "실행"))):

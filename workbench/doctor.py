@@ -27,15 +27,12 @@ def workspace_summary(workspace: Workspace) -> dict[str, Any]:
 
 def collect_facts(workspace: Workspace | None = None, check_hub: bool = True) -> dict[str, Any]:
     """Everything the home page and `doctor` show, as plain JSON-able data."""
-    import torch
-    import transformers
-
     ws = workspace or Workspace.default()
     device = detect_device()
     return {
         "workspace": workspace_summary(ws),
         "device": dataclasses.asdict(device),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": {"python": platform.python_version(), **{name: _version(name) for name in ("torch", "transformers", "trl", "peft", "unsloth", "chromadb", "streamlit")}},
         "backends": [dataclasses.asdict(b) for b in detect_backends(check_hub=check_hub)],
         "models": [
             {"key": s.key, "label": s.label, "source": s.source, "ready": is_ready(s, ws), "default": s.key == DEFAULT_MODEL,
@@ -48,6 +45,16 @@ def collect_facts(workspace: Workspace | None = None, check_hub: bool = True) ->
             for s in EMBEDDING_REGISTRY.values()
         ],
     }
+
+
+def _version(dist: str) -> str:
+    """An installed distribution's version without importing it (importing transformers takes seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def format_facts(facts: dict[str, Any]) -> str:

@@ -21,6 +21,16 @@ def doctor_facts(root: str, check_hub: bool) -> dict[str, Any]:
     return collect_facts(Workspace(Path(root)), check_hub=check_hub)
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def workspace_counts(root: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from workbench.config import Workspace
+    from workbench.doctor import workspace_summary
+
+    return workspace_summary(Workspace(Path(root)))
+
+
 @st.cache_resource(show_spinner=False)
 def embeddings(name: str) -> Any:
     from workbench.embeddings import load_embeddings
