@@ -306,11 +306,24 @@ class DeviceInfo:
     cpu_threads: int = 1
 
 
-def detect_device() -> DeviceInfo:
+def nvidia_driver_present() -> bool:
+    """Cheap check before importing torch: without the NVIDIA driver there is no CUDA device."""
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
+
+
+def cuda_available() -> bool:
+    if not nvidia_driver_present():
+        return False  # skips importing torch (seconds) on CPU-only machines
     import torch
 
-    threads = torch.get_num_threads()
-    if torch.cuda.is_available():
+    return torch.cuda.is_available()
+
+
+def detect_device() -> DeviceInfo:
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cuda_available():
+        import torch
+
         props = torch.cuda.get_device_properties(0)
         return DeviceInfo(
             kind="cuda",
@@ -353,9 +366,7 @@ def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
 
     Unsloth is looked up, not imported: importing it patches transformers and takes seconds.
     """
-    import torch
-
-    cuda = torch.cuda.is_available()
+    cuda = cuda_available()
     out = []
     has_unsloth = importlib.util.find_spec("unsloth") is not None
     out.append(BackendStatus("unsloth", has_unsloth,
