@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from workbench.documents import decode_text, load_bytes, load_file, load_paths, save_uploads
+from workbench.errors import DocumentError
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = ROOT / "examples" / "shop"
+KO = "현금으로 결제가 가능한가요? 네, 카드와 현금 모두 받습니다.\n주차는 두 시간 무료입니다."
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A minimal valid PDF (Helvetica text, one string per page), xref offsets computed."""
+    n = len(pages)
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(n))
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i, text in enumerate(pages):
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+                    f"/Contents {5 + 2 * i} 0 R >>".encode())
+        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def make_docx(path: Path) -> Path:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("결제 안내", level=1)
+    d.add_paragraph("현금과 카드 모두 받습니다.")
+    table = d.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "수단", "가능"
+    table.cell(1, 0).text, table.cell(1, 1).text = "수표", "불가"
+    d.add_paragraph("Cash and cards are accepted.")
+    d.save(path)
+    return path
+
+
+@pytest.mark.parametrize("encoding,expected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp949", "cp949"),
+                                               ("euc-kr", "cp949"), ("utf-16", "utf-16")])
+def test_text_encodings_are_detected(encoding, expected):
+    text, used = decode_text(KO.encode(encoding), "faq.txt")
+    assert text == KO and used == expected
+
+
+def test_cp949_only_syllables_decode_as_cp949():
+    # "똠" and "햏" exist in CP949 but not in EUC-KR's 2,350 syllables.
+    text, used = decode_text("똠방각하 햏".encode("cp949"))
+    assert (text, used) == ("똠방각하 햏", "cp949")
+
+
+def test_binary_and_undecodable_files_are_clear_errors():
+    with pytest.raises(DocumentError, match=r"logo\.txt: looks like a binary file"):
+        load_bytes("logo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(100))
+    noise = bytes(b for b in random.Random(0).randbytes(3000) if b)
+    with pytest.raises(DocumentError, match=r"noise\.txt: cannot tell its text encoding .* Save it as UTF-8"):
+        load_bytes("noise.txt", noise)
+
+
+@pytest.mark.parametrize("name,data,pattern", [
+    ("empty.md", b"", r"empty\.md: the file is empty"),
+    ("blank.txt", b"  \n\n ", r"blank\.txt: the file is empty"),
+    ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage", r"broken\.pdf: is not a readable PDF"),
+    ("sheet.xlsx", b"PK\x03\x04", r"sheet\.xlsx: file type '\.xlsx' is not supported"),
+    ("README", b"text", r"README: file type '\(no extension\)' is not supported"),
+    ("broken.docx", b"not a zip file", r"broken\.docx: is not a readable DOCX"),
+    ("header.csv", "이름,가격\n".encode(), r"header\.csv: the CSV has a header but no rows"),
+])
+def test_bad_files_name_the_file_and_the_problem(name, data, pattern):
+    with pytest.raises(DocumentError, match=pattern):
+        load_bytes(name, data)
+
+
+def test_pdf_one_document_per_page():
+    docs = load_bytes("guide.pdf", make_pdf(["Cash is accepted at every counter.", "Parking is free for two hours."]))
+    assert [(d.page_content, d.metadata) for d in docs] == [
+        ("Cash is accepted at every counter.", {"source": "guide.pdf", "file_type": "pdf", "page": 1}),
+        ("Parking is free for two hours.", {"source": "guide.pdf", "file_type": "pdf", "page": 2}),
+    ]
+
+
+def test_pdf_without_text_layer_is_an_error():
+    with pytest.raises(DocumentError, match="no text layer"):
+        load_bytes("scan.pdf", make_pdf([""]))
+
+
+def test_docx_paragraphs_and_tables_in_order(tmp_path):
+    (doc,) = load_file(make_docx(tmp_path / "pay.docx"))
+    assert doc.page_content == "결제 안내\n\n현금과 카드 모두 받습니다.\n\n수단 | 가능\n\n수표 | 불가\n\nCash and cards are accepted."
+    assert doc.metadata == {"source": "pay.docx", "file_type": "docx"}
+
+
+def test_csv_one_document_per_row_in_cp949():
+    data = "상품,가격(원)\n바나나,3500\n우유,2800\n".encode("cp949")
+    docs = load_bytes("prices.csv", data)
+    assert [d.page_content for d in docs] == ["상품: 바나나\n가격(원): 3500", "상품: 우유\n가격(원): 2800"]
+    assert [d.metadata["row"] for d in docs] == [1, 2] and docs[0].metadata["encoding"] == "cp949"
+
+
+def test_html_text_without_scripts_and_with_title():
+    html = ("<html><head><title>공지</title><style>p{color:red}</style></head><body><script>alert(1)</script>"
+            "<h1>영업 <b>시간</b></h1><p>평일 <a href='#'>09:00</a>~21:00</p>"
+            "<table><tr><th>요일</th><th>시간</th></tr><tr><td>토</td><td>10:00</td></tr></table></body></html>")
+    (doc,) = load_bytes("notice.html", html.encode("utf-8"))
+    assert doc.page_content == "영업 시간\n평일 09:00~21:00\n요일 | 시간\n토 | 10:00"
+    assert doc.metadata["title"] == "공지"
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path):
+    (tmp_path / "a.txt").write_bytes(KO.encode("cp949"))
+    (tmp_path / "b.md").write_text("# 제목\n\n본문", encoding="utf-8")
+    (tmp_path / "c.pdf").write_bytes(b"%PDF-broken")
+    (tmp_path / "d.txt").write_bytes(b"")
+    (tmp_path / "e.exe").write_bytes(b"MZ\x00\x00")
+    report = load_paths([tmp_path / "a.txt", tmp_path / "b.md", tmp_path / "c.pdf", tmp_path / "d.txt", tmp_path / "e.exe"])
+    assert report.sources == ["a.txt", "b.md"]
+    assert [d.page_content for d in report.documents] == [KO, "# 제목\n\n본문"]
+    assert [(e.source, e.message.split(":")[0]) for e in report.errors] == [("c.pdf", "c.pdf"), ("d.txt", "d.txt"), ("e.exe", "e.exe")]
+
+
+def test_folders_give_relative_source_names(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "top.txt").write_text("위", encoding="utf-8")
+    (tmp_path / "sub" / "low.md").write_text("아래", encoding="utf-8")
+    (tmp_path / "sub" / "skip.bin").write_bytes(b"\x00\x01")
+    report = load_paths([tmp_path])
+    assert report.sources == ["sub/low.md", "top.txt"] and report.errors == []
+
+
+def test_uploads_cannot_escape_the_workspace(workspace):
+    written, errors = save_uploads(
+        [("ok.txt", b"fine"), ("../../evil.txt", b"x"), ("/etc/evil.txt", b"x"), ("sub/../../evil.md", b"x"),
+         ("tool.exe", b"x")],
+        "vectorstore/uploads/shop", workspace,
+    )
+    assert written == [workspace.root.resolve() / "vectorstore" / "uploads" / "shop" / "ok.txt"]
+    assert written[0].read_bytes() == b"fine"
+    assert [e.source for e in errors] == ["../../evil.txt", "/etc/evil.txt", "sub/../../evil.md", "tool.exe"]
+    assert "not safe" in errors[0].message and "not supported" in errors[3].message
+    assert not (workspace.root.parent / "evil.txt").exists() and not (workspace.root / "evil.txt").exists()
+
+
+@pytest.mark.skipif(not SHOP.is_dir(), reason="the sample shop documents are not there")
+def test_the_sample_shop_loads_completely():
+    report = load_paths([SHOP])
+    assert report.errors == []
+    assert sorted(report.sources) == sorted(p.name for p in SHOP.iterdir() if p.is_file())
+    encodings = {d.metadata["source"]: d.metadata.get("encoding") for d in report.documents}
+    assert "cp949" in encodings.values()  # the sample ships one CP949 file on purpose
+    assert all("\ufffd" not in d.page_content for d in report.documents)

@@ -1,0 +1,681 @@
+"""Chroma collections through `langchain-chroma`, and the lexical (BM25) index kept beside each one.
+
+Where the vectors live (`VectorStoreConfig`): an embedded `PersistentClient` under the workspace's
+`vectorstore/` folder by default, or a Chroma server (`chroma run`, `HttpClient`) when a host is set
+(`WORKBENCH_CHROMA_HOST` / `WORKBENCH_CHROMA_PORT`). The same code serves both.
+
+A collection is always opened through `langchain_chroma.Chroma` with our embedding model: a raw
+`chromadb` collection without an embedding function would try to download an ONNX model.
+
+Names: users name collections freely ("상점 FAQ"); Chroma wants 3-512 characters of [a-zA-Z0-9._-].
+`chroma_name` maps a display name to a valid, stable Chroma name and the display name is kept in
+the collection's metadata, beside the embedding model and the splitter settings.
+
+Ingestion is idempotent. A chunk's id is a hash of its source, position and text, so:
+- re-ingesting an unchanged file computes the same ids and embeds nothing;
+- a changed file gets new ids for the changed chunks; its old chunks are deleted after the new ones
+  are in (a reader never sees the file missing);
+- a run killed halfway leaves some of the new ids written; the re-run embeds only the rest.
+
+The lexical index (bm25s over character bigrams, see `lexical_tokens`) is rebuilt from the
+collection's own chunks after every change, and saved next to it under `vectorstore/`. A marker
+file says "the collection changed, the index has not caught up yet", so a crash between the two
+is repaired on the next ingest or search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.documents import Document
+
+from workbench.chunking import ChunkingConfig, split_documents
+from workbench.config import BaseConfig, Workspace, setting
+from workbench.documents import FileError, load_paths
+from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings, token_counter
+from workbench.errors import ConfigError, NotFoundError, OfflineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import chromadb
+    import numpy as np
+    from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
+
+Progress = Callable[[str, float], None]
+
+HOST_ENV = "WORKBENCH_CHROMA_HOST"
+PORT_ENV = "WORKBENCH_CHROMA_PORT"
+SCHEMA = 1
+_GET_BATCH = 5000  # below Chroma's max batch size
+
+
+def _noop(message: str, fraction: float) -> None:
+    pass
+
+
+@dataclasses.dataclass
+class VectorStoreConfig(BaseConfig):
+    """Where Chroma keeps the vectors: embedded under the workspace, or a Chroma server."""
+
+    host: str = setting("", "Chroma server host (`chroma run`). Empty: the embedded store under vectorstore/.",
+                        help_ko="Chroma 서버 호스트 (`chroma run`). 비워 두면 작업 공간 vectorstore/ 의 내장 저장소.")
+    port: int = setting(8000, "Chroma server port.", help_ko="Chroma 서버 포트.", min=1, max=65535)
+    ssl: bool = setting(False, "Connect to the server over HTTPS.", help_ko="HTTPS로 서버에 연결.")
+
+    @classmethod
+    def default(cls) -> "VectorStoreConfig":
+        """From `WORKBENCH_CHROMA_HOST` / `WORKBENCH_CHROMA_PORT` (embedded when the host is unset)."""
+        port = os.environ.get(PORT_ENV, "8000")
+        if not port.isdigit():
+            raise ConfigError(f"{PORT_ENV} = {port!r} is not a port number. Set it to e.g. 8000.")
+        return cls(host=os.environ.get(HOST_ENV, ""), port=int(port))
+
+    @property
+    def embedded(self) -> bool:
+        return not self.host
+
+    def describe(self, workspace: Workspace) -> str:
+        if self.embedded:
+            return f"embedded Chroma at {workspace.vectorstore}"
+        return f"Chroma server at {'https' if self.ssl else 'http'}://{self.host}:{self.port}"
+
+
+@dataclasses.dataclass
+class Chunk:
+    """One stored chunk: its Chroma id, text and metadata (source, chunk_index, start_index, ...)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclasses.dataclass
+class CollectionInfo:
+    name: str  # the display name the user gave
+    chroma_name: str
+    chunks: int
+    documents: int
+    embedding: str
+    splitter: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclasses.dataclass
+class DocumentInfo:
+    source: str
+    chunks: int
+    file_type: str
+
+
+@dataclasses.dataclass
+class SourceResult:
+    source: str
+    chunks: int
+    added: int
+    removed: int
+
+    @property
+    def status(self) -> str:
+        if not self.added and not self.removed:
+            return "unchanged"
+        return "new" if self.added == self.chunks and not self.removed else "changed"
+
+
+@dataclasses.dataclass
+class IngestReport:
+    """What an ingest did: per source, how many chunks it has now and how many were added / removed."""
+
+    collection: str
+    chroma_name: str
+    embedding: str
+    sources: list[SourceResult]
+    errors: list[FileError]
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    lexical_seconds: float = 0.0
+
+    @property
+    def added(self) -> int:
+        return sum(s.added for s in self.sources)
+
+    @property
+    def removed(self) -> int:
+        return sum(s.removed for s in self.sources)
+
+    @property
+    def chunks(self) -> int:
+        return sum(s.chunks for s in self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection, "chroma_name": self.chroma_name, "embedding": self.embedding,
+            "chunks": self.chunks, "added": self.added, "removed": self.removed,
+            "sources": [{**dataclasses.asdict(s), "status": s.status} for s in self.sources],
+            "errors": [dataclasses.asdict(e) for e in self.errors],
+            "seconds": round(self.seconds, 3), "embed_seconds": round(self.embed_seconds, 3),
+        }
+
+
+# --- names --------------------------------------------------------------------------------------
+
+_CHROMA_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+MAX_DISPLAY_NAME = 200
+
+
+def chroma_name(display_name: str) -> str:
+    """A valid Chroma collection name for any display name, stable across runs.
+
+    A name that Chroma accepts is used as is; otherwise its ASCII letters and digits are kept and a
+    short hash of the whole name makes it unique ("상점 FAQ" -> "FAQ-<hash>", "상점" -> "kb-<hash>").
+
+    Raises:
+        ConfigError: the name is empty or too long.
+    """
+    name = display_name.strip()
+    if not name:
+        raise ConfigError("The collection name is empty. Give it a name, e.g. 'shop' or '상점'.")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise ConfigError(f"The collection name is {len(name)} characters long. Use at most {MAX_DISPLAY_NAME}.")
+    if _CHROMA_NAME.match(name) and ".." not in name and not _IPV4.match(name):
+        return name
+    ascii_part = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")[:40].strip("-")
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+    return f"{ascii_part}-{digest}" if ascii_part else f"kb-{digest}"
+
+
+def chunk_id(source: str, chunk_index: int, start_index: int, text: str) -> str:
+    """The id of a chunk: a hash of where it comes from and what it says."""
+    h = hashlib.sha256()
+    for part in (source, str(chunk_index), str(start_index), text):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+# --- clients and collections --------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _client(key: tuple[str, str, int, bool]) -> "chromadb.ClientAPI":
+    import chromadb
+    from chromadb.config import Settings
+
+    kind, where, port, ssl = key
+    settings = Settings(anonymized_telemetry=False)
+    if kind == "embedded":
+        return chromadb.PersistentClient(path=where, settings=settings)
+    try:
+        return chromadb.HttpClient(host=where, port=port, ssl=ssl, settings=settings)
+    except Exception as exc:  # chromadb raises ValueError / httpx errors / its own; all mean "no server"
+        raise OfflineError(
+            f"The Chroma server at {where}:{port} cannot be reached ({exc}). Start it with "
+            f"`chroma run --path DIR --host {where} --port {port}`, or unset {HOST_ENV} to use the embedded store."
+        ) from exc
+
+
+def client(workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> "chromadb.ClientAPI":
+    """The Chroma client for this workspace (embedded) or the configured server; cached per location.
+
+    Raises:
+        OfflineError: a configured server does not answer.
+    """
+    ws = workspace or Workspace.default()
+    store = store or VectorStoreConfig.default()
+    if store.embedded:
+        ws.vectorstore.mkdir(parents=True, exist_ok=True)
+        return _client(("embedded", str(ws.vectorstore.resolve()), 0, False))
+    return _client(("server", store.host, store.port, store.ssl))
+
+
+@functools.lru_cache(maxsize=4)
+def get_embeddings(name: str) -> "Embeddings":
+    """An embedding model loaded once per process (they are read-only once loaded)."""
+    return load_embeddings(name)
+
+
+def _lexical_dir(chroma: str, workspace: Workspace, store: VectorStoreConfig) -> Path:
+    base = workspace.vectorstore if store.embedded else workspace.vectorstore / f"server-{store.host}-{store.port}"
+    return base / f"{chroma}.bm25"
+
+
+def _find(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection | None":
+    """The collection a user means by `name`: its display name, or its Chroma name."""
+    cl = client(workspace, store)
+    for candidate in dict.fromkeys([chroma_name(name), name.strip()]):
+        try:
+            return cl.get_collection(candidate)
+        except Exception as exc:  # chromadb raises NotFoundError (1.x) or ValueError (older) for a missing one
+            if "does not exist" not in str(exc) and "not found" not in str(exc).lower():
+                raise
+    return None
+
+
+def _require(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection":
+    coll = _find(name, workspace, store)
+    if coll is None:
+        known = ", ".join(repr(c.name) for c in list_collections(workspace, store)) or "none yet"
+        raise NotFoundError(f"There is no collection {name!r} ({store.describe(workspace)}; collections: {known}). "
+                            f"Ingest documents into it first.")
+    return coll
+
+
+def vector_store(
+    name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None
+) -> "Chroma":
+    """An existing collection as a LangChain `Chroma` vector store with its own embedding model.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    from langchain_chroma import Chroma
+
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(name, ws, store)
+    embedding = (coll.metadata or {}).get("embedding", DEFAULT_EMBEDDING)
+    return Chroma(collection_name=coll.name, embedding_function=get_embeddings(embedding),
+                  client=client(ws, store), create_collection_if_not_exists=False)
+
+
+def _open_for_ingest(
+    name: str, embedding: str | None, chunking: ChunkingConfig, ws: Workspace, store: VectorStoreConfig
+) -> tuple["Chroma", str]:
+    """Create the collection, or open it after checking that it was built with the same embedding model."""
+    from langchain_chroma import Chroma
+
+    existing = _find(name, ws, store)
+    if existing is not None:
+        meta = dict(existing.metadata or {})
+        recorded = meta.get("embedding", DEFAULT_EMBEDDING)
+        if embedding is not None and embedding != recorded:
+            raise ConfigError(
+                f"Collection {meta.get('display_name', existing.name)!r} holds vectors of the embedding model "
+                f"{recorded!r}; you asked for {embedding!r}, whose vectors cannot be compared with them. "
+                f"Ingest with embedding {recorded!r}, or use a new collection (or delete this one)."
+            )
+        embedding = recorded
+        if any(meta.get(k) != v for k, v in chunking.metadata().items()):
+            meta.update(chunking.metadata())
+            existing.modify(metadata={k: v for k, v in meta.items() if not k.startswith("hnsw:")})
+        return Chroma(collection_name=existing.name, embedding_function=get_embeddings(embedding),
+                      client=client(ws, store), create_collection_if_not_exists=False), embedding
+    embedding = embedding or DEFAULT_EMBEDDING
+    emb = get_embeddings(embedding)  # fails before anything is created if the model cannot load
+    metadata = {"display_name": name.strip(), "embedding": embedding, "schema": SCHEMA,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **chunking.metadata()}
+    vs = Chroma(collection_name=chroma_name(name), embedding_function=emb, client=client(ws, store),
+                collection_metadata=metadata, collection_configuration={"hnsw": {"space": "cosine"}})
+    return vs, embedding
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+
+def ingest_paths(
+    paths: Sequence[str | Path],
+    collection: str,
+    chunking: ChunkingConfig | None = None,
+    embedding: str | None = None,
+    workspace: Workspace | None = None,
+    progress: Progress | None = None,
+    store: VectorStoreConfig | None = None,
+) -> IngestReport:
+    """Load files and folders and ingest them into `collection` (created when missing).
+
+    A file that cannot be read is listed in `report.errors`; the others still go in. A source's
+    name is its file name (or its path inside a given folder), so ingesting a new version of a file
+    replaces the old one's chunks.
+
+    Raises:
+        ConfigError: `embedding` differs from the one the collection was built with; bad settings.
+        ModelError / OfflineError: the embedding model or the Chroma server is unavailable.
+    """
+    progress = progress or _noop
+    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f))
+    report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
+                              lambda m, f: progress(m, 0.05 + 0.95 * f), store)
+    report.errors = loaded.errors + report.errors
+    return report
+
+
+def ingest_documents(
+    documents: Sequence[Document],
+    collection: str,
+    chunking: ChunkingConfig | None = None,
+    embedding: str | None = None,
+    workspace: Workspace | None = None,
+    progress: Progress | None = None,
+    store: VectorStoreConfig | None = None,
+    batch_size: int = 32,
+) -> IngestReport:
+    """Split documents and bring `collection` in step with them (see the module docstring).
+
+    Every document needs `metadata["source"]`; the sources given are replaced as a whole, other
+    sources in the collection are left alone.
+    """
+    t0 = time.perf_counter()
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    chunking = chunking or ChunkingConfig()
+    progress = progress or _noop
+    missing = [i for i, d in enumerate(documents) if not d.metadata.get("source")]
+    if missing:
+        raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.")
+    vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
+    coll = vs._collection
+    counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
+
+    progress("splitting", 0.0)
+    chunks = split_documents(documents, chunking, counter)
+    by_source: dict[str, list[Document]] = {}
+    for d in documents:
+        by_source.setdefault(d.metadata["source"], [])
+    for c in chunks:
+        c.id = chunk_id(c.metadata["source"], c.metadata["chunk_index"], c.metadata["start_index"], c.page_content)
+        c.metadata["chunk_id"] = c.id
+        by_source[c.metadata["source"]].append(c)
+
+    existing = _ids_by_source(coll, list(by_source))
+    to_add = [c for c in chunks if c.id not in existing.get(c.metadata["source"], set())]
+    to_remove: list[str] = []
+    results = []
+    for source, source_chunks in by_source.items():
+        new_ids = {c.id for c in source_chunks}
+        stale = existing.get(source, set()) - new_ids
+        to_remove.extend(sorted(stale))
+        results.append(SourceResult(source, len(source_chunks),
+                                    sum(1 for c in source_chunks if c.id not in existing.get(source, set())), len(stale)))
+
+    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    if to_add or to_remove:
+        lex.mark_stale()
+    t_embed = time.perf_counter()
+    for i in range(0, len(to_add), batch_size):
+        batch = to_add[i : i + batch_size]
+        progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
+        vs.add_texts([c.page_content for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
+    embed_seconds = time.perf_counter() - t_embed
+    for i in range(0, len(to_remove), _GET_BATCH):
+        coll.delete(ids=to_remove[i : i + _GET_BATCH])
+
+    t_lex = time.perf_counter()
+    if lex.stale or not lex.exists():
+        progress("updating the lexical index", 0.92)
+        lex.rebuild(coll)
+    progress("done", 1.0)
+    return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
+                        embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
+                        embed_seconds=embed_seconds, lexical_seconds=time.perf_counter() - t_lex)
+
+
+def _ids_by_source(coll: "chromadb.Collection", sources: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for i in range(0, len(sources), 100):
+        part = sources[i : i + 100]
+        where = {"source": part[0]} if len(part) == 1 else {"source": {"$in": part}}
+        got = coll.get(where=where, include=["metadatas"])
+        for id_, meta in zip(got["ids"], got["metadatas"]):
+            out.setdefault(str((meta or {}).get("source")), set()).add(id_)
+    return out
+
+
+def add_embedded_chunks(
+    collection: str,
+    chunks: Sequence[Chunk],
+    vectors: "np.ndarray | Sequence[Sequence[float]]",
+    workspace: Workspace | None = None,
+    store: VectorStoreConfig | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Write chunks whose vectors were computed elsewhere (an import, a benchmark) into an existing
+    collection, then bring its lexical index in step. The vectors must come from the collection's model.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    progress = progress or _noop
+    coll = _require(collection, ws, store)
+    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    lex.mark_stale()
+    step = 2000
+    for i in range(0, len(chunks), step):
+        progress(f"writing chunks {i + 1}-{min(i + step, len(chunks))} of {len(chunks)}", i / max(len(chunks), 1))
+        part = chunks[i : i + step]
+        coll.upsert(ids=[c.id for c in part], documents=[c.text for c in part], metadatas=[c.metadata for c in part],
+                    embeddings=[list(map(float, v)) for v in vectors[i : i + step]])
+    progress("updating the lexical index", 0.95)
+    lex.rebuild(coll)
+    progress("done", 1.0)
+
+
+# --- browse and delete --------------------------------------------------------------------------
+
+
+def list_collections(workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> list[CollectionInfo]:
+    """All collections with their chunk and document counts, embedding model and splitter settings."""
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    if store.embedded and not (ws.vectorstore / "chroma.sqlite3").is_file():
+        return []  # do not create a store just to list nothing
+    out = []
+    for coll in client(ws, store).list_collections():
+        out.append(_info(coll))
+    return sorted(out, key=lambda c: c.name)
+
+
+def collection_info(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> CollectionInfo:
+    """Stats of one collection.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    return _info(_require(name, ws, store))
+
+
+def _info(coll: "chromadb.Collection") -> CollectionInfo:
+    meta = dict(coll.metadata or {})
+    sources = _all_metadata_values(coll, "source")
+    return CollectionInfo(
+        name=meta.get("display_name", coll.name), chroma_name=coll.name, chunks=coll.count(),
+        documents=len(set(sources)), embedding=meta.get("embedding", DEFAULT_EMBEDDING),
+        splitter={k: meta[k] for k in ("splitter", "chunk_size", "chunk_overlap") if k in meta}, metadata=meta,
+    )
+
+
+def _all_metadata_values(coll: "chromadb.Collection", key: str) -> list[Any]:
+    values: list[Any] = []
+    total = coll.count()
+    for offset in range(0, total, _GET_BATCH):
+        got = coll.get(include=["metadatas"], limit=_GET_BATCH, offset=offset)
+        values.extend((m or {}).get(key) for m in got["metadatas"])
+    return values
+
+
+def list_documents(collection: str, workspace: Workspace | None = None,
+                   store: VectorStoreConfig | None = None) -> list[DocumentInfo]:
+    """The sources in a collection, with how many chunks each has."""
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(collection, ws, store)
+    counts: dict[str, list[Any]] = {}
+    total = coll.count()
+    for offset in range(0, total, _GET_BATCH):
+        got = coll.get(include=["metadatas"], limit=_GET_BATCH, offset=offset)
+        for m in got["metadatas"]:
+            m = m or {}
+            entry = counts.setdefault(str(m.get("source")), [0, m.get("file_type", "")])
+            entry[0] += 1
+    return [DocumentInfo(s, n, t) for s, (n, t) in sorted(counts.items())]
+
+
+def get_chunks(
+    collection: str,
+    workspace: Workspace | None = None,
+    limit: int | None = None,
+    where: dict[str, Any] | None = None,
+    store: VectorStoreConfig | None = None,
+    include_embeddings: bool = False,
+) -> list[Chunk]:
+    """All chunks of a collection (or the first `limit`, or those matching `where`), in document
+    order: by source, then chunk_index. With `include_embeddings`, metadata["embedding"] holds the vector.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(collection, ws, store)
+    include = ["documents", "metadatas"] + (["embeddings"] if include_embeddings else [])
+    chunks: list[Chunk] = []
+    total = coll.count()
+    for offset in range(0, total, _GET_BATCH):
+        got = coll.get(where=where, include=include, limit=_GET_BATCH, offset=offset)
+        for j, (id_, text, meta) in enumerate(zip(got["ids"], got["documents"], got["metadatas"])):
+            meta = dict(meta or {})
+            if include_embeddings:
+                meta["embedding"] = [float(x) for x in got["embeddings"][j]]
+            chunks.append(Chunk(id_, text or "", meta))
+        if len(got["ids"]) < _GET_BATCH:
+            break
+    chunks.sort(key=lambda c: (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", 0))))
+    return chunks[:limit] if limit is not None else chunks
+
+
+def delete_document(collection: str, source: str, workspace: Workspace | None = None,
+                    store: VectorStoreConfig | None = None) -> int:
+    """Delete every chunk of one source; returns how many were deleted.
+
+    Raises:
+        NotFoundError: no such collection, or no such source in it.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(collection, ws, store)
+    ids = coll.get(where={"source": source}, include=[])["ids"]
+    if not ids:
+        raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.")
+    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    lex.mark_stale()
+    for i in range(0, len(ids), _GET_BATCH):
+        coll.delete(ids=ids[i : i + _GET_BATCH])
+    lex.rebuild(coll)
+    return len(ids)
+
+
+def delete_collection(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> None:
+    """Delete a collection and its lexical index.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(name, ws, store)
+    client(ws, store).delete_collection(coll.name)
+    shutil.rmtree(_lexical_dir(coll.name, ws, store), ignore_errors=True)
+    _LEXICAL_CACHE.pop(str(_lexical_dir(coll.name, ws, store)), None)
+
+
+# --- the lexical index ----------------------------------------------------------------------------
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Character bigrams of the text with whitespace removed, lower-cased.
+
+    Korean words carry particles ("결제가", "결제는"): bigrams match "결제" in both without a
+    morphological analyser, and measured best on KorQuAD (docs/benchmarks.md).
+    """
+    s = "".join(text.lower().split())
+    if len(s) < 2:
+        return [s] if s else []
+    return [s[i : i + 2] for i in range(len(s) - 1)]
+
+
+class LexicalIndex:
+    """A bm25s index over a collection's chunks, saved in `path` with the chunk ids in index order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def _stale_marker(self) -> Path:
+        return self.path.parent / f"{self.path.name}.stale"
+
+    @property
+    def stale(self) -> bool:
+        return self._stale_marker.exists()
+
+    def exists(self) -> bool:
+        return (self.path / "ids.json").is_file()
+
+    def mark_stale(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stale_marker.touch()
+
+    def rebuild(self, coll: "chromadb.Collection") -> None:
+        """Index every chunk of `coll` and save; clears the stale marker."""
+        import bm25s
+
+        ids: list[str] = []
+        corpus: list[list[str]] = []
+        total = coll.count()
+        for offset in range(0, total, _GET_BATCH):
+            got = coll.get(include=["documents"], limit=_GET_BATCH, offset=offset)
+            ids.extend(got["ids"])
+            corpus.extend(lexical_tokens(t or "") for t in got["documents"])
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if ids:
+            retriever = bm25s.BM25()
+            retriever.index(corpus, show_progress=False)
+            retriever.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+        # Swap in the new index as a whole, so a reader never sees half of one.
+        old = self.path.with_name(self.path.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            self.path.rename(old)
+        tmp.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self._stale_marker.unlink(missing_ok=True)
+        _LEXICAL_CACHE.pop(str(self.path), None)
+
+    def load(self) -> tuple[Any, list[str]]:
+        """(bm25s retriever or None when empty, chunk ids), cached in memory until the index changes."""
+        key = str(self.path)
+        stamp = (self.path / "ids.json").stat().st_mtime_ns
+        cached = _LEXICAL_CACHE.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        import bm25s
+
+        ids = json.loads((self.path / "ids.json").read_text(encoding="utf-8"))
+        retriever = bm25s.BM25.load(str(self.path), show_progress=False) if ids else None
+        _LEXICAL_CACHE[key] = (stamp, retriever, ids)
+        return retriever, ids
+
+
+_LEXICAL_CACHE: dict[str, tuple[int, Any, list[str]]] = {}
+
+
+def lexical_index(name: str, workspace: Workspace | None = None,
+                  store: VectorStoreConfig | None = None) -> tuple[Any, list[str]]:
+    """The collection's BM25 index and its chunk ids, rebuilt first if it is missing or behind.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = _require(name, ws, store)
+    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    if lex.stale or not lex.exists():
+        lex.rebuild(coll)
+    retriever, ids = lex.load()
+    if len(ids) != coll.count():  # changed by another process (a shared server): catch up
+        lex.rebuild(coll)
+        retriever, ids = lex.load()
+    return retriever, ids
