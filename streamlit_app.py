@@ -15,6 +15,7 @@ language_switch()
 
 pages = [
     st.Page("pages/home.py", title=t("Home", "홈"), icon="🏠", default=True, url_path="home"),
+    st.Page("pages/dataset.py", title=t("Dataset", "데이터셋"), icon="📋", url_path="dataset"),
 ]
 nav = st.navigation(pages)
 

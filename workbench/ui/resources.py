@@ -36,3 +36,14 @@ def embeddings(name: str) -> Any:
     from workbench.embeddings import load_embeddings
 
     return load_embeddings(name)
+
+
+@st.cache_resource(show_spinner=False)
+def count_tokenizer(name: str, root: str) -> Any:
+    """A tokenizer for counting tokens (dataset length checks); see workbench.alpaca.load_tokenizer."""
+    from pathlib import Path
+
+    from workbench.alpaca import load_tokenizer
+    from workbench.config import Workspace
+
+    return load_tokenizer(name, Workspace(Path(root)))

@@ -1,0 +1,370 @@
+"""Dataset: import / generate / edit / validate / split / export / push Alpaca rows (workbench.alpaca, synth, hub)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from workbench import alpaca
+from workbench.config import PROJECT_DIR
+from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
+from workbench.ui.i18n import t
+
+ws = workspace()
+SAMPLES = PROJECT_DIR / "examples" / "alpaca"
+KIND_LABELS = {
+    "missing_instruction": ("instruction is empty", "질문(instruction) 없음"),
+    "missing_output": ("output is empty", "답변(output) 없음"),
+    "non_text": ("not text", "텍스트 아님"),
+    "too_long": ("too long", "너무 김"),
+    "duplicate": ("exact duplicate", "완전 중복"),
+    "near_duplicate": ("near duplicate", "거의 중복"),
+    "same_question": ("same question, other answer", "같은 질문, 다른 답변"),
+}
+
+
+def kind_label(kind: str) -> str:
+    en, ko = KIND_LABELS.get(kind, (kind, kind))
+    return t(en, ko)
+
+
+st.title(t("Dataset", "데이터셋"))
+st.caption(t(
+    "Alpaca rows (instruction / input / output) for fine-tuning: import or generate them, check and edit them, split 9:1 "
+    "(scikit-learn, seed 42) into train and test plus a validation part of train, export and push to the Hub.",
+    "파인튜닝용 Alpaca 행(instruction / input / output): 가져오거나 생성하고, 검사·편집한 뒤 학습/테스트로 9:1 분할(scikit-learn, "
+    "시드 42)하고 학습에서 검증용을 떼어 내며, 내보내고 Hub에 올립니다.",
+))
+
+# A name chosen by an action (import, generate) is applied before the selector is drawn.
+if "dataset.pending" in st.session_state:
+    st.session_state["dataset.name"] = st.session_state.pop("dataset.pending")
+
+datasets = {d.name: d for d in alpaca.list_datasets(ws)}
+names = list(datasets)
+if st.session_state.get("dataset.name") not in names:
+    st.session_state.pop("dataset.name", None)
+current = st.selectbox(t("Dataset", "데이터셋"), names, key="dataset.name", index=0 if names else None,
+                       placeholder=t("No dataset yet: import or generate one", "아직 데이터셋이 없습니다: 가져오거나 생성하세요"))
+info = datasets.get(current) if current else None
+
+if info:
+    sizes = info.sizes
+    c = st.columns(4)
+    c[0].metric(t("Rows", "행"), info.rows)
+    c[1].metric(t("Train", "학습"), sizes.get("train", "–"))
+    c[2].metric(t("Validation", "검증"), sizes.get("validation", "–"))
+    c[3].metric(t("Test", "테스트"), sizes.get("test", "–"))
+    if info.split_stale:
+        st.warning(t("The rows changed after the last split: split again so training sees them.",
+                     "마지막 분할 뒤에 행이 바뀌었습니다: 학습에 반영하려면 다시 분할하세요."))
+
+tab_import, tab_gen, tab_edit, tab_split, tab_push = st.tabs(
+    [t("Import", "가져오기"), t("Generate", "생성"), t("Edit & check", "편집·검사"), t("Split", "분할"), t("Export & push", "내보내기·업로드")]
+)
+
+# --- import -------------------------------------------------------------------------------------
+with tab_import:
+    kinds = {"sample": t("Sample dataset", "예제 데이터셋"), "upload": t("Upload a file", "파일 올리기"),
+             "path": t("Path on this machine", "이 컴퓨터의 경로"), "hub": t("Hub repository", "Hub 저장소")}
+    kind = st.radio(t("Source", "원본"), list(kinds), format_func=kinds.__getitem__, horizontal=True, key="dataset.source_kind")
+    source: str | None = None
+    label: str | None = None
+    tmpdir = None
+    if kind == "sample":
+        samples = sorted(p.name for p in SAMPLES.glob("*.csv")) if SAMPLES.is_dir() else []
+        sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
+        source = str(SAMPLES / sample) if sample else None
+    elif kind == "upload":
+        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8 or CP949)", "CSV, JSON, JSONL (UTF-8 또는 CP949)"),
+                              type=["csv", "json", "jsonl"], key="dataset.upload")
+        if up is not None:
+            tmpdir = tempfile.TemporaryDirectory()
+            path = Path(tmpdir.name) / Path(up.name).name
+            path.write_bytes(up.getvalue())
+            source, label = str(path), up.name
+    elif kind == "path":
+        source = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip() or None
+    else:
+        source = st.text_input(t("Hub dataset id (owner/name)", "Hub 데이터셋 id (owner/name)"), key="dataset.hub_repo").strip() or None
+        st.text_input(t("data_files (e.g. train_ds.csv)", "data_files (예: train_ds.csv)"), key="dataset.data_files",
+                      help=config_help(alpaca.DatasetConfig, "data_files"))
+
+    enc = st.selectbox(t("Encoding", "인코딩"), alpaca.DatasetConfig.choices("encoding"), key="dataset.encoding",
+                       help=config_help(alpaca.DatasetConfig, "encoding"))
+    columns: list[str] = []
+    if source and kind != "hub":
+        with user_errors():
+            raw, _ = alpaca.read_source(source, alpaca.DatasetConfig(encoding=enc))
+            columns = list(dict.fromkeys(k for r in raw for k in r))
+            st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
+            st.dataframe(pd.DataFrame(raw[:5]), hide_index=True)
+    m = st.columns(3)
+    mapping = {}
+    auto = t("(auto)", "(자동)")
+    for col, target in zip(m, alpaca.ALPACA_COLUMNS):
+        if columns:
+            mapping[target] = col.selectbox(target, [""] + columns, key=f"dataset.map_{target}",
+                                            format_func=lambda c: c or auto,
+                                            help=config_help(alpaca.DatasetConfig, f"{target}_column"))
+        else:
+            mapping[target] = col.text_input(target, key=f"dataset.map_{target}_text", placeholder=auto,
+                                             help=config_help(alpaca.DatasetConfig, f"{target}_column"))
+    c1, c2, c3 = st.columns(3)
+    new_name = c1.text_input(t("Name", "이름"), value=Path(label or source or "dataset").stem if kind != "hub" else "",
+                             key="dataset.new_name", help=config_help(alpaca.DatasetConfig, "name"))
+    tok = c2.text_input(t("Tokenizer for the length check", "길이 검사용 토크나이저"), value="smollm2-135m", key="dataset.tokenizer",
+                        help=config_help(alpaca.DatasetConfig, "tokenizer"))
+    max_tokens = c3.number_input(t("Max tokens per row", "행당 최대 토큰"), min_value=16, max_value=131072, value=1024, step=64,
+                                 key="dataset.max_tokens", help=config_help(alpaca.DatasetConfig, "max_tokens"))
+    replace = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.replace")
+    if st.button(t("Import", "가져오기"), key="dataset.import", type="primary", disabled=not source):
+        report, _ = progress_reporter(t("Importing…", "가져오는 중…"))
+        with user_errors():
+            cfg = alpaca.DatasetConfig(
+                name=new_name.strip(), encoding=enc, tokenizer=tok.strip(), max_tokens=int(max_tokens),
+                instruction_column=mapping["instruction"], input_column=mapping["input"], output_column=mapping["output"],
+                data_files=st.session_state.get("dataset.data_files", "") if kind == "hub" else "",
+            )
+            result = alpaca.import_dataset(source, cfg, workspace=ws, overwrite=replace, progress=report, label=label)
+            s = alpaca.summarize_issues(result.issues)
+            st.session_state["dataset.flash"] = t(
+                f"Imported {result.info.rows} rows into '{result.info.name}': {s['errors']} rows with errors, {s['warnings']} warnings.",
+                f"'{result.info.name}'에 {result.info.rows}행을 가져왔습니다: 오류 {s['errors']}건, 경고 {s['warnings']}건.")
+            st.session_state["dataset.pending"] = result.info.name
+            st.rerun()
+    if tmpdir is not None:
+        tmpdir.cleanup()
+
+if "dataset.flash" in st.session_state:
+    st.success(st.session_state.pop("dataset.flash"))
+
+# --- generate -----------------------------------------------------------------------------------
+with tab_gen:
+    from workbench.synth import DEFAULT_PROMPTS, GenerationJob, SynthConfig, chunks_from_collection
+
+    job: GenerationJob | None = st.session_state.get("dataset.gen_job")
+    if job is not None:
+        @st.fragment(run_every=1.0)
+        def _watch() -> None:
+            state = job.state()
+            st.progress(min(max(state["fraction"], 0.0), 1.0), text=state["message"])
+            if not state["done"]:
+                if st.button(t("Cancel", "취소"), key="dataset.gen_cancel"):
+                    job.cancel()
+                return
+            if state["error"]:
+                st.error(state["error"], icon="⚠️")
+            elif job.result is not None:
+                r = job.result
+                st.success(t(f"{len(r.rows)} rows from {r.chunks_used} chunks in {r.seconds:.0f} s ({r.requests} requests)"
+                             + (", cancelled" if r.cancelled else ""),
+                             f"청크 {r.chunks_used}개에서 {len(r.rows)}행 생성, {r.seconds:.0f}초 (요청 {r.requests}회)"
+                             + (", 취소됨" if r.cancelled else "")))
+                if r.note:
+                    st.info(r.note)
+                if r.failures:
+                    st.dataframe(pd.DataFrame([f.to_dict() for f in r.failures]), hide_index=True)
+            if st.button(t("Done", "확인"), key="dataset.gen_clear"):
+                st.session_state.pop("dataset.gen_job", None)
+                if job.info is not None:
+                    st.session_state["dataset.pending"] = job.info.name
+                st.rerun(scope="app")
+
+        _watch()
+    else:
+        collections: list[str] = []
+        with user_errors():
+            from workbench.vectordb import list_collections
+
+            collections = [c.name for c in list_collections(ws)]
+        if not collections:
+            st.info(t("No knowledge-base collection yet: build one on the Knowledge base page first.",
+                      "아직 지식 베이스 컬렉션이 없습니다: 먼저 지식 베이스 페이지에서 만드세요."))
+        else:
+            g1, g2 = st.columns(2)
+            coll = g1.selectbox(t("Collection", "컬렉션"), collections, key="dataset.gen_collection")
+            gen_name = g2.text_input(t("New dataset name", "새 데이터셋 이름"), value=f"{coll}-generated", key="dataset.gen_name")
+            provider = st.radio(t("Provider", "제공자"), SynthConfig.choices("provider"), horizontal=True, key="dataset.gen_provider",
+                                help=config_help(SynthConfig, "provider"))
+            e1, e2, e3 = st.columns(3)
+            base_url = e1.text_input(t("Base URL", "기본 URL"), value="" if provider == "anthropic" else "http://127.0.0.1:8000/v1",
+                                     key=f"dataset.gen_url_{provider}", help=config_help(SynthConfig, "base_url"))
+            model = e2.text_input(t("Model", "모델"), key="dataset.gen_model", help=config_help(SynthConfig, "model"))
+            api_key = e3.text_input(t("API key (empty: from the environment)", "API 키 (비우면 환경 변수)"), type="password",
+                                    key="dataset.gen_key")
+            n1, n2, n3, n4 = st.columns(4)
+            n_target = n1.number_input(t("Target rows", "목표 행 수"), 1, 100000, 500, key="dataset.gen_n", help=config_help(SynthConfig, "n_target"))
+            pairs = n2.number_input(t("Pairs per chunk", "청크당 쌍"), 1, 50, 3, key="dataset.gen_pairs", help=config_help(SynthConfig, "pairs_per_chunk"))
+            lang = n3.selectbox(t("Language", "언어"), SynthConfig.choices("language"), key="dataset.gen_lang")
+            gen_tokens = n4.number_input(t("Max tokens per reply", "응답당 최대 토큰"), 16, 32768, 1024, key="dataset.gen_max_tokens")
+            prompt = st.text_area(t("Prompt ({chunk}, {n}, {source} are filled in)", "프롬프트 ({chunk}, {n}, {source}가 채워집니다)"),
+                                  value=DEFAULT_PROMPTS[lang], height=200, key=f"dataset.gen_prompt_{lang}")
+            with st.expander(t("More settings", "추가 설정")):
+                temperature = st.slider(t("Temperature", "온도"), 0.0, 2.0, 0.7, key="dataset.gen_temperature")
+                retries = st.number_input(t("Retries per chunk", "청크당 재시도"), 0, 10, 2, key="dataset.gen_retries")
+                extra_body = st.text_input(t("Extra request JSON", "추가 요청 JSON"), key="dataset.gen_extra", help=config_help(SynthConfig, "extra_body"))
+                replace_gen = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.gen_replace")
+            if st.button(t("Generate", "생성"), key="dataset.generate", type="primary"):
+                with user_errors():
+                    cfg = SynthConfig(provider=provider, base_url=base_url.strip(), model=model.strip(), n_target=int(n_target),
+                                      pairs_per_chunk=int(pairs), language=lang, prompt="" if prompt == DEFAULT_PROMPTS[lang] else prompt,
+                                      max_tokens=int(gen_tokens), temperature=float(temperature), retries=int(retries),
+                                      extra_body=extra_body.strip())
+                    alpaca.check_name(gen_name.strip())
+                    chunks = chunks_from_collection(coll, ws)
+                    st.session_state["dataset.gen_job"] = GenerationJob(gen_name.strip(), chunks, cfg, api_key=api_key or None,
+                                                                        collection=coll, workspace=ws, overwrite=replace_gen)
+                    st.rerun()
+
+# --- edit & check -------------------------------------------------------------------------------
+with tab_edit:
+    if not info:
+        st.info(t("Import or generate a dataset first.", "먼저 데이터셋을 가져오거나 생성하세요."))
+    else:
+        rows = alpaca.load_rows(info.name, ws)
+        issues: list[alpaca.Issue] = []
+        tokenizer_name = (json.loads((info.path / alpaca.META_FILE).read_text(encoding="utf-8")).get("settings") or {}).get("tokenizer", "")
+        with user_errors():
+            issues = alpaca.check_dataset(info.name, workspace=ws)
+        summary = alpaca.summarize_issues(issues)
+        k1, k2 = st.columns(2)
+        k1.metric(t("Rows with errors", "오류 행"), len(alpaca.issue_rows(issues)))
+        k2.metric(t("Duplicate warnings", "중복 경고"), summary["warnings"])
+        if issues:
+            st.dataframe(pd.DataFrame([{"row": i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
+                                        t("repeats row", "같은 행"): i.other_row} for i in issues]),
+                         hide_index=True, key="dataset.issue_table")
+            b1, b2, b3 = st.columns(3)
+            err_rows = alpaca.issue_rows(issues)
+            dup_rows = alpaca.issue_rows(issues, ["duplicate", "near_duplicate"])
+            if b1.button(t("Convert non-text to text", "텍스트 아닌 값을 텍스트로"), key="dataset.fix",
+                         disabled=not summary["counts"].get("non_text")):
+                alpaca.save_rows(info.name, alpaca.fix_rows(rows), ws, note="fixed non-text values")
+                st.rerun()
+            if b2.button(t(f"Drop {len(err_rows)} rows with errors", f"오류 행 {len(err_rows)}개 삭제"), key="dataset.drop_errors",
+                         disabled=not err_rows):
+                alpaca.drop_rows(info.name, err_rows, ws)
+                st.rerun()
+            if b3.button(t(f"Drop {len(dup_rows)} duplicates", f"중복 {len(dup_rows)}개 삭제"), key="dataset.drop_dups",
+                         disabled=not dup_rows):
+                alpaca.drop_rows(info.name, dup_rows, ws)
+                st.rerun()
+        else:
+            st.success(t("No problems found.", "문제가 없습니다."))
+
+        st.subheader(t("Rows", "행"))
+        st.caption(t("Edit cells, add rows at the bottom, delete rows by selecting them. Saving stores every value as text; "
+                     "'Reload' throws unsaved edits away.",
+                     "셀을 고치고, 맨 아래에 행을 추가하고, 선택해 삭제하세요. 저장하면 모든 값이 텍스트로 저장됩니다; "
+                     "'다시 불러오기'는 저장하지 않은 편집을 버립니다."))
+        cols = alpaca._columns(rows)
+        df = pd.DataFrame([{c: (v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+                            for c, v in ((c, r.get(c)) for c in cols)} for r in rows], columns=cols, dtype=object)
+        df.index = range(1, len(df) + 1)
+        edited = st.data_editor(df, num_rows="dynamic", key=f"dataset.editor.{info.name}", width="stretch",
+                                column_config={c: st.column_config.TextColumn(c) for c in cols})
+        s1, s2, _ = st.columns([1, 1, 3])
+        if s1.button(t("Save", "저장"), key="dataset.save", type="primary"):
+            new_rows = [{k: (None if (v is None or (isinstance(v, float) and v != v)) else v) for k, v in r.items()}
+                        for r in edited.to_dict("records")]
+            alpaca.save_rows(info.name, new_rows, ws, note="edited in the browser")
+            st.session_state["dataset.flash"] = t(f"Saved {len(new_rows)} rows.", f"{len(new_rows)}행을 저장했습니다.")
+            st.rerun()
+        if s2.button(t("Reload saved version", "저장된 버전 다시 불러오기"), key="dataset.reload"):
+            st.session_state.pop(f"dataset.editor.{info.name}", None)
+            st.rerun()
+
+        st.subheader(t("Lengths", "길이"))
+        tok = None
+        if tokenizer_name:
+            from workbench.ui.resources import count_tokenizer
+
+            with user_errors():
+                tok = count_tokenizer(tokenizer_name, str(ws.root))
+        lengths = pd.DataFrame(alpaca.row_lengths(rows, tok))
+        if not lengths.empty:
+            long = lengths.melt(id_vars="row", value_vars=["instruction_chars", "output_chars"], var_name="field", value_name="characters")
+            h1, h2 = st.columns(2)
+            h1.altair_chart(alt.Chart(long).mark_bar(opacity=0.7).encode(
+                alt.X("characters:Q", bin=alt.Bin(maxbins=30), title=t("characters", "글자 수")),
+                alt.Y("count():Q", stack=None, title=t("rows", "행 수")), alt.Color("field:N", title=None)), width="stretch")
+            if "tokens" in lengths:
+                h2.altair_chart(alt.Chart(lengths).mark_bar().encode(
+                    alt.X("tokens:Q", bin=alt.Bin(maxbins=30), title=t(f"tokens of prompt + answer ({tokenizer_name})",
+                                                                        f"프롬프트+답변 토큰 수 ({tokenizer_name})")),
+                    alt.Y("count():Q", title=t("rows", "행 수"))), width="stretch")
+
+# --- split --------------------------------------------------------------------------------------
+with tab_split:
+    if not info:
+        st.info(t("Import or generate a dataset first.", "먼저 데이터셋을 가져오거나 생성하세요."))
+    else:
+        SC = alpaca.SplitConfig
+        p1, p2, p3, p4 = st.columns(4)
+        test_size = p1.number_input(t("Test share", "테스트 비율"), 0.01, 0.9, 0.1, 0.05, key="dataset.test_size", help=config_help(SC, "test_size"))
+        seed = p2.number_input(t("Seed", "시드"), 0, 2**32 - 1, 42, key="dataset.seed", help=config_help(SC, "seed"))
+        val_size = p3.number_input(t("Validation share of train", "학습 중 검증 비율"), 0.0, 0.9, 0.2, 0.05, key="dataset.val_size",
+                                   help=config_help(SC, "val_size"))
+        threshold = p4.number_input(t("Leakage threshold", "누수 기준"), 0.5, 1.0, 0.9, 0.01, key="dataset.leak_threshold",
+                                    help=config_help(SC, "leakage_threshold"))
+        if st.button(t("Split", "분할"), key="dataset.split", type="primary"):
+            report, _ = progress_reporter(t("Splitting…", "분할 중…"))
+            with user_errors():
+                cfg = SC(test_size=float(test_size), seed=int(seed), val_size=float(val_size), leakage_threshold=float(threshold))
+                alpaca.split_dataset(info.name, cfg, workspace=ws, progress=report)
+                st.rerun()
+        if info.split:
+            sp = info.split
+            st.caption(t(f"Split {sp['created']}: test_size {sp['test_size']}, seed {sp['seed']}, validation {sp['val_size']} of train.",
+                         f"{sp['created']} 분할: test_size {sp['test_size']}, 시드 {sp['seed']}, 학습의 {sp['val_size']}를 검증으로."))
+            d = st.columns(3)
+            for col, split in zip(d, alpaca.SPLITS):
+                path = info.path / f"{split}.csv"
+                if path.is_file():
+                    col.download_button(t(f"Download {split}.csv ({sp['sizes'][split]} rows)", f"{split}.csv 내려받기 ({sp['sizes'][split]}행)"),
+                                        path.read_bytes(), file_name=f"{info.name}-{split}.csv", mime="text/csv", key=f"dataset.download_{split}")
+            leaks = alpaca.load_leakage(info.name, ws)
+            st.subheader(t("Leakage check", "누수 검사"))
+            if leaks:
+                st.warning(t(f"{len(leaks)} test questions nearly repeat a question the model trains on: scores on them measure memory, "
+                             "not generalisation. Drop or rewrite them, then split again.",
+                             f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
+                             "삭제하거나 고친 뒤 다시 분할하세요."))
+                st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True, key="dataset.leak_table")
+            else:
+                st.success(t("No test question nearly repeats a training question.", "학습 질문과 거의 같은 테스트 질문이 없습니다."))
+
+# --- export & push ------------------------------------------------------------------------------
+with tab_push:
+    if not info or not info.split:
+        st.info(t("Split the dataset first: the Hub gets its train and test files.", "먼저 분할하세요: Hub에는 학습/테스트 파일이 올라갑니다."))
+    else:
+        from workbench.hub import export_dataset, push_dataset
+
+        repo = st.text_input(t("Hub repository (USER/NAME)", "Hub 저장소 (USER/NAME)"), key="dataset.repo")
+        private = st.checkbox(t("Private", "비공개"), value=True, key="dataset.private")
+        token = st.text_input(t("Hugging Face token (empty: HF_TOKEN)", "Hugging Face 토큰 (비우면 HF_TOKEN)"), type="password", key="dataset.hf_token")
+        x1, x2 = st.columns(2)
+        if x1.button(t("Write the export folder", "내보내기 폴더 쓰기"), key="dataset.export"):
+            with user_errors():
+                export_dataset(info.name, ws, repo_id=repo.strip())
+        if x2.button(t("Push to the Hub", "Hub에 올리기"), key="dataset.push", type="primary", disabled=not repo.strip()):
+            report, _ = progress_reporter(t("Uploading…", "올리는 중…"))
+            with user_errors():
+                out = push_dataset(info.name, repo.strip(), private=private, token=token or None, workspace=ws, progress=report)
+                st.success(t(f"Uploaded: {out['url']}", f"업로드 완료: {out['url']}"))
+        export = info.path / "export"
+        if export.is_dir():
+            st.caption(t("Export folder (uploaded as is):", "내보내기 폴더 (그대로 업로드됨):"))
+            st.code(str(export), language=None)
+            st.dataframe(pd.DataFrame([{"file": p.name, "bytes": p.stat().st_size} for p in sorted(export.iterdir())]), hide_index=True)
+            card = export / "README.md"
+            if card.is_file():
+                with st.expander(t("Dataset card (README.md)", "데이터셋 카드 (README.md)")):
+                    st.code(card.read_text(encoding="utf-8"), language="markdown")
