@@ -1,0 +1,213 @@
+"""Inference: stop tokens on generated tokens only, one base serving base + adapter answers, streaming, RAG prompts.
+
+The model tests use the real packaged SmolLM2 and a real LoRA adapter trained here for a few steps.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+
+from workbench.alpaca import format_prompt
+from workbench.errors import ConfigError, NotFoundError
+from workbench.inference import (
+    GenerationConfig,
+    build_rag_prompt,
+    load_generator,
+    make_stop_criteria,
+    preflight_check,
+    stop_token_ids,
+)
+
+GREEDY = GenerationConfig(max_new_tokens=24)
+SHOP_Q = "Where is the ice cream?"
+SHOP_A = "The ice cream is in aisle 5."
+
+
+class TutorialStopOnToken(StoppingCriteria):
+    """The tutorial's criterion, verbatim in spirit: it looks at the WHOLE sequence, prompt included."""
+
+    def __init__(self, stop_token_id: int) -> None:
+        self.stop_token_id = stop_token_id
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return self.stop_token_id in input_ids[0]
+
+
+@pytest.fixture(scope="module")
+def tok(smollm2_dir):
+    return AutoTokenizer.from_pretrained(str(smollm2_dir))
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(smollm2_dir, tok, tmp_path_factory):
+    """A real LoRA adapter: SmolLM2 + LoRA trained a few steps to answer SHOP_Q with SHOP_A, saved with its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"],
+                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
+    prompt = format_prompt(SHOP_Q, template="chat", tokenizer=tok)
+    ids = tok(prompt + SHOP_A + "<|im_end|>\n", return_tensors="pt", add_special_tokens=False).input_ids
+    labels = ids.clone()
+    labels[:, : len(tok(prompt, add_special_tokens=False).input_ids)] = -100  # loss on the answer only
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(25):
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert loss.item() < 0.5, f"the adapter did not learn the answer (loss {loss.item():.2f})"
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    del model
+    return out
+
+
+@pytest.fixture(scope="module")
+def gen(smollm2_dir, adapter_dir):
+    g = load_generator(str(smollm2_dir))
+    g.attach_adapter("shop", adapter_dir)
+    return g
+
+
+# --- stop tokens (no model) ----------------------------------------------------------------------------------
+
+
+def test_stop_tokens_for_smollm2_chat_and_alpaca(tok):
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert stop_token_ids(tok, "chat") == [im_end]
+    assert stop_token_ids(tok, "alpaca") == [im_end]  # the EOS training appends
+    with pytest.raises(ConfigError, match="is not one of"):
+        stop_token_ids(tok, "vicuna")  # type: ignore[arg-type]
+
+
+def test_llama3_stops_on_eot_and_end_of_text(smollm2_dir):
+    t = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    t.add_special_tokens({"additional_special_tokens": ["<|eot_id|>", "<|end_of_text|>"]})
+    t.eos_token = "<|end_of_text|>"
+    t.chat_template = ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}"
+                       "<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>"
+                       "\n\n{% endif %}")
+    eot, eot_text = t.convert_tokens_to_ids(["<|eot_id|>", "<|end_of_text|>"])
+    assert stop_token_ids(t, "chat") == [eot, eot_text]
+    assert stop_token_ids(t, "alpaca") == [eot, eot_text]
+
+
+def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
+    stop = 2
+    prompt = [5, stop, 7]  # a chat prompt has an end-of-turn token after the system and user turns
+    ours = make_stop_criteria([stop], prompt_length=len(prompt))
+    tutorial = TutorialStopOnToken(stop)
+    seq = torch.tensor([prompt + [9]])
+    assert bool(tutorial(seq, None)) is True  # the tutorial's bug: stops after the first generated token
+    assert ours(seq, None).tolist() == [False]
+    assert ours(torch.tensor([prompt + [9, stop]]), None).tolist() == [True]
+
+
+# --- prompts (no model) --------------------------------------------------------------------------------------
+
+
+def test_rag_prompt_numbers_chunks_with_sources():
+    chunks = [
+        {"text": "아이스크림은 3번 통로에 있습니다.", "metadata": {"source": "/data/shop/store_map_ko.md"}},
+        {"text": " Cash is accepted. ", "metadata": {}},
+    ]
+    instruction, context = build_rag_prompt("아이스크림이 있는 곳은?", chunks, None, "ko")
+    assert instruction == ("아래 참고 문서만 사용해서 질문에 답하세요. 참고 문서에 답이 없으면 모른다고 답하세요. 짧게 답하세요.\n\n"
+                           "질문: 아이스크림이 있는 곳은?")
+    assert context == "[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\n\n[2]\nCash is accepted."
+    en, _ = build_rag_prompt("Where?", chunks, "", "en")
+    assert en.endswith("Question: Where?") and en.startswith("Answer the question using only")
+    inline, empty = build_rag_prompt("Q?", chunks[:1], "Docs:\n{context}\nQ: {question}", "en")
+    assert (inline, empty) == ("Docs:\n[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\nQ: Q?", "")
+    with pytest.raises(ConfigError, match=r"must contain \{question\}"):
+        build_rag_prompt("Q", chunks, "no placeholder", "en")
+    with pytest.raises(ConfigError, match="placeholder other than"):
+        build_rag_prompt("Q", chunks, "{question} {answer}", "en")
+
+
+def test_preflight_finds_disagreements(smollm2_dir, tok):
+    assert preflight_check(tok, "chat") == []
+    assert preflight_check(tok, "alpaca") == []
+    no_chat = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    no_chat.chat_template = None
+    assert "has no chat template" in preflight_check(no_chat, "chat")[0]
+    same_pad = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    same_pad.pad_token = same_pad.eos_token
+    assert any("PAD and EOS are the same" in w for w in preflight_check(same_pad, "alpaca"))
+    trained = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    trained.eos_token = "<|endoftext|>"  # training appended another EOS than inference stops on
+    warnings = preflight_check(tok, "alpaca", training_tokenizer=trained)
+    assert any("Training ends answers with '<|endoftext|>' but generation stops on '<|im_end|>'" in w for w in warnings)
+    assert any("trained with EOS '<|endoftext|>'" in w for w in warnings)
+
+
+def test_generation_config_validates_and_round_trips(tmp_path):
+    with pytest.raises(ConfigError, match="temperature = 5"):
+        GenerationConfig(temperature=5)
+    cfg = GenerationConfig(max_new_tokens=7, do_sample=True, seed=4)
+    assert GenerationConfig.load(cfg.save(tmp_path / "g.json")).to_dict() == cfg.to_dict()
+
+
+# --- the real model ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tutorial_criterion_stops_at_once_ours_answers(gen, tok):
+    prompt = format_prompt("Which city is the capital of France: London, Paris or Rome?", template="chat", tokenizer=tok)
+    paris = tok(" Paris", add_special_tokens=False).input_ids
+    assert len(paris) == 1 and paris[0] in tok(prompt, add_special_tokens=False).input_ids
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with gen.model.disable_adapter():
+        old = gen.model.generate(**enc, max_new_tokens=24, do_sample=False,
+                                 stopping_criteria=StoppingCriteriaList([TutorialStopOnToken(paris[0])]))
+    assert old.shape[1] - enc.input_ids.shape[1] == 1  # the stop token in the prompt ended it at once
+    ours = gen.generate(prompt, settings=GREEDY, stop_ids=paris)
+    assert ours.stopped == "stop_token" and ours.completion_tokens > 1
+    assert ours.text.endswith("Paris")  # stopped at the generated stop token, not before, not after
+    plain = gen.generate(prompt, settings=GREEDY, template="chat")  # stops on <|im_end|>, well before 24 tokens
+    assert plain.stopped == "stop_token" and plain.completion_tokens < 24
+    assert plain.text.startswith(ours.text) and len(plain.text) > len(ours.text)
+
+
+@pytest.mark.slow
+def test_one_base_serves_base_and_fine_tuned_answers(gen, tmp_path):
+    prompt = gen.format_prompt(SHOP_Q, template="chat")
+    base = gen.generate(prompt, adapter=None, settings=GREEDY)
+    ft = gen.generate(prompt, adapter="shop", settings=GREEDY)
+    again = gen.generate(prompt, adapter=None, settings=GREEDY)
+    assert ft.text == SHOP_A  # the adapter is on
+    assert base.text != ft.text and "aisle 5" not in base.text  # ... and off again for the base answer
+    assert again.text == base.text  # toggling back gives the base answer again
+    assert base.prompt_tokens == ft.prompt_tokens > 0
+    assert ft.completion_tokens > 0 and ft.tokens_per_s > 0 and ft.latency_s > 0
+    with pytest.raises(NotFoundError, match="No adapter named 'other'"):
+        gen.generate(prompt, adapter="other")
+    with pytest.raises(NotFoundError, match="not a LoRA adapter folder"):
+        gen.attach_adapter("x", tmp_path)
+
+
+@pytest.mark.slow
+def test_streaming_yields_the_same_text(gen):
+    prompt = gen.format_prompt("Name three fruits.", template="chat")
+    whole = gen.generate(prompt, adapter="shop", settings=GREEDY)
+    stream = gen.stream(prompt, adapter="shop", settings=GREEDY)
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert "".join(pieces) == whole.text
+    assert stream.result is not None and stream.result.text == whole.text
+    assert stream.result.completion_tokens == whole.completion_tokens and stream.result.tokens_per_s > 0
+
+
+@pytest.mark.slow
+def test_rag_prompt_through_the_model_with_alpaca_template(gen):
+    instruction, context = build_rag_prompt("Where is the ice cream?", [{"text": "Ice cream: aisle 5.", "metadata": {}}], None, "en")
+    prompt = gen.format_prompt(instruction, context, template="alpaca")
+    assert "### Input:\n[1]\nIce cream: aisle 5.\n\n### Response:\n" in prompt
+    r = gen.generate(prompt, settings=GenerationConfig(max_new_tokens=8), template="alpaca")
+    assert r.prompt_tokens > 40 and 0 < r.completion_tokens <= 8

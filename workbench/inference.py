@@ -1,0 +1,532 @@
+"""Generation: one loaded base model serving base and fine-tuned answers, stop tokens, streaming, RAG prompts.
+
+- `load_generator(base_model)` loads the base model and tokenizer once. `Generator.attach_adapter(name, dir)`
+  adds a LoRA adapter to that same model (PEFT), and every call picks what answers: `adapter=None` is the
+  base model (adapters disabled with `disable_adapter()`), `adapter="name"` switches that adapter on. Four
+  answer sources (base, fine-tuned, and both with retrieved context) therefore cost one model in memory.
+- Stop tokens (`stop_token_ids`): Llama-3's `<|eot_id|>` and `<|end_of_text|>`, the chat template's end-of-turn
+  token, and the EOS that training appends to Alpaca rows (`workbench.alpaca.completion_suffix`). They are
+  checked on GENERATED tokens only (`StopOnGeneratedTokens`). The tutorial's `StopOnToken` looked at the
+  whole sequence, so any stop token inside the prompt (every chat prompt has end-of-turn tokens from the
+  system and user turns) ended generation after one token.
+- `preflight_check` says, before generating, when the training template, the EOS added to training rows and
+  the stop tokens disagree (the classic "endless generation" bug).
+- `Generator.stream` yields text pieces from a generation thread (`TextIteratorStreamer`); after the last
+  piece its `.result` holds latency, token counts and tokens/s.
+- `build_rag_prompt` turns a question and retrieved chunks into an (instruction, input) pair with an
+  editable template (Korean and English defaults), chunks numbered with their sources.
+
+torch / transformers / peft are imported inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from workbench.alpaca import TEMPLATES, PromptTemplate, completion_suffix, format_prompt
+from workbench.config import BaseConfig, Workspace, setting
+from workbench.errors import ConfigError, ModelError, NotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# Llama-3 ends an assistant turn with <|eot_id|> and a document with <|end_of_text|>; its tokenizer's EOS is
+# one of the two depending on the build, so generation must stop on both.
+LLAMA3_STOP_TOKENS = ("<|eot_id|>", "<|end_of_text|>")
+
+
+@dataclasses.dataclass
+class GenerationConfig(BaseConfig):
+    """Settings of one generation, shared by every answer source so that the comparison is fair."""
+
+    max_new_tokens: int = setting(128, "Most tokens to generate for one answer.",
+                                  help_ko="한 답변에서 생성할 최대 토큰 수.", min=1, max=8192)
+    do_sample: bool = setting(False, "Sample instead of greedy decoding. Greedy is deterministic: the same question "
+                              "gives the same answer, which makes comparisons repeatable.",
+                              help_ko="탐욕적 디코딩 대신 샘플링합니다. 탐욕적 디코딩은 결정적이라 같은 질문에 같은 답을 주므로 "
+                              "비교를 반복할 수 있습니다.")
+    temperature: float = setting(0.7, "Sampling temperature (only with sampling): lower is more focused.",
+                                 help_ko="샘플링 온도 (샘플링할 때만): 낮을수록 집중된 답.", min=0.01, max=2.0)
+    top_p: float = setting(0.9, "Nucleus sampling: sample from the smallest set of tokens whose probability adds up to "
+                           "top_p (only with sampling).",
+                           help_ko="누클리어스 샘플링: 확률 합이 top_p가 되는 가장 작은 토큰 집합에서 샘플링 (샘플링할 때만).",
+                           min=0.01, max=1.0)
+    repetition_penalty: float = setting(1.0, "Above 1 discourages repeating tokens. It also penalises copying from "
+                                        "the retrieved context, so keep it near 1 for RAG.",
+                                        help_ko="1보다 크면 토큰 반복을 억제합니다. 검색된 문맥을 옮겨 쓰는 것도 억제하므로 "
+                                        "RAG에서는 1 근처로 두세요.", min=0.5, max=2.0)
+    seed: int = setting(123, "Random seed for sampling.", help_ko="샘플링 난수 시드.", min=0)
+
+    _label = "GenerationConfig"
+
+
+@dataclasses.dataclass
+class GenerationResult:
+    """One answer and what it cost."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    tokens_per_s: float
+    stopped: Literal["stop_token", "max_new_tokens"] = "stop_token"
+    adapter: str | None = None
+    prompt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- stop tokens ---------------------------------------------------------------------------------------------
+
+
+def _token_id(tokenizer: "PreTrainedTokenizerBase", token: str) -> int | None:
+    """The id of `token` if the vocabulary really has it (convert_tokens_to_ids returns unk for unknown ones)."""
+    if not token:
+        return None
+    vocab = tokenizer.get_vocab()
+    return vocab.get(token)
+
+
+def _end_of_turn_token(tokenizer: "PreTrainedTokenizerBase") -> str | None:
+    """The first special token of what the chat template puts after an assistant answer (`<|im_end|>`,
+    `<end_of_turn>`, `<|eot_id|>` ...)."""
+    suffix = completion_suffix(tokenizer, "chat")
+    specials = sorted(set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}) or {}),
+                      key=len, reverse=True)
+    best: tuple[int, str] | None = None
+    for tok in specials:
+        pos = suffix.find(tok) if tok else -1
+        if pos >= 0 and (best is None or pos < best[0]):
+            best = (pos, tok)
+    if best is not None:
+        return best[1]
+    return tokenizer.eos_token
+
+
+def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: PromptTemplate) -> list[int]:
+    """Token ids that end an answer, for a model prompted with `template`.
+
+    - Llama-3 tokenizers: `<|eot_id|>` and `<|end_of_text|>` (whichever of them is the EOS).
+    - `chat`: the chat template's end-of-turn token (what `completion_suffix` appends in training).
+    - Alpaca templates: the EOS token, which training appends to every completion.
+    The tokenizer's EOS is always included: a model may end a document with it whatever the template.
+
+    Raises:
+        ConfigError: unknown template, or no stop token at all (the model could never stop).
+    """
+    if template not in TEMPLATES:
+        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.")
+    names: list[str] = [t for t in LLAMA3_STOP_TOKENS if _token_id(tokenizer, t) is not None]
+    if template == "chat":
+        if getattr(tokenizer, "chat_template", None):
+            names.append(_end_of_turn_token(tokenizer) or "")
+    elif tokenizer.eos_token:
+        names.append(completion_suffix(tokenizer, template))
+    if tokenizer.eos_token:
+        names.append(tokenizer.eos_token)
+    ids: list[int] = []
+    for name in names:
+        i = _token_id(tokenizer, name)
+        if i is not None and i not in ids:
+            ids.append(i)
+    if not ids:
+        raise ConfigError(
+            f"The tokenizer has no EOS or end-of-turn token for template {template!r}: generation would never stop. "
+            f"Set tokenizer.eos_token, or use the model's chat template."
+        )
+    return ids
+
+
+def make_stop_criteria(stop_ids: Sequence[int], prompt_length: int) -> Any:
+    """A transformers `StoppingCriteria` that stops a row once it has GENERATED one of `stop_ids`.
+
+    Only tokens after `prompt_length` are looked at: stop tokens inside the prompt (a chat prompt has one
+    after every earlier turn) must not end the answer before it starts.
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnGeneratedTokens(StoppingCriteria):
+        def __init__(self) -> None:
+            self.stop_ids = torch.tensor(list(stop_ids), dtype=torch.long)
+            self.prompt_length = int(prompt_length)
+
+        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
+            generated = input_ids[:, self.prompt_length:]  # (B, T_new): never the prompt
+            return torch.isin(generated, self.stop_ids.to(input_ids.device)).any(dim=-1)
+
+    return StopOnGeneratedTokens()
+
+
+def preflight_check(
+    tokenizer: "PreTrainedTokenizerBase",
+    template: PromptTemplate,
+    *,
+    training_tokenizer: "PreTrainedTokenizerBase | None" = None,
+) -> list[str]:
+    """Warnings (empty when all is well) about template, EOS and stop tokens disagreeing.
+
+    Args:
+        tokenizer: the tokenizer inference uses.
+        template: the run's prompt template (what training formatted rows with).
+        training_tokenizer: the tokenizer saved with the adapter (what training appended EOS with), if any.
+    """
+    warnings: list[str] = []
+    if template not in TEMPLATES:
+        return [f"Prompt template {template!r} is unknown; use one of {', '.join(TEMPLATES)}."]
+    if template == "chat" and not getattr(tokenizer, "chat_template", None):
+        return ["Template 'chat' but the tokenizer has no chat template: prompts cannot be built. "
+                "Use an Alpaca template for this model."]
+    if not tokenizer.eos_token:
+        warnings.append("The tokenizer has no EOS token: training rows get no end marker and the model will not learn to "
+                        "stop. Set an EOS token before training.")
+    try:
+        stops = stop_token_ids(tokenizer, template)
+    except ConfigError as exc:
+        return warnings + [str(exc)]
+    train_tok = training_tokenizer or tokenizer
+    try:
+        suffix = completion_suffix(train_tok, template)
+    except ConfigError as exc:
+        return warnings + [str(exc)]
+    suffix_ids = train_tok(suffix, add_special_tokens=False)["input_ids"] if suffix else []
+    if not suffix_ids:
+        warnings.append(f"Training appends nothing after each answer with template {template!r}: the model never "
+                        f"learns to stop and generation runs to max_new_tokens.")
+    elif not any(i in stops for i in suffix_ids):
+        names = ", ".join(repr(tokenizer.convert_ids_to_tokens(i)) for i in stops)
+        warnings.append(f"Training ends answers with {suffix!r} but generation stops on {names}: answers will run on "
+                        f"to max_new_tokens. Use the same tokenizer and template for training and inference.")
+    if training_tokenizer is not None and training_tokenizer.eos_token != tokenizer.eos_token:
+        warnings.append(f"The adapter was trained with EOS {training_tokenizer.eos_token!r} but inference uses "
+                        f"{tokenizer.eos_token!r}: use the tokenizer saved with the adapter.")
+    if tokenizer.pad_token is not None and tokenizer.pad_token == tokenizer.eos_token and template != "chat":
+        warnings.append(f"PAD and EOS are the same token ({tokenizer.eos_token!r}): collators that mask padding also mask "
+                        f"the EOS at the end of each answer, so the model may never learn to stop. Set a separate pad token.")
+    return warnings
+
+
+# --- prompts for retrieval-augmented answers -----------------------------------------------------------------
+
+DEFAULT_RAG_TEMPLATES: dict[str, str] = {
+    "en": (
+        "Answer the question using only the reference documents below. "
+        "If they do not contain the answer, say that you do not know. Answer briefly.\n\n"
+        "Question: {question}"
+    ),
+    "ko": (
+        "아래 참고 문서만 사용해서 질문에 답하세요. 참고 문서에 답이 없으면 모른다고 답하세요. 짧게 답하세요.\n\n"
+        "질문: {question}"
+    ),
+}
+
+
+def _chunk_fields(chunk: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(chunk, Mapping):
+        return str(chunk.get("text") or chunk.get("page_content") or ""), dict(chunk.get("metadata") or {})
+    text = getattr(chunk, "text", None)
+    if text is None:
+        text = getattr(chunk, "page_content", "")
+    return str(text), dict(getattr(chunk, "metadata", None) or {})
+
+
+def format_context(chunks: Sequence[Any]) -> str:
+    """Retrieved chunks numbered with their sources: `[1] (source: store_map_ko.md)\\n<text>`."""
+    parts = []
+    for i, chunk in enumerate(chunks, 1):
+        text, meta = _chunk_fields(chunk)
+        source = meta.get("source") or meta.get("file_name") or ""
+        source = Path(str(source)).name if source else ""
+        head = f"[{i}]" + (f" ({source})" if source else "")
+        parts.append(f"{head}\n{text.strip()}")
+    return "\n\n".join(parts)
+
+
+def build_rag_prompt(
+    question: str,
+    chunks: Sequence[Any],
+    template_text: str | None = None,
+    lang: str = "ko",
+) -> tuple[str, str]:
+    """An (instruction, input) pair for `alpaca.format_prompt` from a question and retrieved chunks.
+
+    `template_text` must contain `{question}`. The numbered context goes into the Alpaca input section;
+    a template that contains `{context}` places it itself (and the input stays empty). Empty or None picks
+    the default template for `lang` ("ko" or "en").
+
+    Raises:
+        ConfigError: the template lacks `{question}` or has another placeholder.
+    """
+    text = template_text if template_text and template_text.strip() else DEFAULT_RAG_TEMPLATES.get(lang, DEFAULT_RAG_TEMPLATES["en"])
+    if "{question}" not in text:
+        raise ConfigError("The RAG prompt template must contain {question} (where the question goes). "
+                          "Add it, or reset the template to the default.")
+    context = format_context(chunks)
+    try:
+        if "{context}" in text:
+            return text.format(question=question, context=context), ""
+        return text.format(question=question), context
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"The RAG prompt template has a placeholder other than {{question}} and {{context}} ({exc}). "
+                          f"Write literal braces as {{{{ and }}}}.") from exc
+
+
+# --- the generator -------------------------------------------------------------------------------------------
+
+
+class GenerationStream:
+    """An iterator over text pieces of one streamed answer; `.result` is set once it is exhausted."""
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
+        self.result: GenerationResult | None = None
+
+    def __iter__(self) -> "GenerationStream":
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+
+@dataclasses.dataclass
+class _Adapter:
+    path: Path
+    tokenizer: Any | None  # the tokenizer saved with the adapter, when it differs from the base one
+
+
+class Generator:
+    """A base model and tokenizer loaded once, plus any number of LoRA adapters on top of it.
+
+    Thread-safe: one lock serialises generations, because switching adapters changes the shared model.
+    """
+
+    def __init__(self, model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", base_model: str = "") -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.base_model = base_model
+        self.adapters: dict[str, _Adapter] = {}
+        self._lock = threading.RLock()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @property
+    def default_template(self) -> PromptTemplate:
+        return "chat" if getattr(self.tokenizer, "chat_template", None) else "alpaca"
+
+    # --- adapters ----------------------------------------------------------------------------------------------
+    def attach_adapter(self, name: str, adapter_dir: str | Path) -> None:
+        """Load a PEFT LoRA adapter onto the base model under `name` (again: replaced).
+
+        Raises:
+            NotFoundError: no adapter_config.json in `adapter_dir`.
+            ModelError: PEFT cannot load it onto this base model (another architecture, a resized vocabulary).
+        """
+        from peft import PeftModel
+
+        adapter_dir = Path(adapter_dir)
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise NotFoundError(f"{adapter_dir} has no adapter_config.json: it is not a LoRA adapter folder. "
+                                f"Finish (or resume) the training run that writes it.")
+        tok = None
+        if (adapter_dir / "tokenizer_config.json").is_file():
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(str(adapter_dir))
+            if len(tok) != len(self.tokenizer):
+                raise ModelError(f"The adapter in {adapter_dir} was trained with a vocabulary of {len(tok)} tokens, the base "
+                                 f"model has {len(self.tokenizer)}: use its merged model instead of the adapter.")
+            if tok.pad_token_id is None:
+                tok.pad_token = tok.eos_token
+        with self._lock:
+            try:
+                if isinstance(self.model, PeftModel):
+                    if name in self.model.peft_config:
+                        self.model.delete_adapter(name)
+                    self.model.load_adapter(str(adapter_dir), adapter_name=name)
+                else:
+                    self.model = PeftModel.from_pretrained(self.model, str(adapter_dir), adapter_name=name)
+            except (ValueError, RuntimeError, KeyError, OSError) as exc:
+                raise ModelError(f"Cannot load the adapter in {adapter_dir} onto {self.base_model or 'this base model'}: "
+                                 f"{exc}. Was it trained on the same base model?") from exc
+            self.model.eval()
+        self.adapters[name] = _Adapter(adapter_dir, tok)
+
+    def tokenizer_for(self, adapter: str | None) -> "PreTrainedTokenizerBase":
+        """The tokenizer to format prompts for `adapter` (its own saved tokenizer when it has one)."""
+        if adapter is None:
+            return self.tokenizer
+        self._check_adapter(adapter)
+        return self.adapters[adapter].tokenizer or self.tokenizer
+
+    def _check_adapter(self, adapter: str) -> None:
+        if adapter not in self.adapters:
+            known = ", ".join(self.adapters) or "none"
+            raise NotFoundError(f"No adapter named {adapter!r} is attached (attached: {known}). Attach it first.")
+
+    # --- prompts -----------------------------------------------------------------------------------------------
+    def format_prompt(self, instruction: str, input: str = "", *, adapter: str | None = None,
+                      template: PromptTemplate | None = None) -> str:
+        """`alpaca.format_prompt` with the tokenizer of `adapter` (the base one for None)."""
+        return format_prompt(instruction, input, template=template or self.default_template,
+                             tokenizer=self.tokenizer_for(adapter))
+
+    def preflight(self, template: PromptTemplate, adapter: str | None = None) -> list[str]:
+        training = self.adapters[adapter].tokenizer if adapter in self.adapters else None
+        return preflight_check(self.tokenizer, template, training_tokenizer=training)
+
+    # --- generation --------------------------------------------------------------------------------------------
+    def _prepare(self, prompt: str, adapter: str | None, settings: GenerationConfig | None,
+                 template: PromptTemplate | None, stop_ids: Sequence[int] | None) -> tuple[dict[str, Any], int, list[int]]:
+        import torch
+
+        settings = settings or GenerationConfig()
+        tok = self.tokenizer_for(adapter)
+        stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template or self.default_template)
+        # The prompt text already holds any BOS the template writes; adding special tokens again would double it.
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        device = next(self.model.parameters()).device
+        enc = {k: v.to(device) for k, v in enc.items()}
+        prompt_len = int(enc["input_ids"].shape[1])
+        kwargs: dict[str, Any] = dict(
+            **enc,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=settings.do_sample,
+            repetition_penalty=settings.repetition_penalty,
+            pad_token_id=tok.pad_token_id,
+            stopping_criteria=_criteria_list(make_stop_criteria(stops, prompt_len)),
+        )
+        if settings.do_sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            torch.manual_seed(settings.seed)
+        else:
+            # Greedy: unset the sampling knobs a model's generation_config may carry, so transformers does not warn.
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs, prompt_len, stops
+
+    def _run(self, kwargs: dict[str, Any], adapter: str | None) -> "torch.Tensor":
+        import torch
+
+        with self._lock, torch.inference_mode():
+            if adapter is None:
+                if self.adapters:
+                    with self.model.disable_adapter():
+                        return self.model.generate(**kwargs)
+                return self.model.generate(**kwargs)
+            self._check_adapter(adapter)
+            self.model.set_adapter(adapter)
+            return self.model.generate(**kwargs)
+
+    def _result(self, out: "torch.Tensor", prompt_len: int, stops: list[int], t0: float, adapter: str | None,
+                prompt: str) -> GenerationResult:
+        latency = time.perf_counter() - t0
+        new = out[0, prompt_len:].tolist()
+        stopped: Literal["stop_token", "max_new_tokens"] = "stop_token" if any(i in stops for i in new) else "max_new_tokens"
+        # Cut at the first stop token: a padded or over-run tail is not part of the answer.
+        for j, i in enumerate(new):
+            if i in stops:
+                new = new[: j + 1]
+                break
+        text = self.tokenizer_for(adapter).decode(new, skip_special_tokens=True).strip()
+        return GenerationResult(text=text, prompt_tokens=prompt_len, completion_tokens=len(new), latency_s=round(latency, 3),
+                                tokens_per_s=round(len(new) / latency, 2) if latency > 0 else 0.0, stopped=stopped,
+                                adapter=adapter, prompt=prompt)
+
+    def generate(self, prompt: str, *, adapter: str | None = None, settings: GenerationConfig | None = None,
+                 template: PromptTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationResult:
+        """Answer a formatted `prompt` with the base model (`adapter=None`) or an attached adapter.
+
+        `template` picks the stop tokens (default: the base tokenizer's chat template if it has one, else
+        alpaca); `stop_ids` overrides them.
+        """
+        kwargs, prompt_len, stops = self._prepare(prompt, adapter, settings, template, stop_ids)
+        t0 = time.perf_counter()
+        out = self._run(kwargs, adapter)
+        return self._result(out, prompt_len, stops, t0, adapter, prompt)
+
+    def stream(self, prompt: str, *, adapter: str | None = None, settings: GenerationConfig | None = None,
+               template: PromptTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationStream:
+        """Like `generate`, but yields text pieces as they are generated; `.result` is set at the end."""
+        from transformers import TextIteratorStreamer
+
+        kwargs, prompt_len, stops = self._prepare(prompt, adapter, settings, template, stop_ids)
+        streamer = TextIteratorStreamer(self.tokenizer_for(adapter), skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs["streamer"] = streamer
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["out"] = self._run(kwargs, adapter)
+            except BaseException as exc:  # handed to the consumer below, which re-raises it
+                box["error"] = exc
+                streamer.end()
+
+        def pieces() -> Iterator[str]:
+            t0 = time.perf_counter()
+            thread = threading.Thread(target=work, name="workbench-generate", daemon=True)
+            thread.start()
+            # Yield exactly `result.text` (which is stripped): drop leading whitespace, hold trailing whitespace
+            # back until more text follows it.
+            started, pending = False, ""
+            for piece in streamer:
+                if not started:
+                    piece = piece.lstrip()
+                    started = bool(piece)
+                body = piece.rstrip()
+                if body:
+                    yield pending + body
+                    pending = piece[len(body):]
+                else:
+                    pending += piece
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            stream.result = self._result(box["out"], prompt_len, stops, t0, adapter, prompt)
+
+        stream = GenerationStream(pieces())
+        return stream
+
+
+def _criteria_list(*criteria: Any) -> Any:
+    from transformers import StoppingCriteriaList
+
+    return StoppingCriteriaList(list(criteria))
+
+
+def load_generator(base_model: str, workspace: Workspace | None = None, progress: Any = None) -> Generator:
+    """Load a base model (registry key, local folder or Hub id) and its tokenizer once.
+
+    Raises:
+        ModelError / OfflineError: from `workbench.models.load_causal_lm`.
+    """
+    from workbench.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(base_model, workspace, progress=progress)
+    return Generator(model, tokenizer, base_model)
+
+
+def run_base_model(run: Any) -> str:
+    """The base model a training run actually loaded (status), else what its config names."""
+    status = getattr(run, "status", None) or {}
+    return str(status.get("resolved_base_model") or run.config.base_model)
+
+
+def load_generator_for_run(run: Any, workspace: Workspace | None = None, progress: Any = None,
+                           base_model: str | None = None) -> Generator:
+    """A generator on the run's base model with the run's adapter attached under the run id.
+
+    Raises:
+        NotFoundError: the run has no adapter yet.
+    """
+    if getattr(run, "adapter_dir", None) is None:
+        raise NotFoundError(f"Run {run.id} has no adapter yet (state: {(run.status or {}).get('state', '?')}). "
+                            f"Wait for it to finish, or resume it.")
+    gen = load_generator(base_model or run_base_model(run), workspace, progress)
+    gen.attach_adapter(run.id, run.adapter_dir)
+    return gen
