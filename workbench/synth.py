@@ -89,8 +89,10 @@ class SynthConfig(BaseConfig):
     prompt: str = setting("", "Prompt template with {chunk}, {n} and {source}; empty: the default of the language.",
                           help_ko="{chunk}, {n}, {source}가 들어간 프롬프트; 비우면 해당 언어의 기본 프롬프트.")
     max_tokens: int = setting(1024, "Most tokens the model may write per request.", help_ko="요청마다 모델이 쓸 수 있는 최대 토큰 수.", min=16, max=32768)
-    temperature: float = setting(0.7, "Sampling temperature (servers may need more to sample, see extra_body).",
-                                 help_ko="샘플링 온도 (서버에 따라 extra_body 설정이 더 필요할 수 있음).", min=0.0, max=2.0)
+    temperature: float = setting(0.7, "Sampling temperature for OpenAI-compatible endpoints (some servers need more to sample, "
+                                 "see extra_body; Anthropic's current SDK takes none).",
+                                 help_ko="OpenAI 호환 엔드포인트의 샘플링 온도 (서버에 따라 extra_body 설정이 더 필요; Anthropic SDK는 받지 않음).",
+                                 min=0.0, max=2.0)
     retries: int = setting(2, "Extra attempts per chunk when the reply holds no usable JSON.",
                            help_ko="응답에 쓸 수 있는 JSON이 없을 때 청크마다 다시 시도할 횟수.", min=0, max=10)
     timeout_s: float = setting(120.0, "Seconds to wait for one reply.", help_ko="응답 하나를 기다릴 시간(초).", min=1.0, max=3600.0)
@@ -220,7 +222,7 @@ def _labelled_pairs(text: str) -> list[tuple[str, str]]:
             continue
         stop = marks[k + 2][1] if k + 2 < len(marks) else len(text)
         q = text[end:nxt_start].strip(_TRIM)
-        a = re.sub(r"\s*\d+[.)]\s*$", "", text[nxt_end:stop]).strip(_TRIM)  # drop the "2." that numbers the next pair
+        a = re.sub(r"\n\s*\d+[.)]\s*$", "", text[nxt_end:stop]).strip(_TRIM)  # drop a "2." line that numbers the next pair
         if q and a:
             pairs.append((q, a))
     return pairs
@@ -267,8 +269,9 @@ class _Chat:
         e, c = self.errors, self.config
         try:
             if c.provider == "anthropic":
-                resp = self.client.messages.create(model=c.model, max_tokens=c.max_tokens, temperature=c.temperature,
-                                                   messages=messages, extra_body=self.extra or None)
+                # The anthropic SDK (2.x) has no temperature parameter; extra_body can still send one.
+                resp = self.client.messages.create(model=c.model, max_tokens=c.max_tokens, messages=messages,
+                                                   extra_body=self.extra or None)
                 return "".join(getattr(b, "text", "") for b in resp.content)
             resp = self.client.chat.completions.create(model=c.model, messages=messages, max_tokens=c.max_tokens,
                                                        temperature=c.temperature, extra_body=self.extra or None)
