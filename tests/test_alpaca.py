@@ -36,3 +36,229 @@ def test_examples_end_with_what_generation_stops_on(smol_tok):
     ex = format_example({"instruction": "Q", "input": None, "output": "A"}, template="alpaca", tokenizer=smol_tok)
     assert ex["completion"] == "A<|im_end|>"
     assert completion_suffix(smol_tok, "alpaca-tutorial") == smol_tok.eos_token
+
+
+# --- the dataset studio -----------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from workbench import alpaca  # noqa: E402
+from workbench.alpaca import DatasetConfig, SplitConfig  # noqa: E402
+from workbench.errors import DocumentError, NotFoundError, OfflineError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHATBOT = ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"
+QA = [("현금으로 결제가 가능한가요?", "네, 현금 결제가 가능합니다."), ("아이스크림은 어디 있나요?", "2번 통로 냉동고에 있습니다."),
+      ("Do you take cards?", "Yes, all major cards.")]
+NO_TOK = dict(tokenizer="")  # most tests do not need the length check
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-8", False), ("utf-8", True), ("cp949", False)])
+def test_csv_import_in_utf8_and_cp949_with_a_column_map(workspace, tmp_path, encoding, bom):
+    text = "Q,A,label\n" + "".join(f"{q},\"{a}\",0\n" for q, a in QA)
+    path = write_csv(tmp_path / "qa.csv", ("\ufeff" if bom else "") + text, encoding)
+    report = alpaca.import_dataset(path, DatasetConfig(name="qa", **NO_TOK).with_map("instruction=Q,output=A"), workspace=workspace)
+    assert report.encoding == encoding and report.issues == []
+    assert report.info.column_map == {"instruction": "Q", "input": "", "output": "A"}
+    assert alpaca.load_rows("qa", workspace) == [{"instruction": q, "input": "", "output": a, "label": "0"} for q, a in QA]
+
+
+def test_a_wrong_encoding_is_named(workspace, tmp_path):
+    path = write_csv(tmp_path / "qa.csv", "Q,A\n현금,네\n", "cp949")
+    with pytest.raises(DocumentError, match="not valid UTF-8 text"):
+        alpaca.import_dataset(path, DatasetConfig(name="qa", encoding="utf-8", **NO_TOK), workspace=workspace)
+
+
+def test_json_jsonl_and_datasets_folder_imports(workspace, tmp_path):
+    rows = [{"instruction": q, "input": "", "output": a, "chunk_id": f"c{i}"} for i, (q, a) in enumerate(QA)]
+    (tmp_path / "list.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": rows}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(rows[:2]), "test": Dataset.from_list(rows[2:])}).save_to_disk(str(tmp_path / "saved"))
+    for name, src, kind in [("a", "list.json", "json"), ("b", "wrapped.json", "json"), ("c", "rows.jsonl", "jsonl"),
+                            ("d", "saved", "datasets-folder")]:
+        report = alpaca.import_dataset(tmp_path / src, DatasetConfig(name=name, **NO_TOK), workspace=workspace)
+        assert report.info.source["kind"] == kind
+        assert alpaca.load_rows(name, workspace) == rows, name
+    report = alpaca.import_dataset(tmp_path / "saved", DatasetConfig(name="e", hub_split="test", **NO_TOK), workspace=workspace)
+    assert alpaca.load_rows("e", workspace) == rows[2:] and report.info.source["splits"] == ["test"]
+    (tmp_path / "bad.jsonl").write_text('{"instruction": "a", "output": "b"}\n{"instruction": oops}\n', encoding="utf-8")
+    with pytest.raises(DocumentError, match="bad.jsonl, line 2: not valid JSON"):
+        alpaca.import_dataset(tmp_path / "bad.jsonl", DatasetConfig(name="f", **NO_TOK), workspace=workspace)
+    with pytest.raises(NotFoundError, match="neither an existing file"):
+        alpaca.import_dataset(tmp_path / "nope.csv", DatasetConfig(name="g", **NO_TOK), workspace=workspace)
+
+
+def test_hub_import_offline_is_a_clear_error(workspace):
+    with pytest.raises(OfflineError, match="Cannot load the dataset someone/shop-qa: the Hugging Face Hub is offline"):
+        alpaca.import_dataset("someone/shop-qa", DatasetConfig(name="hub", data_files="train_ds.csv", **NO_TOK), workspace=workspace)
+    assert alpaca.list_datasets(workspace) == []
+
+
+def test_column_maps(workspace, tmp_path):
+    assert alpaca.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
+    with pytest.raises(ConfigError, match="has no '='"):
+        alpaca.parse_column_map("Q")
+    with pytest.raises(ConfigError, match="target 'answer' is not one of"):
+        alpaca.parse_column_map("answer=A")
+    path = write_csv(tmp_path / "qa.csv", "질문,답변,맥락\n현금 돼요?,네,가게\n")
+    # Korean headers are recognised without a map; a context column only when mapped
+    alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
+    assert alpaca.load_rows("auto", workspace) == [{"instruction": "현금 돼요?", "input": "", "output": "네", "맥락": "가게"}]
+    alpaca.import_dataset(path, DatasetConfig(name="mapped", **NO_TOK).with_map("input=맥락"), workspace=workspace)
+    assert alpaca.load_rows("mapped", workspace)[0]["input"] == "가게"
+    with pytest.raises(ConfigError, match=r"Column 'Question' \(mapped to instruction\) is not in the data. Columns: '질문', '답변', '맥락'"):
+        alpaca.import_dataset(path, DatasetConfig(name="x", **NO_TOK).with_map("instruction=Question"), workspace=workspace)
+    nocols = write_csv(tmp_path / "n.csv", "foo,bar\n1,2\n")
+    with pytest.raises(ConfigError, match="No column for 'instruction'.*--map instruction=Q,output=A"):
+        alpaca.import_dataset(nocols, DatasetConfig(name="x", **NO_TOK), workspace=workspace)
+    with pytest.raises(ConfigError, match="already exists"):
+        alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
+    with pytest.raises(ConfigError, match="is not allowed"):
+        DatasetConfig(name="../escape")
+
+
+def test_every_bad_row_kind_is_listed_with_its_row_and_nothing_is_dropped(workspace, tmp_path, smollm2_dir):
+    rows = [
+        {"instruction": "현금 돼요?", "input": "", "output": "네, 됩니다."},  # 1 ok
+        {"instruction": "  ", "input": "", "output": "답"},  # 2 missing instruction
+        {"instruction": "카드?", "input": "", "output": None},  # 3 missing output
+        {"instruction": 42, "input": "", "output": "숫자"},  # 4 non-text
+        {"instruction": "깨진 글자 \ufffd", "input": "", "output": "답"},  # 5 non-text (decoded with the wrong encoding)
+        {"instruction": "긴 답", "input": "", "output": "가" * 400},  # 6 too long for max_tokens=64
+        {"instruction": "현금 돼요?", "input": "", "output": "네, 됩니다."},  # 7 exact duplicate of 1
+        {"instruction": "현금  돼요!", "input": "", "output": "네 됩니다"},  # 8 near duplicate of 1
+        {"instruction": "현금 돼요", "input": "", "output": "아니요."},  # 9 same question as 1, other answer
+    ]
+    (tmp_path / "bad.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    report = alpaca.import_dataset(tmp_path / "bad.json", DatasetConfig(name="bad", max_tokens=64), workspace=workspace)
+    assert [(i.row, i.kind, i.other_row) for i in report.issues] == [
+        (2, "missing_instruction", None), (3, "missing_output", None), (4, "non_text", None), (5, "non_text", None),
+        (6, "too_long", None), (7, "duplicate", 1), (8, "near_duplicate", 1), (9, "same_question", 1)]
+    msgs = {i.row: i.message for i in report.issues}
+    assert msgs[4] == "row 4: instruction is a int (42), not text"
+    assert "U+FFFD" in msgs[5] and msgs[6].startswith("row 6: ") and "tokens, more than max_tokens = 64" in msgs[6]
+    assert report.info.rows == 9 and len(alpaca.load_rows("bad", workspace)) == 9  # kept until the user decides
+    with pytest.raises(ConfigError, match=r"has 5 problems in rows 2, 3, 4, 5, 6 .*--drop-errors"):
+        alpaca.split_dataset("bad", workspace=workspace)
+    # fix what can be fixed, drop the rest: the user's two choices
+    alpaca.save_rows("bad", alpaca.fix_rows(alpaca.load_rows("bad", workspace)), workspace)
+    issues = alpaca.check_dataset("bad", workspace=workspace)
+    assert alpaca.issue_rows(issues) == [2, 3, 6] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
+    info = alpaca.drop_rows("bad", alpaca.issue_rows(issues), workspace)
+    assert info.rows == 6 and [i.kind for i in alpaca.check_dataset("bad", workspace=workspace)] == ["duplicate", "near_duplicate", "same_question"]
+    with pytest.raises(ConfigError, match=r"Rows \[99\] do not exist"):
+        alpaca.drop_rows("bad", [99], workspace)
+    assert json.loads((info.path / "meta.json").read_text(encoding="utf-8"))["history"][-1]["action"] == "dropped 3 rows"
+
+
+def make_rows(n: int) -> list[dict[str, str]]:
+    return [{"instruction": f"{i}번 상품의 가격은 얼마인가요? ({i * 7 % 13})", "input": "", "output": f"{i * 1000}원입니다.",
+             "chunk_id": f"c{i % 5}", "source": "price_list.csv"} for i in range(n)]
+
+
+def test_split_matches_scikit_learn_and_reproduces(workspace, tmp_path):
+    rows = make_rows(50)
+    (tmp_path / "rows.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    alpaca.import_dataset(tmp_path / "rows.json", DatasetConfig(name="p", **NO_TOK), workspace=workspace)
+    report = alpaca.split_dataset("p", workspace=workspace)
+    assert report.sizes == {"train": 36, "validation": 9, "test": 5}
+    # the tutorial: train_test_split(df, test_size=0.1, random_state=42), then 0.2 of train for validation
+    df = pd.DataFrame(rows)
+    train_full, test = train_test_split(df, test_size=0.1, random_state=42)
+    train, val = train_test_split(train_full, test_size=0.2, random_state=42)
+    for split, expected in (("train", train), ("validation", val), ("test", test)):
+        assert alpaca.load_split("p", split, workspace) == expected.to_dict("records")
+        assert pd.read_csv(report.info.path / f"{split}.csv", keep_default_na=False).equals(expected.reset_index(drop=True)), split
+    assert alpaca.train_full_rows("p", workspace) == train_full.to_dict("records")
+    meta = json.loads((report.info.path / "meta.json").read_text(encoding="utf-8"))
+    assert {k: meta["split"][k] for k in ("seed", "test_size", "val_size", "sizes", "raw_rows")} == {
+        "seed": 42, "test_size": 0.1, "val_size": 0.2, "sizes": report.sizes, "raw_rows": 50}
+    assert meta["source"]["kind"] == "json" and meta["column_map"]["instruction"] == "instruction" and meta["created"]
+    first = {s: (report.info.path / f"{s}.csv").read_bytes() for s in alpaca.SPLITS}
+    alpaca.split_dataset("p", workspace=workspace)
+    assert {s: (report.info.path / f"{s}.csv").read_bytes() for s in alpaca.SPLITS} == first  # same seed, same files
+    other = alpaca.split_dataset("p", SplitConfig(seed=7, val_size=0.0), workspace=workspace)
+    assert other.sizes == {"train": 45, "validation": 0, "test": 5} and alpaca.load_split("p", "validation", workspace) == []
+    assert [r["instruction"] for r in alpaca.load_split("p", "test", workspace)] != test["instruction"].tolist()
+
+
+def test_split_state_and_errors(workspace, tmp_path):
+    (tmp_path / "rows.json").write_text(json.dumps(make_rows(3), ensure_ascii=False), encoding="utf-8")
+    alpaca.import_dataset(tmp_path / "rows.json", DatasetConfig(name="tiny", **NO_TOK), workspace=workspace)
+    with pytest.raises(NotFoundError, match="has not been split yet.*dataset split tiny"):
+        alpaca.load_split("tiny", "train", workspace)
+    with pytest.raises(ConfigError, match="Cannot split 3 rows with test_size=0.1, val_size=0.9"):
+        alpaca.split_dataset("tiny", SplitConfig(val_size=0.9), workspace=workspace)
+    with pytest.raises(ConfigError, match="is not one of"):
+        alpaca.load_split("tiny", "dev", workspace)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError, match="Dataset 'nope' does not exist"):
+        alpaca.load_split("nope", "test", workspace)
+    with pytest.raises(ConfigError, match="below the minimum"):
+        SplitConfig(test_size=0.0)
+    alpaca.split_dataset("tiny", SplitConfig(val_size=0.0), workspace=workspace)
+    [info] = alpaca.list_datasets(workspace)
+    assert (info.name, info.rows, info.sizes, info.split_stale) == ("tiny", 3, {"train": 2, "validation": 0, "test": 1}, False)
+    alpaca.save_rows("tiny", make_rows(4), workspace)
+    assert alpaca.dataset_info("tiny", workspace).split_stale  # edited after the split
+    assert SplitConfig.from_dict(SplitConfig(seed=1).to_dict()).to_dict() == SplitConfig(seed=1).to_dict()
+    assert DatasetConfig.from_dict(DatasetConfig(name="x").with_map("instruction=Q").to_dict()).instruction_column == "Q"
+
+
+def test_leakage_flags_test_questions_that_nearly_repeat_training_ones():
+    train = [{"instruction": "현금으로 결제가 가능한가요?", "output": "네"}, {"instruction": "주차장은 어디에 있나요?", "output": "지하"}]
+    val = [{"instruction": "Where is the ice cream?", "output": "Aisle 2"}]
+    test = [{"instruction": "현금으로 결제가 가능한가요", "output": "네"},  # same after normalisation
+            {"instruction": "where is the ICE CREAM", "output": "Aisle 2"},  # same, in validation
+            {"instruction": "주차장은 어디에 있나요? 지금", "output": "x"},  # close
+            {"instruction": "환불은 며칠 안에 되나요?", "output": "7일"}]  # new
+    leaks = alpaca.find_leakage(train, test, validation=val, threshold=0.8)
+    assert [(lk.test_row, lk.split, lk.train_row) for lk in leaks] == [(1, "train", 1), (2, "validation", 1), (3, "train", 2)]
+    assert leaks[0].similarity == leaks[1].similarity == 1.0 and 0.8 <= leaks[2].similarity < 1.0
+    assert [lk.test_row for lk in alpaca.find_leakage(train, test, validation=val, threshold=0.99)] == [1, 2]
+    assert alpaca.normalize_text("Hello, World!  ") == "helloworld"
+
+
+def test_leakage_is_written_by_split(workspace, tmp_path):
+    rows = make_rows(30)
+    rows[29] = dict(rows[3], output="중복 질문")  # the same question twice: one may land in test
+    rows += [dict(rows[i], output=f"다른 답 {i}") for i in range(30)]  # every question twice, different answers
+    (tmp_path / "dup.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    alpaca.import_dataset(tmp_path / "dup.json", DatasetConfig(name="dup", **NO_TOK), workspace=workspace)
+    report = alpaca.split_dataset("dup", workspace=workspace)
+    assert report.leaks and all(lk.similarity == 1.0 for lk in report.leaks)
+    assert alpaca.load_leakage("dup", workspace) == report.leaks
+    assert report.info.split["leakage"] == len(report.leaks)
+
+
+def test_row_lengths(smollm2_dir, workspace):
+    tok = alpaca.load_tokenizer("smollm2-135m", workspace)
+    rows = [{"instruction": "Q", "input": "", "output": "A"}, {"instruction": "가나다", "input": "ctx", "output": 5}]
+    out = alpaca.row_lengths(rows, tok)
+    assert [(d["row"], d["instruction_chars"], d["input_chars"], d["output_chars"]) for d in out] == [(1, 1, 0, 1), (2, 3, 3, 1)]
+    assert out[0]["tokens"] == len(tok.encode(alpaca.format_prompt("Q") + "A", add_special_tokens=False).ids)
+
+
+@pytest.mark.skipif(not CHATBOT.is_file(), reason=f"ChatbotData.csv is not at {CHATBOT} (CI keeps it in ../shared/data)")
+def test_chatbotdata_import_and_split(workspace, smollm2_dir):
+    report = alpaca.import_dataset(CHATBOT, DatasetConfig(name="chatbot").with_map("instruction=Q,output=A"), workspace=workspace)
+    assert report.info.rows == 11823 and report.encoding == "utf-8"
+    assert report.info.columns == ["instruction", "input", "output", "label"]
+    s = alpaca.summarize_issues(report.issues)
+    assert s["errors"] == 0 and s["counts"]["duplicate"] > 0  # the corpus repeats some pairs; they are flagged, not dropped
+    split = alpaca.split_dataset("chatbot", workspace=workspace)
+    assert split.sizes == {"train": 8512, "validation": 2128, "test": 1183}
+    _, expected_test = train_test_split(pd.read_csv(CHATBOT), test_size=0.1, random_state=42)
+    assert [r["instruction"] for r in alpaca.load_split("chatbot", "test", workspace)] == expected_test["Q"].tolist()
+    assert split.leaks and all(lk.similarity >= 0.9 for lk in split.leaks)
