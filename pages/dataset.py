@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,11 @@ KIND_LABELS = {
     "near_duplicate": ("near duplicate", "거의 중복"),
     "same_question": ("same question, other answer", "같은 질문, 다른 답변"),
 }
+
+
+def as_text(v: object) -> str | None:
+    """Cells are shown as text: a number in a text column would break the Arrow table (and is itself a finding)."""
+    return v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
 
 def kind_label(kind: str) -> str:
@@ -103,7 +109,7 @@ with tab_import:
             raw, _ = alpaca.read_source(source, alpaca.DatasetConfig(encoding=enc))
             columns = list(dict.fromkeys(k for r in raw for k in r))
             st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
-            st.dataframe(pd.DataFrame(raw[:5]), hide_index=True)
+            st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
     m = st.columns(3)
     mapping = {}
     auto = t("(auto)", "(자동)")
@@ -116,8 +122,13 @@ with tab_import:
             mapping[target] = col.text_input(target, key=f"dataset.map_{target}_text", placeholder=auto,
                                              help=config_help(alpaca.DatasetConfig, f"{target}_column"))
     c1, c2, c3 = st.columns(3)
-    new_name = c1.text_input(t("Name", "이름"), value=Path(label or source or "dataset").stem if kind != "hub" else "",
-                             key="dataset.new_name", help=config_help(alpaca.DatasetConfig, "name"))
+    # The name follows the chosen source until the user types one.
+    ident = label or source or ""
+    if st.session_state.get("dataset.name_for") != ident:
+        st.session_state["dataset.name_for"] = ident
+        stem = Path(ident).name if kind == "hub" else Path(ident).stem
+        st.session_state["dataset.new_name"] = re.sub(r"[^\w.-]+", "-", stem).strip("-.")[:64] or "dataset"
+    new_name = c1.text_input(t("Name", "이름"), key="dataset.new_name", help=config_help(alpaca.DatasetConfig, "name"))
     tok = c2.text_input(t("Tokenizer for the length check", "길이 검사용 토크나이저"), value="smollm2-135m", key="dataset.tokenizer",
                         help=config_help(alpaca.DatasetConfig, "tokenizer"))
     max_tokens = c3.number_input(t("Max tokens per row", "행당 최대 토큰"), min_value=16, max_value=131072, value=1024, step=64,
@@ -239,7 +250,7 @@ with tab_edit:
         if issues:
             st.dataframe(pd.DataFrame([{"row": i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
                                         t("repeats row", "같은 행"): i.other_row} for i in issues]),
-                         hide_index=True, key="dataset.issue_table")
+                         hide_index=True)
             b1, b2, b3 = st.columns(3)
             err_rows = alpaca.issue_rows(issues)
             dup_rows = alpaca.issue_rows(issues, ["duplicate", "near_duplicate"])
@@ -264,8 +275,7 @@ with tab_edit:
                      "셀을 고치고, 맨 아래에 행을 추가하고, 선택해 삭제하세요. 저장하면 모든 값이 텍스트로 저장됩니다; "
                      "'다시 불러오기'는 저장하지 않은 편집을 버립니다."))
         cols = alpaca._columns(rows)
-        df = pd.DataFrame([{c: (v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False))
-                            for c, v in ((c, r.get(c)) for c in cols)} for r in rows], columns=cols, dtype=object)
+        df = pd.DataFrame([{c: as_text(r.get(c)) for c in cols} for r in rows], columns=cols, dtype=object)
         df.index = range(1, len(df) + 1)
         edited = st.data_editor(df, num_rows="dynamic", key=f"dataset.editor.{info.name}", width="stretch",
                                 column_config={c: st.column_config.TextColumn(c) for c in cols})
@@ -336,7 +346,7 @@ with tab_split:
                              "not generalisation. Drop or rewrite them, then split again.",
                              f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
                              "삭제하거나 고친 뒤 다시 분할하세요."))
-                st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True, key="dataset.leak_table")
+                st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True)
             else:
                 st.success(t("No test question nearly repeats a training question.", "학습 질문과 거의 같은 테스트 질문이 없습니다."))
 
