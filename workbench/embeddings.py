@@ -162,6 +162,29 @@ def token_counter(embeddings: Embeddings) -> Callable[[str], int]:
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def similarity_and_projection(texts: list[str], embeddings: Embeddings) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    """Embed `texts` as passages and compare them (the Concepts page).
+
+    Returns:
+        vectors (n, dim), cosine similarities (n, n), and a 2-D projection (n, 2) on the two
+        principal components of the vectors (centred; an exact linear map, no randomness).
+    """
+    import numpy as np
+
+    vecs = np.asarray(embeddings.embed_documents(list(texts)), dtype=np.float32)
+    unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    sims = unit @ unit.T
+    centred = unit - unit.mean(axis=0, keepdims=True)
+    if len(texts) < 2:
+        return vecs, sims, np.zeros((len(texts), 2), dtype=np.float32)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:2].T if vt.shape[0] >= 2 else np.pad(vt.T, ((0, 0), (0, 1)))
+    xy = centred @ axes
+    # Fix each axis' sign so the picture does not flip between runs (SVD signs are arbitrary).
+    signs = np.sign(xy[np.argmax(np.abs(xy), axis=0), [0, 1]])
+    return vecs, sims, xy * np.where(signs == 0, 1, signs)
+
+
 def embedding_ready(key: str) -> bool:
     """A packaged embedding model is ready when its package is installed."""
     spec = EMBEDDING_REGISTRY.get(key)

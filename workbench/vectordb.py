@@ -481,10 +481,13 @@ def collection_info(name: str, workspace: Workspace | None = None, store: Vector
 
 def _info(coll: "chromadb.Collection") -> CollectionInfo:
     meta = dict(coll.metadata or {})
-    sources = _all_metadata_values(coll, "source")
+    # Ingest and delete record the number of sources; count them only for a collection made elsewhere.
+    documents = meta.get("documents")
+    if not isinstance(documents, int):
+        documents = len(set(_all_metadata_values(coll, "source")))
     return CollectionInfo(
         name=meta.get("display_name", coll.name), chroma_name=coll.name, chunks=coll.count(),
-        documents=len(set(sources)), embedding=meta.get("embedding", DEFAULT_EMBEDDING),
+        documents=documents, embedding=meta.get("embedding", DEFAULT_EMBEDDING),
         splitter={k: meta[k] for k in ("splitter", "chunk_size", "chunk_overlap") if k in meta}, metadata=meta,
     )
 
@@ -616,16 +619,19 @@ class LexicalIndex:
         self._stale_marker.touch()
 
     def rebuild(self, coll: "chromadb.Collection") -> None:
-        """Index every chunk of `coll` and save; clears the stale marker."""
+        """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
+        documents (sources) in the collection's metadata, since this pass reads every chunk anyway."""
         import bm25s
 
         ids: list[str] = []
         corpus: list[list[str]] = []
+        sources: set[str] = set()
         total = coll.count()
         for offset in range(0, total, _GET_BATCH):
-            got = coll.get(include=["documents"], limit=_GET_BATCH, offset=offset)
+            got = coll.get(include=["documents", "metadatas"], limit=_GET_BATCH, offset=offset)
             ids.extend(got["ids"])
             corpus.extend(lexical_tokens(t or "") for t in got["documents"])
+            sources.update(str((m or {}).get("source")) for m in got["metadatas"])
         tmp = self.path.with_name(self.path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -643,6 +649,10 @@ class LexicalIndex:
         shutil.rmtree(old, ignore_errors=True)
         self._stale_marker.unlink(missing_ok=True)
         _LEXICAL_CACHE.pop(str(self.path), None)
+        meta = dict(coll.metadata or {})
+        if meta.get("documents") != len(sources):
+            meta["documents"] = len(sources)
+            coll.modify(metadata=meta)
 
     def load(self) -> tuple[Any, list[str]]:
         """(bm25s retriever or None when empty, chunk ids), cached in memory until the index changes."""

@@ -1,0 +1,227 @@
+"""Knowledge base: upload -> chunk (live preview) -> embed into Chroma -> browse -> search (workbench.vectordb, retrieval)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from workbench import vectordb
+from workbench.chunking import ChunkingConfig, split_text
+from workbench.config import PROJECT_DIR
+from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_uploads
+from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_counter
+from workbench.errors import ConfigError, DocumentError
+from workbench.retrieval import RetrievalConfig, retrieve
+from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
+from workbench.ui.i18n import t
+
+ws = workspace()
+SAMPLE = PROJECT_DIR / "examples" / "shop"
+NEW = "\u2795"  # the selector's "new collection" entry
+
+st.title(t("Knowledge base", "지식 베이스"))
+st.caption(t(
+    "Documents are split into chunks, each chunk is embedded into a vector and stored in a Chroma collection together "
+    "with a BM25 index; a question then retrieves the closest chunks.",
+    "문서를 청크로 나누고, 각 청크를 벡터로 임베딩해 BM25 색인과 함께 Chroma 컬렉션에 저장합니다. 질문을 하면 가장 가까운 "
+    "청크를 찾아옵니다.",
+))
+
+# A collection made by an action (ingest, sample) becomes the selected one before the selector is drawn.
+if "kb.pending" in st.session_state:
+    st.session_state["kb.collection"] = st.session_state.pop("kb.pending")
+with user_errors():
+    collections = {c.name: c for c in vectordb.list_collections(ws)}
+options = [*collections, NEW]
+if st.session_state.get("kb.collection") not in options:
+    st.session_state["kb.collection"] = options[0]
+left, right = st.columns([2, 3])
+new_label = t("New collection…", "새 컬렉션…")
+choice = left.selectbox(t("Collection", "컬렉션"), options, key="kb.collection",
+                        format_func=lambda n: new_label if n == NEW else n)
+if choice == NEW:
+    name = left.text_input(t("Name of the new collection", "새 컬렉션 이름"), value="shop", key="kb.new_name",
+                           help=t("Any language; Chroma's name rules are handled for you.",
+                                  "어떤 언어든 괜찮습니다. Chroma 이름 규칙은 자동으로 맞춥니다."))
+    info = None
+else:
+    name, info = choice, collections[choice]
+if info is not None:
+    c = right.columns(4)
+    c[0].metric(t("Chunks", "청크"), info.chunks)
+    c[1].metric(t("Documents", "문서"), info.documents)
+    c[2].metric(t("Embedding", "임베딩"), info.embedding)
+    c[3].metric(t("Splitter", "분할기"), f"{info.splitter.get('splitter', '?')} {info.splitter.get('chunk_size', '')}")
+
+tab_add, tab_browse, tab_search = st.tabs([t("Add documents", "문서 추가"), t("Browse", "둘러보기"), t("Search", "검색")])
+
+
+def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> None:
+    report_cb, bar = progress_reporter(t("Ingesting…", "넣는 중…"))
+    report = vectordb.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
+    bar.empty()
+    st.session_state["kb.last_report"] = report.to_dict()
+    st.session_state["kb.pending"] = report.collection
+    st.rerun()
+
+
+# --- add documents ----------------------------------------------------------------------------------
+with tab_add:
+    uploads = st.file_uploader(t("Upload files", "파일 올리기"), accept_multiple_files=True, key="kb.upload",
+                               type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES])
+    s1, s2, s3, s4 = st.columns(4)
+    splitter = s1.selectbox(t("Splitter", "분할기"), ChunkingConfig.choices("splitter"), key="kb.splitter",
+                            help=config_help(ChunkingConfig, "splitter"))
+    size = s2.number_input(t("Chunk size", "청크 크기"), 1, 100_000, 500, step=50, key="kb.chunk_size",
+                           help=config_help(ChunkingConfig, "chunk_size"))
+    overlap = s3.number_input(t("Overlap", "겹침"), 0, 100_000, 50, step=10, key="kb.overlap",
+                              help=config_help(ChunkingConfig, "chunk_overlap"))
+    if info is None:
+        embedding = s4.selectbox(t("Embedding model", "임베딩 모델"), list(EMBEDDING_REGISTRY), key="kb.embedding",
+                                 index=list(EMBEDDING_REGISTRY).index(DEFAULT_EMBEDDING),
+                                 format_func=lambda k: EMBEDDING_REGISTRY[k].label)
+    else:
+        embedding = info.embedding
+        s4.text_input(t("Embedding model", "임베딩 모델"), embedding, disabled=True, key="kb.embedding_fixed",
+                      help=t("A collection keeps the model it was built with.", "컬렉션은 처음 만든 모델을 유지합니다."))
+
+    chunking = None
+    with user_errors():
+        chunking = ChunkingConfig(splitter=splitter, chunk_size=int(size), chunk_overlap=int(overlap))
+
+    # Live preview of the chunk boundaries on the first uploaded file (or a sample file).
+    if chunking is not None:
+        preview_name, preview_text = None, ""
+        try:
+            if uploads:
+                doc = load_bytes(uploads[0].name, uploads[0].getvalue())[0]
+                preview_name, preview_text = doc.metadata["source"], doc.page_content[:4000]
+            elif (SAMPLE / "payment_refund_ko.txt").is_file():
+                doc = load_file(SAMPLE / "payment_refund_ko.txt")[0]
+                preview_name, preview_text = doc.metadata["source"], doc.page_content[:4000]
+        except DocumentError as exc:
+            st.warning(str(exc))
+        if preview_text:
+            with user_errors():
+                counter = token_counter(vectordb.get_embeddings(embedding)) if splitter == "tokens" else None
+                chunks = split_text(preview_text, chunking, counter)
+                st.markdown(t(f"**Preview** of `{preview_name}` (first {len(preview_text):,} characters): {len(chunks)} chunks",
+                              f"`{preview_name}` **미리보기** (앞 {len(preview_text):,}자): 청크 {len(chunks)}개"))
+                rows = [{"#": i, t("start", "시작"): ch.start, t("chars", "글자"): ch.chars, t("bytes", "바이트"): ch.bytes,
+                         **({t("tokens", "토큰"): counter(ch.text)} if counter else {}),
+                         t("chunk", "청크"): ch.text.replace("\n", "⏎")} for i, ch in enumerate(chunks)]
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=260)
+
+    b1, b2 = st.columns(2)
+    if b1.button(t("Ingest uploaded files", "올린 파일 넣기"), type="primary", key="kb.ingest",
+                 disabled=not uploads or chunking is None):
+        with user_errors():
+            folder = f"vectorstore/uploads/{vectordb.chroma_name(name)}"
+            written, errors = save_uploads([(u.name, u.getvalue()) for u in uploads], folder, ws)
+            for err in errors:
+                st.warning(err.message)
+            if written:
+                _ingest(written, chunking, embedding)
+    if b2.button(t("Ingest the sample shop (one click)", "예제 상점 문서 넣기 (한 번에)"), key="kb.sample",
+                 disabled=not SAMPLE.is_dir() or chunking is None,
+                 help=t("Korean and English documents of a small shop, from examples/shop.",
+                        "작은 상점의 한국어·영어 문서 (examples/shop).")):
+        with user_errors():
+            _ingest([SAMPLE], chunking, embedding)
+
+    last = st.session_state.get("kb.last_report")
+    if last:
+        st.success(t(f"{last['collection']}: {last['added']} chunks added, {last['removed']} removed, "
+                     f"{last['chunks']} in the files ({last['seconds']:.1f} s).",
+                     f"{last['collection']}: 청크 {last['added']}개 추가, {last['removed']}개 삭제, "
+                     f"파일의 청크 {last['chunks']}개 ({last['seconds']:.1f}초)."))
+        status = {"new": t("new", "새 문서"), "changed": t("changed", "변경"), "unchanged": t("unchanged", "그대로")}
+        st.dataframe(pd.DataFrame([{t("document", "문서"): s["source"], t("status", "상태"): status[s["status"]],
+                                    t("chunks", "청크"): s["chunks"], t("added", "추가"): s["added"],
+                                    t("removed", "삭제"): s["removed"]} for s in last["sources"]]),
+                     hide_index=True, width="stretch")
+        for err in last["errors"]:
+            st.warning(err["message"])
+
+# --- browse -----------------------------------------------------------------------------------------
+with tab_browse:
+    if info is None:
+        st.info(t("Ingest documents first: this collection does not exist yet.",
+                  "먼저 문서를 넣으세요: 이 컬렉션은 아직 없습니다."))
+    else:
+        docs = vectordb.list_documents(name, ws)
+        st.dataframe(pd.DataFrame([{t("document", "문서"): d.source, t("type", "형식"): d.file_type,
+                                    t("chunks", "청크"): d.chunks} for d in docs]), hide_index=True, width="stretch")
+        source = st.selectbox(t("Show the chunks of", "청크 보기"), [d.source for d in docs], key="kb.browse_source")
+        if source:
+            chunks = vectordb.get_chunks(name, ws, where={"source": source})
+            st.dataframe(pd.DataFrame([{"#": c.metadata.get("chunk_index"), t("start", "시작"): c.metadata.get("start_index"),
+                                        t("chars", "글자"): len(c.text), t("bytes", "바이트"): len(c.text.encode("utf-8")),
+                                        "id": c.id[:12], t("chunk", "청크"): c.text} for c in chunks]),
+                         hide_index=True, width="stretch")
+            confirm = st.checkbox(t(f"Yes, delete {source}", f"네, {source} 삭제"), key="kb.confirm_delete_doc")
+            if st.button(t("Delete this document", "이 문서 삭제"), key="kb.delete_doc", disabled=not confirm):
+                with user_errors():
+                    removed = vectordb.delete_document(name, source, ws)
+                    st.session_state["kb.last_report"] = None
+                    st.toast(t(f"Deleted {removed} chunks of {source}", f"{source}의 청크 {removed}개 삭제"))
+                    st.rerun()
+        with st.expander(t("Delete the whole collection", "컬렉션 전체 삭제")):
+            sure = st.checkbox(t(f"Yes, delete {name} and all its chunks", f"네, {name}와 모든 청크 삭제"),
+                               key="kb.confirm_delete_collection")
+            if st.button(t("Delete collection", "컬렉션 삭제"), key="kb.delete_collection", disabled=not sure):
+                with user_errors():
+                    vectordb.delete_collection(name, ws)
+                    st.session_state.pop("kb.collection", None)
+                    st.rerun()
+
+# --- search -----------------------------------------------------------------------------------------
+with tab_search:
+    if info is None:
+        st.info(t("Ingest documents first: there is nothing to search yet.", "먼저 문서를 넣으세요: 아직 검색할 것이 없습니다."))
+    else:
+        query = st.text_input(t("Question", "질문"), key="kb.query", placeholder="현금으로 결제가 가능한가요?")
+        m1, m2, m3 = st.columns([2, 1, 3])
+        modes = {"hybrid": t("hybrid (BM25 + vectors)", "하이브리드 (BM25 + 벡터)"), "dense": t("similarity", "유사도"),
+                 "mmr": "MMR"}
+        mode = m1.radio(t("Mode", "방식"), list(modes), format_func=modes.__getitem__, key="kb.mode", horizontal=True,
+                        help=config_help(RetrievalConfig, "mode"))
+        k = m2.number_input("k", 1, 50, 5, key="kb.k", help=config_help(RetrievalConfig, "k"))
+        sources = m3.multiselect(t("Only these documents", "이 문서에서만"),
+                                 [d.source for d in vectordb.list_documents(name, ws)], key="kb.sources")
+        with st.expander(t("More settings", "추가 설정")):
+            e1, e2, e3 = st.columns(3)
+            fetch_k = e1.number_input("fetch_k", 1, 2000, 20, key="kb.fetch_k", help=config_help(RetrievalConfig, "fetch_k"))
+            lambda_mult = e2.slider("lambda_mult (MMR)", 0.0, 1.0, 0.5, key="kb.lambda",
+                                    help=config_help(RetrievalConfig, "lambda_mult"))
+            lexical_weight = e3.slider(t("BM25 weight (hybrid)", "BM25 가중치 (하이브리드)"), 0.0, 1.0,
+                                       RetrievalConfig().lexical_weight, key="kb.lexical_weight",
+                                       help=config_help(RetrievalConfig, "lexical_weight"))
+            raw_filter = st.text_input(t("Metadata filter (JSON, Chroma where syntax)", "메타데이터 필터 (JSON, Chroma where 문법)"),
+                                       key="kb.filter", placeholder='{"file_type": "markdown"}')
+        if st.button(t("Search", "검색"), type="primary", key="kb.search") and query.strip():
+            with user_errors():
+                where = None
+                if raw_filter.strip():
+                    try:
+                        where = json.loads(raw_filter)
+                    except json.JSONDecodeError as exc:
+                        raise ConfigError(t(f"The filter is not JSON: {exc.msg}", f"필터가 JSON이 아닙니다: {exc.msg}")) from exc
+                if sources:
+                    by_source = {"source": {"$in": sources}}
+                    where = {"$and": [where, by_source]} if where else by_source
+                config = RetrievalConfig(mode=mode, k=int(k), fetch_k=max(int(fetch_k), int(k)), lambda_mult=lambda_mult,
+                                         lexical_weight=lexical_weight, filter=where)
+                hits = retrieve(name, query, config, ws)
+                st.session_state["kb.results"] = (name, [(r.text, r.score, r.metadata) for r in hits])
+        searched, results = st.session_state.get("kb.results") or (None, None)
+        if searched == name and results is not None:
+            if not results:
+                st.info(t("No chunk matched.", "맞는 청크가 없습니다."))
+            for rank, (text, score, meta) in enumerate(results, 1):
+                with st.container(border=True):
+                    st.caption(f"#{rank} · {t('score', '점수')} {score:.4f} · {meta.get('source')} · "
+                               f"{t('chunk', '청크')} {meta.get('chunk_index')} · {t('offset', '위치')} {meta.get('start_index')}")
+                    st.text(text)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+from streamlit.testing.v1 import AppTest
+
+from workbench import vectordb
+from workbench.chunking import ChunkingConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+SHOP = ROOT / "examples" / "shop"
+
+
+def open_page(lang: str = "en") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["ui.lang"] = lang
+    at.run()
+    at.switch_page("pages/knowledge_base.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("lang,title", [("en", "Knowledge base"), ("ko", "지식 베이스")])
+def test_empty_workspace_offers_a_new_collection_and_a_preview(workspace, lang, title):
+    at = open_page(lang)
+    assert at.title[0].value == title
+    assert at.selectbox(key="kb.collection").value == "\u2795"
+    assert at.text_input(key="kb.new_name").value == "shop"
+    assert at.button(key="kb.ingest").disabled  # nothing uploaded yet
+    if SHOP.is_dir():  # the preview shows the sample's CP949 file cut into chunks with char and byte counts
+        table = at.dataframe[0].value
+        assert list(table.columns)[:4] == (["#", "start", "chars", "bytes"] if lang == "en" else ["#", "시작", "글자", "바이트"])
+        assert (table.iloc[:, 3] >= table.iloc[:, 2]).all()
+
+
+def test_invalid_chunk_settings_show_the_values(workspace):
+    at = open_page()
+    at.number_input(key="kb.chunk_size").set_value(100).run()
+    at.number_input(key="kb.overlap").set_value(150).run()
+    assert "got a larger chunk overlap (150) than chunk size (100)" in at.error[0].value
+    assert at.button(key="kb.sample").disabled
+
+
+@pytest.mark.skipif(not SHOP.is_dir(), reason="the sample shop documents are not there")
+def test_sample_one_click_then_search_and_browse(workspace):
+    at = open_page()
+    at.text_input(key="kb.new_name").set_value("상점").run()
+    at.number_input(key="kb.chunk_size").set_value(800).run()
+    at.number_input(key="kb.overlap").set_value(80).run()
+    at.button(key="kb.sample").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="kb.collection").value == "상점"
+    assert "chunks added, 0 removed" in at.success[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Documents"] == str(len([p for p in SHOP.iterdir() if p.is_file()]))
+
+    at.text_input(key="kb.query").input("현금으로 결제가 가능한가요?").run()
+    at.button(key="kb.search").click().run()
+    captions = [c.value for c in at.caption if c.value.startswith("#")]
+    assert len(captions) == 5 and "score" in captions[0]
+    assert any("현금" in x.value for x in at.text[:3])
+
+    # Filter to one document: every result comes from it.
+    at.multiselect(key="kb.sources").set_value(["price_list.csv"]).run()
+    at.radio(key="kb.mode").set_value("dense").run()
+    at.button(key="kb.search").click().run()
+    captions = [c.value for c in at.caption if c.value.startswith("#")]
+    assert captions and all("price_list.csv" in c for c in captions)
+
+
+def test_browse_and_delete_a_document(workspace):
+    docs = [Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"}),
+            Document("주차는 두 시간 무료입니다.", metadata={"source": "park.txt"})]
+    vectordb.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
+    at = open_page()
+    assert at.selectbox(key="kb.collection").value == "faq"
+    at.selectbox(key="kb.browse_source").set_value("park.txt").run()
+    assert "주차는 두 시간 무료입니다." in at.dataframe[-1].value.iloc[:, -1].tolist()
+    assert at.button(key="kb.delete_doc").disabled
+    at.checkbox(key="kb.confirm_delete_doc").check().run()
+    at.button(key="kb.delete_doc").click().run()
+    assert not at.exception
+    assert [d.source for d in vectordb.list_documents("faq", workspace)] == ["pay.txt"]
+    assert {m.label: m.value for m in at.metric}["Documents"] == "1"
