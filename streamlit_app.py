@@ -15,6 +15,8 @@ language_switch()
 
 pages = [
     st.Page("pages/home.py", title=t("Home", "홈"), icon="🏠", default=True, url_path="home"),
+    st.Page("pages/concepts.py", title=t("Concepts", "개념"), icon="💡", url_path="concepts"),
+    st.Page("pages/knowledge_base.py", title=t("Knowledge base", "지식 베이스"), icon="📚", url_path="knowledge-base"),
     st.Page("pages/dataset.py", title=t("Dataset", "데이터셋"), icon="📋", url_path="dataset"),
 ]
 nav = st.navigation(pages)
