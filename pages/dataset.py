@@ -15,6 +15,7 @@ from workbench import alpaca
 from workbench.config import PROJECT_DIR
 from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
 from workbench.ui.i18n import t
+from workbench.ui.resources import dataset_report
 
 ws = workspace()
 SAMPLES = PROJECT_DIR / "examples" / "alpaca"
@@ -240,9 +241,11 @@ with tab_edit:
     else:
         rows = alpaca.load_rows(info.name, ws)
         issues: list[alpaca.Issue] = []
-        tokenizer_name = (json.loads((info.path / alpaca.META_FILE).read_text(encoding="utf-8")).get("settings") or {}).get("tokenizer", "")
+        lengths_rows: list[dict] = []
+        tokenizer_name = info.settings.get("tokenizer", "")
+        stamp = "-".join(str((info.path / f).stat().st_mtime_ns) for f in (alpaca.RAW_FILE, alpaca.META_FILE))
         with user_errors():
-            issues = alpaca.check_dataset(info.name, workspace=ws)
+            issues, lengths_rows = dataset_report(str(ws.root), info.name, stamp)
         summary = alpaca.summarize_issues(issues)
         k1, k2 = st.columns(2)
         k1.metric(t("Rows with errors", "오류 행"), len(alpaca.issue_rows(issues)))
@@ -291,24 +294,16 @@ with tab_edit:
             st.rerun()
 
         st.subheader(t("Lengths", "길이"))
-        tok = None
-        if tokenizer_name:
-            from workbench.ui.resources import count_tokenizer
-
-            with user_errors():
-                tok = count_tokenizer(tokenizer_name, str(ws.root))
-        lengths = pd.DataFrame(alpaca.row_lengths(rows, tok))
+        lengths = pd.DataFrame(lengths_rows)
         if not lengths.empty:
-            long = lengths.melt(id_vars="row", value_vars=["instruction_chars", "output_chars"], var_name="field", value_name="characters")
-            h1, h2 = st.columns(2)
-            h1.altair_chart(alt.Chart(long).mark_bar(opacity=0.7).encode(
-                alt.X("characters:Q", bin=alt.Bin(maxbins=30), title=t("characters", "글자 수")),
-                alt.Y("count():Q", stack=None, title=t("rows", "행 수")), alt.Color("field:N", title=None)), width="stretch")
+            charts = [("instruction_chars", t("question length (characters)", "질문 길이 (글자)")),
+                      ("output_chars", t("answer length (characters)", "답변 길이 (글자)"))]
             if "tokens" in lengths:
-                h2.altair_chart(alt.Chart(lengths).mark_bar().encode(
-                    alt.X("tokens:Q", bin=alt.Bin(maxbins=30), title=t(f"tokens of prompt + answer ({tokenizer_name})",
-                                                                        f"프롬프트+답변 토큰 수 ({tokenizer_name})")),
-                    alt.Y("count():Q", title=t("rows", "행 수"))), width="stretch")
+                charts.append(("tokens", t(f"prompt + answer tokens ({tokenizer_name})", f"프롬프트+답변 토큰 ({tokenizer_name})")))
+            for col, (field, title) in zip(st.columns(len(charts)), charts):
+                col.altair_chart(alt.Chart(lengths).mark_bar().encode(
+                    alt.X(f"{field}:Q", bin=alt.Bin(maxbins=25), title=title),
+                    alt.Y("count():Q", title=t("rows", "행 수"))).properties(height=220), width="stretch")
 
 # --- split --------------------------------------------------------------------------------------
 with tab_split:

@@ -243,6 +243,7 @@ class DatasetInfo:
     updated: str
     split: dict[str, Any] | None  # seed, test_size, val_size, sizes, created, leakage count, ...
     split_stale: bool  # raw rows changed after the split was made
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # tokenizer and max_tokens of the length check
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -357,6 +358,7 @@ def _info(folder: Path, meta: dict[str, Any]) -> DatasetInfo:
         updated=meta.get("updated", ""),
         split=split,
         split_stale=bool(split) and split.get("raw_sha256") != _sha256(folder / RAW_FILE),
+        settings=dict(meta.get("settings") or {}),
     )
 
 

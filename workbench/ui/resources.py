@@ -38,12 +38,15 @@ def embeddings(name: str) -> Any:
     return load_embeddings(name)
 
 
-@st.cache_resource(show_spinner=False)
-def count_tokenizer(name: str, root: str) -> Any:
-    """A tokenizer for counting tokens (dataset length checks); see workbench.alpaca.load_tokenizer."""
+@st.cache_data(show_spinner=False, max_entries=8)
+def dataset_report(root: str, name: str, stamp: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The issues and per-row lengths of a dataset; `stamp` (file times) changes whenever its rows or settings do."""
     from pathlib import Path
 
-    from workbench.alpaca import load_tokenizer
+    from workbench import alpaca
     from workbench.config import Workspace
 
-    return load_tokenizer(name, Workspace(Path(root)))
+    ws = Workspace(Path(root))
+    tok_name = alpaca.dataset_info(name, ws).settings.get("tokenizer", "")
+    tok = alpaca.load_tokenizer(tok_name, ws) if tok_name else None
+    return alpaca.check_dataset(name, workspace=ws), alpaca.row_lengths(alpaca.load_rows(name, ws), tok)
