@@ -1,0 +1,248 @@
+"""`ask` (one question to the base or fine-tuned model, with or without retrieval) and `evaluate` (the batch
+comparison over a test split), plus `evaluations` to list / show / cancel background evaluations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.cli import print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="ask the base or fine-tuned model a question (optionally with retrieved context)")
+    p.add_argument("question")
+    p.add_argument("--run", default="", help="training run whose adapter answers (default: the base model alone)")
+    p.add_argument("--base-model", default="", help="base model (default: the run's base model, else the offline default)")
+    p.add_argument("--adapter-dir", default="", help="a LoRA adapter folder instead of a run's adapter")
+    p.add_argument("--no-adapter", action="store_true", help="answer with the run's base model, adapter off")
+    p.add_argument("--template", choices=["alpaca-tutorial", "alpaca", "chat"], default=None,
+                   help="prompt template (default: the run's training template, else the model's chat template)")
+    p.add_argument("--collection", default="", help="retrieve context from this collection (RAG)")
+    p.add_argument("--k", type=int, default=None, help="chunks to retrieve")
+    p.add_argument("--mode", choices=["dense", "mmr", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--lang", choices=["ko", "en"], default="ko", help="language of the default RAG template")
+    p.add_argument("--rag-template", default="", help="RAG prompt template with {question} (and optionally {context})")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run_ask)
+
+    e = sub.add_parser("evaluate", help="answer a dataset's test split with base / fine-tuned / RAG / both, and score them")
+    e.add_argument("--config", default="", help="an EvalConfig file (JSON/YAML); the flags below override it")
+    e.add_argument("--run", default=None, help="training run whose adapter is the fine-tuned model")
+    e.add_argument("--dataset", default=None, help="dataset whose test split is answered")
+    e.add_argument("--collection", default=None, help="collection for the RAG sources")
+    e.add_argument("--sources", default=None, help="comma-separated: base,ft,rag,ft_rag,api,api_rag (default: base,ft,rag,ft_rag)")
+    e.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    e.add_argument("--base-model", default=None)
+    e.add_argument("--adapter-dir", default=None, help="a LoRA adapter folder instead of a run's adapter")
+    e.add_argument("--template", choices=["alpaca-tutorial", "alpaca", "chat"], default=None)
+    e.add_argument("--lang", choices=["ko", "en"], default=None)
+    e.add_argument("--max-new-tokens", type=int, default=None)
+    e.add_argument("--k", type=int, default=None, help="chunks to retrieve")
+    e.add_argument("--embedding-model", default=None, help="embedding model for the similarity score ('' to skip)")
+    e.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint of an LLM judge (key: OPENAI_API_KEY)")
+    e.add_argument("--judge-model", default=None)
+    e.add_argument("--endpoint-url", default=None, help="OpenAI-compatible endpoint for the api / api_rag sources")
+    e.add_argument("--endpoint-model", default=None)
+    e.add_argument("--out", default="", help="folder for the full report (default: runs/<run>/eval/<id>/ or evals/<id>/)")
+    e.add_argument("--background", action="store_true", help="start as a background job and print its folder")
+    e.add_argument("--from-dir", default="", help=argparse.SUPPRESS)  # the background job's own entry point
+    e.add_argument("--json", action="store_true", help="print the aggregate scores per source as JSON")
+    e.set_defaults(handler=run_evaluate)
+
+    ls = sub.add_parser("evaluations", help="list, show or cancel evaluations")
+    ls.add_argument("action", choices=["list", "show", "cancel"], nargs="?", default="list")
+    ls.add_argument("folder", nargs="?", default="", help="an evaluation folder (show / cancel)")
+    ls.add_argument("--run", default=None, help="only this run's evaluations")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=run_evaluations)
+
+
+def _stderr_progress(message: str, fraction: float) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+# --- ask -----------------------------------------------------------------------------------------------------
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from workbench.config import Workspace
+    from workbench.errors import ConfigError
+    from workbench.inference import GenerationConfig, build_rag_prompt, load_generator, run_base_model
+    from workbench.models import DEFAULT_MODEL
+
+    ws = Workspace.default()
+    run = None
+    if args.run:
+        from workbench.jobs import get_run
+
+        run = get_run(args.run, ws)
+    adapter_dir = Path(args.adapter_dir) if args.adapter_dir else (run.adapter_dir if run is not None else None)
+    if run is not None and adapter_dir is None and not args.no_adapter:
+        raise ConfigError(f"Run {run.id} has no adapter yet. Wait for it to finish, or pass --no-adapter for the base model.")
+    base = args.base_model or (run_base_model(run) if run is not None else DEFAULT_MODEL)
+    gen = load_generator(base, ws, progress=None if args.json else _stderr_progress)
+    adapter = None
+    if adapter_dir is not None and not args.no_adapter:
+        adapter = run.id if run is not None else "adapter"
+        gen.attach_adapter(adapter, adapter_dir)
+    template = args.template or (getattr(run.config, "prompt_template", None) if run is not None else None) or gen.default_template
+
+    chunks: list[Any] = []
+    instruction, context = args.question, ""
+    if args.collection:
+        from workbench.retrieval import RetrievalConfig, retrieve
+
+        overrides = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
+        if "k" in overrides:
+            overrides["fetch_k"] = max(RetrievalConfig().fetch_k, overrides["k"])
+        chunks = retrieve(args.collection, args.question, RetrievalConfig(**overrides), ws)
+        instruction, context = build_rag_prompt(args.question, chunks, args.rag_template, args.lang)
+    settings = GenerationConfig(**{k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature))
+                                   if v is not None}, do_sample=args.sample)
+    warnings = gen.preflight(template, adapter)
+    prompt = gen.format_prompt(instruction, context, adapter=adapter, template=template)
+    if not args.json:
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for i, c in enumerate(chunks, 1):
+            print(f"[{i}] {c.score:.3f} {Path(str(c.metadata.get('source', ''))).name}", file=sys.stderr)
+    if args.stream and not args.json:
+        stream = gen.stream(prompt, adapter=adapter, settings=settings, template=template)
+        for piece in stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        result = stream.result
+    else:
+        result = gen.generate(prompt, adapter=adapter, settings=settings, template=template)
+        if not args.json:
+            print(result.text)
+    assert result is not None
+    if args.json:
+        print_json({"answer": result.text, "source": ("ft" if adapter else "base") + ("_rag" if args.collection else ""),
+                    "base_model": base, "adapter": adapter, "template": template,
+                    "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                    "latency_s": result.latency_s, "tokens_per_s": result.tokens_per_s, "stopped": result.stopped,
+                    "retrieved": [{"text": c.text, "score": c.score, "source": c.metadata.get("source"),
+                                   "chunk_id": c.metadata.get("chunk_id")} for c in chunks],
+                    "warnings": warnings})
+    else:
+        print(f"{result.completion_tokens} tokens in {result.latency_s:.2f} s ({result.tokens_per_s:.1f} tokens/s), "
+              f"prompt {result.prompt_tokens} tokens", file=sys.stderr)
+    return 0
+
+
+# --- evaluate ------------------------------------------------------------------------------------------------
+
+
+def _eval_config(args: argparse.Namespace) -> Any:
+    from workbench.evaluation import EvalConfig
+
+    data: dict[str, Any] = EvalConfig.load(args.config).to_dict() if args.config else {}
+    flags = {"run_id": args.run, "dataset": args.dataset, "collection": args.collection, "limit": args.limit,
+             "base_model": args.base_model, "adapter_dir": args.adapter_dir, "prompt_template": args.template,
+             "lang": args.lang, "embedding_model": args.embedding_model, "judge_base_url": args.judge_url,
+             "judge_model": args.judge_model, "endpoint_base_url": args.endpoint_url, "endpoint_model": args.endpoint_model}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.sources is not None:
+        data["sources"] = tuple(s.strip() for s in args.sources.split(",") if s.strip())
+    elif "sources" not in data and not data.get("run_id") and not data.get("adapter_dir"):
+        # Without a fine-tuned model the default is what can run: base, and RAG when a collection is given.
+        data["sources"] = ("base", "rag") if data.get("collection") else ("base",)
+    if args.max_new_tokens is not None:
+        data["generation"] = {**data.get("generation", {}), "max_new_tokens": args.max_new_tokens}
+    if args.k is not None:
+        data["retrieval"] = {**data.get("retrieval", {}), "k": args.k, "fetch_k": max(20, args.k)}
+    return EvalConfig.from_dict(data)
+
+
+def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
+    """The per-source aggregate scores that `evaluate --json` prints."""
+    return {
+        "folder": summary.get("folder"),
+        "rows": summary["rows"],
+        "cancelled": summary["cancelled"],
+        "sources": {s: {"metrics": v["metrics"], "latency_s": v["latency_s"], "prompt_tokens": v["prompt_tokens"],
+                        "completion_tokens": v["completion_tokens"], "tokens_per_s": v["tokens_per_s"]}
+                    for s, v in summary["per_source"].items()},
+        "wins": summary["wins"],
+        "cost": summary["cost"],
+        "warnings": summary["warnings"],
+    }
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from workbench.config import Workspace
+    from workbench.evaluation import (
+        new_eval_dir,
+        run_evaluation,
+        run_evaluation_dir,
+        start_evaluation,
+        summary_table,
+    )
+
+    ws = Workspace.default()
+    if args.from_dir:
+        run_evaluation_dir(args.from_dir, ws, progress=_stderr_progress)
+        return 0
+    config = _eval_config(args)
+    if args.background:
+        folder = start_evaluation(config, ws)
+        print_json({"folder": str(folder)}) if args.json else print(folder)
+        return 0
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        config.save(folder / "config.json")
+    else:
+        folder = new_eval_dir(config, ws)
+    summary = run_evaluation(config, folder, ws, progress=_stderr_progress)
+    summary["folder"] = str(folder)
+    if args.json:
+        print_json(aggregate(summary))
+    else:
+        for row in summary_table(summary):
+            print("  ".join(f"{k}: {v}" for k, v in row.items()))
+        print(f"report: {folder / 'report.md'}")
+    return 0
+
+
+def run_evaluations(args: argparse.Namespace) -> int:
+    from workbench.config import Workspace
+    from workbench.errors import ConfigError
+    from workbench.evaluation import cancel_evaluation, evaluation_status, list_evaluations, load_summary
+
+    ws = Workspace.default()
+    if args.action == "list":
+        rows = []
+        for folder in list_evaluations(ws, args.run):
+            st = evaluation_status(folder)
+            rows.append({"folder": str(folder), "state": st.get("state"), "done": st.get("done"), "total": st.get("total"),
+                         "error": st.get("error")})
+        if args.json:
+            print_json(rows)
+        else:
+            for r in rows:
+                print(f"{r['state']:<10} {r['done'] or 0}/{r['total'] or 0}  {r['folder']}" + (f"  ({r['error']})" if r["error"] else ""))
+        return 0
+    if not args.folder:
+        raise ConfigError(f"`evaluations {args.action}` needs the evaluation folder (see `evaluations list`).")
+    if args.action == "cancel":
+        status = cancel_evaluation(args.folder)
+    else:
+        status = evaluation_status(args.folder)
+    summary = load_summary(args.folder) if args.action == "show" else None
+    if args.json:
+        print_json({"status": status, "summary": aggregate(summary) if summary else None})
+    else:
+        print(f"state: {status.get('state')}  {status.get('done') or 0}/{status.get('total') or 0}")
+        if summary:
+            print((Path(args.folder) / "report.md").read_text(encoding="utf-8"))
+    return 0
