@@ -367,6 +367,9 @@ def ingest_documents(
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     chunking = chunking or ChunkingConfig()
     progress = progress or _noop
+    if not documents:  # nothing readable: do not create an empty collection
+        return IngestReport(collection=collection, chroma_name=chroma_name(collection), embedding=embedding or "",
+                            sources=[], errors=[], seconds=time.perf_counter() - t0)
     missing = [i for i, d in enumerate(documents) if not d.metadata.get("source")]
     if missing:
         raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.")

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+from streamlit.testing.v1 import AppTest
+
+from workbench import vectordb
+from workbench.chunking import ChunkingConfig
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+def open_page(lang: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["ui.lang"] = lang
+    at.run()
+    at.switch_page("pages/concepts.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("lang,title", [("en", "Concepts"), ("ko", "개념")])
+def test_concepts_page_in_both_languages(workspace, lang, title):
+    at = open_page(lang)
+    assert at.title[0].value == title
+    # Characters vs bytes side by side: the byte chunks of the Korean sample never exceed the byte budget.
+    chars, byts = at.dataframe[0].value, at.dataframe[1].value
+    size = at.slider(key="concepts.chunk_size").value
+    assert (chars.iloc[:, 1] <= size).all() and (byts.iloc[:, 2] <= size).all()
+    assert len(byts) > len(chars)  # Korean needs more byte chunks
+    assert any("No collection yet" in i.value or "아직 컬렉션이 없습니다" in i.value for i in at.info)
+
+
+def test_typed_sentences_and_a_real_collection(workspace):
+    vectordb.ingest_documents([Document("현금 결제 가능", metadata={"source": "pay.txt"})], "shop",
+                              ChunkingConfig(), workspace=workspace)
+    at = open_page("en")
+    at.text_area(key="concepts.sentences").input("현금 되나요?\nCan I pay cash?\n비가 옵니다.").run()
+    assert not at.exception and "3 vectors of 384 numbers each." in [c.value for c in at.caption]
+    at.slider(key="concepts.chunk_size").set_value(12).run()
+    assert (at.dataframe[1].value.iloc[:, 2] <= 12).all()
+    stored = at.dataframe[2].value
+    assert stored.iloc[0]["document"] == "현금 결제 가능" and stored.iloc[0]["id"] == vectordb.get_chunks("shop", workspace)[0].id
+    assert stored.columns[1] == "vector (first 6 of 384)"
+    assert "source=pay.txt" in stored.iloc[0]["metadata"]
