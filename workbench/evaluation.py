@@ -462,8 +462,38 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None) -> Path:
-    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`), with its config written first."""
+def check_evaluation(config: EvalConfig, workspace: Workspace | None = None) -> None:
+    """Fail early, before a folder or a process exists, when the dataset split, run, adapter or collection is missing.
+
+    Raises:
+        NotFoundError: what is missing, and how to make it.
+    """
+    from workbench.alpaca import load_split
+
+    ws = workspace or Workspace.default()
+    load_split(config.dataset, config.split, ws)  # type: ignore[arg-type]
+    if config.run_id:
+        run = _run_info(config.run_id, ws)
+        if FT_SOURCES & set(config.sources) and not config.adapter_dir and run.adapter_dir is None:
+            raise NotFoundError(f"Run {config.run_id} has no adapter yet. Wait for training to finish, or drop ft / ft_rag.")
+    if config.adapter_dir and not (Path(config.adapter_dir) / "adapter_config.json").is_file():
+        raise NotFoundError(f"{config.adapter_dir} has no adapter_config.json: it is not a LoRA adapter folder.")
+    if RAG_SOURCES & set(config.sources):
+        from workbench.vectordb import collection_info
+
+        collection_info(config.collection, ws)
+
+
+def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None, folder: str | Path | None = None) -> Path:
+    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`, or `folder`), config written first."""
+    if folder is not None:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in (STATUS_FILE, SUMMARY_FILE, REPORT_MD, REPORT_HTML):
+            (path / name).unlink(missing_ok=True)
+        config.save(path / CONFIG_FILE)
+        _write_status(path, state="pending", pid=None, started_at=None, ended_at=None, error=None, done=0, total=0)
+        return path
     root = evals_root(config.run_id, workspace)
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', config.dataset)[:40]}"
     path, n = root / base, 1
@@ -533,6 +563,7 @@ def start_evaluation(config: EvalConfig, workspace: Workspace | None = None, env
         JobError: the process could not be started.
     """
     ws = workspace or Workspace.default()
+    check_evaluation(config, ws)
     folder = new_eval_dir(config, ws)
     child_env = dict(os.environ, WORKBENCH_HOME=str(ws.root), **(dict(env) if env else {}))
     root = Path(__file__).resolve().parent.parent

@@ -181,8 +181,8 @@ def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
 def run_evaluate(args: argparse.Namespace) -> int:
     from workbench.config import Workspace
     from workbench.evaluation import (
+        check_evaluation,
         new_eval_dir,
-        run_evaluation,
         run_evaluation_dir,
         start_evaluation,
         summary_table,
@@ -197,13 +197,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         folder = start_evaluation(config, ws)
         print_json({"folder": str(folder)}) if args.json else print(folder)
         return 0
-    if args.out:
-        folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        config.save(folder / "config.json")
-    else:
-        folder = new_eval_dir(config, ws)
-    summary = run_evaluation(config, folder, ws, progress=_stderr_progress)
+    check_evaluation(config, ws)
+    folder = new_eval_dir(config, ws, args.out or None)
+    summary = run_evaluation_dir(folder, ws, progress=_stderr_progress)
     summary["folder"] = str(folder)
     if args.json:
         print_json(aggregate(summary))
