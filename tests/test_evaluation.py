@@ -9,6 +9,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pathlib import Path
+
 import pytest
 
 from workbench.errors import ConfigError, OfflineError
@@ -34,6 +36,8 @@ from workbench.evaluation import (
     summarize,
     write_report,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- text metrics --------------------------------------------------------------------------------------------
 
@@ -128,6 +132,20 @@ class CannedServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests.append(body)
                 reply = owner.replies.pop(0) if owner.replies else "no more replies"
+                if body.get("stream"):  # server-sent events, one word per event, then usage
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    base = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
+                    words = reply.split(" ")
+                    for i, word in enumerate(words):
+                        delta = {"content": word + (" " if i < len(words) - 1 else "")}
+                        event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    end = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    usage = {**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+                    self.wfile.write(f"data: {json.dumps(end)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+                    return
                 if isinstance(reply, bytes):  # a raw, broken body
                     data = reply
                 else:
@@ -190,6 +208,16 @@ def test_endpoint_answers_with_usage():
     assert r.text == "5번 통로에 있습니다." and (r.prompt_tokens, r.completion_tokens) == (11, 3)
     assert srv.requests[0]["messages"] == [{"role": "user", "content": "아이스크림은 어디?\n\n[1] 5번 통로"}]
     assert srv.requests[0]["temperature"] == 0  # greedy settings map to temperature 0
+
+
+def test_endpoint_streams_pieces_then_the_result():
+    with CannedServer(["The ice cream is in aisle 5."]) as srv:
+        stream = EndpointAnswerer(srv.url, "served-model").stream("Where is the ice cream?")
+        pieces = list(stream)
+    assert pieces == ["The ", "ice ", "cream ", "is ", "in ", "aisle ", "5."]
+    r = stream.result
+    assert r.text == "The ice cream is in aisle 5." and (r.prompt_tokens, r.completion_tokens) == (11, 7)
+    assert srv.requests[0]["stream"] is True
 
 
 # --- config and reports --------------------------------------------------------------------------------------
@@ -369,3 +397,38 @@ def test_background_evaluation_job(workspace, smollm2_dir, tmp_path):
     while evaluation_status(folder2)["state"] in ("pending", "running") and time.time() < deadline:
         time.sleep(0.2)
     assert evaluation_status(folder2)["state"] == "cancelled"
+
+
+# --- knowledge freshness -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (ROOT / "examples" / "shop" / "store_map_ko.md").is_file(), reason="the sample shop is not there")
+def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
+    from workbench.evaluation import FRESHNESS_QUESTIONS, ICE_CREAM_EDITS, change_facts, restore_facts
+    from workbench.retrieval import RetrievalConfig, retrieve
+    from workbench.vectordb import ingest_paths
+
+    shop = ROOT / "examples" / "shop"
+    files = ["store_guide_en.md", "store_map_ko.md"]  # price_list.csv (47 chunks) left out to keep the test fast
+    edits = [e for e in ICE_CREAM_EDITS if e.file in files]
+    ingest_paths([shop / f for f in files], "shop", workspace=workspace)
+    dense = RetrievalConfig(mode="dense", k=3, fetch_k=10)
+
+    def top(question: str) -> str:
+        return "\n".join(c.text for c in retrieve("shop", question, dense, workspace))
+
+    assert "3번 통로 냉동고" in top(FRESHNESS_QUESTIONS["ko"])
+    done = change_facts("shop", edits, shop, workspace)
+    assert done["files"] == files and done["replacements"] == 3
+    assert done["added"] > 0 and done["removed"] > 0
+    moved = top(FRESHNESS_QUESTIONS["ko"])
+    assert "5번 통로 냉동고" in moved and "3번 통로 냉동고" not in moved
+    assert "aisle 5" in top(FRESHNESS_QUESTIONS["en"])
+    edited = (workspace.root / "freshness" / "shop" / "store_map_ko.md").read_text(encoding="utf-8")
+    assert "냉동 고기만두" in edited and "### 3번 통로 — 냉동식품" in edited  # only the ice-cream lines changed
+    assert change_facts("shop", edits, shop, workspace)["replacements"] == 0  # applying twice is harmless
+    with pytest.raises(ConfigError, match="does not contain 'no such text'"):
+        change_facts("shop", [ICE_CREAM_EDITS[0].__class__("store_map_ko.md", "no such text", "x")], shop, workspace)
+    restore_facts("shop", done["files"], shop, workspace)
+    restored = top(FRESHNESS_QUESTIONS["ko"])
+    assert "3번 통로 냉동고" in restored and "5번 통로 냉동고" not in restored

@@ -350,19 +350,75 @@ class EndpointAnswerer:
                                 stopped="max_new_tokens" if finish == "length" else "stop_token", adapter=None,
                                 prompt=self._message(instruction, input))
 
-    def stream(self, instruction: str, input: str = "", settings: "GenerationConfig | None" = None) -> Iterator[str]:
-        """Text pieces as the endpoint sends them."""
+    def stream(self, instruction: str, input: str = "", settings: "GenerationConfig | None" = None) -> Any:
+        """A `GenerationStream` of the text pieces the endpoint sends; its `.result` is set at the end
+        (token counts from the final usage event when the server sends one, else the number of pieces)."""
         import openai
 
-        from workbench.inference import GenerationConfig
+        from workbench.inference import GenerationConfig, GenerationResult, GenerationStream
 
         settings = settings or GenerationConfig()
-        try:
-            for event in self._client.chat.completions.create(**self._kwargs(instruction, input, settings), stream=True):
-                if event.choices and event.choices[0].delta and event.choices[0].delta.content:
-                    yield event.choices[0].delta.content
-        except openai.OpenAIError as exc:
-            raise _endpoint_error(exc, self.base_url, "answer") from exc
+        message = self._message(instruction, input)
+
+        def pieces() -> Iterator[str]:
+            t0 = time.perf_counter()
+            text, n_pieces, usage, finish = "", 0, None, None
+            try:
+                events = self._client.chat.completions.create(**self._kwargs(instruction, input, settings), stream=True,
+                                                              stream_options={"include_usage": True})
+                for event in events:
+                    usage = getattr(event, "usage", None) or usage
+                    if event.choices:
+                        finish = event.choices[0].finish_reason or finish
+                        delta = event.choices[0].delta.content if event.choices[0].delta else None
+                        if delta:
+                            text += delta
+                            n_pieces += 1
+                            yield delta
+            except openai.OpenAIError as exc:
+                raise _endpoint_error(exc, self.base_url, "answer") from exc
+            latency = time.perf_counter() - t0
+            completion = int(getattr(usage, "completion_tokens", 0) or 0) or n_pieces
+            stream.result = GenerationResult(
+                text=text.strip(), prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0), completion_tokens=completion,
+                latency_s=round(latency, 3), tokens_per_s=round(completion / latency, 2) if latency > 0 else 0.0,
+                stopped="max_new_tokens" if finish == "length" else "stop_token", adapter=None, prompt=message)
+
+        stream = GenerationStream(pieces())
+        return stream
+
+
+def source_prompt(source: str, question: str, row_input: str, chunks: Sequence[Any], *, rag_template: str | None,
+                  lang: str) -> tuple[str, str]:
+    """The (instruction, input) a source answers: the question as is, or with the retrieved chunks for RAG sources."""
+    if source not in RAG_SOURCES:
+        return question, row_input
+    from workbench.inference import build_rag_prompt
+
+    return build_rag_prompt(question if not row_input.strip() else f"{question}\n\n{row_input}", chunks, rag_template, lang)
+
+
+def answer_stream(source: str, instruction: str, input: str, *, settings: "GenerationConfig",
+                  generator: "Generator | None" = None, adapter: str | None = None, template: str | None = None,
+                  endpoint: EndpointAnswerer | None = None) -> Any:
+    """A streamed answer of one source (`GenerationStream`: iterate for text pieces, then read `.result`).
+
+    Local sources use `generator` (the adapter switched on for ft / ft_rag); api sources use `endpoint`.
+
+    Raises:
+        ConfigError: the source needs a generator, adapter or endpoint that was not given.
+    """
+    if source in API_SOURCES:
+        if endpoint is None:
+            raise ConfigError(f"Source {source!r} needs an OpenAI-compatible endpoint: give its URL and model name.")
+        return endpoint.stream(instruction, input, settings)
+    if generator is None:
+        raise ConfigError(f"Source {source!r} needs a local model.")
+    if source in FT_SOURCES and not adapter:
+        raise ConfigError(f"Source {source!r} needs a fine-tuned adapter: pick a training run.")
+    use = adapter if source in FT_SOURCES else None
+    prompt = generator.format_prompt(instruction, input, adapter=use, template=template)  # type: ignore[arg-type]
+    return generator.stream(prompt, adapter=use, settings=settings, template=template)  # type: ignore[arg-type]
 
 
 # --- the evaluation config -----------------------------------------------------------------------------------
@@ -686,7 +742,7 @@ def run_evaluation(
         NotFoundError: dataset, split, run, adapter or collection missing.
         OfflineError: an endpoint (judge, api source) cannot be reached.
     """
-    from workbench.alpaca import format_prompt, load_split
+    from workbench.alpaca import load_split
     from workbench.inference import build_rag_prompt, load_generator
 
     ws = workspace or Workspace.default()
@@ -732,6 +788,7 @@ def run_evaluation(
         report(f"Loading the embedding model {config.embedding_model}", 0.0)
         embeddings = load_embeddings(config.embedding_model)
     retrieval = config.retrieval_config()
+    build_rag_prompt("q", [], config.rag_template, config.lang)  # a broken template fails now, not after loading
 
     for name in (PROGRESS_FILE, RESULTS_FILE):
         (out / name).unlink(missing_ok=True)
@@ -770,8 +827,6 @@ def run_evaluation(
                 query = f"{question}\n{row_input}".strip()
                 chunks = retrieve(config.collection, query, retrieval, ws)
                 retrieval_s = round(time.perf_counter() - t0, 4)
-            rag_instruction, rag_context = build_rag_prompt(
-                question if not row_input.strip() else f"{question}\n\n{row_input}", chunks, config.rag_template, config.lang)
             hit = retrieval_hit(row, chunks)
             row_results: list[dict[str, Any]] = []
             for source in sources:
@@ -779,7 +834,7 @@ def run_evaluation(
                     cancelled = True
                     break
                 rag = source in RAG_SOURCES
-                instr, inp = (rag_instruction, rag_context) if rag else (question, row_input)
+                instr, inp = source_prompt(source, question, row_input, chunks, rag_template=config.rag_template, lang=config.lang)
                 if source in API_SOURCES:
                     res = endpoint.generate(instr, inp, settings)  # type: ignore[union-attr]
                 else:
@@ -1117,3 +1172,103 @@ def run_evaluation_dir(folder: str | Path, workspace: Workspace | None = None, p
     _write_status(folder, state="cancelled" if summary["cancelled"] else "completed", ended_at=_now(),
                   done=prog[-1]["done"] if prog else 0, total=prog[-1]["total"] if prog else 0)
     return summary
+
+
+# --- knowledge freshness: change a fact in a document, re-ingest, ask again -------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FactEdit:
+    """Replace `old` by `new` in the document `file` (its name in the collection)."""
+
+    file: str
+    old: str
+    new: str
+
+
+# The sample shop's demo (examples/README.md): the ice cream moves from aisle 3 to aisle 5. Only the ice-cream
+# lines change; frozen dumplings, pizza and ice stay in aisle 3.
+ICE_CREAM_EDITS: tuple[FactEdit, ...] = (
+    FactEdit("store_map_ko.md", "아이스크림은 3번 통로 냉동고(계산대 바로 옆)에 있습니다.", "아이스크림은 5번 통로 냉동고로 옮겼습니다."),
+    FactEdit("store_map_ko.md", "아이스크림은 어디 있나요? → 3번 통로 냉동고, 계산대 바로 옆", "아이스크림은 어디 있나요? → 5번 통로 냉동고"),
+    FactEdit("store_guide_en.md", "Ice cream is in the freezer in aisle 3, right next to the checkout.",
+             "Ice cream has moved to the freezer in aisle 5."),
+    FactEdit("price_list.csv", "3번 통로 냉동고(계산대 옆)", "5번 통로 냉동고"),
+)
+FRESHNESS_QUESTIONS = {"ko": "아이스크림이 있는 곳은?", "en": "Where is the ice cream?"}
+
+
+def freshness_dir(collection: str, workspace: Workspace | None = None) -> Path:
+    """Where the edited copies of a collection's documents are kept (`freshness/<collection>/`)."""
+    ws = workspace or Workspace.default()
+    return ws.root / "freshness" / re.sub(r"[^\w.-]", "_", collection)
+
+
+def change_facts(
+    collection: str,
+    edits: Sequence[FactEdit],
+    source_dir: str | Path,
+    workspace: Workspace | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Apply `edits` to copies of the documents from `source_dir` and re-ingest them into `collection`.
+
+    The copies keep their file names, so ingestion replaces the old chunks of each document. Applying the
+    same edits twice changes nothing more (a document already holding the new text is left as it is).
+    The collection's own chunking settings and embedding model are used.
+
+    Returns:
+        {"files": changed file names, "replacements": count, "added": chunks, "removed": chunks, "folder": path}
+
+    Raises:
+        NotFoundError: the collection, or a document of an edit, does not exist.
+        ConfigError: a document contains neither the old nor the new text of an edit.
+    """
+    from workbench.chunking import ChunkingConfig
+    from workbench.documents import decode_text
+    from workbench.vectordb import collection_info, ingest_paths
+
+    ws = workspace or Workspace.default()
+    info = collection_info(collection, ws)
+    folder = freshness_dir(collection, ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts: dict[str, str] = {}
+    replacements = 0
+    for edit in edits:
+        if edit.file not in texts:
+            current = folder / edit.file
+            original = Path(source_dir) / edit.file
+            path = current if current.is_file() else original
+            if not path.is_file():
+                raise NotFoundError(f"{edit.file} is neither in {source_dir} nor in {folder}: the fact cannot be changed.")
+            texts[edit.file] = decode_text(path.read_bytes(), edit.file)[0]
+        text = texts[edit.file]
+        if edit.old and edit.old in text:
+            replacements += text.count(edit.old)
+            texts[edit.file] = text.replace(edit.old, edit.new)
+        elif edit.new not in text:
+            raise ConfigError(f"{edit.file} does not contain {edit.old!r}. Copy the exact text from the document.")
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    chunking = ChunkingConfig(**info.splitter) if info.splitter else None
+    report = ingest_paths([folder / n for n in texts], collection, chunking, None, ws, progress)
+    return {"files": sorted(texts), "replacements": replacements, "added": report.added, "removed": report.removed,
+            "folder": str(folder)}
+
+
+def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path, workspace: Workspace | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Re-ingest the original documents (undo `change_facts`) and delete the edited copies."""
+    from workbench.chunking import ChunkingConfig
+    from workbench.vectordb import collection_info, ingest_paths
+
+    ws = workspace or Workspace.default()
+    info = collection_info(collection, ws)
+    paths = [Path(source_dir) / f for f in files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise NotFoundError(f"The original documents {', '.join(missing)} are missing: they cannot be restored.")
+    report = ingest_paths(paths, collection, ChunkingConfig(**info.splitter) if info.splitter else None, None, ws, progress)
+    for f in files:
+        (freshness_dir(collection, ws) / f).unlink(missing_ok=True)
+    return {"files": list(files), "added": report.added, "removed": report.removed}

@@ -298,7 +298,13 @@ class GenerationStream:
 @dataclasses.dataclass
 class _Adapter:
     path: Path
-    tokenizer: Any | None  # the tokenizer saved with the adapter, when it differs from the base one
+    tokenizer: Any | None  # the tokenizer saved with the adapter (None: use the base one)
+    stamp: float = 0.0  # modification time of the weights, to notice a re-trained adapter
+
+
+def _adapter_stamp(adapter_dir: Path) -> float:
+    files = list(adapter_dir.glob("adapter_model.*"))
+    return max((f.stat().st_mtime for f in files), default=0.0)
 
 
 class Generator:
@@ -356,7 +362,15 @@ class Generator:
                 raise ModelError(f"Cannot load the adapter in {adapter_dir} onto {self.base_model or 'this base model'}: "
                                  f"{exc}. Was it trained on the same base model?") from exc
             self.model.eval()
-        self.adapters[name] = _Adapter(adapter_dir, tok)
+        self.adapters[name] = _Adapter(adapter_dir, tok, _adapter_stamp(adapter_dir))
+
+    def ensure_adapter(self, name: str, adapter_dir: str | Path) -> None:
+        """`attach_adapter` unless the same files are attached under `name` already (cheap to call on every rerun)."""
+        adapter_dir = Path(adapter_dir)
+        current = self.adapters.get(name)
+        if current is not None and current.path == adapter_dir and current.stamp == _adapter_stamp(adapter_dir):
+            return
+        self.attach_adapter(name, adapter_dir)
 
     def tokenizer_for(self, adapter: str | None) -> "PreTrainedTokenizerBase":
         """The tokenizer to format prompts for `adapter` (its own saved tokenizer when it has one)."""
