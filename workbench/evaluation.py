@@ -899,6 +899,16 @@ def pair_winners(results: Sequence[Mapping[str, Any]], a: str = "ft", b: str = "
     return out
 
 
+def wide_results(results: Sequence[Mapping[str, Any]], metric: str = "char_f1") -> list[dict[str, Any]]:
+    """One record per question: question, reference, and each source's answer and `metric` side by side."""
+    rows: dict[int, dict[str, Any]] = {}
+    for r in results:
+        rec = rows.setdefault(int(r["row"]), {"row": int(r["row"]), "question": r["question"], "reference": r["reference"]})
+        rec[f"{r['source']}: answer"] = r["answer"]
+        rec[f"{r['source']}: {metric}"] = r.get(metric)
+    return [rows[k] for k in sorted(rows)]
+
+
 def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sources: Sequence[str] | None = None,
               cancelled: bool = False, rows_total: int | None = None, seconds: float = 0.0, template: str | None = None,
               warnings: Sequence[str] = (), train_seconds: float | None = None, adapter_bytes: int | None = None) -> dict[str, Any]:
@@ -1217,8 +1227,12 @@ def change_facts(
     same edits twice changes nothing more (a document already holding the new text is left as it is).
     The collection's own chunking settings and embedding model are used.
 
+    Edits of documents the collection does not hold are skipped (listed in "skipped"), so that the experiment
+    never adds documents to it.
+
     Returns:
-        {"files": changed file names, "replacements": count, "added": chunks, "removed": chunks, "folder": path}
+        {"files": changed file names, "skipped": file names, "replacements": count, "added": chunks,
+         "removed": chunks, "folder": path}
 
     Raises:
         NotFoundError: the collection, or a document of an edit, does not exist.
@@ -1226,10 +1240,16 @@ def change_facts(
     """
     from workbench.chunking import ChunkingConfig
     from workbench.documents import decode_text
-    from workbench.vectordb import collection_info, ingest_paths
+    from workbench.vectordb import collection_info, ingest_paths, list_documents
 
     ws = workspace or Workspace.default()
     info = collection_info(collection, ws)
+    present = {Path(d.source).name for d in list_documents(collection, ws)}
+    skipped = sorted({e.file for e in edits if e.file not in present})
+    edits = [e for e in edits if e.file in present]  # never add a document the collection did not hold
+    if not edits:
+        raise ConfigError(f"Collection {collection!r} holds none of {', '.join(skipped) or 'the edited documents'}. "
+                          f"Ingest the documents first (the sample shop: Knowledge base page), or edit other files.")
     folder = freshness_dir(collection, ws)
     folder.mkdir(parents=True, exist_ok=True)
     texts: dict[str, str] = {}
@@ -1252,8 +1272,8 @@ def change_facts(
         (folder / name).write_text(text, encoding="utf-8")
     chunking = ChunkingConfig(**info.splitter) if info.splitter else None
     report = ingest_paths([folder / n for n in texts], collection, chunking, None, ws, progress)
-    return {"files": sorted(texts), "replacements": replacements, "added": report.added, "removed": report.removed,
-            "folder": str(folder)}
+    return {"files": sorted(texts), "skipped": skipped, "replacements": replacements, "added": report.added,
+            "removed": report.removed, "folder": str(folder)}
 
 
 def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path, workspace: Workspace | None = None,

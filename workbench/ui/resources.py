@@ -50,3 +50,15 @@ def dataset_report(root: str, name: str, stamp: str) -> tuple[list[Any], list[di
     tok_name = alpaca.dataset_info(name, ws).settings.get("tokenizer", "")
     tok = alpaca.load_tokenizer(tok_name, ws) if tok_name else None
     return alpaca.check_dataset(name, workspace=ws), alpaca.row_lengths(alpaca.load_rows(name, ws), tok)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def generator(base_model: str, root: str) -> Any:
+    """One loaded base model per (model, workspace); adapters are attached to it as runs are picked
+    (`Generator.ensure_adapter`), and its lock serialises generations across sessions."""
+    from pathlib import Path
+
+    from workbench.config import Workspace
+    from workbench.inference import load_generator
+
+    return load_generator(base_model, Workspace(Path(root)))

@@ -1,0 +1,158 @@
+"""The Compare page, driven with AppTest: columns answer from one loaded base model, RAG columns show their chunks,
+a finished evaluation renders its report with filters and downloads, and the knowledge-freshness panel moves a fact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+SHOP = ROOT / "examples" / "shop"
+
+
+def open_page(lang: str = "en") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["ui.lang"] = lang
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def adapter(smollm2_dir, tmp_path_factory):
+    """A real LoRA adapter on SmolLM2 (randomly perturbed so that it changes the answers), saved with its tokenizer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    out = tmp_path_factory.mktemp("compare-adapter")
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(smollm2_dir)).save_pretrained(str(out))
+    return out
+
+
+def make_run(workspace, smollm2_dir: Path, adapter: Path, run_id: str = "20261129-120000-smollm2-135m") -> str:
+    """A finished run directory in the contract's format (config.json, status.json, adapter/)."""
+    import shutil
+
+    from workbench.finetune import TrainConfig
+
+    path = workspace.runs / run_id
+    (path / "logs").mkdir(parents=True)
+    TrainConfig(dataset="shop", base_model="smollm2-135m", prompt_template="chat").save(path / "config.json")
+    (path / "status.json").write_text(json.dumps({
+        "state": "completed", "pid": None, "started_at": None, "ended_at": None, "error": None, "step": 10,
+        "max_steps": 10, "resolved_base_model": str(smollm2_dir), "best_checkpoint": None, "train_seconds": 42.0}))
+    shutil.copytree(adapter, path / "adapter")
+    return run_id
+
+
+@pytest.mark.parametrize("lang,title", [("en", "Compare"), ("ko", "비교")])
+def test_empty_workspace_offers_the_base_model(workspace, lang, title):
+    at = open_page(lang)
+    assert at.title[0].value == title
+    assert at.multiselect(key="compare.sources").value == ["base"]
+    assert at.multiselect(key="compare.sources").options == ["base" if lang == "en" else "기본 모델"]
+    assert at.text_area(key="compare.question").value == ("Where is the ice cream?" if lang == "en" else "아이스크림이 있는 곳은?")
+    assert "No split dataset yet" in at.info[0].value if lang == "en" else "분할된 데이터셋" in at.info[0].value
+    assert at.text_area(key="compare.rag_template").value.endswith("{question}")
+
+
+def test_finished_evaluation_renders_its_report(workspace):
+    from workbench.evaluation import EvalConfig, new_eval_dir, score_answer, summarize, write_report, _write_status
+
+    def rec(row, source, answer, reference):
+        return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,
+                **score_answer(answer, reference), "embedding_similarity": None, "judge": None,
+                "retrieval_hit": True if source == "rag" else None, "prompt_tokens": 90 if source == "rag" else 30,
+                "completion_tokens": 5, "latency_s": 0.5, "tokens_per_s": 10.0, "retrieval_s": None, "stopped": "stop_token"}
+
+    results = [rec(1, "ft", "aisle 5", "aisle 5"), rec(1, "rag", "aisle 3", "aisle 5"),
+               rec(2, "ft", "no idea", "cash is fine"), rec(2, "rag", "cash is fine", "cash is fine")]
+    cfg = EvalConfig(dataset="shop", adapter_dir="/x", collection="c", sources=("ft", "rag"), embedding_model="")
+    folder = new_eval_dir(cfg, workspace)
+    import csv
+
+    from workbench.evaluation import RESULT_COLUMNS
+    with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(results)
+    write_report(folder, summarize(results, cfg, rows_total=2, template="chat"), results)
+    _write_status(folder, state="completed")
+
+    at = open_page()
+    assert at.selectbox(key="compare.eval_pick").value == str(folder)
+    table = at.dataframe[0].value
+    assert list(table["source"]) == ["fine-tuned", "base + RAG"] and "char F1" in table.columns
+    wide = at.dataframe[1].value
+    assert list(wide["row"]) == [1, 2]
+    at.radio(key="compare.eval_filter").set_value("ft").run()
+    assert list(at.dataframe[1].value["row"]) == [1]  # where fine-tuning wins
+    at.radio(key="compare.eval_filter").set_value("rag").run()
+    assert list(at.dataframe[1].value["row"]) == [2]  # where RAG wins
+    assert {m.label: m.value for m in at.metric}["Prompt tokens added by retrieval"] == "–"  # no base source here
+
+
+@pytest.mark.slow
+def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
+    from langchain_core.documents import Document
+
+    from workbench import vectordb
+
+    run_id = make_run(workspace, smollm2_dir, adapter)
+    vectordb.ingest_documents([Document("The ice cream is in the freezer in aisle 5.", metadata={"source": "map.md"}),
+                               Document("Cash and cards are accepted.", metadata={"source": "pay.md"})], "shop",
+                              workspace=workspace)
+    at = open_page()
+    at.selectbox(key="compare.run").set_value(run_id).run()
+    at.selectbox(key="compare.collection").set_value("shop").run()
+    assert at.selectbox(key="compare.template").value == "chat"  # the run's training template
+    at.multiselect(key="compare.sources").set_value(["base", "ft", "rag", "ft_rag"]).run()
+    at.number_input(key="compare.max_new_tokens").set_value(12).run()
+    at.number_input(key="compare.k").set_value(1).run()
+    at.button(key="compare.ask").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    result = at.session_state["compare.result"]
+    answers = result["answers"]
+    assert list(answers) == ["base", "ft", "rag", "ft_rag"]
+    assert answers["base"]["text"] != answers["ft"]["text"]  # the adapter is switched on for ft only
+    assert answers["rag"]["prompt_tokens"] > answers["base"]["prompt_tokens"]
+    assert "[1] (map.md)\nThe ice cream is in the freezer in aisle 5." in answers["rag"]["prompt"]
+    assert result["chunks"][0]["source"] == "map.md"
+    captions = [c.value for c in at.caption if "tokens/s" in c.value]
+    assert len(captions) == 4
+    texts = [x.value for x in at.text]
+    assert answers["ft"]["text"] in texts  # rendered as text, not markdown
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHOP / "store_map_ko.md").is_file(), reason="the sample shop is not there")
+def test_freshness_panel_moves_the_ice_cream(workspace):
+    from workbench.retrieval import RetrievalConfig, retrieve
+    from workbench.vectordb import ingest_paths
+
+    ingest_paths([SHOP / "store_map_ko.md"], "shop", workspace=workspace)
+    at = open_page("ko")
+    at.selectbox(key="compare.collection").set_value("shop").run()
+    at.button(key="compare.fresh_change").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "2곳을 바꾸고 다시 넣었습니다" in at.success[0].value
+    top = retrieve("shop", "아이스크림이 있는 곳은?", RetrievalConfig(mode="dense", k=2, fetch_k=5), workspace)
+    assert any("5번 통로 냉동고" in c.text for c in top)
+    at.button(key="compare.fresh_restore").click().run()
+    assert not at.error, [e.value for e in at.error]
+    top = retrieve("shop", "아이스크림이 있는 곳은?", RetrievalConfig(mode="dense", k=2, fetch_k=5), workspace)
+    assert not any("5번 통로 냉동고" in c.text for c in top)
