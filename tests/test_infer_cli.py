@@ -19,6 +19,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_user_errors_are_one_line(workspace):
+    r = cli("ask", "q", "--run", "20990101-000000-nope")
+    assert r.returncode == 2 and r.stderr.startswith("error: Run '20990101-000000-nope' does not exist")
     r = cli("evaluate", "--dataset", "nope", "--json")
     assert r.returncode == 2 and r.stderr.startswith("error: Dataset 'nope' does not exist")
     r = cli("evaluate", "--dataset", "d", "--sources", "base,ft")
@@ -38,8 +40,35 @@ def test_ask_answers_with_the_base_model(workspace, smollm2_dir):
     assert out["stopped"] == "stop_token" and 0 < out["completion_tokens"] <= 12 and out["warnings"] == []
 
 
+def make_run(workspace, smollm2_dir: Path, tmp_path: Path) -> str:
+    """A finished run in the contract's format, whose adapter is a real LoRA adapter (randomly perturbed)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench.finetune import TrainConfig
+
+    run_id = "20261129-120000-smollm2-135m"
+    path = workspace.runs / run_id
+    (path / "logs").mkdir(parents=True)
+    TrainConfig(dataset="sums", base_model="smollm2-135m", prompt_template="alpaca").save(path / "config.json")
+    (path / "status.json").write_text(json.dumps({
+        "state": "completed", "pid": None, "started_at": None, "ended_at": None, "error": None, "step": 10,
+        "max_steps": 10, "resolved_base_model": str(smollm2_dir), "best_checkpoint": None, "train_seconds": 42.0}))
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    model.save_pretrained(str(path / "adapter"))
+    AutoTokenizer.from_pretrained(str(smollm2_dir)).save_pretrained(str(path / "adapter"))
+    return run_id
+
+
 @pytest.mark.slow
-def test_evaluate_prints_aggregates_and_writes_the_report(workspace, smollm2_dir, tmp_path):
+def test_evaluate_a_run_prints_aggregates_and_writes_the_report(workspace, smollm2_dir, tmp_path):
     from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
 
     src = tmp_path / "rows.csv"
@@ -50,13 +79,17 @@ def test_evaluate_prints_aggregates_and_writes_the_report(workspace, smollm2_dir
             w.writerow([f"What is {i} plus {i}?", "", f"{2 * i}"])
     import_dataset(src, DatasetConfig(name="sums", tokenizer=""), workspace=workspace)
     split_dataset("sums", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    run_id = make_run(workspace, smollm2_dir, tmp_path)
     out_dir = tmp_path / "report"
-    r = cli("evaluate", "--dataset", "sums", "--base-model", str(smollm2_dir), "--limit", "1", "--max-new-tokens", "4",
-            "--embedding-model", "", "--json", "--out", str(out_dir))
+    r = cli("evaluate", "--run", run_id, "--dataset", "sums", "--sources", "base,ft", "--limit", "1",
+            "--max-new-tokens", "4", "--embedding-model", "", "--json", "--out", str(out_dir))
     assert r.returncode == 0, r.stderr
     agg = json.loads(r.stdout)
-    assert list(agg["sources"]) == ["base"] and agg["rows"] == 1
-    f1 = agg["sources"]["base"]["metrics"]["char_f1"]
+    assert list(agg["sources"]) == ["base", "ft"] and agg["rows"] == 1
+    f1 = agg["sources"]["ft"]["metrics"]["char_f1"]
     assert f1["n"] == 1 and 0 <= f1["mean"] <= 1
+    assert agg["cost"]["train_seconds"] == 42.0 and agg["cost"]["adapter_mb"] > 0
+    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["template"] == "alpaca"  # the run's training template
     assert {p.name for p in out_dir.iterdir()} >= {"config.json", "results.csv", "summary.json", "report.md", "report.html"}
     assert "[100%] Report written" in r.stderr
