@@ -378,13 +378,9 @@ def ingest_documents(
     counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
 
     progress("splitting", 0.0)
-    chunks = split_documents(documents, chunking, counter)
-    by_source: dict[str, list[Document]] = {}
-    for d in documents:
-        by_source.setdefault(d.metadata["source"], [])
+    chunks = prepare_chunks(documents, chunking, counter)
+    by_source: dict[str, list[Chunk]] = {str(d.metadata["source"]): [] for d in documents}
     for c in chunks:
-        c.id = chunk_id(c.metadata["source"], c.metadata["chunk_index"], c.metadata["start_index"], c.page_content)
-        c.metadata["chunk_id"] = c.id
         by_source[c.metadata["source"]].append(c)
 
     existing = _ids_by_source(coll, list(by_source))
@@ -405,7 +401,7 @@ def ingest_documents(
     for i in range(0, len(to_add), batch_size):
         batch = to_add[i : i + batch_size]
         progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
-        vs.add_texts([c.page_content for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
+        vs.add_texts([c.text for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
     embed_seconds = time.perf_counter() - t_embed
     for i in range(0, len(to_remove), _GET_BATCH):
         coll.delete(ids=to_remove[i : i + _GET_BATCH])
@@ -418,6 +414,35 @@ def ingest_documents(
     return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
                         embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
                         embed_seconds=embed_seconds, lexical_seconds=time.perf_counter() - t_lex)
+
+
+def prepare_chunks(documents: Sequence[Document], chunking: ChunkingConfig,
+                   counter: Callable[[str], int] | None = None) -> list[Chunk]:
+    """Split documents into the chunks ingest stores: ids from source, position and text, and
+    `chunk_id` in the metadata as well (so that search results carry it)."""
+    out = []
+    for c in split_documents(documents, chunking, counter):
+        meta = c.metadata
+        cid = chunk_id(str(meta["source"]), meta["chunk_index"], meta["start_index"], c.page_content)
+        out.append(Chunk(cid, c.page_content, {**meta, "chunk_id": cid}))
+    return out
+
+
+def create_collection(
+    name: str,
+    embedding: str | None = None,
+    chunking: ChunkingConfig | None = None,
+    workspace: Workspace | None = None,
+    store: VectorStoreConfig | None = None,
+) -> CollectionInfo:
+    """Create an empty collection (or check an existing one against `embedding`) and return its info.
+
+    Raises:
+        ConfigError: the collection exists with another embedding model.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    vs, _ = _open_for_ingest(name, embedding, chunking or ChunkingConfig(), ws, store)
+    return _info(vs._collection)
 
 
 def _ids_by_source(coll: "chromadb.Collection", sources: list[str]) -> dict[str, set[str]]:
