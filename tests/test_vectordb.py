@@ -77,7 +77,7 @@ def test_ingest_is_idempotent_and_replaces_changed_files(workspace):
         ("pay.txt", 0, "현금으로 결제가 가능합니다. 카드도"),
         ("pay.txt", 1, "카드도 받습니다. 수표는 받습니다."),
     ]
-    _, ids = vectordb.lexical_index("상점 FAQ", workspace)
+    ids = vectordb.lexical_index("상점 FAQ", workspace).ids
     assert sorted(ids) == sorted(c.id for c in vectordb.get_chunks("상점 FAQ", workspace))
 
 
@@ -106,7 +106,7 @@ def test_interrupted_ingest_is_completed_by_a_rerun_without_duplicates(workspace
     assert rerun.added == 4 and rerun.removed == 0
     chunks = vectordb.get_chunks("half", workspace)
     assert len(chunks) == len({c.id for c in chunks}) == 6
-    _, ids = vectordb.lexical_index("half", workspace)
+    ids = vectordb.lexical_index("half", workspace).ids
     assert sorted(ids) == sorted(c.id for c in chunks)  # the lexical index caught up too
 
 
@@ -128,7 +128,7 @@ def test_delete_document_and_collection(workspace):
     vectordb.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
     assert vectordb.delete_document("shop", "park.txt", workspace) == 2
     assert [d.source for d in vectordb.list_documents("shop", workspace)] == ["pay.txt"]
-    _, ids = vectordb.lexical_index("shop", workspace)
+    ids = vectordb.lexical_index("shop", workspace).ids
     assert len(ids) == 2
     with pytest.raises(NotFoundError, match="no document 'park.txt'"):
         vectordb.delete_document("shop", "park.txt", workspace)

