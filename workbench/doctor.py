@@ -13,16 +13,21 @@ from workbench.models import DEFAULT_MODEL, REGISTRY, detect_backends, detect_de
 
 def workspace_summary(workspace: Workspace) -> dict[str, Any]:
     """Names of the collections, datasets and runs in the workspace (read-only, creates nothing)."""
-    collections: list[str] = []
-    if (workspace.vectorstore / "chroma.sqlite3").is_file():
-        import chromadb
-        from chromadb.config import Settings
+    from workbench.vectordb import list_collections
 
-        client = chromadb.PersistentClient(path=str(workspace.vectorstore), settings=Settings(anonymized_telemetry=False))
-        collections = sorted(c.name for c in client.list_collections())
+    from workbench.errors import OfflineError
+
+    # Through vectordb, so that one process holds one Chroma client per store (display names, server too).
+    try:
+        collections = [c.name for c in list_collections(workspace)]
+    except OfflineError as exc:  # a configured Chroma server is down: say so, the rest of the report still helps
+        collections, collections_error = [], str(exc)
+    else:
+        collections_error = ""
     datasets = sorted(p.name for p in workspace.datasets.glob("*/meta.json") for p in [p.parent]) if workspace.datasets.is_dir() else []
     runs = sorted(p.parent.name for p in workspace.runs.glob("*/config.json")) if workspace.runs.is_dir() else []
-    return {"root": str(workspace.root), "collections": collections, "datasets": datasets, "runs": runs}
+    return {"root": str(workspace.root), "collections": collections, "datasets": datasets, "runs": runs,
+            **({"collections_error": collections_error} if collections_error else {})}
 
 
 def collect_facts(workspace: Workspace | None = None, check_hub: bool = True) -> dict[str, Any]:
