@@ -18,6 +18,7 @@ pages = [
     st.Page("pages/concepts.py", title=t("Concepts", "개념"), icon="💡", url_path="concepts"),
     st.Page("pages/knowledge_base.py", title=t("Knowledge base", "지식 베이스"), icon="📚", url_path="knowledge-base"),
     st.Page("pages/dataset.py", title=t("Dataset", "데이터셋"), icon="📋", url_path="dataset"),
+    st.Page("pages/finetune.py", title=t("Fine-tune", "파인튜닝"), icon="🛠️", url_path="finetune"),
     st.Page("pages/compare.py", title=t("Compare", "비교"), icon="⚖️", url_path="compare"),
 ]
 nav = st.navigation(pages)

@@ -595,6 +595,7 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
             _truncate_metrics(run_dir, int(resume.name.rsplit("-", 1)[1]))
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         state = trainer.state
+        peaks = _gather(_gpu_mem_gb())  # a collective: every rank takes part
         train_seconds = round(time.time() - t0, 1)
         if flag.set:
             if main:
@@ -607,11 +608,13 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
             tokenizer.save_pretrained(str(adapter))
             early = any(getattr(cb, "early_stopping_patience_counter", 0) >= config.early_stopping_patience > 0
                         for cb in trainer.callback_handler.callbacks)
+            summary = next((cb.summary(state) for cb in trainer.callback_handler.callbacks if hasattr(cb, "summary")), {})
             update_status(run_dir, state="completed", ended_at=now_iso(), step=state.global_step,
                           max_steps=state.max_steps, best_checkpoint=state.best_model_checkpoint,
                           best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
                           train_loss=round(float(result.training_loss), 4), adapter=str(adapter),
-                          num_input_tokens_seen=int(state.num_input_tokens_seen or 0))
+                          num_input_tokens_seen=int(state.num_input_tokens_seen or 0), **summary,
+                          peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None)
         return read_json(run_dir / "status.json", {})
     except Cancelled:
         if main:
@@ -737,7 +740,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base, max_seq_length=resolved.max_seq_length, dtype=_dtype(resolved.dtype),
             load_in_4bit=resolved.load_in_4bit, random_state=config.random_state,
-            use_gradient_checkpointing=_unsloth_gc(resolved))
+            use_gradient_checkpointing=_unsloth_gc(resolved), **_device_map(resolved))
     except (OSError, ValueError, RuntimeError) as exc:
         raise _load_error(base, exc) from exc
     _fix_pad(tokenizer)
@@ -768,6 +771,18 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
     return trainer, tokenizer
 
 
+def _device_map(resolved: ResolvedSettings) -> dict[str, Any]:
+    """Under torchrun every process holds a whole copy of the model on its own GPU (data parallel)."""
+    if resolved.device != "cuda":
+        return {}
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if _world() > 1:
+        import torch
+
+        torch.cuda.set_device(local)
+    return {"device_map": {"": local}}
+
+
 def _unsloth_gc(resolved: ResolvedSettings) -> Any:
     return {"unsloth": "unsloth", "on": True, "off": False}[resolved.gradient_checkpointing]
 
@@ -791,8 +806,7 @@ def _transformers_trainer(config: TrainConfig, resolved: ResolvedSettings, base:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=_dtype(resolved.dtype))
-    if resolved.device == "cuda":
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    kwargs.update(_device_map(resolved))
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
         model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
@@ -835,9 +849,10 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.train_time = 0.0  # seconds inside optimizer steps, this session
-            self.step_t0: float | None = None
+            self.train_time = 0.0  # seconds spent in optimizer steps this session (evaluations and saves excluded)
+            self.mark = time.perf_counter()
             self.session_steps = 0
+            self.start_step = 0
             self.last_tokens = 0
             self.last_time = 0.0
             self.eval_time = 0.0
@@ -845,16 +860,16 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.last_tokens = int(state.num_input_tokens_seen or 0)
+            self.start_step = state.global_step  # > 0 when resumed from a checkpoint
+            self.mark = time.perf_counter()
             if state.is_world_process_zero:
-                update_status(run_dir, state="running", step=state.global_step, max_steps=state.max_steps)
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.step_t0 = time.perf_counter()
+                update_status(run_dir, state="running", step=state.global_step, max_steps=state.max_steps,
+                              start_step=state.global_step)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if self.step_t0 is not None:
-                self.train_time += time.perf_counter() - self.step_t0
-                self.step_t0 = None
+            now = time.perf_counter()
+            self.train_time += now - self.mark
+            self.mark = now
             self.session_steps += 1
             if _agree_on_cancel(flag, args):
                 control.should_save = True
@@ -867,11 +882,20 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             if metrics and "eval_runtime" in metrics:
                 self.eval_time += float(metrics["eval_runtime"])
                 self.evals += 1
+            self.mark = time.perf_counter()
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.mark = time.perf_counter()
             if state.is_world_process_zero:
                 update_status(run_dir, last_checkpoint=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"),
                               best_checkpoint=state.best_model_checkpoint)
+
+        def summary(self, state: Any) -> dict[str, Any]:
+            """Whole-session throughput, for status.json at the end."""
+            tokens = int(state.num_input_tokens_seen or 0)
+            return {"train_step_seconds": round(self.train_time, 2),
+                    "tokens_per_s": round(tokens / self.train_time, 1) if self.train_time > 0 and not self.start_step else None,
+                    "peak_gpu_mem_gb": _gpu_mem_gb()}
 
         def _eta(self, state: Any) -> float | None:
             if not self.session_steps or not state.max_steps:
@@ -906,6 +930,7 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
                 record["eta_s"] = eta
             record["time"] = round(time.time(), 3)
             append_metrics(run_dir, record)
+            self.mark = time.perf_counter()
 
     return ProgressCallback()
 
@@ -922,6 +947,18 @@ def _agree_on_cancel(flag: _CancelFlag | None, args: Any) -> bool:
     t = torch.tensor([1 if local else 0], device=args.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def _gather(value: Any) -> list[Any]:
+    """`value` from every process (rank order); [value] without torch.distributed."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if _world() <= 1 or torch is None or not torch.distributed.is_initialized():
+        return [value]
+    out: list[Any] = [None] * _world()
+    torch.distributed.all_gather_object(out, value)
+    return out
 
 
 def _gpu_mem_gb() -> float | None:

@@ -1,0 +1,331 @@
+"""Fine-tune: pick a dataset and a base model, set the recipe, start a LoRA run in the background, watch it,
+cancel / resume it, compare runs, then try, merge and push the result. Training itself runs in a child process
+(`workbench.jobs`); this page only reads the run's files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from workbench import jobs
+from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
+from workbench.models import REGISTRY
+from workbench.ui import resources
+from workbench.ui.common import config_help, need, user_errors, workspace
+from workbench.ui.i18n import t
+
+ws = workspace()
+RUN_KEY = "train.run_id"
+DEFAULTS = TrainConfig()
+GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", "모델과 정밀도"),
+                "lora": ("LoRA", "LoRA"), "schedule": ("Schedule", "학습 일정"),
+                "evaluation": ("Evaluation, checkpoints, early stopping", "평가, 체크포인트, 조기 종료"),
+                "scale": ("Several GPUs", "여러 GPU")}
+
+st.title(t("Fine-tune", "파인튜닝"))
+st.caption(t("LoRA supervised fine-tuning with Unsloth (or Transformers + PEFT) as a background run. Defaults are the "
+             "tutorial's recipe; 'auto' settings adapt to this machine.",
+             "Unsloth (또는 Transformers + PEFT)로 하는 LoRA 지도 미세조정을 백그라운드로 실행합니다. 기본값은 튜토리얼의 "
+             "레시피이고, 'auto' 설정은 이 컴퓨터에 맞춰집니다."))
+
+from workbench.alpaca import list_datasets  # noqa: E402  (after the title: the page shows while it imports)
+
+datasets = [d.name for d in list_datasets(ws) if d.split]
+runs = jobs.list_runs(ws)
+if not datasets and not runs:
+    need(False, "No split dataset yet. Import and split one on the Dataset page first.",
+         "분할된 데이터셋이 아직 없습니다. 먼저 데이터셋 페이지에서 가져오고 분할하세요.")
+
+tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current run", "현재 실행"), t("History", "기록")])
+
+
+# --- the form: one widget per TrainConfig field, grouped, help text as tooltip --------------------------------
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _widget(name: str, default: Any) -> Any:
+    key = f"finetune.{name}"
+    hint = typing.get_type_hints(TrainConfig)[name]
+    help_text = config_help(TrainConfig, name)
+    choices = TrainConfig.choices(name)
+    if name == "dataset":
+        return st.selectbox(_label(name), datasets, key=key, help=help_text,
+                            index=datasets.index(default) if default in datasets else 0)
+    if name == "base_model":
+        options = list(REGISTRY)
+        return st.selectbox(_label(name), options, key=key, help=help_text, accept_new_options=True,
+                            index=options.index(default) if default in options else 0)
+    if choices is not None:
+        return st.selectbox(_label(name), list(choices), key=key, help=help_text, index=list(choices).index(default))
+    if hint is bool:
+        return st.checkbox(_label(name), value=default, key=key, help=help_text)
+    if typing.get_origin(hint) is tuple:
+        return tuple(st.multiselect(_label(name), list(dict.fromkeys([*default, *DEFAULTS.target_modules])),
+                                    default=list(default), key=key, help=help_text, accept_new_options=True))
+    meta = next(f.metadata for f in dataclasses.fields(TrainConfig) if f.name == name)
+    if hint is int:
+        return int(st.number_input(_label(name), value=int(default), step=1, key=key, help=help_text,
+                                   min_value=int(meta["min"]) if meta.get("min") is not None else None,
+                                   max_value=int(meta["max"]) if meta.get("max") is not None else None))
+    if hint is float:
+        return float(st.number_input(_label(name), value=float(default), key=key, help=help_text, format="%g",
+                                     step=float(default) / 10 if default else 0.1,
+                                     min_value=float(meta["min"]) if meta.get("min") is not None else None,
+                                     max_value=float(meta["max"]) if meta.get("max") is not None else None))
+    return st.text_input(_label(name), value=str(default), key=key, help=help_text)
+
+
+with tab_new:
+    if not datasets:
+        st.info(t("No split dataset yet: split one on the Dataset page to start a run.",
+                  "분할된 데이터셋이 없습니다: 데이터셋 페이지에서 분할하면 실행할 수 있습니다."))
+    else:
+        p1, p2 = st.columns([3, 1])
+        if p2.button(t("Load the tutorial's exact settings", "튜토리얼 설정 그대로 불러오기"), key="finetune.tutorial",
+                     help=t("Llama-3 Korean 8B, padded 2 x 4 batches, 4096 tokens, max_steps 100 (GPU + Hub).",
+                            "Llama-3 한국어 8B, 패딩 2 x 4 배치, 4096 토큰, max_steps 100 (GPU + Hub).")):
+            for k, v in TrainConfig.tutorial(dataset=st.session_state.get("finetune.dataset", datasets[0])).to_dict().items():
+                st.session_state[f"finetune.{k}"] = list(v) if isinstance(v, tuple) else v
+            st.rerun()
+        if p2.button(t("Reset to the defaults", "기본값으로 되돌리기"), key="finetune.reset"):
+            for k in DEFAULTS.to_dict():
+                st.session_state.pop(f"finetune.{k}", None)
+            st.rerun()
+        values: dict[str, Any] = {}
+        with p1:
+            for group, names in GROUPS.items():
+                with st.expander(t(*GROUP_TITLES[group]), expanded=group in ("data", "model")):
+                    cols = st.columns(3)
+                    for i, name in enumerate(names):
+                        with cols[i % 3]:
+                            values[name] = _widget(name, getattr(DEFAULTS, name))
+        config = None
+        with user_errors():
+            config = TrainConfig.from_dict(values)
+        if config is not None:
+            fit = None
+            with user_errors():
+                fit = fit_report(config)
+            if fit is not None:
+                f1, f2, f3, f4 = st.columns(4)
+                f1.metric(t("Device", "장치"), fit["device"].upper(), help=fit["device_name"])
+                f2.metric("4-bit", t("yes", "예") if fit["four_bit"] else t("no", "아니오"))
+                f3.metric(t("Estimated memory", "예상 메모리"),
+                          f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None else "?",
+                          help=t("LoRA training peak: weights + LoRA states + activations (workbench.models.estimate_memory_gb).",
+                                 "LoRA 학습 최대치: 가중치 + LoRA 상태 + 활성값."))
+                f4.metric(t("Available", "사용 가능"), f"{fit['memory_gb']} GiB")
+                if fit["fits"] is False:
+                    st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
+                                 "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
+                                 "max_seq_length를 쓰세요."))
+                st.caption(t("auto here: ", "여기서 auto: ") + "; ".join(fit["resolved"]["notes"]))
+            b1, b2 = st.columns([1, 3])
+            if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
+                with user_errors():
+                    run = jobs.start_training(config, ws)
+                    st.session_state[RUN_KEY] = run.id
+                    st.success(t(f"Run {run.id} started.", f"실행 {run.id}을(를) 시작했습니다."))
+            b2.download_button(t("Download this config (for the CLI)", "이 설정 내려받기 (CLI용)"),
+                               data=json.dumps(config.to_dict(), ensure_ascii=False, indent=2), file_name="train.json",
+                               mime="application/json", key="finetune.download",
+                               help="python -m workbench train --config train.json")
+
+
+# --- the current run: live chart, cancel / resume, try, merge, push ---------------------------------------------
+
+
+def loss_chart(metrics: list[dict[str, Any]], color_by: str | None = None) -> alt.Chart | None:
+    rows = []
+    for m in metrics:
+        for key, label in (("loss", "train"), ("eval_loss", "validation")):
+            if key in m:
+                rows.append({"step": m["step"], "loss": m[key], "curve": label, "run": m.get("run", "")})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    color = alt.Color(f"{color_by}:N") if color_by else alt.Color("curve:N", title=None)
+    base = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)), color=color,
+        strokeDash=alt.StrokeDash("curve:N", title=None) if color_by else alt.value([1, 0]),
+        tooltip=["run:N", "curve:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")])
+    return base.properties(height=280)
+
+
+def small_chart(metrics: list[dict[str, Any]], key: str, title: str) -> alt.Chart | None:
+    df = pd.DataFrame([{"step": m["step"], key: m[key]} for m in metrics if key in m])
+    if df.empty:
+        return None
+    return alt.Chart(df).mark_line().encode(x="step:Q", y=alt.Y(f"{key}:Q", title=title)).properties(height=160)
+
+
+def _selected_run() -> jobs.RunInfo | None:
+    run_id = st.session_state.get(RUN_KEY)
+    if not run_id and runs:
+        run_id = runs[0].id
+    if not run_id:
+        return None
+    try:
+        return jobs.get_run(run_id, ws)
+    except Exception:  # a deleted run folder: forget it
+        st.session_state.pop(RUN_KEY, None)
+        return None
+
+
+def _live(run_id: str) -> None:
+    run = jobs.get_run(run_id, ws)
+    s = run.status
+    active = run.state in ("pending", "running")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric(t("State", "상태"), run.state)
+    c2.metric(t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}")
+    metrics = run.metrics()
+    last_tps = next((m["tokens_per_s"] for m in reversed(metrics) if "tokens_per_s" in m), None)
+    c3.metric(t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
+              help=t("Real (non-padding) input tokens per second of training, evaluations excluded.",
+                     "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외."))
+    c4.metric("ETA", eta_text(s.get("eta_s")) if active else "-")
+    last_eval = next((m["eval_loss"] for m in reversed(metrics) if "eval_loss" in m), None)
+    c5.metric(t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-")
+    if s.get("max_steps"):
+        st.progress(min((s.get("step") or 0) / s["max_steps"], 1.0))
+    if s.get("error"):
+        st.error(s["error"], icon="⚠️")
+    chart = loss_chart(metrics)
+    if chart is not None:
+        st.altair_chart(chart, width="stretch", key="finetune.loss_chart")
+        l1, l2 = st.columns(2)
+        for col, key, title in ((l1, "learning_rate", t("learning rate", "학습률")), (l2, "tokens_per_s", t("tokens/s", "토큰/초"))):
+            small = small_chart(metrics, key, title)
+            if small is not None:
+                col.altair_chart(small, width="stretch")
+    elif active:
+        st.info(t("Loading the model and preparing the data…", "모델을 불러오고 데이터를 준비하는 중…"))
+    b1, b2, b3 = st.columns([1, 1, 4])
+    if active and b1.button(t("Cancel", "취소"), key="finetune.cancel",
+                            help=t("Saves a checkpoint at the end of the current step, then stops.",
+                                   "현재 스텝이 끝나면 체크포인트를 저장하고 멈춥니다.")):
+        with user_errors():
+            jobs.cancel_run(run.id, ws)
+            st.toast(t("Cancel requested: stopping after the current step.", "취소 요청: 현재 스텝 후 멈춥니다."))
+    if run.state in ("cancelled", "failed") and b2.button(t("Resume", "재개"), key="finetune.resume",
+                                                           help=t("Continues from the last checkpoint.", "마지막 체크포인트부터 이어 갑니다.")):
+        with user_errors():
+            jobs.resume_run(run.id, ws)
+            st.rerun()
+    with b3.expander(t("Log", "로그")):
+        st.code(run.log_tail(30) or "-", language=None)
+    if st.session_state.get("finetune.was_active") and not active:
+        st.session_state["finetune.was_active"] = False
+        st.rerun(scope="app")  # the run ended: redraw the page once (try / merge / push appear)
+    st.session_state["finetune.was_active"] = active
+
+
+with tab_run:
+    current = _selected_run()
+    if current is None:
+        st.info(t("No run yet: start one in the first tab.", "아직 실행이 없습니다: 첫 탭에서 시작하세요."))
+    else:
+        ids = [r.id for r in runs] if current.id in [r.id for r in runs] else [current.id] + [r.id for r in runs]
+        picked = st.selectbox(t("Run", "실행"), ids, index=ids.index(current.id), key="finetune.pick")
+        if picked != current.id:
+            st.session_state[RUN_KEY] = picked
+            st.rerun()
+        poll = 2.0 if current.state in ("pending", "running") else None
+        st.fragment(run_every=poll)(_live)(current.id)
+        st.caption(f"{current.config.dataset} · {current.config.base_model} · {current.config.backend} · "
+                   f"{current.config.rows_per_step} {t('rows/step', '행/스텝')} · {current.path}")
+
+        if current.state == "completed" and current.adapter_dir is not None:
+            st.subheader(t("Try the fine-tuned model", "파인튜닝한 모델 써 보기"))
+            from workbench.inference import run_base_model
+
+            question = st.text_input(t("Question", "질문"), key="finetune.try_q",
+                                     placeholder=t("Can I pay in cash?", "현금으로 결제가 가능한가요?"))
+            use_adapter = st.toggle(t("With the adapter (off: the base model)", "어댑터 사용 (끄면 기본 모델)"), value=True,
+                                    key="finetune.try_adapter")
+            if st.button(t("Answer", "답변"), key="finetune.try") and question.strip():
+                from workbench.inference import GenerationConfig
+
+                with user_errors():
+                    with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
+                        gen = resources.generator(run_base_model(current), str(ws.root))
+                        gen.ensure_adapter(current.id, current.adapter_dir)
+                    adapter = current.id if use_adapter else None
+                    tmpl = current.config.prompt_template
+                    prompt = gen.format_prompt(question, adapter=adapter, template=tmpl)
+                    out = st.empty()
+                    text = ""
+                    stream = gen.stream(prompt, adapter=adapter, settings=GenerationConfig(max_new_tokens=128), template=tmpl)
+                    for piece in stream:
+                        text += piece
+                        out.text(text)  # model output is shown as text, never as markup
+                    if stream.result is not None:
+                        st.caption(f"{stream.result.completion_tokens} tokens · {stream.result.tokens_per_s} tok/s · "
+                                   f"{stream.result.stopped}")
+
+            st.subheader(t("Save, merge, push", "저장, 병합, 업로드"))
+            st.markdown(t(f"The LoRA adapter is saved in `{current.adapter_dir}` (with its tokenizer).",
+                          f"LoRA 어댑터는 `{current.adapter_dir}`에 (토크나이저와 함께) 저장되어 있습니다."))
+            exporting = current.status.get("export_pid") and jobs.process_alive(int(current.status["export_pid"]))
+            m1, m2 = st.columns(2)
+            with m1:
+                if current.merged_dir is not None:
+                    st.success(t(f"Merged 16-bit model: {current.merged_dir}", f"병합된 16비트 모델: {current.merged_dir}"))
+                if exporting:
+                    st.info(t("Export running…", "내보내는 중…"))
+                    if st.button(t("Refresh", "새로 고침"), key="finetune.export_refresh"):
+                        st.rerun()
+                elif st.button(t("Merge into 16-bit weights (merged_16bit)", "16비트 가중치로 병합 (merged_16bit)"),
+                               key="finetune.merge"):
+                    with user_errors():
+                        jobs.start_export(current.id, ws, merged=True)
+                        st.rerun()
+            with m2:
+                repo = st.text_input(t("Hub repository", "Hub 저장소"), key="finetune.push_repo", placeholder="user/shop-qa-lora")
+                what = st.radio(t("Upload", "업로드 대상"), ["lora", "merged_16bit"], horizontal=True, key="finetune.push_what")
+                token = st.text_input(t("Token (not stored)", "토큰 (저장 안 함)"), type="password", key="finetune.push_token")
+                private = st.checkbox(t("Private", "비공개"), key="finetune.push_private")
+                if st.button(t("Push to the Hub", "Hub에 업로드"), key="finetune.push", disabled=not repo or bool(exporting)):
+                    from workbench.models import require_hub
+
+                    with user_errors():
+                        require_hub(f"push {repo}")
+                        jobs.start_export(current.id, ws, merged=what == "merged_16bit", push=repo, private=private,
+                                          token=token or None)
+                        st.rerun()
+            export_log = current.path / "logs" / "export.log"
+            if export_log.is_file():
+                with st.expander(t("Export log", "내보내기 로그")):
+                    st.code("\n".join(export_log.read_text(errors="replace").splitlines()[-15:]), language=None)
+
+
+# --- history: compare loss curves of several runs ----------------------------------------------------------------
+
+with tab_history:
+    if not runs:
+        st.info(t("No runs yet.", "아직 실행이 없습니다."))
+    else:
+        table = []
+        for r in runs:
+            evals = [m["eval_loss"] for m in r.metrics() if "eval_loss" in m]
+            table.append({t("run", "실행"): r.id, t("state", "상태"): r.state, t("dataset", "데이터셋"): r.config.dataset,
+                          t("model", "모델"): r.config.base_model, "backend": r.config.backend,
+                          t("steps", "스텝"): r.status.get("step"), t("best val. loss", "최저 검증 손실"): min(evals) if evals else None,
+                          "tokens/s": r.status.get("tokens_per_s"), t("train s", "학습 초"): r.status.get("train_seconds")})
+        st.dataframe(table, hide_index=True, width="stretch")
+        chosen = st.multiselect(t("Compare the loss curves of", "손실 곡선 비교"), [r.id for r in runs],
+                                default=[r.id for r in runs[:3]], key="finetune.compare")
+        merged_metrics = [{**m, "run": r.id} for r in runs if r.id in chosen for m in r.metrics()]
+        chart = loss_chart(merged_metrics, color_by="run")
+        if chart is not None:
+            st.altair_chart(chart, width="stretch", key="finetune.history_chart")

@@ -1,0 +1,82 @@
+"""The Fine-tune page through AppTest: prerequisites, the form and its checks, a real short run (chart, cancel)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+def page(lang: str = "en") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["ui.lang"] = lang
+    at.run()
+    at.switch_page("pages/finetune.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_without_a_dataset_the_page_says_what_to_do(workspace):
+    at = page("ko")
+    assert at.title[0].value == "파인튜닝"
+    assert "데이터셋 페이지" in at.info[0].value
+
+
+def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
+    make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
+    at = page()
+    assert at.selectbox(key="finetune.dataset").value == "boxes"
+    assert at.selectbox(key="finetune.base_model").value == "smollm2-135m"
+    assert at.number_input(key="finetune.lora_r").value == 16
+    assert "LoRA rank" in at.number_input(key="finetune.lora_r").help  # the config's help text as tooltip
+    labels = [m.label for m in at.metric]
+    assert {"Device", "4-bit", "Estimated memory", "Available"} <= set(labels)
+    assert any("max_seq_length: 512 (CPU default)" in c.value for c in at.caption)
+    at.number_input(key="finetune.max_steps").set_value(50).run()
+    at.number_input(key="finetune.num_train_epochs").set_value(3.0).run()
+    assert "would silently override num_train_epochs" in at.error[0].value
+    assert not [b for b in at.button if b.key == "finetune.start"]
+    at.button(key="finetune.tutorial").click().run()
+    assert at.number_input(key="finetune.per_device_train_batch_size").value == 2
+    assert at.number_input(key="finetune.gradient_accumulation_steps").value == 4
+    assert at.selectbox(key="finetune.base_model").value == "llama3-open-ko-8b"
+
+
+@pytest.mark.slow
+def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
+    from workbench.jobs import get_run, wait_run
+
+    make_dataset(workspace, "boxes", color_rows(40), color_rows(4, start=100))
+    at = page()
+    at.selectbox(key="finetune.backend").set_value("transformers")
+    at.number_input(key="finetune.max_steps").set_value(60)
+    at.number_input(key="finetune.eval_steps").set_value(2)
+    at.number_input(key="finetune.save_steps").set_value(2)
+    at.number_input(key="finetune.per_device_train_batch_size").set_value(2).run()
+    at.button(key="finetune.start").click().run()
+    run_id = at.session_state["train.run_id"]
+    assert at.success[0].value == f"Run {run_id} started."
+    wait_run(run_id, workspace, timeout=300, until=lambda r: len([m for m in r.metrics() if "loss" in m]) >= 2)
+    at.run()
+    assert not at.exception, at.exception
+    charts = at.get("arrow_vega_lite_chart")
+    assert charts, "no loss chart"
+    assert {m.label: m.value for m in at.metric}["State"] == "running"
+    at.button(key="finetune.cancel").click().run()
+    t0 = time.time()
+    run = wait_run(run_id, workspace, timeout=120)
+    assert run.state == "cancelled" and time.time() - t0 < 120
+    assert run.last_checkpoint is not None  # it saved before stopping: resume continues from there
+    at.run()
+    assert {m.label: m.value for m in at.metric}["State"] == "cancelled"
+    assert [b for b in at.button if b.key == "finetune.resume"]
+    at.switch_page("pages/finetune.py").run()
+    history = [d for d in at.dataframe]
+    assert history and run_id in history[0].value.iloc[:, 0].tolist()
+    assert get_run(run_id, workspace).status["step"] < 60
