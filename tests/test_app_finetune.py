@@ -65,7 +65,7 @@ def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     wait_run(run_id, workspace, timeout=300, until=lambda r: len([m for m in r.metrics() if "loss" in m]) >= 2)
     at.run()
     assert not at.exception, at.exception
-    charts = at.get("arrow_vega_lite_chart")
+    charts = at.get("vega_lite_chart")
     assert charts, "no loss chart"
     assert {m.label: m.value for m in at.metric}["State"] == "running"
     at.button(key="finetune.cancel").click().run()

@@ -164,7 +164,9 @@ def _check_alive(path: Path, status: dict[str, Any]) -> dict[str, Any]:
 def process_alive(pid: int, run_dir: Path | None = None) -> bool:
     """Whether `pid` runs (not a zombie) and, on Linux, is still this run's process (pids get reused)."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None:  # started by this process: poll() reaps it and is exact (no exec race, no pid reuse)
+        if child.poll() is None:
+            return True
         _CHILDREN.pop(pid, None)
         return False
     try:
