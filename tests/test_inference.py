@@ -211,3 +211,5 @@ def test_rag_prompt_through_the_model_with_alpaca_template(gen):
     assert "### Input:\n[1]\nIce cream: aisle 5.\n\n### Response:\n" in prompt
     r = gen.generate(prompt, settings=GenerationConfig(max_new_tokens=8), template="alpaca")
     assert r.prompt_tokens > 40 and 0 < r.completion_tokens <= 8
+    with pytest.raises(ConfigError, match=r"reads at most 8192\. Retrieve fewer chunks"):
+        gen.generate(prompt * 200, settings=GenerationConfig(max_new_tokens=8))

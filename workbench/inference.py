@@ -350,6 +350,9 @@ class Generator:
                                  f"model has {len(self.tokenizer)}: use its merged model instead of the adapter.")
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
+            # Training saves its max_seq_length here; prompts at inference (RAG context) may be longer, up to
+            # what the model's positions allow (checked in `_prepare`).
+            tok.model_max_length = self.tokenizer.model_max_length
         with self._lock:
             try:
                 if isinstance(self.model, PeftModel):
@@ -408,6 +411,11 @@ class Generator:
         device = next(self.model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
         prompt_len = int(enc["input_ids"].shape[1])
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if isinstance(limit, int) and prompt_len + settings.max_new_tokens > limit:
+            raise ConfigError(f"The prompt has {prompt_len} tokens and {settings.max_new_tokens} more may be generated, but "
+                              f"{self.base_model or 'the model'} reads at most {limit}. Retrieve fewer chunks (k), use "
+                              f"smaller chunks, or lower max_new_tokens.")
         kwargs: dict[str, Any] = dict(
             **enc,
             max_new_tokens=settings.max_new_tokens,
