@@ -156,3 +156,31 @@ def test_freshness_panel_moves_the_ice_cream(workspace):
     assert not at.error, [e.value for e in at.error]
     top = retrieve("shop", "아이스크림이 있는 곳은?", RetrievalConfig(mode="dense", k=2, fetch_k=5), workspace)
     assert not any("5번 통로 냉동고" in c.text for c in top)
+
+
+def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
+    import csv
+    import time
+
+    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.evaluation import evaluation_status, list_evaluations
+
+    src = tmp_path / "rows.csv"
+    with src.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "input", "output"])
+        w.writerows([[f"Question {i}?", "", f"Answer {i}."] for i in range(6)])
+    import_dataset(src, DatasetConfig(name="tiny", tokenizer=""), workspace=workspace)
+    split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    at = open_page()
+    at.number_input(key="compare.eval_limit").set_value(1).run()
+    at.button(key="compare.eval_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = list_evaluations(workspace)
+    assert at.selectbox(key="compare.eval_pick").value == str(folder)
+    assert evaluation_status(folder)["state"] in ("pending", "running")
+    at.button(key="compare.eval_cancel").click().run()
+    deadline = time.time() + 60
+    while evaluation_status(folder)["state"] in ("pending", "running") and time.time() < deadline:
+        time.sleep(0.2)
+    assert evaluation_status(folder)["state"] == "cancelled"
