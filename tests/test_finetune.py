@@ -228,3 +228,28 @@ def test_early_stopping_stops_when_validation_loss_rises(workspace, smollm2_dir)
     assert evals[1] > evals[0] and evals[2] > evals[0]
     assert run.status["best_checkpoint"].endswith("checkpoint-1")
     assert run.adapter_dir is not None
+
+
+@pytest.mark.slow
+def test_padding_free_batches_give_the_same_loss_as_padded_ones(smollm2_dir):
+    """Concatenated rows must not attend to each other: with position_ids restarting per row and no KV cache (as in
+    training), transformers builds a block-diagonal mask (SDPA), so the loss equals the padded batch's. With the
+    cache on (transformers' default) it does not, and the loss differs by ~20 %."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workbench.finetune import no_cache_in_training
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32).train()
+    no_cache_in_training(model)
+    examples, _ = tokenize_rows(color_rows(3) + [{"instruction": "Where is the bakery?", "output": "Aisle 2."}], tok, "alpaca", 512)
+    losses = []
+    for padding_free in (False, True):
+        batch = CompletionCollator(tok.pad_token_id, padding_free)(examples)
+        labels = batch.pop("labels")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), reduction="sum")
+        losses.append(float(nll))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)

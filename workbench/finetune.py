@@ -614,7 +614,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
                           best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
                           train_loss=round(float(result.training_loss), 4), adapter=str(adapter),
                           num_input_tokens_seen=int(state.num_input_tokens_seen or 0), **summary,
-                          peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None)
+                          peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None,
+                          cpu_seconds=_cpu_seconds())
         return read_json(run_dir / "status.json", {})
     except Cancelled:
         if main:
@@ -630,6 +631,14 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
             update_status(run_dir, state="failed", ended_at=now_iso(), error=message,
                           train_seconds=round(time.time() - t0, 1))
         raise
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (user + system): the load-independent cost of a CPU run."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return round(ru.ru_utime + ru.ru_stime, 1)
 
 
 def _str(p: Path | None) -> str | None:
@@ -754,6 +763,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         lora_dropout=config.lora_dropout, bias=config.lora_bias, use_gradient_checkpointing=_unsloth_gc(resolved),
         random_state=config.random_state, use_rslora=config.use_rslora, loftq_config=loftq,
         init_lora_weights="loftq" if config.use_loftq else True)
+    no_cache_in_training(model)
     train, _ = tokenize_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
     val, _ = tokenize_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
     if _rank() == 0:
@@ -787,6 +797,14 @@ def _unsloth_gc(resolved: ResolvedSettings) -> Any:
     return {"unsloth": "unsloth", "on": True, "off": False}[resolved.gradient_checkpointing]
 
 
+def no_cache_in_training(model: Any) -> None:
+    """Training needs no KV cache, and with one transformers skips the packed-sequence mask: padding-free rows
+    would attend to each other (checked in tests/test_finetune.py). Unsloth's get_peft_model does the same."""
+    model.config.use_cache = False
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.use_cache = True  # generation after training still caches
+
+
 def _fix_pad(tokenizer: Any) -> None:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -813,6 +831,7 @@ def _transformers_trainer(config: TrainConfig, resolved: ResolvedSettings, base:
     except (OSError, ValueError, RuntimeError) as exc:
         raise _load_error(base, exc) from exc
     _fix_pad(tokenizer)
+    no_cache_in_training(model)
     if resolved.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=resolved.gradient_checkpointing != "off")
     torch.manual_seed(config.random_state)
