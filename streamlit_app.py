@@ -1,6 +1,8 @@
 """RAG-vs-Fine-Tune Workbench: `streamlit run streamlit_app.py`.
 
-The entry point only sets up navigation and the sidebar; each step is a thin page under pages/.
+The entry point only sets up navigation and the sidebar; each step is a thin page under app_pages/.
+Not pages/: a folder of that name switches Streamlit to its legacy file-based navigation, which shows
+another sidebar (without the language switch) when a page is opened by its URL.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ st.set_page_config(page_title="RAG vs Fine-Tune Workbench", page_icon="🧪", la
 language_switch()
 
 pages = [
-    st.Page("pages/home.py", title=t("Home", "홈"), icon="🏠", default=True, url_path="home"),
-    st.Page("pages/concepts.py", title=t("Concepts", "개념"), icon="💡", url_path="concepts"),
-    st.Page("pages/knowledge_base.py", title=t("Knowledge base", "지식 베이스"), icon="📚", url_path="knowledge-base"),
-    st.Page("pages/dataset.py", title=t("Dataset", "데이터셋"), icon="📋", url_path="dataset"),
-    st.Page("pages/finetune.py", title=t("Fine-tune", "파인튜닝"), icon="🛠️", url_path="finetune"),
-    st.Page("pages/compare.py", title=t("Compare", "비교"), icon="⚖️", url_path="compare"),
+    st.Page("app_pages/home.py", title=t("Home", "홈"), icon="🏠", default=True, url_path="home"),
+    st.Page("app_pages/concepts.py", title=t("Concepts", "개념"), icon="💡", url_path="concepts"),
+    st.Page("app_pages/knowledge_base.py", title=t("Knowledge base", "지식 베이스"), icon="📚", url_path="knowledge-base"),
+    st.Page("app_pages/dataset.py", title=t("Dataset", "데이터셋"), icon="📋", url_path="dataset"),
+    st.Page("app_pages/finetune.py", title=t("Fine-tune", "파인튜닝"), icon="🛠️", url_path="finetune"),
+    st.Page("app_pages/compare.py", title=t("Compare", "비교"), icon="⚖️", url_path="compare"),
 ]
 nav = st.navigation(pages)
 

@@ -18,7 +18,7 @@ def open_page(lang: str = "en") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["ui.lang"] = lang
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception, at.exception
     return at
 

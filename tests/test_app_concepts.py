@@ -16,7 +16,7 @@ def open_page(lang: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["ui.lang"] = lang
     at.run()
-    at.switch_page("pages/concepts.py").run()
+    at.switch_page("app_pages/concepts.py").run()
     assert not at.exception, at.exception
     return at
 

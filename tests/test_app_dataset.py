@@ -17,7 +17,7 @@ APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 def page(lang: str = "en") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["ui.lang"] = lang
-    at.switch_page("pages/dataset.py")
+    at.switch_page("app_pages/dataset.py")
     return at.run()
 
 

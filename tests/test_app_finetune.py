@@ -17,7 +17,7 @@ def page(lang: str = "en") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["ui.lang"] = lang
     at.run()
-    at.switch_page("pages/finetune.py").run()
+    at.switch_page("app_pages/finetune.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -76,7 +76,7 @@ def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     at.run()
     assert {m.label: m.value for m in at.metric}["State"] == "cancelled"
     assert [b for b in at.button if b.key == "finetune.resume"]
-    at.switch_page("pages/finetune.py").run()
+    at.switch_page("app_pages/finetune.py").run()
     history = [d for d in at.dataframe]
     assert history and run_id in history[0].value.iloc[:, 0].tolist()
     assert get_run(run_id, workspace).status["step"] < 60
