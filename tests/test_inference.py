@@ -14,6 +14,8 @@ from workbench.errors import ConfigError, NotFoundError
 from workbench.inference import (
     GenerationConfig,
     build_rag_prompt,
+    clean_answer,
+    exact_pieces,
     load_generator,
     make_stop_criteria,
     preflight_check,
@@ -107,6 +109,13 @@ def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
     assert bool(tutorial(seq, None)) is True  # the tutorial's bug: stops after the first generated token
     assert ours(seq, None).tolist() == [False]
     assert ours(torch.tensor([prompt + [9, stop]]), None).tolist() == [True]
+
+
+def test_answer_text_and_stream_pieces_agree():
+    assert clean_answer("  아이스크림은 5번 통로\ufffd") == "아이스크림은 5번 통로"  # a Korean character cut by max_new_tokens
+    pieces = ["\n ", " The", " ice cream", " is", "\n", "", " here.", " \ufffd"]
+    assert list(exact_pieces(iter(pieces))) == ["The", " ice cream", " is", "\n here."]
+    assert "".join(exact_pieces(iter(pieces))) == clean_answer("".join(pieces))
 
 
 # --- prompts (no model) --------------------------------------------------------------------------------------

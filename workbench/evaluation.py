@@ -355,7 +355,7 @@ class EndpointAnswerer:
         (token counts from the final usage event when the server sends one, else the number of pieces)."""
         import openai
 
-        from workbench.inference import GenerationConfig, GenerationResult, GenerationStream
+        from workbench.inference import GenerationConfig, GenerationResult, GenerationStream, clean_answer
 
         settings = settings or GenerationConfig()
         message = self._message(instruction, input)
@@ -380,7 +380,7 @@ class EndpointAnswerer:
             latency = time.perf_counter() - t0
             completion = int(getattr(usage, "completion_tokens", 0) or 0) or n_pieces
             stream.result = GenerationResult(
-                text=text.strip(), prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0), completion_tokens=completion,
+                text=clean_answer(text), prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0), completion_tokens=completion,
                 latency_s=round(latency, 3), tokens_per_s=round(completion / latency, 2) if latency > 0 else 0.0,
                 stopped="max_new_tokens" if finish == "length" else "stop_token", adapter=None, prompt=message)
 

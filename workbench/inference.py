@@ -455,7 +455,7 @@ class Generator:
             if i in stops:
                 new = new[: j + 1]
                 break
-        text = self.tokenizer_for(adapter).decode(new, skip_special_tokens=True).strip()
+        text = clean_answer(self.tokenizer_for(adapter).decode(new, skip_special_tokens=True))
         return GenerationResult(text=text, prompt_tokens=prompt_len, completion_tokens=len(new), latency_s=round(latency, 3),
                                 tokens_per_s=round(len(new) / latency, 2) if latency > 0 else 0.0, stopped=stopped,
                                 adapter=adapter, prompt=prompt)
@@ -493,19 +493,7 @@ class Generator:
             t0 = time.perf_counter()
             thread = threading.Thread(target=work, name="workbench-generate", daemon=True)
             thread.start()
-            # Yield exactly `result.text` (which is stripped): drop leading whitespace, hold trailing whitespace
-            # back until more text follows it.
-            started, pending = False, ""
-            for piece in streamer:
-                if not started:
-                    piece = piece.lstrip()
-                    started = bool(piece)
-                body = piece.rstrip()
-                if body:
-                    yield pending + body
-                    pending = piece[len(body):]
-                else:
-                    pending += piece
+            yield from exact_pieces(streamer)
             thread.join()
             if "error" in box:
                 raise box["error"]
@@ -513,6 +501,31 @@ class Generator:
 
         stream = GenerationStream(pieces())
         return stream
+
+
+_TRAILING = " \t\r\n\ufffd"  # whitespace, and the replacement character of a multi-byte character cut off
+
+
+def clean_answer(text: str) -> str:
+    """An answer without surrounding whitespace, nor the broken character left when max_new_tokens cut a multi-byte
+    (e.g. Korean) character in the middle of its byte-level tokens."""
+    return text.strip().rstrip(_TRAILING)
+
+
+def exact_pieces(pieces: Iterator[str]) -> Iterator[str]:
+    """Stream pieces whose concatenation is exactly `clean_answer` of the whole text: leading whitespace is dropped,
+    trailing whitespace (and a trailing broken character) is held back until more text follows it."""
+    started, pending = False, ""
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            started = bool(piece)
+        body = piece.rstrip(_TRAILING)
+        if body:
+            yield pending + body
+            pending = piece[len(body):]
+        else:
+            pending += piece
 
 
 def _criteria_list(*criteria: Any) -> Any:
