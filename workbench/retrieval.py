@@ -205,13 +205,12 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
     ids = lex.ids
     if not ids:
         return []
-    z_bigram, z_morpheme = standardize(bigram, bigram), standardize(morpheme, morpheme)
     dense_ref = lex.dense_sample @ qvec if lex.dense_sample.size else np.zeros(0, np.float32)
 
     allowed = np.ones(len(ids), dtype=bool)
     if config.filter:
-        keep = set(coll.get(where=config.filter, include=[])["ids"])
-        allowed = np.fromiter((i in keep for i in ids), bool, len(ids))
+        allowed[:] = False
+        allowed[[lex.position[i] for i in coll.get(where=config.filter, include=[])["ids"] if i in lex.position]] = True
     n = min(config.fetch_k, len(ids))
     candidates: set[int] = set()
     for scores in (bigram, morpheme):
@@ -220,7 +219,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
         candidates.update(int(i) for i in top if np.isfinite(masked[i]))
 
     # Dense candidates come with their similarity; lexical-only ones need their vectors for it.
-    position = {id_: i for i, id_ in enumerate(ids)}
+    position = lex.position
     found: dict[int, tuple[str, dict[str, Any], float]] = {}
     res = _query(coll, qvec, config.fetch_k, config.filter)
     for id_, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
@@ -233,6 +232,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
             found[position[id_]] = (text or "", dict(meta or {}), float(np.asarray(vec, dtype=np.float32) @ qvec))
     order = np.fromiter(found, dtype=np.int64, count=len(found))
     dense = np.array([found[i][2] for i in order], dtype=np.float32)
-    fused = fuse(z_bigram[order], z_morpheme[order], standardize(dense, dense_ref), config.lexical_weight)
+    fused = fuse(standardize(bigram[order], bigram), standardize(morpheme[order], morpheme), standardize(dense, dense_ref),
+                 config.lexical_weight)
     best = np.argsort(-fused, kind="stable")[: config.k]
     return [RetrievedChunk(found[order[j]][0], float(fused[j]), found[order[j]][1]) for j in best]

@@ -680,6 +680,11 @@ class LexicalData:
     morpheme: Any
     dense_sample: "np.ndarray"
 
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Chunk id -> its row in the index (built once per loaded index, not per query)."""
+        return {id_: i for i, id_ in enumerate(self.ids)}
+
     def scores(self, query: str) -> tuple["np.ndarray", "np.ndarray"]:
         """BM25 scores of every chunk: (over character bigrams, over morphemes)."""
         import numpy as np
@@ -805,7 +810,7 @@ def lexical_index(name: str, workspace: Workspace | None = None, store: VectorSt
         lex.rebuild(coll)
     data = lex.load()
     checked = _COUNT_CHECKED.get(str(lex.path), 0.0)
-    if time.monotonic() - checked > _OPEN_TTL:
+    if time.monotonic() - checked > _COUNT_TTL:
         if len(data.ids) != coll.count():
             lex.rebuild(coll)
             data = lex.load()
@@ -814,3 +819,4 @@ def lexical_index(name: str, workspace: Workspace | None = None, store: VectorSt
 
 
 _COUNT_CHECKED: dict[str, float] = {}
+_COUNT_TTL = 10.0  # counting a 100k-chunk collection takes 10-20 ms: check for outside changes now and then
