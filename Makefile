@@ -20,11 +20,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 
 # Offline by default: the embedded models need no network. Unset HF_HUB_OFFLINE to use the Hub.
 run: setup
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE-1} $(BIN)/streamlit run streamlit_app.py --server.headless true \
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE-1} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY-PASSIVE} $(BIN)/streamlit run streamlit_app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
 
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY-PASSIVE} $(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"

@@ -15,6 +15,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made SmolLM2
+# generation 10-20x slower. Must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Converted packaged models are kept between local test runs (CI starts from a clean clone).
