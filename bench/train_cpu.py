@@ -102,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                                                               (s.split("=", 1) for s in args.set)}})
     result["config"] = config.to_dict()
     gen = load_generator(config.base_model, ws)
-    result["before"] = score(gen, test, None, config.prompt_template, args.max_new_tokens)
+    cached = args.out / "before.json"  # the base model's score depends only on the split, the template, the length
+    key = {"split": result["split"], "template": config.prompt_template, "max_new_tokens": args.max_new_tokens,
+           "base_model": config.base_model}
+    before = json.loads(cached.read_text()) if cached.is_file() else {}
+    if before.get("key") != key:
+        before = {"key": key, **score(gen, test, None, config.prompt_template, args.max_new_tokens)}
+        cached.write_text(json.dumps(before, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    result["before"] = {k: v for k, v in before.items() if k != "key"}
     print(json.dumps(result["before"], ensure_ascii=False), flush=True)
     t = time.time()
     run = start_training(config, ws)
