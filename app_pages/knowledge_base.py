@@ -132,7 +132,7 @@ with tab_add:
             _ingest([SAMPLE], chunking, embedding)
 
     last = st.session_state.get("kb.last_report")
-    if last:
+    if last and last["collection"] == name:
         st.success(t(f"{last['collection']}: {last['added']} chunks added, {last['removed']} removed, "
                      f"{last['chunks']} in the files ({last['seconds']:.1f} s).",
                      f"{last['collection']}: 청크 {last['added']}개 추가, {last['removed']}개 삭제, "

@@ -101,7 +101,7 @@ def test_pdf_without_text_layer_is_an_error():
 def test_docx_paragraphs_and_tables_in_order(tmp_path):
     (doc,) = load_file(make_docx(tmp_path / "pay.docx"))
     assert doc.page_content == "결제 안내\n\n현금과 카드 모두 받습니다.\n\n수단 | 가능\n\n수표 | 불가\n\nCash and cards are accepted."
-    assert doc.metadata == {"source": "pay.docx", "file_type": "docx"}
+    assert doc.metadata == {"source": "pay.docx", "file_type": "docx", "title": "결제 안내"}
 
 
 def test_csv_one_document_per_row_in_cp949():
@@ -118,6 +118,18 @@ def test_html_text_without_scripts_and_with_title():
     (doc,) = load_bytes("notice.html", html.encode("utf-8"))
     assert doc.page_content == "영업 시간\n평일 09:00~21:00\n요일 | 시간\n토 | 10:00"
     assert doc.metadata["title"] == "공지"
+
+
+@pytest.mark.parametrize("name,text,title", [
+    ("a.md", "소개 문단\n\n## 결제 안내\n\n# 두 번째", "결제 안내"),
+    ("b.md", "제목 없는 글.", None),
+    ("c.txt", "행복마트 영업시간 안내\n=====\n\n평일 9시", "행복마트 영업시간 안내"),
+    ("d.txt", "현금으로 결제가 가능합니다.\n카드도 됩니다.", None),
+    ("e.html", "<body><h1>공지 <b>사항</b></h1><p>본문</p></body>", "공지 사항"),
+])
+def test_titles_travel_with_the_document(name, text, title):
+    (doc,) = load_bytes(name, text.encode("utf-8"))
+    assert doc.metadata.get("title") == title
 
 
 def test_one_bad_file_does_not_stop_the_others(tmp_path):

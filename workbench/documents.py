@@ -5,8 +5,9 @@ with a BOM, UTF-16 with a BOM, or CP949 / EUC-KR (the usual Korean Windows encod
 superset of EUC-KR). One `Document` per file, except PDFs (one per page, metadata `page`) and CSVs
 (one per row, `header: value` lines, metadata `row`), so that a chunk can say where it came from.
 
-Every document's metadata has `source` (the name the knowledge base knows the file by), `file_type`
-and, for text formats, `encoding`. `load_paths` never stops at a bad file: it returns the good
+Every document's metadata has `source` (the name the knowledge base knows the file by), `file_type`,
+for text formats `encoding`, and `title` when the file has one (HTML <title> or first <h1>, the first
+Markdown heading, a DOCX title or first heading, the PDF's title, a text file's short first line). `load_paths` never stops at a bad file: it returns the good
 documents and one `FileError` per file that could not be read, so an upload of ten files with one
 broken PDF still puts nine files in.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -142,21 +144,28 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> list[Docume
     kind = file_type(name)
     if not data.strip():
         raise DocumentError(f"{name}: the file is empty. Remove it from the upload or add text to it.")
+    title = ""
     if kind == "pdf":
-        docs = _read_pdf(name, data)
+        docs, title = _read_pdf(name, data)
     elif kind == "docx":
-        docs = [Document(page_content=_read_docx(name, data), metadata={})]
+        body, title = _read_docx(name, data)
+        docs = [Document(page_content=body, metadata={})]
     else:
         text, encoding = decode_text(data, name)
         if kind == "csv":
             docs = _read_csv(name, text)
         elif kind == "html":
             title, body = _read_html(text)
-            docs = [Document(page_content=body, metadata={"title": title} if title else {})]
+            docs = [Document(page_content=body, metadata={})]
         else:
-            docs = [Document(page_content=text.replace("\r\n", "\n"), metadata={})]
+            body = text.replace("\r\n", "\n")
+            title = _text_title(body, kind)
+            docs = [Document(page_content=body, metadata={})]
         for d in docs:
             d.metadata["encoding"] = encoding
+    if title:
+        for d in docs:
+            d.metadata["title"] = title
     docs = [d for d in docs if d.page_content.strip()]
     if not docs:
         raise DocumentError(f"{name}: has no text in it (an empty {kind} file?). Remove it or add text to it.")
@@ -191,6 +200,7 @@ def _read_pdf(name: str, data: bytes) -> list[Document]:
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{name}: the PDF is password-protected. Save an unprotected copy and upload that.")
         pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
     except DocumentError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
@@ -199,10 +209,10 @@ def _read_pdf(name: str, data: bytes) -> list[Document]:
     docs = [Document(page_content=text, metadata={"page": number}) for number, text in pages if text.strip()]
     if not docs:
         raise DocumentError(f"{name}: the PDF has no text layer (a scan?). Run OCR on it first.")
-    return docs
+    return docs, title
 
 
-def _read_docx(name: str, data: bytes) -> str:
+def _read_docx(name: str, data: bytes) -> tuple[str, str]:
     import zipfile
 
     import docx
@@ -213,6 +223,7 @@ def _read_docx(name: str, data: bytes) -> str:
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise DocumentError(f"{name}: is not a readable DOCX file ({exc}). Save it again as .docx.") from exc
     parts: list[str] = []
+    title = (document.core_properties.title or "").strip()
     for block in document.iter_inner_content():
         if isinstance(block, Table):
             for row in block.rows:
@@ -221,7 +232,22 @@ def _read_docx(name: str, data: bytes) -> str:
                     parts.append(" | ".join(cells))
         elif block.text.strip():
             parts.append(block.text)
-    return "\n\n".join(parts)
+            style = (block.style.name if block.style is not None else "") or ""
+            if not title and style.startswith(("Title", "Heading")):
+                title = block.text.strip()
+    return "\n\n".join(parts), title
+
+
+def _text_title(text: str, kind: str) -> str:
+    """A document's title, which hybrid search adds to every chunk's lexical entry (chunks lose their
+    heading when they are cut): a Markdown file's first heading; a text file's first line when it is
+    short and not a sentence ("행복마트 영업시간 안내")."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if kind == "markdown":
+        return next((line.lstrip("#").strip() for line in lines if re.match(r"#{1,6}\s", line)), "")
+    if lines and len(lines[0]) <= 60 and not lines[0].endswith((".", "?", "!", "。", ":", ",")):
+        return lines[0]
+    return ""
 
 
 def _read_csv(name: str, text: str) -> list[Document]:
@@ -252,6 +278,8 @@ def _read_html(text: str) -> tuple[str, str]:
 
     soup = BeautifulSoup(text, "lxml")
     title = soup.title.get_text(strip=True) if soup.title else ""
+    if not title and soup.h1:
+        title = soup.h1.get_text(" ", strip=True)
     for tag in soup(["head", "script", "style", "noscript", "template"]):
         tag.decompose()
     # A table row becomes one line, its cells joined by " | ".

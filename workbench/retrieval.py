@@ -128,13 +128,18 @@ def _worker() -> Any:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lexical")
 
 
+@functools.lru_cache(maxsize=256)
 def _embed_query(embedding: str | None, query: str) -> "np.ndarray":
+    """The unit query vector, remembered for repeated questions (the comparison asks each question for
+    two RAG columns; the embedding is most of a query's time). Read-only: callers must not modify it."""
     import numpy as np
 
     from workbench.embeddings import DEFAULT_EMBEDDING
 
     vec = np.asarray(get_embeddings(embedding or DEFAULT_EMBEDDING).embed_query(query), dtype=np.float32)
-    return vec / max(float(np.linalg.norm(vec)), 1e-12)
+    vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+    vec.setflags(write=False)
+    return vec
 
 
 @functools.lru_cache(maxsize=1)
@@ -151,8 +156,8 @@ def _single_thread_blas() -> Any:
 
 
 def _query(coll: "chromadb.Collection", qvec: "np.ndarray", n: int, where: dict[str, Any] | None,
-           embeddings: bool = False) -> dict[str, Any]:
-    include = ["documents", "metadatas", "distances"] + (["embeddings"] if embeddings else [])
+           embeddings: bool = False, contents: bool = True) -> dict[str, Any]:
+    include = (["documents", "metadatas"] if contents else []) + ["distances"] + (["embeddings"] if embeddings else [])
     try:
         return coll.query(query_embeddings=[qvec.tolist()], n_results=n, where=where or None, include=include)
     except ValueError as exc:  # chromadb rejects a malformed where clause with ValueError
@@ -218,21 +223,26 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
         top = np.argpartition(-masked, n - 1)[:n]
         candidates.update(int(i) for i in top if np.isfinite(masked[i]))
 
-    # Dense candidates come with their similarity; lexical-only ones need their vectors for it.
+    # Dense candidates come with their similarity; lexical-only ones need their vectors for it. Texts and
+    # metadata are fetched for the k winners only (two light Chroma calls instead of two heavy ones).
     position = lex.position
-    found: dict[int, tuple[str, dict[str, Any], float]] = {}
-    res = _query(coll, qvec, config.fetch_k, config.filter)
-    for id_, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
+    dense_sim: dict[int, float] = {}
+    res = _query(coll, qvec, config.fetch_k, config.filter, contents=False)
+    for id_, dist in zip(res["ids"][0], res["distances"][0]):
         if id_ in position:
-            found[position[id_]] = (text or "", dict(meta or {}), 1.0 - float(dist))
-    missing = [ids[i] for i in candidates if i not in found]
+            dense_sim[position[id_]] = 1.0 - float(dist)
+    missing = [ids[i] for i in candidates if i not in dense_sim]
     if missing:
-        got = coll.get(ids=missing, include=["documents", "metadatas", "embeddings"])
-        for id_, text, meta, vec in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-            found[position[id_]] = (text or "", dict(meta or {}), float(np.asarray(vec, dtype=np.float32) @ qvec))
-    order = np.fromiter(found, dtype=np.int64, count=len(found))
-    dense = np.array([found[i][2] for i in order], dtype=np.float32)
+        got = coll.get(ids=missing, include=["embeddings"])
+        for id_, vec in zip(got["ids"], got["embeddings"]):
+            dense_sim[position[id_]] = float(np.asarray(vec, dtype=np.float32) @ qvec)
+    order = np.fromiter(dense_sim, dtype=np.int64, count=len(dense_sim))
+    dense = np.fromiter(dense_sim.values(), dtype=np.float32, count=len(dense_sim))
     fused = fuse(standardize(bigram[order], bigram), standardize(morpheme[order], morpheme), standardize(dense, dense_ref),
                  config.lexical_weight)
     best = np.argsort(-fused, kind="stable")[: config.k]
-    return [RetrievedChunk(found[order[j]][0], float(fused[j]), found[order[j]][1]) for j in best]
+    winners = [ids[order[j]] for j in best]
+    got = coll.get(ids=winners, include=["documents", "metadatas"])
+    content = {id_: (text or "", dict(meta or {})) for id_, text, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+    return [RetrievedChunk(content[id_][0], float(fused[j]), content[id_][1]) for id_, j in zip(winners, best)
+            if id_ in content]

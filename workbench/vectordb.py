@@ -640,6 +640,8 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
 BM25_PARAMS = {"k1": 0.45, "b": 0.5}
 # Chunk vectors kept beside the index to estimate, per query, the mean and spread of its dense scores.
 DENSE_SAMPLE = 256
+# Saved with every lexical index; an index written under other settings is rebuilt on first use.
+LEXICAL_FORMAT = {"format": 2, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True}
 _CONTENT_TAGS = ("NN", "VV", "VA", "MA", "XR", "SL", "SH", "SN")  # nouns, verb/adjective stems, adverbs, roots, foreign, numbers
 
 
@@ -670,6 +672,25 @@ def morpheme_tokens(texts: Sequence[str]) -> list[list[str]]:
     return [[t.form.lower() for t in tokens if t.tag.startswith(_CONTENT_TAGS)] for tokens in _kiwi().tokenize(list(texts))]
 
 
+def lexical_documents(texts: Sequence[str], titles: Sequence[str],
+                      text_morphemes: Sequence[list[str]] | None = None) -> tuple[list[list[str]], list[list[str]]]:
+    """What the two BM25 indexes hold for each chunk: (bigrams, morphemes) of its document's title and
+    its text. The title goes in because a chunk cut from the middle of a document has lost its heading
+    (+1.1 points R@1 on KorQuAD, docs/benchmarks.md); the dense side embeds the chunk text alone.
+
+    Args:
+        text_morphemes: the morphemes of `texts` when already known (a rebuild keeps them per chunk id).
+    """
+    if text_morphemes is None:
+        text_morphemes = morpheme_tokens(texts)
+    unique = sorted({t for t in titles if t})
+    title_morphemes = dict(zip(unique, morpheme_tokens(unique)))
+    bigrams = [lexical_tokens(title) + lexical_tokens(text) if title else lexical_tokens(text)
+               for text, title in zip(texts, titles)]
+    morphemes = [title_morphemes.get(title, []) + list(m) for title, m in zip(titles, text_morphemes)]
+    return bigrams, morphemes
+
+
 @dataclasses.dataclass
 class LexicalData:
     """A loaded lexical index: chunk ids in index order, the two BM25 indexes (None when empty), and a
@@ -697,9 +718,10 @@ class LexicalData:
 
 class LexicalIndex:
     """What hybrid search needs beside a Chroma collection, saved in one folder and swapped in whole:
-    BM25 over character bigrams (`bigram/`), BM25 over Kiwi morphemes (`morpheme/`), the chunk ids in
-    index order (`ids.json`), the morphemes of each chunk (`morphemes.json`, so that a rebuild only
-    analyses new chunks), and a sample of chunk vectors (`dense_sample.npy`)."""
+    BM25 over character bigrams (`bigram/`) and over Kiwi morphemes (`morpheme/`) of each chunk's
+    title and text (`lexical_documents`), the chunk ids in index order (`ids.json`), the morphemes of
+    each chunk's text (`morphemes.json`, so that a rebuild only analyses new chunks), and a sample of
+    chunk vectors (`dense_sample.npy`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -713,7 +735,9 @@ class LexicalIndex:
         return self._stale_marker.exists()
 
     def exists(self) -> bool:
-        return (self.path / "ids.json").is_file()
+        """Whether an index of the current format is saved (an older format is rebuilt, not read)."""
+        version = self.path / "version.json"
+        return version.is_file() and json.loads(version.read_text(encoding="utf-8")) == LEXICAL_FORMAT
 
     def mark_stale(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -727,12 +751,14 @@ class LexicalIndex:
 
         ids: list[str] = []
         texts: list[str] = []
+        titles: list[str] = []
         sources: set[str] = set()
         total = coll.count()
         for offset in range(0, total, _GET_BATCH):
             got = coll.get(include=["documents", "metadatas"], limit=_GET_BATCH, offset=offset)
             ids.extend(got["ids"])
             texts.extend(t or "" for t in got["documents"])
+            titles.extend(str((m or {}).get("title") or "") for m in got["metadatas"])
             sources.update(str((m or {}).get("source")) for m in got["metadatas"])
 
         known: dict[str, list[str]] = {}
@@ -748,7 +774,8 @@ class LexicalIndex:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if ids:
-            for name, corpus in (("bigram", [lexical_tokens(t) for t in texts]), ("morpheme", list(morphemes.values()))):
+            bigram_docs, morpheme_docs = lexical_documents(texts, titles, [morphemes[i] for i in ids])
+            for name, corpus in (("bigram", bigram_docs), ("morpheme", morpheme_docs)):
                 retriever = bm25s.BM25(**BM25_PARAMS)
                 retriever.index(corpus, show_progress=False)
                 retriever.save(str(tmp / name), show_progress=False)
@@ -756,6 +783,7 @@ class LexicalIndex:
             got = coll.get(ids=[ids[i] for i in sample], include=["embeddings"])
             np.save(tmp / "dense_sample.npy", np.asarray(got["embeddings"], dtype=np.float32))
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
+        (tmp / "version.json").write_text(json.dumps(LEXICAL_FORMAT), encoding="utf-8")
         (tmp / "morphemes.json").write_text(json.dumps(morphemes, ensure_ascii=False), encoding="utf-8")
         # Swap in the new index as a whole, so a reader never sees half of one.
         old = self.path.with_name(self.path.name + ".old")
