@@ -22,5 +22,6 @@ def test_language_switch_changes_the_page(workspace):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["ui.lang"] = "ko"
     at.run()
-    at.sidebar.radio(key="ui.lang").set_value("en").run()
+    at.sidebar.radio(key="ui.lang_choice").set_value("en").run()
+    assert at.session_state["ui.lang"] == "en"
     assert at.title[0].value == "RAG vs Fine-Tune Workbench"

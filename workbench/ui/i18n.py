@@ -12,6 +12,7 @@ import os
 import streamlit as st
 
 LANG_KEY = "ui.lang"
+WIDGET_KEY = "ui.lang_choice"
 LANGS = {"ko": "한국어", "en": "English"}
 
 
@@ -32,12 +33,23 @@ def t(en: str, ko: str) -> str:
 
 
 def language_switch() -> None:
-    """The sidebar's language selector; every page reads `lang()` after it."""
-    lang()
+    """The sidebar's language selector; every page reads `lang()` after it.
+
+    The choice is kept under a plain session key, not the widget's own key: Streamlit may reset a
+    widget's state when the page changes, which switched the UI back to the first option (Korean).
+    """
+    current = lang()
+
+    def _keep() -> None:
+        st.session_state[LANG_KEY] = st.session_state[WIDGET_KEY]
+
+    options = list(LANGS)
+    st.session_state[WIDGET_KEY] = current
     st.sidebar.radio(
         "Language / 언어",
-        options=list(LANGS),
+        options=options,
         format_func=LANGS.__getitem__,
-        key=LANG_KEY,
+        key=WIDGET_KEY,
+        on_change=_keep,
         horizontal=True,
     )
