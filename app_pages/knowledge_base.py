@@ -63,7 +63,8 @@ def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> Non
     report = vectordb.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
     bar.empty()
     st.session_state["kb.last_report"] = report.to_dict()
-    st.session_state["kb.pending"] = report.collection
+    if report.sources:
+        st.session_state["kb.pending"] = report.collection
     st.rerun()
 
 
@@ -132,7 +133,11 @@ with tab_add:
             _ingest([SAMPLE], chunking, embedding)
 
     last = st.session_state.get("kb.last_report")
-    if last and last["collection"] == name:
+    if last and not last["sources"]:  # nothing could be read: no collection was made, say why
+        st.error(t("None of the files could be read; nothing was ingested.", "읽을 수 있는 파일이 없어 아무것도 넣지 않았습니다."))
+        for err in last["errors"]:
+            st.warning(err["message"])
+    elif last and last["collection"] == name:
         st.success(t(f"{last['collection']}: {last['added']} chunks added, {last['removed']} removed, "
                      f"{last['chunks']} in the files ({last['seconds']:.1f} s).",
                      f"{last['collection']}: 청크 {last['added']}개 추가, {last['removed']}개 삭제, "
