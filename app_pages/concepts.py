@@ -69,6 +69,10 @@ with tab_emb:
             g1.altair_chart((heat + numbers).properties(height=380), width="stretch")
             g2.markdown(t("**The vectors in 2-D** (their two principal components)", "**2차원으로 본 벡터** (주성분 두 개)"))
             g2.altair_chart((scatter + names).properties(height=380), width="stretch")
+            st.caption(t("Models differ in their range: e5 puts almost every pair between 0.7 and 1, so what counts is "
+                         "which pairs score higher than others, not the distance from 0.",
+                         "모델마다 점수 범위가 다릅니다: e5는 거의 모든 쌍을 0.7~1 사이에 놓으므로, 0과의 거리보다 어떤 쌍이 "
+                         "다른 쌍보다 높은지가 중요합니다."))
 
 # --- chunking -------------------------------------------------------------------------------------
 with tab_chunk:

@@ -53,7 +53,8 @@ if info is not None:
     c[0].metric(t("Chunks", "청크"), info.chunks)
     c[1].metric(t("Documents", "문서"), info.documents)
     c[2].metric(t("Embedding", "임베딩"), info.embedding)
-    c[3].metric(t("Splitter", "분할기"), f"{info.splitter.get('splitter', '?')} {info.splitter.get('chunk_size', '')}")
+    c[3].metric(f"{info.splitter.get('splitter', '?')} ({t('size / overlap', '크기 / 겹침')})",
+                f"{info.splitter.get('chunk_size', '?')} / {info.splitter.get('chunk_overlap', '?')}")
 
 tab_add, tab_browse, tab_search = st.tabs([t("Add documents", "문서 추가"), t("Browse", "둘러보기"), t("Search", "검색")])
 
