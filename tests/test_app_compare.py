@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,12 +16,7 @@ SHOP = ROOT / "examples" / "shop"
 
 
 def open_page(lang: str = "en") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["ui.lang"] = lang
-    at.run()
-    at.switch_page("app_pages/compare.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page("app_pages/compare.py", lang)
 
 
 @pytest.fixture(scope="module")

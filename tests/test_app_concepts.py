@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
+from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from workbench import vectordb
@@ -12,13 +13,8 @@ from workbench.chunking import ChunkingConfig
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
-def open_page(lang: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["ui.lang"] = lang
-    at.run()
-    at.switch_page("app_pages/concepts.py").run()
-    assert not at.exception, at.exception
-    return at
+def open_page(lang: str = "en") -> AppTest:
+    return open_app_page("app_pages/concepts.py", lang)
 
 
 @pytest.mark.parametrize("lang,title", [("en", "Concepts"), ("ko", "개념")])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
+from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from workbench import vectordb
@@ -15,12 +16,7 @@ SHOP = ROOT / "examples" / "shop"
 
 
 def open_page(lang: str = "en") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["ui.lang"] = lang
-    at.run()
-    at.switch_page("app_pages/knowledge_base.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page("app_pages/knowledge_base.py", lang)
 
 
 @pytest.mark.parametrize("lang,title", [("en", "Knowledge base"), ("ko", "지식 베이스")])
