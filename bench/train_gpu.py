@@ -211,14 +211,33 @@ class Bench:
         """Several single-GPU runs at once, each on its own GPU (CUDA_VISIBLE_DEVICES)."""
         started = {}
         for name, (config, gpu) in jobs.items():
-            old = os.environ.get("CUDA_VISIBLE_DEVICES")
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            extra = {"CUDA_VISIBLE_DEVICES": gpu, **VARIANT_ENV.get(name.split("@")[1] if "@" in name else "", {})}
+            saved = {k: os.environ.get(k) for k in extra}
+            os.environ.update(extra)
             try:
                 started[name] = (config, self.start(name, config, ws).id, time.time())
             finally:
-                os.environ.pop("CUDA_VISIBLE_DEVICES") if old is None else os.environ.__setitem__("CUDA_VISIBLE_DEVICES", old)
+                for k, v in saved.items():
+                    os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         for name, (config, run_id, t) in started.items():
             self.collect(name, config, ws, run_id, t, max(timeout - (time.time() - t), 30))
+
+    def train_queues(self, queues: dict[str, list[tuple[str, Any]]], ws: Any, timeout: float) -> None:
+        """One queue of runs per GPU, the queues side by side (a thread each), the runs of a queue one after another."""
+        import threading
+
+        def work(gpu: str, jobs: list[tuple[str, Any]]) -> None:
+            for name, config in jobs:
+                if self.time_left() < 60:
+                    self.log(f"{name}: skipped, {self.time_left():.0f} s left")
+                    continue
+                self.train_parallel({name: (config, gpu)}, ws, timeout=min(timeout, self.time_left() - 30))
+
+        threads = [threading.Thread(target=work, args=(gpu, jobs)) for gpu, jobs in queues.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def start(self, name: str, config: Any, ws: Any) -> Any:
         from workbench.jobs import create_run, start_run
@@ -253,10 +272,14 @@ class Bench:
                "tokens_per_s_median_after_step5": round(statistics.median(steady), 1) if steady else None,
                "peak_gpu_mem_gb": s.get("peak_gpu_mem_gb") or max((m.get("gpu_mem_gb") or 0 for m in metrics), default=None),
                "peak_gpu_mem_gb_per_process": s.get("peak_gpu_mem_gb_per_process"),
+               "peak_gpu_mem_gb_by_phase": s.get("peak_gpu_mem_gb_by_phase"),
+               "group_by_length": (s.get("resolved") or {}).get("group_by_length"),
+               "median_step_s_after_step5": _median_step_seconds(metrics),
                "eval_losses": [round(x, 4) for x in evals], "final_eval_loss": round(evals[-1], 4) if evals else None,
                "best_metric": s.get("best_metric"), "stopped_early": s.get("stopped_early"),
                "resolved": (s.get("resolved") or {}).get("notes"), "rows_per_step": config.rows_per_step,
-               "batching": config.batching, "micro_batch": config.per_device_train_batch_size,
+               "batching": (s.get("resolved") or {}).get("batching", config.batching),
+               "micro_batch": config.per_device_train_batch_size,
                "grad_accum": config.gradient_accumulation_steps, "num_processes": config.num_processes,
                "adapter": str(run.adapter_dir) if run.adapter_dir else None}
         self.results["runs"][name] = res
@@ -287,6 +310,21 @@ class Bench:
         self.save()
 
 
+# Environment variants for --phase variants: "NAME@KEY" runs config NAME with VARIANT_ENV[KEY] in its environment.
+VARIANT_ENV: dict[str, dict[str, str]] = {
+    "ce05": {"UNSLOTH_CE_LOSS_TARGET_GB": "0.5"},
+    "ce1": {"UNSLOTH_CE_LOSS_TARGET_GB": "1"},
+}
+
+
+def _median_step_seconds(metrics: list[dict[str, Any]]) -> float | None:
+    """Median seconds per optimizer step after step 5, from the tokens/s and tokens seen of consecutive lines."""
+    rows = [m for m in metrics if "tokens_seen" in m and m.get("tokens_per_s")]
+    dts = [(b["tokens_seen"] - a["tokens_seen"]) / b["tokens_per_s"] / max(b["step"] - a["step"], 1)
+           for a, b in zip(rows, rows[1:]) if b["step"] > 5 and b["tokens_seen"] > a["tokens_seen"]]
+    return round(statistics.median(dts), 3) if dts else None
+
+
 def configs(model_dir: Path, steps: int, tiny: bool) -> dict[str, Any]:
     from workbench.finetune import TrainConfig
 
@@ -294,7 +332,18 @@ def configs(model_dir: Path, steps: int, tiny: bool) -> dict[str, Any]:
                   eval_steps=max(steps // 3, 1), save_steps=max(steps // 3, 1), early_stopping_patience=3)
     if tiny:  # CPU: no 4-bit, no 8-bit optimizer
         common.update(quantization="none", optim="adamw_torch")
+    variants = {  # batching x micro-batch, all at 8 rows per optimizer step (the tutorial's), for --phase variants
+        "pf8": dict(batching="padding_free", group_by_length="off", per_device_train_batch_size=8,
+                    gradient_accumulation_steps=1),
+        "pad8": dict(batching="padded", group_by_length="off", per_device_train_batch_size=8, gradient_accumulation_steps=1),
+        "pad8_grouped": dict(batching="padded", group_by_length="on", per_device_train_batch_size=8,
+                             gradient_accumulation_steps=1),  # the GPU default since 2026-11-29 (second session)
+        "pad4x2_grouped": dict(batching="padded", group_by_length="on", per_device_train_batch_size=4,
+                               gradient_accumulation_steps=2),
+    }
     return {
+        **{f"unsloth_{k}": TrainConfig(**common, backend="unsloth", **v) for k, v in variants.items()},
+        **{f"transformers_{k}": TrainConfig(**common, backend="transformers", **v) for k, v in variants.items()},
         "default": TrainConfig(**common, backend="unsloth"),
         "transformers": TrainConfig(**common, backend="transformers"),
         "tutorial": TrainConfig.tutorial(**common, backend="unsloth", **({"gradient_checkpointing": "off"} if tiny else {})),
@@ -350,7 +399,8 @@ def generate_main(run_ids: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--phase", choices=["single", "multi", "merge"], default="single")
+    ap.add_argument("--phase", choices=["single", "multi", "merge", "variants"], default="single")
+    ap.add_argument("--runs", nargs="+", help="--phase variants: the configs to run, two at a time (one per GPU)")
     ap.add_argument("--tiny", action="store_true", help="a tiny model on CPU: checks the path, measures nothing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/train_gpu_out")))
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per run (the tutorial: 100)")
@@ -381,10 +431,42 @@ def main(argv: list[str] | None = None) -> int:
         res = bench.train("default", cfgs["default"], ws, timeout=bench.time_left() * 0.5)
         if res.get("adapter"):
             bench.export_and_generate([res["run"]], ws, merge=True)
+    elif args.phase == "variants":
+        # Batching variants at equal rows per step, two at a time (one per GPU: the host has cores for both).
+        import torch
+
+        gpus = max(torch.cuda.device_count(), 1) if torch.cuda.is_available() else 1
+        names = args.runs or ["tutorial", "unsloth_pf8", "unsloth_pad8", "unsloth_pad8_grouped"]
+        for i in range(0, len(names), gpus):
+            batch = names[i:i + gpus]
+            if bench.time_left() < 100:
+                bench.log(f"skipped {batch}: {bench.time_left():.0f} s left")
+                break
+            bench.train_parallel({n: (cfgs[n.split("@")[0]], str(g)) for g, n in enumerate(batch)}, ws,
+                                 timeout=bench.time_left() / max((len(names) - i) / gpus, 1))
+        r = bench.results["runs"]
+        base = r.get("tutorial", {})
+        bench.results["vs_tutorial"] = {
+            n: {"median_ratio": round(v["tokens_per_s_median_after_step5"] / base["tokens_per_s_median_after_step5"], 2)
+                if v.get("tokens_per_s_median_after_step5") and base.get("tokens_per_s_median_after_step5") else None,
+                "whole_run_ratio": round(v["tokens_per_s"] / base["tokens_per_s"], 2)
+                if v.get("tokens_per_s") and base.get("tokens_per_s") else None,
+                "peak_ratio": round(v["peak_gpu_mem_gb"] / base["peak_gpu_mem_gb"], 3)
+                if v.get("peak_gpu_mem_gb") and base.get("peak_gpu_mem_gb") else None,
+                "eval_loss_rel_diff": round(abs(v["final_eval_loss"] - base["final_eval_loss"]) / base["final_eval_loss"], 4)
+                if v.get("final_eval_loss") and base.get("final_eval_loss") else None}
+            for n, v in r.items() if n != "tutorial"}
     elif args.phase == "single":
-        # Each run may take this share of the time still left (the rest is for the later runs, merge and generation).
-        for name, share in (("default", 0.3), ("transformers", 0.4), ("tutorial", 0.7)):
-            bench.train(name, cfgs[name], ws, timeout=max(bench.time_left() * share, 60))
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
+            # The tutorial's configuration on GPU 1 while the default and then the plain backend run on GPU 0.
+            bench.train_queues({"0": [("default", cfgs["default"]), ("transformers", cfgs["transformers"])],
+                                "1": [("tutorial", cfgs["tutorial"])]}, ws, timeout=bench.time_left() - 120)
+        else:
+            # Each run may take this share of the time still left (the rest is for later runs, merge and generation).
+            for name, share in (("default", 0.3), ("transformers", 0.4), ("tutorial", 0.7)):
+                bench.train(name, cfgs[name], ws, timeout=max(bench.time_left() * share, 60))
         done = [bench.results["runs"][n]["run"] for n in ("default", "transformers")
                 if bench.results["runs"].get(n, {}).get("adapter")]
         if done and bench.time_left() > 60:
@@ -393,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         if all(r.get(k, {}).get("tokens_per_s") for k in ("default", "tutorial")):
             bench.results["default_vs_tutorial"] = {
                 "tokens_per_s_ratio": round(r["default"]["tokens_per_s"] / r["tutorial"]["tokens_per_s"], 2),
+                "median_ratio": round(r["default"]["tokens_per_s_median_after_step5"]
+                                      / r["tutorial"]["tokens_per_s_median_after_step5"], 2),
                 "peak_mem_ratio": round((r["default"]["peak_gpu_mem_gb"] or 0) / (r["tutorial"]["peak_gpu_mem_gb"] or 1), 3),
                 "eval_loss_rel_diff": round(abs(r["default"]["final_eval_loss"] - r["tutorial"]["final_eval_loss"])
                                             / r["tutorial"]["final_eval_loss"], 4)}

@@ -46,13 +46,14 @@ def test_defaults_are_the_tutorials_recipe_and_the_preset_is_its_exact_configura
         (2e-4, 5, 0.01, "cosine", 123, 123)
     assert (c.early_stopping_patience, c.early_stopping_threshold, c.load_best_model_at_end) == (3, 0.001, True)
     assert (c.use_rslora, c.use_loftq, c.optim, c.quantization) == (False, False, "auto", "auto")
-    # the same 8 rows per optimizer step as the tutorial, in one padding-free micro-batch
-    assert (c.per_device_train_batch_size, c.gradient_accumulation_steps, c.batching, c.rows_per_step) == (8, 1, "padding_free", 8)
+    # the same 8 rows per optimizer step as the tutorial, in one micro-batch (its layout resolved per device)
+    assert (c.per_device_train_batch_size, c.gradient_accumulation_steps, c.batching, c.rows_per_step) == (8, 1, "auto", 8)
+    assert c.group_by_length == "auto"
     t = TrainConfig.tutorial()
     assert (t.base_model, t.max_seq_length, t.per_device_train_batch_size, t.gradient_accumulation_steps) == \
         ("llama3-open-ko-8b", 4096, 2, 4)
-    assert (t.max_steps, t.num_train_epochs, t.batching, t.optim, t.prompt_template) == \
-        (100, 0.0, "padded", "adamw_8bit", "alpaca-tutorial")
+    assert (t.max_steps, t.num_train_epochs, t.batching, t.group_by_length, t.optim, t.prompt_template) == \
+        (100, 0.0, "padded", "off", "adamw_8bit", "alpaca-tutorial")
     assert t.rows_per_step == c.rows_per_step
     assert sorted(f for g in GROUPS.values() for f in g) == sorted(TrainConfig().to_dict())  # every field on the page
 
@@ -96,6 +97,12 @@ def test_auto_resolves_per_device():
     assert (gpu.load_in_4bit, gpu.dtype, gpu.autocast, gpu.max_seq_length, gpu.gradient_checkpointing, gpu.num_train_epochs) == \
         (has_bnb, "bfloat16", "bf16", 4096, "on", 3.0)
     assert gpu.optim == ("adamw_8bit" if has_bnb else "adamw_torch")
+    # padded + grouped by length on a GPU (compiled blocks), padding-free on CPU; explicit choices are kept
+    assert (cpu.batching, cpu.group_by_length, gpu.batching, gpu.group_by_length) == ("padding_free", False, "padded", True)
+    tut = resolve_settings(TrainConfig.tutorial(backend="transformers", optim="adamw_torch"), GPU)
+    assert (tut.batching, tut.group_by_length) == ("padded", False)
+    mixed = resolve_settings(TrainConfig(backend="transformers", batching="padded", group_by_length="auto"), CPU)
+    assert (mixed.batching, mixed.group_by_length) == ("padded", True)
     with pytest.raises(ConfigError, match="quantization = '4bit' needs a CUDA GPU"):
         resolve_settings(TrainConfig(quantization="4bit"), CPU)
     with pytest.raises(ConfigError, match="optim = 'adamw_8bit' needs bitsandbytes on a CUDA GPU"):
@@ -218,11 +225,13 @@ def test_early_stopping_stops_when_validation_loss_rises(workspace, smollm2_dir)
     from workbench.jobs import start_training, wait_run
 
     make_dataset(workspace, "contra", color_rows(16, colors=("red",)), color_rows(4, colors=("blue",)))
+    # padded batches grouped by length (the GPU default's layout), through the real Trainer on CPU
     config = TrainConfig(dataset="contra", backend="transformers", max_steps=20, eval_steps=1, save_steps=1,
                          save_total_limit=1, early_stopping_patience=2, per_device_train_batch_size=4,
-                         learning_rate=2e-3, warmup_steps=0, lr_scheduler_type="constant")
+                         learning_rate=2e-3, warmup_steps=0, lr_scheduler_type="constant", batching="padded")
     run = wait_run(start_training(config, workspace).id, workspace, timeout=600)
     assert run.state == "completed", run.log_tail()
+    assert (run.status["resolved"]["batching"], run.status["resolved"]["group_by_length"]) == ("padded", True)
     evals = [m["eval_loss"] for m in run.metrics() if "eval_loss" in m]
     assert run.status["stopped_early"] is True and run.status["step"] == 3 < 20
     assert evals[1] > evals[0] and evals[2] > evals[0]

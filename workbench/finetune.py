@@ -1,9 +1,9 @@
 """LoRA fine-tuning from one `TrainConfig`: Unsloth (the default) or Transformers + PEFT.
 
 The tutorial's recipe is the default (LoRA r=16 / alpha=32 / dropout 0.05 on all seven projections, lr 2e-4,
-cosine schedule, warmup 5, weight decay 0.01, seed 123, early stopping with patience 3) with two changes that
-keep the same optimisation but waste less of the device: rows of a micro-batch are concatenated without
-padding ("padding-free"), and the tutorial's 2 x 4 gradient accumulation becomes one micro-batch of 8 rows.
+cosine schedule, warmup 5, weight decay 0.01, seed 123, early stopping with patience 3) with changes that keep
+the same optimisation (8 rows per step) but waste less of the device: the tutorial's 2 x 4 gradient accumulation
+becomes one micro-batch of 8 rows, grouped by length when padded (GPU), concatenated without padding on CPU.
 `TrainConfig.tutorial()` is the tutorial's exact configuration (for comparisons and benchmarks).
 
 Settings whose best value depends on the machine are "auto" (0 for numbers) and are resolved by
@@ -16,6 +16,7 @@ Settings whose best value depends on the machine are "auto" (0 for numbers) and 
 | max_seq_length | 4096 (the tutorial) | 512 |
 | gradient_checkpointing | "unsloth" (Unsloth) / on (Transformers) | off (memory is not the limit, time is) |
 | optim | adamw_8bit | adamw_torch (adamw_8bit needs bitsandbytes on CUDA) |
+| batching / group_by_length | padded, grouped by length (compiled blocks, fewer launches) | padding-free (no compute on pads) |
 
 `train_run(run_dir)` is the training entry point: `python -m workbench train RUN_DIR` calls it in a child
 process (see `workbench.jobs`), so Unsloth's patches never reach the app, and the two backends never share a
@@ -47,7 +48,7 @@ Progress = Callable[[str, float], None]
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 OPTIMIZERS: tuple[str, ...] = ("auto", "adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused", "sgd")
 GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "prompt_template", "max_seq_length", "batching"),
+    "data": ("dataset", "prompt_template", "max_seq_length", "batching", "group_by_length"),
     "model": ("base_model", "backend", "quantization", "dtype", "gradient_checkpointing"),
     "lora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "lora_bias", "use_rslora", "use_loftq",
              "random_state"),
@@ -79,11 +80,20 @@ class TrainConfig(BaseConfig):
                                   "tutorial), 512 on CPU.",
                                   help_ko="행의 최대 토큰 수; 더 긴 행은 잘립니다. 0 = 자동: GPU 4096 (튜토리얼), CPU 512.",
                                   min=0, max=131072)
-    batching: Literal["padding_free", "padded"] = setting(
-        "padding_free", "'padding_free' concatenates the rows of a micro-batch into one sequence (no pad tokens, the "
-        "same rows per step); 'padded' pads every row to the longest in its batch (the tutorial).",
-        help_ko="'padding_free'는 마이크로배치의 행들을 패딩 없이 한 시퀀스로 이어 붙입니다 (스텝당 행 수는 같음); "
-        "'padded'는 배치에서 가장 긴 행에 맞춰 패딩합니다 (튜토리얼).")
+    batching: Literal["auto", "padding_free", "padded"] = setting(
+        "auto", "How the rows of a micro-batch are laid out: 'padding_free' concatenates them into one sequence (no pad "
+        "tokens); 'padded' pads every row to the longest in its batch (the tutorial). auto = 'padded' on a GPU (Unsloth "
+        "compiles the padded blocks: on an H200 a padded micro-batch of 8 rows took 0.43 s against 0.84 s padding-free, "
+        "at +0.46 GiB peak memory on the 8B shape), 'padding_free' on CPU (no compute spent on padding).",
+        help_ko="마이크로배치의 행 배치 방식: 'padding_free'는 행들을 패딩 없이 한 시퀀스로 이어 붙이고, 'padded'는 배치에서 가장 "
+        "긴 행에 맞춰 패딩합니다 (튜토리얼). auto = GPU에서 'padded' (Unsloth가 패딩 블록을 컴파일: H200에서 8행 마이크로배치 "
+        "0.43초 대 패딩 없이 0.84초, 8B 모델에서 최대 메모리 +0.46 GiB), CPU에서 'padding_free' (패딩에 계산을 쓰지 않음).")
+    group_by_length: Literal["auto", "on", "off"] = setting(
+        "auto", "Draw each micro-batch from rows of similar length (Transformers' LengthGroupedSampler), so padded "
+        "batches carry little padding; the rows per step stay the same, only their order changes. auto = on for padded "
+        "batches, off for padding-free ones (nothing to save).",
+        help_ko="길이가 비슷한 행끼리 마이크로배치를 묶습니다 (Transformers의 LengthGroupedSampler). 패딩 배치의 패딩이 "
+        "줄어듭니다; 스텝당 행 수는 같고 순서만 바뀝니다. auto = 패딩 배치면 켬, 패딩 없는 배치면 끔 (줄일 것이 없음).")
     # --- model --------------------------------------------------------------------------------------------
     base_model: str = setting("smollm2-135m", "Base model: a registry key, a local folder or a Hub id. The offline "
                               "default is the packaged SmolLM2; the tutorial's is llama3-open-ko-8b (GPU + Hub).",
@@ -229,7 +239,7 @@ class TrainConfig(BaseConfig):
         """The tutorial's exact configuration: its model, 4096 tokens, padded 2 x 4 batches, max_steps 100 (which
         in the tutorial silently overrode its 3 epochs), the instruction/response template."""
         base = dict(base_model="llama3-open-ko-8b", prompt_template="alpaca-tutorial", max_seq_length=4096,
-                    batching="padded", per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                    batching="padded", group_by_length="off", per_device_train_batch_size=2, gradient_accumulation_steps=4,
                     num_train_epochs=0.0, max_steps=100, optim="adamw_8bit", gradient_checkpointing="unsloth")
         base.update(changes)
         return cls(**base)
@@ -257,6 +267,8 @@ class ResolvedSettings:
     optim: str
     num_train_epochs: float
     notes: list[str]
+    batching: str = "padding_free"  # "padding_free" | "padded"
+    group_by_length: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -339,9 +351,16 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
         notes.append(f"length: {config.max_steps} steps")
     elif not config.num_train_epochs:
         notes.append(f"epochs: {epochs:g} ({'GPU' if cuda else 'CPU'} default)")
+    batching = config.batching
+    if batching == "auto":
+        batching = "padded" if cuda else "padding_free"
+        notes.append(f"batching: {batching}")
+    grouped = config.group_by_length == "on" or (config.group_by_length == "auto" and batching == "padded")
+    if config.group_by_length == "auto" and grouped:
+        notes.append("rows grouped by length")
     return ResolvedSettings(device=device.kind, device_name=device.name, backend=backend, load_in_4bit=four_bit,
                             dtype=dtype, autocast=autocast, max_seq_length=max_len, gradient_checkpointing=gc,
-                            optim=optim, num_train_epochs=epochs, notes=notes)
+                            optim=optim, num_train_epochs=epochs, notes=notes, batching=batching, group_by_length=grouped)
 
 
 def fit_report(config: TrainConfig, device: "DeviceInfo | None" = None) -> dict[str, Any]:
@@ -595,7 +614,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
             _truncate_metrics(run_dir, int(resume.name.rsplit("-", 1)[1]))
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         state = trainer.state
-        peaks = _gather(_gpu_mem_gb())  # a collective: every rank takes part
+        progress = next((cb for cb in trainer.callback_handler.callbacks if hasattr(cb, "summary")), None)
+        peaks = _gather(progress.peak("end") if progress else _gpu_mem_gb())  # a collective: every rank takes part
         train_seconds = round(time.time() - t0, 1)
         if flag.set:
             if main:
@@ -608,7 +628,7 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
             tokenizer.save_pretrained(str(adapter))
             early = any(getattr(cb, "early_stopping_patience_counter", 0) >= config.early_stopping_patience > 0
                         for cb in trainer.callback_handler.callbacks)
-            summary = next((cb.summary(state) for cb in trainer.callback_handler.callbacks if hasattr(cb, "summary")), {})
+            summary = progress.summary(state) if progress else {}
             update_status(run_dir, state="completed", ended_at=now_iso(), step=state.global_step,
                           max_steps=state.max_steps, best_checkpoint=state.best_model_checkpoint,
                           best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
@@ -694,6 +714,7 @@ def _training_arguments(config: TrainConfig, resolved: ResolvedSettings, run_dir
         save_only_model=False,
         ddp_find_unused_parameters=False if _world() > 1 else None,
         ddp_backend=("nccl" if cuda else "gloo") if _world() > 1 else None,
+        train_sampling_strategy="group_by_length" if resolved.group_by_length else "random",
     )
     if config.max_steps > 0:
         kw["max_steps"] = config.max_steps
@@ -772,7 +793,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         config, resolved, run_dir, SFTConfig,
         # Rows are tokenized and cut above (`tokenize_rows`), so TRL's own truncation is off; padding-free keeps
         # the rows of a micro-batch as they are and concatenates them.
-        max_length=None, padding_free=config.batching == "padding_free", packing=False,
+        max_length=None, padding_free=resolved.batching == "padding_free", packing=False,
         completion_only_loss=True, dataset_num_proc=None, dataset_kwargs={"skip_prepare_dataset": False},
     )
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
@@ -849,7 +870,7 @@ def _transformers_trainer(config: TrainConfig, resolved: ResolvedSettings, base:
     args = _training_arguments(config, resolved, run_dir, TrainingArguments)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                       eval_dataset=Dataset.from_list(val) if val else None, processing_class=tokenizer,
-                      data_collator=CompletionCollator(tokenizer.pad_token_id, config.batching == "padding_free"),
+                      data_collator=CompletionCollator(tokenizer.pad_token_id, resolved.batching == "padding_free"),
                       callbacks=_callbacks(config, run_dir, flag))
     return trainer, tokenizer
 
@@ -876,10 +897,12 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             self.last_time = 0.0
             self.eval_time = 0.0
             self.evals = 0
+            self.peaks: dict[str, float] = {}  # GiB by phase: load (before training), train (steps), eval
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.last_tokens = int(state.num_input_tokens_seen or 0)
             self.start_step = state.global_step  # > 0 when resumed from a checkpoint
+            self._peak("load")
             self.mark = time.perf_counter()
             if state.is_world_process_zero:
                 update_status(run_dir, state="running", step=state.global_step, max_steps=state.max_steps,
@@ -890,6 +913,7 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             self.train_time += now - self.mark
             self.mark = now
             self.session_steps += 1
+            self._peak("train")
             if _agree_on_cancel(flag, args):
                 control.should_save = True
                 control.should_training_stop = True
@@ -901,6 +925,7 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             if metrics and "eval_runtime" in metrics:
                 self.eval_time += float(metrics["eval_runtime"])
                 self.evals += 1
+            self._peak("eval")
             self.mark = time.perf_counter()
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -909,12 +934,28 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
                 update_status(run_dir, last_checkpoint=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"),
                               best_checkpoint=state.best_model_checkpoint)
 
+        def _peak(self, phase: str) -> None:
+            """Fold the allocator's peak since the last call into `phase`, then start a new window: the peaks of
+            loading, of training steps and of evaluations are kept apart (the evaluation batch is not the training one)."""
+            mem = _gpu_mem_gb(reset=True)
+            if mem is not None:
+                self.peaks[phase] = max(self.peaks.get(phase, 0.0), mem)
+
+        def peak(self, phase: str = "train") -> float | None:
+            """The highest peak of any phase so far (GiB), after folding the current window into `phase`."""
+            self._peak(phase if self.session_steps else "load")
+            return max(self.peaks.values()) if self.peaks else None
+
         def summary(self, state: Any) -> dict[str, Any]:
-            """Whole-session throughput, for status.json at the end."""
+            """Whole-session throughput and memory, for status.json at the end."""
             tokens = int(state.num_input_tokens_seen or 0)
-            return {"train_step_seconds": round(self.train_time, 2),
-                    "tokens_per_s": round(tokens / self.train_time, 1) if self.train_time > 0 and not self.start_step else None,
-                    "peak_gpu_mem_gb": _gpu_mem_gb()}
+            out: dict[str, Any] = {
+                "train_step_seconds": round(self.train_time, 2),
+                "tokens_per_s": round(tokens / self.train_time, 1) if self.train_time > 0 and not self.start_step else None}
+            if self.peaks:
+                out["peak_gpu_mem_gb"] = max(self.peaks.values())
+                out["peak_gpu_mem_gb_by_phase"] = dict(self.peaks)
+            return out
 
         def _eta(self, state: Any) -> float | None:
             if not self.session_steps or not state.max_steps:
@@ -941,7 +982,7 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
                     record["tokens_per_s"] = round((tokens - self.last_tokens) / dt, 1)
                 self.last_tokens, self.last_time = tokens, self.train_time
                 record["tokens_seen"] = tokens
-            mem = _gpu_mem_gb()
+            mem = self.peak()
             if mem is not None:
                 record["gpu_mem_gb"] = mem
             eta = self._eta(state)
@@ -980,13 +1021,17 @@ def _gather(value: Any) -> list[Any]:
     return out
 
 
-def _gpu_mem_gb() -> float | None:
+def _gpu_mem_gb(reset: bool = False) -> float | None:
+    """Peak GPU memory allocated by this process (GiB) since the start or the last reset; None without CUDA."""
     import sys
 
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available():
         return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+    return peak
 
 
 # --- after training: merge, export ---------------------------------------------------------------------------
