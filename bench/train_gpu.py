@@ -314,6 +314,7 @@ class Bench:
 VARIANT_ENV: dict[str, dict[str, str]] = {
     "ce05": {"UNSLOTH_CE_LOSS_TARGET_GB": "0.5"},
     "ce1": {"UNSLOTH_CE_LOSS_TARGET_GB": "1"},
+    "tiled": {"UNSLOTH_TILED_MLP": "arctic"},  # Unsloth's MLP tiled over the sequence (less activation memory)
 }
 
 
