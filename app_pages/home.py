@@ -56,11 +56,11 @@ with left:
 
 with right:
     st.subheader(t("Models", "모델"))
-    st.dataframe(
+    st.table(
         [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"],
           t("languages", "언어"): ", ".join(m["languages"]), t("note", "설명"): m["note"]} for m in facts["models"]],
-        hide_index=True,
-        width="stretch",
+        hide_index=True,  # a static table wraps the notes (a data grid cut them off)
+        border="horizontal",
     )
     default = next(m for m in facts["models"] if m["default"])
     if not default["ready"] and st.button(t("Prepare the offline default model", "오프라인 기본 모델 준비"), key="home.prepare"):
@@ -73,11 +73,11 @@ with right:
             workspace_counts.clear()
             st.rerun()
     st.subheader(t("Embedding models", "임베딩 모델"))
-    st.dataframe(
+    st.table(
         [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"] + (" ★" if m["default"] else ""),
           t("languages", "언어"): ", ".join(m["languages"]), t("note", "설명"): m["note"]} for m in facts["embeddings"]],
         hide_index=True,
-        width="stretch",
+        border="horizontal",
     )
 
 if any(ws_facts[k] for k in ("collections", "datasets", "runs")):

@@ -25,3 +25,17 @@ def test_language_switch_changes_the_page(workspace):
     at.sidebar.radio(key="ui.lang_choice").set_value("en").run()
     assert at.session_state["ui.lang"] == "en"
     assert at.title[0].value == "RAG vs Fine-Tune Workbench"
+
+
+def test_model_tables_show_every_model_with_its_whole_note(workspace):
+    from workbench.embeddings import EMBEDDING_REGISTRY as EMBEDDINGS
+    from workbench.models import REGISTRY
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["ui.lang"] = "en"
+    at.run()
+    assert not at.exception
+    models, embeddings = (t.value for t in at.table)  # static tables: long notes wrap instead of being cut
+    assert len(models) == len(REGISTRY) and len(embeddings) == len(EMBEDDINGS)
+    longest = max(REGISTRY.values(), key=lambda m: len(m.note)).note
+    assert longest in set(models["note"])
