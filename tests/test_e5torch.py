@@ -76,6 +76,15 @@ def test_vectors_agree_with_the_c_engine(engines):
     assert (q_t[:4] * p_t[:4]).sum(1).max() < 0.99
 
 
+def test_scripted_and_eager_layers_agree(engines, monkeypatch):
+    _, model = engines
+    assert model.packed and model._scripted is not None  # the fast path on this machine's torch
+    scripted = model.passage(TEXTS[:4] + TEXTS[-1:]), model.query(TEXTS[0])
+    monkeypatch.setattr(model, "_scripted", None)
+    eager = model.passage(TEXTS[:4] + TEXTS[-1:]), model.query(TEXTS[0])
+    assert (scripted[0] * eager[0]).sum(1).min() > 0.99999 and scripted[1] @ eager[1] > 0.99999
+
+
 def test_passage_batches_leave_the_callers_thread_count(engines):
     import torch
 

