@@ -233,10 +233,12 @@ with tab_eval:
         st.info(t("No split dataset yet: split one on the Dataset page, then evaluate every source on its test split.",
                   "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할한 뒤, 테스트 split으로 모든 소스를 평가하세요."))
     else:
-        b = st.columns(4)
+        b = st.columns([3, 2, 2, 3, 2])
         eval_ds = b[0].selectbox(t("Dataset", "데이터셋"), split_datasets, key="compare.eval_dataset")
         limit = b[1].number_input(t("Rows (0 = all)", "행 수 (0 = 전부)"), 0, 100_000, 20, key="compare.eval_limit",
                                   help=ev.EvalConfig.help("limit", lang()))
+        batch_size = b[4].number_input(t("Batch size", "배치 크기"), 1, 256, 8, key="compare.eval_batch_size",
+                                       help=ev.EvalConfig.help("batch_size", lang()))
         emb_options = ["", *EMBEDDING_REGISTRY]
         skip = t("(skip)", "(생략)")
         emb = b[2].selectbox(t("Embedding similarity", "임베딩 유사도"), emb_options, key="compare.eval_embedding",
@@ -252,7 +254,7 @@ with tab_eval:
                     dataset=eval_ds, run_id=run.id if run else "", base_model="" if run else base_model,
                     collection=collection, sources=tuple(sources), limit=int(limit), prompt_template=template,
                     rag_template=rag_template, lang=lang(), generation=settings.to_dict(),  # type: ignore[union-attr]
-                    retrieval=retrieval.to_dict() if collection else {}, embedding_model=emb,
+                    retrieval=retrieval.to_dict() if collection else {}, embedding_model=emb, batch_size=int(batch_size),
                     judge_base_url=judge_url.strip(), judge_model=judge_model.strip(),
                     endpoint_base_url=api_url.strip() if endpoint else "", endpoint_model=api_model.strip() if endpoint else "")
                 folder = ev.start_evaluation(cfg, ws, env={"OPENAI_API_KEY": api_key} if api_key else None)

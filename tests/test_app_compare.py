@@ -159,7 +159,7 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     import time
 
     from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.evaluation import evaluation_status, list_evaluations
+    from workbench.evaluation import EvalConfig, evaluation_status, list_evaluations
 
     src = tmp_path / "rows.csv"
     with src.open("w", encoding="utf-8", newline="") as f:
@@ -170,9 +170,11 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
     at = open_page()
     at.number_input(key="compare.eval_limit").set_value(1).run()
+    at.number_input(key="compare.eval_batch_size").set_value(4).run()
     at.button(key="compare.eval_start").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     (folder,) = list_evaluations(workspace)
+    assert EvalConfig.load(folder / "config.json").batch_size == 4  # the page's setting reaches the job
     assert at.selectbox(key="compare.eval_pick").value == str(folder)
     assert evaluation_status(folder)["state"] in ("pending", "running")
     at.button(key="compare.eval_cancel").click().run()

@@ -349,22 +349,34 @@ def test_four_way_evaluation_writes_the_report(workspace, shop_collection, gen_a
     assert summary["cost"]["adapter_bytes"] > 0
     prog = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert prog[-1]["done"] == 8 and seen[-1] == ("Report written", 1.0)
+    # both rows in one batch per source: the adapter is switched four times in all, not per row
+    assert [(p["source"], p["rows"]) for p in prog if "rows" in p] == [(s, [1, 2]) for s in ("base", "ft", "rag", "ft_rag")]
+    for row in (1, 2):  # one retrieval per row, shared by both RAG sources
+        assert by[(row, "rag")]["retrieved"] == by[(row, "ft_rag")]["retrieved"]
+        assert by[(row, "rag")]["retrieval_s"] == by[(row, "ft_rag")]["retrieval_s"] is not None
+    assert summary["retrieval"]["k"] == 1 and summary["config"]["batch_size"] == 8
     # the rag source answered from the retrieved context: its score beats the base model's on the first row
     assert by[(1, "rag")]["char_f1"] >= by[(1, "base")]["char_f1"]
 
 
 @pytest.mark.slow
-def test_cancel_stops_after_the_current_answer(workspace, gen_and_adapter, tmp_path):
+def test_cancel_stops_after_the_current_batch(workspace, gen_and_adapter, tmp_path):
     gen, _ = gen_and_adapter
     cancel = threading.Event()
+    seen: list[str] = []
 
     def progress(message: str, fraction: float) -> None:
-        if message.startswith("Row 1/"):
+        seen.append(message)
+        if message.startswith("Rows "):
             cancel.set()
 
-    cfg = EvalConfig(dataset="literal", sources=("base",), generation={"max_new_tokens": 4}, embedding_model="")
-    summary = run_evaluation(cfg, tmp_path, workspace, progress, generator=gen, rows=ROWS, cancel=cancel)
-    assert summary["cancelled"] and summary["rows"] == 1 and len(load_results(tmp_path)) == 1
+    rows = ROWS + [{"instruction": "Do you take cash?", "input": "", "output": "Yes."}]
+    cfg = EvalConfig(dataset="literal", sources=("base",), generation={"max_new_tokens": 4}, embedding_model="", batch_size=2)
+    summary = run_evaluation(cfg, tmp_path, workspace, progress, generator=gen, rows=rows, cancel=cancel)
+    assert summary["cancelled"] and summary["rows"] == 2 and summary["rows_total"] == 3
+    results = load_results(tmp_path)
+    assert len(results) == 2 and [r["row"] for r in results] == sorted(r["row"] for r in results)  # row order on disk
+    assert sum(m.startswith("Rows ") for m in seen) == 1  # one batch answered, then it stopped
 
 
 @pytest.mark.slow

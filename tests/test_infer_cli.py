@@ -82,7 +82,7 @@ def test_evaluate_a_run_prints_aggregates_and_writes_the_report(workspace, smoll
     run_id = make_run(workspace, smollm2_dir, tmp_path)
     out_dir = tmp_path / "report"
     r = cli("evaluate", "--run", run_id, "--dataset", "sums", "--sources", "base,ft", "--limit", "1",
-            "--max-new-tokens", "4", "--embedding-model", "", "--json", "--out", str(out_dir))
+            "--max-new-tokens", "4", "--embedding-model", "", "--batch-size", "2", "--json", "--out", str(out_dir))
     assert r.returncode == 0, r.stderr
     agg = json.loads(r.stdout)
     assert list(agg["sources"]) == ["base", "ft"] and agg["rows"] == 1
@@ -91,5 +91,6 @@ def test_evaluate_a_run_prints_aggregates_and_writes_the_report(workspace, smoll
     assert agg["cost"]["train_seconds"] == 42.0 and agg["cost"]["adapter_mb"] > 0
     summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["template"] == "alpaca"  # the run's training template
+    assert summary["config"]["batch_size"] == 2
     assert {p.name for p in out_dir.iterdir()} >= {"config.json", "results.csv", "summary.json", "report.md", "report.html"}
     assert "[100%] Report written" in r.stderr

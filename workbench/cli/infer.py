@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--template", choices=["alpaca-tutorial", "alpaca", "chat"], default=None)
     e.add_argument("--lang", choices=["ko", "en"], default=None)
     e.add_argument("--max-new-tokens", type=int, default=None)
-    e.add_argument("--k", type=int, default=None, help="chunks to retrieve")
+    e.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3)")
+    e.add_argument("--batch-size", type=int, default=None,
+                   help="answers of a local source generated together (default 8; 1: one at a time)")
     e.add_argument("--embedding-model", default=None, help="embedding model for the similarity score ('' to skip)")
     e.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint of an LLM judge (key: OPENAI_API_KEY)")
     e.add_argument("--judge-model", default=None)
@@ -160,7 +162,8 @@ def _eval_config(args: argparse.Namespace) -> Any:
     flags = {"run_id": args.run, "dataset": args.dataset, "collection": args.collection, "limit": args.limit,
              "base_model": args.base_model, "adapter_dir": args.adapter_dir, "prompt_template": args.template,
              "lang": args.lang, "embedding_model": args.embedding_model, "judge_base_url": args.judge_url,
-             "judge_model": args.judge_model, "endpoint_base_url": args.endpoint_url, "endpoint_model": args.endpoint_model}
+             "judge_model": args.judge_model, "endpoint_base_url": args.endpoint_url, "endpoint_model": args.endpoint_model,
+             "batch_size": args.batch_size}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.sources is not None:
         data["sources"] = tuple(s.strip() for s in args.sources.split(",") if s.strip())
