@@ -76,6 +76,26 @@ def _passive_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _keep_freed_memory() -> None:
+    """Keep freed memory in this process (glibc only): big blocks from the heap instead of mmap, and no trimming.
+
+    A batch of long prompts allocates activations of 50-200 MB per layer. glibc serves blocks over 32 MiB with mmap and
+    unmaps them when freed, so every layer of every batch page-faults its memory in again. Measured on the 2-core CPU
+    (SmolLM2 reading 4 prompts of ~1,900 tokens at once): 3.5-4.1 s of system time and 1-2 million page faults per
+    batch, against 0.8-1.2 s and 0.1-0.2 million with this, at the same peak memory (2.1 GB). Only for the evaluation
+    process, which is short-lived and holds one model.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
 def _stderr_progress(message: str, fraction: float) -> None:
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
@@ -194,6 +214,7 @@ def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     _passive_threads()
+    _keep_freed_memory()
     from workbench.config import Workspace
     from workbench.evaluation import (
         check_evaluation,
