@@ -115,17 +115,11 @@ def retrieve(
         if config.mode == "mmr":
             return _mmr(coll, _embed_query(embedding, query), config)
         lex = lexical_index(collection, ws, store, coll)
-        # The two BM25 scorings run while the query is embedded: the model's C code releases the GIL.
-        lexical = _worker().submit(lex.scores, query)
+        # The question first, then the two BM25 scorings, in this thread. With the C engine they ran side by side
+        # (its code released the GIL); with the torch engine a Python thread beside the embedding slowed it by
+        # 3-4 ms, more than the ~2 ms of BM25 it hid (docs/benchmarks.md, the 100k-chunk figures).
         qvec = _embed_query(embedding, query)
-        return _hybrid(coll, qvec, config, lex, *lexical.result())
-
-
-@functools.lru_cache(maxsize=1)
-def _worker() -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lexical")
+        return _hybrid(coll, qvec, config, lex, *lex.scores(query))
 
 
 @functools.lru_cache(maxsize=256)
