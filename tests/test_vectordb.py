@@ -204,3 +204,15 @@ def test_store_config_from_environment(monkeypatch):
     monkeypatch.setenv("WORKBENCH_CHROMA_PORT", "nine")
     with pytest.raises(ConfigError, match="WORKBENCH_CHROMA_PORT = 'nine' is not a port number"):
         VectorStoreConfig.default()
+
+
+def test_morphemes_analysed_during_embedding_are_what_the_index_holds(workspace):
+    import json
+
+    docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
+    vectordb.ingest_documents(docs, "morph", CFG, workspace=workspace)
+    chunks = vectordb.get_chunks("morph", workspace)
+    lex_dir = workspace.vectorstore / "morph.bm25"
+    saved = json.loads((lex_dir / "morphemes.json").read_text(encoding="utf-8"))
+    assert saved == {c.id: m for c, m in zip(chunks, vectordb.morpheme_tokens([c.text for c in chunks]))}
+    assert any("현금" in m for m in saved.values())  # Kiwi's nouns, from the second thread

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -419,11 +419,23 @@ def ingest_documents(
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     if to_add or to_remove:
         lex.mark_stale()
+    # The new chunks' morphemes (the costly part of the lexical index) are analysed on a second thread while the
+    # chunks are embedded: Kiwi works outside the GIL and fills the cores the embedding leaves idle (its tokenizer,
+    # Chroma's writes).
+    analysis = _analysis_worker().submit(morpheme_tokens, [c.text for c in to_add]) if to_add else None
     t_embed = time.perf_counter()
-    for i in range(0, len(to_add), batch_size):
-        batch = to_add[i : i + batch_size]
-        progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
-        vs.add_texts([c.text for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
+    try:
+        for i in range(0, len(to_add), batch_size):
+            batch = to_add[i : i + batch_size]
+            progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
+            vs.add_texts([c.text for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
+    finally:
+        morphemes: dict[str, list[str]] = {}
+        if analysis is not None:
+            try:
+                morphemes = dict(zip((c.id for c in to_add), analysis.result()))
+            except Exception:  # noqa: BLE001  (the rebuild analyses them again and reports what fails there)
+                morphemes = {}
     embed_seconds = time.perf_counter() - t_embed
     for i in range(0, len(to_remove), _GET_BATCH):
         coll.delete(ids=to_remove[i : i + _GET_BATCH])
@@ -431,7 +443,7 @@ def ingest_documents(
     t_lex = time.perf_counter()
     if lex.stale or not lex.exists():
         progress("updating the lexical index", 0.92)
-        lex.rebuild(coll)
+        lex.rebuild(coll, morphemes)
     progress("done", 1.0)
     return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
                         embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
@@ -658,6 +670,13 @@ def lexical_tokens(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
+def _analysis_worker() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="morphemes")
+
+
+@functools.lru_cache(maxsize=1)
 def _kiwi() -> Any:
     from kiwipiepy import Kiwi
 
@@ -743,9 +762,13 @@ class LexicalIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._stale_marker.touch()
 
-    def rebuild(self, coll: "chromadb.Collection") -> None:
+    def rebuild(self, coll: "chromadb.Collection", morphemes: Mapping[str, list[str]] | None = None) -> None:
         """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
-        documents (sources) in the collection's metadata, since this pass reads every chunk anyway."""
+        documents (sources) in the collection's metadata, since this pass reads every chunk anyway.
+
+        Args:
+            morphemes: chunk id -> the morphemes of its text, for chunks already analysed (new ones, during ingest).
+        """
         import bm25s
         import numpy as np
 
@@ -765,6 +788,7 @@ class LexicalIndex:
         cache = self.path / "morphemes.json"
         if cache.is_file():
             known = json.loads(cache.read_text(encoding="utf-8"))
+        known.update(morphemes or {})
         todo = [i for i, id_ in enumerate(ids) if id_ not in known]
         for i, tokens in zip(todo, morpheme_tokens([texts[i] for i in todo])):
             known[ids[i]] = tokens
