@@ -91,11 +91,13 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(boxes):
 
 @pytest.mark.slow
 def test_two_processes_train_data_parallel_and_write_like_one(boxes):
-    """`--num-processes 2`: torchrun + gloo on CPU; only rank 0 writes, the token count covers both processes."""
+    """`--num-processes 2`: torchrun + gloo on CPU; only rank 0 writes, the token count covers both processes.
+    Padded batches grouped by length, as the GPU default lays them out (the length-grouped sampler under DDP)."""
     config = TrainConfig(dataset="boxes", backend="transformers", max_steps=3, eval_steps=3, save_steps=3,
-                         per_device_train_batch_size=2, num_processes=2, warmup_steps=0)
+                         per_device_train_batch_size=2, num_processes=2, warmup_steps=0, batching="padded")
     run = wait_run(start_training(config, boxes).id, boxes, timeout=600)
     assert run.state == "completed", run.log_tail()
+    assert (run.status["resolved"]["batching"], run.status["resolved"]["group_by_length"]) == ("padded", True)
     assert run.status["num_processes"] == 2 and run.config.rows_per_step == 4
     assert "torch.distributed.run" in run.log_path.read_text()
     steps = [m["step"] for m in run.metrics() if "loss" in m]
