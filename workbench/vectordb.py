@@ -420,8 +420,8 @@ def ingest_documents(
     if to_add or to_remove:
         lex.mark_stale()
     # The new chunks' morphemes (the costly part of the lexical index) are analysed on a second thread while the
-    # chunks are embedded: Kiwi works outside the GIL and fills the cores the embedding leaves idle (its tokenizer,
-    # Chroma's writes).
+    # chunks are embedded: Kiwi works outside the GIL, so the analysis is hidden where the embedding leaves cores
+    # idle; on two busy cores it only moves the time (docs/benchmarks.md, ingestion).
     analysis = _analysis_worker().submit(morpheme_tokens, [c.text for c in to_add]) if to_add else None
     t_embed = time.perf_counter()
     try:
