@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from workbench.models import cpu_name  # noqa: E402  (after the path and environment above)
+
 LOCK = Path("/tmp/bench.lock")
 TARGET_S = 15 * 60
 SOURCES = ("base", "ft", "rag", "ft_rag")
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": " ".join([Path(sys.executable).name, "-m", "bench.compare_loop",
                                                                          *(argv if argv is not None else sys.argv[1:])]),
-        "base_model": args.base_model, "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "python": platform.python_version(),
+        "base_model": args.base_model, "machine": {"cpus": os.cpu_count(), "cpu": cpu_name(), "python": platform.python_version(),
                                                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                                   "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
         "waited_for_lock": waited, "load_start": load(), "steps": [],
@@ -324,16 +326,6 @@ def main(argv: list[str] | None = None) -> int:
                       "speedup": {k: {m: speed[k].get(m) for m in ("wall_s", "speedup_wall", "speedup_cpu", "identical_answers")}
                                   for k in ("one_at_a_time", "batched") if k in speed}}, indent=1))
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

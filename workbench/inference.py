@@ -441,11 +441,15 @@ class Generator:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs, width
 
+    def _stops(self, tok: "PreTrainedTokenizerBase", template: PromptTemplate | None,
+               stop_ids: Sequence[int] | None) -> list[int]:
+        return list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template or self.default_template)
+
     def _prepare(self, prompt: str, adapter: str | None, settings: GenerationConfig | None,
                  template: PromptTemplate | None, stop_ids: Sequence[int] | None) -> tuple[dict[str, Any], int, list[int]]:
         settings = settings or GenerationConfig()
         tok = self.tokenizer_for(adapter)
-        stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template or self.default_template)
+        stops = self._stops(tok, template, stop_ids)
         kwargs, prompt_len = self._generate_kwargs([self._encode(prompt, tok, settings)], tok, settings, stops)
         return kwargs, prompt_len, stops
 
@@ -519,7 +523,7 @@ class Generator:
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size = {batch_size}: use 1 or more (1 answers one prompt at a time).")
         tok = self.tokenizer_for(adapter)
-        stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template or self.default_template)
+        stops = self._stops(tok, template, stop_ids)
         encoded = [self._encode(p, tok, settings) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         size = batch_size or len(prompts)

@@ -334,7 +334,7 @@ def detect_device() -> DeviceInfo:
             cpu_threads=threads,
         )
     mem = _system_memory_gb()
-    return DeviceInfo(kind="cpu", name=_cpu_name(), memory_gb=mem, bf16=False, cpu_threads=threads)
+    return DeviceInfo(kind="cpu", name=cpu_name(), memory_gb=mem, bf16=False, cpu_threads=threads)
 
 
 def _system_memory_gb() -> float:
@@ -344,7 +344,8 @@ def _system_memory_gb() -> float:
         return 0.0
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo ('CPU' where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
