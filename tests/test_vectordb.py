@@ -94,16 +94,21 @@ def test_collection_records_model_and_splitter_and_refuses_another_model(workspa
 
 def test_interrupted_ingest_is_completed_by_a_rerun_without_duplicates(workspace):
     docs = [doc(f"{i}번 안내문: {'가나다라마바사'[i]}.", f"n{i}.txt") for i in range(6)]
+    written = []
 
-    def kill_after_first_batch(message: str, fraction: float) -> None:
-        if message.startswith("embedding chunks 3-"):
+    def kill_before_third_batch(message: str, fraction: float) -> None:
+        if message.startswith("embedding chunks"):
+            written.append(vectordb.collection_info("half", workspace).chunks)
+        if message.startswith("embedding chunks 5-"):
             raise KeyboardInterrupt  # as if the process died here
 
     with pytest.raises(KeyboardInterrupt):
-        vectordb.ingest_documents(docs, "half", CFG, workspace=workspace, progress=kill_after_first_batch, batch_size=2)
-    assert vectordb.collection_info("half", workspace).chunks == 2
+        vectordb.ingest_documents(docs, "half", CFG, workspace=workspace, progress=kill_before_third_batch,
+                                  batch_size=2, write_size=4)
+    assert written == [0, 0, 4]  # embedded in twos, written in fours
+    assert vectordb.collection_info("half", workspace).chunks == 4
     rerun = vectordb.ingest_documents(docs, "half", CFG, workspace=workspace, batch_size=2)
-    assert rerun.added == 4 and rerun.removed == 0
+    assert rerun.added == 2 and rerun.removed == 0
     chunks = vectordb.get_chunks("half", workspace)
     assert len(chunks) == len({c.id for c in chunks}) == 6
     ids = vectordb.lexical_index("half", workspace).ids
@@ -206,13 +211,30 @@ def test_store_config_from_environment(monkeypatch):
         VectorStoreConfig.default()
 
 
-def test_morphemes_analysed_during_embedding_are_what_the_index_holds(workspace):
+def test_saved_morphemes_are_reused_only_by_an_index_of_the_same_format(workspace):
     import json
 
     docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
-    vectordb.ingest_documents(docs, "morph", CFG, workspace=workspace)
+    report = vectordb.ingest_documents(docs, "morph", CFG, workspace=workspace)
+    assert report.embed_seconds > 0 and report.write_seconds > 0 and report.lexical_seconds > 0
+    assert report.to_dict()["lexical_seconds"] == round(report.lexical_seconds, 3)
     chunks = vectordb.get_chunks("morph", workspace)
     lex_dir = workspace.vectorstore / "morph.bm25"
-    saved = json.loads((lex_dir / "morphemes.json").read_text(encoding="utf-8"))
+    cache = lex_dir / "morphemes.json"
+    saved = json.loads(cache.read_text(encoding="utf-8"))
     assert saved == {c.id: m for c, m in zip(chunks, vectordb.morpheme_tokens([c.text for c in chunks]))}
-    assert any("현금" in m for m in saved.values())  # Kiwi's nouns, from the second thread
+    assert any("현금" in m for m in saved.values())  # Kiwi's nouns
+    assert vectordb._kiwi().global_config.cutoff_threshold == vectordb.KIWI_CUTOFF
+
+    # A rebuild of the same format analyses only chunks it has no morphemes for...
+    planted = {**saved, chunks[0].id: ["planted"]}
+    cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
+    lex = vectordb.LexicalIndex(lex_dir)
+    lex.mark_stale()
+    vectordb.lexical_index("morph", workspace)
+    assert json.loads(cache.read_text(encoding="utf-8")) == planted
+    # ...while an index written under other settings (another Kiwi cutoff, say) is analysed again.
+    cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
+    (lex_dir / "version.json").write_text(json.dumps({**vectordb.LEXICAL_FORMAT, "kiwi_cutoff": 8.0}), encoding="utf-8")
+    vectordb.lexical_index("morph", workspace)
+    assert json.loads(cache.read_text(encoding="utf-8")) == saved

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,8 +141,9 @@ class IngestReport:
     sources: list[SourceResult]
     errors: list[FileError]
     seconds: float = 0.0
-    embed_seconds: float = 0.0
-    lexical_seconds: float = 0.0
+    embed_seconds: float = 0.0  # the embedding model's calls
+    write_seconds: float = 0.0  # Chroma upserts and deletes
+    lexical_seconds: float = 0.0  # the lexical index brought in step (morphemes of the new chunks included)
 
     @property
     def added(self) -> int:
@@ -163,6 +164,7 @@ class IngestReport:
             "sources": [{**dataclasses.asdict(s), "status": s.status} for s in self.sources],
             "errors": [dataclasses.asdict(e) for e in self.errors],
             "seconds": round(self.seconds, 3), "embed_seconds": round(self.embed_seconds, 3),
+            "write_seconds": round(self.write_seconds, 3), "lexical_seconds": round(self.lexical_seconds, 3),
         }
 
 
@@ -379,11 +381,18 @@ def ingest_documents(
     progress: Progress | None = None,
     store: VectorStoreConfig | None = None,
     batch_size: int = 32,
+    write_size: int = 256,
 ) -> IngestReport:
     """Split documents and bring `collection` in step with them (see the module docstring).
 
     Every document needs `metadata["source"]`; the sources given are replaced as a whole, other
     sources in the collection are left alone.
+
+    Args:
+        batch_size: chunks per call of the embedding model (and per progress step).
+        write_size: embedded chunks collected before they are written to Chroma in one upsert. Each
+            upsert costs ~30 ms however small (136 KorQuAD chunks: 0.23 s in batches of 32, 0.10 s in one);
+            a run killed before a write embeds those chunks again on the re-run.
     """
     t0 = time.perf_counter()
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
@@ -419,35 +428,45 @@ def ingest_documents(
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     if to_add or to_remove:
         lex.mark_stale()
-    # The new chunks' morphemes (the costly part of the lexical index) are analysed on a second thread while the
-    # chunks are embedded: Kiwi works outside the GIL, so the analysis is hidden where the embedding leaves cores
-    # idle; on two busy cores it only moves the time (docs/benchmarks.md, ingestion).
-    analysis = _analysis_worker().submit(morpheme_tokens, [c.text for c in to_add]) if to_add else None
-    t_embed = time.perf_counter()
-    try:
-        for i in range(0, len(to_add), batch_size):
-            batch = to_add[i : i + batch_size]
-            progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
-            vs.add_texts([c.text for c in batch], metadatas=[c.metadata for c in batch], ids=[c.id for c in batch])
-    finally:
-        morphemes: dict[str, list[str]] = {}
-        if analysis is not None:
-            try:
-                morphemes = dict(zip((c.id for c in to_add), analysis.result()))
-            except Exception:  # noqa: BLE001  (the rebuild analyses them again and reports what fails there)
-                morphemes = {}
-    embed_seconds = time.perf_counter() - t_embed
+    # The new chunks' morphemes are analysed after the embedding, by the rebuild, on Kiwi's own threads: the
+    # embedding keeps both cores of the reference machine busy, and Kiwi beside it slowed it by more than the
+    # analysis takes on its own (docs/benchmarks.md, ingestion).
+    embed_seconds = write_seconds = 0.0
+    pending: list[tuple[Chunk, list[float]]] = []
+
+    def write() -> None:
+        nonlocal write_seconds
+        t = time.perf_counter()
+        coll.upsert(ids=[c.id for c, _ in pending], documents=[c.text for c, _ in pending],
+                    metadatas=[c.metadata for c, _ in pending], embeddings=[v for _, v in pending])
+        pending.clear()
+        write_seconds += time.perf_counter() - t
+
+    for i in range(0, len(to_add), batch_size):
+        batch = to_add[i : i + batch_size]
+        progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
+        t = time.perf_counter()
+        vectors = vs.embeddings.embed_documents([c.text for c in batch])
+        embed_seconds += time.perf_counter() - t
+        pending.extend(zip(batch, vectors))
+        if len(pending) >= write_size:
+            write()
+    if pending:
+        write()
+    t = time.perf_counter()
     for i in range(0, len(to_remove), _GET_BATCH):
         coll.delete(ids=to_remove[i : i + _GET_BATCH])
+    write_seconds += time.perf_counter() - t
 
     t_lex = time.perf_counter()
     if lex.stale or not lex.exists():
         progress("updating the lexical index", 0.92)
-        lex.rebuild(coll, morphemes)
+        lex.rebuild(coll)
     progress("done", 1.0)
     return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
                         embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
-                        embed_seconds=embed_seconds, lexical_seconds=time.perf_counter() - t_lex)
+                        embed_seconds=embed_seconds, write_seconds=write_seconds,
+                        lexical_seconds=time.perf_counter() - t_lex)
 
 
 def prepare_chunks(documents: Sequence[Document], chunking: ChunkingConfig,
@@ -652,8 +671,12 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
 BM25_PARAMS = {"k1": 0.45, "b": 0.5}
 # Chunk vectors kept beside the index to estimate, per query, the mean and spread of its dense scores.
 DENSE_SAMPLE = 256
+# Kiwi's beam cutoff (its default: 8). At 1 the analysis of KorQuAD's chunks takes ~0.65x the CPU time and the
+# default hybrid retriever's R@1 / R@5 move by < 0.001 (docs/benchmarks.md, ingestion).
+KIWI_CUTOFF = 1.0
 # Saved with every lexical index; an index written under other settings is rebuilt on first use.
-LEXICAL_FORMAT = {"format": 2, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True}
+LEXICAL_FORMAT = {"format": 2, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True,
+                  "kiwi_cutoff": KIWI_CUTOFF}
 _CONTENT_TAGS = ("NN", "VV", "VA", "MA", "XR", "SL", "SH", "SN")  # nouns, verb/adjective stems, adverbs, roots, foreign, numbers
 
 
@@ -670,17 +693,14 @@ def lexical_tokens(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _analysis_worker() -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="morphemes")
-
-
-@functools.lru_cache(maxsize=1)
 def _kiwi() -> Any:
+    """Kiwi, loaded once per process (2-3 s: its model is read from disk), with the cutoff above; a list of
+    texts is analysed on all cores."""
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    kiwi = Kiwi()
+    kiwi.global_config.cutoff_threshold = KIWI_CUTOFF
+    return kiwi
 
 
 def morpheme_tokens(texts: Sequence[str]) -> list[list[str]]:
@@ -762,12 +782,12 @@ class LexicalIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._stale_marker.touch()
 
-    def rebuild(self, coll: "chromadb.Collection", morphemes: Mapping[str, list[str]] | None = None) -> None:
+    def rebuild(self, coll: "chromadb.Collection") -> None:
         """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
         documents (sources) in the collection's metadata, since this pass reads every chunk anyway.
 
-        Args:
-            morphemes: chunk id -> the morphemes of its text, for chunks already analysed (new ones, during ingest).
+        Only chunks whose morphemes are not saved yet (`morphemes.json` of an index of the current format)
+        are analysed, all in one call (Kiwi spreads a list over the cores).
         """
         import bm25s
         import numpy as np
@@ -786,9 +806,8 @@ class LexicalIndex:
 
         known: dict[str, list[str]] = {}
         cache = self.path / "morphemes.json"
-        if cache.is_file():
+        if cache.is_file() and self.exists():  # analyses of another format (Kiwi settings) are made again
             known = json.loads(cache.read_text(encoding="utf-8"))
-        known.update(morphemes or {})
         todo = [i for i, id_ in enumerate(ids) if id_ not in known]
         for i, tokens in zip(todo, morpheme_tokens([texts[i] for i in todo])):
             known[ids[i]] = tokens
