@@ -274,6 +274,7 @@ class Bench:
                "peak_gpu_mem_gb_per_process": s.get("peak_gpu_mem_gb_per_process"),
                "peak_gpu_mem_gb_by_phase": s.get("peak_gpu_mem_gb_by_phase"),
                "group_by_length": (s.get("resolved") or {}).get("group_by_length"),
+               "offload_embedding": (s.get("resolved") or {}).get("offload_embedding"),
                "median_step_s_after_step5": _median_step_seconds(metrics),
                "eval_losses": [round(x, 4) for x in evals], "final_eval_loss": round(evals[-1], 4) if evals else None,
                "best_metric": s.get("best_metric"), "stopped_early": s.get("stopped_early"),
@@ -346,6 +347,9 @@ def configs(model_dir: Path, steps: int, tiny: bool) -> dict[str, Any]:
         **{f"unsloth_{k}": TrainConfig(**common, backend="unsloth", **v) for k, v in variants.items()},
         **{f"transformers_{k}": TrainConfig(**common, backend="transformers", **v) for k, v in variants.items()},
         "default": TrainConfig(**common, backend="unsloth"),
+        "default_dropout0": TrainConfig(**common, backend="unsloth", lora_dropout=0.0),  # --phase memory: a diagnostic
+        # the default with the input embeddings left on the GPU: what the offload costs and saves, in the same run
+        "default_offload_off": TrainConfig(**common, backend="unsloth", offload_embedding="off"),
         "transformers": TrainConfig(**common, backend="transformers"),
         "tutorial": TrainConfig.tutorial(**common, backend="unsloth", **({"gradient_checkpointing": "off"} if tiny else {})),
     }
@@ -400,7 +404,7 @@ def generate_main(run_ids: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--phase", choices=["single", "multi", "merge", "variants"], default="single")
+    ap.add_argument("--phase", choices=["single", "multi", "merge", "variants", "memory"], default="single")
     ap.add_argument("--runs", nargs="+", help="--phase variants: the configs to run, two at a time (one per GPU)")
     ap.add_argument("--tiny", action="store_true", help="a tiny model on CPU: checks the path, measures nothing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/train_gpu_out")))
@@ -457,13 +461,50 @@ def main(argv: list[str] | None = None) -> int:
                 "eval_loss_rel_diff": round(abs(v["final_eval_loss"] - base["final_eval_loss"]) / base["final_eval_loss"], 4)
                 if v.get("final_eval_loss") and base.get("final_eval_loss") else None}
             for n, v in r.items() if n != "tutorial"}
+    elif args.phase == "memory":
+        # Where the memory of a step goes: each run records the allocator's history of its first steps
+        # (WORKBENCH_CUDA_MEMORY_SNAPSHOT), analysed by bench/memsnap.py; every step's peak and tokens go to the results.
+        import torch
+
+        from bench.memsnap import analyse
+
+        gpus = max(torch.cuda.device_count(), 1) if torch.cuda.is_available() else 1
+        names = args.runs or ["default", "tutorial", "default_dropout0"]
+        snaps = args.work / "memsnap"
+        snaps.mkdir(parents=True, exist_ok=True)
+        for i in range(0, len(names), gpus):
+            batch = names[i:i + gpus]
+            if bench.time_left() < 90:
+                bench.log(f"skipped {batch}: {bench.time_left():.0f} s left")
+                break
+            for n in batch:
+                VARIANT_ENV[f"snap_{n}"] = {"WORKBENCH_CUDA_MEMORY_SNAPSHOT": str(snaps / n),
+                                            "WORKBENCH_CUDA_MEMORY_SNAPSHOT_STEPS": os.environ.get("SNAP_STEPS", "3")}
+            bench.train_parallel({f"{n}@snap_{n}": (cfgs[n], str(g)) for g, n in enumerate(batch)}, ws,
+                                 timeout=bench.time_left() / max((len(names) - i) / gpus, 1))
+            for n in batch:
+                pkl = snaps / f"{n}.pickle"
+                steps = snaps / f"{n}.steps.jsonl"
+                out: dict[str, Any] = {"steps": [json.loads(x) for x in steps.read_text().splitlines() if x.strip()]
+                                       if steps.is_file() else None}
+                if pkl.is_file():
+                    import pickle
+
+                    with pkl.open("rb") as f:
+                        out.update(analyse(pickle.load(f)))
+                bench.results.setdefault("memory", {})[n] = out
+                bench.save()
+                bench.log(f"memory {n}: peak above start {out.get('peak_above_start_mib')} MiB; top: "
+                          + "; ".join(f"{g['mib']} MiB {g['where']}" for g in (out.get("groups") or [])[:8]))
     elif args.phase == "single":
         import torch
 
         if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
-            # The tutorial's configuration on GPU 1 while the default and then the plain backend run on GPU 0.
+            # The tutorial's configuration and then the default without the embedding offload on GPU 1, while the
+            # default and then the plain backend run on GPU 0.
             bench.train_queues({"0": [("default", cfgs["default"]), ("transformers", cfgs["transformers"])],
-                                "1": [("tutorial", cfgs["tutorial"])]}, ws, timeout=bench.time_left() - 120)
+                                "1": [("tutorial", cfgs["tutorial"]), ("default_offload_off", cfgs["default_offload_off"])]},
+                               ws, timeout=bench.time_left() - 120)
         else:
             # Each run may take this share of the time still left (the rest is for later runs, merge and generation).
             for name, share in (("default", 0.3), ("transformers", 0.4), ("tutorial", 0.7)):
@@ -481,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_mem_ratio": round((r["default"]["peak_gpu_mem_gb"] or 0) / (r["tutorial"]["peak_gpu_mem_gb"] or 1), 3),
                 "eval_loss_rel_diff": round(abs(r["default"]["final_eval_loss"] - r["tutorial"]["final_eval_loss"])
                                             / r["tutorial"]["final_eval_loss"], 4)}
+        off = r.get("default_offload_off", {})
+        if off.get("tokens_per_s_median_after_step5") and r.get("default", {}).get("tokens_per_s_median_after_step5"):
+            bench.results["embedding_offload"] = {  # the default against itself with the table on the GPU
+                "median_ratio": round(r["default"]["tokens_per_s_median_after_step5"] / off["tokens_per_s_median_after_step5"], 3),
+                "peak_gb": [r["default"]["peak_gpu_mem_gb"], off["peak_gpu_mem_gb"]]}
     else:
         import torch
 

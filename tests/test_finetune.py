@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.finetune import (LORA_TARGETS, GROUPS, CompletionCollator, TrainConfig, resolve_settings,
+from workbench.finetune import (LORA_TARGETS, GROUPS, CompletionCollator, TrainConfig, resolve_settings, _offload_kwargs,
                                 tokenize_rows)
 from workbench.models import DeviceInfo
 
@@ -78,6 +78,27 @@ def test_the_tutorials_traps_are_refused_in_one_line(changes, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_embedding_offload_resolves_per_backend_device_and_model(tmp_path):
+    untied, tied = tmp_path / "untied", tmp_path / "tied"
+    for folder, tie in ((untied, False), (tied, True)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "llama", "tie_word_embeddings": tie}))
+    one = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), GPU)
+    assert one.offload_embedding == "on" and "input embeddings in host RAM" in one.notes
+    assert _offload_kwargs(one) == {"offload_embedding": True}
+    assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(tied)), GPU).offload_embedding == "off"
+    assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), num_processes=2), GPU) \
+        .offload_embedding == "off"
+    assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), CPU).offload_embedding == "off"
+    off = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), offload_embedding="off"), GPU)
+    assert _offload_kwargs(off) == {"offload_embedding": False}  # explicit: Unsloth's own "auto" does not move it
+    tut = resolve_settings(TrainConfig.tutorial(backend="unsloth", base_model=str(untied), optim="adamw_torch"), GPU)
+    assert tut.offload_embedding == "unsloth" and _offload_kwargs(tut) == {}  # the tutorial passes nothing
+    assert resolve_settings(TrainConfig.tutorial(backend="transformers", optim="adamw_torch"), GPU).offload_embedding == "off"
+    with pytest.raises(ConfigError, match="offload_embedding = 'on' needs the Unsloth backend"):
+        resolve_settings(TrainConfig(backend="transformers", offload_embedding="on"), GPU)
+
+
 def test_config_round_trips_through_json_and_yaml(tmp_path):
     c = TrainConfig(dataset="shop", max_steps=30, target_modules=("q_proj", "v_proj"), use_rslora=True)
     for name in ("c.json", "c.yaml"):
@@ -105,6 +126,12 @@ def test_auto_resolves_per_device():
     assert (mixed.batching, mixed.group_by_length) == ("padded", True)
     with pytest.raises(ConfigError, match="quantization = '4bit' needs a CUDA GPU"):
         resolve_settings(TrainConfig(quantization="4bit"), CPU)
+    # the input embedding table goes to host RAM for a one-GPU Unsloth run with an untied table; the tutorial leaves it
+    # to Unsloth; Transformers, several processes, CPU and tied tables keep it where it is
+    assert (cpu.offload_embedding, gpu.offload_embedding) == ("off", "off")
+    assert _offload_kwargs(cpu) == {}
+    assert TrainConfig().offload_embedding == "auto"
+    assert TrainConfig.tutorial().offload_embedding == "unsloth"
     with pytest.raises(ConfigError, match="optim = 'adamw_8bit' needs bitsandbytes on a CUDA GPU"):
         resolve_settings(TrainConfig.tutorial(), CPU)
 

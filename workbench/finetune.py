@@ -17,6 +17,7 @@ Settings whose best value depends on the machine are "auto" (0 for numbers) and 
 | gradient_checkpointing | "unsloth" (Unsloth) / on (Transformers) | off (memory is not the limit, time is) |
 | optim | adamw_8bit | adamw_torch (adamw_8bit needs bitsandbytes on CUDA) |
 | batching / group_by_length | padded, grouped by length (compiled blocks, fewer launches) | padding-free (no compute on pads) |
+| offload_embedding | on for one GPU with Unsloth and an untied table (frees 1.0 GiB on Llama-3-8B) | off |
 
 `train_run(run_dir)` is the training entry point: `python -m workbench train RUN_DIR` calls it in a child
 process (see `workbench.jobs`), so Unsloth's patches never reach the app, and the two backends never share a
@@ -49,7 +50,7 @@ LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_p
 OPTIMIZERS: tuple[str, ...] = ("auto", "adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused", "sgd")
 GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "prompt_template", "max_seq_length", "batching", "group_by_length"),
-    "model": ("base_model", "backend", "quantization", "dtype", "gradient_checkpointing"),
+    "model": ("base_model", "backend", "quantization", "dtype", "gradient_checkpointing", "offload_embedding"),
     "lora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "lora_bias", "use_rslora", "use_loftq",
              "random_state"),
     "schedule": ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
@@ -84,10 +85,12 @@ class TrainConfig(BaseConfig):
         "auto", "How the rows of a micro-batch are laid out: 'padding_free' concatenates them into one sequence (no pad "
         "tokens); 'padded' pads every row to the longest in its batch (the tutorial). auto = 'padded' on a GPU (Unsloth "
         "compiles the padded blocks: on an H200 a padded micro-batch of 8 rows took 0.43 s against 0.84 s padding-free, "
-        "at +0.46 GiB peak memory on the 8B shape), 'padding_free' on CPU (no compute spent on padding).",
+        "+0.46 GiB of activations on the 8B shape, paid for by offload_embedding), 'padding_free' on CPU (no compute spent "
+        "on padding).",
         help_ko="마이크로배치의 행 배치 방식: 'padding_free'는 행들을 패딩 없이 한 시퀀스로 이어 붙이고, 'padded'는 배치에서 가장 "
         "긴 행에 맞춰 패딩합니다 (튜토리얼). auto = GPU에서 'padded' (Unsloth가 패딩 블록을 컴파일: H200에서 8행 마이크로배치 "
-        "0.43초 대 패딩 없이 0.84초, 8B 모델에서 최대 메모리 +0.46 GiB), CPU에서 'padding_free' (패딩에 계산을 쓰지 않음).")
+        "0.43초 대 패딩 없이 0.84초, 8B 모델에서 활성값 +0.46 GiB, offload_embedding으로 상쇄), CPU에서 'padding_free' "
+        "(패딩에 계산을 쓰지 않음).")
     group_by_length: Literal["auto", "on", "off"] = setting(
         "auto", "Draw each micro-batch from rows of similar length (Transformers' LengthGroupedSampler), so padded "
         "batches carry little padding; the rows per step stay the same, only their order changes. auto = on for padded "
@@ -116,6 +119,16 @@ class TrainConfig(BaseConfig):
         "auto", "Recompute activations in the backward pass to save memory. auto = 'unsloth' on a GPU (offloaded, the "
         "tutorial), off on CPU.",
         help_ko="메모리를 아끼려고 역전파에서 활성값을 다시 계산합니다. auto = GPU에서 'unsloth' (튜토리얼), CPU에서 끔.")
+    offload_embedding: Literal["auto", "on", "off", "unsloth"] = setting(
+        "auto", "Keep the input embedding table in host RAM (Unsloth's offload_embedding): token lookups run on the CPU "
+        "and only the looked-up rows go to the GPU, so the table's GPU memory is free for activations (1.0 GiB on "
+        "Llama-3-8B; on an H200 the step time stayed within run-to-run noise). auto = on for a one-GPU Unsloth run whose "
+        "embeddings are not tied to the output layer, off otherwise; 'unsloth' leaves it to Unsloth (only when GPU "
+        "memory is tight: the tutorial).",
+        help_ko="입력 임베딩 표를 호스트 RAM에 둡니다 (Unsloth의 offload_embedding): 토큰 조회는 CPU에서 하고 조회한 행만 "
+        "GPU로 보내므로, 표가 쓰던 GPU 메모리를 활성값에 쓸 수 있습니다 (Llama-3-8B에서 1.0 GiB). auto = GPU 한 장의 "
+        "Unsloth 실행이고 임베딩이 출력층과 묶여 있지 않으면 켬, 아니면 끔; 'unsloth'는 Unsloth에 맡깁니다 (GPU 메모리가 "
+        "빠듯할 때만: 튜토리얼).")
     # --- LoRA ---------------------------------------------------------------------------------------------
     lora_r: int = setting(16, "LoRA rank: the size of the low-rank update (more = more capacity, more memory).",
                           help_ko="LoRA 랭크: 저랭크 업데이트의 크기 (클수록 표현력과 메모리 증가).", min=1, max=1024)
@@ -240,7 +253,8 @@ class TrainConfig(BaseConfig):
         in the tutorial silently overrode its 3 epochs), the instruction/response template."""
         base = dict(base_model="llama3-open-ko-8b", prompt_template="alpaca-tutorial", max_seq_length=4096,
                     batching="padded", group_by_length="off", per_device_train_batch_size=2, gradient_accumulation_steps=4,
-                    num_train_epochs=0.0, max_steps=100, optim="adamw_8bit", gradient_checkpointing="unsloth")
+                    num_train_epochs=0.0, max_steps=100, optim="adamw_8bit", gradient_checkpointing="unsloth",
+                    offload_embedding="unsloth")
         base.update(changes)
         return cls(**base)
 
@@ -269,6 +283,7 @@ class ResolvedSettings:
     notes: list[str]
     batching: str = "padding_free"  # "padding_free" | "padded"
     group_by_length: bool = False
+    offload_embedding: str = "off"  # "on" | "off" | "unsloth" (Unsloth's own rule)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -358,9 +373,40 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
     grouped = config.group_by_length == "on" or (config.group_by_length == "auto" and batching == "padded")
     if config.group_by_length == "auto" and grouped:
         notes.append("rows grouped by length")
+    offload = config.offload_embedding
+    if offload == "auto":
+        # Tied tables (the output layer reads the same weights) stay: the offload would free nothing. Several
+        # processes stay too: DDP refuses a model whose parameters span CPU and GPU.
+        offload = "on" if cuda and backend == "unsloth" and config.num_processes == 1 and not _ties_embeddings(
+            config.base_model) else "off"
+        if offload == "on":
+            notes.append("input embeddings in host RAM")
+    elif offload in ("on", "unsloth") and backend != "unsloth":
+        if offload == "on":
+            raise ConfigError("TrainConfig.offload_embedding = 'on' needs the Unsloth backend (it is Unsloth's "
+                              "offload_embedding). Use 'auto' or 'off' with backend = 'transformers'.")
+        offload = "off"
     return ResolvedSettings(device=device.kind, device_name=device.name, backend=backend, load_in_4bit=four_bit,
                             dtype=dtype, autocast=autocast, max_seq_length=max_len, gradient_checkpointing=gc,
-                            optim=optim, num_train_epochs=epochs, notes=notes, batching=batching, group_by_length=grouped)
+                            optim=optim, num_train_epochs=epochs, notes=notes, batching=batching, group_by_length=grouped,
+                            offload_embedding=offload)
+
+
+def _ties_embeddings(base_model: str) -> bool:
+    """Whether the base model's output layer shares the input embedding table (config.json's tie_word_embeddings).
+    A model whose config cannot be read here (a Hub id offline, a registry model not converted yet) counts as
+    untied; Unsloth itself declines the offload of a tied table at load time."""
+    from workbench.models import REGISTRY, local_model_dir
+
+    folder = Path(base_model)
+    if base_model in REGISTRY:
+        folder = local_model_dir(base_model)
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    text = cfg.get("text_config") or {}
+    return bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
 
 
 def fit_report(config: TrainConfig, device: "DeviceInfo | None" = None) -> dict[str, Any]:
@@ -400,7 +446,8 @@ def tokenize_rows(rows: Sequence[Mapping[str, Any]], tokenizer: Any, template: P
     """Rows -> {"input_ids", "completion_mask"} (1 on answer tokens: the loss is on the answer only).
 
     The prompt is tokenized the way inference tokenizes it (`add_special_tokens=False`: a chat template writes its
-    own BOS), so training and generation see the same tokens. Rows longer than `max_len` are cut at the end.
+    own BOS, the Alpaca templates write it when the tokenizer adds one: `alpaca.bos_prefix`), so training and
+    generation see the same tokens. Rows longer than `max_len` are cut at the end.
 
     Returns:
         (examples, number of rows that were cut).
@@ -770,7 +817,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base, max_seq_length=resolved.max_seq_length, dtype=_dtype(resolved.dtype),
             load_in_4bit=resolved.load_in_4bit, random_state=config.random_state,
-            use_gradient_checkpointing=_unsloth_gc(resolved), **_device_map(resolved))
+            use_gradient_checkpointing=_unsloth_gc(resolved), **_device_map(resolved), **_offload_kwargs(resolved))
     except (OSError, ValueError, RuntimeError) as exc:
         raise _load_error(base, exc) from exc
     _fix_pad(tokenizer)
@@ -800,6 +847,14 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
                          train_dataset=Dataset.from_list(train), eval_dataset=Dataset.from_list(val) if val else None,
                          callbacks=_callbacks(config, run_dir, flag))
     return trainer, tokenizer
+
+
+def _offload_kwargs(resolved: ResolvedSettings) -> dict[str, Any]:
+    """Unsloth's offload_embedding: True / False on a GPU; nothing at all for 'unsloth' (its own default, "auto") and
+    on CPU (nothing to offload to)."""
+    if resolved.offload_embedding == "unsloth" or resolved.device != "cuda":
+        return {}
+    return {"offload_embedding": resolved.offload_embedding == "on"}
 
 
 def _device_map(resolved: ResolvedSettings) -> dict[str, Any]:
@@ -898,11 +953,14 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             self.eval_time = 0.0
             self.evals = 0
             self.peaks: dict[str, float] = {}  # GiB by phase: load (before training), train (steps), eval
+            self.memory_trace = _MemoryTrace.from_env()  # diagnostics only (bench/memsnap.py)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.last_tokens = int(state.num_input_tokens_seen or 0)
             self.start_step = state.global_step  # > 0 when resumed from a checkpoint
             self._peak("load")
+            if self.memory_trace:
+                self.memory_trace.start()
             self.mark = time.perf_counter()
             if state.is_world_process_zero:
                 update_status(run_dir, state="running", step=state.global_step, max_steps=state.max_steps,
@@ -913,6 +971,8 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             self.train_time += now - self.mark
             self.mark = now
             self.session_steps += 1
+            if self.memory_trace:
+                self.memory_trace.step(state, self.session_steps, _gpu_mem_gb())
             self._peak("train")
             if _agree_on_cancel(flag, args):
                 control.should_save = True
@@ -993,6 +1053,49 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
             self.mark = time.perf_counter()
 
     return ProgressCallback()
+
+
+class _MemoryTrace:
+    """Where a training step's GPU memory goes: with WORKBENCH_CUDA_MEMORY_SNAPSHOT=PREFIX, the allocator's history of
+    the first WORKBENCH_CUDA_MEMORY_SNAPSHOT_STEPS (default 3) steps goes to PREFIX.pickle (torch's memory_viz
+    format, read by bench/memsnap.py) and every step's peak and tokens to PREFIX.steps.jsonl. Costs time while it
+    records; nothing happens without the variable or without CUDA."""
+
+    def __init__(self, prefix: str, steps: int) -> None:
+        self.prefix, self.steps, self.recording, self.tokens = prefix, steps, False, 0
+
+    @classmethod
+    def from_env(cls) -> _MemoryTrace | None:
+        import sys
+
+        prefix = os.environ.get("WORKBENCH_CUDA_MEMORY_SNAPSHOT")
+        torch = sys.modules.get("torch")
+        if not prefix or torch is None or not torch.cuda.is_available() or _rank() != 0:
+            return None
+        return cls(prefix, int(os.environ.get("WORKBENCH_CUDA_MEMORY_SNAPSHOT_STEPS", "3")))
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with open(self.prefix + ".steps.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def start(self) -> None:
+        import torch
+
+        self._write({"start_allocated_gb": torch.cuda.memory_allocated() / 2**30})
+        torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
+        self.recording = True
+
+    def step(self, state: Any, step: int, peak_gb: float | None) -> None:
+        import torch
+
+        tokens = int(state.num_input_tokens_seen or 0)
+        self._write({"step": step, "peak_gb": peak_gb, "tokens": tokens - self.tokens,
+                     "allocated_gb": torch.cuda.memory_allocated() / 2**30})
+        self.tokens = tokens
+        if self.recording and step >= self.steps:
+            torch.cuda.memory._dump_snapshot(self.prefix + ".pickle")
+            torch.cuda.memory._record_memory_history(enabled=None)
+            self.recording = False
 
 
 def _agree_on_cancel(flag: _CancelFlag | None, args: Any) -> bool:
