@@ -24,6 +24,32 @@ def test_tutorial_and_alpaca_templates_exact():
     assert format_prompt("Q", "", template="alpaca") == format_prompt("Q", template="alpaca-tutorial")
 
 
+def _word_tokenizer(adds_bos: bool):
+    """A real fast tokenizer (word level) that puts <s> in front of plain text, as Llama-3's and Gemma's do, or not."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "Q": 3, "A": 4}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if adds_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def test_alpaca_prompts_start_with_bos_where_the_tokenizer_adds_one(smol_tok):
+    with_bos, without = _word_tokenizer(True), _word_tokenizer(False)
+    for template in ("alpaca", "alpaca-tutorial"):
+        plain = format_prompt("Q", "CTX", template=template)
+        assert format_prompt("Q", "CTX", template=template, tokenizer=with_bos) == "<s>" + plain
+        assert format_prompt("Q", "CTX", template=template, tokenizer=without) == plain
+        assert format_prompt("Q", "CTX", template=template, tokenizer=smol_tok) == plain  # SmolLM2 adds none
+    ids = with_bos(format_prompt("Q", template="alpaca", tokenizer=with_bos), add_special_tokens=False)["input_ids"]
+    assert ids[0] == 1 and ids.count(1) == 1  # exactly one BOS, as the tokenizer itself would give
+    ex = format_example({"instruction": "Q", "input": "", "output": "A"}, template="alpaca", tokenizer=with_bos)
+    assert ex["prompt"].startswith("<s>Below is") and ex["completion"] == "A</s>"
+
+
 def test_chat_template_needs_a_tokenizer():
     with pytest.raises(ConfigError, match="needs a tokenizer with a chat template"):
         format_prompt("Q", template="chat")
