@@ -391,7 +391,7 @@ def ingest_documents(
     Args:
         batch_size: chunks per call of the embedding model (and per progress step).
         write_size: embedded chunks collected before they are written to Chroma in one upsert. Each
-            upsert costs ~30 ms however small (136 KorQuAD chunks: 0.23 s in batches of 32, 0.10 s in one);
+            upsert costs ~30-70 ms however small (136 KorQuAD chunks: 0.23-0.44 s in 5 calls, 0.10-0.26 s in one);
             a run killed before a write embeds those chunks again on the re-run.
     """
     t0 = time.perf_counter()
@@ -429,8 +429,8 @@ def ingest_documents(
     if to_add or to_remove:
         lex.mark_stale()
     # The new chunks' morphemes are analysed after the embedding, by the rebuild, on Kiwi's own threads: the
-    # embedding keeps both cores of the reference machine busy, and Kiwi beside it slowed it by more than the
-    # analysis takes on its own (docs/benchmarks.md, ingestion).
+    # embedding keeps both cores of the reference machine busy, and on a quiet host Kiwi beside it added 0.38-0.53 s
+    # to 136 chunks against 0.27-0.30 s on its own after it (docs/benchmarks.md, ingestion).
     embed_seconds = write_seconds = 0.0
     pending: list[tuple[Chunk, list[float]]] = []
 
