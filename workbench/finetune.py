@@ -392,19 +392,23 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
                             offload_embedding=offload)
 
 
-def _ties_embeddings(base_model: str) -> bool:
-    """Whether the base model's output layer shares the input embedding table (config.json's tie_word_embeddings).
-    A model whose config cannot be read here (a Hub id offline, a registry model not converted yet) counts as
-    untied; Unsloth itself declines the offload of a tied table at load time."""
+def _model_config(base_model: str) -> dict[str, Any]:
+    """The config.json of a local model folder or of a converted registry model; {} where none can be read here
+    (a Hub id offline, a registry model not converted yet)."""
     from workbench.models import REGISTRY, local_model_dir
 
-    folder = Path(base_model)
-    if base_model in REGISTRY:
-        folder = local_model_dir(base_model)
+    folder = local_model_dir(base_model) if base_model in REGISTRY else Path(base_model)
     try:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _ties_embeddings(base_model: str) -> bool:
+    """Whether the base model's output layer shares the input embedding table (config.json's tie_word_embeddings).
+    A model whose config cannot be read counts as untied; Unsloth itself declines the offload of a tied table."""
+    cfg = _model_config(base_model)
     text = cfg.get("text_config") or {}
     return bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
 
@@ -425,11 +429,8 @@ def fit_report(config: TrainConfig, device: "DeviceInfo | None" = None) -> dict[
 
 def _params_from_folder(path: str) -> float | None:
     """Parameters (billions) of a local model folder from its config.json, for the memory estimate."""
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return None
+    c = _model_config(path)
     try:
-        c = json.loads(cfg.read_text())
         h, layers, inter, vocab = c["hidden_size"], c["num_hidden_layers"], c["intermediate_size"], c["vocab_size"]
         kv = c.get("num_key_value_heads", c["num_attention_heads"]) * (h // c["num_attention_heads"])
         per_layer = 2 * h * h + 2 * h * kv + 3 * h * inter

@@ -216,7 +216,7 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
     tmp = target.with_name(target.name + ".tokenizer-partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _, info = _build_gguf_tokenizer(spec, src, tmp, lambda msg, frac: report(msg, 0.05 + 0.9 * frac))
+        tokenizer, info = _build_gguf_tokenizer(spec, src, tmp, lambda msg, frac: report(msg, 0.05 + 0.9 * frac))
         for stale in _TOKENIZER_FILES - {p.name for p in tmp.iterdir()}:
             (target / stale).unlink(missing_ok=True)
         for new in tmp.iterdir():
@@ -227,18 +227,15 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
         raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _sync_special_ids(target)
+    _sync_special_ids(target, tokenizer)
     # The marker is rewritten last: a repair cut short is simply done again on next use.
     _write_marker(target, {**marker, **info, "tokenizer_repaired_from_version": old})
     report(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s", 1.0)
     return target
 
 
-def _sync_special_ids(folder: Path) -> None:
+def _sync_special_ids(folder: Path, tok: "PreTrainedTokenizerBase") -> None:
     """Make config.json and generation_config.json name the (new) tokenizer's EOS and pad ids, as a conversion does."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(folder))
     ids = {"eos_token_id": tok.convert_tokens_to_ids(tok.eos_token), "pad_token_id": tok.pad_token_id}
     for name in ("config.json", "generation_config.json"):
         path = folder / name
