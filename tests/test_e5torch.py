@@ -53,6 +53,19 @@ def test_tokenizer_exact_pieces(engines):
     assert model.tokenizer.encode("a\x00b", True) == model.tokenizer.encode("a", True)
 
 
+def test_subword_tokenizer_splits_like_the_model_after_lower_casing(engines):
+    """The fast lexical tokenizer (Rust Unigram over the same vocabulary) gives the model's own pieces on
+    ordinary text, lower-cased; a character outside the vocabulary stays itself (one piece), so it still matches."""
+    from workbench.e5torch import subword_tokenizer
+
+    _, model = engines
+    tok = subword_tokenizer()
+    for text in TEXTS[:4] + [LONG_KO[:200]]:
+        expected = [p.lower() for p in pieces(model, text.lower(), True)[3:]]  # without "▁query:"
+        assert tok.encode(text, add_special_tokens=False).tokens == expected
+    assert tok.encode("ＡＢＣ ﬁ 乫", add_special_tokens=False).tokens == ["▁ab", "c", "▁fi", "▁", "乫"]
+
+
 @pytest.mark.parametrize("is_query", [True, False])
 def test_token_counts_equal_the_c_engine(engines, is_query):
     c, model = engines

@@ -211,30 +211,29 @@ def test_store_config_from_environment(monkeypatch):
         VectorStoreConfig.default()
 
 
-def test_saved_morphemes_are_reused_only_by_an_index_of_the_same_format(workspace):
+def test_saved_subwords_are_reused_only_by_an_index_of_the_same_format(workspace):
     import json
 
     docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
-    report = vectordb.ingest_documents(docs, "morph", CFG, workspace=workspace)
+    report = vectordb.ingest_documents(docs, "subwords", CFG, workspace=workspace)
     assert report.embed_seconds > 0 and report.write_seconds > 0 and report.lexical_seconds > 0
     assert report.to_dict()["lexical_seconds"] == round(report.lexical_seconds, 3)
-    chunks = vectordb.get_chunks("morph", workspace)
-    lex_dir = workspace.vectorstore / "morph.bm25"
-    cache = lex_dir / "morphemes.json"
+    chunks = vectordb.get_chunks("subwords", workspace)
+    lex_dir = workspace.vectorstore / "subwords.bm25"
+    cache = lex_dir / "subwords.json"
     saved = json.loads(cache.read_text(encoding="utf-8"))
-    assert saved == {c.id: m for c, m in zip(chunks, vectordb.morpheme_tokens([c.text for c in chunks]))}
-    assert any("현금" in m for m in saved.values())  # Kiwi's nouns
-    assert vectordb._kiwi().global_config.cutoff_threshold == vectordb.KIWI_CUTOFF
+    assert saved == {c.id: m for c, m in zip(chunks, vectordb.subword_tokens([c.text for c in chunks]))}
+    assert ["▁현금", "으로", "▁결제", "가", "▁가능합니다", ".", "▁카드", "도"] in saved.values()  # particles split off
 
-    # A rebuild of the same format analyses only chunks it has no morphemes for...
+    # A rebuild of the same format tokenizes only chunks it has no subwords for...
     planted = {**saved, chunks[0].id: ["planted"]}
     cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
     lex = vectordb.LexicalIndex(lex_dir)
     lex.mark_stale()
-    vectordb.lexical_index("morph", workspace)
+    vectordb.lexical_index("subwords", workspace)
     assert json.loads(cache.read_text(encoding="utf-8")) == planted
-    # ...while an index written under other settings (another Kiwi cutoff, say) is analysed again.
+    # ...while an index written under other settings (an earlier format's Kiwi morphemes, say) is tokenized again.
     cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
-    (lex_dir / "version.json").write_text(json.dumps({**vectordb.LEXICAL_FORMAT, "kiwi_cutoff": 8.0}), encoding="utf-8")
-    vectordb.lexical_index("morph", workspace)
+    (lex_dir / "version.json").write_text(json.dumps({**vectordb.LEXICAL_FORMAT, "format": 2}), encoding="utf-8")
+    vectordb.lexical_index("subwords", workspace)
     assert json.loads(cache.read_text(encoding="utf-8")) == saved

