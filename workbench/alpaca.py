@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.errors import ConfigError
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
@@ -146,13 +147,12 @@ import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import unicodedata  # noqa: E402
-from collections.abc import Callable, Iterable, Sequence  # noqa: E402
+from collections.abc import Iterable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from workbench.config import BaseConfig, Workspace, setting  # noqa: E402
 from workbench.errors import DocumentError, NotFoundError, OfflineError  # noqa: E402
 
-Progress = Callable[[str, float], None]
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 ALPACA_COLUMNS: tuple[str, ...] = ("instruction", "input", "output")

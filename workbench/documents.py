@@ -18,15 +18,15 @@ import csv
 import dataclasses
 import io
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from langchain_core.documents import Document
 
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
+from workbench.progress import Progress
 
-Progress = Callable[[str, float], None]
 
 FILE_TYPES: dict[str, str] = {
     ".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv",

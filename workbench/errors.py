@@ -35,3 +35,7 @@ class OfflineError(WorkbenchError):
 
 class JobError(WorkbenchError):
     """A background job (training, evaluation) could not be started, resumed or cancelled."""
+
+
+class GenerationError(WorkbenchError):
+    """A model answered, but nothing usable came out of it (no question / answer pair, an empty reply)."""

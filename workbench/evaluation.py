@@ -40,19 +40,19 @@ import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, JobError, NotFoundError, OfflineError
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.embeddings import Embeddings
 
     from workbench.inference import GenerationConfig, GenerationResult, Generator
 
-Progress = Callable[[str, float], None]
 Source = Literal["base", "ft", "rag", "ft_rag", "api", "api_rag"]
 SOURCES: tuple[str, ...] = ("base", "ft", "rag", "ft_rag", "api", "api_rag")
 DEFAULT_SOURCES: tuple[str, ...] = ("base", "ft", "rag", "ft_rag")

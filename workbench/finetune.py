@@ -33,18 +33,18 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.alpaca import PromptTemplate, format_example
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, JobError, ModelError, WorkbenchError
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.models import DeviceInfo
 
-Progress = Callable[[str, float], None]
 
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 OPTIMIZERS: tuple[str, ...] = ("auto", "adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused", "sgd")

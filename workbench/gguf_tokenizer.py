@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from workbench.errors import ModelError
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerBase
 
-Progress = Callable[[str, float], None]
 
 TOKENIZER_VERSION = 3
 """Written into a converted model's marker (`tokenizer_version`). 1 (or absent): the tokenizer as transformers'

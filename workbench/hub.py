@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError, OfflineError
+from workbench.progress import Progress
 
-Progress = Callable[[str, float], None]
 RepoType = Literal["model", "dataset", "space"]
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 EXPORT_DIR = "export"

@@ -22,19 +22,17 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import Workspace
 from workbench.errors import ModelError, OfflineError
 from workbench.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-Progress = Callable[[str, float], None]
-"""A progress callback: (message, fraction 0..1)."""
 
 # Gemma 3's chat template; the GGUF build carries none, and transformers needs one for
 # `apply_chat_template`. This is the template of google/gemma-3-*-it without image handling.

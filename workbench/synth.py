@@ -24,18 +24,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError, NotFoundError, OfflineError, WorkbenchError
-
-Progress = Callable[[str, float], Any]
-"""(message, fraction); returning False (not None) asks the generation to stop."""
-
-
-class GenerationError(WorkbenchError):
-    """The model answered, but no usable question / answer pair came out of it."""
+from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError, WorkbenchError
+from workbench.progress import Progress
 
 
 class SourceChunk(NamedTuple):

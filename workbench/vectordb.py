@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from workbench.config import BaseConfig, Workspace, setting
 from workbench.documents import FileError, load_paths
 from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings, token_counter
 from workbench.errors import ConfigError, NotFoundError, OfflineError
+from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
@@ -51,7 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from langchain_chroma import Chroma
     from langchain_core.embeddings import Embeddings
 
-Progress = Callable[[str, float], None]
 
 HOST_ENV = "WORKBENCH_CHROMA_HOST"
 PORT_ENV = "WORKBENCH_CHROMA_PORT"
