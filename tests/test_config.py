@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,3 +84,70 @@ def test_workspace_env_override_and_layout(tmp_path, monkeypatch):
         ws.inside("../../etc/passwd")
     with pytest.raises(ConfigError, match="outside the workspace"):
         ws.inside("/etc/passwd")
+
+
+def _all_configs() -> list[type[BaseConfig]]:
+    """Every BaseConfig subclass defined in workbench (its modules imported first)."""
+    import importlib
+    import pkgutil
+
+    import workbench
+
+    for m in pkgutil.iter_modules(workbench.__path__):
+        if m.name not in ("ui", "__main__"):
+            importlib.import_module(f"workbench.{m.name}")
+
+    def subclasses(cls: type) -> list[type]:
+        return [s for c in cls.__subclasses__() for s in (c, *subclasses(c))]
+
+    return [c for c in subclasses(BaseConfig) if c.__module__.startswith("workbench.")]
+
+
+# Tooltips say what a setting does and how to choose it; measurements belong in docs/settings-notes.md.
+BENCHMARK_PROSE = re.compile(
+    r"measured|측정|benchmark|벤치마크"  # the words themselves
+    r"|\b\d+(?:\.\d+)?\s*(?:s|ms|초|GiB|MiB|GB|tok/s|tokens/s)(?![\w/])"  # timings, memory, throughput with a number
+    r"|\d+-core|\bH200\b|\bA100\b"  # the machines they were measured on
+)
+
+
+def test_every_setting_has_labels_and_help_in_both_languages():
+    configs = _all_configs()
+    assert {"ChunkingConfig", "RetrievalConfig", "TrainConfig", "GenerationConfig", "EvalConfig"} <= {c.__name__ for c in configs}
+    missing = [f"{c.__name__}.{f.name}: {k}" for c in configs for f in dataclasses.fields(c)
+               for k in ("label", "label_ko", "help", "help_ko") if not str(f.metadata.get(k, "")).strip()]
+    assert missing == []
+
+
+def test_no_help_text_carries_benchmark_prose():
+    found = [f"{c.__name__}.{f.name} ({k}): {m.group(0)!r}" for c in _all_configs() for f in dataclasses.fields(c)
+             for k in ("help", "help_ko") for m in [BENCHMARK_PROSE.search(f.metadata[k])] if m]
+    assert found == []
+    assert BENCHMARK_PROSE.search("a padded batch took 0.43 s on an H200")
+    assert BENCHMARK_PROSE.search("활성값 +0.46 GiB") and BENCHMARK_PROSE.search("0.84초")
+    assert not BENCHMARK_PROSE.search("Seconds to wait for one reply (the tutorial: 0.1).")
+
+
+@dataclass
+class LabelledConfig(BaseConfig):
+    mode: Literal["auto", "fast", "slow"] = setting("auto", "how", help_ko="방법", label="Mode", label_ko="방식",
+                                                   choice_labels={"fast": ("quick", "빠르게")})
+    rate: float = setting(0.5, "rate", label="Rate", min=0.0, max=1.0, step=0.05)
+    modules: tuple[Literal["q", "v"], ...] = setting(default_factory=lambda: ("q",), help="modules")
+
+
+def test_introspection_for_the_forms():
+    assert LabelledConfig.label("mode") == "Mode" and LabelledConfig.label("mode", "ko") == "방식"
+    assert LabelledConfig.label("rate", "ko") == "Rate"  # falls back to English
+    assert LabelledConfig.label("modules") == "modules"  # falls back to the name
+    assert LabelledConfig.bounds("rate") == (0.0, 1.0) and LabelledConfig.bounds("mode") == (None, None)
+    assert LabelledConfig.field_info("rate").metadata["step"] == 0.05
+    assert LabelledConfig.field_type("rate") is float
+    assert LabelledConfig.default_of("modules") == ("q",) and LabelledConfig.default_of("rate") == 0.5
+    assert LabelledConfig.choices("modules") == ("q", "v")
+    assert LabelledConfig.choice_label("mode", "fast", "ko") == "빠르게"
+    assert LabelledConfig.choice_label("mode", "auto", "ko") == "자동"  # the common labels
+    assert LabelledConfig.choice_label("mode", "slow") == "slow"
+    assert LabelledConfig.field_names() == ("mode", "rate", "modules")
+    with pytest.raises(KeyError, match="no setting 'nope'"):
+        LabelledConfig.label("nope")

@@ -181,23 +181,34 @@ class DatasetConfig(BaseConfig):
     """How rows are imported and checked."""
 
     name: str = setting("shop-qa", "Dataset name: the folder under datasets/ (letters, digits, . _ -).",
-                        help_ko="데이터셋 이름: datasets/ 아래 폴더 이름 (문자, 숫자, . _ -).")
+                        help_ko="데이터셋 이름: datasets/ 아래 폴더 이름 (문자, 숫자, . _ -).",
+                        label="Name", label_ko="이름")
     instruction_column: str = setting("", "Source column that becomes `instruction` (empty: detect instruction / question / Q).",
-                                      help_ko="`instruction`이 될 원본 열 (비우면 instruction / question / Q 자동 인식).")
+                                      help_ko="`instruction`이 될 원본 열 (비우면 instruction / question / Q 자동 인식).",
+                                      label="Instruction column", label_ko="instruction 열")
     input_column: str = setting("", "Optional source column that becomes `input` (empty: an `input` column if present).",
-                                help_ko="`input`이 될 원본 열 (선택; 비우면 `input` 열이 있을 때 사용).")
+                                help_ko="`input`이 될 원본 열 (선택; 비우면 `input` 열이 있을 때 사용).",
+                                label="Input column", label_ko="input 열")
     output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
-                                 help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).")
+                                 help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
+                                 label="Output column", label_ko="output 열")
     encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, then CP949).",
-                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, 그다음 CP949 시도).")
+                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, 그다음 CP949 시도).",
+                                                          label="Encoding", label_ko="인코딩",
+                                                          choice_labels={"auto": ("auto (UTF-8, then CP949)",
+                                                                                  "자동 (UTF-8, 다음 CP949)")})
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
-                             help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).")
+                             help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
+                             label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")
     max_tokens: int = setting(1024, "Rows whose prompt plus answer is longer than this many tokens are flagged (training would cut them).",
-                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행은 표시됩니다 (학습 시 잘림).", min=16, max=131072)
+                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행은 표시됩니다 (학습 시 잘림).", min=16, max=131072,
+                              label="Max tokens per row", label_ko="행당 최대 토큰", step=64)
     hub_split: str = setting("", "For a `datasets` folder or Hub repository: which split to import (empty: all, concatenated).",
-                             help_ko="`datasets` 폴더나 Hub 저장소에서 가져올 split (비우면 전부 이어 붙임).")
+                             help_ko="`datasets` 폴더나 Hub 저장소에서 가져올 split (비우면 전부 이어 붙임).",
+                             label="Split to import", label_ko="가져올 split")
     data_files: str = setting("", "For a Hub repository: the file(s) to load, as in load_dataset(repo, data_files=...); comma-separated.",
-                              help_ko="Hub 저장소에서 불러올 파일 (load_dataset(repo, data_files=...)처럼; 쉼표로 구분).")
+                              help_ko="Hub 저장소에서 불러올 파일 (load_dataset(repo, data_files=...)처럼; 쉼표로 구분).",
+                              label="Data files", label_ko="데이터 파일 (data_files)")
 
     def validate(self) -> None:
         super().validate()
@@ -216,13 +227,17 @@ class SplitConfig(BaseConfig):
     """How a dataset is split: train / test with scikit-learn, then validation out of train (the tutorial's 9:1, 8:2)."""
 
     test_size: float = setting(0.1, "Share of rows held out as the test split (the tutorial: 0.1).",
-                               help_ko="테스트로 떼어 둘 비율 (튜토리얼: 0.1).", min=0.01, max=0.9)
+                               help_ko="테스트로 떼어 둘 비율 (튜토리얼: 0.1).", min=0.01, max=0.9,
+                               label="Test share", label_ko="테스트 비율", step=0.05)
     seed: int = setting(42, "random_state of train_test_split: the same seed gives the same split.",
-                        help_ko="train_test_split의 random_state: 같은 시드는 같은 분할을 만듭니다.", min=0, max=2**32 - 1)
+                        help_ko="train_test_split의 random_state: 같은 시드는 같은 분할을 만듭니다.", min=0, max=2**32 - 1,
+                        label="Seed", label_ko="시드")
     val_size: float = setting(0.2, "Share of the training rows held out for validation during training (0: none).",
-                              help_ko="학습 중 검증에 쓸, 학습 행에서 떼어 낼 비율 (0: 없음).", min=0.0, max=0.9)
+                              help_ko="학습 중 검증에 쓸, 학습 행에서 떼어 낼 비율 (0: 없음).", min=0.0, max=0.9,
+                              label="Validation share of train", label_ko="학습 중 검증 비율", step=0.05)
     leakage_threshold: float = setting(0.9, "A test question at least this similar (character n-grams, 0..1) to a training question is reported as leakage.",
-                                       help_ko="학습 질문과 이만큼 (문자 n-gram 유사도, 0..1) 비슷한 테스트 질문은 누수로 보고합니다.", min=0.5, max=1.0)
+                                       help_ko="학습 질문과 이만큼 (문자 n-gram 유사도, 0..1) 비슷한 테스트 질문은 누수로 보고합니다.", min=0.5, max=1.0,
+                                       label="Leakage threshold", label_ko="누수 기준", step=0.01)
 
 
 @dataclasses.dataclass(frozen=True)

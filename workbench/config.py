@@ -4,7 +4,8 @@ Each stage owns one `XConfig` dataclass in its own module (`ChunkingConfig` in `
 `TrainConfig` in `finetune.py`, ...), the way PEFT keeps one config beside each method. They all
 derive from `BaseConfig`, which gives them:
 
-- `setting(default, help, ...)`: a field whose help text the UI reuses as its tooltip;
+- `setting(default, help, label=..., ...)`: a field whose label, help text, bounds and choice labels
+  (English and Korean) the UI's forms (`workbench.ui.forms`) draw it from;
 - checks of `Literal[...]` choices and numeric bounds at construction, with messages that name the
   field, the value and the fix;
 - a JSON / YAML round trip (`to_dict`, `from_dict`, `save`, `load`) that rejects unknown keys.
@@ -29,18 +30,40 @@ C = TypeVar("C", bound="BaseConfig")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "WORKBENCH_HOME"
 
+# How the choices many settings share are shown, unless a field's `choice_labels` says otherwise.
+COMMON_CHOICE_LABELS: dict[Any, tuple[str, str]] = {
+    None: ("(auto)", "(자동)"), "auto": ("auto", "자동"), "on": ("on", "켬"), "off": ("off", "끔"),
+    "none": ("none", "없음"), "ko": ("Korean", "한국어"), "en": ("English", "영어"),
+}
+
 
 def setting(
     default: Any = dataclasses.MISSING,
     help: str = "",
     *,
     help_ko: str = "",
+    label: str = "",
+    label_ko: str = "",
     min: float | None = None,
     max: float | None = None,
+    step: float | None = None,
+    choice_labels: dict[Any, tuple[str, str]] | None = None,
+    widget: str | None = None,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
-    """A config field with help text (English and optionally Korean) and optional numeric bounds."""
-    metadata = {"help": help, "help_ko": help_ko or help, "min": min, "max": max}
+    """A config field with the metadata a form needs to draw it.
+
+    Args:
+        help, help_ko: what the setting does and how to choose it (the widget's tooltip).
+        label, label_ko: the widget's short label ("Chunk size" / "청크 크기").
+        min, max: numeric bounds, checked at construction and used as the widget's range.
+        step: the number input's step (default: 1 for integers, a rule on the default for floats).
+        choice_labels: `{value: (English, Korean)}` for the values of a `Literal[...]` field.
+        widget: a hint only where the type does not decide the widget ("radio", "toggle", "slider",
+            "text_area", "password").
+    """
+    metadata = {"help": help, "help_ko": help_ko or help, "label": label, "label_ko": label_ko or label,
+                "min": min, "max": max, "step": step, "choice_labels": dict(choice_labels or {}), "widget": widget}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -84,15 +107,63 @@ class BaseConfig:
     @classmethod
     def help(cls, name: str, lang: str = "en") -> str:
         """The help text of field `name`, in `lang` ("en" or "ko")."""
-        for f in dataclasses.fields(cls):
-            if f.name == name:
-                return f.metadata.get("help_ko" if lang == "ko" else "help", "")
-        raise KeyError(name)
+        return cls.field_info(name).metadata.get("help_ko" if lang == "ko" else "help", "")
 
     @classmethod
     def choices(cls, name: str) -> tuple[Any, ...] | None:
-        """The allowed values of a `Literal[...]` field, or None."""
-        return _literal_choices(typing.get_type_hints(cls).get(name))
+        """The allowed values of a `Literal[...]` field (or of the items of a tuple of them), or None."""
+        hint = cls.field_type(name)
+        if _is_tuple(hint):
+            args = [a for a in get_args(hint) if a is not Ellipsis]
+            return _literal_choices(args[0]) if len(args) == 1 else None
+        return _literal_choices(hint)
+
+    @classmethod
+    def field_info(cls, name: str) -> dataclasses.Field:
+        """The dataclass field `name` (its `metadata` holds what `setting()` was given)."""
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                return f
+        raise KeyError(f"{cls._name()} has no setting {name!r}")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def field_type(cls, name: str) -> Any:
+        """The resolved type hint of field `name` (e.g. `int`, `Literal["a", "b"]`, `tuple[str, ...]`)."""
+        cls.field_info(name)
+        return typing.get_type_hints(cls)[name]
+
+    @classmethod
+    def label(cls, name: str, lang: str = "en") -> str:
+        """The short label of field `name` in `lang`; its name with spaces when it has none."""
+        meta = cls.field_info(name).metadata
+        return meta.get("label_ko" if lang == "ko" else "label") or meta.get("label") or name.replace("_", " ")
+
+    @classmethod
+    def bounds(cls, name: str) -> tuple[float | None, float | None]:
+        """The (min, max) of field `name`; None where unbounded."""
+        meta = cls.field_info(name).metadata
+        return meta.get("min"), meta.get("max")
+
+    @classmethod
+    def default_of(cls, name: str) -> Any:
+        """The default value of field `name` (a fresh one for `default_factory` fields)."""
+        f = cls.field_info(name)
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        return None if f.default is dataclasses.MISSING else f.default
+
+    @classmethod
+    def choice_label(cls, name: str, value: Any, lang: str = "en") -> str:
+        """How a choice of field `name` is shown: its `choice_labels` entry, else the value itself."""
+        labels = cls.field_info(name).metadata.get("choice_labels") or {}
+        pair = labels.get(value) or COMMON_CHOICE_LABELS.get(value)
+        if pair is None:
+            return str(value)
+        return pair[1] if lang == "ko" else pair[0]
 
     # --- round trip ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

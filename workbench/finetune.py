@@ -71,140 +71,209 @@ class TrainConfig(BaseConfig):
     dataset: str = setting("shop-qa", "Dataset to train on (a split dataset under datasets/): train.csv trains, "
                            "validation.csv is evaluated during training.",
                            help_ko="학습할 데이터셋 (datasets/ 아래 분할된 데이터셋): train.csv로 학습하고 validation.csv로 "
-                           "학습 중 평가합니다.")
+                           "학습 중 평가합니다.",
+                           label="Dataset", label_ko="데이터셋")
     prompt_template: PromptTemplate = setting(
         "alpaca", "How a row becomes a prompt: 'alpaca' (with ### Input: when a row has one), 'alpaca-tutorial' "
         "(the tutorial's instruction/response template), 'chat' (the model's own chat template). Inference uses the same.",
         help_ko="행을 프롬프트로 만드는 방식: 'alpaca' (입력이 있으면 ### Input: 포함), 'alpaca-tutorial' (튜토리얼의 "
-        "지시/응답 템플릿), 'chat' (모델 자체의 채팅 템플릿). 추론도 같은 템플릿을 씁니다.")
+        "지시/응답 템플릿), 'chat' (모델 자체의 채팅 템플릿). 추론도 같은 템플릿을 씁니다.",
+        label="Prompt template", label_ko="프롬프트 템플릿",
+        choice_labels={
+            "alpaca": ("Alpaca", "Alpaca"),
+            "alpaca-tutorial": ("the tutorial's instruction / response", "튜토리얼의 지시 / 응답"),
+            "chat": ("the model's chat template", "모델의 채팅 템플릿"),
+        })
     max_seq_length: int = setting(0, "Longest row in tokens; longer rows are cut. 0 = auto: 4096 on a GPU (the "
                                   "tutorial), 512 on CPU.",
                                   help_ko="행의 최대 토큰 수; 더 긴 행은 잘립니다. 0 = 자동: GPU 4096 (튜토리얼), CPU 512.",
-                                  min=0, max=131072)
+                                  min=0, max=131072,
+                                  label="Max sequence length (0 = auto)", label_ko="최대 시퀀스 길이 (0 = 자동)", step=256)
     batching: Literal["auto", "padding_free", "padded"] = setting(
         "auto", "How the rows of a micro-batch are laid out: 'padding_free' concatenates them into one sequence (no pad "
-        "tokens); 'padded' pads every row to the longest in its batch (the tutorial). auto = 'padded' on a GPU (Unsloth "
-        "compiles the padded blocks: on an H200 a padded micro-batch of 8 rows took 0.43 s against 0.84 s padding-free, "
-        "+0.46 GiB of activations on the 8B shape, paid for by offload_embedding), 'padding_free' on CPU (no compute spent "
-        "on padding).",
-        help_ko="마이크로배치의 행 배치 방식: 'padding_free'는 행들을 패딩 없이 한 시퀀스로 이어 붙이고, 'padded'는 배치에서 가장 "
-        "긴 행에 맞춰 패딩합니다 (튜토리얼). auto = GPU에서 'padded' (Unsloth가 패딩 블록을 컴파일: H200에서 8행 마이크로배치 "
-        "0.43초 대 패딩 없이 0.84초, 8B 모델에서 활성값 +0.46 GiB, offload_embedding으로 상쇄), CPU에서 'padding_free' "
-        "(패딩에 계산을 쓰지 않음).")
+        "tokens, no compute spent on padding); 'padded' pads every row to the longest in its batch (the tutorial), which "
+        "Unsloth runs as compiled blocks on a GPU at the cost of more activation memory. auto = 'padded' on a GPU, "
+        "'padding_free' on CPU. Choose 'padding_free' when GPU memory is tight.",
+        help_ko="마이크로배치의 행 배치 방식: 'padding_free'는 행들을 패딩 없이 한 시퀀스로 이어 붙이고 (패딩에 계산을 쓰지 "
+        "않음), 'padded'는 배치에서 가장 긴 행에 맞춰 패딩합니다 (튜토리얼; GPU에서는 Unsloth가 컴파일된 블록으로 실행하지만 "
+        "활성값 메모리를 더 씁니다). auto = GPU에서 'padded', CPU에서 'padding_free'. GPU 메모리가 빠듯하면 'padding_free'를 "
+        "고르세요.",
+        label="Batch layout", label_ko="배치 방식",
+        choice_labels={"padding_free": ("padding-free", "패딩 없음"), "padded": ("padded", "패딩")})
     group_by_length: Literal["auto", "on", "off"] = setting(
         "auto", "Draw each micro-batch from rows of similar length (Transformers' LengthGroupedSampler), so padded "
         "batches carry little padding; the rows per step stay the same, only their order changes. auto = on for padded "
         "batches, off for padding-free ones (nothing to save).",
         help_ko="길이가 비슷한 행끼리 마이크로배치를 묶습니다 (Transformers의 LengthGroupedSampler). 패딩 배치의 패딩이 "
-        "줄어듭니다; 스텝당 행 수는 같고 순서만 바뀝니다. auto = 패딩 배치면 켬, 패딩 없는 배치면 끔 (줄일 것이 없음).")
+        "줄어듭니다; 스텝당 행 수는 같고 순서만 바뀝니다. auto = 패딩 배치면 켬, 패딩 없는 배치면 끔 (줄일 것이 없음).",
+        label="Group rows by length", label_ko="길이별로 묶기")
     # --- model --------------------------------------------------------------------------------------------
     base_model: str = setting("smollm2-135m", "Base model: a registry key, a local folder or a Hub id. The offline "
                               "default is the packaged SmolLM2; the tutorial's is llama3-open-ko-8b (GPU + Hub).",
                               help_ko="기본 모델: 레지스트리 키, 로컬 폴더, Hub id. 오프라인 기본값은 내장 SmolLM2, 튜토리얼은 "
-                              "llama3-open-ko-8b (GPU + Hub).")
+                              "llama3-open-ko-8b (GPU + Hub).",
+                              label="Base model", label_ko="기본 모델")
     backend: Literal["auto", "unsloth", "transformers"] = setting(
         "auto", "Training library: 'unsloth' (fast kernels, 4-bit on CUDA, CPU fallback), 'transformers' "
         "(Transformers + PEFT, the baseline). auto = Unsloth when installed.",
         help_ko="학습 라이브러리: 'unsloth' (빠른 커널, CUDA에서 4비트, CPU 대체), 'transformers' (Transformers + PEFT, "
-        "기준선). auto = 설치되어 있으면 Unsloth.")
+        "기준선). auto = 설치되어 있으면 Unsloth.",
+        label="Training library", label_ko="학습 라이브러리",
+        choice_labels={
+            "unsloth": ("Unsloth", "Unsloth"),
+            "transformers": ("Transformers + PEFT", "Transformers + PEFT"),
+        })
     quantization: Literal["auto", "4bit", "none"] = setting(
         "auto", "Load the base weights in 4-bit nf4 (QLoRA). auto = 4-bit on CUDA with bitsandbytes, none elsewhere.",
-        help_ko="기본 가중치를 4비트 nf4로 불러옵니다 (QLoRA). auto = CUDA와 bitsandbytes가 있으면 4비트, 아니면 없음.")
+        help_ko="기본 가중치를 4비트 nf4로 불러옵니다 (QLoRA). auto = CUDA와 bitsandbytes가 있으면 4비트, 아니면 없음.",
+        label="Quantization", label_ko="양자화", choice_labels={"4bit": ("4-bit (QLoRA)", "4비트 (QLoRA)")})
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = setting(
         "auto", "Compute precision. auto = bfloat16 where the GPU supports it (else float16); on CPU float32 weights "
         "with bfloat16 autocast where the CPU has AMX / AVX512-BF16.",
         help_ko="계산 정밀도. auto = GPU가 지원하면 bfloat16 (아니면 float16); CPU는 float32 가중치에 AMX / AVX512-BF16이 "
-        "있으면 bfloat16 autocast.")
+        "있으면 bfloat16 autocast.",
+        label="Compute precision", label_ko="계산 정밀도")
     gradient_checkpointing: Literal["auto", "unsloth", "on", "off"] = setting(
         "auto", "Recompute activations in the backward pass to save memory. auto = 'unsloth' on a GPU (offloaded, the "
         "tutorial), off on CPU.",
-        help_ko="메모리를 아끼려고 역전파에서 활성값을 다시 계산합니다. auto = GPU에서 'unsloth' (튜토리얼), CPU에서 끔.")
+        help_ko="메모리를 아끼려고 역전파에서 활성값을 다시 계산합니다. auto = GPU에서 'unsloth' (튜토리얼), CPU에서 끔.",
+        label="Gradient checkpointing", label_ko="그레이디언트 체크포인팅",
+        choice_labels={"unsloth": ("Unsloth (offloaded)", "Unsloth (오프로드)")})
     offload_embedding: Literal["auto", "on", "off", "unsloth"] = setting(
         "auto", "Keep the input embedding table in host RAM (Unsloth's offload_embedding): token lookups run on the CPU "
-        "and only the looked-up rows go to the GPU, so the table's GPU memory is free for activations (1.0 GiB on "
-        "Llama-3-8B; on an H200 the step time stayed within run-to-run noise). auto = on for a one-GPU Unsloth run whose "
-        "embeddings are not tied to the output layer, off otherwise; 'unsloth' leaves it to Unsloth (only when GPU "
-        "memory is tight: the tutorial).",
+        "and only the looked-up rows go to the GPU, so the table's GPU memory is free for activations. auto = on for a "
+        "one-GPU Unsloth run whose embeddings are not tied to the output layer, off otherwise; 'unsloth' leaves it to "
+        "Unsloth (only when GPU memory is tight: the tutorial).",
         help_ko="입력 임베딩 표를 호스트 RAM에 둡니다 (Unsloth의 offload_embedding): 토큰 조회는 CPU에서 하고 조회한 행만 "
-        "GPU로 보내므로, 표가 쓰던 GPU 메모리를 활성값에 쓸 수 있습니다 (Llama-3-8B에서 1.0 GiB). auto = GPU 한 장의 "
-        "Unsloth 실행이고 임베딩이 출력층과 묶여 있지 않으면 켬, 아니면 끔; 'unsloth'는 Unsloth에 맡깁니다 (GPU 메모리가 "
-        "빠듯할 때만: 튜토리얼).")
+        "GPU로 보내므로, 표가 쓰던 GPU 메모리를 활성값에 쓸 수 있습니다. auto = GPU 한 장의 Unsloth 실행이고 임베딩이 "
+        "출력층과 묶여 있지 않으면 켬, 아니면 끔; 'unsloth'는 Unsloth에 맡깁니다 (GPU 메모리가 빠듯할 때만: 튜토리얼).",
+        label="Offload the embedding table", label_ko="임베딩 표 오프로드",
+        choice_labels={"unsloth": ("left to Unsloth", "Unsloth에 맡김")})
     # --- LoRA ---------------------------------------------------------------------------------------------
     lora_r: int = setting(16, "LoRA rank: the size of the low-rank update (more = more capacity, more memory).",
-                          help_ko="LoRA 랭크: 저랭크 업데이트의 크기 (클수록 표현력과 메모리 증가).", min=1, max=1024)
+                          help_ko="LoRA 랭크: 저랭크 업데이트의 크기 (클수록 표현력과 메모리 증가).", min=1, max=1024,
+                          label="LoRA rank (r)", label_ko="LoRA 랭크 (r)")
     lora_alpha: int = setting(32, "LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA).",
-                              help_ko="LoRA 알파: 업데이트에 alpha / r을 곱합니다 (rsLoRA는 alpha / sqrt(r)).", min=1, max=4096)
+                              help_ko="LoRA 알파: 업데이트에 alpha / r을 곱합니다 (rsLoRA는 alpha / sqrt(r)).", min=1, max=4096,
+                              label="LoRA alpha", label_ko="LoRA 알파")
     lora_dropout: float = setting(0.05, "Dropout on the LoRA input during training.",
-                                  help_ko="학습 중 LoRA 입력에 적용하는 드롭아웃.", min=0.0, max=0.9)
+                                  help_ko="학습 중 LoRA 입력에 적용하는 드롭아웃.", min=0.0, max=0.9,
+                                  label="LoRA dropout", label_ko="LoRA 드롭아웃", step=0.01)
     target_modules: tuple[str, ...] = setting(default_factory=lambda: LORA_TARGETS,
                                               help="Linear layers that get a LoRA adapter (the tutorial: all seven projections).",
-                                              help_ko="LoRA 어댑터를 붙일 선형 층 (튜토리얼: 7개 프로젝션 모두).")
+                                              help_ko="LoRA 어댑터를 붙일 선형 층 (튜토리얼: 7개 프로젝션 모두).",
+                                              label="Target modules", label_ko="대상 모듈")
     lora_bias: Literal["none", "all", "lora_only"] = setting("none", "Which biases train ('none' as in the tutorial).",
-                                                             help_ko="학습할 바이어스 (튜토리얼처럼 'none').")
+                                                             help_ko="학습할 바이어스 (튜토리얼처럼 'none').",
+                                                             label="Trained biases", label_ko="학습할 바이어스",
+                                                             choice_labels={
+                                                                 "all": ("all", "전부"),
+                                                                 "lora_only": ("LoRA layers only", "LoRA 층만"),
+                                                             })
     use_rslora: bool = setting(False, "Rank-stabilised LoRA: scale by alpha / sqrt(r).",
-                               help_ko="랭크 안정화 LoRA: alpha / sqrt(r)로 스케일.")
+                               help_ko="랭크 안정화 LoRA: alpha / sqrt(r)로 스케일.",
+                               label="Rank-stabilised LoRA (rsLoRA)", label_ko="랭크 안정화 LoRA (rsLoRA)")
     use_loftq: bool = setting(False, "Initialise LoRA with LoftQ (reduces 4-bit quantisation error; slower start).",
-                              help_ko="LoftQ로 LoRA를 초기화합니다 (4비트 양자화 오차 감소; 시작이 느림).")
+                              help_ko="LoftQ로 LoRA를 초기화합니다 (4비트 양자화 오차 감소; 시작이 느림).",
+                              label="LoftQ initialisation", label_ko="LoftQ 초기화")
     random_state: int = setting(123, "Seed of the LoRA weight initialisation.", help_ko="LoRA 가중치 초기화 시드.",
-                                min=0, max=2**32 - 1)
+                                min=0, max=2**32 - 1,
+                                label="LoRA initialisation seed", label_ko="LoRA 초기화 시드")
     # --- schedule -----------------------------------------------------------------------------------------
     per_device_train_batch_size: int = setting(8, "Rows per micro-batch on each device (the tutorial: 2).",
-                                               help_ko="장치당 마이크로배치의 행 수 (튜토리얼: 2).", min=1, max=4096)
+                                               help_ko="장치당 마이크로배치의 행 수 (튜토리얼: 2).", min=1, max=4096,
+                                               label="Batch size per device", label_ko="장치당 배치 크기")
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step (the tutorial: 4). Rows per step = "
                                                "batch x accumulation x processes.",
                                                help_ko="옵티마이저 스텝당 마이크로배치 수 (튜토리얼: 4). 스텝당 행 수 = 배치 x 누적 x 프로세스.",
-                                               min=1, max=1024)
+                                               min=1, max=1024,
+                                               label="Gradient accumulation steps", label_ko="그레이디언트 누적 스텝")
     num_train_epochs: float = setting(0.0, "Passes over the training rows. 0 = auto: 3 on a GPU (the tutorial), 1 on "
                                       "CPU. Leave it 0 when you set max_steps.",
                                       help_ko="학습 데이터를 도는 횟수. 0 = 자동: GPU 3 (튜토리얼), CPU 1. max_steps를 쓰면 0으로 두세요.",
-                                      min=0.0, max=1000)
+                                      min=0.0, max=1000,
+                                      label="Epochs (0 = auto)", label_ko="에폭 (0 = 자동)", step=0.5)
     max_steps: int = setting(0, "Optimizer steps to train instead of epochs (0 = train by epochs). The Trainer silently "
                              "lets max_steps override epochs, so setting both is refused.",
                              help_ko="에폭 대신 학습할 옵티마이저 스텝 수 (0 = 에폭 기준). Trainer는 max_steps가 에폭을 조용히 "
-                             "덮어쓰므로 둘 다 설정할 수 없습니다.", min=0, max=10_000_000)
+                             "덮어쓰므로 둘 다 설정할 수 없습니다.", min=0, max=10_000_000,
+                             label="Max steps (0 = by epochs)", label_ko="최대 스텝 (0 = 에폭 기준)", step=10)
     learning_rate: float = setting(2e-4, "Peak learning rate (the tutorial: 2e-4).",
-                                   help_ko="최대 학습률 (튜토리얼: 2e-4).", min=1e-8, max=1.0)
+                                   help_ko="최대 학습률 (튜토리얼: 2e-4).", min=1e-8, max=1.0,
+                                   label="Learning rate", label_ko="학습률", step=1e-5)
     warmup_steps: int = setting(5, "Steps of linear warm-up from 0 to the peak learning rate.",
-                                help_ko="학습률을 0에서 최대까지 선형으로 올리는 스텝 수.", min=0, max=1_000_000)
+                                help_ko="학습률을 0에서 최대까지 선형으로 올리는 스텝 수.", min=0, max=1_000_000,
+                                label="Warm-up steps", label_ko="워밍업 스텝")
     lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = setting(
-        "cosine", "Learning-rate schedule after the warm-up.", help_ko="워밍업 이후 학습률 스케줄.")
+        "cosine", "Learning-rate schedule after the warm-up.", help_ko="워밍업 이후 학습률 스케줄.",
+        label="Learning-rate schedule", label_ko="학습률 스케줄",
+        choice_labels={
+            "cosine": ("cosine", "코사인"),
+            "linear": ("linear", "선형"),
+            "constant": ("constant", "고정"),
+            "constant_with_warmup": ("constant after the warm-up", "워밍업 후 고정"),
+        })
     optim: Literal["auto", "adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused", "sgd"] = setting(
         "auto", "Optimizer. auto = adamw_8bit on CUDA with bitsandbytes (the tutorial), adamw_torch elsewhere.",
-        help_ko="옵티마이저. auto = CUDA와 bitsandbytes가 있으면 adamw_8bit (튜토리얼), 아니면 adamw_torch.")
+        help_ko="옵티마이저. auto = CUDA와 bitsandbytes가 있으면 adamw_8bit (튜토리얼), 아니면 adamw_torch.",
+        label="Optimizer", label_ko="옵티마이저")
     weight_decay: float = setting(0.01, "Weight decay of the LoRA weights.", help_ko="LoRA 가중치의 가중치 감쇠.",
-                                  min=0.0, max=1.0)
-    seed: int = setting(123, "Seed of data order and dropout.", help_ko="데이터 순서와 드롭아웃의 시드.", min=0, max=2**32 - 1)
+                                  min=0.0, max=1.0,
+                                  label="Weight decay", label_ko="가중치 감쇠", step=0.01)
+    seed: int = setting(123, "Seed of data order and dropout.", help_ko="데이터 순서와 드롭아웃의 시드.", min=0, max=2**32 - 1,
+                        label="Seed", label_ko="시드")
     # --- evaluation, checkpoints, early stopping ----------------------------------------------------------
     eval_strategy: Literal["steps", "epoch", "no"] = setting(
         "steps", "When to compute the validation loss: every eval_steps, every epoch, or never.",
-        help_ko="검증 손실을 계산할 때: eval_steps마다, 에폭마다, 또는 안 함.")
+        help_ko="검증 손실을 계산할 때: eval_steps마다, 에폭마다, 또는 안 함.",
+        label="Evaluate", label_ko="평가 시점",
+        choice_labels={
+            "steps": ("every eval_steps", "eval_steps마다"),
+            "epoch": ("every epoch", "에폭마다"),
+            "no": ("never", "안 함"),
+        })
     eval_steps: int = setting(10, "Optimizer steps between evaluations (with eval_strategy = 'steps').",
-                              help_ko="평가 사이의 옵티마이저 스텝 수 (eval_strategy = 'steps'일 때).", min=1, max=1_000_000)
+                              help_ko="평가 사이의 옵티마이저 스텝 수 (eval_strategy = 'steps'일 때).", min=1, max=1_000_000,
+                              label="Steps between evaluations", label_ko="평가 간격 (스텝)")
     save_strategy: Literal["steps", "epoch", "no"] = setting(
         "steps", "When to write a checkpoint (for resuming and for the best model). Must match eval_strategy when the "
         "best model is loaded at the end.",
-        help_ko="체크포인트를 쓸 때 (재개와 최적 모델용). 마지막에 최적 모델을 불러오려면 eval_strategy와 같아야 합니다.")
+        help_ko="체크포인트를 쓸 때 (재개와 최적 모델용). 마지막에 최적 모델을 불러오려면 eval_strategy와 같아야 합니다.",
+        label="Save checkpoints", label_ko="체크포인트 저장 시점",
+        choice_labels={
+            "steps": ("every save_steps", "save_steps마다"),
+            "epoch": ("every epoch", "에폭마다"),
+            "no": ("never", "안 함"),
+        })
     save_steps: int = setting(10, "Optimizer steps between checkpoints; a multiple of eval_steps when the best model "
                               "is loaded at the end.",
-                              help_ko="체크포인트 사이의 스텝 수; 최적 모델을 불러오려면 eval_steps의 배수.", min=1, max=1_000_000)
+                              help_ko="체크포인트 사이의 스텝 수; 최적 모델을 불러오려면 eval_steps의 배수.", min=1, max=1_000_000,
+                              label="Steps between checkpoints", label_ko="체크포인트 간격 (스텝)")
     save_total_limit: int = setting(2, "Checkpoints kept on disk (the best one is always kept).",
-                                    help_ko="디스크에 남길 체크포인트 수 (최적 체크포인트는 항상 유지).", min=1, max=1000)
+                                    help_ko="디스크에 남길 체크포인트 수 (최적 체크포인트는 항상 유지).", min=1, max=1000,
+                                    label="Checkpoints kept", label_ko="남길 체크포인트 수")
     load_best_model_at_end: bool = setting(True, "Keep the checkpoint with the best validation metric as the final "
                                            "adapter, not the last one.",
-                                           help_ko="마지막이 아니라 검증 지표가 가장 좋은 체크포인트를 최종 어댑터로 씁니다.")
+                                           help_ko="마지막이 아니라 검증 지표가 가장 좋은 체크포인트를 최종 어댑터로 씁니다.",
+                                           label="Keep the best checkpoint", label_ko="최적 체크포인트 사용")
     metric_for_best_model: str = setting("eval_loss", "Metric that picks the best checkpoint (lower is better for a loss).",
-                                         help_ko="최적 체크포인트를 고르는 지표 (손실은 낮을수록 좋음).")
+                                         help_ko="최적 체크포인트를 고르는 지표 (손실은 낮을수록 좋음).",
+                                         label="Metric for the best checkpoint", label_ko="최적 체크포인트 지표")
     early_stopping_patience: int = setting(3, "Stop after this many evaluations without improvement (0 = never stop early).",
-                                           help_ko="개선 없는 평가가 이만큼 이어지면 멈춥니다 (0 = 조기 종료 안 함).", min=0, max=1000)
+                                           help_ko="개선 없는 평가가 이만큼 이어지면 멈춥니다 (0 = 조기 종료 안 함).", min=0, max=1000,
+                                           label="Early-stopping patience", label_ko="조기 종료 인내 횟수")
     early_stopping_threshold: float = setting(0.001, "How much the metric must improve to count as an improvement.",
-                                              help_ko="개선으로 칠 최소 지표 변화량.", min=0.0, max=100.0)
+                                              help_ko="개선으로 칠 최소 지표 변화량.", min=0.0, max=100.0,
+                                              label="Early-stopping threshold", label_ko="조기 종료 기준값", step=0.001)
     logging_steps: int = setting(1, "Optimizer steps between progress lines (loss, learning rate, tokens/s).",
-                                 help_ko="진행 기록 (손실, 학습률, 토큰/초) 사이의 스텝 수.", min=1, max=100_000)
+                                 help_ko="진행 기록 (손실, 학습률, 토큰/초) 사이의 스텝 수.", min=1, max=100_000,
+                                 label="Steps between log lines", label_ko="기록 간격 (스텝)")
     # --- scale --------------------------------------------------------------------------------------------
     num_processes: int = setting(1, "Data-parallel processes (one per GPU; gloo on CPU), started with torchrun. "
                                  "Rows per step grow with it.",
                                  help_ko="데이터 병렬 프로세스 수 (GPU당 하나; CPU는 gloo), torchrun으로 시작. 스텝당 행 수가 "
-                                 "함께 늘어납니다.", min=1, max=64)
+                                 "함께 늘어납니다.", min=1, max=64,
+                                 label="Processes (GPUs)", label_ko="프로세스 수 (GPU)")
 
     _label = "TrainConfig"
 

@@ -45,24 +45,36 @@ class RetrievalConfig(BaseConfig):
     mode: Mode = setting(
         DEFAULT_MODE, "dense: vector similarity; mmr: similar but diverse; hybrid: BM25 + vectors, fused by score.",
         help_ko="dense: 벡터 유사도; mmr: 유사하면서 서로 다른 청크; hybrid: BM25 + 벡터 점수 결합.",
+        label="Mode", label_ko="방식",
+        widget="radio",
+        choice_labels={
+            "hybrid": ("hybrid (BM25 + vectors)", "하이브리드 (BM25 + 벡터)"),
+            "dense": ("similarity", "유사도"),
+            "mmr": ("MMR", "MMR"),
+        },
     )
-    k: int = setting(5, "How many chunks to return.", help_ko="돌려줄 청크 수.", min=1, max=200)
+    k: int = setting(5, "How many chunks to return.", help_ko="돌려줄 청크 수.", min=1, max=200,
+                     label="Chunks (k)", label_ko="청크 수 (k)")
     fetch_k: int = setting(
         20, "Candidates each retriever proposes before MMR or fusion picks k of them.",
         help_ko="MMR 또는 결합이 k개를 고르기 전에 각 검색기가 내놓는 후보 수.", min=1, max=2000,
+        label="Candidates (fetch_k)", label_ko="후보 수 (fetch_k)", step=10,
     )
     lambda_mult: float = setting(
         0.5, "MMR: 1 = only similarity to the query, 0 = only diversity.",
         help_ko="MMR: 1 = 질문과의 유사도만, 0 = 다양성만.", min=0.0, max=1.0,
+        label="MMR relevance (lambda)", label_ko="MMR 관련도 (lambda)", step=0.05, widget="slider",
     )
     lexical_weight: float = setting(
         DEFAULT_LEXICAL_WEIGHT, "Hybrid: weight of the two BM25 scores together (bigrams and subwords share it; "
         "the dense score gets the rest).",
         help_ko="hybrid: 두 BM25 점수(글자 바이그램, 서브워드)를 합친 가중치 (나머지는 벡터 점수).", min=0.0, max=1.0,
+        label="BM25 weight (hybrid)", label_ko="BM25 가중치 (하이브리드)", step=0.05, widget="slider",
     )
     filter: dict[str, Any] | None = setting(
         None, 'Metadata filter in Chroma\'s where syntax, e.g. {"source": "faq.md"}.',
         help_ko='Chroma where 문법의 메타데이터 필터, 예: {"source": "faq.md"}.',
+        label="Metadata filter (JSON)", label_ko="메타데이터 필터 (JSON)",
     )
 
     def validate(self) -> None:

@@ -71,28 +71,45 @@ class SynthConfig(BaseConfig):
 
     provider: Literal["openai", "anthropic"] = setting(
         "openai", "openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, LM Studio, transformers serve); anthropic: Claude.",
-        help_ko="openai: OpenAI 호환 엔드포인트 (OpenAI, vLLM, Ollama, LM Studio, transformers serve); anthropic: Claude.")
+        help_ko="openai: OpenAI 호환 엔드포인트 (OpenAI, vLLM, Ollama, LM Studio, transformers serve); anthropic: Claude.",
+        label="Provider", label_ko="제공자",
+        widget="radio",
+        choice_labels={
+            "openai": ("OpenAI-compatible", "OpenAI 호환"),
+            "anthropic": ("Anthropic (Claude)", "Anthropic (Claude)"),
+        })
     base_url: str = setting("http://127.0.0.1:8000/v1", "Endpoint base URL (OpenAI: https://api.openai.com/v1; empty for Anthropic's default).",
-                            help_ko="엔드포인트 기본 URL (OpenAI: https://api.openai.com/v1; Anthropic 기본값은 비워 두세요).")
+                            help_ko="엔드포인트 기본 URL (OpenAI: https://api.openai.com/v1; Anthropic 기본값은 비워 두세요).",
+                            label="Base URL", label_ko="기본 URL")
     model: str = setting("", "Model name as the endpoint knows it (gpt-4o-mini, claude-sonnet-4-5, a folder for transformers serve).",
-                         help_ko="엔드포인트가 아는 모델 이름 (gpt-4o-mini, claude-sonnet-4-5, transformers serve는 폴더 경로).")
+                         help_ko="엔드포인트가 아는 모델 이름 (gpt-4o-mini, claude-sonnet-4-5, transformers serve는 폴더 경로).",
+                         label="Model", label_ko="모델")
     n_target: int = setting(500, "How many rows to produce in total (the tutorial: about 500).",
-                            help_ko="만들 행의 총 개수 (튜토리얼: 약 500).", min=1, max=100000)
-    pairs_per_chunk: int = setting(3, "Question / answer pairs asked for per chunk.", help_ko="청크마다 요청할 질문/답변 쌍의 수.", min=1, max=50)
-    language: Literal["ko", "en"] = setting("ko", "Language of the default prompt and of the questions.", help_ko="기본 프롬프트와 질문의 언어.")
+                            help_ko="만들 행의 총 개수 (튜토리얼: 약 500).", min=1, max=100000,
+                            label="Target rows", label_ko="목표 행 수", step=50)
+    pairs_per_chunk: int = setting(3, "Question / answer pairs asked for per chunk.", help_ko="청크마다 요청할 질문/답변 쌍의 수.", min=1, max=50,
+                                   label="Pairs per chunk", label_ko="청크당 쌍")
+    language: Literal["ko", "en"] = setting("ko", "Language of the default prompt and of the questions.", help_ko="기본 프롬프트와 질문의 언어.",
+                                            label="Language", label_ko="언어")
     prompt: str = setting("", "Prompt template with {chunk}, {n} and {source}; empty: the default of the language.",
-                          help_ko="{chunk}, {n}, {source}가 들어간 프롬프트; 비우면 해당 언어의 기본 프롬프트.")
-    max_tokens: int = setting(1024, "Most tokens the model may write per request.", help_ko="요청마다 모델이 쓸 수 있는 최대 토큰 수.", min=16, max=32768)
+                          help_ko="{chunk}, {n}, {source}가 들어간 프롬프트; 비우면 해당 언어의 기본 프롬프트.",
+                          label="Prompt", label_ko="프롬프트", widget="text_area")
+    max_tokens: int = setting(1024, "Most tokens the model may write per request.", help_ko="요청마다 모델이 쓸 수 있는 최대 토큰 수.", min=16, max=32768,
+                              label="Max tokens per reply", label_ko="응답당 최대 토큰", step=64)
     temperature: float = setting(0.7, "Sampling temperature for OpenAI-compatible endpoints (some servers need more to sample, "
                                  "see extra_body; Anthropic's current SDK takes none).",
                                  help_ko="OpenAI 호환 엔드포인트의 샘플링 온도 (서버에 따라 extra_body 설정이 더 필요; Anthropic SDK는 받지 않음).",
-                                 min=0.0, max=2.0)
+                                 min=0.0, max=2.0,
+                                 label="Temperature", label_ko="온도", step=0.05, widget="slider")
     retries: int = setting(2, "Extra attempts per chunk when the reply holds no usable JSON.",
-                           help_ko="응답에 쓸 수 있는 JSON이 없을 때 청크마다 다시 시도할 횟수.", min=0, max=10)
-    timeout_s: float = setting(120.0, "Seconds to wait for one reply.", help_ko="응답 하나를 기다릴 시간(초).", min=1.0, max=3600.0)
+                           help_ko="응답에 쓸 수 있는 JSON이 없을 때 청크마다 다시 시도할 횟수.", min=0, max=10,
+                           label="Retries per chunk", label_ko="청크당 재시도")
+    timeout_s: float = setting(120.0, "Seconds to wait for one reply.", help_ko="응답 하나를 기다릴 시간(초).", min=1.0, max=3600.0,
+                               label="Timeout (seconds)", label_ko="제한 시간 (초)", step=10.0)
     extra_body: str = setting("", "Extra JSON fields for the request, server-specific (e.g. transformers serve sampling: "
                               '{"generation_config": "{\\"do_sample\\": true}"}).',
-                              help_ko="요청에 추가할 JSON 필드 (서버별 설정).")
+                              help_ko="요청에 추가할 JSON 필드 (서버별 설정).",
+                              label="Extra request JSON", label_ko="추가 요청 JSON")
 
     def validate(self) -> None:
         super().validate()

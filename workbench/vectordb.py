@@ -68,9 +68,12 @@ class VectorStoreConfig(BaseConfig):
     """Where Chroma keeps the vectors: embedded under the workspace, or a Chroma server."""
 
     host: str = setting("", "Chroma server host (`chroma run`). Empty: the embedded store under vectorstore/.",
-                        help_ko="Chroma 서버 호스트 (`chroma run`). 비워 두면 작업 공간 vectorstore/ 의 내장 저장소.")
-    port: int = setting(8000, "Chroma server port.", help_ko="Chroma 서버 포트.", min=1, max=65535)
-    ssl: bool = setting(False, "Connect to the server over HTTPS.", help_ko="HTTPS로 서버에 연결.")
+                        help_ko="Chroma 서버 호스트 (`chroma run`). 비워 두면 작업 공간 vectorstore/ 의 내장 저장소.",
+                        label="Chroma server host", label_ko="Chroma 서버 호스트")
+    port: int = setting(8000, "Chroma server port.", help_ko="Chroma 서버 포트.", min=1, max=65535,
+                        label="Port", label_ko="포트")
+    ssl: bool = setting(False, "Connect to the server over HTTPS.", help_ko="HTTPS로 서버에 연결.",
+                        label="Use HTTPS", label_ko="HTTPS 사용")
 
     @classmethod
     def default(cls) -> "VectorStoreConfig":
