@@ -4,20 +4,17 @@ cancel / resume it, compare runs, then try, merge and push the result. Training 
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from workbench import jobs
 from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
 from workbench.models import REGISTRY
-from workbench.ui import resources
-from workbench.ui.common import config_help, need, user_errors, workspace
+from workbench.ui import charts, resources
+from workbench.ui.common import need, user_errors, workspace
+from workbench.ui.forms import build_config, config_form
 from workbench.ui.i18n import t
 
 ws = workspace()
@@ -45,43 +42,9 @@ if not datasets and not runs:
 tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current run", "현재 실행"), t("History", "기록")])
 
 
-# --- the form: one widget per TrainConfig field, grouped, help text as tooltip --------------------------------
-
-
-def _label(name: str) -> str:
-    return name.replace("_", " ")
-
-
-def _widget(name: str, default: Any) -> Any:
-    key = f"finetune.{name}"
-    hint = typing.get_type_hints(TrainConfig)[name]
-    help_text = config_help(TrainConfig, name)
-    choices = TrainConfig.choices(name)
-    if name == "dataset":
-        return st.selectbox(_label(name), datasets, key=key, help=help_text,
-                            index=datasets.index(default) if default in datasets else 0)
-    if name == "base_model":
-        options = list(REGISTRY)
-        return st.selectbox(_label(name), options, key=key, help=help_text, accept_new_options=True,
-                            index=options.index(default) if default in options else 0)
-    if choices is not None:
-        return st.selectbox(_label(name), list(choices), key=key, help=help_text, index=list(choices).index(default))
-    if hint is bool:
-        return st.checkbox(_label(name), value=default, key=key, help=help_text)
-    if typing.get_origin(hint) is tuple:
-        return tuple(st.multiselect(_label(name), list(dict.fromkeys([*default, *DEFAULTS.target_modules])),
-                                    default=list(default), key=key, help=help_text, accept_new_options=True))
-    meta = next(f.metadata for f in dataclasses.fields(TrainConfig) if f.name == name)
-    if hint is int:
-        return int(st.number_input(_label(name), value=int(default), step=1, key=key, help=help_text,
-                                   min_value=int(meta["min"]) if meta.get("min") is not None else None,
-                                   max_value=int(meta["max"]) if meta.get("max") is not None else None))
-    if hint is float:
-        return float(st.number_input(_label(name), value=float(default), key=key, help=help_text, format="%g",
-                                     step=float(default) / 10 if default else 0.1,
-                                     min_value=float(meta["min"]) if meta.get("min") is not None else None,
-                                     max_value=float(meta["max"]) if meta.get("max") is not None else None))
-    return st.text_input(_label(name), value=str(default), key=key, help=help_text)
+# --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
+FIELD_ARGS = {"dataset": {"options": datasets},
+              "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
 
 
 with tab_new:
@@ -104,13 +67,9 @@ with tab_new:
         with p1:
             for group, names in GROUPS.items():
                 with st.expander(t(*GROUP_TITLES[group]), expanded=group in ("data", "model")):
-                    cols = st.columns(3)
-                    for i, name in enumerate(names):
-                        with cols[i % 3]:
-                            values[name] = _widget(name, getattr(DEFAULTS, name))
-        config = None
-        with user_errors():
-            config = TrainConfig.from_dict(values)
+                    values |= config_form(TrainConfig, names, key_prefix="finetune.", defaults=DEFAULTS, columns=3,
+                                          field_args=FIELD_ARGS)
+        config = build_config(TrainConfig, values)
         if config is not None:
             fit = None
             with user_errors():
@@ -118,7 +77,7 @@ with tab_new:
             if fit is not None:
                 f1, f2, f3, f4 = st.columns(4)
                 f1.metric(t("Device", "장치"), fit["device"].upper(), help=fit["device_name"])
-                f2.metric("4-bit", t("yes", "예") if fit["four_bit"] else t("no", "아니오"))
+                f2.metric(t("4-bit", "4비트"), t("yes", "예") if fit["four_bit"] else t("no", "아니오"))
                 f3.metric(t("Estimated memory", "예상 메모리"),
                           f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None else "?",
                           help=t("LoRA training peak: weights + LoRA states + activations (workbench.models.estimate_memory_gb).",
@@ -142,30 +101,6 @@ with tab_new:
 
 
 # --- the current run: live chart, cancel / resume, try, merge, push ---------------------------------------------
-
-
-def loss_chart(metrics: list[dict[str, Any]], color_by: str | None = None) -> alt.Chart | None:
-    rows = []
-    for m in metrics:
-        for key, label in (("loss", "train"), ("eval_loss", "validation")):
-            if key in m:
-                rows.append({"step": m["step"], "loss": m[key], "curve": label, "run": m.get("run", "")})
-    if not rows:
-        return None
-    df = pd.DataFrame(rows)
-    color = alt.Color(f"{color_by}:N") if color_by else alt.Color("curve:N", title=None)
-    base = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(zero=False)), color=color,
-        strokeDash=alt.StrokeDash("curve:N", title=None) if color_by else alt.value([1, 0]),
-        tooltip=["run:N", "curve:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")])
-    return base.properties(height=280)
-
-
-def small_chart(metrics: list[dict[str, Any]], key: str, title: str) -> alt.Chart | None:
-    df = pd.DataFrame([{"step": m["step"], key: m[key]} for m in metrics if key in m])
-    if df.empty:
-        return None
-    return alt.Chart(df).mark_line().encode(x="step:Q", y=alt.Y(f"{key}:Q", title=title)).properties(height=160)
 
 
 def _selected_run() -> jobs.RunInfo | None:
@@ -193,19 +128,19 @@ def _live(run_id: str) -> None:
     c3.metric(t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
               help=t("Real (non-padding) input tokens per second of training, evaluations excluded.",
                      "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외."))
-    c4.metric("ETA", eta_text(s.get("eta_s")) if active else "-")
+    c4.metric(t("ETA", "남은 시간"), eta_text(s.get("eta_s")) if active else "-")
     last_eval = next((m["eval_loss"] for m in reversed(metrics) if "eval_loss" in m), None)
     c5.metric(t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-")
     if s.get("max_steps"):
         st.progress(min((s.get("step") or 0) / s["max_steps"], 1.0))
     if s.get("error"):
         st.error(s["error"], icon="⚠️")
-    chart = loss_chart(metrics)
+    chart = charts.loss_chart(metrics, step_title=t("step", "스텝"), loss_title=t("loss", "손실"))
     if chart is not None:
         st.altair_chart(chart, width="stretch", key="finetune.loss_chart")
         l1, l2 = st.columns(2)
         for col, key, title in ((l1, "learning_rate", t("learning rate", "학습률")), (l2, "tokens_per_s", t("tokens/s", "토큰/초"))):
-            small = small_chart(metrics, key, title)
+            small = charts.metric_chart(metrics, key, title, step_title=t("step", "스텝"))
             if small is not None:
                 col.altair_chart(small, width="stretch")
     elif active:
@@ -319,13 +254,13 @@ with tab_history:
         for r in runs:
             evals = [m["eval_loss"] for m in r.metrics() if "eval_loss" in m]
             table.append({t("run", "실행"): r.id, t("state", "상태"): r.state, t("dataset", "데이터셋"): r.config.dataset,
-                          t("model", "모델"): r.config.base_model, "backend": r.config.backend,
+                          t("model", "모델"): r.config.base_model, t("backend", "백엔드"): r.config.backend,
                           t("steps", "스텝"): r.status.get("step"), t("best val. loss", "최저 검증 손실"): min(evals) if evals else None,
-                          "tokens/s": r.status.get("tokens_per_s"), t("train s", "학습 초"): r.status.get("train_seconds")})
+                          t("tokens/s", "토큰/초"): r.status.get("tokens_per_s"), t("train s", "학습 초"): r.status.get("train_seconds")})
         st.dataframe(table, hide_index=True, width="stretch")
         chosen = st.multiselect(t("Compare the loss curves of", "손실 곡선 비교"), [r.id for r in runs],
                                 default=[r.id for r in runs[:3]], key="finetune.compare")
         merged_metrics = [{**m, "run": r.id} for r in runs if r.id in chosen for m in r.metrics()]
-        chart = loss_chart(merged_metrics, color_by="run")
+        chart = charts.loss_chart(merged_metrics, color_by="run", step_title=t("step", "스텝"), loss_title=t("loss", "손실"))
         if chart is not None:
             st.altair_chart(chart, width="stretch", key="finetune.history_chart")
