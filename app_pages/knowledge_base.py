@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -12,9 +10,11 @@ from workbench.chunking import ChunkingConfig, split_text
 from workbench.config import PROJECT_DIR
 from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_uploads
 from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_counter
-from workbench.errors import ConfigError, DocumentError
-from workbench.retrieval import RetrievalConfig, retrieve
-from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
+from workbench.errors import DocumentError
+from workbench.retrieval import RetrievalConfig, only_sources, retrieve
+from workbench.ui import charts
+from workbench.ui.common import progress_reporter, user_errors, workspace
+from workbench.ui.forms import INVALID, build_config, config_field, config_form
 from workbench.ui.i18n import t
 
 ws = workspace()
@@ -74,12 +74,8 @@ with tab_add:
     uploads = st.file_uploader(t("Upload files", "파일 올리기"), accept_multiple_files=True, key="kb.upload",
                                type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES])
     s1, s2, s3, s4 = st.columns(4)
-    splitter = s1.selectbox(t("Splitter", "분할기"), ChunkingConfig.choices("splitter"), key="kb.splitter",
-                            help=config_help(ChunkingConfig, "splitter"))
-    size = s2.number_input(t("Chunk size", "청크 크기"), 1, 100_000, 500, step=50, key="kb.chunk_size",
-                           help=config_help(ChunkingConfig, "chunk_size"))
-    overlap = s3.number_input(t("Overlap", "겹침"), 0, 100_000, 50, step=10, key="kb.overlap",
-                              help=config_help(ChunkingConfig, "chunk_overlap"))
+    chunk_values = {name: config_field(ChunkingConfig, name, key=key, container=col) for name, key, col in (
+        ("splitter", "kb.splitter", s1), ("chunk_size", "kb.chunk_size", s2), ("chunk_overlap", "kb.overlap", s3))}
     if info is None:
         embedding = s4.selectbox(t("Embedding model", "임베딩 모델"), list(EMBEDDING_REGISTRY), key="kb.embedding",
                                  index=list(EMBEDDING_REGISTRY).index(DEFAULT_EMBEDDING),
@@ -88,10 +84,7 @@ with tab_add:
         embedding = info.embedding
         s4.text_input(t("Embedding model", "임베딩 모델"), embedding, disabled=True, key="kb.embedding_fixed",
                       help=t("A collection keeps the model it was built with.", "컬렉션은 처음 만든 모델을 유지합니다."))
-
-    chunking = None
-    with user_errors():
-        chunking = ChunkingConfig(splitter=splitter, chunk_size=int(size), chunk_overlap=int(overlap))
+    chunking = build_config(ChunkingConfig, chunk_values)
 
     # Live preview of the chunk boundaries on the first uploaded file (or a sample file).
     if chunking is not None:
@@ -107,14 +100,22 @@ with tab_add:
             st.warning(str(exc))
         if preview_text:
             with user_errors():
-                counter = token_counter(vectordb.get_embeddings(embedding)) if splitter == "tokens" else None
+                counter = token_counter(vectordb.get_embeddings(embedding)) if chunking.splitter == "tokens" else None
                 chunks = split_text(preview_text, chunking, counter)
                 st.markdown(t(f"**Preview** of `{preview_name}` (first {len(preview_text):,} characters): {len(chunks)} chunks",
                               f"`{preview_name}` **미리보기** (앞 {len(preview_text):,}자): 청크 {len(chunks)}개"))
                 rows = [{"#": i, t("start", "시작"): ch.start, t("chars", "글자"): ch.chars, t("bytes", "바이트"): ch.bytes,
                          **({t("tokens", "토큰"): counter(ch.text)} if counter else {}),
                          t("chunk", "청크"): ch.text.replace("\n", "⏎")} for i, ch in enumerate(chunks)]
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=260)
+                table, histogram = st.columns([3, 1])
+                table.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=260)
+                unit = {"bytes": t("bytes", "바이트"), "tokens": t("tokens", "토큰")}.get(chunking.splitter, t("chars", "글자"))
+                lengths = [{"size": ch.bytes if chunking.splitter == "bytes" else counter(ch.text) if counter else ch.chars}
+                           for ch in chunks]
+                chart = charts.length_histogram(lengths, "size", t(f"chunk size ({unit})", f"청크 크기 ({unit})"),
+                                                count_title=t("chunks", "청크 수"), maxbins=15, height=230)
+                if chart is not None:
+                    histogram.altair_chart(chart, width="stretch")
 
     b1, b2 = st.columns(2)
     if b1.button(t("Ingest uploaded files", "올린 파일 넣기"), type="primary", key="kb.ingest",
@@ -190,38 +191,21 @@ with tab_search:
     else:
         query = st.text_input(t("Question", "질문"), key="kb.query", placeholder="현금으로 결제가 가능한가요?")
         m1, m2, m3 = st.columns([2, 1, 3])
-        modes = {"hybrid": t("hybrid (BM25 + vectors)", "하이브리드 (BM25 + 벡터)"), "dense": t("similarity", "유사도"),
-                 "mmr": "MMR"}
-        mode = m1.radio(t("Mode", "방식"), list(modes), format_func=modes.__getitem__, key="kb.mode", horizontal=True,
-                        help=config_help(RetrievalConfig, "mode"))
-        k = m2.number_input("k", 1, 50, 5, key="kb.k", help=config_help(RetrievalConfig, "k"))
+        mode = config_field(RetrievalConfig, "mode", key="kb.mode", container=m1)
+        k = config_field(RetrievalConfig, "k", key="kb.k", container=m2)
         sources = m3.multiselect(t("Only these documents", "이 문서에서만"),
                                  [d.source for d in vectordb.list_documents(name, ws)], key="kb.sources")
         with st.expander(t("More settings", "추가 설정")):
-            e1, e2, e3 = st.columns(3)
-            fetch_k = e1.number_input("fetch_k", 1, 2000, 20, key="kb.fetch_k", help=config_help(RetrievalConfig, "fetch_k"))
-            lambda_mult = e2.slider("lambda_mult (MMR)", 0.0, 1.0, 0.5, key="kb.lambda",
-                                    help=config_help(RetrievalConfig, "lambda_mult"))
-            lexical_weight = e3.slider(t("BM25 weight (hybrid)", "BM25 가중치 (하이브리드)"), 0.0, 1.0,
-                                       RetrievalConfig().lexical_weight, key="kb.lexical_weight",
-                                       help=config_help(RetrievalConfig, "lexical_weight"))
-            raw_filter = st.text_input(t("Metadata filter (JSON, Chroma where syntax)", "메타데이터 필터 (JSON, Chroma where 문법)"),
-                                       key="kb.filter", placeholder='{"file_type": "markdown"}')
+            more = config_form(RetrievalConfig, ["fetch_k", "lambda_mult", "lexical_weight"], key_prefix="kb.", columns=3,
+                               keys={"lambda_mult": "kb.lambda"})
+            where = config_field(RetrievalConfig, "filter", key="kb.filter", placeholder='{"file_type": "markdown"}')
         if st.button(t("Search", "검색"), type="primary", key="kb.search") and query.strip():
-            with user_errors():
-                where = None
-                if raw_filter.strip():
-                    try:
-                        where = json.loads(raw_filter)
-                    except json.JSONDecodeError as exc:
-                        raise ConfigError(t(f"The filter is not JSON: {exc.msg}", f"필터가 JSON이 아닙니다: {exc.msg}")) from exc
-                if sources:
-                    by_source = {"source": {"$in": sources}}
-                    where = {"$and": [where, by_source]} if where else by_source
-                config = RetrievalConfig(mode=mode, k=int(k), fetch_k=max(int(fetch_k), int(k)), lambda_mult=lambda_mult,
-                                         lexical_weight=lexical_weight, filter=where)
-                hits = retrieve(name, query, config, ws)
-                st.session_state["kb.results"] = (name, [(r.text, r.score, r.metadata) for r in hits])
+            config = build_config(RetrievalConfig, {**more, "mode": mode, "k": k, "fetch_k": max(more["fetch_k"], k),
+                                                    "filter": where if where is INVALID else only_sources(where, sources)})
+            if config is not None:
+                with user_errors():
+                    hits = retrieve(name, query, config, ws)
+                    st.session_state["kb.results"] = (name, [(r.text, r.score, r.metadata) for r in hits])
         searched, results = st.session_state.get("kb.results") or (None, None)
         if searched == name and results is not None:
             if not results:

@@ -9,7 +9,7 @@ from workbench import vectordb
 from workbench.chunking import ChunkingConfig
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
-from workbench.retrieval import RetrievalConfig, RetrievedChunk, retrieve
+from workbench.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
 
 DOCS = {
     "pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
@@ -102,3 +102,11 @@ def test_user_errors(ws):
 def test_config_round_trips(tmp_path):
     cfg = RetrievalConfig(mode="mmr", k=3, fetch_k=9, lambda_mult=0.25, filter={"source": "a.md"})
     assert RetrievalConfig.load(cfg.save(tmp_path / "r.json")).to_dict() == cfg.to_dict()
+
+
+def test_only_sources_narrows_a_filter():
+    assert only_sources(None, []) is None
+    assert only_sources({"file_type": "text"}, ()) == {"file_type": "text"}
+    assert only_sources(None, ["a.md"]) == {"source": {"$in": ["a.md"]}}
+    assert only_sources({"file_type": "text"}, ("a.md", "b.md")) == {
+        "$and": [{"file_type": "text"}, {"source": {"$in": ["a.md", "b.md"]}}]}

@@ -103,6 +103,18 @@ class RetrievedChunk:
         return str(self.metadata.get("chunk_id", ""))
 
 
+def only_sources(where: dict[str, Any] | None, sources: list[str] | tuple[str, ...]) -> dict[str, Any] | None:
+    """A Chroma `where` filter narrowed to chunks of `sources` (file names); `where` itself when none are given.
+
+    >>> only_sources({"file_type": "text"}, ["faq.md"])
+    {'$and': [{'file_type': 'text'}, {'source': {'$in': ['faq.md']}}]}
+    """
+    if not sources:
+        return where
+    by_source = {"source": {"$in": list(sources)}}
+    return {"$and": [where, by_source]} if where else by_source
+
+
 def retrieve(
     collection: str,
     query: str,
