@@ -3,14 +3,15 @@ and which LangChain piece does each step."""
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from workbench import vectordb
 from workbench.chunking import ChunkingConfig, split_text
 from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, similarity_and_projection
+from workbench.ui import charts
 from workbench.ui.common import user_errors, workspace
+from workbench.ui.forms import config_field
 from workbench.ui.i18n import t
 from workbench.ui.resources import embeddings as load_model
 
@@ -54,21 +55,12 @@ with tab_emb:
             st.caption(t(f"{len(sentences)} vectors of {vecs.shape[1]} numbers each.",
                          f"벡터 {len(sentences)}개, 각각 숫자 {vecs.shape[1]}개."))
             labels = [f"{i + 1}. {s[:28]}" for i, s in enumerate(sentences)]
-            cells = pd.DataFrame([{"a": labels[i], "b": labels[j], "cosine": round(float(sims[i, j]), 3)}
-                                  for i in range(len(labels)) for j in range(len(labels))])
-            heat = alt.Chart(cells).mark_rect().encode(
-                x=alt.X("b:N", sort=labels, title=None), y=alt.Y("a:N", sort=labels, title=None),
-                color=alt.Color("cosine:Q", scale=alt.Scale(scheme="blues")), tooltip=["a", "b", "cosine"])
-            numbers = heat.mark_text(fontSize=11).encode(text="cosine:Q", color=alt.value("black"))
-            points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "sentence": labels})
-            scatter = alt.Chart(points).mark_circle(size=120).encode(x=alt.X("x:Q", title="PC 1"), y=alt.Y("y:Q", title="PC 2"),
-                                                                     tooltip=["sentence"])
-            names = scatter.mark_text(align="left", dx=8).encode(text="sentence:N")
             g1, g2 = st.columns(2)
             g1.markdown(t("**Cosine similarity**", "**코사인 유사도**"))
-            g1.altair_chart((heat + numbers).properties(height=380), width="stretch")
+            g1.altair_chart(charts.similarity_heatmap(labels, sims, value_title=t("cosine", "코사인")), width="stretch")
             g2.markdown(t("**The vectors in 2-D** (their two principal components)", "**2차원으로 본 벡터** (주성분 두 개)"))
-            g2.altair_chart((scatter + names).properties(height=380), width="stretch")
+            g2.altair_chart(charts.projection_scatter(xy, labels, x_title=t("PC 1", "주성분 1"), y_title=t("PC 2", "주성분 2")),
+                            width="stretch")
             st.caption(t("Models differ in their range: e5 puts almost every pair between 0.7 and 1, so what counts is "
                          "which pairs score higher than others, not the distance from 0.",
                          "모델마다 점수 범위가 다릅니다: e5는 거의 모든 쌍을 0.7~1 사이에 놓으므로, 0과의 거리보다 어떤 쌍이 "
@@ -87,8 +79,11 @@ with tab_chunk:
               "주차는 두 시간 무료이며, 지하 2층을 이용하세요.")
     text = st.text_area(t("Text", "글"), sample, height=100, key="concepts.chunk_text")
     c1, c2 = st.columns(2)
-    size = c1.slider(t("Chunk size", "청크 크기"), 4, 200, 30, key="concepts.chunk_size")
-    overlap = c2.slider(t("Overlap", "겹침"), 0, 50, 0, key="concepts.overlap")
+    # A teaching range: small enough to see every cut, at least 4 so that a byte chunk holds any UTF-8 character.
+    size = config_field(ChunkingConfig, "chunk_size", key="concepts.chunk_size", container=c1, widget="slider",
+                        min_value=4, max_value=200, step=1, value=30)
+    overlap = config_field(ChunkingConfig, "chunk_overlap", key="concepts.overlap", container=c2, widget="slider",
+                           min_value=0, max_value=50, step=1, value=0)
     with user_errors():
         left, right = st.columns(2)
         for col, splitter, title in ((left, "characters", t("by characters", "글자 기준")),

@@ -78,6 +78,7 @@ def config_field(
     widget: str | None = None,
     min_value: float | None = None,
     max_value: float | None = None,
+    step: float | None = None,
     label: str | None = None,
     placeholder: str | None = None,
 ) -> Any:
@@ -92,6 +93,7 @@ def config_field(
         format_func: how options are shown; default: the field's choice labels in the current language.
         widget: override the widget ("radio", "toggle", "slider", "text_area", "password").
         min_value, max_value: narrow the config's bounds (never widen them).
+        step: the number's step, where the field's own would not suit a narrowed range.
         label: a page-specific label (already translated); default: the field's label.
     Returns:
         The value, or `INVALID` for a JSON field whose text does not parse (an error is shown beside it).
@@ -131,7 +133,7 @@ def config_field(
         lo, hi = _narrow(name, *cls.bounds(name), min_value, max_value)
         num = int if base is int else float
         lo, hi = (None if lo is None else num(lo)), (None if hi is None else num(hi))
-        step = meta.get("step") or (1 if base is int else _float_step(cls.default_of(name), lo, hi))
+        step = step or meta.get("step") or (1 if base is int else _float_step(cls.default_of(name), lo, hi))
         kwargs = {"value": num(initial)} if fresh else {}
         if kind == "slider" and lo is not None and hi is not None:
             return num(where.slider(text, lo, hi, step=num(step), **kwargs, **common))
