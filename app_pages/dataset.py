@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from workbench import alpaca
 from workbench.config import PROJECT_DIR
+from workbench.ui import charts
 from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
+from workbench.ui.forms import build_config, config_field, config_form
 from workbench.ui.i18n import t
 from workbench.ui.resources import dataset_report
 
 ws = workspace()
 SAMPLES = PROJECT_DIR / "examples" / "alpaca"
+DC = alpaca.DatasetConfig
 KIND_LABELS = {
     "missing_instruction": ("instruction is empty", "질문(instruction) 없음"),
     "missing_output": ("output is empty", "답변(output) 없음"),
@@ -83,6 +84,7 @@ with tab_import:
     source: str | None = None
     label: str | None = None
     tmpdir = None
+    data_files = ""
     if kind == "sample":
         samples = sorted(p.name for p in SAMPLES.glob("*.csv")) if SAMPLES.is_dir() else []
         sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
@@ -99,57 +101,45 @@ with tab_import:
         source = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip() or None
     else:
         source = st.text_input(t("Hub dataset id (owner/name)", "Hub 데이터셋 id (owner/name)"), key="dataset.hub_repo").strip() or None
-        st.text_input(t("data_files (e.g. train_ds.csv)", "data_files (예: train_ds.csv)"), key="dataset.data_files",
-                      help=config_help(alpaca.DatasetConfig, "data_files"))
+        data_files = config_field(DC, "data_files", key="dataset.data_files", placeholder="train_ds.csv")
 
-    enc = st.selectbox(t("Encoding", "인코딩"), alpaca.DatasetConfig.choices("encoding"), key="dataset.encoding",
-                       help=config_help(alpaca.DatasetConfig, "encoding"))
+    enc = config_field(DC, "encoding", key="dataset.encoding")
     columns: list[str] = []
     if source and kind != "hub":
         with user_errors():
-            raw, _ = alpaca.read_source(source, alpaca.DatasetConfig(encoding=enc))
+            raw, _ = alpaca.read_source(source, DC(encoding=enc))
             columns = list(dict.fromkeys(k for r in raw for k in r))
             st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
             st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
-    m = st.columns(3)
-    mapping = {}
     auto = t("(auto)", "(자동)")
-    for col, target in zip(m, alpaca.ALPACA_COLUMNS):
-        if columns:
-            mapping[target] = col.selectbox(target, [""] + columns, key=f"dataset.map_{target}",
-                                            format_func=lambda c: c or auto,
-                                            help=config_help(alpaca.DatasetConfig, f"{target}_column"))
-        else:
-            mapping[target] = col.text_input(target, key=f"dataset.map_{target}_text", placeholder=auto,
-                                             help=config_help(alpaca.DatasetConfig, f"{target}_column"))
-    c1, c2, c3 = st.columns(3)
+    mapping = {}
+    for col, target in zip(st.columns(3), alpaca.ALPACA_COLUMNS):
+        pick = {"key": f"dataset.map_{target}", "options": ["", *columns]} if columns else \
+            {"key": f"dataset.map_{target}_text", "placeholder": auto}
+        mapping[f"{target}_column"] = config_field(DC, f"{target}_column", container=col, format_func=lambda c: c or auto, **pick)
     # The name follows the chosen source until the user types one.
     ident = label or source or ""
     if st.session_state.get("dataset.name_for") != ident:
         st.session_state["dataset.name_for"] = ident
-        stem = Path(ident).name if kind == "hub" else Path(ident).stem
-        st.session_state["dataset.new_name"] = re.sub(r"[^\w.-]+", "-", stem).strip("-.")[:64] or "dataset"
-    new_name = c1.text_input(t("Name", "이름"), key="dataset.new_name", help=config_help(alpaca.DatasetConfig, "name"))
-    tok = c2.text_input(t("Tokenizer for the length check", "길이 검사용 토크나이저"), value="smollm2-135m", key="dataset.tokenizer",
-                        help=config_help(alpaca.DatasetConfig, "tokenizer"))
-    max_tokens = c3.number_input(t("Max tokens per row", "행당 최대 토큰"), min_value=16, max_value=131072, value=1024, step=64,
-                                 key="dataset.max_tokens", help=config_help(alpaca.DatasetConfig, "max_tokens"))
+        st.session_state["dataset.new_name"] = DC.name_for(ident, hub=kind == "hub")
+    c1, c2, c3 = st.columns(3)
+    settings = {"name": config_field(DC, "name", key="dataset.new_name", container=c1),
+                "tokenizer": config_field(DC, "tokenizer", key="dataset.tokenizer", container=c2),
+                "max_tokens": config_field(DC, "max_tokens", key="dataset.max_tokens", container=c3)}
     replace = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.replace")
     if st.button(t("Import", "가져오기"), key="dataset.import", type="primary", disabled=not source):
-        report, _ = progress_reporter(t("Importing…", "가져오는 중…"))
-        with user_errors():
-            cfg = alpaca.DatasetConfig(
-                name=new_name.strip(), encoding=enc, tokenizer=tok.strip(), max_tokens=int(max_tokens),
-                instruction_column=mapping["instruction"], input_column=mapping["input"], output_column=mapping["output"],
-                data_files=st.session_state.get("dataset.data_files", "") if kind == "hub" else "",
-            )
-            result = alpaca.import_dataset(source, cfg, workspace=ws, overwrite=replace, progress=report, label=label)
-            s = alpaca.summarize_issues(result.issues)
-            st.session_state["dataset.flash"] = t(
-                f"Imported {result.info.rows} rows into '{result.info.name}': {s['errors']} rows with errors, {s['warnings']} warnings.",
-                f"'{result.info.name}'에 {result.info.rows}행을 가져왔습니다: 오류 {s['errors']}건, 경고 {s['warnings']}건.")
-            st.session_state["dataset.pending"] = result.info.name
-            st.rerun()
+        cfg = build_config(DC, {**settings, **mapping, "encoding": enc, "data_files": data_files,
+                                "name": settings["name"].strip(), "tokenizer": settings["tokenizer"].strip()})
+        if cfg is not None:
+            report, _ = progress_reporter(t("Importing…", "가져오는 중…"))
+            with user_errors():
+                result = alpaca.import_dataset(source, cfg, workspace=ws, overwrite=replace, progress=report, label=label)
+                s = alpaca.summarize_issues(result.issues)
+                st.session_state["dataset.flash"] = t(
+                    f"Imported {result.info.rows} rows into '{result.info.name}': {s['errors']} rows with errors, {s['warnings']} warnings.",
+                    f"'{result.info.name}'에 {result.info.rows}행을 가져왔습니다: 오류 {s['errors']}건, 경고 {s['warnings']}건.")
+                st.session_state["dataset.pending"] = result.info.name
+                st.rerun()
     if tmpdir is not None:
         tmpdir.cleanup()
 
@@ -251,7 +241,7 @@ with tab_edit:
         k1.metric(t("Rows with errors", "오류 행"), len(alpaca.issue_rows(issues)))
         k2.metric(t("Duplicate warnings", "중복 경고"), summary["warnings"])
         if issues:
-            st.dataframe(pd.DataFrame([{"row": i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
+            st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
                                         t("repeats row", "같은 행"): i.other_row} for i in issues]),
                          hide_index=True)
             b1, b2, b3 = st.columns(3)
@@ -296,34 +286,27 @@ with tab_edit:
         st.subheader(t("Lengths", "길이"))
         lengths = pd.DataFrame(lengths_rows)
         if not lengths.empty:
-            charts = [("instruction_chars", t("question length (characters)", "질문 길이 (글자)")),
+            hists = [("instruction_chars", t("question length (characters)", "질문 길이 (글자)")),
                       ("output_chars", t("answer length (characters)", "답변 길이 (글자)"))]
             if "tokens" in lengths:
-                charts.append(("tokens", t(f"prompt + answer tokens ({tokenizer_name})", f"프롬프트+답변 토큰 ({tokenizer_name})")))
-            for col, (field, title) in zip(st.columns(len(charts)), charts):
-                col.altair_chart(alt.Chart(lengths).mark_bar().encode(
-                    alt.X(f"{field}:Q", bin=alt.Bin(maxbins=25), title=title),
-                    alt.Y("count():Q", title=t("rows", "행 수"))).properties(height=220), width="stretch")
+                hists.append(("tokens", t(f"prompt + answer tokens ({tokenizer_name})", f"프롬프트+답변 토큰 ({tokenizer_name})")))
+            for col, (field, title) in zip(st.columns(len(hists)), hists):
+                col.altair_chart(charts.length_histogram(lengths, field, title, count_title=t("rows", "행 수")), width="stretch")
 
 # --- split --------------------------------------------------------------------------------------
 with tab_split:
     if not info:
         st.info(t("Import or generate a dataset first.", "먼저 데이터셋을 가져오거나 생성하세요."))
     else:
-        SC = alpaca.SplitConfig
-        p1, p2, p3, p4 = st.columns(4)
-        test_size = p1.number_input(t("Test share", "테스트 비율"), 0.01, 0.9, 0.1, 0.05, key="dataset.test_size", help=config_help(SC, "test_size"))
-        seed = p2.number_input(t("Seed", "시드"), 0, 2**32 - 1, 42, key="dataset.seed", help=config_help(SC, "seed"))
-        val_size = p3.number_input(t("Validation share of train", "학습 중 검증 비율"), 0.0, 0.9, 0.2, 0.05, key="dataset.val_size",
-                                   help=config_help(SC, "val_size"))
-        threshold = p4.number_input(t("Leakage threshold", "누수 기준"), 0.5, 1.0, 0.9, 0.01, key="dataset.leak_threshold",
-                                    help=config_help(SC, "leakage_threshold"))
+        split_values = config_form(alpaca.SplitConfig, ["test_size", "seed", "val_size", "leakage_threshold"],
+                                   key_prefix="dataset.", columns=4, keys={"leakage_threshold": "dataset.leak_threshold"})
         if st.button(t("Split", "분할"), key="dataset.split", type="primary"):
-            report, _ = progress_reporter(t("Splitting…", "분할 중…"))
-            with user_errors():
-                cfg = SC(test_size=float(test_size), seed=int(seed), val_size=float(val_size), leakage_threshold=float(threshold))
-                alpaca.split_dataset(info.name, cfg, workspace=ws, progress=report)
-                st.rerun()
+            cfg = build_config(alpaca.SplitConfig, split_values)
+            if cfg is not None:
+                report, _ = progress_reporter(t("Splitting…", "분할 중…"))
+                with user_errors():
+                    alpaca.split_dataset(info.name, cfg, workspace=ws, progress=report)
+                    st.rerun()
         if info.split:
             sp = info.split
             st.caption(t(f"Split {sp['created']}: test_size {sp['test_size']}, seed {sp['seed']}, validation {sp['val_size']} of train.",
@@ -368,7 +351,8 @@ with tab_push:
         if export.is_dir():
             st.caption(t("Export folder (uploaded as is):", "내보내기 폴더 (그대로 업로드됨):"))
             st.code(str(export), language=None)
-            st.dataframe(pd.DataFrame([{"file": p.name, "bytes": p.stat().st_size} for p in sorted(export.iterdir())]), hide_index=True)
+            st.dataframe(pd.DataFrame([{t("file", "파일"): p.name, t("bytes", "바이트"): p.stat().st_size}
+                                       for p in sorted(export.iterdir())]), hide_index=True)
             card = export / "README.md"
             if card.is_file():
                 with st.expander(t("Dataset card (README.md)", "데이터셋 카드 (README.md)")):

@@ -292,3 +292,13 @@ def test_chatbotdata_import_and_split(workspace, smollm2_dir):
     _, expected_test = train_test_split(pd.read_csv(CHATBOT), test_size=0.1, random_state=42)
     assert [r["instruction"] for r in alpaca.load_split("chatbot", "test", workspace)] == expected_test["Q"].tolist()
     assert split.leaks and all(lk.similarity >= 0.9 for lk in split.leaks)
+
+
+def test_name_for_suggests_a_valid_name_from_a_source():
+    from workbench.alpaca import DatasetConfig, check_name
+
+    assert DatasetConfig.name_for("/tmp/x/shop_qa_small.csv") == "shop_qa_small"
+    assert DatasetConfig.name_for("/data/상점 FAQ (v2).csv") == "상점-FAQ-v2"
+    assert DatasetConfig.name_for("beomi/KoAlpaca.v1", hub=True) == "KoAlpaca.v1"
+    assert DatasetConfig.name_for("") == "dataset" and DatasetConfig.name_for("/x/---.csv") == "dataset"
+    check_name(DatasetConfig.name_for("/data/상점 FAQ (v2).csv"))

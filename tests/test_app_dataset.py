@@ -79,7 +79,7 @@ def test_bad_rows_are_listed_then_fixed_and_dropped(workspace, tmp_path):
     at.button(key="dataset.import").click().run()
     assert not at.exception and metrics(at)["오류 행"] == "2" and metrics(at)["중복 경고"] == "1"
     [issues] = [d.value for d in at.dataframe if "문제" in d.value.columns]
-    assert issues["row"].tolist() == [2, 3, 4] and issues["문제"].tolist() == ["질문(instruction) 없음", "텍스트 아님", "완전 중복"]
+    assert issues["행"].tolist() == [2, 3, 4] and issues["문제"].tolist() == ["질문(instruction) 없음", "텍스트 아님", "완전 중복"]
 
     at.button(key="dataset.fix").click().run()
     assert metrics(at)["오류 행"] == "1" and alpaca.load_rows("bad", workspace)[2]["instruction"] == "7"

@@ -221,6 +221,19 @@ class DatasetConfig(BaseConfig):
         """Apply a CLI map such as `instruction=Q,output=A` (target=source pairs)."""
         return self.replace(**{f"{k}_column": v for k, v in parse_column_map(spec).items()})
 
+    @staticmethod
+    def name_for(source: str, hub: bool = False) -> str:
+        """A valid dataset name suggested by a source: a file's stem, a Hub repository's name ("dataset" if none).
+
+        >>> DatasetConfig.name_for("/data/상점 FAQ.csv"), DatasetConfig.name_for("me/shop.qa", hub=True)
+        ('상점-FAQ', 'shop.qa')
+        """
+        import re
+        from pathlib import PurePath
+
+        stem = PurePath(source).name if hub else PurePath(source).stem
+        return re.sub(r"[^\w.-]+", "-", stem).strip("-.")[:64] or "dataset"
+
 
 @dataclasses.dataclass
 class SplitConfig(BaseConfig):
