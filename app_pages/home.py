@@ -9,6 +9,13 @@ from workbench.ui.i18n import t
 from workbench.ui.resources import doctor_facts, workspace_counts
 
 ws = workspace()
+LANGUAGE_NAMES = {"en": ("English", "영어"), "ko": ("Korean", "한국어"), "multi": ("multilingual", "다국어")}
+
+
+def languages(codes: list[str]) -> str:
+    return ", ".join(t(*LANGUAGE_NAMES.get(c, (c, c))) for c in codes)
+
+
 st.title(t("RAG vs Fine-Tune Workbench", "RAG vs 파인튜닝 워크벤치"))
 st.markdown(
     t(
@@ -58,7 +65,7 @@ with right:
     st.subheader(t("Models", "모델"))
     st.table(
         [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"],
-          t("languages", "언어"): ", ".join(m["languages"]), t("note", "설명"): m["note"]} for m in facts["models"]],
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["models"]],
         hide_index=True,  # a static table wraps the notes (a data grid cut them off)
         border="horizontal",
     )
@@ -75,7 +82,7 @@ with right:
     st.subheader(t("Embedding models", "임베딩 모델"))
     st.table(
         [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"] + (" ★" if m["default"] else ""),
-          t("languages", "언어"): ", ".join(m["languages"]), t("note", "설명"): m["note"]} for m in facts["embeddings"]],
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["embeddings"]],
         hide_index=True,
         border="horizontal",
     )

@@ -39,3 +39,11 @@ def test_model_tables_show_every_model_with_its_whole_note(workspace):
     assert len(models) == len(REGISTRY) and len(embeddings) == len(EMBEDDINGS)
     longest = max(REGISTRY.values(), key=lambda m: len(m.note)).note
     assert longest in set(models["note"])
+
+
+def test_model_languages_are_named_in_the_chosen_language(workspace):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["ui.lang"] = "ko"
+    at.run()
+    models, _ = (t.value for t in at.table)
+    assert "영어" in set(models["언어"]) and not any("en" == x for x in models["언어"])
