@@ -6,13 +6,17 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from workbench.alpaca import DatasetConfig, SplitConfig
 from workbench.chunking import ChunkingConfig
 from workbench.finetune import TrainConfig
 from workbench.inference import GenerationConfig
 from workbench.retrieval import RetrievalConfig
+from workbench.synth import SynthConfig
 from workbench.ui.forms import _base_type
+from workbench.vectordb import VectorStoreConfig
 
-CONFIGS = [GenerationConfig, RetrievalConfig, ChunkingConfig, TrainConfig]
+CONFIGS = [GenerationConfig, RetrievalConfig, ChunkingConfig, TrainConfig,
+           DatasetConfig, SplitConfig, SynthConfig, VectorStoreConfig]
 
 
 def form_script(module: str, name: str) -> None:
@@ -47,7 +51,7 @@ def widget(at: AppTest, cls: type, name: str):
         return at.toggle(key=key) if kind == "toggle" else at.checkbox(key=key)
     if base in (int, float):
         return at.slider(key=key) if kind == "slider" else at.number_input(key=key)
-    return at.text_input(key=key)
+    return at.text_area(key=key) if kind == "text_area" else at.text_input(key=key)
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])

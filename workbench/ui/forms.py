@@ -112,9 +112,11 @@ def config_field(
     choices = cls.choices(name)
 
     if base in (tuple, list):
-        opts = list(options if options is not None else choices or dict.fromkeys([*(initial or ()), *cls.default_of(name)]))
+        if options is None and choices is None:  # free items (e.g. module names): offer the default ones, accept others
+            options, accept_new_options = list(dict.fromkeys([*(initial or ()), *cls.default_of(name)])), True
+        opts = list(options if options is not None else choices)
         kwargs = {"default": list(initial or ())} if fresh else {}
-        picked = where.multiselect(text, opts, format_func=show, accept_new_options=accept_new_options or choices is None,
+        picked = where.multiselect(text, opts, format_func=show, accept_new_options=accept_new_options,
                                    **kwargs, **common)
         return tuple(picked) if base is tuple else list(picked)
 
@@ -141,8 +143,8 @@ def config_field(
         return num(where.number_input(text, min_value=lo, max_value=hi, step=num(step), **fmt, **kwargs, **common))
 
     if base is dict:  # edited as JSON text; empty means None (or {} for a field without None)
-        raw = where.text_input(text, **({"value": json.dumps(initial, ensure_ascii=False) if initial else ""} if fresh else {}),
-                               placeholder=placeholder, **common)
+        kwargs = {"value": json.dumps(initial, ensure_ascii=False) if initial else ""} if fresh else {}
+        raw = where.text_input(text, placeholder=placeholder, **kwargs, **common)
         if not raw.strip():
             return None if type(None) in get_args(hint) else {}
         try:
