@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # [text](target) and ![alt](target); the target ends at whitespace or ')'.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
@@ -78,3 +78,11 @@ def test_readme_commands_are_real_subcommands():
                 assert words[2] in actions, f"README shows `workbench {words[1]} {words[2]}`, not an action: {line}"
     # Every stage has its block: the knowledge base, the dataset, the fine-tune and the comparison.
     assert {"ingest", "search", "dataset", "train", "ask", "evaluate"} <= set(shown), shown
+
+
+def test_api_reference_has_a_section_per_command():
+    """docs/api.md's CLI reference covers every command and action (a new one needs its --help pasted there)."""
+    headings = set(re.findall(r"^#{3,4} (.+)$", (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), re.MULTILINE))
+    commands = _subcommands()
+    expected = set(commands) | {f"{name} {action}" for name, actions in commands.items() for action in actions}
+    assert not expected - headings, f"docs/api.md has no section for {sorted(expected - headings)}"

@@ -23,7 +23,9 @@ def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
     # WORKBENCH_HOME keeps the checkout's own workspace out of it; offline: no Hub traffic.
     env = dict(os.environ, WORKBENCH_HOME=str(cwd / "ws"), HF_HUB_OFFLINE="1")
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def test_help_outside_the_checkout_lists_the_subcommands(tmp_path):
