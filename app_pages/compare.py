@@ -1,5 +1,6 @@
 """Compare: base, fine-tuned, RAG and fine-tuned + RAG (and optionally an endpoint) answer the same question;
-batch evaluation on the test split; the knowledge-freshness experiment (workbench.evaluation, workbench.inference)."""
+batch evaluation on the test split; the knowledge-freshness experiment. Every answer goes through
+`workbench.answer` (the same prompts as `workbench ask` and `workbench evaluate`)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,28 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from workbench import answer as an
 from workbench import evaluation as ev
-from workbench.alpaca import TEMPLATES, list_datasets, load_split
-from workbench.config import PROJECT_DIR
+from workbench import freshness as fr
+from workbench.alpaca import list_datasets, load_split
 from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
-from workbench.inference import DEFAULT_RAG_TEMPLATES, GenerationConfig, run_base_model
+from workbench.endpoints import EndpointAnswerer
+from workbench.inference import GenerationConfig, run_base_model
+from workbench.metrics import score_answer
 from workbench.models import DEFAULT_MODEL, REGISTRY
-from workbench.retrieval import RetrievalConfig, retrieve
+from workbench.prompts import DEFAULT_RAG_TEMPLATES, TEMPLATES
+from workbench.report import chart_data, pair_winners, summary_table, wide_results
+from workbench.retrieval import RetrievalConfig
 from workbench.ui import resources
 from workbench.ui.common import config_help, user_errors, workspace
 from workbench.ui.i18n import lang, t
 
 ws = workspace()
-SAMPLE = PROJECT_DIR / "examples" / "shop"
+DEMO = fr.load_demo()
 
 
 # Labels are computed once per run: AppTest calls format_func outside the script, where the language is unknown.
-LABELS = {s: t(*ev.SOURCE_LABELS[s]) for s in ev.SOURCES}
+LABELS = {s: an.source_label(s, lang()) for s in an.SOURCES}
 label = LABELS.__getitem__
 
 
@@ -69,14 +75,13 @@ with st.expander(t("OpenAI-compatible endpoint (optional 5th column)", "OpenAI �
     api_url = e1.text_input(t("Base URL", "기본 URL"), key="compare.api_url", placeholder="http://127.0.0.1:8000/v1")
     api_model = e2.text_input(t("Model name", "모델 이름"), key="compare.api_model")
     api_key = e3.text_input(t("API key (kept in memory only)", "API 키 (메모리에만 보관)"), type="password", key="compare.api_key")
-endpoint = ev.EndpointAnswerer(api_url.strip(), api_model.strip(), api_key or None) if api_url.strip() and api_model.strip() else None
+endpoint = EndpointAnswerer(api_url.strip(), api_model.strip(), api_key or None) if api_url.strip() and api_model.strip() else None
 
-available = ["base"] + (["ft"] if run else []) + (["rag"] if collection else []) + (["ft_rag"] if run and collection else [])
-available += (["api"] + (["api_rag"] if collection else [])) if endpoint else []
+available = an.available_sources(adapter=run is not None, collection=bool(collection), endpoint=endpoint is not None)
 if "compare.sources" in st.session_state:  # keep only what can still answer (a run or collection was unselected)
     st.session_state["compare.sources"] = [s for s in st.session_state["compare.sources"] if s in available]
 else:
-    st.session_state["compare.sources"] = [s for s in available if s not in ev.API_SOURCES]
+    st.session_state["compare.sources"] = [s for s in available if s not in an.API_SOURCES]
 sources: list[str] = st.multiselect(t("Answer sources", "답변 소스"), available, key="compare.sources", format_func=label,
                                     max_selections=5)
 
@@ -93,11 +98,15 @@ with st.expander(t("Generation settings (shared by every column)", "생성 설�
     rep = g[4].number_input(t("Repetition penalty", "반복 패널티"), 0.5, 2.0, 1.0, step=0.05, key="compare.repetition_penalty",
                             help=config_help(GenerationConfig, "repetition_penalty"))
     seed = g[5].number_input(t("Seed", "시드"), 0, 2**31 - 1, 123, key="compare.seed", help=config_help(GenerationConfig, "seed"))
-    run_template = getattr(run.config, "prompt_template", None) if run is not None else None
-    template = st.selectbox(t("Prompt template", "프롬프트 템플릿"), TEMPLATES, key="compare.template",
-                            index=TEMPLATES.index(run_template) if run_template in TEMPLATES else TEMPLATES.index("chat"),
-                            help=t("The run's training template is preselected: answers are prompted the way the adapter was trained.",
-                                   "실행의 학습 템플릿이 미리 선택됩니다: 어댑터가 학습된 방식 그대로 묻습니다."))
+    trained_with = an.run_template(run)
+    auto_label = (t(f"auto: the run's own ({trained_with})", f"자동: 실행의 템플릿 ({trained_with})") if trained_with
+                  else t("auto: the model's default", "자동: 모델 기본값"))
+    template = st.selectbox(t("Prompt template", "프롬프트 템플릿"), ["auto", *TEMPLATES], key="compare.template",
+                            format_func=lambda x: auto_label if x == "auto" else x,
+                            help=t("auto prompts a fine-tuned adapter the way it was trained. Another template for a run's "
+                                   "adapter shows a warning: it answers prompts it never saw.",
+                                   "자동은 파인튜닝 어댑터를 학습한 방식 그대로 묻습니다. 실행의 어댑터에 다른 템플릿을 고르면 "
+                                   "경고가 나옵니다: 본 적 없는 형식의 프롬프트에 답하게 됩니다."))
 settings = None
 with user_errors():
     settings = GenerationConfig(max_new_tokens=int(max_new), do_sample=do_sample, temperature=float(temperature),
@@ -117,39 +126,31 @@ with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트")
     if r2.button(t("Reset to the default for this language", "이 언어의 기본값으로 되돌리기"), key="compare.rag_reset"):
         st.session_state["compare.rag_reset_now"] = True
         st.rerun()
-retrieval = RetrievalConfig(mode=mode, k=int(k), fetch_k=max(20, int(k)))
+retrieval = RetrievalConfig(mode=mode, k=int(k))
 
 
-def _generator() -> Any:
-    gen = resources.generator(base_model, str(ws.root))
-    if run is not None:
-        gen.ensure_adapter(run.id, run.adapter_dir)
-    return gen
-
-
-def _answer(question: str, srcs: list[str], *, stream_into: list[Any] | None = None) -> dict[str, Any]:
-    """Answer `question` with every source (streamed into `stream_into` placeholders when given)."""
+def _answer(question: str, srcs: list[str], *, row_input: str = "", stream_into: list[Any] | None = None) -> dict[str, Any]:
+    """Answer with every source through `workbench.answer` (streamed into `stream_into` placeholders when given)."""
     gen = None
-    if any(s not in ev.API_SOURCES for s in srcs):
+    if any(s not in an.API_SOURCES for s in srcs):
         with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
-            gen = _generator()
-    chunks = retrieve(collection, question, retrieval, ws) if collection and ev.RAG_SOURCES & set(srcs) else []
+            gen = resources.generator(base_model, str(ws.root))
+    setup = an.prepare(srcs, ws, run=run, base_model=base_model, template=template, collection=collection,
+                       retrieval=retrieval, rag_template=rag_template, lang=lang(), endpoint=endpoint, generator=gen)
+    asked = an.ask(question, srcs, setup, settings, row_input=row_input)  # type: ignore[arg-type]
     answers: dict[str, Any] = {}
-    for i, src in enumerate(srcs):
-        instr, inp = ev.source_prompt(src, question, "", chunks, rag_template=rag_template, lang=lang())
-        stream = ev.answer_stream(src, instr, inp, settings=settings, generator=gen, adapter=run.id if run else None,
-                                  template=template, endpoint=endpoint)
+    for i, (src, stream) in enumerate(asked.streams.items()):
         text = ""
+        if stream_into is not None:
+            stream_into[i].caption(t("Generating…", "생성하는 중…"))
         for piece in stream:
             text += piece
             if stream_into is not None:
                 stream_into[i].text(text)
-        r = stream.result
-        answers[src] = {**r.to_dict(), "rag": src in ev.RAG_SOURCES}
-    return {"question": question, "answers": answers,
+        answers[src] = {**stream.result.to_dict(), "rag": src in an.RAG_SOURCES}  # type: ignore[union-attr]
+    return {"question": question, "answers": answers, "template": setup.template, "warnings": setup.warnings,
             "chunks": [{"text": c.text, "score": c.score, "source": Path(str(c.metadata.get("source", ""))).name}
-                       for c in chunks],
-            "warnings": gen.preflight(template, run.id if run else None) if gen is not None else []}
+                       for c in asked.chunks]}
 
 
 def _stats(a: dict[str, Any]) -> str:
@@ -185,7 +186,7 @@ split_datasets = [d.name for d in list_datasets(ws) if d.split]
 with tab_ask:
     qmodes = {"type": t("Type a question", "직접 입력"), "test": t("Pick a test-split row", "테스트 행 고르기")}
     qmode = st.radio(t("Question", "질문"), list(qmodes), key="compare.qmode", horizontal=True, format_func=qmodes.__getitem__)
-    reference = None
+    reference, row_input = None, ""
     if qmode == "test" and not split_datasets:
         st.info(t("No split dataset yet: split one on the Dataset page.", "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할하세요."))
         question = ""
@@ -199,14 +200,14 @@ with tab_ask:
         question = ""
         if rows and idx is not None:
             row = rows[idx]
-            question = str(row["instruction"]) + (f"\n\n{row['input']}" if str(row.get("input") or "").strip() else "")
+            question, row_input = str(row["instruction"]), str(row.get("input") or "")
             reference = str(row["output"])
-            st.text(question)
+            st.text(question + (f"\n\n{row_input}" if row_input.strip() else ""))
             st.caption(t("Reference answer", "참고 답변"))
             st.text(reference)
     else:
         if "compare.question" not in st.session_state:
-            st.session_state["compare.question"] = ev.FRESHNESS_QUESTIONS[lang()]
+            st.session_state["compare.question"] = DEMO.questions[lang()]
         question = st.text_area(t("Your question", "질문"), key="compare.question", height=80)
     asked = st.button(t("Ask every source", "모든 소스에 묻기"), type="primary", key="compare.ask",
                       disabled=not question.strip() or not sources or settings is None)
@@ -217,13 +218,13 @@ with tab_ask:
             col.markdown(f"**{label(src)}**")
             placeholders.append(col.empty())
         with user_errors():
-            st.session_state["compare.result"] = {**_answer(question.strip(), sources, stream_into=placeholders),
-                                                  "reference": reference}
+            st.session_state["compare.result"] = {**_answer(question.strip(), sources, row_input=row_input,
+                                                          stream_into=placeholders), "reference": reference}
             st.rerun()
     result = st.session_state.get("compare.result")
     if result:
         if result.get("reference"):
-            scores = {s: ev.score_answer(a["text"], result["reference"]) for s, a in result["answers"].items()}
+            scores = {s: score_answer(a["text"], result["reference"]) for s, a in result["answers"].items()}
             st.dataframe(pd.DataFrame([{t("source", "소스"): label(s), **v} for s, v in scores.items()]), hide_index=True)
         _show_answers(result)
 
@@ -252,7 +253,7 @@ with tab_eval:
             with user_errors():
                 cfg = ev.EvalConfig(
                     dataset=eval_ds, run_id=run.id if run else "", base_model="" if run else base_model,
-                    collection=collection, sources=tuple(sources), limit=int(limit), prompt_template=template,
+                    collection=collection, sources=tuple(sources), limit=int(limit), prompt_template=None if template == "auto" else template,
                     rag_template=rag_template, lang=lang(), generation=settings.to_dict(),  # type: ignore[union-attr]
                     retrieval=retrieval.to_dict() if collection else {}, embedding_model=emb, batch_size=int(batch_size),
                     judge_base_url=judge_url.strip(), judge_model=judge_model.strip(),
@@ -290,9 +291,9 @@ with tab_eval:
             if summary["cancelled"]:
                 st.warning(t(f"Cancelled: {summary['rows']} of {summary['rows_total']} rows answered.",
                              f"취소됨: {summary['rows_total']}행 중 {summary['rows']}행에 답했습니다."))
-            st.dataframe(pd.DataFrame(ev.summary_table(summary)), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(summary_table(summary)), hide_index=True, width="stretch")
             st.caption(summary["notes"]["ci"])
-            data = pd.DataFrame(ev.chart_data(summary))
+            data = pd.DataFrame(chart_data(summary))
             if not data.empty:
                 base = alt.Chart(data).encode(x=alt.X("source:N", title=None, sort=None), color=alt.Color("source:N", sort=None))
                 chart = alt.layer(base.mark_bar().encode(y=alt.Y("mean:Q", title=None, scale=alt.Scale(domain=[0, 1]))),
@@ -316,9 +317,9 @@ with tab_eval:
                              "rag": t("where RAG wins", "RAG가 이기는 곳")}
             flt = st.radio(t("Show", "보기"), filters, key="compare.eval_filter", horizontal=True,
                            format_func=filter_labels.__getitem__)
-            wide = ev.wide_results(results)
+            wide = wide_results(results)
             if flt != "all":
-                winners = ev.pair_winners(results, "ft", "rag")
+                winners = pair_winners(results, "ft", "rag")
                 wide = [r for r in wide if winners.get(r["row"]) == flt]
             st.dataframe(pd.DataFrame(wide), hide_index=True, width="stretch")
             d = st.columns(3)
@@ -344,12 +345,12 @@ with tab_fresh:
                   "위에서 지식 베이스 컬렉션을 고르세요 (지식 베이스 페이지에서 만든 예제 상점 컬렉션)."))
     else:
         fresh_sources = [s for s in ("base", "ft", "rag", "ft_rag") if s in available]
-        edits = st.data_editor(pd.DataFrame([vars(e) for e in ev.ICE_CREAM_EDITS]), key="compare.fresh_edits",
+        edits = st.data_editor(pd.DataFrame([vars(e) for e in DEMO.edits]), key="compare.fresh_edits",
                                num_rows="dynamic", hide_index=True, width="stretch")
-        st.caption(t(f"Documents are read from {SAMPLE} and edited copies kept in {ev.freshness_dir(collection, ws)}.",
-                     f"문서는 {SAMPLE}에서 읽고, 고친 사본은 {ev.freshness_dir(collection, ws)}에 둡니다."))
+        st.caption(t(f"Documents are read from {DEMO.source_dir} and edited copies kept in {fr.freshness_dir(collection, ws)}.",
+                     f"문서는 {DEMO.source_dir}에서 읽고, 고친 사본은 {fr.freshness_dir(collection, ws)}에 둡니다."))
         if "compare.fresh_question" not in st.session_state:
-            st.session_state["compare.fresh_question"] = ev.FRESHNESS_QUESTIONS[lang()]
+            st.session_state["compare.fresh_question"] = DEMO.questions[lang()]
         fq = st.text_input(t("Question", "질문"), key="compare.fresh_question")
         f = st.columns(4)
         fresh = st.session_state.setdefault("compare.fresh", {})
@@ -358,9 +359,9 @@ with tab_fresh:
                 fresh["before"] = _answer(fq, fresh_sources)
         if f[1].button(t("2. Change the fact and re-ingest", "2. 사실을 바꾸고 다시 넣기"), key="compare.fresh_change"):
             with user_errors():
-                todo = [ev.FactEdit(str(r["file"]), str(r["old"]), str(r["new"])) for r in edits.to_dict("records")
+                todo = [fr.FactEdit(str(r["file"]), str(r["old"]), str(r["new"])) for r in edits.to_dict("records")
                         if r.get("file") and r.get("old")]
-                done = ev.change_facts(collection, todo, SAMPLE, ws)
+                done = fr.change_facts(collection, todo, DEMO.source_dir, ws)
                 fresh["changed"] = done
                 st.success(t(f"Changed {done['replacements']} places in {', '.join(done['files'])}; re-ingested "
                              f"({done['added']} chunks added, {done['removed']} removed).",
@@ -375,7 +376,7 @@ with tab_fresh:
         if f[3].button(t("Restore the original documents", "원래 문서로 되돌리기"), key="compare.fresh_restore",
                        disabled="changed" not in fresh):
             with user_errors():
-                ev.restore_facts(collection, fresh.pop("changed")["files"], SAMPLE, ws)
+                fr.restore_facts(collection, fresh.pop("changed")["files"], DEMO.source_dir, ws)
                 st.success(t("The original documents are back in the collection.", "원래 문서를 컬렉션에 다시 넣었습니다."))
         if "before" in fresh or "after" in fresh:
             table = [{t("source", "소스"): label(s),

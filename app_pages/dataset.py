@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench import alpaca
+from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
 from workbench.ui import charts
 from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
@@ -107,13 +107,13 @@ with tab_import:
     columns: list[str] = []
     if source and kind != "hub":
         with user_errors():
-            raw, _ = alpaca.read_source(source, DC(encoding=enc))
+            raw, _ = alpaca_io.read_source(source, DC(encoding=enc))
             columns = list(dict.fromkeys(k for r in raw for k in r))
             st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
             st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
     auto = t("(auto)", "(자동)")
     mapping = {}
-    for col, target in zip(st.columns(3), alpaca.ALPACA_COLUMNS):
+    for col, target in zip(st.columns(3), alpaca_io.ALPACA_COLUMNS):
         pick = {"key": f"dataset.map_{target}", "options": ["", *columns]} if columns else \
             {"key": f"dataset.map_{target}_text", "placeholder": auto}
         mapping[f"{target}_column"] = config_field(DC, f"{target}_column", container=col, format_func=lambda c: c or auto, **pick)
@@ -134,7 +134,7 @@ with tab_import:
             report, _ = progress_reporter(t("Importing…", "가져오는 중…"))
             with user_errors():
                 result = alpaca.import_dataset(source, cfg, workspace=ws, overwrite=replace, progress=report, label=label)
-                s = alpaca.summarize_issues(result.issues)
+                s = alpaca_checks.summarize_issues(result.issues)
                 st.session_state["dataset.flash"] = t(
                     f"Imported {result.info.rows} rows into '{result.info.name}': {s['errors']} rows with errors, {s['warnings']} warnings.",
                     f"'{result.info.name}'에 {result.info.rows}행을 가져왔습니다: 오류 {s['errors']}건, 경고 {s['warnings']}건.")
@@ -230,26 +230,26 @@ with tab_edit:
         st.info(t("Import or generate a dataset first.", "먼저 데이터셋을 가져오거나 생성하세요."))
     else:
         rows = alpaca.load_rows(info.name, ws)
-        issues: list[alpaca.Issue] = []
+        issues: list[alpaca_checks.Issue] = []
         lengths_rows: list[dict] = []
         tokenizer_name = info.settings.get("tokenizer", "")
         stamp = "-".join(str((info.path / f).stat().st_mtime_ns) for f in (alpaca.RAW_FILE, alpaca.META_FILE))
         with user_errors():
             issues, lengths_rows = dataset_report(str(ws.root), info.name, stamp)
-        summary = alpaca.summarize_issues(issues)
+        summary = alpaca_checks.summarize_issues(issues)
         k1, k2 = st.columns(2)
-        k1.metric(t("Rows with errors", "오류 행"), len(alpaca.issue_rows(issues)))
+        k1.metric(t("Rows with errors", "오류 행"), len(alpaca_checks.issue_rows(issues)))
         k2.metric(t("Duplicate warnings", "중복 경고"), summary["warnings"])
         if issues:
             st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
                                         t("repeats row", "같은 행"): i.other_row} for i in issues]),
                          hide_index=True)
             b1, b2, b3 = st.columns(3)
-            err_rows = alpaca.issue_rows(issues)
-            dup_rows = alpaca.issue_rows(issues, ["duplicate", "near_duplicate"])
+            err_rows = alpaca_checks.issue_rows(issues)
+            dup_rows = alpaca_checks.issue_rows(issues, ["duplicate", "near_duplicate"])
             if b1.button(t("Convert non-text to text", "텍스트 아닌 값을 텍스트로"), key="dataset.fix",
                          disabled=not summary["counts"].get("non_text")):
-                alpaca.save_rows(info.name, alpaca.fix_rows(rows), ws, note="fixed non-text values")
+                alpaca.save_rows(info.name, alpaca_checks.fix_rows(rows), ws, note="fixed non-text values")
                 st.rerun()
             if b2.button(t(f"Drop {len(err_rows)} rows with errors", f"오류 행 {len(err_rows)}개 삭제"), key="dataset.drop_errors",
                          disabled=not err_rows):

@@ -189,24 +189,22 @@ with tab_run:
             use_adapter = st.toggle(t("With the adapter (off: the base model)", "어댑터 사용 (끄면 기본 모델)"), value=True,
                                     key="finetune.try_adapter")
             if st.button(t("Answer", "답변"), key="finetune.try") and question.strip():
+                from workbench.answer import ask, prepare
                 from workbench.inference import GenerationConfig
 
                 with user_errors():
                     with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
                         gen = resources.generator(run_base_model(current), str(ws.root))
-                        gen.ensure_adapter(current.id, current.adapter_dir)
-                    adapter = current.id if use_adapter else None
-                    tmpl = current.config.prompt_template
-                    prompt = gen.format_prompt(question, adapter=adapter, template=tmpl)
-                    out = st.empty()
-                    text = ""
-                    stream = gen.stream(prompt, adapter=adapter, settings=GenerationConfig(max_new_tokens=128), template=tmpl)
+                    source = "ft" if use_adapter else "base"
+                    setup = prepare([source], ws, run=current, generator=gen)
+                    stream = ask(question, [source], setup, GenerationConfig()).streams[source]
+                    out, text = st.empty(), ""
                     for piece in stream:
                         text += piece
                         out.text(text)  # model output is shown as text, never as markup
                     if stream.result is not None:
-                        st.caption(f"{stream.result.completion_tokens} tokens · {stream.result.tokens_per_s} tok/s · "
-                                   f"{stream.result.stopped}")
+                        st.caption(f"{stream.result.completion_tokens} {t('tokens', '토큰')} · "
+                                   f"{stream.result.tokens_per_s} tok/s · {setup.template}")
 
             st.subheader(t("Save, merge, push", "저장, 병합, 업로드"))
             st.markdown(t(f"The LoRA adapter is saved in `{current.adapter_dir}` (with its tokenizer).",

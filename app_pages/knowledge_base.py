@@ -200,7 +200,7 @@ with tab_search:
                                keys={"lambda_mult": "kb.lambda"})
             where = config_field(RetrievalConfig, "filter", key="kb.filter", placeholder='{"file_type": "markdown"}')
         if st.button(t("Search", "검색"), type="primary", key="kb.search") and query.strip():
-            config = build_config(RetrievalConfig, {**more, "mode": mode, "k": k, "fetch_k": max(more["fetch_k"], k),
+            config = build_config(RetrievalConfig, {**more, "mode": mode, "k": k,
                                                     "filter": where if where is INVALID else only_sources(where, sources)})
             if config is not None:
                 with user_errors():

@@ -79,7 +79,7 @@ def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:  # noqa: ANN001
 
 DATA = ROOT.parent / "shared" / "data" / "korquad" / "KorQuAD_v1.0_dev.json"
 CHUNKING = ChunkingConfig()  # the default: recursive 500 / 50
-FETCH_K = RetrievalConfig().fetch_k
+FETCH_K = RetrievalConfig().candidates
 
 
 def log(*args: Any) -> None:
@@ -416,7 +416,7 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     ranked, lat = [], []
     retrieve(name, questions[0], config, ws)  # load the model and the index once
     for i, q in enumerate(questions[:n]):
-        hits, seconds = timed(retrieve, name, q, config.replace(k=10, fetch_k=max(config.fetch_k, 10)), ws)
+        hits, seconds = timed(retrieve, name, q, config.replace(k=10), ws)
         lat.append(seconds)
         ranked.append([h.metadata["source"] for h in hits])
         if i % 500 == 499:

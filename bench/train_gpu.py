@@ -139,7 +139,7 @@ class Bench:
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-        from workbench.alpaca import TUTORIAL_TEMPLATE, ALPACA_TEMPLATE_INPUT
+        from workbench.prompts import TUTORIAL_TEMPLATE, ALPACA_TEMPLATE_INPUT
 
         shape = TINY if self.tiny else LLAMA3_8B
         t = time.time()
@@ -173,7 +173,8 @@ class Bench:
         """Rows with the sample dataset's token lengths; answers are the question's words shifted by SHIFT."""
         from transformers import AutoTokenizer
 
-        from workbench.alpaca import SplitConfig, format_example, save_dataset, split_dataset
+        from workbench.alpaca import SplitConfig, save_dataset, split_dataset
+        from workbench.prompts import format_example
 
         tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
         probe = format_example({"instruction": "w1", "output": "w2"}, template="alpaca", tokenizer=tok)

@@ -3,67 +3,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from transformers import AutoTokenizer
 
-from workbench.alpaca import completion_suffix, format_example, format_prompt
 from workbench.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def smol_tok(smollm2_dir):
-    return AutoTokenizer.from_pretrained(str(smollm2_dir))
-
-
-def test_tutorial_and_alpaca_templates_exact():
-    assert format_prompt("현금으로 결제가 가능한가요?", template="alpaca-tutorial") == (
-        "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
-        "### Instruction:\n현금으로 결제가 가능한가요?\n\n### Response:\n"
-    )
-    with_input = format_prompt("Q", "CTX", template="alpaca")
-    assert "### Input:\nCTX\n\n### Response:\n" in with_input
-    assert format_prompt("Q", "", template="alpaca") == format_prompt("Q", template="alpaca-tutorial")
-
-
-def _word_tokenizer(adds_bos: bool):
-    """A real fast tokenizer (word level) that puts <s> in front of plain text, as Llama-3's and Gemma's do, or not."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "Q": 3, "A": 4}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    if adds_bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-
-
-def test_alpaca_prompts_start_with_bos_where_the_tokenizer_adds_one(smol_tok):
-    with_bos, without = _word_tokenizer(True), _word_tokenizer(False)
-    for template in ("alpaca", "alpaca-tutorial"):
-        plain = format_prompt("Q", "CTX", template=template)
-        assert format_prompt("Q", "CTX", template=template, tokenizer=with_bos) == "<s>" + plain
-        assert format_prompt("Q", "CTX", template=template, tokenizer=without) == plain
-        assert format_prompt("Q", "CTX", template=template, tokenizer=smol_tok) == plain  # SmolLM2 adds none
-    ids = with_bos(format_prompt("Q", template="alpaca", tokenizer=with_bos), add_special_tokens=False)["input_ids"]
-    assert ids[0] == 1 and ids.count(1) == 1  # exactly one BOS, as the tokenizer itself would give
-    ex = format_example({"instruction": "Q", "input": "", "output": "A"}, template="alpaca", tokenizer=with_bos)
-    assert ex["prompt"].startswith("<s>Below is") and ex["completion"] == "A</s>"
-
-
-def test_chat_template_needs_a_tokenizer():
-    with pytest.raises(ConfigError, match="needs a tokenizer with a chat template"):
-        format_prompt("Q", template="chat")
-    with pytest.raises(ConfigError, match="is not one of"):
-        format_prompt("Q", template="vicuna")  # type: ignore[arg-type]
-
-
-def test_examples_end_with_what_generation_stops_on(smol_tok):
-    ex = format_example({"instruction": "현금 돼요?", "input": "", "output": "네, 됩니다."}, template="chat", tokenizer=smol_tok)
-    assert ex["prompt"].endswith("<|im_start|>assistant\n")
-    assert ex["completion"] == "네, 됩니다.<|im_end|>\n"
-    ex = format_example({"instruction": "Q", "input": None, "output": "A"}, template="alpaca", tokenizer=smol_tok)
-    assert ex["completion"] == "A<|im_end|>"
-    assert completion_suffix(smol_tok, "alpaca-tutorial") == smol_tok.eos_token
 
 
 # --- the dataset studio -----------------------------------------------------------------------
@@ -74,7 +15,7 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from workbench import alpaca  # noqa: E402
+from workbench import alpaca, alpaca_checks  # noqa: E402
 from workbench.alpaca import DatasetConfig, SplitConfig  # noqa: E402
 from workbench.errors import DocumentError, NotFoundError, OfflineError  # noqa: E402
 
@@ -95,7 +36,7 @@ def test_csv_import_in_utf8_and_cp949_with_a_column_map(workspace, tmp_path, enc
     text = "Q,A,label\n" + "".join(f"{q},\"{a}\",0\n" for q, a in QA)
     path = write_csv(tmp_path / "qa.csv", ("\ufeff" if bom else "") + text, encoding)
     report = alpaca.import_dataset(path, DatasetConfig(name="qa", **NO_TOK).with_map("instruction=Q,output=A"), workspace=workspace)
-    assert report.encoding == encoding and report.issues == []
+    assert report.encoding == ("utf-8-sig" if bom else encoding) and report.issues == []  # the encoding found, BOM included
     assert report.info.column_map == {"instruction": "Q", "input": "", "output": "A"}
     assert alpaca.load_rows("qa", workspace) == [{"instruction": q, "input": "", "output": a, "label": "0"} for q, a in QA]
 
@@ -134,29 +75,6 @@ def test_hub_import_offline_is_a_clear_error(workspace):
     assert alpaca.list_datasets(workspace) == []
 
 
-def test_column_maps(workspace, tmp_path):
-    assert alpaca.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
-    with pytest.raises(ConfigError, match="has no '='"):
-        alpaca.parse_column_map("Q")
-    with pytest.raises(ConfigError, match="target 'answer' is not one of"):
-        alpaca.parse_column_map("answer=A")
-    path = write_csv(tmp_path / "qa.csv", "질문,답변,맥락\n현금 돼요?,네,가게\n")
-    # Korean headers are recognised without a map; a context column only when mapped
-    alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
-    assert alpaca.load_rows("auto", workspace) == [{"instruction": "현금 돼요?", "input": "", "output": "네", "맥락": "가게"}]
-    alpaca.import_dataset(path, DatasetConfig(name="mapped", **NO_TOK).with_map("input=맥락"), workspace=workspace)
-    assert alpaca.load_rows("mapped", workspace)[0]["input"] == "가게"
-    with pytest.raises(ConfigError, match=r"Column 'Question' \(mapped to instruction\) is not in the data. Columns: '질문', '답변', '맥락'"):
-        alpaca.import_dataset(path, DatasetConfig(name="x", **NO_TOK).with_map("instruction=Question"), workspace=workspace)
-    nocols = write_csv(tmp_path / "n.csv", "foo,bar\n1,2\n")
-    with pytest.raises(ConfigError, match="No column for 'instruction'.*--map instruction=Q,output=A"):
-        alpaca.import_dataset(nocols, DatasetConfig(name="x", **NO_TOK), workspace=workspace)
-    with pytest.raises(ConfigError, match="already exists"):
-        alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
-    with pytest.raises(ConfigError, match="is not allowed"):
-        DatasetConfig(name="../escape")
-
-
 def test_every_bad_row_kind_is_listed_with_its_row_and_nothing_is_dropped(workspace, tmp_path, smollm2_dir):
     rows = [
         {"instruction": "현금 돼요?", "input": "", "output": "네, 됩니다."},  # 1 ok
@@ -181,7 +99,7 @@ def test_every_bad_row_kind_is_listed_with_its_row_and_nothing_is_dropped(worksp
     with pytest.raises(ConfigError, match=r"has 5 problems in rows 2, 3, 4, 5, 6 .*--drop-errors"):
         alpaca.split_dataset("bad", workspace=workspace)
     # fix what can be fixed, drop the rest: the user's two choices
-    alpaca.save_rows("bad", alpaca.fix_rows(alpaca.load_rows("bad", workspace)), workspace)
+    alpaca.save_rows("bad", alpaca_checks.fix_rows(alpaca.load_rows("bad", workspace)), workspace)
     issues = alpaca.check_dataset("bad", workspace=workspace)
     assert alpaca.issue_rows(issues) == [2, 3, 6] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
     info = alpaca.drop_rows("bad", alpaca.issue_rows(issues), workspace)
@@ -270,14 +188,6 @@ def test_leakage_is_written_by_split(workspace, tmp_path):
     assert report.info.split["leakage"] == len(report.leaks)
 
 
-def test_row_lengths(smollm2_dir, workspace):
-    tok = alpaca.load_tokenizer("smollm2-135m", workspace)
-    rows = [{"instruction": "Q", "input": "", "output": "A"}, {"instruction": "가나다", "input": "ctx", "output": 5}]
-    out = alpaca.row_lengths(rows, tok)
-    assert [(d["row"], d["instruction_chars"], d["input_chars"], d["output_chars"]) for d in out] == [(1, 1, 0, 1), (2, 3, 3, 1)]
-    assert out[0]["tokens"] == len(tok.encode(alpaca.format_prompt("Q") + "A", add_special_tokens=False).ids)
-
-
 # CI sets WORKBENCH_REQUIRE_SHARED_DATA=1 (its clone has ../shared beside it), so there the test runs or fails.
 @pytest.mark.skipif(not CHATBOT.is_file() and not os.environ.get("WORKBENCH_REQUIRE_SHARED_DATA"),
                     reason=f"ChatbotData.csv is not at {CHATBOT} (CI keeps it in ../shared/data)")
@@ -292,6 +202,29 @@ def test_chatbotdata_import_and_split(workspace, smollm2_dir):
     _, expected_test = train_test_split(pd.read_csv(CHATBOT), test_size=0.1, random_state=42)
     assert [r["instruction"] for r in alpaca.load_split("chatbot", "test", workspace)] == expected_test["Q"].tolist()
     assert split.leaks and all(lk.similarity >= 0.9 for lk in split.leaks)
+
+
+def test_column_maps(workspace, tmp_path):
+    assert alpaca.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
+    with pytest.raises(ConfigError, match="has no '='"):
+        alpaca.parse_column_map("Q")
+    with pytest.raises(ConfigError, match="target 'answer' is not one of"):
+        alpaca.parse_column_map("answer=A")
+    path = write_csv(tmp_path / "qa.csv", "질문,답변,맥락\n현금 돼요?,네,가게\n")
+    # Korean headers are recognised without a map; a context column only when mapped
+    alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
+    assert alpaca.load_rows("auto", workspace) == [{"instruction": "현금 돼요?", "input": "", "output": "네", "맥락": "가게"}]
+    alpaca.import_dataset(path, DatasetConfig(name="mapped", **NO_TOK).with_map("input=맥락"), workspace=workspace)
+    assert alpaca.load_rows("mapped", workspace)[0]["input"] == "가게"
+    with pytest.raises(ConfigError, match=r"Column 'Question' \(mapped to instruction\) is not in the data. Columns: '질문', '답변', '맥락'"):
+        alpaca.import_dataset(path, DatasetConfig(name="x", **NO_TOK).with_map("instruction=Question"), workspace=workspace)
+    nocols = write_csv(tmp_path / "n.csv", "foo,bar\n1,2\n")
+    with pytest.raises(ConfigError, match="No column for 'instruction'.*--map instruction=Q,output=A"):
+        alpaca.import_dataset(nocols, DatasetConfig(name="x", **NO_TOK), workspace=workspace)
+    with pytest.raises(ConfigError, match="already exists"):
+        alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
+    with pytest.raises(ConfigError, match="is not allowed"):
+        DatasetConfig(name="../escape")
 
 
 def test_name_for_suggests_a_valid_name_from_a_source():

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 
-from workbench.documents import decode_text, load_bytes, load_file, load_paths, save_uploads
+from workbench.documents import load_bytes, load_file, load_paths, save_uploads
 from workbench.errors import DocumentError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,27 +47,6 @@ def make_docx(path: Path) -> Path:
     d.add_paragraph("Cash and cards are accepted.")
     d.save(path)
     return path
-
-
-@pytest.mark.parametrize("encoding,expected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp949", "cp949"),
-                                               ("euc-kr", "cp949"), ("utf-16", "utf-16")])
-def test_text_encodings_are_detected(encoding, expected):
-    text, used = decode_text(KO.encode(encoding), "faq.txt")
-    assert text == KO and used == expected
-
-
-def test_cp949_only_syllables_decode_as_cp949():
-    # "똠" and "햏" exist in CP949 but not in EUC-KR's 2,350 syllables.
-    text, used = decode_text("똠방각하 햏".encode("cp949"))
-    assert (text, used) == ("똠방각하 햏", "cp949")
-
-
-def test_binary_and_undecodable_files_are_clear_errors():
-    with pytest.raises(DocumentError, match=r"logo\.txt: looks like a binary file"):
-        load_bytes("logo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(100))
-    noise = bytes(b for b in random.Random(0).randbytes(3000) if b)
-    with pytest.raises(DocumentError, match=r"noise\.txt: cannot tell its text encoding .* Save it as UTF-8"):
-        load_bytes("noise.txt", noise)
 
 
 @pytest.mark.parametrize("name,data,pattern", [

@@ -13,14 +13,11 @@ from workbench.alpaca import format_prompt
 from workbench.errors import ConfigError, NotFoundError
 from workbench.inference import (
     GenerationConfig,
-    _padded_sdpa,
     build_rag_prompt,
     clean_answer,
     exact_pieces,
     load_generator,
     make_stop_criteria,
-    preflight_check,
-    stop_token_ids,
 )
 
 GREEDY = GenerationConfig(max_new_tokens=24)
@@ -81,26 +78,6 @@ def gen(smollm2_dir, adapter_dir):
 # --- stop tokens (no model) ----------------------------------------------------------------------------------
 
 
-def test_stop_tokens_for_smollm2_chat_and_alpaca(tok):
-    im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    assert stop_token_ids(tok, "chat") == [im_end]
-    assert stop_token_ids(tok, "alpaca") == [im_end]  # the EOS training appends
-    with pytest.raises(ConfigError, match="is not one of"):
-        stop_token_ids(tok, "vicuna")  # type: ignore[arg-type]
-
-
-def test_llama3_stops_on_eot_and_end_of_text(smollm2_dir):
-    t = AutoTokenizer.from_pretrained(str(smollm2_dir))
-    t.add_special_tokens({"additional_special_tokens": ["<|eot_id|>", "<|end_of_text|>"]})
-    t.eos_token = "<|end_of_text|>"
-    t.chat_template = ("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}"
-                       "<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>"
-                       "\n\n{% endif %}")
-    eot, eot_text = t.convert_tokens_to_ids(["<|eot_id|>", "<|end_of_text|>"])
-    assert stop_token_ids(t, "chat") == [eot, eot_text]
-    assert stop_token_ids(t, "alpaca") == [eot, eot_text]
-
-
 def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
     stop = 2
     prompt = [5, stop, 7]  # a chat prompt has an end-of-turn token after the system and user turns
@@ -112,32 +89,6 @@ def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
     assert ours(torch.tensor([prompt + [9, stop]]), None).tolist() == [True]
 
 
-def test_padded_attention_sees_what_each_row_sees_alone():
-    """The attention used for left-padded batches gives every real position what transformers' SDPA gives the same
-    row without padding (prefill and a decode step, grouped-query heads)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    class Layer(torch.nn.Module):
-        num_key_value_groups, is_causal, sliding_window = 3, True, None
-
-    layer = Layer().eval()
-    torch.manual_seed(0)
-    lengths, width, scale = [5, 9, 7], 9, 0.125
-    q, k, v = torch.randn(3, 6, width, 16), torch.randn(3, 2, width, 16), torch.randn(3, 2, width, 16)
-    keys = torch.zeros(3, 1, width, width, dtype=torch.bool)
-    for b, n in enumerate(lengths):
-        keys[b, :, :, width - n:] = True  # left padding: the first width - n keys are padding
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    prefill, _ = _padded_sdpa(layer, q, k, v, keys & causal, scaling=scale)  # (B, T, H, D)
-    step, _ = _padded_sdpa(layer, q[:, :, -1:], k, v, keys[:, :, -1:], scaling=scale)
-    for b, n in enumerate(lengths):
-        alone, _ = sdpa_attention_forward(layer, q[b:b + 1, :, -n:], k[b:b + 1, :, -n:], v[b:b + 1, :, -n:], None,
-                                          scaling=scale)
-        torch.testing.assert_close(prefill[b, -n:], alone[0])
-        torch.testing.assert_close(step[b, 0], alone[0, -1])
-        assert not prefill[b, : width - n].any()  # padded positions give zeros, never NaN
-
-
 def test_answer_text_and_stream_pieces_agree():
     assert clean_answer("  아이스크림은 5번 통로\ufffd") == "아이스크림은 5번 통로"  # a Korean character cut by max_new_tokens
     pieces = ["\n ", " The", " ice cream", " is", "\n", "", " here.", " \ufffd"]
@@ -146,41 +97,6 @@ def test_answer_text_and_stream_pieces_agree():
 
 
 # --- prompts (no model) --------------------------------------------------------------------------------------
-
-
-def test_rag_prompt_numbers_chunks_with_sources():
-    chunks = [
-        {"text": "아이스크림은 3번 통로에 있습니다.", "metadata": {"source": "/data/shop/store_map_ko.md"}},
-        {"text": " Cash is accepted. ", "metadata": {}},
-    ]
-    instruction, context = build_rag_prompt("아이스크림이 있는 곳은?", chunks, None, "ko")
-    assert instruction == ("아래 참고 문서만 사용해서 질문에 답하세요. 참고 문서에 답이 없으면 모른다고 답하세요. 짧게 답하세요.\n\n"
-                           "질문: 아이스크림이 있는 곳은?")
-    assert context == "[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\n\n[2]\nCash is accepted."
-    en, _ = build_rag_prompt("Where?", chunks, "", "en")
-    assert en.endswith("Question: Where?") and en.startswith("Answer the question using only")
-    inline, empty = build_rag_prompt("Q?", chunks[:1], "Docs:\n{context}\nQ: {question}", "en")
-    assert (inline, empty) == ("Docs:\n[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\nQ: Q?", "")
-    with pytest.raises(ConfigError, match=r"must contain \{question\}"):
-        build_rag_prompt("Q", chunks, "no placeholder", "en")
-    with pytest.raises(ConfigError, match="placeholder other than"):
-        build_rag_prompt("Q", chunks, "{question} {answer}", "en")
-
-
-def test_preflight_finds_disagreements(smollm2_dir, tok):
-    assert preflight_check(tok, "chat") == []
-    assert preflight_check(tok, "alpaca") == []
-    no_chat = AutoTokenizer.from_pretrained(str(smollm2_dir))
-    no_chat.chat_template = None
-    assert "has no chat template" in preflight_check(no_chat, "chat")[0]
-    same_pad = AutoTokenizer.from_pretrained(str(smollm2_dir))
-    same_pad.pad_token = same_pad.eos_token
-    assert any("PAD and EOS are the same" in w for w in preflight_check(same_pad, "alpaca"))
-    trained = AutoTokenizer.from_pretrained(str(smollm2_dir))
-    trained.eos_token = "<|endoftext|>"  # training appended another EOS than inference stops on
-    warnings = preflight_check(tok, "alpaca", training_tokenizer=trained)
-    assert any("Training ends answers with '<|endoftext|>' but generation stops on '<|im_end|>'" in w for w in warnings)
-    assert any("trained with EOS '<|endoftext|>'" in w for w in warnings)
 
 
 def test_generation_config_validates_and_round_trips(tmp_path):

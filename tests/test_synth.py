@@ -214,7 +214,7 @@ def test_refused_key_unknown_model_unreachable_endpoint_and_server_errors(monkey
     bad = (400, {"error": {"message": "max_tokens is too large"}})
     with CannedLLMServer([bad, pairs_json(("Q", "A")), bad, bad, bad]) as srv:
         r = generate_rows(CHUNKS[:2], cfg(srv))  # one chunk fails, the run goes on
-        assert [(f.chunk_id, f.reason) for f in r.failures] == [("c1", "request failed: BadRequestError: Error code: 400 - max_tokens is too large")]
+        assert [(f.chunk_id, f.reason) for f in r.failures] == [("c1", "request failed: HTTP 400: Error code: 400 - max_tokens is too large")]
         assert [x["chunk_id"] for x in r.rows] == ["c2"]
         with pytest.raises(OfflineError, match="failed 3 requests in a row.*max_tokens is too large"):
             generate_rows(CHUNKS, cfg(srv))

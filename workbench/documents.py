@@ -26,6 +26,7 @@ from langchain_core.documents import Document
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
 from workbench.progress import Progress
+from workbench.textcodec import decode_text
 
 
 FILE_TYPES: dict[str, str] = {
@@ -33,10 +34,6 @@ FILE_TYPES: dict[str, str] = {
     ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx",
 }
 SUPPORTED_SUFFIXES = tuple(FILE_TYPES)
-
-# A file whose first bytes hold a NUL (and no UTF-16 BOM) is binary, not text.
-_SNIFF_BYTES = 8192
-
 
 @dataclasses.dataclass(frozen=True)
 class FileError:
@@ -53,62 +50,6 @@ class LoadReport:
     documents: list[Document]
     sources: list[str]
     errors: list[FileError]
-
-
-# --- decoding ---------------------------------------------------------------------------------
-
-
-def decode_text(data: bytes, name: str = "<bytes>") -> tuple[str, str]:
-    """Decode the bytes of a text file, detecting its encoding.
-
-    Returns:
-        (text, encoding), with the encoding as Python names it ("utf-8", "utf-8-sig", "cp949", ...).
-
-    Raises:
-        DocumentError: the bytes are binary, or no encoding decodes them into sensible text.
-    """
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data.decode("utf-8-sig", errors="strict"), "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError as exc:
-            raise DocumentError(f"{name}: starts with a UTF-16 byte-order mark but is not valid UTF-16 ({exc}).") from exc
-    if b"\x00" in data[:_SNIFF_BYTES]:
-        raise DocumentError(
-            f"{name}: looks like a binary file, not text (it contains NUL bytes). "
-            f"Upload text, Markdown, CSV, HTML, PDF or DOCX files."
-        )
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp949")
-        # CP949 accepts many byte pairs; only take it when what comes out is mostly Hangul.
-        if _hangul_share(text) >= 0.5:
-            return text, "cp949"
-    except UnicodeDecodeError:
-        pass
-    import charset_normalizer
-
-    best = charset_normalizer.from_bytes(data).best()
-    if best is not None and best.chaos < 0.2:
-        return str(best), best.encoding
-    raise DocumentError(
-        f"{name}: cannot tell its text encoding (not UTF-8, not CP949/EUC-KR). "
-        f"Save it as UTF-8 and upload it again."
-    )
-
-
-def _hangul_share(text: str) -> float:
-    non_ascii = [c for c in text if ord(c) > 127]
-    if not non_ascii:
-        return 1.0
-    hangul = sum(1 for c in non_ascii if "\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e")
-    # Typographic marks that Korean documents use (·, “ ”, ※, …) count as neutral.
-    neutral = sum(1 for c in non_ascii if "\u2000" <= c <= "\u33ff" and not ("\u3131" <= c <= "\u318e") or c in "·×÷")
-    return hangul / max(len(non_ascii) - neutral, 1)
 
 
 # --- one file ---------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.alpaca import PromptTemplate, format_example
+from workbench.prompts import PromptTemplate, format_example
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, JobError, ModelError, WorkbenchError
 from workbench.progress import Progress
@@ -516,7 +516,7 @@ def tokenize_rows(rows: Sequence[Mapping[str, Any]], tokenizer: Any, template: P
     """Rows -> {"input_ids", "completion_mask"} (1 on answer tokens: the loss is on the answer only).
 
     The prompt is tokenized the way inference tokenizes it (`add_special_tokens=False`: a chat template writes its
-    own BOS, the Alpaca templates write it when the tokenizer adds one: `alpaca.bos_prefix`), so training and
+    own BOS, the Alpaca templates write it when the tokenizer adds one: `prompts.bos_prefix`), so training and
     generation see the same tokens. Rows longer than `max_len` are cut at the end.
 
     Returns:

@@ -1,22 +1,19 @@
-"""Generation: one loaded base model serving base and fine-tuned answers, stop tokens, streaming, RAG prompts.
+"""Generation: one loaded base model serving base and fine-tuned answers, streamed or in batches.
 
 - `load_generator(base_model)` loads the base model and tokenizer once. `Generator.attach_adapter(name, dir)`
   adds a LoRA adapter to that same model (PEFT), and every call picks what answers: `adapter=None` is the
   base model (adapters disabled with `disable_adapter()`), `adapter="name"` switches that adapter on. Four
   answer sources (base, fine-tuned, and both with retrieved context) therefore cost one model in memory.
-- Stop tokens (`stop_token_ids`): Llama-3's `<|eot_id|>` and `<|end_of_text|>`, the chat template's end-of-turn
-  token, and the EOS that training appends to Alpaca rows (`workbench.alpaca.completion_suffix`). They are
-  checked on GENERATED tokens only (`StopOnGeneratedTokens`). The tutorial's `StopOnToken` looked at the
-  whole sequence, so any stop token inside the prompt (every chat prompt has end-of-turn tokens from the
-  system and user turns) ended generation after one token.
-- `preflight_check` says, before generating, when the training template, the EOS added to training rows and
-  the stop tokens disagree (the classic "endless generation" bug).
+- Stop tokens come from `workbench.prompts.stop_token_ids` and are checked on GENERATED tokens only
+  (`StopOnGeneratedTokens`). The tutorial's `StopOnToken` looked at the whole sequence, so any stop token inside
+  the prompt (every chat prompt has end-of-turn tokens from the system and user turns) ended generation after one
+  token.
 - `Generator.stream` yields text pieces from a generation thread (`TextIteratorStreamer`); after the last
-  piece its `.result` holds latency, token counts and tokens/s.
-- `build_rag_prompt` turns a question and retrieved chunks into an (instruction, input) pair with an
-  editable template (Korean and English defaults), chunks numbered with their sources.
+  piece its `.result` holds latency, token counts and tokens/s. `Generator.generate_batch` answers many prompts
+  in left-padded batches (with `workbench.attention`'s CPU attention for padded rows).
 
-torch / transformers / peft are imported inside functions: importing this module stays cheap.
+Prompts are built by `workbench.prompts`; which source answers what by `workbench.answer`. torch / transformers /
+peft are imported inside functions: importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -24,21 +21,18 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.alpaca import TEMPLATES, PromptTemplate, completion_suffix, format_prompt
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, ModelError, NotFoundError
+from workbench.attention import use_padded_attention
+from workbench.prompts import PromptTemplate, format_prompt, preflight_check, stop_token_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-# Llama-3 ends an assistant turn with <|eot_id|> and a document with <|end_of_text|>; its tokenizer's EOS is
-# one of the two depending on the build, so generation must stop on both.
-LLAMA3_STOP_TOKENS = ("<|eot_id|>", "<|end_of_text|>")
 
 
 @dataclasses.dataclass
@@ -93,64 +87,6 @@ class GenerationResult:
 # --- stop tokens ---------------------------------------------------------------------------------------------
 
 
-def _token_id(tokenizer: "PreTrainedTokenizerBase", token: str) -> int | None:
-    """The id of `token` if the vocabulary really has it (convert_tokens_to_ids returns unk for unknown ones)."""
-    if not token:
-        return None
-    vocab = tokenizer.get_vocab()
-    return vocab.get(token)
-
-
-def _end_of_turn_token(tokenizer: "PreTrainedTokenizerBase") -> str | None:
-    """The first special token of what the chat template puts after an assistant answer (`<|im_end|>`,
-    `<end_of_turn>`, `<|eot_id|>` ...)."""
-    suffix = completion_suffix(tokenizer, "chat")
-    specials = sorted(set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}) or {}),
-                      key=len, reverse=True)
-    best: tuple[int, str] | None = None
-    for tok in specials:
-        pos = suffix.find(tok) if tok else -1
-        if pos >= 0 and (best is None or pos < best[0]):
-            best = (pos, tok)
-    if best is not None:
-        return best[1]
-    return tokenizer.eos_token
-
-
-def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: PromptTemplate) -> list[int]:
-    """Token ids that end an answer, for a model prompted with `template`.
-
-    - Llama-3 tokenizers: `<|eot_id|>` and `<|end_of_text|>` (whichever of them is the EOS).
-    - `chat`: the chat template's end-of-turn token (what `completion_suffix` appends in training).
-    - Alpaca templates: the EOS token, which training appends to every completion.
-    The tokenizer's EOS is always included: a model may end a document with it whatever the template.
-
-    Raises:
-        ConfigError: unknown template, or no stop token at all (the model could never stop).
-    """
-    if template not in TEMPLATES:
-        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.")
-    names: list[str] = [t for t in LLAMA3_STOP_TOKENS if _token_id(tokenizer, t) is not None]
-    if template == "chat":
-        if getattr(tokenizer, "chat_template", None):
-            names.append(_end_of_turn_token(tokenizer) or "")
-    elif tokenizer.eos_token:
-        names.append(completion_suffix(tokenizer, template))
-    if tokenizer.eos_token:
-        names.append(tokenizer.eos_token)
-    ids: list[int] = []
-    for name in names:
-        i = _token_id(tokenizer, name)
-        if i is not None and i not in ids:
-            ids.append(i)
-    if not ids:
-        raise ConfigError(
-            f"The tokenizer has no EOS or end-of-turn token for template {template!r}: generation would never stop. "
-            f"Set tokenizer.eos_token, or use the model's chat template."
-        )
-    return ids
-
-
 def make_stop_criteria(stop_ids: Sequence[int], prompt_length: int) -> Any:
     """A transformers `StoppingCriteria` that stops a row once it has GENERATED one of `stop_ids`.
 
@@ -170,119 +106,6 @@ def make_stop_criteria(stop_ids: Sequence[int], prompt_length: int) -> Any:
             return torch.isin(generated, self.stop_ids.to(input_ids.device)).any(dim=-1)
 
     return StopOnGeneratedTokens()
-
-
-def preflight_check(
-    tokenizer: "PreTrainedTokenizerBase",
-    template: PromptTemplate,
-    *,
-    training_tokenizer: "PreTrainedTokenizerBase | None" = None,
-) -> list[str]:
-    """Warnings (empty when all is well) about template, EOS and stop tokens disagreeing.
-
-    Args:
-        tokenizer: the tokenizer inference uses.
-        template: the run's prompt template (what training formatted rows with).
-        training_tokenizer: the tokenizer saved with the adapter (what training appended EOS with), if any.
-    """
-    warnings: list[str] = []
-    if template not in TEMPLATES:
-        return [f"Prompt template {template!r} is unknown; use one of {', '.join(TEMPLATES)}."]
-    if template == "chat" and not getattr(tokenizer, "chat_template", None):
-        return ["Template 'chat' but the tokenizer has no chat template: prompts cannot be built. "
-                "Use an Alpaca template for this model."]
-    if not tokenizer.eos_token:
-        warnings.append("The tokenizer has no EOS token: training rows get no end marker and the model will not learn to "
-                        "stop. Set an EOS token before training.")
-    try:
-        stops = stop_token_ids(tokenizer, template)
-    except ConfigError as exc:
-        return warnings + [str(exc)]
-    train_tok = training_tokenizer or tokenizer
-    try:
-        suffix = completion_suffix(train_tok, template)
-    except ConfigError as exc:
-        return warnings + [str(exc)]
-    suffix_ids = train_tok(suffix, add_special_tokens=False)["input_ids"] if suffix else []
-    if not suffix_ids:
-        warnings.append(f"Training appends nothing after each answer with template {template!r}: the model never "
-                        f"learns to stop and generation runs to max_new_tokens.")
-    elif not any(i in stops for i in suffix_ids):
-        names = ", ".join(repr(tokenizer.convert_ids_to_tokens(i)) for i in stops)
-        warnings.append(f"Training ends answers with {suffix!r} but generation stops on {names}: answers will run on "
-                        f"to max_new_tokens. Use the same tokenizer and template for training and inference.")
-    if training_tokenizer is not None and training_tokenizer.eos_token != tokenizer.eos_token:
-        warnings.append(f"The adapter was trained with EOS {training_tokenizer.eos_token!r} but inference uses "
-                        f"{tokenizer.eos_token!r}: use the tokenizer saved with the adapter.")
-    if tokenizer.pad_token is not None and tokenizer.pad_token == tokenizer.eos_token and template != "chat":
-        warnings.append(f"PAD and EOS are the same token ({tokenizer.eos_token!r}): collators that mask padding also mask "
-                        f"the EOS at the end of each answer, so the model may never learn to stop. Set a separate pad token.")
-    return warnings
-
-
-# --- prompts for retrieval-augmented answers -----------------------------------------------------------------
-
-DEFAULT_RAG_TEMPLATES: dict[str, str] = {
-    "en": (
-        "Answer the question using only the reference documents below. "
-        "If they do not contain the answer, say that you do not know. Answer briefly.\n\n"
-        "Question: {question}"
-    ),
-    "ko": (
-        "아래 참고 문서만 사용해서 질문에 답하세요. 참고 문서에 답이 없으면 모른다고 답하세요. 짧게 답하세요.\n\n"
-        "질문: {question}"
-    ),
-}
-
-
-def _chunk_fields(chunk: Any) -> tuple[str, dict[str, Any]]:
-    if isinstance(chunk, Mapping):
-        return str(chunk.get("text") or chunk.get("page_content") or ""), dict(chunk.get("metadata") or {})
-    text = getattr(chunk, "text", None)
-    if text is None:
-        text = getattr(chunk, "page_content", "")
-    return str(text), dict(getattr(chunk, "metadata", None) or {})
-
-
-def format_context(chunks: Sequence[Any]) -> str:
-    """Retrieved chunks numbered with their sources: `[1] (source: store_map_ko.md)\\n<text>`."""
-    parts = []
-    for i, chunk in enumerate(chunks, 1):
-        text, meta = _chunk_fields(chunk)
-        source = meta.get("source") or meta.get("file_name") or ""
-        source = Path(str(source)).name if source else ""
-        head = f"[{i}]" + (f" ({source})" if source else "")
-        parts.append(f"{head}\n{text.strip()}")
-    return "\n\n".join(parts)
-
-
-def build_rag_prompt(
-    question: str,
-    chunks: Sequence[Any],
-    template_text: str | None = None,
-    lang: str = "ko",
-) -> tuple[str, str]:
-    """An (instruction, input) pair for `alpaca.format_prompt` from a question and retrieved chunks.
-
-    `template_text` must contain `{question}`. The numbered context goes into the Alpaca input section;
-    a template that contains `{context}` places it itself (and the input stays empty). Empty or None picks
-    the default template for `lang` ("ko" or "en").
-
-    Raises:
-        ConfigError: the template lacks `{question}` or has another placeholder.
-    """
-    text = template_text if template_text and template_text.strip() else DEFAULT_RAG_TEMPLATES.get(lang, DEFAULT_RAG_TEMPLATES["en"])
-    if "{question}" not in text:
-        raise ConfigError("The RAG prompt template must contain {question} (where the question goes). "
-                          "Add it, or reset the template to the default.")
-    context = format_context(chunks)
-    try:
-        if "{context}" in text:
-            return text.format(question=question, context=context), ""
-        return text.format(question=question), context
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"The RAG prompt template has a placeholder other than {{question}} and {{context}} ({exc}). "
-                          f"Write literal braces as {{{{ and }}}}.") from exc
 
 
 # --- the generator -------------------------------------------------------------------------------------------
@@ -398,7 +221,7 @@ class Generator:
     # --- prompts -----------------------------------------------------------------------------------------------
     def format_prompt(self, instruction: str, input: str = "", *, adapter: str | None = None,
                       template: PromptTemplate | None = None) -> str:
-        """`alpaca.format_prompt` with the tokenizer of `adapter` (the base one for None)."""
+        """`prompts.format_prompt` with the tokenizer of `adapter` (the base one for None)."""
         return format_prompt(instruction, input, template=template or self.default_template,
                              tokenizer=self.tokenizer_for(adapter))
 
@@ -603,69 +426,6 @@ def exact_pieces(pieces: Iterator[str]) -> Iterator[str]:
             pending = piece[len(body):]
         else:
             pending += piece
-
-
-# --- attention for left-padded batches on CPU -------------------------------------------------------------------
-
-PADDED_ATTENTION = "workbench_sdpa"
-
-
-def _padded_sdpa(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
-                 attention_mask: "torch.Tensor | None", dropout: float = 0.0, scaling: float | None = None,
-                 is_causal: bool | None = None, **kwargs: Any) -> tuple["torch.Tensor", None]:
-    """transformers' SDPA attention, made fast for left-padded batches on CPU; the same numbers otherwise.
-
-    A padded batch carries a boolean mask, and with a mask transformers' SDPA (a) copies the key/value heads for
-    grouped-query attention (`repeat_kv`: SmolLM2 has 3 KV heads for 9 query heads) and (b) runs the masked kernel,
-    which builds the whole (B, H, T, T) score matrix in prefill. Measured on the 2-core CPU, per layer, 8 rows of
-    ~1,700 tokens: one decode step 20 ms with the copies against 2.4 ms without (`enable_gqa`), the prefill 736 ms
-    masked against 313 ms row by row. So:
-    - prefill (no cache yet) of a full-attention causal layer: each row alone without its padding, with the causal
-      kernel: exactly the computation `generate` does for that prompt alone (padded positions give zeros; no
-      real position ever attends to them);
-    - otherwise (decode steps, sliding-window layers): the masked kernel with `enable_gqa` instead of copying heads.
-    No mask (a batch of one prompt), GPUs, training, or a mask that is not plain left padding: transformers' own SDPA.
-
-    Shapes: query (B, H, q, D), key / value (B, KV, k, D), attention_mask (B, 1, q, k) bool. Returns (B, q, H, D).
-    """
-    import torch
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    if (attention_mask is None or attention_mask.dtype != torch.bool or query.device.type != "cpu" or dropout
-            or module.training or kwargs.get("position_bias") is not None):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
-    batch, heads, q_len, dim = query.shape
-    gqa = key.shape[1] != heads
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-    if q_len > 1 and q_len == key.shape[2] and getattr(module, "sliding_window", None) is None \
-            and (is_causal if is_causal is not None else getattr(module, "is_causal", True)):
-        visible = attention_mask[:, 0, -1, :]  # (B, T): what the last position sees; left padding is False
-        starts = (~visible).sum(-1).tolist()
-        if all(bool(visible[b, s:].all()) and s < q_len for b, s in enumerate(starts)):
-            out = query.new_zeros(batch, heads, q_len, dim)
-            for b, s in enumerate(starts):
-                out[b, :, s:] = sdpa(query[b:b + 1, :, s:], key[b:b + 1, :, s:], value[b:b + 1, :, s:], is_causal=True,
-                                     scale=scaling, enable_gqa=gqa)[0]
-            return out.transpose(1, 2).contiguous(), None
-    out = sdpa(query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=gqa)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def use_padded_attention(model: Any) -> bool:
-    """Switch a model that uses transformers' SDPA attention to `_padded_sdpa` (registered through transformers'
-    AttentionInterface, with SDPA's masks). Returns whether it was switched."""
-    config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) not in ("sdpa", PADDED_ATTENTION):
-        return False
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
-    if PADDED_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(PADDED_ATTENTION, _padded_sdpa)
-        AttentionMaskInterface.register(PADDED_ATTENTION, sdpa_mask)
-    model.set_attn_implementation(PADDED_ATTENTION)
-    return model.config._attn_implementation == PADDED_ATTENTION
 
 
 def _criteria_list(*criteria: Any) -> Any:

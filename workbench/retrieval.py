@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Mode = Literal["dense", "mmr", "hybrid"]
 
 DEFAULT_MODE: Mode = "hybrid"
+DEFAULT_FETCH_K = 20
 DEFAULT_LEXICAL_WEIGHT = 0.6  # 0.3 bigram + 0.3 subword + 0.4 dense: tuned on held-out KorQuAD questions
 
 
@@ -56,9 +57,11 @@ class RetrievalConfig(BaseConfig):
     k: int = setting(5, "How many chunks to return.", help_ko="돌려줄 청크 수.", min=1, max=200,
                      label="Chunks (k)", label_ko="청크 수 (k)")
     fetch_k: int = setting(
-        20, "Candidates each retriever proposes before MMR or fusion picks k of them.",
-        help_ko="MMR 또는 결합이 k개를 고르기 전에 각 검색기가 내놓는 후보 수.", min=1, max=2000,
-        label="Candidates (fetch_k)", label_ko="후보 수 (fetch_k)", step=10,
+        0, f"Candidates each retriever proposes before MMR or fusion picks k of them (0: automatic, the larger of "
+        f"{DEFAULT_FETCH_K} and k).",
+        help_ko=f"MMR 또는 결합이 k개를 고르기 전에 각 검색기가 내놓는 후보 수 (0: 자동, {DEFAULT_FETCH_K}와 k 중 큰 값).",
+        min=0, max=2000,
+        label="Candidates (fetch_k, 0 = auto)", label_ko="후보 수 (fetch_k, 0 = 자동)", step=10,
     )
     lambda_mult: float = setting(
         0.5, "MMR: 1 = only similarity to the query, 0 = only diversity.",
@@ -77,9 +80,14 @@ class RetrievalConfig(BaseConfig):
         label="Metadata filter (JSON)", label_ko="메타데이터 필터 (JSON)",
     )
 
+    @property
+    def candidates(self) -> int:
+        """How many candidates each retriever proposes: `fetch_k`, or automatically the larger of 20 and k."""
+        return self.fetch_k or max(DEFAULT_FETCH_K, self.k)
+
     def validate(self) -> None:
         super().validate()
-        if self.fetch_k < self.k:
+        if self.fetch_k and self.fetch_k < self.k:
             raise ConfigError(
                 f"RetrievalConfig: fetch_k ({self.fetch_k}) is smaller than k ({self.k}). "
                 f"Fetch at least as many candidates as you return."
@@ -193,7 +201,7 @@ def _mmr(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalConfi
     import numpy as np
     from langchain_chroma.vectorstores import maximal_marginal_relevance
 
-    res = _query(coll, qvec, config.fetch_k, config.filter, embeddings=True)
+    res = _query(coll, qvec, config.candidates, config.filter, embeddings=True)
     if not res["ids"][0]:
         return []
     vectors = np.asarray(res["embeddings"][0], dtype=np.float32)
@@ -235,7 +243,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
     if config.filter:
         allowed[:] = False
         allowed[[lex.position[i] for i in coll.get(where=config.filter, include=[])["ids"] if i in lex.position]] = True
-    n = min(config.fetch_k, len(ids))
+    n = min(config.candidates, len(ids))
     candidates: set[int] = set()
     for scores in (bigram, subword):
         masked = np.where(allowed & (scores > 0), scores, -np.inf)
@@ -246,7 +254,7 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
     # metadata are fetched for the k winners only (two light Chroma calls instead of two heavy ones).
     position = lex.position
     dense_sim: dict[int, float] = {}
-    res = _query(coll, qvec, config.fetch_k, config.filter, contents=False)
+    res = _query(coll, qvec, config.candidates, config.filter, contents=False)
     for id_, dist in zip(res["ids"][0], res["distances"][0]):
         if id_ in position:
             dense_sim[position[id_]] = 1.0 - float(dist)

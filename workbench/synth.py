@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import threading
 import time
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
 from workbench.config import BaseConfig, Workspace, setting
+from workbench.endpoints import Endpoint, EndpointRequestError, short
 from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError, WorkbenchError
 from workbench.progress import Progress
 
@@ -239,65 +239,13 @@ def _labelled_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-# --- clients ------------------------------------------------------------------------------------
+# --- the endpoint -------------------------------------------------------------------------------
 
 
-def resolve_api_key(provider: str, api_key: str | None = None) -> str | None:
-    """The key passed in, else the provider's environment variable, else None."""
-    if api_key:
-        return api_key
-    return os.environ.get("ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY") or None
-
-
-class _Chat:
-    """One provider behind one `complete(messages) -> str`, translating its errors into ours.
-
-    The key lives only in the underlying client; nothing here formats it into a message.
-    """
-
-    def __init__(self, config: SynthConfig, api_key: str | None):
-        self.config = config
-        self.extra = json.loads(config.extra_body) if config.extra_body else {}
-        key = resolve_api_key(config.provider, api_key)
-        if config.provider == "anthropic":
-            import anthropic
-
-            if not key:
-                raise ConfigError("Anthropic needs an API key: set ANTHROPIC_API_KEY or paste the key in the password field.")
-            self.errors = anthropic
-            self.client = anthropic.Anthropic(api_key=key, base_url=config.base_url or None, timeout=config.timeout_s, max_retries=1)
-        else:
-            import openai
-
-            self.errors = openai
-            # Local servers (vLLM, Ollama, transformers serve) accept any key; the client insists on one.
-            self.client = openai.OpenAI(api_key=key or "not-needed", base_url=config.base_url, timeout=config.timeout_s, max_retries=1)
-
-    def where(self) -> str:
-        return f"{self.config.provider} endpoint {self.config.base_url or '(default)'} (model {self.config.model!r})"
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        e, c = self.errors, self.config
-        try:
-            if c.provider == "anthropic":
-                # The anthropic SDK (2.x) has no temperature parameter; extra_body can still send one.
-                resp = self.client.messages.create(model=c.model, max_tokens=c.max_tokens, messages=messages,
-                                                   extra_body=self.extra or None)
-                return "".join(getattr(b, "text", "") for b in resp.content)
-            resp = self.client.chat.completions.create(model=c.model, messages=messages, max_tokens=c.max_tokens,
-                                                       temperature=c.temperature, extra_body=self.extra or None)
-            return (resp.choices[0].message.content or "") if resp.choices else ""
-        except (e.APIConnectionError, e.APITimeoutError) as exc:  # APITimeoutError is a connection error in both SDKs
-            raise OfflineError(f"Cannot reach the {self.where()}: {exc.__class__.__name__}. Start the server or check the base URL.") from exc
-        except (e.AuthenticationError, e.PermissionDeniedError) as exc:
-            raise OfflineError(f"The {self.where()} refused the API key (HTTP {exc.status_code}). Check the key.") from exc
-        except e.NotFoundError as exc:
-            raise ConfigError(f"The {self.where()} answered 404: {_short(exc.message)}. Check the model name and the base URL (it usually ends in /v1).") from exc
-
-
-def _short(text: str, n: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _endpoint(config: SynthConfig, api_key: str | None) -> Endpoint:
+    """The generator endpoint of `config` (errors translated by `workbench.endpoints`, the key kept in the client)."""
+    return Endpoint(config.base_url, config.model, api_key, provider=config.provider, timeout=config.timeout_s,
+                    sdk_retries=1)
 
 
 # --- generation ---------------------------------------------------------------------------------
@@ -349,7 +297,8 @@ def generate_rows(
     if not config.model:
         raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.")
     report = progress or (lambda m, f: None)
-    chat = _Chat(config, api_key)
+    chat = _endpoint(config, api_key)
+    extra = json.loads(config.extra_body) if config.extra_body else None
     retry_msg = RETRY_MESSAGES[config.language]
     t0 = time.time()
     rows: list[dict[str, Any]] = []
@@ -374,12 +323,11 @@ def generate_rows(
             attempts = attempt + 1
             requests += 1
             try:
-                reply = chat.complete(messages)
-            except (OfflineError, ConfigError):
-                raise
-            except chat.errors.APIError as exc:  # 400 / 429 / 5xx: this chunk fails, the run goes on (unless it keeps failing)
+                reply = chat.complete(messages, max_tokens=config.max_tokens, temperature=config.temperature,
+                                      extra_body=extra).text
+            except EndpointRequestError as exc:  # 400 / 429 / 5xx: this chunk fails, the run goes on (unless it keeps failing)
                 consecutive_errors += 1
-                reason = f"request failed: {exc.__class__.__name__}: {_short(getattr(exc, 'message', str(exc)))}"
+                reason = f"request failed: {exc.reason}"
                 if consecutive_errors >= _CONSECUTIVE_REQUEST_FAILURES:
                     raise OfflineError(f"The {chat.where()} failed {consecutive_errors} requests in a row; last: {reason}.") from exc
                 break
@@ -394,7 +342,7 @@ def generate_rows(
             messages = messages[:1] + [{"role": "assistant", "content": reply or "(empty)"},
                                        {"role": "user", "content": retry_msg.replace("{n}", str(n))}]
         if not got:
-            failures.append(ChunkFailure(chunk.chunk_id, attempts, reason, _short(reply, 300)))
+            failures.append(ChunkFailure(chunk.chunk_id, attempts, reason, short(reply, 300)))
         for q, a in got[: config.n_target - len(rows)]:
             seen.add((q, a))
             rows.append({"instruction": q, "input": "", "output": a, "chunk_id": chunk.chunk_id, "source": chunk.source})

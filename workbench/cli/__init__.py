@@ -1,4 +1,4 @@
-"""`python -m workbench ...`: every stage headless, from the same configs as the UI.
+"""`workbench ...` (or `python -m workbench ...`): every stage headless, from the same configs as the UI.
 
 Each stage registers its subcommands from its own module in this package (`register(subparsers)`),
 so stages can grow independently. A handler returns an int exit status. User errors
@@ -21,7 +21,7 @@ STAGES = ["doctor", "kb", "dataset", "train", "infer"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workbench", description="RAG-vs-Fine-Tune Workbench")
+    parser = argparse.ArgumentParser(prog="workbench", description="RAG-vs-Fine-Tune Workbench")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for stage in STAGES:
         importlib.import_module(f"workbench.cli.{stage}").register(sub)

@@ -15,14 +15,15 @@ from workbench.cli import print_json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="ask the base or fine-tuned model a question (optionally with retrieved context)")
     p.add_argument("question")
+    p.add_argument("--input", default="", help="a dataset row's input (context) that goes with the question")
     p.add_argument("--run", default="", help="training run whose adapter answers (default: the base model alone)")
     p.add_argument("--base-model", default="", help="base model (default: the run's base model, else the offline default)")
     p.add_argument("--adapter-dir", default="", help="a LoRA adapter folder instead of a run's adapter")
     p.add_argument("--no-adapter", action="store_true", help="answer with the run's base model, adapter off")
-    p.add_argument("--template", choices=["alpaca-tutorial", "alpaca", "chat"], default=None,
-                   help="prompt template (default: the run's training template, else the model's chat template)")
+    p.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat"], default=None,
+                   help="prompt template (default auto: the run's training template, else the model's chat template)")
     p.add_argument("--collection", default="", help="retrieve context from this collection (RAG)")
-    p.add_argument("--k", type=int, default=None, help="chunks to retrieve")
+    p.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3, as on the Compare page)")
     p.add_argument("--mode", choices=["dense", "mmr", "hybrid"], default=None, help="retrieval mode")
     p.add_argument("--lang", choices=["ko", "en"], default="ko", help="language of the default RAG template")
     p.add_argument("--rag-template", default="", help="RAG prompt template with {question} (and optionally {context})")
@@ -42,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=int, default=None, help="only the first N rows")
     e.add_argument("--base-model", default=None)
     e.add_argument("--adapter-dir", default=None, help="a LoRA adapter folder instead of a run's adapter")
-    e.add_argument("--template", choices=["alpaca-tutorial", "alpaca", "chat"], default=None)
+    e.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat"], default=None,
+                   help="prompt template (default auto: the run's training template, else the model's chat template)")
     e.add_argument("--lang", choices=["ko", "en"], default=None)
     e.add_argument("--max-new-tokens", type=int, default=None)
     e.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3)")
@@ -105,10 +107,9 @@ def _stderr_progress(message: str, fraction: float) -> None:
 
 def run_ask(args: argparse.Namespace) -> int:
     _passive_threads()
+    from workbench.answer import prepare
     from workbench.config import Workspace
-    from workbench.errors import ConfigError
-    from workbench.inference import GenerationConfig, build_rag_prompt, load_generator, run_base_model
-    from workbench.models import DEFAULT_MODEL
+    from workbench.inference import GenerationConfig
 
     ws = Workspace.default()
     run = None
@@ -116,60 +117,54 @@ def run_ask(args: argparse.Namespace) -> int:
         from workbench.jobs import get_run
 
         run = get_run(args.run, ws)
-    adapter_dir = Path(args.adapter_dir) if args.adapter_dir else (run.adapter_dir if run is not None else None)
-    if run is not None and adapter_dir is None and not args.no_adapter:
-        raise ConfigError(f"Run {run.id} has no adapter yet. Wait for it to finish, or pass --no-adapter for the base model.")
-    base = args.base_model or (run_base_model(run) if run is not None else DEFAULT_MODEL)
-    gen = load_generator(base, ws, progress=None if args.json else _stderr_progress)
-    adapter = None
-    if adapter_dir is not None and not args.no_adapter:
-        adapter = run.id if run is not None else "adapter"
-        gen.attach_adapter(adapter, adapter_dir)
-    template = args.template or (getattr(run.config, "prompt_template", None) if run is not None else None) or gen.default_template
-
-    chunks: list[Any] = []
-    instruction, context = args.question, ""
+    fine_tuned = bool(args.adapter_dir or run is not None) and not args.no_adapter
+    source = ("ft" if fine_tuned else "base") + ("_rag" if args.collection else "")
+    retrieval = None
     if args.collection:
-        from workbench.retrieval import RetrievalConfig, retrieve
+        from workbench.answer import DEFAULT_K
+        from workbench.retrieval import RetrievalConfig
 
-        overrides = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
-        if "k" in overrides:
-            overrides["fetch_k"] = max(RetrievalConfig().fetch_k, overrides["k"])
-        chunks = retrieve(args.collection, args.question, RetrievalConfig(**overrides), ws)
-        instruction, context = build_rag_prompt(args.question, chunks, args.rag_template, args.lang)
+        retrieval = RetrievalConfig(k=args.k or DEFAULT_K, **({"mode": args.mode} if args.mode else {}))
+    setup = prepare([source], ws, run=run, adapter_dir=args.adapter_dir, base_model=args.base_model,
+                    template=args.template, collection=args.collection, retrieval=retrieval,
+                    rag_template=args.rag_template, lang=args.lang,
+                    progress=None if args.json else _stderr_progress)
     settings = GenerationConfig(**{k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature))
                                    if v is not None}, do_sample=args.sample)
-    warnings = gen.preflight(template, adapter)
-    prompt = gen.format_prompt(instruction, context, adapter=adapter, template=template)
-    if not args.json:
-        for w in warnings:
-            print(f"warning: {w}", file=sys.stderr)
-        for i, c in enumerate(chunks, 1):
-            print(f"[{i}] {c.score:.3f} {Path(str(c.metadata.get('source', ''))).name}", file=sys.stderr)
-    if args.stream and not args.json:
-        stream = gen.stream(prompt, adapter=adapter, settings=settings, template=template)
-        for piece in stream:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-        result = stream.result
-    else:
-        result = gen.generate(prompt, adapter=adapter, settings=settings, template=template)
-        if not args.json:
-            print(result.text)
-    assert result is not None
+    asked = _ask(args, source, setup, settings)
+    result = asked.results()[source]
     if args.json:
-        print_json({"answer": result.text, "source": ("ft" if adapter else "base") + ("_rag" if args.collection else ""),
-                    "base_model": base, "adapter": adapter, "template": template,
+        print_json({"answer": result.text, "source": source, "base_model": setup.generator.base_model,  # type: ignore[union-attr]
+                    "adapter": setup.adapter, "template": setup.template, "prompt": asked.prompts[source],
                     "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                     "latency_s": result.latency_s, "tokens_per_s": result.tokens_per_s, "stopped": result.stopped,
                     "retrieved": [{"text": c.text, "score": c.score, "source": c.metadata.get("source"),
-                                   "chunk_id": c.metadata.get("chunk_id")} for c in chunks],
-                    "warnings": warnings})
+                                   "chunk_id": c.metadata.get("chunk_id")} for c in asked.chunks],
+                    "warnings": setup.warnings})
     else:
         print(f"{result.completion_tokens} tokens in {result.latency_s:.2f} s ({result.tokens_per_s:.1f} tokens/s), "
               f"prompt {result.prompt_tokens} tokens", file=sys.stderr)
     return 0
+
+
+def _ask(args: argparse.Namespace, source: str, setup: Any, settings: Any) -> Any:
+    """`answer.ask` for one source, printed as it streams (or at the end) unless --json."""
+    from workbench.answer import ask
+
+    asked = ask(args.question, [source], setup, settings, row_input=args.input)
+    if args.json:
+        return asked
+    for w in setup.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for i, c in enumerate(asked.chunks, 1):
+        print(f"[{i}] {c.score:.3f} {Path(str(c.metadata.get('source', ''))).name}", file=sys.stderr)
+    stream = asked.streams[source]
+    for piece in stream:
+        if args.stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    print("" if args.stream else stream.result.text)  # type: ignore[union-attr]
+    return asked
 
 
 # --- evaluate ------------------------------------------------------------------------------------------------
@@ -185,6 +180,8 @@ def _eval_config(args: argparse.Namespace) -> Any:
              "judge_model": args.judge_model, "endpoint_base_url": args.endpoint_url, "endpoint_model": args.endpoint_model,
              "batch_size": args.batch_size}
     data.update({k: v for k, v in flags.items() if v is not None})
+    if data.get("prompt_template") == "auto":  # the run's own template (EvalConfig's None)
+        data["prompt_template"] = None
     if args.sources is not None:
         data["sources"] = tuple(s.strip() for s in args.sources.split(",") if s.strip())
     elif "sources" not in data and not data.get("run_id") and not data.get("adapter_dir"):
@@ -193,7 +190,7 @@ def _eval_config(args: argparse.Namespace) -> Any:
     if args.max_new_tokens is not None:
         data["generation"] = {**data.get("generation", {}), "max_new_tokens": args.max_new_tokens}
     if args.k is not None:
-        data["retrieval"] = {**data.get("retrieval", {}), "k": args.k, "fetch_k": max(20, args.k)}
+        data["retrieval"] = {**data.get("retrieval", {}), "k": args.k}
     return EvalConfig.from_dict(data)
 
 

@@ -78,8 +78,6 @@ def run_search(args: argparse.Namespace) -> int:
             changes["filter"] = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--filter {args.filter!r} is not JSON ({exc.msg}). Use e.g. '{{\"source\": \"faq.md\"}}'.") from exc
-    if "k" in changes and "fetch_k" not in changes:
-        changes["fetch_k"] = max(base.fetch_k, changes["k"])
     config = base.replace(**changes) if changes else base
     results = retrieve(args.collection, args.query, config)
     if args.json:

