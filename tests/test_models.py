@@ -177,7 +177,7 @@ def test_prepared_gemma_tokenizer_reads_pieces_not_characters(gemma_tok):
     # Gemma's own conventions: <bos> in front by default, documents end with <eos>, turns with <end_of_turn>.
     assert gemma_tok(ENGLISH)["input_ids"] == [gemma_tok.bos_token_id, *encode(ENGLISH)] and gemma_tok.bos_token == "<bos>"
     assert (gemma_tok.eos_token, gemma_tok.pad_token, len(gemma_tok)) == ("<eos>", "<pad>", 262144)
-    from workbench.inference import stop_token_ids
+    from workbench.prompts import stop_token_ids
 
     end_of_turn = gemma_tok.convert_tokens_to_ids("<end_of_turn>")
     assert stop_token_ids(gemma_tok, "alpaca") == [1]  # what Alpaca training appends
