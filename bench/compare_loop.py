@@ -128,7 +128,7 @@ def four_way_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(table: list[dict[str, Any]]) -> str:
-    from workbench.evaluation import SOURCE_LABELS
+    from workbench.answer import SOURCE_LABELS
 
     def ci(m: dict[str, Any] | None) -> str:
         return "–" if not m or m.get("mean") is None else f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"

@@ -4,7 +4,7 @@
 
 1. imports `examples/alpaca/shop_qa.csv` and splits it 9:1 (then 8:2 for validation), as the dataset page does;
 2. scores the base model on the test split: answer loss (teacher forced, answer tokens only) and character F1 of
-   greedy answers against the references (`workbench.evaluation.char_f1`);
+   greedy answers against the references (`workbench.metrics.char_f1`);
 3. trains with the workbench's defaults through the same path as the page and the CLI (`workbench.jobs`: a child
    process `python -m workbench train RUN_DIR`), timing it;
 4. scores the fine-tuned adapter the same way (one loaded base model, `workbench.inference`).
@@ -48,7 +48,7 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
 
 
 def score(gen: Any, rows: list[dict[str, Any]], adapter: str | None, template: str, max_new: int) -> dict[str, Any]:
-    from workbench.evaluation import char_f1
+    from workbench.metrics import char_f1
     from workbench.inference import GenerationConfig
 
     t = time.time()

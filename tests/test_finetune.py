@@ -139,7 +139,7 @@ def test_auto_resolves_per_device():
 def test_rows_become_answer_only_labels_with_the_inference_prompt(smollm2_dir):
     from transformers import AutoTokenizer
 
-    from workbench.alpaca import format_prompt
+    from workbench.prompts import format_prompt
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
     rows = [{"instruction": "Can I pay in cash?", "input": "", "output": "Yes, cash is fine."},

@@ -9,16 +9,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from workbench.alpaca import format_prompt
 from workbench.errors import ConfigError, NotFoundError
 from workbench.inference import (
     GenerationConfig,
-    build_rag_prompt,
     clean_answer,
     exact_pieces,
     load_generator,
     make_stop_criteria,
 )
+from workbench.prompts import build_rag_prompt, format_prompt
 
 GREEDY = GenerationConfig(max_new_tokens=24)
 SHOP_Q = "Where is the ice cream?"

@@ -41,7 +41,7 @@ DEFAULT_EVAL_K = DEFAULT_K
 RESULT_COLUMNS = [
     "row", "source", "question", "reference", "answer", "exact_match", "char_f1", "rouge_l", "embedding_similarity",
     "judge", "retrieval_hit", "prompt_tokens", "completion_tokens", "latency_s", "tokens_per_s", "retrieval_s",
-    "stopped", "retrieved", "chunk_id", "ref_source",
+    "stopped", "retrieved", "chunk_id", "ref_source", "prompt",
 ]
 
 
@@ -455,7 +455,7 @@ def _record(entry: Mapping[str, Any], source: str, res: "GenerationResult") -> d
         "retrieval_s": entry["retrieval_s"] if rag else None, "stopped": res.stopped,
         "retrieved": json.dumps([{"source": Path(str(c.metadata.get("source", ""))).name, "chunk_id": c.metadata.get("chunk_id"),
                                   "score": round(float(c.score), 4)} for c in item.chunks], ensure_ascii=False) if rag else "",
-        "chunk_id": str(row.get("chunk_id") or ""), "ref_source": str(row.get("source") or ""),
+        "chunk_id": str(row.get("chunk_id") or ""), "ref_source": str(row.get("source") or ""), "prompt": res.prompt,
     }
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.endpoints import Endpoint, EndpointRequestError, short
 from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError, WorkbenchError
-from workbench.progress import Progress
+from workbench.progress import Progress, no_progress
 
 
 class SourceChunk(NamedTuple):
@@ -262,6 +262,49 @@ def _as_chunks(chunks: Iterable[SourceChunk | Sequence[Any]]) -> list[SourceChun
     return out
 
 
+class _ChunkAsker:
+    """Asks the endpoint for question / answer pairs from one chunk at a time, with corrective retries.
+
+    A request the endpoint fails (400 / 429 / 5xx) fails that chunk and the run goes on, unless
+    `_CONSECUTIVE_REQUEST_FAILURES` requests in a row fail: then the endpoint itself is the problem.
+    """
+
+    def __init__(self, config: SynthConfig, api_key: str | None, cancel: threading.Event | None) -> None:
+        self.config, self.cancel = config, cancel
+        self.chat = _endpoint(config, api_key)
+        self.extra = json.loads(config.extra_body) if config.extra_body else None
+        self.requests = self.consecutive_errors = 0
+
+    def pairs(self, chunk: SourceChunk, n: int, seen: set[tuple[str, str]]) -> tuple[list[tuple[str, str]], ChunkFailure | None]:
+        """New pairs from `chunk` (none already in `seen`), or no pairs and why."""
+        c = self.config
+        messages = [{"role": "user", "content": build_prompt(c, chunk, n)}]
+        reply, reason, attempts = "", "", 0
+        for attempts in range(1, c.retries + 2):
+            self.requests += 1
+            try:
+                reply = self.chat.complete(messages, max_tokens=c.max_tokens, temperature=c.temperature,
+                                           extra_body=self.extra).text
+            except EndpointRequestError as exc:
+                self.consecutive_errors += 1
+                reason = f"request failed: {exc.reason}"
+                if self.consecutive_errors >= _CONSECUTIVE_REQUEST_FAILURES:
+                    raise OfflineError(f"The {self.chat.where()} failed {self.consecutive_errors} requests in a row; "
+                                       f"last: {reason}.") from exc
+                break
+            self.consecutive_errors = 0
+            got = [p for p in parse_pairs(reply) if p not in seen]
+            if got:
+                return got, None
+            reason = "no question/answer JSON in the reply" if reply.strip() else "empty reply"
+            if self.cancel is not None and self.cancel.is_set():
+                break
+            # A corrective turn changes the input, so even a greedy server answers differently.
+            messages = messages[:1] + [{"role": "assistant", "content": reply or "(empty)"},
+                                       {"role": "user", "content": RETRY_MESSAGES[c.language].replace("{n}", str(n))}]
+        return [], ChunkFailure(chunk.chunk_id, attempts, reason, short(reply, 300))
+
+
 def build_prompt(config: SynthConfig, chunk: SourceChunk, n: int) -> str:
     # str.replace, not str.format: the template's JSON example is full of braces.
     return config.prompt_template().replace("{n}", str(n)).replace("{source}", chunk.source or chunk.chunk_id).replace("{chunk}", chunk.text)
@@ -296,16 +339,13 @@ def generate_rows(
         raise ConfigError("There are no chunks to generate from. Build the knowledge base first (Knowledge base page or `python -m workbench kb ...`).")
     if not config.model:
         raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.")
-    report = progress or (lambda m, f: None)
-    chat = _endpoint(config, api_key)
-    extra = json.loads(config.extra_body) if config.extra_body else None
-    retry_msg = RETRY_MESSAGES[config.language]
+    report = progress or no_progress
+    asker = _ChunkAsker(config, api_key, cancel)
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     failures: list[ChunkFailure] = []
     seen: set[tuple[str, str]] = set()
-    requests = used = 0
-    consecutive_errors = 0
+    used = 0
     cancelled = False
     report(f"0 / {config.n_target} rows", 0.0)
     for chunk in items:
@@ -315,34 +355,9 @@ def generate_rows(
             cancelled = True
             break
         used += 1
-        n = min(config.pairs_per_chunk, config.n_target - len(rows))
-        messages = [{"role": "user", "content": build_prompt(config, chunk, n)}]
-        reply, got, reason = "", [], ""
-        attempts = 0
-        for attempt in range(config.retries + 1):
-            attempts = attempt + 1
-            requests += 1
-            try:
-                reply = chat.complete(messages, max_tokens=config.max_tokens, temperature=config.temperature,
-                                      extra_body=extra).text
-            except EndpointRequestError as exc:  # 400 / 429 / 5xx: this chunk fails, the run goes on (unless it keeps failing)
-                consecutive_errors += 1
-                reason = f"request failed: {exc.reason}"
-                if consecutive_errors >= _CONSECUTIVE_REQUEST_FAILURES:
-                    raise OfflineError(f"The {chat.where()} failed {consecutive_errors} requests in a row; last: {reason}.") from exc
-                break
-            consecutive_errors = 0
-            got = [p for p in parse_pairs(reply) if p not in seen]
-            if got:
-                break
-            reason = "no question/answer JSON in the reply" if reply.strip() else "empty reply"
-            if cancel is not None and cancel.is_set():
-                break
-            # A corrective turn changes the input, so even a greedy server answers differently.
-            messages = messages[:1] + [{"role": "assistant", "content": reply or "(empty)"},
-                                       {"role": "user", "content": retry_msg.replace("{n}", str(n))}]
-        if not got:
-            failures.append(ChunkFailure(chunk.chunk_id, attempts, reason, short(reply, 300)))
+        got, failure = asker.pairs(chunk, min(config.pairs_per_chunk, config.n_target - len(rows)), seen)
+        if failure is not None:
+            failures.append(failure)
         for q, a in got[: config.n_target - len(rows)]:
             seen.add((q, a))
             rows.append({"instruction": q, "input": "", "output": a, "chunk_id": chunk.chunk_id, "source": chunk.source})
@@ -354,7 +369,7 @@ def generate_rows(
     if len(rows) < config.n_target and not cancelled and used == len(items):
         note = (f"The {len(items)} chunks gave {len(rows)} of {config.n_target} rows. "
                 f"Raise pairs per chunk (now {config.pairs_per_chunk}) or add documents to reach the target.")
-    return SynthResult(rows, failures, requests, used, len(items), cancelled, round(time.time() - t0, 2), note)
+    return SynthResult(rows, failures, asker.requests, used, len(items), cancelled, round(time.time() - t0, 2), note)
 
 
 def generate_dataset(

@@ -218,8 +218,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         new_eval_dir,
         run_evaluation_dir,
         start_evaluation,
-        summary_table,
     )
+    from workbench.report import summary_table
 
     ws = Workspace.default()
     if args.from_dir:

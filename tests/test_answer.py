@@ -1,0 +1,173 @@
+"""The one answer path (workbench.answer): sources, templates, and the same prompt on every path.
+
+The regression this guards: a run trained with the `alpaca` template was prompted with `chat` on the Compare page
+(a select drawn before a run was picked kept `chat`), and the batch evaluation started there inherited it, so base
+and fine-tuned scored the same. Now the page, `workbench ask` and the evaluation build one row's fine-tuned prompt
+through `answer.prompt_for`, byte for byte, with the run's own template.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from apphelpers import open_app_page
+
+from workbench import answer
+from workbench.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_available_sources_follow_what_is_there():
+    assert answer.available_sources(adapter=False, collection=False, endpoint=False) == ["base"]
+    assert answer.available_sources(adapter=True, collection=True, endpoint=False) == ["base", "ft", "rag", "ft_rag"]
+    assert answer.available_sources(adapter=False, collection=True, endpoint=True) == ["base", "rag", "api", "api_rag"]
+    assert answer.source_label("ft_rag", "ko") == "파인튜닝 + RAG" and answer.source_label("ft_rag") == "fine-tuned + RAG"
+
+
+def test_the_runs_own_template_is_the_default_and_another_one_warns():
+    assert answer.choose_template(None, "alpaca", "chat", fine_tuned=True) == ("alpaca", [])
+    assert answer.choose_template("auto", "alpaca", "chat", fine_tuned=True) == ("alpaca", [])
+    assert answer.choose_template(None, None, "chat", fine_tuned=False) == ("chat", [])
+    template, warnings = answer.choose_template("chat", "alpaca", "chat", fine_tuned=True)
+    assert template == "chat" and len(warnings) == 1 and "trained with the 'alpaca' template" in warnings[0]
+    assert answer.choose_template("chat", "alpaca", "chat", fine_tuned=False) == ("chat", [])  # base only: no adapter
+    with pytest.raises(ConfigError, match="is not one of auto, alpaca-tutorial, alpaca, chat"):
+        answer.choose_template("vicuna", None, "chat", fine_tuned=False)
+
+
+def test_a_source_without_what_it_needs_is_a_clear_error(workspace):
+    setup = answer.AnswerSetup(workspace)
+    for source, message in (("base", "needs a local model"), ("api", "needs an OpenAI-compatible endpoint"),
+                            ("nope", "Unknown answer source")):
+        with pytest.raises(ConfigError, match=message):
+            setup.check([source])
+
+
+# --- with the real SmolLM2 and a real trained run -------------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def alpaca_run(tmp_path_factory, smollm2_dir):
+    """A short real training run with the `alpaca` template (SmolLM2 has a chat template, so `chat` would be the
+    model's default), on a split dataset, in its own workspace."""
+    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.config import Workspace
+    from workbench.finetune import TrainConfig
+    from workbench.jobs import start_training, wait_run
+
+    root = tmp_path_factory.mktemp("answer")
+    ws = Workspace(root / "ws").ensure()
+    ws.models.rmdir()
+    ws.models.symlink_to(smollm2_dir.parent, target_is_directory=True)
+    src = root / "rows.csv"
+    with src.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "input", "output"])
+        w.writerows([[f"What color is box {i}?", "", f"Box {i} is {('red', 'blue')[i % 2]}."] for i in range(20)])
+    import_dataset(src, DatasetConfig(name="boxes", tokenizer=""), workspace=ws)
+    split_dataset("boxes", SplitConfig(test_size=0.2, val_size=0.2), workspace=ws)
+    config = TrainConfig(dataset="boxes", backend="transformers", prompt_template="alpaca", max_steps=2, eval_steps=2,
+                         save_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0)
+    run = wait_run(start_training(config, ws).id, ws, timeout=600)
+    assert run.state == "completed" and run.adapter_dir is not None, run.status
+    return ws, run
+
+
+@pytest.mark.slow
+def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_the_evaluation(alpaca_run, monkeypatch):
+    from workbench.alpaca import load_split
+    from workbench.evaluation import EvalConfig, load_results, load_summary, run_evaluation
+
+    ws, run = alpaca_run
+    monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
+    row = load_split("boxes", "test", ws)[0]
+
+    # The Compare page: pick the run first (the template select already exists then), then a test row.
+    at = open_app_page("app_pages/compare.py")
+    at.selectbox(key="compare.run").set_value(run.id).run()
+    assert at.selectbox(key="compare.template").value == "auto"
+    at.radio(key="compare.qmode").set_value("test").run()
+    at.selectbox(key="compare.dataset").set_value("boxes").run()
+    at.selectbox(key="compare.row").set_value(0).run()
+    at.multiselect(key="compare.sources").set_value(["base", "ft"]).run()
+    at.number_input(key="compare.max_new_tokens").set_value(6).run()
+    at.button(key="compare.ask").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    result = at.session_state["compare.result"]
+    page_prompt = result["answers"]["ft"]["prompt"]
+    assert result["template"] == "alpaca" and result["warnings"] == []
+
+    # The CLI.
+    r = cli("ask", row["instruction"], "--run", run.id, "--max-new-tokens", "6", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["template"] == "alpaca" and out["source"] == "ft"
+
+    # The batch evaluation.
+    folder = ws.root / "eval-check"
+    run_evaluation(EvalConfig(dataset="boxes", run_id=run.id, sources=("ft",), limit=1, embedding_model="",
+                              generation={"max_new_tokens": 6}), folder, ws)
+    assert load_summary(folder)["template"] == "alpaca"
+    eval_prompt = load_results(folder)[0]["prompt"]
+
+    assert page_prompt == out["prompt"] == eval_prompt
+    assert "### Instruction:\n" + row["instruction"] in page_prompt and "<|im_start|>" not in page_prompt
+
+    # Another template for the run's adapter is allowed, with a warning.
+    at.selectbox(key="compare.template").set_value("chat").run()
+    at.button(key="compare.ask").click().run()
+    assert any("trained with the 'alpaca' template" in w.value for w in at.warning)
+
+
+@pytest.mark.slow
+def test_a_batch_evaluation_started_on_the_page_uses_the_runs_template(alpaca_run, monkeypatch):
+    from workbench.evaluation import EvalConfig, evaluation_status, list_evaluations, load_summary
+
+    ws, run = alpaca_run
+    monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
+    at = open_app_page("app_pages/compare.py")
+    at.selectbox(key="compare.run").set_value(run.id).run()
+    at.multiselect(key="compare.sources").set_value(["base", "ft"]).run()
+    at.number_input(key="compare.max_new_tokens").set_value(4).run()
+    at.number_input(key="compare.eval_limit").set_value(1).run()
+    at.selectbox(key="compare.eval_embedding").set_value("").run()
+    before = set(list_evaluations(ws))
+    at.button(key="compare.eval_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = set(list_evaluations(ws)) - before
+    assert EvalConfig.load(folder / "config.json").prompt_template is None  # auto: the run's own, resolved in the job
+    deadline = time.time() + 300
+    while evaluation_status(folder)["state"] in ("pending", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert evaluation_status(folder)["state"] == "completed", (folder / "eval.log").read_text()
+    assert load_summary(folder)["template"] == "alpaca"
+
+
+@pytest.mark.slow
+def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir):
+    from workbench.alpaca import load_split
+    from workbench.inference import GenerationConfig
+
+    ws, run = alpaca_run
+    setup = answer.prepare(["base", "ft"], ws, run=run)
+    settings = GenerationConfig(max_new_tokens=12)
+    rows = load_split("boxes", "test", ws)[:3]
+    items = [answer.Item(r["instruction"], r["input"]) for r in rows]
+    for source in ("base", "ft"):
+        block = answer.answer_block(items, source, setup, settings, batch_size=3)
+        asked = [answer.ask(it.question, [source], setup, settings, row_input=it.row_input) for it in items]
+        assert [b.text for b in block] == [a.results()[source].text for a in asked]
+        assert [b.prompt for b in block] == [a.prompts[source] for a in asked]
+    with pytest.raises(ConfigError, match="question is empty"):
+        answer.ask("  ", ["base"], setup, settings)

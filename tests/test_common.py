@@ -1,0 +1,54 @@
+"""Widgets and guards every page shares (workbench.ui.common), driven with AppTest."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def _errors_script() -> None:
+    import streamlit as st
+
+    from workbench.errors import NotFoundError
+    from workbench.ui.common import user_errors
+
+    with user_errors():
+        raise NotFoundError("Collection 'x' does not exist. Ingest documents first.")
+    st.markdown("after")
+    if st.session_state.get("bug"):
+        with user_errors():
+            raise RuntimeError("a bug keeps its traceback")
+
+
+def _guard_script() -> None:
+    import streamlit as st
+
+    from workbench.ui.common import need, progress_reporter
+
+    report, bar = progress_reporter("Starting")
+    report("Half way", 0.5)
+    need(bool(st.session_state.get("ready")), "Nothing to show yet.", "아직 보여 줄 것이 없습니다.")
+    st.markdown("shown")
+
+
+def test_user_errors_show_one_line_and_the_page_goes_on():
+    at = AppTest.from_function(_errors_script).run()
+    assert [e.value for e in at.error] == ["Collection 'x' does not exist. Ingest documents first."]
+    assert at.markdown[0].value == "after" and not at.exception
+
+
+def test_anything_else_is_a_bug_and_is_not_swallowed():
+    at = AppTest.from_function(_errors_script)
+    at.session_state["bug"] = True
+    at.run()
+    assert at.exception and "a bug keeps its traceback" in at.exception[0].value
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_need_stops_the_page_with_a_note(ready, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_guard_script)
+    at.session_state["ready"] = ready
+    at.run()
+    assert [m.value for m in at.markdown] == (["shown"] if ready else [])
+    assert [i.value for i in at.info] == ([] if ready else ["Nothing to show yet."])

@@ -1,0 +1,32 @@
+"""Korean / English (workbench.ui.i18n), driven with AppTest: the default language, `t`, and the sidebar switch."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def _script() -> None:
+    import streamlit as st
+
+    from workbench.ui.i18n import language_switch, t
+
+    language_switch()
+    st.markdown(t("Hello", "안녕하세요"))
+
+
+def test_default_language_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_script).run()
+    assert at.markdown[0].value == "Hello"
+    monkeypatch.setenv("WORKBENCH_LANG", "xx")  # unknown: Korean, as the tutorial is
+    at = AppTest.from_function(_script).run()
+    assert at.markdown[0].value == "안녕하세요"
+
+
+def test_the_switch_changes_every_string_and_is_kept_across_reruns(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "ko")
+    at = AppTest.from_function(_script).run()
+    at.sidebar.radio[0].set_value("en").run()
+    assert at.markdown[0].value == "Hello" and at.session_state["ui.lang"] == "en"
+    at.run()
+    assert at.markdown[0].value == "Hello"
