@@ -45,8 +45,7 @@ class DatasetConfig(BaseConfig):
     """How rows are imported and checked."""
 
     name: str = setting("shop-qa", "Dataset name: the folder under datasets/ (letters, digits, . _ -).",
-                        help_ko="데이터셋 이름: datasets/ 아래 폴더 이름 (문자, 숫자, . _ -).",
-                        label="Name", label_ko="이름")
+                        help_ko="데이터셋 이름: datasets/ 아래 폴더 이름 (문자, 숫자, . _ -).", label="Name", label_ko="이름")
     instruction_column: str = setting("", "Source column that becomes `instruction` (empty: detect instruction / question / Q).",
                                       help_ko="`instruction`이 될 원본 열 (비우면 instruction / question / Q 자동 인식).",
                                       label="Instruction column", label_ko="instruction 열")

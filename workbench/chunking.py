@@ -43,8 +43,7 @@ class ChunkingConfig(BaseConfig):
         "recursive: paragraphs, then lines, then words (characters); characters / bytes: fixed windows; "
         "tokens: recursive, counted in the embedding model's tokens.",
         help_ko="recursive: 문단, 줄, 단어 순으로 나눔(글자 수 기준); characters / bytes: 고정 크기 창; "
-        "tokens: 임베딩 모델의 토큰 수 기준으로 recursive 분할.",
-        label="Splitter", label_ko="분할 방식",
+        "tokens: 임베딩 모델의 토큰 수 기준으로 recursive 분할.", label="Splitter", label_ko="분할 방식",
         choice_labels={
             "recursive": ("recursive (paragraphs, lines, words)", "재귀 (문단, 줄, 단어)"),
             "characters": ("characters", "글자"),
@@ -54,8 +53,7 @@ class ChunkingConfig(BaseConfig):
     )
     chunk_size: int = setting(
         500, "Largest chunk, in the splitter's unit (characters, bytes or tokens).",
-        help_ko="청크의 최대 크기 (분할기 단위: 글자, 바이트, 토큰).", min=1, max=100_000,
-        label="Chunk size", label_ko="청크 크기", step=50,
+        help_ko="청크의 최대 크기 (분할기 단위: 글자, 바이트, 토큰).", min=1, max=100_000, label="Chunk size", label_ko="청크 크기", step=50,
     )
     chunk_overlap: int = setting(
         50, "How much of the end of one chunk the next chunk repeats, in the same unit.",

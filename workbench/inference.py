@@ -45,23 +45,20 @@ class GenerationConfig(BaseConfig):
     do_sample: bool = setting(False, "Sample instead of greedy decoding. Greedy is deterministic: the same question "
                               "gives the same answer, which makes comparisons repeatable.",
                               help_ko="탐욕적 디코딩 대신 샘플링합니다. 탐욕적 디코딩은 결정적이라 같은 질문에 같은 답을 주므로 "
-                              "비교를 반복할 수 있습니다.",
-                              label="Sample", label_ko="샘플링")
+                              "비교를 반복할 수 있습니다.", label="Sample", label_ko="샘플링")
     temperature: float = setting(0.7, "Sampling temperature (only with sampling): lower is more focused.",
                                  help_ko="샘플링 온도 (샘플링할 때만): 낮을수록 집중된 답.", min=0.01, max=2.0,
                                  label="Temperature", label_ko="온도", step=0.05)
     top_p: float = setting(0.9, "Nucleus sampling: sample from the smallest set of tokens whose probability adds up to "
                            "top_p (only with sampling).",
                            help_ko="누클리어스 샘플링: 확률 합이 top_p가 되는 가장 작은 토큰 집합에서 샘플링 (샘플링할 때만).",
-                           min=0.01, max=1.0,
-                           label="Top-p", label_ko="top_p", step=0.05)
+                           min=0.01, max=1.0, label="Top-p", label_ko="top_p", step=0.05)
     repetition_penalty: float = setting(1.0, "Above 1 discourages repeating tokens. It also penalises copying from "
                                         "the retrieved context, so keep it near 1 for RAG.",
                                         help_ko="1보다 크면 토큰 반복을 억제합니다. 검색된 문맥을 옮겨 쓰는 것도 억제하므로 "
                                         "RAG에서는 1 근처로 두세요.", min=0.5, max=2.0,
                                         label="Repetition penalty", label_ko="반복 패널티", step=0.05)
-    seed: int = setting(123, "Random seed for sampling.", help_ko="샘플링 난수 시드.", min=0,
-                        label="Seed", label_ko="시드")
+    seed: int = setting(123, "Random seed for sampling.", help_ko="샘플링 난수 시드.", min=0, label="Seed", label_ko="시드")
 
     _label = "GenerationConfig"
 

@@ -45,8 +45,7 @@ class RetrievalConfig(BaseConfig):
 
     mode: Mode = setting(
         DEFAULT_MODE, "dense: vector similarity; mmr: similar but diverse; hybrid: BM25 + vectors, fused by score.",
-        help_ko="dense: 벡터 유사도; mmr: 유사하면서 서로 다른 청크; hybrid: BM25 + 벡터 점수 결합.",
-        label="Mode", label_ko="방식",
+        help_ko="dense: 벡터 유사도; mmr: 유사하면서 서로 다른 청크; hybrid: BM25 + 벡터 점수 결합.", label="Mode", label_ko="방식",
         widget="radio",
         choice_labels={
             "hybrid": ("hybrid (BM25 + vectors)", "하이브리드 (BM25 + 벡터)"),
@@ -60,8 +59,7 @@ class RetrievalConfig(BaseConfig):
         0, f"Candidates each retriever proposes before MMR or fusion picks k of them (0: automatic, the larger of "
         f"{DEFAULT_FETCH_K} and k).",
         help_ko=f"MMR 또는 결합이 k개를 고르기 전에 각 검색기가 내놓는 후보 수 (0: 자동, {DEFAULT_FETCH_K}와 k 중 큰 값).",
-        min=0, max=2000,
-        label="Candidates (fetch_k, 0 = auto)", label_ko="후보 수 (fetch_k, 0 = 자동)", step=10,
+        min=0, max=2000, label="Candidates (fetch_k, 0 = auto)", label_ko="후보 수 (fetch_k, 0 = 자동)", step=10,
     )
     lambda_mult: float = setting(
         0.5, "MMR: 1 = only similarity to the query, 0 = only diversity.",

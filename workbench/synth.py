@@ -99,8 +99,7 @@ class SynthConfig(BaseConfig):
     temperature: float = setting(0.7, "Sampling temperature for OpenAI-compatible endpoints (some servers need more to sample, "
                                  "see extra_body; Anthropic's current SDK takes none).",
                                  help_ko="OpenAI 호환 엔드포인트의 샘플링 온도 (서버에 따라 extra_body 설정이 더 필요; Anthropic SDK는 받지 않음).",
-                                 min=0.0, max=2.0,
-                                 label="Temperature", label_ko="온도", step=0.05, widget="slider")
+                                 min=0.0, max=2.0, label="Temperature", label_ko="온도", step=0.05, widget="slider")
     retries: int = setting(2, "Extra attempts per chunk when the reply holds no usable JSON.",
                            help_ko="응답에 쓸 수 있는 JSON이 없을 때 청크마다 다시 시도할 횟수.", min=0, max=10,
                            label="Retries per chunk", label_ko="청크당 재시도")
@@ -108,8 +107,7 @@ class SynthConfig(BaseConfig):
                                label="Timeout (seconds)", label_ko="제한 시간 (초)", step=10.0)
     extra_body: str = setting("", "Extra JSON fields for the request, server-specific (e.g. transformers serve sampling: "
                               '{"generation_config": "{\\"do_sample\\": true}"}).',
-                              help_ko="요청에 추가할 JSON 필드 (서버별 설정).",
-                              label="Extra request JSON", label_ko="추가 요청 JSON")
+                              help_ko="요청에 추가할 JSON 필드 (서버별 설정).", label="Extra request JSON", label_ko="추가 요청 JSON")
 
     def validate(self) -> None:
         super().validate()
