@@ -5,25 +5,24 @@ cancel / resume it, compare runs, then try, merge and push the result. Training 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import streamlit as st
 
 from workbench import jobs
+from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
 from workbench.models import REGISTRY
 from workbench.ui import charts, resources
-from workbench.ui.common import need, user_errors, workspace
-from workbench.ui.forms import build_config, config_form
+from workbench.ui.common import metric_row, need, user_errors, workspace
+from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
 from workbench.ui.i18n import t
 
 ws = workspace()
 RUN_KEY = "train.run_id"
 DEFAULTS = TrainConfig()
-GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", "모델과 정밀도"),
-                "lora": ("LoRA", "LoRA"), "schedule": ("Schedule", "학습 일정"),
-                "evaluation": ("Evaluation, checkpoints, early stopping", "평가, 체크포인트, 조기 종료"),
-                "scale": ("Several GPUs", "여러 GPU")}
+GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", "모델과 정밀도"), "lora": ("LoRA", "LoRA"),
+                "schedule": ("Schedule", "학습 일정"), "scale": ("Several GPUs", "여러 GPU"),
+                "evaluation": ("Evaluation, checkpoints, early stopping", "평가, 체크포인트, 조기 종료")}
 
 st.title(t("Fine-tune", "파인튜닝"))
 st.caption(t("LoRA supervised fine-tuning with Unsloth (or Transformers + PEFT) as a background run. Defaults are the "
@@ -43,9 +42,7 @@ tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current 
 
 
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
-FIELD_ARGS = {"dataset": {"options": datasets},
-              "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
-
+FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
 
 with tab_new:
     if not datasets:
@@ -56,33 +53,26 @@ with tab_new:
         if p2.button(t("Load the tutorial's exact settings", "튜토리얼 설정 그대로 불러오기"), key="finetune.tutorial",
                      help=t("Llama-3 Korean 8B, padded 2 x 4 batches, 4096 tokens, max_steps 100 (GPU + Hub).",
                             "Llama-3 한국어 8B, 패딩 2 x 4 배치, 4096 토큰, max_steps 100 (GPU + Hub).")):
-            for k, v in TrainConfig.tutorial(dataset=st.session_state.get("finetune.dataset", datasets[0])).to_dict().items():
-                st.session_state[f"finetune.{k}"] = list(v) if isinstance(v, tuple) else v
+            set_form_values(TrainConfig.tutorial(dataset=st.session_state.get("finetune.dataset", datasets[0])), "finetune.")
             st.rerun()
         if p2.button(t("Reset to the defaults", "기본값으로 되돌리기"), key="finetune.reset"):
-            for k in DEFAULTS.to_dict():
-                st.session_state.pop(f"finetune.{k}", None)
+            clear_form_values(TrainConfig, "finetune.")
             st.rerun()
-        values: dict[str, Any] = {}
         with p1:
-            for group, names in GROUPS.items():
-                with st.expander(t(*GROUP_TITLES[group]), expanded=group in ("data", "model")):
-                    values |= config_form(TrainConfig, names, key_prefix="finetune.", defaults=DEFAULTS, columns=3,
-                                          field_args=FIELD_ARGS)
+            values = config_sections(TrainConfig, GROUPS, GROUP_TITLES, key_prefix="finetune.", expanded=("data", "model"),
+                                     defaults=DEFAULTS, columns=3, field_args=FIELD_ARGS)
         config = build_config(TrainConfig, values)
         if config is not None:
             fit = None
             with user_errors():
                 fit = fit_report(config)
             if fit is not None:
-                f1, f2, f3, f4 = st.columns(4)
-                f1.metric(t("Device", "장치"), fit["device"].upper(), help=fit["device_name"])
-                f2.metric(t("4-bit", "4비트"), t("yes", "예") if fit["four_bit"] else t("no", "아니오"))
-                f3.metric(t("Estimated memory", "예상 메모리"),
-                          f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None else "?",
-                          help=t("LoRA training peak: weights + LoRA states + activations (workbench.models.estimate_memory_gb).",
-                                 "LoRA 학습 최대치: 가중치 + LoRA 상태 + 활성값."))
-                f4.metric(t("Available", "사용 가능"), f"{fit['memory_gb']} GiB")
+                metric_row((t("Device", "장치"), fit["device"].upper(), fit["device_name"]),
+                           (t("4-bit", "4비트"), t("yes", "예") if fit["four_bit"] else t("no", "아니오")),
+                           (t("Estimated memory", "예상 메모리"), f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None
+                            else "?", t("LoRA training peak: weights + LoRA states + activations.",
+                                        "LoRA 학습 최대치: 가중치 + LoRA 상태 + 활성값.")),
+                           (t("Available", "사용 가능"), f"{fit['memory_gb']} GiB"))
                 if fit["fits"] is False:
                     st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
                                  "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
@@ -104,14 +94,12 @@ with tab_new:
 
 
 def _selected_run() -> jobs.RunInfo | None:
-    run_id = st.session_state.get(RUN_KEY)
-    if not run_id and runs:
-        run_id = runs[0].id
+    run_id = st.session_state.get(RUN_KEY) or (runs[0].id if runs else None)
     if not run_id:
         return None
     try:
         return jobs.get_run(run_id, ws)
-    except Exception:  # a deleted run folder: forget it
+    except WorkbenchError:  # a deleted (or unreadable) run folder: forget it
         st.session_state.pop(RUN_KEY, None)
         return None
 
@@ -120,17 +108,15 @@ def _live(run_id: str) -> None:
     run = jobs.get_run(run_id, ws)
     s = run.status
     active = run.state in ("pending", "running")
-    c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric(t("State", "상태"), run.state)
-    c2.metric(t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}")
     metrics = run.metrics()
     last_tps = next((m["tokens_per_s"] for m in reversed(metrics) if "tokens_per_s" in m), None)
-    c3.metric(t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
-              help=t("Real (non-padding) input tokens per second of training, evaluations excluded.",
-                     "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외."))
-    c4.metric(t("ETA", "남은 시간"), eta_text(s.get("eta_s")) if active else "-")
     last_eval = next((m["eval_loss"] for m in reversed(metrics) if "eval_loss" in m), None)
-    c5.metric(t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-")
+    metric_row((t("State", "상태"), run.state), (t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}"),
+               (t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
+                t("Real (non-padding) input tokens per second of training, evaluations excluded.",
+                  "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외.")),
+               (t("ETA", "남은 시간"), eta_text(s.get("eta_s")) if active else "-"),
+               (t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-"))
     if s.get("max_steps"):
         st.progress(min((s.get("step") or 0) / s["max_steps"], 1.0))
     if s.get("error"):

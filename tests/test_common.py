@@ -52,3 +52,14 @@ def test_need_stops_the_page_with_a_note(ready, monkeypatch):
     at.run()
     assert [m.value for m in at.markdown] == (["shown"] if ready else [])
     assert [i.value for i in at.info] == ([] if ready else ["Nothing to show yet."])
+
+
+def _metrics_script() -> None:
+    from workbench.ui.common import metric_row
+
+    metric_row(("Rows", 60), ("Train", "43", "rows the model trains on"))
+
+
+def test_metric_row_draws_one_metric_per_item_with_optional_help():
+    at = AppTest.from_function(_metrics_script).run()
+    assert [(m.label, m.value, m.help) for m in at.metric] == [("Rows", "60", ""), ("Train", "43", "rows the model trains on")]

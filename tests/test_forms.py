@@ -150,3 +150,37 @@ def test_a_page_may_narrow_bounds_but_not_widen_them():
     s = at.slider(key="size")
     assert (s.min, s.max, s.value, s.label) == (4, 200, 30, "Chunk size")
     assert "above the config's maximum 100000" in at.session_state["refused"]
+
+
+def sections_script() -> None:
+    import streamlit as st
+
+    from workbench.chunking import ChunkingConfig
+    from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
+
+    if st.session_state.get("preset"):
+        set_form_values(ChunkingConfig(splitter="bytes", chunk_size=40, chunk_overlap=4), "c.")
+        st.session_state["preset"] = False
+    if st.session_state.get("reset"):
+        clear_form_values(ChunkingConfig, "c.")
+        st.session_state["reset"] = False
+    values = config_sections(ChunkingConfig, {"how": ["splitter"], "size": ["chunk_size", "chunk_overlap"]},
+                             {"how": ("How", "방법"), "size": ("Size", "크기")}, key_prefix="c.", expanded=["how"])
+    st.session_state["built"] = build_config(ChunkingConfig, values)
+
+
+def test_sections_presets_and_reset():
+    from workbench.chunking import ChunkingConfig
+
+    at = AppTest.from_function(sections_script)
+    at.session_state["ui.lang"] = "ko"
+    at.run()
+    assert [e.label for e in at.expander] == ["방법", "크기"]
+    assert at.session_state["built"] == ChunkingConfig()
+    at.session_state["preset"] = True
+    at.run()
+    assert at.session_state["built"] == ChunkingConfig(splitter="bytes", chunk_size=40, chunk_overlap=4)
+    assert at.number_input(key="c.chunk_size").value == 40
+    at.session_state["reset"] = True
+    at.run()
+    assert at.session_state["built"] == ChunkingConfig()

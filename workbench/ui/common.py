@@ -31,6 +31,12 @@ def config_help(cls: type[BaseConfig], name: str) -> str:
     return cls.help(name, lang())
 
 
+def metric_row(*items: tuple[Any, ...]) -> None:
+    """One row of `st.metric`s in equal columns; each item is (label, value) or (label, value, help)."""
+    for col, (label, value, *help_text) in zip(st.columns(len(items)), items):
+        col.metric(label, value, help=help_text[0] if help_text else None)
+
+
 def progress_reporter(label: str) -> tuple[Callable[[str, float], None], Any]:
     """A `(message, fraction)` callback drawing a progress bar; returns (callback, bar)."""
     bar = st.progress(0.0, text=label)

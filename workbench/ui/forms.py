@@ -8,6 +8,7 @@ language. `config_form` draws several; `build_config` turns the values into the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -98,71 +99,88 @@ def config_field(
     Returns:
         The value, or `INVALID` for a JSON field whose text does not parse (an error is shown beside it).
     """
-    where = container if container is not None else st
-    hint = cls.field_type(name)
-    meta = cls.field_info(name).metadata
-    kind = widget or meta.get("widget")
-    base = _base_type(hint)
     code = lang()
-    common: dict[str, Any] = {"key": key, "help": cls.help(name, code) or None, "disabled": disabled}
-    text = label if label is not None else cls.label(name, code)
-    initial = cls.default_of(name) if value is _UNSET else value
-    fresh = key not in st.session_state  # only then does the widget take an initial value from us
+    hint = cls.field_type(name)
+    base = _base_type(hint)
+    # What every widget gets: where, its label and tooltip in the current language, its key, and the first value.
+    w = _Widget(where=container if container is not None else st,
+                kind=widget or cls.field_info(name).metadata.get("widget"),
+                text=label if label is not None else cls.label(name, code),
+                common={"key": key, "help": cls.help(name, code) or None, "disabled": disabled},
+                initial=cls.default_of(name) if value is _UNSET else value, fresh=key not in st.session_state)
     show = format_func or (lambda v: cls.choice_label(name, v, code))
     choices = cls.choices(name)
-
     if base in (tuple, list):
         if options is None and choices is None:  # free items (e.g. module names): offer the default ones, accept others
-            options, accept_new_options = list(dict.fromkeys([*(initial or ()), *cls.default_of(name)])), True
-        opts = list(options if options is not None else choices)
-        kwargs = {"default": list(initial or ())} if fresh else {}
-        picked = where.multiselect(text, opts, format_func=show, accept_new_options=accept_new_options,
-                                   **kwargs, **common)
+            options, accept_new_options = list(dict.fromkeys([*(w.initial or ()), *cls.default_of(name)])), True
+        picked = _multiselect(w, list(options if options is not None else choices), show, accept_new_options)
         return tuple(picked) if base is tuple else list(picked)
-
     if options is not None or choices is not None:
-        opts = list(options if options is not None else choices)
-        kwargs = {"index": opts.index(initial) if initial in opts else 0} if fresh and opts else {}
-        if kind == "radio":
-            return where.radio(text, opts, format_func=show, horizontal=True, **kwargs, **common)
-        return where.selectbox(text, opts, format_func=show, accept_new_options=accept_new_options, **kwargs, **common)
-
+        return _choice(w, list(options if options is not None else choices), show, accept_new_options)
     if base is bool:
-        draw = where.toggle if kind == "toggle" else where.checkbox
-        return bool(draw(text, **({"value": bool(initial)} if fresh else {}), **common))
-
+        draw = w.where.toggle if w.kind == "toggle" else w.where.checkbox
+        return bool(draw(w.text, **({"value": bool(w.initial)} if w.fresh else {}), **w.common))
     if base in (int, float):
         lo, hi = _narrow(name, *cls.bounds(name), min_value, max_value)
-        num = int if base is int else float
-        lo, hi = (None if lo is None else num(lo)), (None if hi is None else num(hi))
-        step = step or meta.get("step") or (1 if base is int else _float_step(cls.default_of(name), lo, hi))
-        kwargs = {"value": num(initial)} if fresh else {}
-        if kind == "slider" and lo is not None and hi is not None:
-            return num(where.slider(text, lo, hi, step=num(step), **kwargs, **common))
-        fmt = {"format": "%g"} if base is float else {}
-        return num(where.number_input(text, min_value=lo, max_value=hi, step=num(step), **fmt, **kwargs, **common))
+        step = step or cls.field_info(name).metadata.get("step")
+        return _number(w, base, lo, hi, step or (1 if base is int else _float_step(cls.default_of(name), lo, hi)))
+    if base is dict:
+        return _json(w, none_when_empty=type(None) in get_args(hint), placeholder=placeholder)
+    kwargs = {"value": "" if w.initial is None else str(w.initial)} if w.fresh else {}
+    if w.kind == "text_area":
+        return w.where.text_area(w.text, placeholder=placeholder, **kwargs, **w.common)
+    return w.where.text_input(w.text, type="password" if w.kind == "password" else "default", placeholder=placeholder,
+                              **kwargs, **w.common)
 
-    if base is dict:  # edited as JSON text; empty means None (or {} for a field without None)
-        kwargs = {"value": json.dumps(initial, ensure_ascii=False) if initial else ""} if fresh else {}
-        raw = where.text_input(text, placeholder=placeholder, **kwargs, **common)
-        if not raw.strip():
-            return None if type(None) in get_args(hint) else {}
-        try:
-            parsed = json.loads(raw)
-        except ValueError as exc:
-            parsed, problem = None, str(exc)
-        else:
-            problem = "" if isinstance(parsed, dict) else t("not an object", "객체가 아님")
-        if problem:
-            where.error(t(f"{text}: not a JSON object ({problem})", f"{text}: JSON 객체가 아닙니다 ({problem})"), icon="⚠️")
-            return INVALID
-        return parsed
 
-    kwargs = {"value": "" if initial is None else str(initial)} if fresh else {}
-    if kind == "text_area":
-        return where.text_area(text, placeholder=placeholder, **kwargs, **common)
-    return where.text_input(text, type="password" if kind == "password" else "default", placeholder=placeholder,
-                            **kwargs, **common)
+@dataclasses.dataclass
+class _Widget:
+    where: Any  # st, a column, an expander
+    kind: str | None  # the widget hint ("radio", "slider", ...)
+    text: str  # the label
+    common: dict[str, Any]  # key, help, disabled
+    initial: Any  # the value to start from
+    fresh: bool  # the key holds no value yet: only then is `initial` passed (else Streamlit warns)
+
+
+def _multiselect(w: _Widget, opts: list[Any], show: Callable[[Any], str], accept_new: bool) -> list[Any]:
+    kwargs = {"default": list(w.initial or ())} if w.fresh else {}
+    return w.where.multiselect(w.text, opts, format_func=show, accept_new_options=accept_new, **kwargs, **w.common)
+
+
+def _choice(w: _Widget, opts: list[Any], show: Callable[[Any], str], accept_new: bool) -> Any:
+    kwargs = {"index": opts.index(w.initial) if w.initial in opts else 0} if w.fresh and opts else {}
+    if w.kind == "radio":
+        return w.where.radio(w.text, opts, format_func=show, horizontal=True, **kwargs, **w.common)
+    return w.where.selectbox(w.text, opts, format_func=show, accept_new_options=accept_new, **kwargs, **w.common)
+
+
+def _number(w: _Widget, base: type, lo: float | None, hi: float | None, step: float) -> int | float:
+    num = int if base is int else float
+    lo, hi = (None if lo is None else num(lo)), (None if hi is None else num(hi))
+    kwargs = {"value": num(w.initial)} if w.fresh else {}
+    if w.kind == "slider" and lo is not None and hi is not None:
+        return num(w.where.slider(w.text, lo, hi, step=num(step), **kwargs, **w.common))
+    fmt = {"format": "%g"} if base is float else {}
+    return num(w.where.number_input(w.text, min_value=lo, max_value=hi, step=num(step), **fmt, **kwargs, **w.common))
+
+
+def _json(w: _Widget, *, none_when_empty: bool, placeholder: str | None) -> Any:
+    """A mapping edited as JSON text; empty text is None (or {} for a field that cannot be None)."""
+    kwargs = {"value": json.dumps(w.initial, ensure_ascii=False) if w.initial else ""} if w.fresh else {}
+    raw = w.where.text_input(w.text, placeholder=placeholder, **kwargs, **w.common)
+    if not raw.strip():
+        return None if none_when_empty else {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        parsed, problem = None, str(exc)
+    else:
+        problem = "" if isinstance(parsed, dict) else t("not an object", "객체가 아님")
+    if problem:
+        w.where.error(t(f"{w.text}: not a JSON object ({problem})", f"{w.text}: JSON 객체가 아닙니다 ({problem})"), icon="⚠️")
+        return INVALID
+    return parsed
 
 
 def config_form(
@@ -196,6 +214,35 @@ def config_form(
         values[name] = config_field(cls, name, key=(keys or {}).get(name, f"{key_prefix}{name}"),
                                     container=cols[i % len(cols)], **extra)
     return values
+
+
+def config_sections(
+    cls: type[BaseConfig],
+    sections: Mapping[str, Sequence[str]],
+    titles: Mapping[str, tuple[str, str]],
+    *,
+    key_prefix: str,
+    expanded: Iterable[str] = (),
+    **form_args: Any,
+) -> dict[str, Any]:
+    """`config_form` once per section, each in an expander titled `titles[section]` (English, Korean)."""
+    values: dict[str, Any] = {}
+    for section, names in sections.items():
+        with st.expander(t(*titles[section]), expanded=section in set(expanded)):
+            values |= config_form(cls, names, key_prefix=key_prefix, **form_args)
+    return values
+
+
+def set_form_values(config: BaseConfig, key_prefix: str) -> None:
+    """Load a config into the widgets of a form drawn with `key_prefix` (a preset); `st.rerun()` to show it."""
+    for name, value in config.to_dict().items():
+        st.session_state[f"{key_prefix}{name}"] = list(value) if isinstance(value, tuple) else value
+
+
+def clear_form_values(cls: type[BaseConfig], key_prefix: str) -> None:
+    """Forget what the user set in a form drawn with `key_prefix`: its widgets start from the defaults again."""
+    for name in cls.field_names():
+        st.session_state.pop(f"{key_prefix}{name}", None)
 
 
 def build_config(cls: type[C], values: Mapping[str, Any], container: Any = None) -> C | None:
