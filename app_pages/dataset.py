@@ -12,7 +12,7 @@ import streamlit as st
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
 from workbench.ui import charts
-from workbench.ui.common import config_help, progress_reporter, user_errors, workspace
+from workbench.ui.common import config_help, metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
 from workbench.ui.i18n import t
 from workbench.ui.resources import dataset_report
@@ -20,15 +20,6 @@ from workbench.ui.resources import dataset_report
 ws = workspace()
 SAMPLES = PROJECT_DIR / "examples" / "alpaca"
 DC = alpaca.DatasetConfig
-KIND_LABELS = {
-    "missing_instruction": ("instruction is empty", "질문(instruction) 없음"),
-    "missing_output": ("output is empty", "답변(output) 없음"),
-    "non_text": ("not text", "텍스트 아님"),
-    "too_long": ("too long", "너무 김"),
-    "duplicate": ("exact duplicate", "완전 중복"),
-    "near_duplicate": ("near duplicate", "거의 중복"),
-    "same_question": ("same question, other answer", "같은 질문, 다른 답변"),
-}
 
 
 def as_text(v: object) -> str | None:
@@ -37,8 +28,7 @@ def as_text(v: object) -> str | None:
 
 
 def kind_label(kind: str) -> str:
-    en, ko = KIND_LABELS.get(kind, (kind, kind))
-    return t(en, ko)
+    return t(*alpaca_checks.ISSUE_LABELS.get(kind, (kind, kind)))
 
 
 st.title(t("Dataset", "데이터셋"))
@@ -62,12 +52,8 @@ current = st.selectbox(t("Dataset", "데이터셋"), names, key="dataset.name", 
 info = datasets.get(current) if current else None
 
 if info:
-    sizes = info.sizes
-    c = st.columns(4)
-    c[0].metric(t("Rows", "행"), info.rows)
-    c[1].metric(t("Train", "학습"), sizes.get("train", "–"))
-    c[2].metric(t("Validation", "검증"), sizes.get("validation", "–"))
-    c[3].metric(t("Test", "테스트"), sizes.get("test", "–"))
+    metric_row((t("Rows", "행"), info.rows), (t("Train", "학습"), info.sizes.get("train", "–")),
+               (t("Validation", "검증"), info.sizes.get("validation", "–")), (t("Test", "테스트"), info.sizes.get("test", "–")))
     if info.split_stale:
         st.warning(t("The rows changed after the last split: split again so training sees them.",
                      "마지막 분할 뒤에 행이 바뀌었습니다: 학습에 반영하려면 다시 분할하세요."))
@@ -237,9 +223,8 @@ with tab_edit:
         with user_errors():
             issues, lengths_rows = dataset_report(str(ws.root), info.name, stamp)
         summary = alpaca_checks.summarize_issues(issues)
-        k1, k2 = st.columns(2)
-        k1.metric(t("Rows with errors", "오류 행"), len(alpaca_checks.issue_rows(issues)))
-        k2.metric(t("Duplicate warnings", "중복 경고"), summary["warnings"])
+        metric_row((t("Rows with errors", "오류 행"), len(alpaca_checks.issue_rows(issues))),
+                   (t("Duplicate warnings", "중복 경고"), summary["warnings"]))
         if issues:
             st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
                                         t("repeats row", "같은 행"): i.other_row} for i in issues]),

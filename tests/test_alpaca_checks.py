@@ -26,3 +26,12 @@ def test_issues_name_the_row_and_kind():
     assert alpaca_checks.summarize_issues(issues)["errors"] == 2
     assert alpaca_checks.normalize_text("Hello, World!  ") == "helloworld"
     assert alpaca_checks.fix_rows(rows[5:])[0]["output"] == "5"
+
+
+def test_every_issue_kind_has_an_english_and_a_korean_label():
+    from typing import get_args
+
+    from workbench.alpaca_checks import ISSUE_LABELS, IssueKind
+
+    assert set(ISSUE_LABELS) == set(get_args(IssueKind))
+    assert all(en.strip() and ko.strip() for en, ko in ISSUE_LABELS.values())

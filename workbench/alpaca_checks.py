@@ -26,6 +26,15 @@ IssueKind = Literal[
     "duplicate", "near_duplicate", "same_question",  # warnings: shown, the user decides
 ]
 ERROR_KINDS: tuple[str, ...] = ("missing_instruction", "missing_output", "non_text", "too_long")
+ISSUE_LABELS: dict[str, tuple[str, str]] = {  # (English, Korean), as the Dataset page shows them
+    "missing_instruction": ("instruction is empty", "질문(instruction) 없음"),
+    "missing_output": ("output is empty", "답변(output) 없음"),
+    "non_text": ("not text", "텍스트 아님"),
+    "too_long": ("too long", "너무 김"),
+    "duplicate": ("exact duplicate", "완전 중복"),
+    "near_duplicate": ("near duplicate", "거의 중복"),
+    "same_question": ("same question, other answer", "같은 질문, 다른 답변"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
