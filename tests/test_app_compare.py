@@ -117,13 +117,14 @@ def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
     at = open_page()
     at.selectbox(key="compare.run").set_value(run_id).run()
     at.selectbox(key="compare.collection").set_value("shop").run()
-    assert at.selectbox(key="compare.template").value == "chat"  # the run's training template
+    assert at.selectbox(key="compare.template").value == "auto"  # the run's own training template
     at.multiselect(key="compare.sources").set_value(["base", "ft", "rag", "ft_rag"]).run()
     at.number_input(key="compare.max_new_tokens").set_value(12).run()
     at.number_input(key="compare.k").set_value(1).run()
     at.button(key="compare.ask").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     result = at.session_state["compare.result"]
+    assert result["template"] == "chat"  # what the run was trained with
     answers = result["answers"]
     assert list(answers) == ["base", "ft", "rag", "ft_rag"]
     assert answers["base"]["text"] != answers["ft"]["text"]  # the adapter is switched on for ft only
