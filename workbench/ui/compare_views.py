@@ -1,0 +1,149 @@
+"""What the Compare page shows: answers side by side, and an evaluation's report (scores, chart, cost, answers).
+
+The page wires widgets to `workbench.answer` and the evaluation jobs; these functions only draw what those return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench import evaluation as ev
+from workbench.answer import RAG_SOURCES
+from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
+from workbench.ui import charts
+from workbench.ui.common import metric_row, user_errors
+from workbench.ui.i18n import t
+
+
+def stats_caption(a: Mapping[str, Any]) -> str:
+    """Latency, tokens and speed of one answer, in the current language."""
+    capped = a["stopped"] == "max_new_tokens"
+    return t(f"{a['latency_s']:.2f} s · {a['completion_tokens']} tokens · {a['tokens_per_s']:.1f} tokens/s · "
+             f"prompt {a['prompt_tokens']} tokens" + (" · hit max tokens" if capped else ""),
+             f"{a['latency_s']:.2f}초 · {a['completion_tokens']} 토큰 · 초당 {a['tokens_per_s']:.1f} 토큰 · "
+             f"프롬프트 {a['prompt_tokens']} 토큰" + (" · 최대 토큰 도달" if capped else ""))
+
+
+def chunks_table(chunks: list[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{"#": i, t("score", "점수"): round(c["score"], 3), t("source", "출처"): c["source"],
+                          t("text", "내용"): c["text"]} for i, c in enumerate(chunks, 1)])
+
+
+def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[str, Any]:
+    """Run `answer.ask`'s streams, each into its own column as it generates; the answers as the page keeps them."""
+    answers: dict[str, Any] = {}
+    for col, (src, stream) in zip(st.columns(len(asked.streams)), asked.streams.items()):
+        col.markdown(f"**{label(src)}**")
+        box = col.empty()
+        box.caption(t("Generating…", "생성하는 중…"))
+        text = ""
+        for piece in stream:
+            text += piece
+            box.text(text)
+        answers[src] = {**stream.result.to_dict(), "rag": src in RAG_SOURCES}
+    return {"question": asked.question, "answers": answers, "template": setup.template, "warnings": setup.warnings,
+            "chunks": [{"text": c.text, "score": c.score, "source": Path(str(c.metadata.get("source", ""))).name}
+                       for c in asked.chunks]}
+
+
+def show_answers(result: Mapping[str, Any], label: Callable[[str], str]) -> None:
+    """One column per source: the answer (as text, never markup), its cost, its chunks and its prompt."""
+    for w in result["warnings"]:
+        st.warning(w)
+    for col, (src, a) in zip(st.columns(len(result["answers"])), result["answers"].items()):
+        with col:
+            st.markdown(f"**{label(src)}**")
+            st.text(a["text"] or t("(empty answer)", "(빈 답변)"))
+            st.caption(stats_caption(a))
+            if a["rag"]:
+                with st.expander(t(f"Retrieved chunks ({len(result['chunks'])})", f"검색된 청크 ({len(result['chunks'])}개)")):
+                    st.dataframe(chunks_table(result["chunks"]), hide_index=True, width="stretch")
+            with st.expander(t("Prompt", "프롬프트")):
+                st.code(a["prompt"], language=None, wrap_lines=True)
+
+
+def evaluation_progress(folder: str) -> None:
+    """A running evaluation's progress bar and cancel button, polled every second."""
+    @st.fragment(run_every=1.0)
+    def _watch() -> None:
+        s = ev.evaluation_status(folder)
+        if s["state"] not in ("pending", "running"):
+            st.rerun(scope="app")
+        total = s.get("total") or 0
+        st.progress(min((s.get("done") or 0) / total, 1.0) if total else 0.0,
+                    text=s.get("message") or t("Starting…", "시작하는 중…"))
+        if st.button(t("Cancel", "취소"), key="compare.eval_cancel"):
+            with user_errors():
+                ev.cancel_evaluation(folder)
+
+    _watch()
+
+
+def _cost_metrics(summary: Mapping[str, Any]) -> None:
+    cost = summary["cost"]
+    added = cost.get("prompt_tokens_added_by_retrieval", {})
+    lat = {s: v["latency_s"] for s, v in summary["per_source"].items() if v["latency_s"] is not None}
+    metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} s" if cost.get("train_seconds") else "–"),
+               (t("Adapter size", "어댑터 크기"), f"{cost['adapter_mb']} MiB" if cost.get("adapter_mb") else "–"),
+               (t("Prompt tokens added by retrieval", "검색이 더한 프롬프트 토큰"), f"{added['rag']:+.0f}" if "rag" in added else "–"),
+               (t("Latency (fastest / slowest)", "지연 시간 (가장 빠름 / 느림)"),
+                f"{min(lat.values()):.2f} / {max(lat.values()):.2f} s" if lat else "–"))
+
+
+def show_report(folder: str, summary: Mapping[str, Any]) -> None:
+    """A finished (or cancelled) evaluation: scores with intervals, the chart, cost, who wins where, downloads."""
+    if summary["cancelled"]:
+        st.warning(t(f"Cancelled: {summary['rows']} of {summary['rows_total']} rows answered.",
+                     f"취소됨: {summary['rows_total']}행 중 {summary['rows']}행에 답했습니다."))
+    st.dataframe(pd.DataFrame(summary_table(summary)), hide_index=True, width="stretch")
+    st.caption(summary["notes"]["ci"])
+    chart = charts.eval_scores_chart(chart_data(summary))
+    if chart is not None:
+        st.altair_chart(chart)
+    _cost_metrics(summary)
+    for w in summary.get("warnings", []):
+        st.warning(w)
+    results = ev.load_results(folder)
+    filters = ["all"] + (["ft", "rag"] if {"ft", "rag"} <= set(summary["sources"]) else [])
+    names = {"all": t("every question", "모든 질문"), "ft": t("where fine-tuning wins", "파인튜닝이 이기는 곳"),
+             "rag": t("where RAG wins", "RAG가 이기는 곳")}
+    flt = st.radio(t("Show", "보기"), filters, key="compare.eval_filter", horizontal=True, format_func=names.__getitem__)
+    wide = wide_results(results)
+    if flt != "all":
+        winners = pair_winners(results, "ft", "rag")
+        wide = [r for r in wide if winners.get(r["row"]) == flt]
+    st.dataframe(pd.DataFrame(wide), hide_index=True, width="stretch")
+    for col, (name, mime) in zip(st.columns(3), ((REPORT_MD, "text/markdown"), (REPORT_HTML, "text/html"),
+                                                 (RESULTS_FILE, "text/csv"))):
+        col.download_button(name, (Path(folder) / name).read_bytes(), name, mime, key=f"compare.dl_{name.split('.')[-1]}")
+
+
+def evaluation_name(folder: str) -> str:
+    """An evaluation folder as the select shows it: its id and the run it belongs to."""
+    path = Path(folder)
+    return f"{path.name} ({path.parent.parent.name if path.parent.name == 'eval' else '-'})"
+
+
+def changed_note(done: Mapping[str, Any]) -> None:
+    """What `freshness.change_facts` changed and re-ingested."""
+    st.success(t(f"Changed {done['replacements']} places in {', '.join(done['files'])}; re-ingested "
+                 f"({done['added']} chunks added, {done['removed']} removed).",
+                 f"{', '.join(done['files'])}에서 {done['replacements']}곳을 바꾸고 다시 넣었습니다 "
+                 f"(청크 {done['added']}개 추가, {done['removed']}개 삭제)."))
+    if done["skipped"]:
+        st.caption(t(f"Not in this collection, left alone: {', '.join(done['skipped'])}",
+                     f"이 컬렉션에 없어 건드리지 않음: {', '.join(done['skipped'])}"))
+
+
+def freshness_table(fresh: Mapping[str, Any], sources: list[str], label: Callable[[str], str]) -> pd.DataFrame:
+    """Each source's answer before and after the fact changed."""
+    def text(step: str, source: str) -> str:
+        return fresh.get(step, {}).get("answers", {}).get(source, {}).get("text", "")
+
+    return pd.DataFrame([{t("source", "소스"): label(s), t("before the change", "바꾸기 전"): text("before", s),
+                          t("after the change", "바꾼 후"): text("after", s)} for s in sources])
