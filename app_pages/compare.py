@@ -167,9 +167,9 @@ with tab_eval:
         b = st.columns([3, 2, 2, 3, 2])
         eval_ds = b[0].selectbox(t("Dataset", "데이터셋"), split_datasets, key="compare.eval_dataset")
         limit = config_field(ev.EvalConfig, "limit", key="compare.eval_limit", container=b[1], value=20)
+        skip = t("(skip)", "(생략)")  # AppTest calls format_func outside the script, where the language is unknown
         emb = config_field(ev.EvalConfig, "embedding_model", key="compare.eval_embedding", container=b[2],
-                           options=["", *EMBEDDING_REGISTRY],
-                           format_func=lambda e: EMBEDDING_REGISTRY[e].label if e else t("(skip)", "(생략)"))
+                           options=["", *EMBEDDING_REGISTRY], format_func=lambda e: EMBEDDING_REGISTRY[e].label if e else skip)
         with b[3].popover(t("LLM judge (optional)", "LLM 심사 (선택)")):
             judge_url = config_field(ev.EvalConfig, "judge_base_url", key="compare.judge_url").strip()
             judge_model = config_field(ev.EvalConfig, "judge_model", key="compare.judge_model").strip()
