@@ -140,7 +140,6 @@ def format_example(
 # =============================================================================================
 
 import dataclasses  # noqa: E402  (kept beside the code that needs them; the formatting above stays light)
-import datetime as _dt  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
@@ -152,6 +151,7 @@ from pathlib import Path  # noqa: E402
 
 from workbench.config import BaseConfig, Workspace, setting  # noqa: E402
 from workbench.errors import DocumentError, NotFoundError, OfflineError  # noqa: E402
+from workbench.runfiles import now_iso, write_json, write_text  # noqa: E402
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -324,8 +324,7 @@ def dataset_dir(name: str, workspace: Workspace | None = None) -> Path:
     return ws.datasets / check_name(name)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+_now = now_iso
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -337,17 +336,11 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 
 def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
-    tmp = folder / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(folder / META_FILE)
+    write_json(folder / META_FILE, meta)
 
 
 def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

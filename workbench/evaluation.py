@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as _dt
+import io
 import html
 import json
 import math
@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, JobError, NotFoundError, OfflineError
 from workbench.progress import Progress
+from workbench.runfiles import now_iso, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.embeddings import Embeddings
@@ -523,8 +524,7 @@ def evals_root(run_id: str = "", workspace: Workspace | None = None) -> Path:
     return ws.runs / run_id / "eval" if run_id else ws.root / "evals"
 
 
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+_now = now_iso  # one clock (UTC) for every file
 
 
 def check_evaluation(config: EvalConfig, workspace: Workspace | None = None) -> None:
@@ -931,13 +931,12 @@ def run_evaluation(
 
 
 def _write_results(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        for r in results:
-            writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
-    tmp.replace(path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
+    write_text(path, buf.getvalue())
 
 
 def _csv_value(v: Any) -> Any:

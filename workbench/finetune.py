@@ -41,6 +41,7 @@ from workbench.alpaca import PromptTemplate, format_example
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, JobError, ModelError, WorkbenchError
 from workbench.progress import Progress
+from workbench.runfiles import append_jsonl, now_iso, read_json, update_json, write_json  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.models import DeviceInfo
@@ -513,36 +514,12 @@ class CompletionCollator:
 # --- run files ---------------------------------------------------------------------------------------------
 
 
-def now_iso() -> str:
-    import datetime as _dt
-
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic write (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    status = read_json(run_dir / "status.json", {}) or {}
-    status.update(changes)
-    write_json(run_dir / "status.json", status)
-    return status
+    return update_json(run_dir / "status.json", **changes)
 
 
 def append_metrics(run_dir: Path, record: Mapping[str, Any]) -> None:
-    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(dict(record), ensure_ascii=False) + "\n")
+    append_jsonl(run_dir / "metrics.jsonl", record)
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
