@@ -42,7 +42,7 @@ st.caption(t(
 runs: dict[str, Any] = {}
 collections: list[str] = []
 with user_errors():
-    from workbench.jobs import list_runs
+    from workbench.runs import list_runs
     from workbench.vectordb import list_collections
 
     runs = {r.id: r for r in list_runs(ws) if r.adapter_dir is not None}

@@ -177,7 +177,7 @@ def _sha(path: Path) -> str:
 def trained(tmp_path_factory, smollm2_dir):
     """One short Unsloth run through the real path (a child process), shared by the tests below."""
     from workbench.config import Workspace
-    from workbench.jobs import start_training, wait_run
+    from workbench.runs import start_training, wait_run
 
     root = tmp_path_factory.mktemp("ft")
     ws = Workspace(root / "ws").ensure()
@@ -227,7 +227,7 @@ def test_adapter_and_merged_model_load_and_generate_the_same(trained):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workbench.inference import GenerationConfig, load_generator_for_run
-    from workbench.jobs import export_run, get_run
+    from workbench.runs import export_run, get_run
 
     ws, run, _, _ = trained
     gen = load_generator_for_run(run, ws)
@@ -249,7 +249,7 @@ def test_adapter_and_merged_model_load_and_generate_the_same(trained):
 def test_early_stopping_stops_when_validation_loss_rises(workspace, smollm2_dir):
     """Validation answers contradict the training answers, so every step that fits training makes validation
     worse: the best checkpoint is the first, and training stops after `patience` evaluations without gain."""
-    from workbench.jobs import start_training, wait_run
+    from workbench.runs import start_training, wait_run
 
     make_dataset(workspace, "contra", color_rows(16, colors=("red",)), color_rows(4, colors=("blue",)))
     # padded batches grouped by length (the GPU default's layout), through the real Trainer on CPU

@@ -717,7 +717,7 @@ def _noop(message: str, fraction: float) -> None:
 
 
 def _run_info(run_id: str, workspace: Workspace) -> Any:
-    from workbench.jobs import get_run
+    from workbench.runs import get_run
 
     return get_run(run_id, workspace)
 

@@ -20,7 +20,7 @@ Settings whose best value depends on the machine are "auto" (0 for numbers) and 
 | offload_embedding | on for one GPU with Unsloth and an untied table (frees 1.0 GiB on Llama-3-8B) | off |
 
 `train_run(run_dir)` is the training entry point: `python -m workbench train RUN_DIR` calls it in a child
-process (see `workbench.jobs`), so Unsloth's patches never reach the app, and the two backends never share a
+process (see `workbench.runs`), so Unsloth's patches never reach the app, and the two backends never share a
 process. Heavy imports (torch, transformers, trl, unsloth) stay inside functions.
 """
 
@@ -584,7 +584,7 @@ def _world() -> int:
 
 
 def train_run(run_dir: str | Path) -> dict[str, Any]:
-    """Train the run in `run_dir` (config.json written by `workbench.jobs.create_run`) in this process.
+    """Train the run in `run_dir` (config.json written by `workbench.runs.create_run`) in this process.
 
     Resumes from the newest checkpoint if there is one. Writes status.json, metrics.jsonl, checkpoints/ and at the
     end adapter/ (the best or last LoRA adapter plus the tokenizer). Under torchrun only rank 0 writes run files.
@@ -611,7 +611,12 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     status = read_json(run_dir / "status.json", {}) or {}
     resume = last_checkpoint(run_dir)
     if main:
-        own = {} if status.get("pid") else {"pid": os.getpid(), "pid_is_child": False}  # started in this process
+        from workbench.jobs import JOB_ENV
+        from workbench.runfiles import process_start_time
+
+        # started by the runner (which records torchrun's pid), or in a terminal: then this process is the job
+        started_by_runner = os.environ.get(JOB_ENV) == str(run_dir)
+        own = {} if started_by_runner else {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
         status = update_status(run_dir, state="running", **own, error=None, ended_at=None,
                                started_at=status.get("started_at") or now_iso(), resumed_from=str(resume) if resume else None,
                                num_processes=_world())

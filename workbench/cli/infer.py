@@ -113,7 +113,7 @@ def run_ask(args: argparse.Namespace) -> int:
     ws = Workspace.default()
     run = None
     if args.run:
-        from workbench.jobs import get_run
+        from workbench.runs import get_run
 
         run = get_run(args.run, ws)
     adapter_dir = Path(args.adapter_dir) if args.adapter_dir else (run.adapter_dir if run is not None else None)
