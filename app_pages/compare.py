@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from workbench import eval_jobs
 from workbench import evaluation as ev
 from workbench.alpaca import TEMPLATES, list_datasets, load_split
 from workbench.config import PROJECT_DIR
@@ -257,22 +258,22 @@ with tab_eval:
                     retrieval=retrieval.to_dict() if collection else {}, embedding_model=emb, batch_size=int(batch_size),
                     judge_base_url=judge_url.strip(), judge_model=judge_model.strip(),
                     endpoint_base_url=api_url.strip() if endpoint else "", endpoint_model=api_model.strip() if endpoint else "")
-                folder = ev.start_evaluation(cfg, ws, env={"OPENAI_API_KEY": api_key} if api_key else None)
+                folder = eval_jobs.start_evaluation(cfg, ws, env={"OPENAI_API_KEY": api_key} if api_key else None)
                 st.session_state["compare.eval_pick"] = str(folder)
                 st.rerun()
 
-    folders = [str(p) for p in reversed(ev.list_evaluations(ws))]
+    folders = [str(p) for p in reversed(eval_jobs.list_evaluations(ws))]
     if folders:
         if st.session_state.get("compare.eval_pick") not in folders:
             st.session_state["compare.eval_pick"] = folders[0]
         pick = st.selectbox(t("Evaluation", "평가"), folders, key="compare.eval_pick",
                             format_func=lambda f: f"{Path(f).name} ({Path(f).parent.parent.name if Path(f).parent.name == 'eval' else '-'})")
-        status = ev.evaluation_status(pick)
+        status = eval_jobs.evaluation_status(pick)
 
         if status["state"] in ("pending", "running"):
             @st.fragment(run_every=1.0)
             def _watch() -> None:
-                s = ev.evaluation_status(pick)
+                s = eval_jobs.evaluation_status(pick)
                 if s["state"] not in ("pending", "running"):
                     st.rerun(scope="app")
                 total = s.get("total") or 0
@@ -280,7 +281,7 @@ with tab_eval:
                             text=s.get("message") or t("Starting…", "시작하는 중…"))
                 if st.button(t("Cancel", "취소"), key="compare.eval_cancel"):
                     with user_errors():
-                        ev.cancel_evaluation(pick)
+                        eval_jobs.cancel_evaluation(pick)
 
             _watch()
         elif status["state"] == "failed":

@@ -67,7 +67,9 @@ def test_empty_workspace_offers_the_base_model(workspace, lang, title):
 
 
 def test_finished_evaluation_renders_its_report(workspace):
-    from workbench.evaluation import EvalConfig, new_eval_dir, score_answer, summarize, write_report, _write_status
+    from workbench.eval_jobs import new_eval_dir
+    from workbench.evaluation import EvalConfig, score_answer, summarize, write_report
+    from workbench.runfiles import update_json
 
     def rec(row, source, answer, reference):
         return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,
@@ -87,7 +89,7 @@ def test_finished_evaluation_renders_its_report(workspace):
         w.writeheader()
         w.writerows(results)
     write_report(folder, summarize(results, cfg, rows_total=2, template="chat"), results)
-    _write_status(folder, state="completed")
+    update_json(folder / "status.json", state="completed")
 
     at = open_page()
     assert at.selectbox(key="compare.eval_pick").value == str(folder)
@@ -159,7 +161,8 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     import time
 
     from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.evaluation import EvalConfig, evaluation_status, list_evaluations
+    from workbench.eval_jobs import evaluation_status, list_evaluations
+    from workbench.evaluation import EvalConfig
 
     src = tmp_path / "rows.csv"
     with src.open("w", encoding="utf-8", newline="") as f:

@@ -216,13 +216,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _passive_threads()
     _keep_freed_memory()
     from workbench.config import Workspace
-    from workbench.evaluation import (
-        check_evaluation,
-        new_eval_dir,
-        run_evaluation_dir,
-        start_evaluation,
-        summary_table,
-    )
+    from workbench.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
+    from workbench.evaluation import check_evaluation, summary_table
 
     ws = Workspace.default()
     if args.from_dir:
@@ -249,7 +244,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_evaluations(args: argparse.Namespace) -> int:
     from workbench.config import Workspace
     from workbench.errors import ConfigError
-    from workbench.evaluation import cancel_evaluation, evaluation_status, list_evaluations, load_summary
+    from workbench.eval_jobs import cancel_evaluation, evaluation_status, list_evaluations
+    from workbench.evaluation import load_summary
 
     ws = Workspace.default()
     if args.action == "list":
