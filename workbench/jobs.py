@@ -299,9 +299,10 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
     try:
         yield ctx
     except BaseException as exc:
-        cancelled = isinstance(exc, KeyboardInterrupt) and ctx.cancelled
+        # cancelled work may end in an error of its own ("no rows came out (cancelled)"): still a cancel
+        cancelled = ctx.cancelled and isinstance(exc, (KeyboardInterrupt, WorkbenchError))
         update_json(folder / STATUS_FILE, state="cancelled" if cancelled else "failed", ended_at=now_iso(),
-                    error=None if cancelled else one_line(exc), **ctx.final)
+                    error=None if isinstance(exc, KeyboardInterrupt) else one_line(exc), **ctx.final)
         raise
     else:
         update_json(folder / STATUS_FILE, state="cancelled" if ctx.cancelled else "completed", ended_at=now_iso(),
