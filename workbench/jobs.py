@@ -248,6 +248,10 @@ def one_line(exc: BaseException) -> str:
     return text[:500] if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {text}"[:500]
 
 
+class Cancelled(Exception):
+    """Raised by `JobContext.check()` once cancel was asked: `job_context` records 'cancelled' and swallows it."""
+
+
 class JobContext:
     """What the child's work sees: a cancel Event (set by SIGTERM), `progress(...)`, and `result(...)`."""
 
@@ -275,6 +279,11 @@ class JobContext:
             self._last = now
             update_json(self.folder / STATUS_FILE, message=message, fraction=round(float(fraction), 4), **extra)
 
+    def check(self) -> None:
+        """Raise `Cancelled` once cancel was asked (for work with no cancel of its own: call it between steps)."""
+        if self.cancel.is_set():
+            raise Cancelled()
+
     def result(self, **fields: Any) -> None:
         """Fields to record in status.json with the final state."""
         self.final.update(fields)
@@ -283,7 +292,8 @@ class JobContext:
 @contextlib.contextmanager
 def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobContext]:
     """Run the body as the job of `folder`: 'running' now; at the end 'completed', 'cancelled' (SIGTERM arrived
-    or `ctx.cancel` was set) or 'failed' with the error in one line (the exception goes on, for the log).
+    or `ctx.cancel` was set; `ctx.check()` raising `Cancelled` ends the body quietly) or 'failed' with the error
+    in one line (the exception goes on, for the log).
 
     Started without the runner (`python -m workbench ... --from-dir` in a terminal), it records its own pid.
     """
@@ -298,6 +308,8 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
     update_json(folder / STATUS_FILE, state="running", started_at=now_iso(), ended_at=None, error=None, **own)
     try:
         yield ctx
+    except Cancelled:
+        update_json(folder / STATUS_FILE, state="cancelled", ended_at=now_iso(), **ctx.final)
     except BaseException as exc:
         # cancelled work may end in an error of its own ("no rows came out (cancelled)"): still a cancel
         cancelled = ctx.cancelled and isinstance(exc, (KeyboardInterrupt, WorkbenchError))
