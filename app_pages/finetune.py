@@ -14,7 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from workbench import runs as jobs  # training runs, on the generic runner (workbench.jobs)
-from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
+from workbench.finetune import GROUPS, TrainConfig, fit_report
+from workbench.train_progress import eta_text
 from workbench.models import REGISTRY
 from workbench.ui import resources
 from workbench.ui.common import config_help, need, user_errors, workspace

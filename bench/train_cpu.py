@@ -33,7 +33,7 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
     """Mean negative log-likelihood per answer token over `rows` (the eval loss on the test split)."""
     import torch
 
-    from workbench.finetune import tokenize_rows
+    from workbench.trainer import tokenize_rows
 
     examples, _ = tokenize_rows(rows, tokenizer, template, 512)  # type: ignore[arg-type]
     total, count = 0.0, 0

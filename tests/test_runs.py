@@ -50,7 +50,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from workbench.finetune import update_status
+    from workbench.runfiles import update_status
 
     update_status(run.path, state="running", pid=dead.pid)
     assert not process_alive(dead.pid)
@@ -62,7 +62,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
 
 
 def test_a_forced_cancel_is_recorded_as_cancelled_not_failed(boxes):
-    from workbench.finetune import update_status
+    from workbench.runfiles import update_status
     from workbench.runfiles import process_start_time
 
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)

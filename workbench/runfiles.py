@@ -150,3 +150,29 @@ def process_alive(pid: int | None, start_time: int | None = None) -> bool:
     if start_time is not None and process_start_time(pid) != int(start_time):
         return False  # the pid was reused by another process
     return True
+
+
+# --- training run folders ---------------------------------------------------------------------------------------
+
+
+def update_status(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into `<run_dir>/status.json` (locked, atomic); returns the new status."""
+    return update_json(Path(run_dir) / "status.json", **changes)
+
+
+def append_metrics(run_dir: str | Path, record: Mapping[str, Any]) -> None:
+    """One line of `<run_dir>/metrics.jsonl`."""
+    append_jsonl(Path(run_dir) / "metrics.jsonl", record)
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete `checkpoints/checkpoint-<step>` (one with trainer_state.json)."""
+    ckpts = []
+    for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*"):
+        try:
+            step = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if (p / "trainer_state.json").is_file():
+            ckpts.append((step, p))
+    return max(ckpts)[1] if ckpts else None

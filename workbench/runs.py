@@ -31,9 +31,10 @@ from typing import Any
 from workbench import jobs
 from workbench.config import Workspace
 from workbench.errors import ConfigError, JobError, NotFoundError
-from workbench.finetune import TrainConfig, collect_metrics, last_checkpoint, resolve_backend, update_status
+from workbench.finetune import TrainConfig, resolve_backend
+from workbench.train_progress import collect_metrics
 from workbench.jobs import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
-from workbench.runfiles import now_iso, process_start_time, write_json
+from workbench.runfiles import last_checkpoint, now_iso, process_start_time, update_status, write_json
 
 
 @dataclasses.dataclass
@@ -285,7 +286,7 @@ def export_run(run_id: str, workspace: Workspace | None = None, *, merged: bool 
         NotFoundError: the run has no adapter yet.
         OfflineError: pushing while the Hub is unreachable (the local files stay).
     """
-    from workbench.finetune import merge_adapter
+    from workbench.trainer import merge_adapter
 
     ws = workspace or Workspace.default()
     run = get_run(run_id, ws)

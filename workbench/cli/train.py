@@ -94,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.run_dir:
         if args.dataset or args.config or args.set or args.tutorial:
             raise ConfigError("Give either RUN_DIR (train an existing run here) or --dataset/--config (start a new run).")
-        from workbench.finetune import train_run
+        from workbench.trainer import train_run
 
         status = train_run(args.run_dir)
         return 0 if status.get("state") in ("completed", "cancelled") else 1
@@ -111,7 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _follow(run_id: str, as_json: bool) -> int:
-    from workbench.finetune import eta_text
+    from workbench.train_progress import eta_text
     from workbench.runs import follow_run
 
     final: dict[str, Any] = {}
