@@ -27,6 +27,102 @@ def _world() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+class _Tracker:
+    """Timing, memory peaks and the ETA of one training session (plain Python: the callback below feeds it)."""
+
+    def __init__(self) -> None:
+        self.train_time = 0.0  # seconds spent in optimizer steps this session (evaluations and saves excluded)
+        self.mark = time.perf_counter()
+        self.session_steps = 0
+        self.start_step = 0
+        self.last_tokens = 0
+        self.last_time = 0.0
+        self.eval_time = 0.0
+        self.evals = 0
+        self.peaks: dict[str, float] = {}  # GiB by phase: load (before training), train (steps), eval
+        self.memory_trace = _MemoryTrace.from_env()  # diagnostics only (bench/memsnap.py)
+
+    def begin(self, state: Any) -> None:
+        self.last_tokens = int(state.num_input_tokens_seen or 0)
+        self.start_step = state.global_step  # > 0 when resumed from a checkpoint
+        self._peak("load")
+        if self.memory_trace:
+            self.memory_trace.start()
+        self.mark = time.perf_counter()
+
+    def step(self, state: Any) -> None:
+        now = time.perf_counter()
+        self.train_time += now - self.mark
+        self.mark = now
+        self.session_steps += 1
+        if self.memory_trace:
+            self.memory_trace.step(state, self.session_steps, _gpu_mem_gb())
+        self._peak("train")
+
+    def evaluated(self, metrics: Any) -> None:
+        if metrics and "eval_runtime" in metrics:
+            self.eval_time += float(metrics["eval_runtime"])
+            self.evals += 1
+        self._peak("eval")
+        self.mark = time.perf_counter()
+
+    def _peak(self, phase: str) -> None:
+        """Fold the allocator's peak since the last call into `phase`, then start a new window: the peaks of
+        loading, of training steps and of evaluations are kept apart (the evaluation batch is not the training one)."""
+        mem = _gpu_mem_gb(reset=True)
+        if mem is not None:
+            self.peaks[phase] = max(self.peaks.get(phase, 0.0), mem)
+
+    def peak(self, phase: str = "train") -> float | None:
+        """The highest peak of any phase so far (GiB), after folding the current window into `phase`."""
+        self._peak(phase if self.session_steps else "load")
+        return max(self.peaks.values()) if self.peaks else None
+
+    def summary(self, state: Any) -> dict[str, Any]:
+        """Whole-session throughput and memory, for status.json at the end."""
+        tokens = int(state.num_input_tokens_seen or 0)
+        out: dict[str, Any] = {
+            "train_step_seconds": round(self.train_time, 2),
+            "tokens_per_s": round(tokens / self.train_time, 1) if self.train_time > 0 and not self.start_step else None}
+        if self.peaks:
+            out["peak_gpu_mem_gb"] = max(self.peaks.values())
+            out["peak_gpu_mem_gb_by_phase"] = dict(self.peaks)
+        return out
+
+    def eta(self, state: Any) -> float | None:
+        if not self.session_steps or not state.max_steps:
+            return None
+        per_step = self.train_time / self.session_steps
+        left = max(state.max_steps - state.global_step, 0)
+        per_eval = self.eval_time / self.evals if self.evals else 0.0
+        evals_left = left / max(float(getattr(state, "eval_steps", 0) or 0), 1.0) if per_eval else 0
+        return round(left * per_step + evals_left * per_eval, 1)
+
+    def log_record(self, state: Any, logs: Any) -> dict[str, Any] | None:
+        """The metrics.jsonl line for one Trainer log (None for the final summary, which goes to status.json)."""
+        record: dict[str, Any] = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+            if key in logs and logs[key] is not None:
+                record[key] = float(logs[key])
+        if "loss" not in record and "eval_loss" not in record:
+            return None
+        if "loss" in record:
+            tokens = int(state.num_input_tokens_seen or 0)
+            dt = self.train_time - self.last_time
+            if dt > 0 and tokens > self.last_tokens:
+                record["tokens_per_s"] = round((tokens - self.last_tokens) / dt, 1)
+            self.last_tokens, self.last_time = tokens, self.train_time
+            record["tokens_seen"] = tokens
+        mem = self.peak()
+        if mem is not None:
+            record["gpu_mem_gb"] = mem
+        eta = self.eta(state)
+        if eta is not None:
+            record["eta_s"] = eta
+        record["time"] = round(time.time(), 3)
+        return record
+
+
 def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> Any:
     """A `TrainerCallback` that appends one JSON line per log to metrics.jsonl and keeps status.json current.
 
@@ -38,113 +134,45 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.train_time = 0.0  # seconds spent in optimizer steps this session (evaluations and saves excluded)
-            self.mark = time.perf_counter()
-            self.session_steps = 0
-            self.start_step = 0
-            self.last_tokens = 0
-            self.last_time = 0.0
-            self.eval_time = 0.0
-            self.evals = 0
-            self.peaks: dict[str, float] = {}  # GiB by phase: load (before training), train (steps), eval
-            self.memory_trace = _MemoryTrace.from_env()  # diagnostics only (bench/memsnap.py)
+            self.tracker = _Tracker()
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.last_tokens = int(state.num_input_tokens_seen or 0)
-            self.start_step = state.global_step  # > 0 when resumed from a checkpoint
-            self._peak("load")
-            if self.memory_trace:
-                self.memory_trace.start()
-            self.mark = time.perf_counter()
+            self.tracker.begin(state)
             if state.is_world_process_zero:
                 update_status(run_dir, state="running", step=state.global_step, max_steps=state.max_steps,
                               start_step=state.global_step)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            now = time.perf_counter()
-            self.train_time += now - self.mark
-            self.mark = now
-            self.session_steps += 1
-            if self.memory_trace:
-                self.memory_trace.step(state, self.session_steps, _gpu_mem_gb())
-            self._peak("train")
+            self.tracker.step(state)
             if _agree_on_cancel(flag, args):
                 control.should_save = True
                 control.should_training_stop = True
             if state.is_world_process_zero:
                 update_status(run_dir, step=state.global_step, epoch=round(state.epoch or 0.0, 4),
-                              eta_s=self._eta(state))
+                              eta_s=self.tracker.eta(state))
 
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
-            if metrics and "eval_runtime" in metrics:
-                self.eval_time += float(metrics["eval_runtime"])
-                self.evals += 1
-            self._peak("eval")
-            self.mark = time.perf_counter()
+            self.tracker.evaluated(metrics)
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.mark = time.perf_counter()
+            self.tracker.mark = time.perf_counter()
             if state.is_world_process_zero:
                 update_status(run_dir, last_checkpoint=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"),
                               best_checkpoint=state.best_model_checkpoint)
 
-        def _peak(self, phase: str) -> None:
-            """Fold the allocator's peak since the last call into `phase`, then start a new window: the peaks of
-            loading, of training steps and of evaluations are kept apart (the evaluation batch is not the training one)."""
-            mem = _gpu_mem_gb(reset=True)
-            if mem is not None:
-                self.peaks[phase] = max(self.peaks.get(phase, 0.0), mem)
-
-        def peak(self, phase: str = "train") -> float | None:
-            """The highest peak of any phase so far (GiB), after folding the current window into `phase`."""
-            self._peak(phase if self.session_steps else "load")
-            return max(self.peaks.values()) if self.peaks else None
-
-        def summary(self, state: Any) -> dict[str, Any]:
-            """Whole-session throughput and memory, for status.json at the end."""
-            tokens = int(state.num_input_tokens_seen or 0)
-            out: dict[str, Any] = {
-                "train_step_seconds": round(self.train_time, 2),
-                "tokens_per_s": round(tokens / self.train_time, 1) if self.train_time > 0 and not self.start_step else None}
-            if self.peaks:
-                out["peak_gpu_mem_gb"] = max(self.peaks.values())
-                out["peak_gpu_mem_gb_by_phase"] = dict(self.peaks)
-            return out
-
-        def _eta(self, state: Any) -> float | None:
-            if not self.session_steps or not state.max_steps:
-                return None
-            per_step = self.train_time / self.session_steps
-            left = max(state.max_steps - state.global_step, 0)
-            per_eval = self.eval_time / self.evals if self.evals else 0.0
-            evals_left = left / max(float(getattr(state, "eval_steps", 0) or 0), 1.0) if per_eval else 0
-            return round(left * per_step + evals_left * per_eval, 1)
-
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if not state.is_world_process_zero or not logs:
                 return
-            record: dict[str, Any] = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
-                if key in logs and logs[key] is not None:
-                    record[key] = float(logs[key])
-            if "loss" not in record and "eval_loss" not in record:
-                return  # the final summary (train_runtime ...) is in status.json
-            if "loss" in record:
-                tokens = int(state.num_input_tokens_seen or 0)
-                dt = self.train_time - self.last_time
-                if dt > 0 and tokens > self.last_tokens:
-                    record["tokens_per_s"] = round((tokens - self.last_tokens) / dt, 1)
-                self.last_tokens, self.last_time = tokens, self.train_time
-                record["tokens_seen"] = tokens
-            mem = self.peak()
-            if mem is not None:
-                record["gpu_mem_gb"] = mem
-            eta = self._eta(state)
-            if eta is not None:
-                record["eta_s"] = eta
-            record["time"] = round(time.time(), 3)
-            append_metrics(run_dir, record)
-            self.mark = time.perf_counter()
+            record = self.tracker.log_record(state, logs)
+            if record is not None:
+                append_metrics(run_dir, record)
+                self.tracker.mark = time.perf_counter()
+
+        def peak(self, phase: str = "train") -> float | None:
+            return self.tracker.peak(phase)
+
+        def summary(self, state: Any) -> dict[str, Any]:
+            return self.tracker.summary(state)
 
     return ProgressCallback()
 

@@ -160,31 +160,15 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     status = read_json(run_dir / "status.json", {}) or {}
     resume = last_checkpoint(run_dir)
     if main:
-        from workbench.jobs import JOB_ENV
-        from workbench.runfiles import process_start_time
-
-        # started by the runner (which records torchrun's pid), or in a terminal: then this process is the job
-        started_by_runner = os.environ.get(JOB_ENV) == str(run_dir)
-        own = {} if started_by_runner else {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
-        status = update_status(run_dir, state="running", **own, error=None, ended_at=None,
-                               started_at=status.get("started_at") or now_iso(), resumed_from=str(resume) if resume else None,
-                               num_processes=_world())
+        _mark_running(run_dir, status, resume)
     try:
         resolved = resolve_settings(config)
-        from workbench.alpaca import load_split
         from workbench.models import resolve_model
 
         base = resolve_model(config.base_model, ws)
         if main:
             update_status(run_dir, resolved=resolved.to_dict(), resolved_base_model=base)
-        train_rows = load_split(config.dataset, "train", ws)
-        val_rows = load_split(config.dataset, "validation", ws) if config.eval_strategy != "no" else []
-        if not train_rows:
-            raise ConfigError(f"Dataset {config.dataset!r} has no training rows. Split it with a smaller test size.")
-        if config.eval_strategy != "no" and not val_rows:
-            raise ConfigError(f"Dataset {config.dataset!r} has no validation rows, but eval_strategy = "
-                              f"{config.eval_strategy!r}. Split it with val_size > 0, or set eval_strategy = 'no' "
-                              f"(and load_best_model_at_end / early stopping off).")
+        train_rows, val_rows = _load_rows(config, ws)
         trainer, tokenizer = _build_trainer(config, resolved, base, train_rows, val_rows, run_dir, flag)
         flag.in_training = True
         if flag.set:
@@ -201,20 +185,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
                 update_status(run_dir, state="cancelled", ended_at=now_iso(), step=state.global_step,
                               train_seconds=train_seconds, last_checkpoint=_str(last_checkpoint(run_dir)))
             return read_json(run_dir / "status.json", {})
-        adapter = run_dir / "adapter"
         if main:
-            trainer.model.save_pretrained(str(adapter))
-            tokenizer.save_pretrained(str(adapter))
-            early = any(getattr(cb, "early_stopping_patience_counter", 0) >= config.early_stopping_patience > 0
-                        for cb in trainer.callback_handler.callbacks)
-            summary = progress.summary(state) if progress else {}
-            update_status(run_dir, state="completed", ended_at=now_iso(), step=state.global_step,
-                          max_steps=state.max_steps, best_checkpoint=state.best_model_checkpoint,
-                          best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
-                          train_loss=round(float(result.training_loss), 4), adapter=str(adapter),
-                          num_input_tokens_seen=int(state.num_input_tokens_seen or 0), **summary,
-                          peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None,
-                          cpu_seconds=_cpu_seconds())
+            _save_completed(run_dir, config, trainer, tokenizer, result, progress, peaks, train_seconds)
         return read_json(run_dir / "status.json", {})
     except Cancelled:
         if main:
@@ -222,14 +194,61 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
         return read_json(run_dir / "status.json", {})
     except BaseException as exc:  # recorded in one line for the UI, then re-raised with its traceback for the log
         if main:
-            if _is_oom(exc):
-                step = trainer.state.global_step if trainer is not None else 0
-                message = oom_message(config, resolved, step)
-            else:
-                message = one_line(exc)
+            step = trainer.state.global_step if trainer is not None else 0
+            message = oom_message(config, resolved, step) if _is_oom(exc) else one_line(exc)
             update_status(run_dir, state="failed", ended_at=now_iso(), error=message,
                           train_seconds=round(time.time() - t0, 1))
         raise
+
+
+def _mark_running(run_dir: Path, status: dict[str, Any], resume: Path | None) -> None:
+    from workbench.jobs import JOB_ENV
+    from workbench.runfiles import process_start_time
+
+    # started by the runner (which records torchrun's pid), or in a terminal: then this process is the job
+    started_by_runner = os.environ.get(JOB_ENV) == str(run_dir)
+    own = {} if started_by_runner else {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+    update_status(run_dir, state="running", **own, error=None, ended_at=None,
+                  started_at=status.get("started_at") or now_iso(), resumed_from=str(resume) if resume else None,
+                  num_processes=_world())
+
+
+def _load_rows(config: TrainConfig, ws: Workspace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The train and validation rows of the run's dataset.
+
+    Raises:
+        ConfigError: no training rows, or no validation rows while evaluation is on.
+    """
+    from workbench.alpaca import load_split
+
+    train_rows = load_split(config.dataset, "train", ws)
+    val_rows = load_split(config.dataset, "validation", ws) if config.eval_strategy != "no" else []
+    if not train_rows:
+        raise ConfigError(f"Dataset {config.dataset!r} has no training rows. Split it with a smaller test size.")
+    if config.eval_strategy != "no" and not val_rows:
+        raise ConfigError(f"Dataset {config.dataset!r} has no validation rows, but eval_strategy = "
+                          f"{config.eval_strategy!r}. Split it with val_size > 0, or set eval_strategy = 'no' "
+                          f"(and load_best_model_at_end / early stopping off).")
+    return train_rows, val_rows
+
+
+def _save_completed(run_dir: Path, config: TrainConfig, trainer: Any, tokenizer: Any, result: Any, progress: Any,
+                    peaks: list[Any], train_seconds: float) -> None:
+    """Save the adapter and the tokenizer, and record the finished run in status.json (rank 0 only)."""
+    state = trainer.state
+    adapter = run_dir / "adapter"
+    trainer.model.save_pretrained(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    early = any(getattr(cb, "early_stopping_patience_counter", 0) >= config.early_stopping_patience > 0
+                for cb in trainer.callback_handler.callbacks)
+    summary = progress.summary(state) if progress else {}
+    update_status(run_dir, state="completed", ended_at=now_iso(), step=state.global_step,
+                  max_steps=state.max_steps, best_checkpoint=state.best_model_checkpoint,
+                  best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
+                  train_loss=round(float(result.training_loss), 4), adapter=str(adapter),
+                  num_input_tokens_seen=int(state.num_input_tokens_seen or 0), **summary,
+                  peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None,
+                  cpu_seconds=_cpu_seconds())
 
 
 def _cpu_seconds() -> float:
