@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from workbench import ingest_jobs, vectordb
+from workbench import ingest, ingest_jobs, vectordb
 from workbench.chunking import ChunkingConfig, split_text
 from workbench.config import PROJECT_DIR
 from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_uploads
@@ -64,7 +64,7 @@ def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> Non
         st.session_state["kb.ingest_job"] = str(ingest_jobs.start_ingest(paths, name, chunking, embedding, ws))
         st.rerun()
     report_cb, bar = progress_reporter(t("Ingesting…", "넣는 중…"))
-    report = vectordb.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
+    report = ingest.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
     bar.empty()
     _finish(report.to_dict())
 

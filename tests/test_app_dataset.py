@@ -99,11 +99,11 @@ def test_bad_rows_are_listed_then_fixed_and_dropped(workspace, tmp_path):
 def test_generate_from_a_collection_in_the_background(workspace):
     from langchain_core.documents import Document
 
-    from workbench import vectordb
+    from workbench import ingest
     from workbench.chunking import ChunkingConfig
 
     docs = [Document(page_content="현금으로 결제가 가능합니다.", metadata={"source": "pay.txt", "file_type": "text"})]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
     with CannedLLMServer([pairs_json(("현금 돼요?", "네."), ("카드는요?", "됩니다."))]) as srv:
         at = page()
         assert at.selectbox(key="dataset.gen_collection").value == "shop"

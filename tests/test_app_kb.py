@@ -7,7 +7,7 @@ from langchain_core.documents import Document
 from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from workbench import vectordb
+from workbench import ingest, vectordb
 from workbench.chunking import ChunkingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def test_sample_one_click_then_search_and_browse(workspace):
 def test_browse_and_delete_a_document(workspace):
     docs = [Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"}),
             Document("주차는 두 시간 무료입니다.", metadata={"source": "park.txt"})]
-    vectordb.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
+    ingest.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
     at = open_page()
     assert at.selectbox(key="kb.collection").value == "faq"
     at.selectbox(key="kb.browse_source").set_value("park.txt").run()

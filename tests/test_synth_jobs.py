@@ -9,20 +9,25 @@ from tests.test_synth import SECRET, CannedLLMServer, cfg, pairs_json
 from workbench import alpaca
 from workbench.errors import ConfigError
 from workbench.jobs import log_tail, read_progress, wait_job
-from workbench.synth_jobs import (cancel_generation, generation_result, generation_status, list_generations,
-                                  start_generation)
+from workbench.synth_jobs import (
+    cancel_generation,
+    generation_result,
+    generation_status,
+    list_generations,
+    start_generation,
+)
 
 
 @pytest.fixture()
 def shop(workspace):
     from langchain_core.documents import Document
 
-    from workbench import vectordb
+    from workbench import ingest
     from workbench.chunking import ChunkingConfig
 
     docs = [Document(page_content=text, metadata={"source": f"doc{i}.txt", "file_type": "text"})
             for i, text in enumerate(["현금으로 결제가 가능합니다.", "아이스크림은 2번 통로에 있습니다.", "매일 9시에 엽니다."])]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0),
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0),
                               workspace=workspace)
     return workspace
 

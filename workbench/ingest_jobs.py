@@ -122,7 +122,7 @@ def run_ingest_dir(folder: str | Path, workspace: Workspace | None = None,
         ConfigError: none of the files could be read; and everything `ingest_paths` raises.
     """
     from workbench.chunking import ChunkingConfig
-    from workbench.vectordb import ingest_paths
+    from workbench.ingest import ingest_paths
 
     folder = Path(folder)
     request = read_json(folder / "request.json", {}) or {}

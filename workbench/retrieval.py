@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError
-from workbench.vectordb import VectorStoreConfig, get_embeddings, lexical_index, open_collection
+from workbench.lexical import lexical_index
+from workbench.vectordb import VectorStoreConfig, get_embeddings, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
     import numpy as np
 
-    from workbench.vectordb import LexicalData
+    from workbench.lexical import LexicalData
 
 Mode = Literal["dense", "mmr", "hybrid"]
 

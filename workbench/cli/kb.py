@@ -54,7 +54,7 @@ def _progress(quiet: bool):  # noqa: ANN202
 
 def run_ingest(args: argparse.Namespace) -> int:
     from workbench.chunking import ChunkingConfig
-    from workbench.vectordb import ingest_paths
+    from workbench.ingest import ingest_paths
 
     if args.from_dir:
         from workbench.ingest_jobs import run_ingest_dir
