@@ -58,6 +58,10 @@ def test_a_job_runs_reports_progress_and_completes(tmp_path):
     assert list_jobs(tmp_path) == [folder] and list_jobs(tmp_path, kind="train") == []
     with pytest.raises(JobError, match="is completed, not running"):
         cancel_job(folder)
+    # started again in the same folder (a resume): a new process, the first creation time
+    again = start(folder)
+    assert again["pid"] != status["pid"] and again["created_at"] == done["created_at"]
+    assert wait_job(folder, timeout=60)["state"] == "completed"
 
 
 def test_a_finished_child_is_reaped_by_the_next_status_poll(tmp_path):

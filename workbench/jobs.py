@@ -127,8 +127,9 @@ def start_job(folder: str | Path, argv: Sequence[str], *, kind: str, env: Mappin
     current = read_json(folder / STATUS_FILE, {}) or {}
     if current.get("state") in ACTIVE and process_alive(current.get("pid"), current.get("start_time")):
         raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.")
-    update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, created_at=now_iso(),
-                ended_at=None, error=None, cancel_requested=False, log=log_name, **fields)
+    created = {} if current.get("created_at") else {"created_at": now_iso()}  # a restart (resume) keeps the first
+    update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, ended_at=None,
+                error=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
     env = dict(env if env is not None else child_env())
     env[JOB_ENV] = str(folder.resolve())
     try:
