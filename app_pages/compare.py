@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import answer as an
+from workbench import eval_jobs
 from workbench import evaluation as ev
 from workbench import freshness as fr
 from workbench.alpaca import list_datasets, load_split
@@ -44,7 +45,7 @@ st.caption(t(
 runs: dict[str, Any] = {}
 collections: list[str] = []
 with user_errors():
-    from workbench.jobs import list_runs
+    from workbench.runs import list_runs
     from workbench.vectordb import list_collections
 
     runs = {r.id: r for r in list_runs(ws) if r.adapter_dir is not None}
@@ -184,15 +185,15 @@ with tab_eval:
                     generation=settings.to_dict(), retrieval=retrieval.to_dict() if collection else {},  # type: ignore[union-attr]
                     embedding_model=emb, batch_size=int(batch_size), judge_base_url=judge_url, judge_model=judge_model,
                     endpoint_base_url=api_url if endpoint else "", endpoint_model=api_model if endpoint else "")
-                folder = ev.start_evaluation(cfg, ws, env={"OPENAI_API_KEY": api_key} if api_key else None)
+                folder = eval_jobs.start_evaluation(cfg, ws, env={"OPENAI_API_KEY": api_key} if api_key else None)
                 st.session_state["compare.eval_pick"] = str(folder)
                 st.rerun()
-    folders = [str(p) for p in reversed(ev.list_evaluations(ws))]
+    folders = [str(p) for p in reversed(eval_jobs.list_evaluations(ws))]
     if folders:
         if st.session_state.get("compare.eval_pick") not in folders:
             st.session_state["compare.eval_pick"] = folders[0]
         pick = st.selectbox(t("Evaluation", "평가"), folders, key="compare.eval_pick", format_func=views.evaluation_name)
-        status = ev.evaluation_status(pick)
+        status = eval_jobs.evaluation_status(pick)
         if status["state"] in ("pending", "running"):
             views.evaluation_progress(pick)
         elif status["state"] == "failed":

@@ -134,34 +134,38 @@ if "dataset.flash" in st.session_state:
 
 # --- generate -----------------------------------------------------------------------------------
 with tab_gen:
-    from workbench.synth import DEFAULT_PROMPTS, GenerationJob, SynthConfig, chunks_from_collection
+    from workbench.synth import DEFAULT_PROMPTS, SynthConfig
+    from workbench.synth_jobs import cancel_generation, generation_result, generation_status, start_generation
 
-    job: GenerationJob | None = st.session_state.get("dataset.gen_job")
-    if job is not None:
+    gen_folder: str | None = st.session_state.get("dataset.gen_job")  # the job's folder: the work is a child process
+    if gen_folder is not None:
         @st.fragment(run_every=1.0)
         def _watch() -> None:
-            state = job.state()
-            st.progress(min(max(state["fraction"], 0.0), 1.0), text=state["message"])
-            if not state["done"]:
+            status = generation_status(gen_folder)
+            st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0),
+                        text=status.get("message") or t("Starting", "시작 중"))
+            if status.get("state") in ("pending", "running"):
                 if st.button(t("Cancel", "취소"), key="dataset.gen_cancel"):
-                    job.cancel()
+                    with user_errors():
+                        cancel_generation(gen_folder)
                 return
-            if state["error"]:
-                st.error(state["error"], icon="⚠️")
-            elif job.result is not None:
-                r = job.result
-                st.success(t(f"{len(r.rows)} rows from {r.chunks_used} chunks in {r.seconds:.0f} s ({r.requests} requests)"
-                             + (", cancelled" if r.cancelled else ""),
-                             f"청크 {r.chunks_used}개에서 {len(r.rows)}행 생성, {r.seconds:.0f}초 (요청 {r.requests}회)"
-                             + (", 취소됨" if r.cancelled else "")))
-                if r.note:
-                    st.info(r.note)
-                if r.failures:
-                    st.dataframe(pd.DataFrame([f.to_dict() for f in r.failures]), hide_index=True)
+            r = generation_result(gen_folder)
+            if r is None:
+                st.error(status.get("error") or t("Cancelled before any row was made.", "행이 만들어지기 전에 취소되었습니다."),
+                         icon="⚠️")
+            else:
+                st.success(t(f"{r['rows']} rows from {r['chunks_used']} chunks in {r['seconds']:.0f} s ({r['requests']} requests)"
+                             + (", cancelled" if r["cancelled"] else ""),
+                             f"청크 {r['chunks_used']}개에서 {r['rows']}행 생성, {r['seconds']:.0f}초 (요청 {r['requests']}회)"
+                             + (", 취소됨" if r["cancelled"] else "")))
+                if r["note"]:
+                    st.info(r["note"])
+                if r["failures"]:
+                    st.dataframe(pd.DataFrame(r["failures"]), hide_index=True)
             if st.button(t("Done", "확인"), key="dataset.gen_clear"):
                 st.session_state.pop("dataset.gen_job", None)
-                if job.info is not None:
-                    st.session_state["dataset.pending"] = job.info.name
+                if r is not None:
+                    st.session_state["dataset.pending"] = r["dataset"]
                 st.rerun(scope="app")
 
         _watch()
@@ -204,10 +208,10 @@ with tab_gen:
                                       pairs_per_chunk=int(pairs), language=lang, prompt="" if prompt == DEFAULT_PROMPTS[lang] else prompt,
                                       max_tokens=int(gen_tokens), temperature=float(temperature), retries=int(retries),
                                       extra_body=extra_body.strip())
-                    alpaca.check_name(gen_name.strip())
-                    chunks = chunks_from_collection(coll, ws)
-                    st.session_state["dataset.gen_job"] = GenerationJob(gen_name.strip(), chunks, cfg, api_key=api_key or None,
-                                                                        collection=coll, workspace=ws, overwrite=replace_gen)
+                    # the key goes to the child's environment only; the session keeps the folder, not the key
+                    folder = start_generation(gen_name.strip(), coll, cfg, api_key=api_key or None, workspace=ws,
+                                              overwrite=replace_gen)
+                    st.session_state["dataset.gen_job"] = str(folder)
                     st.rerun()
 
 # --- edit & check -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Fine-tune: pick a dataset and a base model, set the recipe, start a LoRA run in the background, watch it,
 cancel / resume it, compare runs, then try, merge and push the result. Training itself runs in a child process
-(`workbench.jobs`); this page only reads the run's files."""
+(`workbench.runs`); this page only reads the run's files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import json
 
 import streamlit as st
 
-from workbench import jobs
+from workbench import runs as jobs  # training runs, on the generic runner (workbench.jobs)
 from workbench.errors import WorkbenchError
-from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
+from workbench.finetune import GROUPS, TrainConfig, fit_report
+from workbench.train_progress import eta_text
 from workbench.models import REGISTRY
 from workbench.ui import charts, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
@@ -195,7 +196,7 @@ with tab_run:
             st.subheader(t("Save, merge, push", "저장, 병합, 업로드"))
             st.markdown(t(f"The LoRA adapter is saved in `{current.adapter_dir}` (with its tokenizer).",
                           f"LoRA 어댑터는 `{current.adapter_dir}`에 (토크나이저와 함께) 저장되어 있습니다."))
-            exporting = current.status.get("export_pid") and jobs.process_alive(int(current.status["export_pid"]))
+            exporting = jobs.export_running(current)
             m1, m2 = st.columns(2)
             with m1:
                 if current.merged_dir is not None:

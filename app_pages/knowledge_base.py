@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench import vectordb
+from workbench import ingest, ingest_jobs, vectordb
 from workbench.chunking import ChunkingConfig, split_text
 from workbench.config import PROJECT_DIR
 from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_uploads
@@ -60,17 +60,51 @@ tab_add, tab_browse, tab_search = st.tabs([t("Add documents", "문서 추가"), 
 
 
 def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> None:
+    if ingest_jobs.is_large(paths):  # a child process, polled below: the page stays usable and can cancel
+        st.session_state["kb.ingest_job"] = str(ingest_jobs.start_ingest(paths, name, chunking, embedding, ws))
+        st.rerun()
     report_cb, bar = progress_reporter(t("Ingesting…", "넣는 중…"))
-    report = vectordb.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
+    report = ingest.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
     bar.empty()
-    st.session_state["kb.last_report"] = report.to_dict()
-    if report.sources:
-        st.session_state["kb.pending"] = report.collection
+    _finish(report.to_dict())
+
+
+def _finish(report: dict) -> None:
+    st.session_state["kb.last_report"] = report
+    if report["sources"]:
+        st.session_state["kb.pending"] = report["collection"]
     st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def _watch_ingest(folder: str) -> None:
+    status = ingest_jobs.ingest_status(folder)
+    st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0),
+                text=status.get("message") or t("Starting the ingest…", "넣기를 시작하는 중…"))
+    if status.get("state") in ("pending", "running"):
+        if st.button(t("Cancel the ingest", "넣기 취소"), key="kb.ingest_cancel"):
+            with user_errors():
+                ingest_jobs.cancel_ingest(folder)
+        return
+    st.session_state.pop("kb.ingest_job", None)
+    report = ingest_jobs.ingest_report(folder)
+    if status["state"] == "completed" and report is not None:
+        _finish(report)
+    st.session_state["kb.ingest_message"] = (status["state"], status.get("error") or "")
+    st.rerun(scope="app")
 
 
 # --- add documents ----------------------------------------------------------------------------------
 with tab_add:
+    if "kb.ingest_job" in st.session_state:
+        _watch_ingest(st.session_state["kb.ingest_job"])
+    if "kb.ingest_message" in st.session_state:
+        state, error = st.session_state.pop("kb.ingest_message")
+        if state == "cancelled":
+            st.warning(t("The ingest was cancelled; ingest the same files again to finish it.",
+                         "넣기가 취소되었습니다. 같은 파일을 다시 넣으면 마무리됩니다."))
+        else:
+            st.error(error or t("The ingest failed.", "넣기에 실패했습니다."), icon="⚠️")
     uploads = st.file_uploader(t("Upload files", "파일 올리기"), accept_multiple_files=True, key="kb.upload",
                                type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES])
     s1, s2, s3, s4 = st.columns(4)
@@ -119,7 +153,7 @@ with tab_add:
 
     b1, b2 = st.columns(2)
     if b1.button(t("Ingest uploaded files", "올린 파일 넣기"), type="primary", key="kb.ingest",
-                 disabled=not uploads or chunking is None):
+                 disabled=not uploads or chunking is None or "kb.ingest_job" in st.session_state):
         with user_errors():
             folder = f"vectorstore/uploads/{vectordb.chroma_name(name)}"
             written, errors = save_uploads([(u.name, u.getvalue()) for u in uploads], folder, ws)
@@ -128,7 +162,7 @@ with tab_add:
             if written:
                 _ingest(written, chunking, embedding)
     if b2.button(t("Ingest the sample shop (one click)", "예제 상점 문서 넣기 (한 번에)"), key="kb.sample",
-                 disabled=not SAMPLE.is_dir() or chunking is None,
+                 disabled=not SAMPLE.is_dir() or chunking is None or "kb.ingest_job" in st.session_state,
                  help=t("Korean and English documents of a small shop, from examples/shop.",
                         "작은 상점의 한국어·영어 문서 (examples/shop).")):
         with user_errors():

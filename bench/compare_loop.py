@@ -152,7 +152,7 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     from workbench.cli.infer import _keep_freed_memory
     from workbench.evaluation import EvalConfig, load_results, run_evaluation
     from workbench.inference import load_generator_for_run
-    from workbench.jobs import get_run
+    from workbench.runs import get_run
 
     _keep_freed_memory()
     gen = load_generator_for_run(get_run(run_id, ws), ws)

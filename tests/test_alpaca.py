@@ -101,8 +101,8 @@ def test_every_bad_row_kind_is_listed_with_its_row_and_nothing_is_dropped(worksp
     # fix what can be fixed, drop the rest: the user's two choices
     alpaca.save_rows("bad", alpaca_checks.fix_rows(alpaca.load_rows("bad", workspace)), workspace)
     issues = alpaca.check_dataset("bad", workspace=workspace)
-    assert alpaca.issue_rows(issues) == [2, 3, 6] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
-    info = alpaca.drop_rows("bad", alpaca.issue_rows(issues), workspace)
+    assert alpaca_checks.issue_rows(issues) == [2, 3, 6] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
+    info = alpaca.drop_rows("bad", alpaca_checks.issue_rows(issues), workspace)
     assert info.rows == 6 and [i.kind for i in alpaca.check_dataset("bad", workspace=workspace)] == ["duplicate", "near_duplicate", "same_question"]
     with pytest.raises(ConfigError, match=r"Rows \[99\] do not exist"):
         alpaca.drop_rows("bad", [99], workspace)
@@ -173,7 +173,7 @@ def test_leakage_flags_test_questions_that_nearly_repeat_training_ones():
     assert [(lk.test_row, lk.split, lk.train_row) for lk in leaks] == [(1, "train", 1), (2, "validation", 1), (3, "train", 2)]
     assert leaks[0].similarity == leaks[1].similarity == 1.0 and 0.8 <= leaks[2].similarity < 1.0
     assert [lk.test_row for lk in alpaca.find_leakage(train, test, validation=val, threshold=0.99)] == [1, 2]
-    assert alpaca.normalize_text("Hello, World!  ") == "helloworld"
+    assert alpaca_checks.normalize_text("Hello, World!  ") == "helloworld"
 
 
 def test_leakage_is_written_by_split(workspace, tmp_path):
@@ -195,7 +195,7 @@ def test_chatbotdata_import_and_split(workspace, smollm2_dir):
     report = alpaca.import_dataset(CHATBOT, DatasetConfig(name="chatbot").with_map("instruction=Q,output=A"), workspace=workspace)
     assert report.info.rows == 11823 and report.encoding == "utf-8"
     assert report.info.columns == ["instruction", "input", "output", "label"]
-    s = alpaca.summarize_issues(report.issues)
+    s = alpaca_checks.summarize_issues(report.issues)
     assert s["errors"] == 0 and s["counts"]["duplicate"] > 0  # the corpus repeats some pairs; they are flagged, not dropped
     split = alpaca.split_dataset("chatbot", workspace=workspace)
     assert split.sizes == {"train": 8512, "validation": 2128, "test": 1183}

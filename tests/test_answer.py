@@ -64,7 +64,7 @@ def alpaca_run(tmp_path_factory, smollm2_dir):
     from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
     from workbench.config import Workspace
     from workbench.finetune import TrainConfig
-    from workbench.jobs import start_training, wait_run
+    from workbench.runs import start_training, wait_run
 
     root = tmp_path_factory.mktemp("answer")
     ws = Workspace(root / "ws").ensure()

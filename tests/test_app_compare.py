@@ -67,9 +67,11 @@ def test_empty_workspace_offers_the_base_model(workspace, lang, title):
 
 
 def test_finished_evaluation_renders_its_report(workspace):
-    from workbench.evaluation import EvalConfig, _write_status, new_eval_dir
+    from workbench.eval_jobs import new_eval_dir
+    from workbench.evaluation import EvalConfig
     from workbench.metrics import score_answer
     from workbench.report import summarize, write_report
+    from workbench.runfiles import update_json
 
     def rec(row, source, answer, reference):
         return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,
@@ -89,7 +91,7 @@ def test_finished_evaluation_renders_its_report(workspace):
         w.writeheader()
         w.writerows(results)
     write_report(folder, summarize(results, cfg, rows_total=2, template="chat"), results)
-    _write_status(folder, state="completed")
+    update_json(folder / "status.json", state="completed")
 
     at = open_page()
     assert at.selectbox(key="compare.eval_pick").value == str(folder)
@@ -108,10 +110,10 @@ def test_finished_evaluation_renders_its_report(workspace):
 def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
     from langchain_core.documents import Document
 
-    from workbench import vectordb
+    from workbench import ingest
 
     run_id = make_run(workspace, smollm2_dir, adapter)
-    vectordb.ingest_documents([Document("The ice cream is in the freezer in aisle 5.", metadata={"source": "map.md"}),
+    ingest.ingest_documents([Document("The ice cream is in the freezer in aisle 5.", metadata={"source": "map.md"}),
                                Document("Cash and cards are accepted.", metadata={"source": "pay.md"})], "shop",
                               workspace=workspace)
     at = open_page()
@@ -141,7 +143,7 @@ def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
 @pytest.mark.skipif(not (SHOP / "store_map_ko.md").is_file(), reason="the sample shop is not there")
 def test_freshness_panel_moves_the_ice_cream(workspace):
     from workbench.retrieval import RetrievalConfig, retrieve
-    from workbench.vectordb import ingest_paths
+    from workbench.ingest import ingest_paths
 
     ingest_paths([SHOP / "store_map_ko.md"], "shop", workspace=workspace)
     at = open_page("ko")
@@ -162,7 +164,8 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     import time
 
     from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.evaluation import EvalConfig, evaluation_status, list_evaluations
+    from workbench.eval_jobs import evaluation_status, list_evaluations
+    from workbench.evaluation import EvalConfig
 
     src = tmp_path / "rows.csv"
     with src.open("w", encoding="utf-8", newline="") as f:

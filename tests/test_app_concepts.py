@@ -7,7 +7,7 @@ from langchain_core.documents import Document
 from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from workbench import vectordb
+from workbench import ingest, vectordb
 from workbench.chunking import ChunkingConfig
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -30,7 +30,7 @@ def test_concepts_page_in_both_languages(workspace, lang, title):
 
 
 def test_typed_sentences_and_a_real_collection(workspace):
-    vectordb.ingest_documents([Document("현금 결제 가능", metadata={"source": "pay.txt"})], "shop",
+    ingest.ingest_documents([Document("현금 결제 가능", metadata={"source": "pay.txt"})], "shop",
                               ChunkingConfig(), workspace=workspace)
     at = open_page("en")
     at.text_area(key="concepts.sentences").input("현금 되나요?\nCan I pay cash?\n비가 옵니다.").run()

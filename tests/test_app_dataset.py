@@ -99,11 +99,11 @@ def test_bad_rows_are_listed_then_fixed_and_dropped(workspace, tmp_path):
 def test_generate_from_a_collection_in_the_background(workspace):
     from langchain_core.documents import Document
 
-    from workbench import vectordb
+    from workbench import ingest
     from workbench.chunking import ChunkingConfig
 
     docs = [Document(page_content="현금으로 결제가 가능합니다.", metadata={"source": "pay.txt", "file_type": "text"})]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
     with CannedLLMServer([pairs_json(("현금 돼요?", "네."), ("카드는요?", "됩니다."))]) as srv:
         at = page()
         assert at.selectbox(key="dataset.gen_collection").value == "shop"
@@ -113,8 +113,10 @@ def test_generate_from_a_collection_in_the_background(workspace):
         at.number_input(key="dataset.gen_n").set_value(2)
         at.button(key="dataset.generate").click().run()
         assert not at.exception and not at.error
-        job = at.session_state["dataset.gen_job"]
-        assert job.wait(60)
+        from workbench.jobs import wait_job
+
+        folder = at.session_state["dataset.gen_job"]  # a folder, not a thread: the work runs in a child process
+        assert wait_job(folder, timeout=120)["state"] == "completed"
         at.run()
     assert srv.requests[0]["headers"]["authorization"] == "Bearer sk-page-secret"
     assert "2 rows from 1 chunks" in " ".join(s.value for s in at.success)
@@ -123,3 +125,4 @@ def test_generate_from_a_collection_in_the_background(workspace):
     rows = alpaca.load_rows("shop-generated", workspace)
     assert [(r["instruction"], r["source"]) for r in rows] == [("현금 돼요?", "pay.txt"), ("카드는요?", "pay.txt")]
     assert all("sk-page-secret" not in p.read_text(encoding="utf-8") for p in (workspace.datasets / "shop-generated").iterdir())
+    assert all("sk-page-secret" not in p.read_text(encoding="utf-8") for p in Path(folder).iterdir() if p.is_file())

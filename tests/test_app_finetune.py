@@ -50,7 +50,7 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
 
 @pytest.mark.slow
 def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
-    from workbench.jobs import get_run, wait_run
+    from workbench.runs import get_run, wait_run
 
     make_dataset(workspace, "boxes", color_rows(40), color_rows(4, start=100))
     at = page()

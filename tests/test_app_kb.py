@@ -7,7 +7,7 @@ from langchain_core.documents import Document
 from apphelpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from workbench import vectordb
+from workbench import ingest, vectordb
 from workbench.chunking import ChunkingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def test_sample_one_click_then_search_and_browse(workspace):
 def test_browse_and_delete_a_document(workspace):
     docs = [Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"}),
             Document("주차는 두 시간 무료입니다.", metadata={"source": "park.txt"})]
-    vectordb.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
+    ingest.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
     at = open_page()
     assert at.selectbox(key="kb.collection").value == "faq"
     at.selectbox(key="kb.browse_source").set_value("park.txt").run()
@@ -81,3 +81,23 @@ def test_browse_and_delete_a_document(workspace):
     assert not at.exception
     assert [d.source for d in vectordb.list_documents("faq", workspace)] == ["pay.txt"]
     assert {m.label: m.value for m in at.metric}["Documents"] == "1"
+
+
+@pytest.mark.skipif(not SHOP.is_dir(), reason="the sample shop documents are not there")
+def test_a_large_ingest_runs_as_a_job_with_progress(workspace, monkeypatch):
+    from workbench import ingest_jobs
+    from workbench.jobs import wait_job
+
+    monkeypatch.setattr(ingest_jobs, "LARGE_INGEST_FILES", 0)  # every ingest counts as large
+    at = open_page()
+    at.text_input(key="kb.new_name").set_value("bulk").run()
+    at.button(key="kb.sample").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    folder = at.session_state["kb.ingest_job"]  # a folder: the ingest runs in a child process
+    assert at.button(key="kb.sample").disabled and at.button(key="kb.ingest_cancel")
+    assert wait_job(folder, timeout=300)["state"] == "completed"
+    at.run()  # the poll sees the end, then the page shows the report
+    at.run()
+    assert "kb.ingest_job" not in at.session_state
+    assert at.selectbox(key="kb.collection").value == "bulk"
+    assert "chunks added, 0 removed" in at.success[0].value

@@ -68,12 +68,12 @@ def test_import_validate_split_show_list_export_push(workspace, tmp_path, smollm
 def test_generate_from_a_real_collection(workspace):
     from langchain_core.documents import Document
 
-    from workbench import vectordb
+    from workbench import ingest, vectordb
     from workbench.chunking import ChunkingConfig
 
     docs = [Document(page_content="현금으로 결제가 가능합니다. 5만 원권도 받습니다.", metadata={"source": "pay.txt", "file_type": "text"}),
             Document(page_content="아이스크림은 2번 통로 냉동고에 있습니다.", metadata={"source": "map.md", "file_type": "markdown"})]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
     chunk_ids = {c.id: c.metadata["source"] for c in vectordb.get_chunks("shop", workspace)}
 
     replies = [pairs_json(("현금 돼요?", "네."), ("5만 원권 받나요?", "받습니다.")), "```json\n" + pairs_json(("아이스크림 어디?", "2번 통로.")) + "\n```"]

@@ -3,10 +3,8 @@ reports, and the batch evaluation with the real SmolLM2, a real LoRA adapter, re
 
 from __future__ import annotations
 
-import csv
 import json
 import threading
-import time
 
 from pathlib import Path
 
@@ -15,10 +13,8 @@ import pytest
 from workbench.errors import ConfigError
 from workbench.evaluation import (
     EvalConfig,
-    evaluation_status,
     load_results,
     run_evaluation,
-    start_evaluation,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +84,7 @@ def gen_and_adapter(smollm2_dir, tmp_path_factory):
 
 @pytest.fixture()
 def shop_collection(workspace, tmp_path):
-    from workbench.vectordb import ingest_paths
+    from workbench.ingest import ingest_paths
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -150,38 +146,6 @@ def test_cancel_stops_after_the_current_batch(workspace, gen_and_adapter, tmp_pa
     results = load_results(tmp_path)
     assert len(results) == 2 and [r["row"] for r in results] == sorted(r["row"] for r in results)  # row order on disk
     assert sum(m.startswith("Rows ") for m in seen) == 1  # one batch answered, then it stopped
-
-
-@pytest.mark.slow
-def test_background_evaluation_job(workspace, smollm2_dir, tmp_path):
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.evaluation import cancel_evaluation
-
-    src = tmp_path / "rows.csv"
-    with src.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["instruction", "input", "output"])
-        for i in range(6):
-            w.writerow([f"Question number {i}?", "", f"Answer {i}."])
-    import_dataset(src, DatasetConfig(name="tiny", tokenizer=""), workspace=workspace)
-    split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
-    cfg = EvalConfig(dataset="tiny", base_model=str(smollm2_dir), sources=("base",), limit=1,
-                     generation={"max_new_tokens": 4}, embedding_model="")
-    folder = start_evaluation(cfg, workspace)
-    assert folder.parent == workspace.root / "evals"
-    deadline = time.time() + 240
-    while evaluation_status(folder)["state"] in ("pending", "running") and time.time() < deadline:
-        time.sleep(0.5)
-    status = evaluation_status(folder)
-    assert status["state"] == "completed", (status, (folder / "eval.log").read_text()[-2000:])
-    assert len(load_results(folder)) == 1 and (folder / "report.html").is_file()
-    # a second job, cancelled right away, ends as cancelled (not failed)
-    folder2 = start_evaluation(cfg, workspace)
-    cancel_evaluation(folder2)
-    deadline = time.time() + 60
-    while evaluation_status(folder2)["state"] in ("pending", "running") and time.time() < deadline:
-        time.sleep(0.2)
-    assert evaluation_status(folder2)["state"] == "cancelled"
 
 
 # --- knowledge freshness -------------------------------------------------------------------------------------

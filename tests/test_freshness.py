@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
     from workbench.freshness import change_facts, load_demo, restore_facts
     from workbench.retrieval import RetrievalConfig, retrieve
-    from workbench.vectordb import ingest_paths, list_documents
+    from workbench.ingest import ingest_paths
+    from workbench.vectordb import list_documents
 
     demo = load_demo()
     shop, ICE_CREAM_EDITS, FRESHNESS_QUESTIONS = demo.source_dir, demo.edits, demo.questions

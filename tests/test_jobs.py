@@ -1,108 +1,148 @@
-"""Run directories and child processes: create, list, detect a killed process, SIGKILL + resume, data parallel."""
+"""The job runner on a tiny real child process: start, status, progress, cancel, force cancel, kill -9, pid reuse,
+zombies reaped, and the child side (`job_context`) in this process."""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
+import os
+import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from workbench.errors import JobError, NotFoundError
-from workbench.finetune import TrainConfig
-from workbench.jobs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
-                            start_training, wait_run)
+from workbench.errors import ConfigError, JobError, NotFoundError
+from workbench.jobs import (cancel_job, job_context, job_status, list_jobs, log_tail, read_progress, start_job,
+                            wait_job)
+from workbench.runfiles import process_start_time, read_json, update_json, write_json
 
-from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
-
-
-@pytest.fixture()
-def boxes(workspace):
-    make_dataset(workspace, "boxes", color_rows(24), color_rows(6, start=100))
-    return workspace
-
-
-def test_a_run_directory_holds_its_config_before_anything_runs(boxes):
-    run = create_run(TrainConfig(dataset="boxes", backend="transformers", max_steps=3), boxes)
-    assert re.fullmatch(r"\d{8}-\d{6}-smollm2-135m", run.id)
-    assert TrainConfig.load(run.path / "config.json").to_dict() == run.config.to_dict()
-    assert run.state == "pending" and run.status["pid"] is None and run.adapter_dir is None
-    assert (run.path / "checkpoints").is_dir() and (run.path / "logs").is_dir()
-    second = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
-    assert second.id != run.id and [r.id for r in list_runs(boxes)] == sorted([run.id, second.id], reverse=True)
-    # a run that never started has no process to signal: cancelling just records it
-    assert cancel_run(second.id, boxes).state == "cancelled"
+CHILD = """
+import sys, time
+from workbench.jobs import job_context
+folder, steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+with job_context(folder, throttle=0) as ctx:
+    print("child started", flush=True)
+    done = 0
+    for i in range(steps):
+        if ctx.cancelled:
+            break
+        if i == 2 and len(sys.argv) > 4:
+            raise RuntimeError("the third step broke\\nsecond line")
+        time.sleep(pause)
+        done += 1
+        ctx.progress(f"step {done}", done / steps, step=done)
+    ctx.result(steps_done=done)
+"""
 
 
-def test_missing_things_are_named(workspace):
-    with pytest.raises(NotFoundError, match="Dataset 'nope' does not exist"):
-        create_run(TrainConfig(dataset="nope"), workspace)
-    with pytest.raises(NotFoundError, match="Run '20990101-000000-x' does not exist"):
-        get_run("20990101-000000-x", workspace)
-    with pytest.raises(NotFoundError, match="is not a run id"):
-        get_run("../etc", workspace)
+def start(folder: Path, steps: int = 3, pause: float = 0.05, *extra: str) -> dict:
+    return start_job(folder, [sys.executable, "-c", CHILD, str(folder), str(steps), str(pause), *extra], kind="toy")
 
 
-def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
-    run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    from workbench.finetune import update_status
-
-    update_status(run.path, state="running", pid=dead.pid, pid_is_child=True)
-    assert not process_alive(dead.pid, run.path)
-    again = get_run(run.id, boxes)
-    assert again.state == "failed" and f"pid {dead.pid}" in again.status["error"]
-    assert "No checkpoint was written yet" in again.status["error"]
-    with pytest.raises(JobError, match="is failed, not running"):
-        cancel_run(run.id, boxes)
+def state_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
-def test_child_command_uses_torchrun_for_several_processes(tmp_path):
-    assert child_command(tmp_path)[1:] == ["-m", "workbench", "train", str(tmp_path)]
-    cmd = child_command(tmp_path, 2)
-    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    assert cmd[-4:] == ["-m", "workbench", "train", str(tmp_path)]
+def test_a_job_runs_reports_progress_and_completes(tmp_path):
+    folder = tmp_path / "job"
+    status = start(folder)
+    assert status["kind"] == "toy" and status["pid"] and status["start_time"] == process_start_time(status["pid"])
+    done = wait_job(folder, timeout=60)
+    assert done["state"] == "completed", log_tail(folder)
+    assert done["steps_done"] == 3 and done["fraction"] == 1.0 and done["error"] is None
+    assert [p["step"] for p in read_progress(folder)] == [1, 2, 3]
+    assert "child started" in log_tail(folder)
+    assert list_jobs(tmp_path) == [folder] and list_jobs(tmp_path, kind="train") == []
+    with pytest.raises(JobError, match="is completed, not running"):
+        cancel_job(folder)
+    # started again in the same folder (a resume): a new process, the first creation time
+    again = start(folder)
+    assert again["pid"] != status["pid"] and again["created_at"] == done["created_at"]
+    assert wait_job(folder, timeout=60)["state"] == "completed"
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_continues_from_the_checkpoint(boxes):
-    config = TrainConfig(dataset="boxes", backend="transformers", max_steps=8, eval_steps=2, save_steps=2,
-                         per_device_train_batch_size=4, warmup_steps=0)
-    run = start_training(config, boxes)
-    run = wait_run(run.id, boxes, timeout=600, until=lambda r: r.last_checkpoint is not None or r.state in ("completed", "failed"))
-    assert run.state == "running", run.log_tail()
-    cancel_run(run.id, boxes, force=True)  # SIGKILL: no chance to save or to write a final state
-    killed = wait_run(run.id, boxes, timeout=60)
-    assert killed.state == "failed" and "stopped without reporting" in killed.status["error"]
-    ckpt = killed.last_checkpoint
-    step = int(ckpt.name.split("-")[1])
-    resumed = wait_run(resume_run(run.id, boxes).id, boxes, timeout=600)
-    assert resumed.state == "completed", resumed.log_tail()
-    assert resumed.status["start_step"] == step > 0 and resumed.status["step"] == 8
-    assert resumed.status["resumed_from"] == str(ckpt)
-    train_steps = [m["step"] for m in resumed.metrics() if "loss" in m]
-    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 8  # each step once, in order
-    assert resumed.adapter_dir is not None
-    with pytest.raises(JobError, match="already completed"):
-        resume_run(run.id, boxes)
+def test_a_finished_child_is_reaped_by_the_next_status_poll(tmp_path):
+    """This process lives long, like the Streamlit server: its finished children must not stay zombies."""
+    folder = tmp_path / "job"
+    pid = start(folder, 1, 0.0)["pid"]
+    for _ in range(400):
+        if state_of(pid) == "Z":
+            break
+        time.sleep(0.05)
+    assert state_of(pid) == "Z"  # finished, nobody has asked yet
+    assert job_status(folder)["state"] == "completed"
+    assert state_of(pid) is None  # reaped
 
 
-@pytest.mark.slow
-def test_two_processes_train_data_parallel_and_write_like_one(boxes):
-    """`--num-processes 2`: torchrun + gloo on CPU; only rank 0 writes, the token count covers both processes.
-    Padded batches grouped by length, as the GPU default lays them out (the length-grouped sampler under DDP)."""
-    config = TrainConfig(dataset="boxes", backend="transformers", max_steps=3, eval_steps=3, save_steps=3,
-                         per_device_train_batch_size=2, num_processes=2, warmup_steps=0, batching="padded")
-    run = wait_run(start_training(config, boxes).id, boxes, timeout=600)
-    assert run.state == "completed", run.log_tail()
-    assert (run.status["resolved"]["batching"], run.status["resolved"]["group_by_length"]) == ("padded", True)
-    assert run.status["num_processes"] == 2 and run.config.rows_per_step == 4
-    assert "torch.distributed.run" in run.log_path.read_text()
-    steps = [m["step"] for m in run.metrics() if "loss" in m]
-    assert steps == [1, 2, 3]  # one line per step, not one per process
-    # 3 steps x 2 processes x 2 rows = 12 rows of ~30 tokens: counted across processes
-    assert run.status["num_input_tokens_seen"] > 12 * 20
-    assert json.loads((run.adapter_dir / "adapter_config.json").read_text())["r"] == 16
-    assert [p.name for p in (run.path / "checkpoints").iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-3"]
+def test_cancel_stops_after_the_current_step(tmp_path):
+    folder = tmp_path / "job"
+    start(folder, 200, 0.05)
+    wait_job(folder, timeout=60, until=lambda s: s.get("state") == "running" and (s.get("fraction") or 0) > 0)
+    cancel_job(folder)
+    status = wait_job(folder, timeout=30)
+    assert status["state"] == "cancelled" and status["cancel_requested"] and status["error"] is None
+    assert 0 < status["steps_done"] < 200  # it wrote its final state itself
+
+
+def test_force_cancel_kills_and_records_cancelled(tmp_path):
+    folder = tmp_path / "job"
+    start(folder, 200, 0.05)
+    wait_job(folder, timeout=60, until=lambda s: s.get("state") == "running")
+    status = cancel_job(folder, force=True)
+    assert status["state"] == "cancelled" and status["cancel_forced"] and "steps_done" not in status
+
+
+def test_kill_9_from_outside_marks_the_job_failed(tmp_path):
+    folder = tmp_path / "job"
+    pid = start(folder, 200, 0.05)["pid"]
+    wait_job(folder, timeout=60, until=lambda s: s.get("state") == "running")
+    os.killpg(pid, signal.SIGKILL)
+    status = wait_job(folder, timeout=30)
+    assert status["state"] == "failed" and f"pid {pid}) stopped without reporting" in status["error"]
+
+
+def test_an_error_in_the_child_is_recorded_in_one_line(tmp_path):
+    folder = tmp_path / "job"
+    start(folder, 5, 0.0, "fail")
+    status = wait_job(folder, timeout=60)
+    assert status["state"] == "failed" and status["error"] == "RuntimeError: the third step broke"
+    assert "Traceback" in log_tail(folder)  # the whole traceback stays in the log
+
+
+def test_a_reused_pid_is_not_taken_for_the_job(tmp_path):
+    folder = tmp_path / "job"
+    # this process has the recorded pid, but it started at another time: the job's own process is gone
+    write_json(folder.mkdir() or folder / "status.json",
+               {"kind": "toy", "state": "running", "pid": os.getpid(), "start_time": process_start_time(os.getpid()) - 7})
+    assert job_status(folder)["state"] == "failed"
+    update_json(folder / "status.json", state="running", cancel_requested=True)
+    assert job_status(folder)["state"] == "cancelled"  # gone after a cancel request: cancelled
+
+
+def test_a_running_job_is_not_started_twice(tmp_path):
+    folder = tmp_path / "job"
+    start(folder, 200, 0.05)
+    try:
+        with pytest.raises(JobError, match="already running"):
+            start(folder)
+    finally:
+        cancel_job(folder, force=True)
+    with pytest.raises(NotFoundError, match="not a job folder"):
+        job_status(tmp_path / "nothing")
+
+
+def test_job_context_in_this_process_records_its_own_pid_and_errors(tmp_path):
+    with job_context(tmp_path) as ctx:
+        status = read_json(tmp_path / "status.json")
+        assert status["state"] == "running" and status["pid"] == os.getpid()
+        ctx.progress("half", 0.5, rows=3)
+    assert read_json(tmp_path / "status.json")["state"] == "completed"
+    assert read_progress(tmp_path)[-1]["rows"] == 3
+    with pytest.raises(ConfigError):
+        with job_context(tmp_path):
+            raise ConfigError("chunk_size must be positive (got 0). Set it to 1000.\nmore")
+    status = read_json(tmp_path / "status.json")
+    assert status["state"] == "failed" and status["error"] == "chunk_size must be positive (got 0). Set it to 1000."

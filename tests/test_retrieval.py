@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench import vectordb
+from workbench import ingest, lexical, vectordb
 from workbench.chunking import ChunkingConfig
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
@@ -25,7 +25,7 @@ DOCS = {
 def ws(tmp_path_factory) -> Workspace:
     ws = Workspace(tmp_path_factory.mktemp("retrieval") / "ws").ensure()
     docs = [Document(text, metadata={"source": name, "file_type": name.rsplit(".", 1)[1]}) for name, text in DOCS.items()]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(chunk_size=200, chunk_overlap=0), workspace=ws)
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(chunk_size=200, chunk_overlap=0), workspace=ws)
     return ws
 
 
@@ -75,12 +75,12 @@ def test_metadata_filters_hold_in_every_mode(ws, mode):
 
 def test_lexical_index_follows_deletes_and_repairs_itself(ws):
     docs = [Document("임시 공지: 엘리베이터 점검 중입니다.", metadata={"source": "temp.txt"})]
-    vectordb.ingest_documents(docs, "shop", ChunkingConfig(chunk_size=200, chunk_overlap=0), workspace=ws)
+    ingest.ingest_documents(docs, "shop", ChunkingConfig(chunk_size=200, chunk_overlap=0), workspace=ws)
     assert sources(retrieve("shop", "엘리베이터 점검", RetrievalConfig(mode="hybrid", k=1), ws)) == ["temp.txt"]
     vectordb.delete_document("shop", "temp.txt", ws)
     assert "temp.txt" not in sources(retrieve("shop", "엘리베이터 점검", RetrievalConfig(mode="hybrid", k=6), ws))
     # A crash between the Chroma write and the index rebuild leaves the stale marker: search repairs it.
-    lex = vectordb.LexicalIndex(vectordb._lexical_dir("shop", ws, vectordb.VectorStoreConfig()))
+    lex = lexical.LexicalIndex(vectordb._lexical_dir("shop", ws, vectordb.VectorStoreConfig()))
     lex.mark_stale()
     assert sources(retrieve("shop", "주차", RetrievalConfig(mode="hybrid", k=1), ws)) == ["park.txt"]
     assert not lex.stale

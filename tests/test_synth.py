@@ -23,7 +23,6 @@ from tests.conftest import free_port, wait_http
 from workbench.errors import ConfigError, OfflineError
 from workbench.synth import (
     GenerationError,
-    GenerationJob,
     SourceChunk,
     SynthConfig,
     build_prompt,
@@ -49,8 +48,9 @@ class CannedLLMServer:
     (Anthropic) with the next canned reply (the last one repeats). A reply is the assistant's text, or
     (status, error body). Every request is recorded with its headers and JSON body."""
 
-    def __init__(self, replies: list[str | tuple[int, dict[str, Any]]]):
+    def __init__(self, replies: list[str | tuple[int, dict[str, Any]]], delay: float = 0.0):
         self.replies = list(replies)
+        self.delay = delay  # seconds before each reply (to cancel a job mid-way)
         self.requests: list[dict[str, Any]] = []
         server = self
 
@@ -61,6 +61,7 @@ class CannedLLMServer:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                time.sleep(server.delay)
                 reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
                 if isinstance(reply, tuple):
                     status, payload = reply
@@ -234,19 +235,6 @@ def test_anthropic_messages_api(monkeypatch):
     assert SECRET in (req["headers"].get("x-api-key"), req["headers"].get("authorization", "").removeprefix("Bearer "))
     assert req["body"]["model"] == "claude-test" and req["body"]["temperature"] == 0.2 and req["body"]["max_tokens"] == 1024
     assert [(x["instruction"], x["output"], x["chunk_id"]) for x in r.rows] == [("Is cash OK?", "Yes.", "c3")]
-
-
-def test_background_job_reports_progress_and_saves(workspace):
-    with CannedLLMServer([pairs_json(("Q1", "A1"), ("Q2", "A2")), pairs_json(("Q3", "A3"), ("Q4", "A4"))]) as srv:
-        job = GenerationJob("job-ds", CHUNKS, cfg(srv, n_target=4), workspace=workspace)
-        assert job.wait(30)
-    state = job.state()
-    assert state["done"] and state["error"] is None and state["fraction"] == 1.0 and "4 / 4 rows" in state["message"]
-    assert job.info.name == "job-ds" and job.info.rows == 4 and len(job.result.rows) == 4
-    with CannedLLMServer(["no json"]) as srv:
-        job = GenerationJob("job-fail", CHUNKS[:1], cfg(srv, retries=0), workspace=workspace)
-        assert job.wait(30)
-    assert "produced no usable" in job.state()["error"]
 
 
 # --- against transformers serve with the packaged SmolLM2 ----------------------------------------

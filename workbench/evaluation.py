@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as _dt
+import io
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,10 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.answer import API_SOURCES, DEFAULT_K, DEFAULT_SOURCES, FT_SOURCES, RAG_SOURCES, SOURCES
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError, JobError, NotFoundError
+from workbench.errors import ConfigError, NotFoundError
+from workbench.eval_jobs import CONFIG_FILE, LOG_FILE, PROGRESS_FILE, STATUS_FILE, evals_root  # noqa: F401
 from workbench.metrics import embedding_similarity, retrieval_hit, score_answer
 from workbench.progress import Progress, no_progress
-from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE, summarize, write_report
+from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE, summarize, write_report  # noqa: F401
+from workbench.runfiles import now_iso, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.embeddings import Embeddings
@@ -142,20 +139,9 @@ class EvalConfig(BaseConfig):
         return RetrievalConfig.from_dict({"k": DEFAULT_EVAL_K, **dict(self.retrieval)})
 
 
-# --- where evaluations live ----------------------------------------------------------------------------------
+# --- where evaluations live: workbench.eval_jobs (the job functions); the file names are shared --------------
 
-CONFIG_FILE, STATUS_FILE, PROGRESS_FILE = "config.json", "status.json", "progress.jsonl"
-LOG_FILE = "eval.log"
-
-
-def evals_root(run_id: str = "", workspace: Workspace | None = None) -> Path:
-    """`runs/<run_id>/eval/` for a run, `evals/` for evaluations without one."""
-    ws = workspace or Workspace.default()
-    return ws.runs / run_id / "eval" if run_id else ws.root / "evals"
-
-
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+_now = now_iso  # one clock (UTC) for every file
 
 
 def check_evaluation(config: EvalConfig, workspace: Workspace | None = None) -> None:
@@ -178,132 +164,6 @@ def check_evaluation(config: EvalConfig, workspace: Workspace | None = None) -> 
         from workbench.vectordb import collection_info
 
         collection_info(config.collection, ws)
-
-
-def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None, folder: str | Path | None = None) -> Path:
-    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`, or `folder`), config written first."""
-    if folder is not None:
-        path = Path(folder)
-        path.mkdir(parents=True, exist_ok=True)
-        for name in (STATUS_FILE, SUMMARY_FILE, REPORT_MD, REPORT_HTML):
-            (path / name).unlink(missing_ok=True)
-        config.save(path / CONFIG_FILE)
-        _write_status(path, state="pending", pid=None, started_at=None, ended_at=None, error=None, done=0, total=0)
-        return path
-    root = evals_root(config.run_id, workspace)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', config.dataset)[:40]}"
-    path, n = root / base, 1
-    while path.exists():
-        n += 1
-        path = root / f"{base}-{n}"
-    path.mkdir(parents=True)
-    config.save(path / CONFIG_FILE)
-    _write_status(path, state="pending", pid=None, started_at=None, ended_at=None, error=None, done=0, total=0)
-    return path
-
-
-def _write_status(folder: Path, **changes: Any) -> dict[str, Any]:
-    path = folder / STATUS_FILE
-    status = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    status.update(changes)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return status
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a finished child that nobody reaped yet is a zombie: not running
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def evaluation_status(folder: str | Path) -> dict[str, Any]:
-    """status.json of an evaluation; a 'running' one whose process is gone is reported as failed."""
-    folder = Path(folder)
-    path = folder / STATUS_FILE
-    if not path.is_file():
-        raise NotFoundError(f"{folder} is not an evaluation folder (no {STATUS_FILE}).")
-    status = json.loads(path.read_text(encoding="utf-8"))
-    if status.get("state") in ("pending", "running") and status.get("pid") and not _alive(status.get("pid")):
-        if status.get("cancel_requested"):
-            status = _write_status(folder, state="cancelled", ended_at=_now())
-        else:
-            status = _write_status(folder, state="failed", ended_at=_now(),
-                                   error="The evaluation process ended without finishing (killed?). Start it again.")
-    return status
-
-
-def list_evaluations(workspace: Workspace | None = None, run_id: str | None = None) -> list[Path]:
-    """Evaluation folders, oldest first: of one run, or of every run and the run-less ones (run_id=None)."""
-    ws = workspace or Workspace.default()
-    roots = [evals_root(run_id, ws)] if run_id is not None else [evals_root("", ws), *sorted(ws.runs.glob("*/eval"))]
-    found = [p for root in roots if root.is_dir() for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name)
-
-
-def start_evaluation(config: EvalConfig, workspace: Workspace | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """Write the evaluation folder and run it in a child process; returns the folder.
-
-    `env` adds environment variables for the child only (an API key typed into the page is passed this way
-    and never written to disk).
-
-    Raises:
-        JobError: the process could not be started.
-    """
-    ws = workspace or Workspace.default()
-    check_evaluation(config, ws)
-    folder = new_eval_dir(config, ws)
-    child_env = dict(os.environ, WORKBENCH_HOME=str(ws.root), **(dict(env) if env else {}))
-    root = Path(__file__).resolve().parent.parent
-    log = open(folder / LOG_FILE, "w", encoding="utf-8")
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "workbench", "evaluate", "--from-dir", str(folder)], cwd=root,
-                                env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    except OSError as exc:
-        _write_status(folder, state="failed", error=f"could not start: {exc}")
-        raise JobError(f"Could not start the evaluation process: {exc}.") from exc
-    finally:
-        log.close()
-    # Record the pid now so that cancel works at once (the child writes it too, with state 'running').
-    _write_status(folder, pid=proc.pid)
-    return folder
-
-
-def cancel_evaluation(folder: str | Path) -> dict[str, Any]:
-    """Ask the evaluation process to stop (SIGTERM): it finishes the current answer and writes a partial report."""
-    folder = Path(folder)
-    status = evaluation_status(folder)
-    if status.get("state") not in ("pending", "running"):
-        raise JobError(f"The evaluation in {folder.name} is {status.get('state')}, not running: nothing to cancel.")
-    pid = status.get("pid")
-    status = _write_status(folder, cancel_requested=True)
-    if pid and _alive(pid):
-        os.kill(int(pid), signal.SIGTERM)
-    else:
-        status = _write_status(folder, state="cancelled", ended_at=_now())
-    return status
-
-
-def read_progress(folder: str | Path) -> list[dict[str, Any]]:
-    path = Path(folder) / PROGRESS_FILE
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written right now
-            continue
-    return out
 
 
 def load_results(folder: str | Path) -> list[dict[str, Any]]:
@@ -344,7 +204,7 @@ def _parse_result(r: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _run_info(run_id: str, workspace: Workspace) -> Any:
-    from workbench.jobs import get_run
+    from workbench.runs import get_run
 
     return get_run(run_id, workspace)
 
@@ -563,13 +423,12 @@ def run_evaluation(
 
 
 def _write_results(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        for r in results:
-            writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
-    tmp.replace(path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: _csv_value(r.get(k)) for k in RESULT_COLUMNS})
+    write_text(path, buf.getvalue())
 
 
 def _csv_value(v: Any) -> Any:
@@ -578,43 +437,5 @@ def _csv_value(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
     return v
-
-
-# --- the child process ---------------------------------------------------------------------------------------
-
-
-def run_evaluation_dir(folder: str | Path, workspace: Workspace | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the evaluation whose config.json is in `folder` (the child process's entry point).
-
-    Keeps status.json current; SIGTERM stops it after the current answer with state 'cancelled'.
-    """
-    folder = Path(folder)
-    config = EvalConfig.load(folder / CONFIG_FILE)
-    cancel = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: cancel.set())
-    _write_status(folder, state="running", pid=os.getpid(), started_at=_now(), ended_at=None, error=None)
-    last = [0.0]
-
-    def report(message: str, fraction: float) -> None:
-        if progress:
-            progress(message, fraction)
-        now = time.monotonic()
-        if now - last[0] > 1.0 or fraction >= 1.0:
-            last[0] = now
-            prog = read_progress(folder)
-            done, total = (prog[-1]["done"], prog[-1]["total"]) if prog else (0, 0)
-            _write_status(folder, state="running", done=done, total=total, message=message)
-
-    try:
-        summary = run_evaluation(config, folder, workspace, report, cancel=cancel)
-    except BaseException as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        _write_status(folder, state="failed", ended_at=_now(), error=msg[:500])
-        raise
-    prog = read_progress(folder)
-    _write_status(folder, state="cancelled" if summary["cancelled"] else "completed", ended_at=_now(),
-                  done=prog[-1]["done"] if prog else 0, total=prog[-1]["total"] if prog else 0)
-    return summary
 
 

@@ -90,7 +90,8 @@ def change_facts(
     """
     from workbench.chunking import ChunkingConfig
     from workbench.textcodec import decode_text
-    from workbench.vectordb import collection_info, ingest_paths, list_documents
+    from workbench.ingest import ingest_paths
+    from workbench.vectordb import collection_info, list_documents
 
     ws = workspace or Workspace.default()
     info = collection_info(collection, ws)
@@ -130,7 +131,8 @@ def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Re-ingest the original documents (undo `change_facts`) and delete the edited copies."""
     from workbench.chunking import ChunkingConfig
-    from workbench.vectordb import collection_info, ingest_paths
+    from workbench.ingest import ingest_paths
+    from workbench.vectordb import collection_info
 
     ws = workspace or Workspace.default()
     info = collection_info(collection, ws)

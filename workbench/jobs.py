@@ -1,412 +1,330 @@
-"""Training runs as child processes: run directories, start, poll, cancel, resume, export.
+"""One runner for every child process: training, evaluation, dataset generation, large ingests.
 
-A run lives in `<workspace>/runs/<run_id>/` (run ids sort by time: `20261129-171500-smollm2-135m`):
+A job is a folder. The parent (the page, the CLI) starts `python -m workbench ... FOLDER` with `start_job`, polls
+`job_status` and `read_progress`, and stops it with `cancel_job`; the child wraps its work in `job_context`, which
+keeps the folder's files current:
 
-    config.json       the TrainConfig, written before anything runs
-    status.json       state (pending | running | completed | failed | cancelled), pid, step, error, ...
-    metrics.jsonl     one JSON line per log: loss, eval_loss, learning_rate, grad_norm, tokens_per_s, eta_s ...
-    checkpoints/      Trainer checkpoints (resume continues from the newest)
-    adapter/          the final (best) LoRA adapter + the tokenizer used in training
-    merged/           the merged 16-bit model, after `export --merged`
-    logs/train.log    stdout / stderr of the training process
+    status.json       kind, state (pending | running | completed | failed | cancelled), pid, start_time, error, ...
+    progress.jsonl    one JSON line per progress report: time, message, fraction, and what the job adds
+    <log_name>        stdout / stderr of the child
 
-The training process is `python -m workbench train RUN_DIR` (under `torchrun` for several processes), started in
-its own process group with an argument list, never a shell. Cancel sends SIGTERM to that group: the process saves
-a checkpoint at the end of the current step and marks the run cancelled. A process that dies without a word
-(SIGKILL, a reboot) is noticed by the next poll: the run is marked failed, and `resume_run` continues it from its
-newest checkpoint.
+The child runs in its own process group (an argument list, never a shell; stdin closed), so cancel reaches
+everything it started (torchrun workers, tokenizer pools). `cancel_job` sends SIGTERM: the child finishes its
+current step and records 'cancelled'. `force` sends SIGKILL and the runner records 'cancelled' for it. A child that
+dies without a word (kill -9 from outside, the OOM killer, a reboot) is noticed by the next `job_status`: 'failed'.
+The pid is recorded with its start time (field 22 of /proc/<pid>/stat), so a reused pid is not mistaken for the
+job; finished children of this process are reaped on every poll, so none stays a zombie while the server runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.config import PROJECT_DIR, Workspace
-from workbench.errors import ConfigError, JobError, NotFoundError
-from workbench.finetune import (TrainConfig, collect_metrics, last_checkpoint, now_iso, read_json, resolve_backend,
-                                update_status, write_json)
+from workbench.config import PROJECT_DIR
+from workbench.errors import JobError, NotFoundError, WorkbenchError
+from workbench.runfiles import (append_jsonl, now_iso, process_alive as _pid_alive, process_start_time, read_json,
+                                read_jsonl, update_json)
 
+STATUS_FILE, PROGRESS_FILE = "status.json", "progress.jsonl"
+ACTIVE = ("pending", "running")
 TERMINAL = ("completed", "failed", "cancelled")
-_CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started, so that they are reaped
+JOB_ENV = "WORKBENCH_JOB_DIR"
+"""Set in the child's environment to its folder: the runner records the pid, so the child does not."""
+
+_CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started: polled (reaped) on every status read
+_LOCK = threading.Lock()
 
 
-@dataclasses.dataclass
-class RunInfo:
-    """One run directory, as read now."""
-
-    id: str
-    path: Path
-    config: TrainConfig
-    status: dict[str, Any]
-
-    @property
-    def state(self) -> str:
-        return str(self.status.get("state", "pending"))
-
-    @property
-    def adapter_dir(self) -> Path | None:
-        p = self.path / "adapter"
-        return p if (p / "adapter_config.json").is_file() else None
-
-    @property
-    def merged_dir(self) -> Path | None:
-        p = self.path / "merged"
-        return p if (p / "config.json").is_file() else None
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / "logs" / "train.log"
-
-    @property
-    def last_checkpoint(self) -> Path | None:
-        return last_checkpoint(self.path)
-
-    def metrics(self) -> list[dict[str, Any]]:
-        return collect_metrics(self.path / "metrics.jsonl")
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": str(self.path), "state": self.state, "status": self.status,
-                "config": self.config.to_dict(), "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
-                "merged_dir": str(self.merged_dir) if self.merged_dir else None}
+# --- processes ------------------------------------------------------------------------------------------------
 
 
-# --- ids and folders ------------------------------------------------------------------------------------------
+def reap_children() -> None:
+    """Collect the exit status of every finished child this process started (no zombies left behind)."""
+    with _LOCK:
+        for pid, proc in list(_CHILDREN.items()):
+            if proc.poll() is not None:
+                _CHILDREN.pop(pid, None)
 
 
-def _slug(text: str) -> str:
-    name = Path(text).name if Path(text).exists() else text.split("/")[-1]
-    return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower()[:40] or "model"
-
-
-def new_run_id(config: TrainConfig, workspace: Workspace | None = None) -> str:
-    ws = workspace or Workspace.default()
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config.base_model)}"
-    run_id, n = base, 2
-    while (ws.runs / run_id).exists():
-        run_id, n = f"{base}-{n}", n + 1
-    return run_id
-
-
-def _run_dir(run_id: str, workspace: Workspace | None) -> Path:
-    ws = workspace or Workspace.default()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id or ""):
-        raise NotFoundError(f"{run_id!r} is not a run id. `python -m workbench runs list` shows the runs.")
-    return ws.runs / run_id
-
-
-# --- reading runs ---------------------------------------------------------------------------------------------
-
-
-def get_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
-    """Read one run; a run whose process died without a word is marked failed here.
-
-    Raises:
-        NotFoundError: no such run.
-    """
-    path = _run_dir(run_id, workspace)
-    if not (path / "config.json").is_file():
-        raise NotFoundError(f"Run {run_id!r} does not exist in {path.parent}. `python -m workbench runs list` shows the runs.")
-    config = TrainConfig.load(path / "config.json")
-    status = read_json(path / "status.json", {}) or {}
-    status = _check_alive(path, status)
-    return RunInfo(run_id, path, config, status)
-
-
-def list_runs(workspace: Workspace | None = None) -> list[RunInfo]:
-    """Every run of the workspace, newest first (runs with an unreadable config are skipped)."""
-    ws = workspace or Workspace.default()
-    if not ws.runs.is_dir():
-        return []
-    out = []
-    for p in sorted(ws.runs.iterdir(), reverse=True):
-        if (p / "config.json").is_file():
-            try:
-                out.append(get_run(p.name, ws))
-            except (ConfigError, NotFoundError):
-                continue
-    return out
-
-
-def _check_alive(path: Path, status: dict[str, Any]) -> dict[str, Any]:
-    if status.get("state") not in ("pending", "running"):
-        return status
-    pid = status.get("pid")
-    if pid is None:
-        # "pending" without a process: created but never started, or the start failed before the pid was written
-        return status
-    if process_alive(int(pid), path if status.get("pid_is_child", True) else None):
-        return status
-    # The process is gone but never wrote a final state: killed (SIGKILL, OOM killer) or the machine restarted.
-    fresh = read_json(path / "status.json", {}) or {}
-    if fresh.get("state") not in ("pending", "running"):
-        return fresh  # it finished between the two reads
-    ckpt = last_checkpoint(path)
-    where = f"Resume continues from {ckpt.name}." if ckpt else "No checkpoint was written yet: resume starts again."
-    return update_status(path, state="failed", ended_at=now_iso(),
-                         error=f"The training process (pid {pid}) stopped without reporting (killed?). {where}")
-
-
-def process_alive(pid: int, run_dir: Path | None = None) -> bool:
-    """Whether `pid` runs (not a zombie) and, on Linux, is still this run's process (pids get reused)."""
-    child = _CHILDREN.get(pid)
-    if child is not None:  # started by this process: poll() reaps it and is exact (no exec race, no pid reuse)
-        if child.poll() is None:
-            return True
-        _CHILDREN.pop(pid, None)
+def process_alive(pid: int | None, start_time: int | None = None) -> bool:
+    """Whether the process `pid` (started at `start_time`, clock ticks since boot) still runs; reaps it if not."""
+    if not pid:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            if run_dir is not None:
-                cmd = proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                return run_dir.name in cmd
-        except (OSError, IndexError):
+    with _LOCK:
+        child = _CHILDREN.get(int(pid))
+        if child is not None:  # our own child: poll() is exact and reaps it
+            if child.poll() is None:
+                return True
+            _CHILDREN.pop(int(pid), None)
             return False
-    return True
+    return _pid_alive(int(pid), start_time)
 
 
-# --- creating and starting ------------------------------------------------------------------------------------
-
-
-def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunInfo:
-    """Check the dataset, resolve the backend, write config.json and a pending status.json.
+def spawn(argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
+          cwd: Path = PROJECT_DIR) -> subprocess.Popen:
+    """Start `argv` in its own process group, stdin closed, stdout and stderr appended to `log_path`.
 
     Raises:
-        NotFoundError: the dataset does not exist or has not been split.
-        ConfigError: the backend is not installed.
+        JobError: the process could not be started.
     """
-    from workbench.alpaca import dataset_info
-
-    ws = (workspace or Workspace.default()).ensure()
-    info = dataset_info(config.dataset, ws)
-    if not info.split:
-        raise NotFoundError(f"Dataset {config.dataset!r} has not been split yet. Split it first: "
-                            f"`python -m workbench dataset split {config.dataset}`.")
-    config = config.replace(backend=resolve_backend(config.backend))
-    run_id = new_run_id(config, ws)
-    path = ws.runs / run_id
-    (path / "logs").mkdir(parents=True)
-    (path / "checkpoints").mkdir()
-    config.save(path / "config.json")
-    write_json(path / "status.json", {
-        "state": "pending", "pid": None, "created_at": now_iso(), "started_at": None, "ended_at": None, "error": None,
-        "step": 0, "max_steps": None, "resolved_base_model": None, "best_checkpoint": None, "train_seconds": None,
-    })
-    return get_run(run_id, ws)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    reap_children()
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n=== {now_iso()} start: {' '.join(argv)}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(list(argv), cwd=str(cwd), env=dict(env) if env is not None else None, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            raise JobError(f"Could not start `{' '.join(argv[:4])} ...`: {exc}") from exc
+    with _LOCK:
+        _CHILDREN[proc.pid] = proc
+    return proc
 
 
-def child_command(run_dir: Path, num_processes: int = 1) -> list[str]:
-    """The argument list of the training process (torchrun for several processes)."""
-    if num_processes > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={num_processes}",
-                "-m", "workbench", "train", str(run_dir)]
-    return [sys.executable, "-m", "workbench", "train", str(run_dir)]
+def child_env(extra: Mapping[str, str] | None = None, workspace_root: Path | None = None) -> dict[str, str]:
+    """The environment of a child: this one, the project on PYTHONPATH, unbuffered output, `extra` on top.
 
-
-def child_env(workspace: Workspace) -> dict[str, str]:
+    API keys typed into a page travel this way, never through a file or the argument list.
+    """
     env = dict(os.environ)
-    env["WORKBENCH_HOME"] = str(workspace.root)
+    if workspace_root is not None:
+        env["WORKBENCH_HOME"] = str(workspace_root)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # OpenMP threads that spin while they wait are 5-8x slower when other processes share the cores (measured on
     # 2 busy cores: 47 s against 6 s for one SmolLM2 step); passive waiting costs nothing on an idle machine.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH", "")) if p)
+    env.update(extra or {})
     return env
 
 
-def start_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
-    """Start (or restart, for resume) the training process of a run in the background.
+# --- the parent side ------------------------------------------------------------------------------------------
+
+
+def start_job(folder: str | Path, argv: Sequence[str], *, kind: str, env: Mapping[str, str] | None = None,
+              log_name: str = "job.log", **fields: Any) -> dict[str, Any]:
+    """Start the child `argv` for the job in `folder` (created if needed); returns its status at once.
+
+    The status goes 'pending' with the pid and its start time; the child makes it 'running'. `fields` are
+    recorded in status.json too. `env` is the child's whole environment (see `child_env`).
 
     Raises:
-        JobError: the run is already running, or its process cannot be started.
+        JobError: the job is already running, or its process cannot be started.
     """
-    ws = workspace or Workspace.default()
-    run = get_run(run_id, ws)
-    if run.state in ("pending", "running") and run.status.get("pid") and process_alive(int(run.status["pid"]), run.path):
-        raise JobError(f"Run {run_id} is already running (pid {run.status['pid']}). Cancel it first.")
-    run.path.joinpath("logs").mkdir(exist_ok=True)
-    log = open(run.log_path, "a", encoding="utf-8")
-    log.write(f"\n=== {now_iso()} start: {' '.join(child_command(run.path, run.config.num_processes))}\n")
-    log.flush()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    current = read_json(folder / STATUS_FILE, {}) or {}
+    if current.get("state") in ACTIVE and process_alive(current.get("pid"), current.get("start_time")):
+        raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.")
+    created = {} if current.get("created_at") else {"created_at": now_iso()}  # a restart (resume) keeps the first
+    update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, ended_at=None,
+                error=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
+    env = dict(env if env is not None else child_env())
+    env[JOB_ENV] = str(folder.resolve())
     try:
-        proc = subprocess.Popen(child_command(run.path, run.config.num_processes), cwd=str(PROJECT_DIR),
-                                env=child_env(ws), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    except OSError as exc:
-        raise JobError(f"Could not start the training process for run {run_id}: {exc}") from exc
-    finally:
-        log.close()
-    _CHILDREN[proc.pid] = proc
-    update_status(run.path, state="pending", pid=proc.pid, pid_is_child=True, error=None, ended_at=None)
-    return get_run(run_id, ws)
+        proc = spawn(argv, folder / log_name, env=env)
+    except JobError as exc:
+        update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=str(exc))
+        raise
+    # Only pid and start time: the child may already have written 'running', which must not go back to pending.
+    return update_json(folder / STATUS_FILE, pid=proc.pid, start_time=process_start_time(proc.pid))
 
 
-def start_training(config: TrainConfig, workspace: Workspace | None = None) -> RunInfo:
-    """Create a run for `config` and start its training process; returns at once."""
-    run = create_run(config, workspace)
-    return start_run(run.id, workspace)
-
-
-def cancel_run(run_id: str, workspace: Workspace | None = None, *, force: bool = False) -> RunInfo:
-    """Ask the training process to stop: it saves a checkpoint at the end of the current step and marks the run
-    cancelled. `force` kills it at once (SIGKILL; resume continues from the last saved checkpoint).
+def job_status(folder: str | Path, *, lost: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """status.json of a job; an active job whose process is gone becomes 'cancelled' (if cancel was asked) or
+    'failed' (with `lost(status)` as the error, a generic one without it).
 
     Raises:
-        JobError: the run is not running.
+        NotFoundError: `folder` is not a job folder.
     """
-    ws = workspace or Workspace.default()
-    run = get_run(run_id, ws)
-    pid = run.status.get("pid")
-    if run.state not in ("pending", "running"):
-        raise JobError(f"Run {run_id} is {run.state}, not running: nothing to cancel.")
-    if not pid:
-        update_status(run.path, state="cancelled", ended_at=now_iso())
-        return get_run(run_id, ws)
-    sig = signal.SIGKILL if force else signal.SIGTERM
+    folder = Path(folder)
+    reap_children()
+    status = read_json(folder / STATUS_FILE)
+    if not isinstance(status, dict):
+        raise NotFoundError(f"{folder} is not a job folder (no readable {STATUS_FILE}).")
+    if status.get("state") not in ACTIVE or not status.get("pid"):
+        return status  # finished, or created and never started
+    if process_alive(status["pid"], status.get("start_time")):
+        return status
+    fresh = read_json(folder / STATUS_FILE, {}) or {}
+    if fresh.get("state") not in ACTIVE:
+        return fresh  # it finished between the two reads
+    if fresh.get("cancel_requested"):
+        return update_json(folder / STATUS_FILE, state="cancelled", ended_at=now_iso())
+    error = lost(fresh) if lost else (f"The {fresh.get('kind', 'job')} process (pid {fresh['pid']}) stopped without "
+                                      f"reporting (killed?). Start it again.")
+    return update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=error)
+
+
+def cancel_job(folder: str | Path, *, force: bool = False, wait: float = 5.0) -> dict[str, Any]:
+    """Stop a job: SIGTERM to its process group (it stops after the current step and records 'cancelled'), or with
+    `force` SIGKILL (recorded 'cancelled' here, since the child cannot). Waits up to `wait` s for it to end.
+
+    Raises:
+        JobError: the job is not running, or its process may not be signalled.
+    """
+    folder = Path(folder)
+    status = job_status(folder)
+    if status.get("state") not in ACTIVE:
+        raise JobError(f"The {status.get('kind', 'job')} job in {folder.name} is {status.get('state')}, not running: "
+                       f"nothing to cancel.")
+    pid = status.get("pid")
+    update_json(folder / STATUS_FILE, cancel_requested=True, cancel_forced=force)
+    if not pid or not process_alive(pid, status.get("start_time")):
+        return update_json(folder / STATUS_FILE, state="cancelled", ended_at=now_iso())
     try:
-        os.killpg(int(pid), sig)  # the whole group: torchrun and its workers stop at the same step
+        os.killpg(int(pid), signal.SIGKILL if force else signal.SIGTERM)  # the whole group
     except ProcessLookupError:
         pass
     except PermissionError as exc:
-        raise JobError(f"Not allowed to stop process {pid} of run {run_id}: {exc}") from exc
-    return get_run(run_id, ws)
+        raise JobError(f"Not allowed to stop process {pid} of {folder.name}: {exc}") from exc
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and process_alive(pid, status.get("start_time")):
+        time.sleep(0.05)
+    return job_status(folder)
 
 
-def resume_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
-    """Continue a cancelled or failed (or killed) run from its newest checkpoint, in a new process.
-
-    Raises:
-        JobError: the run is running or already completed.
-    """
-    ws = workspace or Workspace.default()
-    run = get_run(run_id, ws)
-    if run.state == "completed":
-        raise JobError(f"Run {run_id} already completed: start a new run instead.")
-    if run.state == "running" or (run.state == "pending" and run.status.get("pid")
-                                  and process_alive(int(run.status["pid"]), run.path)):
-        raise JobError(f"Run {run_id} is still running (pid {run.status.get('pid')}). Cancel it first.")
-    return start_run(run_id, ws)
-
-
-def wait_run(run_id: str, workspace: Workspace | None = None, *, timeout: float = 3600.0, poll: float = 0.5,
-             until: Callable[[RunInfo], bool] | None = None) -> RunInfo:
-    """Poll until the run reaches a final state (or `until(run)` holds).
+def wait_job(folder: str | Path, *, timeout: float = 3600.0, poll: float = 0.2,
+             until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Poll until the job ends (or `until(status)` holds); returns the status.
 
     Raises:
         JobError: the timeout passed first.
     """
-    t0 = time.time()
+    t0 = time.monotonic()
     while True:
-        run = get_run(run_id, workspace)
-        if (until(run) if until else run.state in TERMINAL):
-            return run
-        if time.time() - t0 > timeout:
-            raise JobError(f"Run {run_id} is still {run.state} after {timeout:.0f} s.")
+        status = job_status(folder)
+        if until(status) if until else status.get("state") in TERMINAL:
+            return status
+        if time.monotonic() - t0 > timeout:
+            raise JobError(f"The job in {folder} is still {status.get('state')} after {timeout:.0f} s.")
         time.sleep(poll)
 
 
-def follow_run(run_id: str, workspace: Workspace | None = None, *, poll: float = 1.0) -> Iterator[dict[str, Any]]:
-    """Yield each new metrics line as it is written, then the final status (with key "final": True)."""
-    seen = 0
-    while True:
-        run = get_run(run_id, workspace)
-        lines = run.metrics()
-        for rec in lines[seen:]:
-            yield rec
-        seen = len(lines)
-        if run.state in TERMINAL:
-            yield {"final": True, **run.status}
-            return
-        time.sleep(poll)
+def read_progress(folder: str | Path) -> list[dict[str, Any]]:
+    """Every progress line the job wrote so far."""
+    return read_jsonl(Path(folder) / PROGRESS_FILE)
 
 
-# --- export (merge, push) as a child process -------------------------------------------------------------------
-
-
-def export_run(run_id: str, workspace: Workspace | None = None, *, merged: bool = True, push: str | None = None,
-               private: bool = False, token: str | None = None,
-               progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
-    """Merge a run's adapter into its base model (`merged/`) and/or push the adapter or the merged model.
-
-    Returns:
-        {"adapter": path, "merged": path | None, "url": hub url | None}
-
-    Raises:
-        NotFoundError: the run has no adapter yet.
-        OfflineError: pushing while the Hub is unreachable (the local files stay).
-    """
-    from workbench.finetune import merge_adapter
-
-    ws = workspace or Workspace.default()
-    run = get_run(run_id, ws)
-    report = progress or (lambda m, f: None)
-    if run.adapter_dir is None:
-        raise NotFoundError(f"Run {run_id} has no adapter yet (state: {run.state}). Wait for it to finish, or resume it.")
-    out: dict[str, Any] = {"adapter": str(run.adapter_dir), "merged": None, "url": None}
-    if merged:
-        base = run.status.get("resolved_base_model") or run.config.base_model
-        merged_dir = merge_adapter(run.adapter_dir, base, run.path / "merged", workspace=ws,
-                                   progress=lambda m, f: report(m, f * (0.6 if push else 1.0)))
-        out["merged"] = str(merged_dir)
-    if push:
-        folder = Path(out["merged"]) if merged else run.adapter_dir
-        out["url"] = push_model_folder(folder, push, private=private, token=token,
-                                       progress=lambda m, f: report(m, (0.6 if merged else 0.0) + f * (0.4 if merged else 1.0)))
-    update_status(run.path, exported={**(run.status.get("exported") or {}), **{k: v for k, v in out.items() if v}})
+def list_jobs(root: str | Path, kind: str | None = None) -> list[Path]:
+    """Job folders directly under `root` (of one `kind`, if given), oldest first (ids sort by time)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        status = read_json(p / STATUS_FILE) if p.is_dir() else None
+        if isinstance(status, dict) and (kind is None or status.get("kind") == kind):
+            out.append(p)
     return out
 
 
-def push_model_folder(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None,
-                      progress: Callable[[str, float], None] | None = None) -> str:
-    from workbench.hub import push_folder
-
-    return push_folder(folder, repo_id, "model", private, token, progress)
-
-
-def start_export(run_id: str, workspace: Workspace | None = None, *, merged: bool = True, push: str | None = None,
-                 private: bool = False, token: str | None = None) -> subprocess.Popen:
-    """`export_run` in a background process (`python -m workbench export ...`), logging to logs/export.log.
-    A token goes through the environment, never the argument list."""
-    ws = workspace or Workspace.default()
-    run = get_run(run_id, ws)
-    cmd = [sys.executable, "-m", "workbench", "export", run_id, "--json"]
-    if merged:
-        cmd.append("--merged")
-    if push:
-        cmd += ["--push", push] + (["--private"] if private else [])
-    env = child_env(ws)
-    if token:
-        env["HF_TOKEN"] = token
-    log = open(run.path / "logs" / "export.log", "a", encoding="utf-8")
+def log_tail(folder: str | Path, lines: int = 20) -> str:
+    """The last lines of the job's log."""
+    folder = Path(folder)
+    name = (read_json(folder / STATUS_FILE, {}) or {}).get("log") or "job.log"
     try:
-        proc = subprocess.Popen(cmd, cwd=str(PROJECT_DIR), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return "\n".join((folder / name).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+# --- the child side -------------------------------------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """An error in one line for the UI: the message of a WorkbenchError, the type and message of anything else."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text[:500] if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {text}"[:500]
+
+
+class Cancelled(Exception):
+    """Raised by `JobContext.check()` once cancel was asked: `job_context` records 'cancelled' and swallows it."""
+
+
+class JobContext:
+    """What the child's work sees: a cancel Event (set by SIGTERM), `progress(...)`, and `result(...)`."""
+
+    def __init__(self, folder: Path, throttle: float) -> None:
+        self.folder = folder
+        self.cancel = threading.Event()
+        self.final: dict[str, Any] = {}
+        self._throttle = throttle
+        self._last = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def progress(self, message: str, fraction: float, **extra: Any) -> None:
+        """Append a progress line and keep status.json current (at most once per `throttle` s, and at the end)."""
+        append_jsonl(self.folder / PROGRESS_FILE, {"time": now_iso(), "message": message,
+                                                   "fraction": round(float(fraction), 4), **extra})
+        self.status(message, fraction, **extra)
+
+    def status(self, message: str, fraction: float, **extra: Any) -> None:
+        """Only status.json (throttled): for work that writes its own progress lines."""
+        now = time.monotonic()
+        if now - self._last >= self._throttle or fraction >= 1.0:
+            self._last = now
+            update_json(self.folder / STATUS_FILE, message=message, fraction=round(float(fraction), 4), **extra)
+
+    def check(self) -> None:
+        """Raise `Cancelled` once cancel was asked (for work with no cancel of its own: call it between steps)."""
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    def result(self, **fields: Any) -> None:
+        """Fields to record in status.json with the final state."""
+        self.final.update(fields)
+
+
+@contextlib.contextmanager
+def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobContext]:
+    """Run the body as the job of `folder`: 'running' now; at the end 'completed', 'cancelled' (SIGTERM arrived
+    or `ctx.cancel` was set; `ctx.check()` raising `Cancelled` ends the body quietly) or 'failed' with the error
+    in one line (the exception goes on, for the log).
+
+    Started without the runner (`python -m workbench ... --from-dir` in a terminal), it records its own pid.
+    """
+    folder = Path(folder)
+    ctx = JobContext(folder, throttle)
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, lambda signum, frame: ctx.cancel.set())
+    own = {}
+    if os.environ.get(JOB_ENV) != str(folder.resolve()):
+        own = {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+    update_json(folder / STATUS_FILE, state="running", started_at=now_iso(), ended_at=None, error=None, **own)
+    try:
+        yield ctx
+    except Cancelled:
+        update_json(folder / STATUS_FILE, state="cancelled", ended_at=now_iso(), **ctx.final)
+    except BaseException as exc:
+        # cancelled work may end in an error of its own ("no rows came out (cancelled)"): still a cancel
+        cancelled = ctx.cancelled and isinstance(exc, (KeyboardInterrupt, WorkbenchError))
+        update_json(folder / STATUS_FILE, state="cancelled" if cancelled else "failed", ended_at=now_iso(),
+                    error=None if isinstance(exc, KeyboardInterrupt) else one_line(exc), **ctx.final)
+        raise
+    else:
+        update_json(folder / STATUS_FILE, state="cancelled" if ctx.cancelled else "completed", ended_at=now_iso(),
+                    **ctx.final)
     finally:
-        log.close()
-    _CHILDREN[proc.pid] = proc
-    update_status(run.path, export_pid=proc.pid, export_started_at=now_iso())
-    return proc
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def python_argv(*args: str) -> list[str]:
+    """`python -m workbench ARGS` with this interpreter."""
+    return [sys.executable, "-m", "workbench", *args]

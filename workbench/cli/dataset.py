@@ -2,6 +2,7 @@
 
     python -m workbench dataset import FILE --name NAME [--map instruction=Q,output=A]
     python -m workbench dataset generate --collection C --n 500 --endpoint URL --model M --name NAME
+    python -m workbench dataset generate --from-dir DIR     (the job folder the page writes: workbench.synth_jobs)
     python -m workbench dataset validate NAME [--drop-errors] [--drop-duplicates] [--fix]
     python -m workbench dataset split NAME [--test-size 0.1] [--seed 42] [--val-size 0.2]
     python -m workbench dataset show NAME --json
@@ -42,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=run_import)
 
     g = ds.add_parser("generate", help="generate rows from knowledge-base chunks with an LLM endpoint")
-    g.add_argument("--collection", required=True, help="knowledge-base collection to take chunks from")
-    g.add_argument("--name", required=True, help="dataset name")
+    g.add_argument("--collection", default="", help="knowledge-base collection to take chunks from (required)")
+    g.add_argument("--name", default="", help="dataset name (required)")
     g.add_argument("--n", type=int, default=500, help="target number of rows (default 500)")
     g.add_argument("--endpoint", default="http://127.0.0.1:8000/v1", help="base URL (OpenAI-compatible; Anthropic: empty or its URL)")
-    g.add_argument("--model", required=True, help="model name the endpoint serves")
+    g.add_argument("--model", default="", help="model name the endpoint serves (required)")
     g.add_argument("--provider", default="openai", choices=["openai", "anthropic"])
     g.add_argument("--lang", default="ko", choices=["ko", "en"], help="language of the default prompt")
     g.add_argument("--pairs", type=int, default=3, help="question/answer pairs per chunk")
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--extra-body", default="", help="extra JSON fields for each request (server-specific)")
     g.add_argument("--limit-chunks", type=int, default=None, help="use at most this many chunks")
     g.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    g.add_argument("--from-dir", type=Path, default=None,
+                   help="run the generation job in this folder (written by the page; config.json + request.json)")
     g.set_defaults(handler=run_generate)
 
     v = ds.add_parser("validate", help="list bad rows and duplicates; optionally drop or fix them")
@@ -121,7 +124,17 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from workbench.errors import ConfigError
     from workbench.synth import SynthConfig, chunks_from_collection, generate_dataset
+
+    if args.from_dir:
+        from workbench.synth_jobs import run_generation_dir
+
+        print_json(run_generation_dir(args.from_dir, _ws(), progress=_progress))
+        return 0
+    missing = [f"--{k}" for k in ("collection", "name", "model") if not getattr(args, k)]
+    if missing:
+        raise ConfigError(f"`dataset generate` needs {', '.join(missing)} (or --from-dir DIR).")
 
     prompt = args.prompt_file.read_text(encoding="utf-8") if args.prompt_file else ""
     cfg = SynthConfig(provider=args.provider, base_url=args.endpoint, model=args.model, n_target=args.n, pairs_per_chunk=args.pairs,
@@ -136,7 +149,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from workbench.alpaca import check_dataset, fix_rows, issue_rows, load_rows, save_rows, summarize_issues, drop_rows
+    from workbench.alpaca import check_dataset, drop_rows, load_rows, save_rows
+    from workbench.alpaca_checks import fix_rows, issue_rows, summarize_issues
 
     ws = _ws()
     actions = []

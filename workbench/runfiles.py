@@ -1,0 +1,178 @@
+"""The files every job folder is made of, and the one liveness check of the processes that write them.
+
+One clock (`now_iso`, UTC) for every timestamp the workbench writes; one atomic writer (`write_json`), so a
+reader never sees half a file; `update_json` serialises read-modify-write with a lock file, so the page and the
+child process never lose each other's changes; JSON lines that tolerate a half-written last line.
+
+`process_alive(pid, start_time)` answers "is the process that this status file names still running?": False
+when the pid is gone, is a zombie (a zombie child of this process is reaped on the way), or was reused by
+another process (its start time, field 22 of /proc/<pid>/stat, differs from the one recorded at start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def now_iso() -> str:
+    """The current time in UTC, to the second (`2026-12-03T04:15:12+00:00`)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomic write: a unique temporary file in the same folder, flushed to disk, then renamed over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomic JSON write (a reader never sees half a file)."""
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """The JSON in `path`, or `default` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return default
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on `<path>.lock` (between processes and threads) for a read-modify-write of `path`."""
+    path = Path(path)
+    with open(path.with_name(f".{path.name}.lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def update_json(path: str | Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into the JSON object in `path` (created if missing); returns the new object.
+
+    Serialised with a lock file, so two writers (the page and the child) never lose each other's changes.
+    """
+    with locked(path):
+        data = read_json(path, {}) or {}
+        data.update(changes)
+        write_json(path, data)
+    return data
+
+
+def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line (one write call, so lines of concurrent writers do not interleave)."""
+    line = json.dumps(dict(record), ensure_ascii=False, default=str) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of `path` ([] when missing); a line being written right now is skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+# --- processes ------------------------------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat); None if unknown."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None  # fields[0] is field 3 (state), so field 22 is fields[19]
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, start_time: int | None = None) -> bool:
+    """Whether `pid` is running (not a zombie) and is still the process that started at `start_time`.
+
+    A zombie child of this process is reaped here (a finished child otherwise stays a zombie for as long
+    as the parent, the Streamlit server, runs).
+    """
+    if not pid:
+        return False
+    pid = int(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process with that pid: /proc still tells its state and start time
+    fields = _stat_fields(pid)
+    if fields is None:  # no /proc (not Linux) or gone since the kill: trust the signal
+        return Path(f"/proc/{pid}").exists() or not Path("/proc/self").exists()
+    if fields[0] in ("Z", "X"):
+        if int(fields[1]) == os.getpid():  # our own child: reap it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        return False
+    if start_time is not None and process_start_time(pid) != int(start_time):
+        return False  # the pid was reused by another process
+    return True
+
+
+# --- training run folders ---------------------------------------------------------------------------------------
+
+
+def update_status(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into `<run_dir>/status.json` (locked, atomic); returns the new status."""
+    return update_json(Path(run_dir) / "status.json", **changes)
+
+
+def append_metrics(run_dir: str | Path, record: Mapping[str, Any]) -> None:
+    """One line of `<run_dir>/metrics.jsonl`."""
+    append_jsonl(Path(run_dir) / "metrics.jsonl", record)
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete `checkpoints/checkpoint-<step>` (one with trainer_state.json)."""
+    ckpts = []
+    for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*"):
+        try:
+            step = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if (p / "trainer_state.json").is_file():
+            ckpts.append((step, p))
+    return max(ckpts)[1] if ckpts else None
