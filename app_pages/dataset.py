@@ -11,8 +11,8 @@ import streamlit as st
 
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
-from workbench.ui import charts
-from workbench.ui.common import config_help, metric_row, progress_reporter, user_errors, workspace
+from workbench.ui import charts, dataset_views
+from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
 from workbench.ui.i18n import t
 from workbench.ui.resources import dataset_report
@@ -25,10 +25,6 @@ DC = alpaca.DatasetConfig
 def as_text(v: object) -> str | None:
     """Cells are shown as text: a number in a text column would break the Arrow table (and is itself a finding)."""
     return v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-
-
-def kind_label(kind: str) -> str:
-    return t(*alpaca_checks.ISSUE_LABELS.get(kind, (kind, kind)))
 
 
 st.title(t("Dataset", "데이터셋"))
@@ -134,41 +130,8 @@ if "dataset.flash" in st.session_state:
 
 # --- generate -----------------------------------------------------------------------------------
 with tab_gen:
-    from workbench.synth import DEFAULT_PROMPTS, SynthConfig
-    from workbench.synth_jobs import cancel_generation, generation_result, generation_status, start_generation
-
-    gen_folder: str | None = st.session_state.get("dataset.gen_job")  # the job's folder: the work is a child process
-    if gen_folder is not None:
-        @st.fragment(run_every=1.0)
-        def _watch() -> None:
-            status = generation_status(gen_folder)
-            st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0),
-                        text=status.get("message") or t("Starting", "시작 중"))
-            if status.get("state") in ("pending", "running"):
-                if st.button(t("Cancel", "취소"), key="dataset.gen_cancel"):
-                    with user_errors():
-                        cancel_generation(gen_folder)
-                return
-            r = generation_result(gen_folder)
-            if r is None:
-                st.error(status.get("error") or t("Cancelled before any row was made.", "행이 만들어지기 전에 취소되었습니다."),
-                         icon="⚠️")
-            else:
-                st.success(t(f"{r['rows']} rows from {r['chunks_used']} chunks in {r['seconds']:.0f} s ({r['requests']} requests)"
-                             + (", cancelled" if r["cancelled"] else ""),
-                             f"청크 {r['chunks_used']}개에서 {r['rows']}행 생성, {r['seconds']:.0f}초 (요청 {r['requests']}회)"
-                             + (", 취소됨" if r["cancelled"] else "")))
-                if r["note"]:
-                    st.info(r["note"])
-                if r["failures"]:
-                    st.dataframe(pd.DataFrame(r["failures"]), hide_index=True)
-            if st.button(t("Done", "확인"), key="dataset.gen_clear"):
-                st.session_state.pop("dataset.gen_job", None)
-                if r is not None:
-                    st.session_state["dataset.pending"] = r["dataset"]
-                st.rerun(scope="app")
-
-        _watch()
+    if st.session_state.get("dataset.gen_job") is not None:  # the job's folder: the work is a child process
+        dataset_views.generation_watch(st.session_state["dataset.gen_job"])
     else:
         collections: list[str] = []
         with user_errors():
@@ -179,40 +142,7 @@ with tab_gen:
             st.info(t("No knowledge-base collection yet: build one on the Knowledge base page first.",
                       "아직 지식 베이스 컬렉션이 없습니다: 먼저 지식 베이스 페이지에서 만드세요."))
         else:
-            g1, g2 = st.columns(2)
-            coll = g1.selectbox(t("Collection", "컬렉션"), collections, key="dataset.gen_collection")
-            gen_name = g2.text_input(t("New dataset name", "새 데이터셋 이름"), value=f"{coll}-generated", key="dataset.gen_name")
-            provider = st.radio(t("Provider", "제공자"), SynthConfig.choices("provider"), horizontal=True, key="dataset.gen_provider",
-                                help=config_help(SynthConfig, "provider"))
-            e1, e2, e3 = st.columns(3)
-            base_url = e1.text_input(t("Base URL", "기본 URL"), value="" if provider == "anthropic" else "http://127.0.0.1:8000/v1",
-                                     key=f"dataset.gen_url_{provider}", help=config_help(SynthConfig, "base_url"))
-            model = e2.text_input(t("Model", "모델"), key="dataset.gen_model", help=config_help(SynthConfig, "model"))
-            api_key = e3.text_input(t("API key (empty: from the environment)", "API 키 (비우면 환경 변수)"), type="password",
-                                    key="dataset.gen_key")
-            n1, n2, n3, n4 = st.columns(4)
-            n_target = n1.number_input(t("Target rows", "목표 행 수"), 1, 100000, 500, key="dataset.gen_n", help=config_help(SynthConfig, "n_target"))
-            pairs = n2.number_input(t("Pairs per chunk", "청크당 쌍"), 1, 50, 3, key="dataset.gen_pairs", help=config_help(SynthConfig, "pairs_per_chunk"))
-            lang = n3.selectbox(t("Language", "언어"), SynthConfig.choices("language"), key="dataset.gen_lang")
-            gen_tokens = n4.number_input(t("Max tokens per reply", "응답당 최대 토큰"), 16, 32768, 1024, key="dataset.gen_max_tokens")
-            prompt = st.text_area(t("Prompt ({chunk}, {n}, {source} are filled in)", "프롬프트 ({chunk}, {n}, {source}가 채워집니다)"),
-                                  value=DEFAULT_PROMPTS[lang], height=200, key=f"dataset.gen_prompt_{lang}")
-            with st.expander(t("More settings", "추가 설정")):
-                temperature = st.slider(t("Temperature", "온도"), 0.0, 2.0, 0.7, key="dataset.gen_temperature")
-                retries = st.number_input(t("Retries per chunk", "청크당 재시도"), 0, 10, 2, key="dataset.gen_retries")
-                extra_body = st.text_input(t("Extra request JSON", "추가 요청 JSON"), key="dataset.gen_extra", help=config_help(SynthConfig, "extra_body"))
-                replace_gen = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.gen_replace")
-            if st.button(t("Generate", "생성"), key="dataset.generate", type="primary"):
-                with user_errors():
-                    cfg = SynthConfig(provider=provider, base_url=base_url.strip(), model=model.strip(), n_target=int(n_target),
-                                      pairs_per_chunk=int(pairs), language=lang, prompt="" if prompt == DEFAULT_PROMPTS[lang] else prompt,
-                                      max_tokens=int(gen_tokens), temperature=float(temperature), retries=int(retries),
-                                      extra_body=extra_body.strip())
-                    # the key goes to the child's environment only; the session keeps the folder, not the key
-                    folder = start_generation(gen_name.strip(), coll, cfg, api_key=api_key or None, workspace=ws,
-                                              overwrite=replace_gen)
-                    st.session_state["dataset.gen_job"] = str(folder)
-                    st.rerun()
+            dataset_views.generation_form(ws, collections)
 
 # --- edit & check -------------------------------------------------------------------------------
 with tab_edit:
@@ -226,30 +156,7 @@ with tab_edit:
         stamp = "-".join(str((info.path / f).stat().st_mtime_ns) for f in (alpaca.RAW_FILE, alpaca.META_FILE))
         with user_errors():
             issues, lengths_rows = dataset_report(str(ws.root), info.name, stamp)
-        summary = alpaca_checks.summarize_issues(issues)
-        metric_row((t("Rows with errors", "오류 행"), len(alpaca_checks.issue_rows(issues))),
-                   (t("Duplicate warnings", "중복 경고"), summary["warnings"]))
-        if issues:
-            st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): kind_label(i.kind), t("detail", "내용"): i.message,
-                                        t("repeats row", "같은 행"): i.other_row} for i in issues]),
-                         hide_index=True)
-            b1, b2, b3 = st.columns(3)
-            err_rows = alpaca_checks.issue_rows(issues)
-            dup_rows = alpaca_checks.issue_rows(issues, ["duplicate", "near_duplicate"])
-            if b1.button(t("Convert non-text to text", "텍스트 아닌 값을 텍스트로"), key="dataset.fix",
-                         disabled=not summary["counts"].get("non_text")):
-                alpaca.save_rows(info.name, alpaca_checks.fix_rows(rows), ws, note="fixed non-text values")
-                st.rerun()
-            if b2.button(t(f"Drop {len(err_rows)} rows with errors", f"오류 행 {len(err_rows)}개 삭제"), key="dataset.drop_errors",
-                         disabled=not err_rows):
-                alpaca.drop_rows(info.name, err_rows, ws)
-                st.rerun()
-            if b3.button(t(f"Drop {len(dup_rows)} duplicates", f"중복 {len(dup_rows)}개 삭제"), key="dataset.drop_dups",
-                         disabled=not dup_rows):
-                alpaca.drop_rows(info.name, dup_rows, ws)
-                st.rerun()
-        else:
-            st.success(t("No problems found.", "문제가 없습니다."))
+        dataset_views.issues_panel(info, rows, issues, ws)
 
         st.subheader(t("Rows", "행"))
         st.caption(t("Edit cells, add rows at the bottom, delete rows by selecting them. Saving stores every value as text; "
@@ -306,16 +213,7 @@ with tab_split:
                 if path.is_file():
                     col.download_button(t(f"Download {split}.csv ({sp['sizes'][split]} rows)", f"{split}.csv 내려받기 ({sp['sizes'][split]}행)"),
                                         path.read_bytes(), file_name=f"{info.name}-{split}.csv", mime="text/csv", key=f"dataset.download_{split}")
-            leaks = alpaca.load_leakage(info.name, ws)
-            st.subheader(t("Leakage check", "누수 검사"))
-            if leaks:
-                st.warning(t(f"{len(leaks)} test questions nearly repeat a question the model trains on: scores on them measure memory, "
-                             "not generalisation. Drop or rewrite them, then split again.",
-                             f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
-                             "삭제하거나 고친 뒤 다시 분할하세요."))
-                st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True)
-            else:
-                st.success(t("No test question nearly repeats a training question.", "학습 질문과 거의 같은 테스트 질문이 없습니다."))
+            dataset_views.leakage_panel(info.name, ws)
 
 # --- export & push ------------------------------------------------------------------------------
 with tab_push:

@@ -230,7 +230,6 @@ with tab_run:
 
 
 # --- history: compare loss curves of several runs ----------------------------------------------------------------
-
 with tab_history:
     if not runs:
         st.info(t("No runs yet.", "아직 실행이 없습니다."))

@@ -377,21 +377,7 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
         if four_bit and not (cuda and has_bnb):
             raise ConfigError("TrainConfig.quantization = '4bit' needs a CUDA GPU and bitsandbytes; this machine has "
                               f"{'no CUDA GPU' if not cuda else 'no bitsandbytes'}. Use quantization = 'none' or 'auto'.")
-    if config.dtype == "auto":
-        if cuda:
-            dtype = "bfloat16" if device.bf16 else "float16"
-            autocast = "bf16" if device.bf16 else "fp16"
-        else:
-            dtype = "float32"
-            autocast = "bf16" if cpu_has_bf16() else None
-        notes.append(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""))
-    else:
-        dtype = config.dtype
-        if not cuda and dtype == "float16":
-            raise ConfigError("TrainConfig.dtype = 'float16' needs a CUDA GPU. Use 'float32' or 'bfloat16' on CPU, or 'auto'.")
-        autocast = {"bfloat16": "bf16", "float16": "fp16"}.get(dtype) if cuda else ("bf16" if dtype == "bfloat16" else None)
-        if not cuda and dtype == "bfloat16":
-            dtype = "float32"  # bf16 master weights lose LoRA updates on CPU; autocast keeps fp32 weights
+    dtype, autocast = _resolve_dtype(config.dtype, device, notes)
     max_len = config.max_seq_length or (4096 if cuda else 512)
     if not config.max_seq_length:
         notes.append(f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} default)")
@@ -437,6 +423,23 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
                             dtype=dtype, autocast=autocast, max_seq_length=max_len, gradient_checkpointing=gc,
                             optim=optim, num_train_epochs=epochs, notes=notes, batching=batching, group_by_length=grouped,
                             offload_embedding=offload)
+
+
+def _resolve_dtype(choice: str, device: "DeviceInfo", notes: list[str]) -> tuple[str, str | None]:
+    """(weight dtype, autocast) for a dtype setting on `device`; "auto" is noted in `notes`."""
+    cuda = device.kind == "cuda"
+    if choice == "auto":
+        if cuda:
+            dtype, autocast = ("bfloat16", "bf16") if device.bf16 else ("float16", "fp16")
+        else:
+            dtype, autocast = "float32", "bf16" if cpu_has_bf16() else None
+        notes.append(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""))
+        return dtype, autocast
+    if not cuda and choice == "float16":
+        raise ConfigError("TrainConfig.dtype = 'float16' needs a CUDA GPU. Use 'float32' or 'bfloat16' on CPU, or 'auto'.")
+    autocast = {"bfloat16": "bf16", "float16": "fp16"}.get(choice) if cuda else ("bf16" if choice == "bfloat16" else None)
+    # bf16 master weights lose LoRA updates on CPU; autocast keeps fp32 weights
+    return ("float32" if not cuda and choice == "bfloat16" else choice), autocast
 
 
 def _model_config(base_model: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
@@ -154,21 +154,44 @@ def ingest_documents(
     for c in chunks:
         by_source[c.metadata["source"]].append(c)
 
-    existing = _ids_by_source(coll, list(by_source))
-    to_add = [c for c in chunks if c.id not in existing.get(c.metadata["source"], set())]
-    to_remove: list[str] = []
-    results = []
-    for source, source_chunks in by_source.items():
-        new_ids = {c.id for c in source_chunks}
-        stale = existing.get(source, set()) - new_ids
-        to_remove.extend(sorted(stale))
-        results.append(SourceResult(source, len(source_chunks),
-                                    sum(1 for c in source_chunks if c.id not in existing.get(source, set())), len(stale)))
-
+    to_add, to_remove, results = _plan(coll, by_source)
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
     if to_add or to_remove:
         lex.mark_stale()
     # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
+    embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress)
+    t = time.perf_counter()
+    for i in range(0, len(to_remove), _GET_BATCH):
+        coll.delete(ids=to_remove[i : i + _GET_BATCH])
+    write_seconds += time.perf_counter() - t
+
+    t_lex = time.perf_counter()
+    if lex.stale or not lex.exists():
+        progress("updating the lexical index", 0.92)
+        lex.rebuild(coll)
+    progress("done", 1.0)
+    return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
+                        embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
+                        embed_seconds=embed_seconds, write_seconds=write_seconds,
+                        lexical_seconds=time.perf_counter() - t_lex)
+
+
+def _plan(coll: "chromadb.Collection", by_source: dict[str, list[Chunk]]) -> tuple[list[Chunk], list[str], list[SourceResult]]:
+    """What an ingest changes: the chunks to embed (new ids), the ids to delete (stale), and a result per source."""
+    existing = _ids_by_source(coll, list(by_source))
+    to_add, to_remove, results = [], [], []
+    for source, source_chunks in by_source.items():
+        have = existing.get(source, set())
+        stale = have - {c.id for c in source_chunks}
+        to_add.extend(c for c in source_chunks if c.id not in have)
+        to_remove.extend(sorted(stale))
+        results.append(SourceResult(source, len(source_chunks), sum(1 for c in source_chunks if c.id not in have), len(stale)))
+    return to_add, to_remove, results
+
+
+def _embed_and_write(vs: Any, coll: "chromadb.Collection", to_add: Sequence[Chunk], batch_size: int, write_size: int,
+                     progress: Progress) -> tuple[float, float]:
+    """Embed `to_add` in batches and upsert them `write_size` at a time; returns (embedding s, writing s)."""
     embed_seconds = write_seconds = 0.0
     pending: list[tuple[Chunk, list[float]]] = []
 
@@ -191,20 +214,7 @@ def ingest_documents(
             write()
     if pending:
         write()
-    t = time.perf_counter()
-    for i in range(0, len(to_remove), _GET_BATCH):
-        coll.delete(ids=to_remove[i : i + _GET_BATCH])
-    write_seconds += time.perf_counter() - t
-
-    t_lex = time.perf_counter()
-    if lex.stale or not lex.exists():
-        progress("updating the lexical index", 0.92)
-        lex.rebuild(coll)
-    progress("done", 1.0)
-    return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
-                        embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
-                        embed_seconds=embed_seconds, write_seconds=write_seconds,
-                        lexical_seconds=time.perf_counter() - t_lex)
+    return embed_seconds, write_seconds
 
 
 def prepare_chunks(documents: Sequence[Document], chunking: ChunkingConfig,

@@ -1,0 +1,137 @@
+"""Parts of the Dataset page: generating rows from a collection as a background job, and the row checks.
+
+The page wires the tabs; these draw one panel each, with the settings drawn from `SynthConfig` by forms.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench import alpaca, alpaca_checks
+from workbench.config import Workspace
+from workbench.ui.common import metric_row, user_errors
+from workbench.ui.forms import build_config, config_field, config_form
+from workbench.ui.i18n import t
+
+
+def _generation_result(folder: str) -> Any:
+    """A finished generation job: what it made, or why it made nothing; returns the result (None: nothing)."""
+    from workbench.synth_jobs import generation_result, generation_status
+
+    status, r = generation_status(folder), generation_result(folder)
+    if r is None:
+        st.error(status.get("error") or t("Cancelled before any row was made.", "행이 만들어지기 전에 취소되었습니다."), icon="⚠️")
+        return None
+    st.success(t(f"{r['rows']} rows from {r['chunks_used']} chunks in {r['seconds']:.0f} s ({r['requests']} requests)"
+                 + (", cancelled" if r["cancelled"] else ""),
+                 f"청크 {r['chunks_used']}개에서 {r['rows']}행 생성, {r['seconds']:.0f}초 (요청 {r['requests']}회)"
+                 + (", 취소됨" if r["cancelled"] else "")))
+    if r["note"]:
+        st.info(r["note"])
+    if r["failures"]:
+        st.dataframe(pd.DataFrame(r["failures"]), hide_index=True)
+    return r
+
+
+def generation_watch(folder: str) -> None:
+    """A running generation job polled every second (progress, cancel), then its result."""
+    from workbench.synth_jobs import cancel_generation, generation_status
+
+    @st.fragment(run_every=1.0)
+    def _watch() -> None:
+        status = generation_status(folder)
+        st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0), text=status.get("message") or t("Starting", "시작 중"))
+        if status.get("state") in ("pending", "running"):
+            if st.button(t("Cancel", "취소"), key="dataset.gen_cancel"):
+                with user_errors():
+                    cancel_generation(folder)
+            return
+        r = _generation_result(folder)
+        if st.button(t("Done", "확인"), key="dataset.gen_clear"):
+            st.session_state.pop("dataset.gen_job", None)
+            if r is not None:
+                st.session_state["dataset.pending"] = r["dataset"]
+            st.rerun(scope="app")
+
+    _watch()
+
+
+def generation_form(ws: Workspace, collections: list[str]) -> None:
+    """Endpoint, model and counts drawn from `SynthConfig`; the button starts the job (the key goes to its environment)."""
+    from workbench.synth import DEFAULT_PROMPTS, SynthConfig
+    from workbench.synth_jobs import start_generation
+
+    g1, g2 = st.columns(2)
+    coll = g1.selectbox(t("Collection", "컬렉션"), collections, key="dataset.gen_collection")
+    gen_name = g2.text_input(t("New dataset name", "새 데이터셋 이름"), value=f"{coll}-generated", key="dataset.gen_name")
+    provider = config_field(SynthConfig, "provider", key="dataset.gen_provider", widget="radio")
+    e1, e2, e3 = st.columns(3)
+    base_url = config_field(SynthConfig, "base_url", key=f"dataset.gen_url_{provider}", container=e1,
+                            value="" if provider == "anthropic" else "http://127.0.0.1:8000/v1")
+    model = config_field(SynthConfig, "model", key="dataset.gen_model", container=e2)
+    api_key = e3.text_input(t("API key (empty: from the environment)", "API 키 (비우면 환경 변수)"), type="password",
+                            key="dataset.gen_key")
+    values = config_form(SynthConfig, ["n_target", "pairs_per_chunk", "language", "max_tokens"], key_prefix="dataset.gen_",
+                         columns=4, keys={"n_target": "dataset.gen_n", "pairs_per_chunk": "dataset.gen_pairs",
+                                          "language": "dataset.gen_lang", "max_tokens": "dataset.gen_max_tokens"})
+    lang = values["language"]
+    prompt = config_field(SynthConfig, "prompt", key=f"dataset.gen_prompt_{lang}", value=DEFAULT_PROMPTS[lang],
+                          label=t("Prompt ({chunk}, {n}, {source} are filled in)", "프롬프트 ({chunk}, {n}, {source}가 채워집니다)"))
+    with st.expander(t("More settings", "추가 설정")):
+        values |= config_form(SynthConfig, ["temperature", "retries", "extra_body"], key_prefix="dataset.gen_",
+                              keys={"extra_body": "dataset.gen_extra"})
+        replace = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.gen_replace")
+    if st.button(t("Generate", "생성"), key="dataset.generate", type="primary"):
+        cfg = build_config(SynthConfig, {**values, "provider": provider, "base_url": base_url.strip(), "model": model.strip(),
+                                         "prompt": "" if prompt == DEFAULT_PROMPTS[lang] else prompt,
+                                         "extra_body": values["extra_body"].strip()})
+        if cfg is not None:
+            with user_errors():
+                folder = start_generation(gen_name.strip(), coll, cfg, api_key=api_key or None, workspace=ws, overwrite=replace)
+                st.session_state["dataset.gen_job"] = str(folder)  # the session keeps the folder, never the key
+                st.rerun()
+
+
+def issues_panel(info: Any, rows: list[dict[str, Any]], issues: list[Any], ws: Workspace) -> None:
+    """The checks' findings, one row per problem, with the fixes a user can apply at once."""
+    summary = alpaca_checks.summarize_issues(issues)
+    metric_row((t("Rows with errors", "오류 행"), len(alpaca_checks.issue_rows(issues))),
+               (t("Duplicate warnings", "중복 경고"), summary["warnings"]))
+    if not issues:
+        st.success(t("No problems found.", "문제가 없습니다."))
+        return
+    labels = {k: t(*v) for k, v in alpaca_checks.ISSUE_LABELS.items()}
+    st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): labels.get(i.kind, i.kind), t("detail", "내용"): i.message,
+                                t("repeats row", "같은 행"): i.other_row} for i in issues]), hide_index=True)
+    b1, b2, b3 = st.columns(3)
+    err_rows = alpaca_checks.issue_rows(issues)
+    dup_rows = alpaca_checks.issue_rows(issues, ["duplicate", "near_duplicate"])
+    if b1.button(t("Convert non-text to text", "텍스트 아닌 값을 텍스트로"), key="dataset.fix",
+                 disabled=not summary["counts"].get("non_text")):
+        alpaca.save_rows(info.name, alpaca_checks.fix_rows(rows), ws, note="fixed non-text values")
+        st.rerun()
+    if b2.button(t(f"Drop {len(err_rows)} rows with errors", f"오류 행 {len(err_rows)}개 삭제"), key="dataset.drop_errors",
+                 disabled=not err_rows):
+        alpaca.drop_rows(info.name, err_rows, ws)
+        st.rerun()
+    if b3.button(t(f"Drop {len(dup_rows)} duplicates", f"중복 {len(dup_rows)}개 삭제"), key="dataset.drop_dups",
+                 disabled=not dup_rows):
+        alpaca.drop_rows(info.name, dup_rows, ws)
+        st.rerun()
+
+
+def leakage_panel(name: str, ws: Workspace) -> None:
+    """Test questions that nearly repeat a training question (written by the split)."""
+    leaks = alpaca.load_leakage(name, ws)
+    st.subheader(t("Leakage check", "누수 검사"))
+    if not leaks:
+        st.success(t("No test question nearly repeats a training question.", "학습 질문과 거의 같은 테스트 질문이 없습니다."))
+        return
+    st.warning(t(f"{len(leaks)} test questions nearly repeat a question the model trains on: scores on them measure memory, "
+                 "not generalisation. Drop or rewrite them, then split again.",
+                 f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
+                 "삭제하거나 고친 뒤 다시 분할하세요."))
+    st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True)
