@@ -13,7 +13,7 @@ from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_co
 from workbench.errors import DocumentError
 from workbench.retrieval import RetrievalConfig, only_sources, retrieve
 from workbench.ui import charts
-from workbench.ui.common import progress_reporter, user_errors, workspace
+from workbench.ui.common import job_progress, progress_reporter, user_errors, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
 from workbench.ui.i18n import t
 
@@ -79,12 +79,8 @@ def _finish(report: dict) -> None:
 @st.fragment(run_every=1.0)
 def _watch_ingest(folder: str) -> None:
     status = ingest_jobs.ingest_status(folder)
-    st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0),
-                text=status.get("message") or t("Starting the ingest…", "넣기를 시작하는 중…"))
-    if status.get("state") in ("pending", "running"):
-        if st.button(t("Cancel the ingest", "넣기 취소"), key="kb.ingest_cancel"):
-            with user_errors():
-                ingest_jobs.cancel_ingest(folder)
+    if job_progress(status, cancel=lambda: ingest_jobs.cancel_ingest(folder), key="kb.ingest_cancel",
+                    starting=t("Starting the ingest…", "넣기를 시작하는 중…"), cancel_label=t("Cancel the ingest", "넣기 취소")):
         return
     st.session_state.pop("kb.ingest_job", None)
     report = ingest_jobs.ingest_report(folder)

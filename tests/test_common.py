@@ -63,3 +63,30 @@ def _metrics_script() -> None:
 def test_metric_row_draws_one_metric_per_item_with_optional_help():
     at = AppTest.from_function(_metrics_script).run()
     assert [(m.label, m.value, m.help) for m in at.metric] == [("Rows", "60", ""), ("Train", "43", "rows the model trains on")]
+
+
+def _job_script() -> None:
+    import streamlit as st
+
+    from workbench.ui.common import job_progress
+
+    st.session_state["running"] = job_progress(st.session_state["status"], key="job.cancel", starting="Starting",
+                                               cancel=lambda: st.session_state.__setitem__("cancelled", True))
+
+
+@pytest.mark.parametrize("status,text,value,running", [
+    ({"state": "running", "fraction": 0.25, "message": "chunk 3 of 12"}, "chunk 3 of 12", 25, True),
+    ({"state": "running", "done": 3, "total": 4}, "Starting", 75, True),
+    ({"state": "completed", "done": 4, "total": 4, "message": "done"}, "done", 100, False),
+])
+def test_job_progress_draws_the_fraction_and_offers_cancel_while_running(status, text, value, running, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_job_script)
+    at.session_state["status"] = status
+    at.run()
+    bar = at.get("progress")[0]
+    assert (bar.proto.text, bar.proto.value) == (text, value) and at.session_state["running"] is running
+    assert len(at.button) == (1 if running else 0)
+    if running:
+        at.button(key="job.cancel").click().run()
+        assert at.session_state["cancelled"] is True

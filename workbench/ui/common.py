@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,3 +52,20 @@ def need(condition: bool, message_en: str, message_ko: str) -> None:
     if not condition:
         st.info(t(message_en, message_ko))
         st.stop()
+
+
+def job_progress(status: Mapping[str, Any], *, cancel: Callable[[], Any], key: str, starting: str, cancel_label: str = "") -> bool:
+    """A background job's progress bar (its fraction, or done / total) and, while it runs, a cancel button.
+
+    Returns whether the job is still pending or running (the caller polls it in an `st.fragment(run_every=...)`).
+    """
+    fraction = status.get("fraction")
+    if fraction is None:
+        total = status.get("total") or 0
+        fraction = (status.get("done") or 0) / total if total else 0.0
+    st.progress(min(max(float(fraction), 0.0), 1.0), text=status.get("message") or starting)
+    running = status.get("state") in ("pending", "running")
+    if running and st.button(cancel_label or t("Cancel", "취소"), key=key):
+        with user_errors():
+            cancel()
+    return running

@@ -17,7 +17,7 @@ from workbench import evaluation as ev
 from workbench.answer import RAG_SOURCES
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
 from workbench.ui import charts
-from workbench.ui.common import metric_row, user_errors
+from workbench.ui.common import job_progress, metric_row
 from workbench.ui.i18n import t
 
 
@@ -72,15 +72,9 @@ def evaluation_progress(folder: str) -> None:
     """A running evaluation's progress bar and cancel button, polled every second."""
     @st.fragment(run_every=1.0)
     def _watch() -> None:
-        s = eval_jobs.evaluation_status(folder)
-        if s["state"] not in ("pending", "running"):
+        if not job_progress(eval_jobs.evaluation_status(folder), cancel=lambda: eval_jobs.cancel_evaluation(folder),
+                            key="compare.eval_cancel", starting=t("Starting…", "시작하는 중…")):
             st.rerun(scope="app")
-        total = s.get("total") or 0
-        st.progress(min((s.get("done") or 0) / total, 1.0) if total else 0.0,
-                    text=s.get("message") or t("Starting…", "시작하는 중…"))
-        if st.button(t("Cancel", "취소"), key="compare.eval_cancel"):
-            with user_errors():
-                eval_jobs.cancel_evaluation(folder)
 
     _watch()
 

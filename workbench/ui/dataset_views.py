@@ -12,7 +12,7 @@ import streamlit as st
 
 from workbench import alpaca, alpaca_checks
 from workbench.config import Workspace
-from workbench.ui.common import metric_row, user_errors
+from workbench.ui.common import job_progress, metric_row, user_errors
 from workbench.ui.forms import build_config, config_field, config_form
 from workbench.ui.i18n import t
 
@@ -42,12 +42,8 @@ def generation_watch(folder: str) -> None:
 
     @st.fragment(run_every=1.0)
     def _watch() -> None:
-        status = generation_status(folder)
-        st.progress(min(max(float(status.get("fraction") or 0.0), 0.0), 1.0), text=status.get("message") or t("Starting", "시작 중"))
-        if status.get("state") in ("pending", "running"):
-            if st.button(t("Cancel", "취소"), key="dataset.gen_cancel"):
-                with user_errors():
-                    cancel_generation(folder)
+        if job_progress(generation_status(folder), cancel=lambda: cancel_generation(folder), key="dataset.gen_cancel",
+                        starting=t("Starting", "시작 중")):
             return
         r = _generation_result(folder)
         if st.button(t("Done", "확인"), key="dataset.gen_clear"):
