@@ -86,3 +86,11 @@ def test_api_reference_has_a_section_per_command():
     commands = _subcommands()
     expected = set(commands) | {f"{name} {action}" for name, actions in commands.items() for action in actions}
     assert not expected - headings, f"docs/api.md has no section for {sorted(expected - headings)}"
+
+
+def test_the_module_table_lists_every_module():
+    """docs/api.md's module table names every module of the library, and no module that is gone."""
+    table = re.findall(r"^\| `([^`]+)` \|", (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), flags=re.M)
+    core = ROOT / "workbench"
+    actual = {p.name for p in core.glob("*.py")} | {f"{p.name}/" for p in core.iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(actual - set(table)) == [] and sorted(set(table) - actual) == []
