@@ -15,8 +15,6 @@ partial report and state 'cancelled'.
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,13 +55,7 @@ def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None, folder:
         config.save(path / CONFIG_FILE)
         _pending(path)
         return path
-    root = evals_root(config.run_id, workspace)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', config.dataset)[:40]}"
-    path, n = root / base, 1
-    while path.exists():
-        n += 1
-        path = root / f"{base}-{n}"
-    path.mkdir(parents=True)
+    path = jobs.new_job_dir(evals_root(config.run_id, workspace), config.dataset)
     config.save(path / CONFIG_FILE)
     _pending(path)
     return path

@@ -16,8 +16,6 @@ collection may then hold part of the new chunks, and ingesting the same files ag
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,13 +74,7 @@ def start_ingest(paths: Sequence[str | Path], collection: str, chunking: Chunkin
     missing = [str(p) for p in resolved if not p.exists()]
     if missing:
         raise ConfigError(f"Cannot ingest {', '.join(missing[:3])}: no such file or folder.")
-    root = ingests_root(ws)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', chroma_name(collection))[:40]}"
-    folder, n = root / base, 1
-    while folder.exists():
-        n += 1
-        folder = root / f"{base}-{n}"
-    folder.mkdir(parents=True)
+    folder = jobs.new_job_dir(ingests_root(ws), chroma_name(collection))
     (chunking or ChunkingConfig()).save(folder / "chunking.json")
     write_json(folder / "request.json", {"paths": [str(p) for p in resolved], "collection": collection,
                                          "embedding": embedding})

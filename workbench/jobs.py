@@ -19,7 +19,9 @@ job; finished children of this process are reaped on every poll, so none stays a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -323,6 +325,22 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+def new_job_dir(root: str | Path, name: str) -> Path:
+    """A new folder `root/YYYYMMDD-HHMMSS-<name>` (UTC; `-2`, `-3` ... when taken), made with an exclusive mkdir so
+    that two starts in the same second never share one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{re.sub(r'[^A-Za-z0-9._-]', '_', name).strip('_')[:40] or 'job'}"
+    for n in itertools.count(1):
+        folder = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def python_argv(*args: str) -> list[str]:

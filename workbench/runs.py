@@ -91,13 +91,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower()[:40] or "model"
 
 
-def new_run_id(config: TrainConfig, workspace: Workspace | None = None) -> str:
+def new_run_dir(config: TrainConfig, workspace: Workspace | None = None) -> Path:
+    """A new run folder `runs/YYYYMMDD-HHMMSS-<model>` (ids sort by time)."""
     ws = workspace or Workspace.default()
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config.base_model)}"
-    run_id, n = base, 2
-    while (ws.runs / run_id).exists():
-        run_id, n = f"{base}-{n}", n + 1
-    return run_id
+    return jobs.new_job_dir(ws.runs, _slug(config.base_model))
 
 
 def _run_dir(run_id: str, workspace: Workspace | None) -> Path:
@@ -163,9 +160,9 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
         raise NotFoundError(f"Dataset {config.dataset!r} has not been split yet. Split it first: "
                             f"`python -m workbench dataset split {config.dataset}`.")
     config = config.replace(backend=resolve_backend(config.backend))
-    run_id = new_run_id(config, ws)
-    path = ws.runs / run_id
-    (path / "logs").mkdir(parents=True)
+    path = new_run_dir(config, ws)
+    run_id = path.name
+    (path / "logs").mkdir()
     (path / "checkpoints").mkdir()
     config.save(path / "config.json")
     write_json(path / "status.json", {

@@ -16,8 +16,6 @@ reaches the child through its environment only, never a file or the argument lis
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +49,7 @@ def start_generation(name: str, collection: str, config: SynthConfig, *, api_key
     check_name(name)
     if (dataset_dir(name, ws) / "meta.json").exists() and not overwrite:
         raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').")
-    root = generations_root(ws)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9._-]', '_', name)[:40]}"
-    folder, n = root / base, 1
-    while folder.exists():
-        n += 1
-        folder = root / f"{base}-{n}"
-    folder.mkdir(parents=True)
+    folder = jobs.new_job_dir(generations_root(ws), name)
     config.save(folder / "config.json")
     write_json(folder / "request.json", {"name": name, "collection": collection, "overwrite": overwrite,
                                          "limit_chunks": limit_chunks})
