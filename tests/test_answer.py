@@ -132,7 +132,8 @@ def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_th
 
 @pytest.mark.slow
 def test_a_batch_evaluation_started_on_the_page_uses_the_runs_template(alpaca_run, monkeypatch):
-    from workbench.evaluation import EvalConfig, evaluation_status, list_evaluations, load_summary
+    from workbench.eval_jobs import evaluation_status, list_evaluations
+    from workbench.evaluation import EvalConfig, load_summary
 
     ws, run = alpaca_run
     monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
