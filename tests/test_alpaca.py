@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 
 from workbench import alpaca, alpaca_checks  # noqa: E402
 from workbench.alpaca import DatasetConfig, SplitConfig  # noqa: E402
-from workbench.errors import DocumentError, NotFoundError, OfflineError  # noqa: E402
+from workbench.errors import DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATBOT = ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"
@@ -235,3 +235,90 @@ def test_name_for_suggests_a_valid_name_from_a_source():
     assert DatasetConfig.name_for("beomi/KoAlpaca.v1", hub=True) == "KoAlpaca.v1"
     assert DatasetConfig.name_for("") == "dataset" and DatasetConfig.name_for("/x/---.csv") == "dataset"
     check_name(DatasetConfig.name_for("/data/상점 FAQ (v2).csv"))
+
+
+# --- concurrent writers -----------------------------------------------------------------------------------------
+
+SPLITTER = """
+import sys
+from workbench.alpaca import SplitConfig, split_dataset
+from workbench.config import Workspace
+ws, first = Workspace.default(), int(sys.argv[1])
+for seed in range(first, first + int(sys.argv[2])):
+    split_dataset("conc", SplitConfig(seed=seed, test_size=0.1, val_size=0.2), workspace=ws)
+"""
+
+
+def _assert_split_is_whole(workspace, n_rows: int) -> int:
+    """Every row in exactly one split, the files those of meta.json's seed, meta.json's sizes those of the files."""
+    from workbench.alpaca import dataset_dir, load_split, split_indices
+
+    meta = json.loads((dataset_dir("conc", workspace) / "meta.json").read_text(encoding="utf-8"))["split"]
+    parts = {s: [r["instruction"] for r in load_split("conc", s, workspace)] for s in ("train", "validation", "test")}
+    every = sorted(q for part in parts.values() for q in part)
+    assert every == sorted(f"Q{i}" for i in range(n_rows))  # no row twice, none missing
+    tr, va, te = split_indices(n_rows, SplitConfig(seed=meta["seed"], test_size=meta["test_size"], val_size=meta["val_size"]))
+    assert [parts["train"], parts["validation"], parts["test"]] == [[f"Q{i}" for i in idx] for idx in (tr, va, te)]
+    assert meta["sizes"] == {s: len(p) for s, p in parts.items()}
+    csv_test = pd.read_csv(dataset_dir("conc", workspace) / "test.csv", dtype=str, keep_default_na=False)
+    assert list(csv_test["instruction"]) == parts["test"]
+    return meta["seed"]
+
+
+def _conc_dataset(workspace, n_rows: int = 120) -> None:
+    rows = [{"instruction": f"Q{i}", "input": "", "output": f"A{i}"} for i in range(n_rows)]
+    alpaca.save_dataset("conc", rows, source={"kind": "test"}, workspace=workspace, settings={"tokenizer": ""})
+
+
+def test_two_processes_splitting_one_dataset_never_mix_their_files(workspace):
+    import subprocess
+    import sys
+
+    _conc_dataset(workspace)
+    root = Path(__file__).resolve().parent.parent
+    procs = [subprocess.Popen([sys.executable, "-c", SPLITTER, str(first), "50"], cwd=root) for first in (1, 1001)]
+    seen = set()
+    while any(p.poll() is None for p in procs):  # a reader during the writes always finds one whole split
+        with alpaca._lock(alpaca.dataset_dir("conc", workspace), shared=True):
+            if alpaca.dataset_info("conc", workspace).split:
+                seen.add(_assert_split_is_whole(workspace, 120))
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert _assert_split_is_whole(workspace, 120) in (50, 1050)  # the last writer's seed
+    assert len(seen) > 1  # the reader saw the writers at work
+
+
+def test_two_threads_splitting_one_dataset_run_one_after_the_other(workspace):
+    import threading
+
+    _conc_dataset(workspace)
+    errors: list[BaseException] = []
+
+    def split(first: int) -> None:
+        try:
+            for seed in range(first, first + 50):
+                alpaca.split_dataset("conc", SplitConfig(seed=seed), workspace=workspace)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=split, args=(first,)) for first in (1, 1001)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert _assert_split_is_whole(workspace, 120) in (50, 1050)
+
+
+def test_a_failed_import_leaves_nothing_behind(workspace, tmp_path):
+    path = write_csv(tmp_path / "qa.csv", "Q,A\n현금,네\n")
+    with pytest.raises(WorkbenchError, match="'/nonexistent' is neither"):
+        alpaca.import_dataset(path, DatasetConfig(name="qa", tokenizer="/nonexistent").with_map("instruction=Q,output=A"),
+                              workspace=workspace)
+    assert alpaca.list_datasets(workspace) == [] and not alpaca.dataset_dir("qa", workspace).exists()
+    alpaca.import_dataset(path, DatasetConfig(name="qa", **NO_TOK).with_map("instruction=Q,output=A"), workspace=workspace)
+    before = alpaca.load_rows("qa", workspace)
+    with pytest.raises(WorkbenchError, match="'/nonexistent' is neither"):  # a failed replace keeps the old dataset
+        alpaca.import_dataset(path, DatasetConfig(name="qa", tokenizer="/nonexistent").with_map("instruction=Q,output=A"),
+                              workspace=workspace, overwrite=True)
+    assert alpaca.load_rows("qa", workspace) == before
+    assert sorted(p.name for p in workspace.datasets.iterdir() if not p.name.endswith(".lock")) == ["qa"]

@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +29,8 @@ from workbench.alpaca_checks import Issue, issue_rows, load_tokenizer, normalize
 from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_map, read_source, resolve_column_map
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
-from workbench.progress import Progress
-from workbench.runfiles import now_iso, write_json, write_text
+from workbench.progress import Progress, no_progress
+from workbench.runfiles import locked, now_iso, write_json, write_text
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -255,6 +257,8 @@ def list_datasets(workspace: Workspace | None = None) -> list[DatasetInfo]:
         return []
     out = []
     for meta_path in sorted(root.glob(f"*/{META_FILE}")):
+        if meta_path.parent.name.startswith("."):  # a dataset being written (see `save_dataset`)
+            continue
         try:
             out.append(_info(meta_path.parent, json.loads(meta_path.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
@@ -264,9 +268,26 @@ def list_datasets(workspace: Workspace | None = None) -> list[DatasetInfo]:
 
 def delete_dataset(name: str, workspace: Workspace | None = None) -> None:
     folder = dataset_dir(name, workspace)
-    if not (folder / META_FILE).is_file():
-        raise NotFoundError(f"Dataset {name!r} does not exist; nothing to delete.")
-    shutil.rmtree(folder)
+    with _lock(folder):
+        if not (folder / META_FILE).is_file():
+            raise NotFoundError(f"Dataset {name!r} does not exist; nothing to delete.")
+        shutil.rmtree(folder)
+
+
+def _lock(folder: Path, *, shared: bool = False) -> Any:
+    """The dataset's lock (`datasets/.<name>.lock`): every write of a dataset holds it, so two writers (two splits,
+    a split and an edit) run one after the other instead of mixing their files; readers of the split files share it."""
+    return locked(folder, shared=shared, what=f"Dataset {folder.name!r}")
+
+
+def update_meta(name: str, workspace: Workspace | None = None, **append: Mapping[str, Any]) -> None:
+    """Append records to lists in meta.json (`pushes=...`), under the dataset's lock."""
+    folder = dataset_dir(name, workspace)
+    with _lock(folder):
+        meta = _read_meta(folder)
+        for key, record in append.items():
+            meta.setdefault(key, []).append(dict(record))
+        _write_meta(folder, meta)
 
 
 # --- saving, editing --------------------------------------------------------------------------
@@ -288,26 +309,34 @@ def save_dataset(
         ConfigError: the name exists and `overwrite` is False.
     """
     folder = dataset_dir(name, workspace)
+    with _lock(folder):
+        return _save_new(folder, [dict(r) for r in rows], overwrite=overwrite, meta={
+            "name": name, "rows": len(rows), "columns": _columns(rows), "source": dict(source),
+            "column_map": dict(column_map or {}), "settings": dict(settings or {}), "split": None})
+
+
+def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any], overwrite: bool) -> DatasetInfo:
+    """Write a whole dataset into a hidden folder beside `folder`, then rename it into place: a reader (or a crash)
+    never meets half a dataset, and a failed write leaves the old one as it was. The caller holds the lock."""
     if (folder / META_FILE).exists() and not overwrite:
-        raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').")
-    if folder.exists() and overwrite:
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [dict(r) for r in rows]
-    _write_jsonl(folder / RAW_FILE, rows)
-    now = _now()
-    meta = {
-        "name": name,
-        "created": now,
-        "updated": now,
-        "rows": len(rows),
-        "columns": _columns(rows),
-        "source": dict(source),
-        "column_map": dict(column_map or {}),
-        "settings": dict(settings or {}),
-        "split": None,
-    }
-    _write_meta(folder, meta)
+        raise ConfigError(f"Dataset {folder.name!r} already exists. Choose another name, or replace it (--force / 'replace').")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    try:
+        now = _now()
+        meta = {**meta, "created": now, "updated": now}
+        _write_jsonl(tmp / RAW_FILE, rows)
+        _write_meta(tmp, meta)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return _info(folder, meta)
 
 
@@ -349,11 +378,13 @@ def import_dataset(
     columns = list(dict.fromkeys(k for r in raw for k in r))
     cmap = resolve_column_map(columns, config)
     rows = apply_column_map(raw, cmap)
-    report(f"Saving {len(rows)} rows", 0.4)
+    # All or nothing: the tokenizer and the checks run before anything is written.
+    report("Checking rows", 0.3)
+    tok = load_tokenizer(config.tokenizer, ws) if config.tokenizer and config.max_tokens else None
+    issues = validate_rows(rows, max_tokens=config.max_tokens, tokenizer=tok)
+    report(f"Saving {len(rows)} rows", 0.8)
     info = save_dataset(config.name, rows, source=src, column_map=cmap, workspace=ws, overwrite=overwrite,
                         settings={"tokenizer": config.tokenizer, "max_tokens": config.max_tokens})
-    report("Checking rows", 0.6)
-    issues = check_dataset(config.name, workspace=ws)
     report(f"Imported {len(rows)} rows, {sum(i.is_error for i in issues)} with errors", 1.0)
     return ImportReport(info, issues, src.get("encoding"))
 
@@ -372,6 +403,11 @@ def load_rows(name: str, workspace: Workspace | None = None) -> list[dict[str, A
 def save_rows(name: str, rows: Sequence[Mapping[str, Any]], workspace: Workspace | None = None, *, note: str = "edited") -> DatasetInfo:
     """Replace the working rows of an existing dataset (after an edit, a drop or a fix)."""
     folder = dataset_dir(name, workspace)
+    with _lock(folder):
+        return _save_rows(folder, rows, note)
+
+
+def _save_rows(folder: Path, rows: Sequence[Mapping[str, Any]], note: str) -> DatasetInfo:
     meta = _read_meta(folder)
     rows = [dict(r) for r in rows]
     _write_jsonl(folder / RAW_FILE, rows)
@@ -399,13 +435,14 @@ def drop_rows(name: str, rows: Iterable[int], workspace: Workspace | None = None
     Raises:
         ConfigError: a row number outside 1..len.
     """
-    data = load_rows(name, workspace)
-    drop = set(rows)
-    out_of_range = sorted(n for n in drop if not 1 <= n <= len(data))
-    if out_of_range:
-        raise ConfigError(f"Rows {out_of_range[:10]} do not exist: dataset {name!r} has rows 1..{len(data)}.")
-    kept = [r for i, r in enumerate(data, 1) if i not in drop]
-    return save_rows(name, kept, workspace, note=f"dropped {len(drop)} rows")
+    folder = dataset_dir(name, workspace)
+    with _lock(folder):
+        data = load_rows(name, workspace)
+        drop = set(rows)
+        out_of_range = sorted(n for n in drop if not 1 <= n <= len(data))
+        if out_of_range:
+            raise ConfigError(f"Rows {out_of_range[:10]} do not exist: dataset {name!r} has rows 1..{len(data)}.")
+        return _save_rows(folder, [r for i, r in enumerate(data, 1) if i not in drop], f"dropped {len(drop)} rows")
 
 
 # --- splitting --------------------------------------------------------------------------------
@@ -491,12 +528,17 @@ def split_dataset(
     Raises:
         ConfigError: rows with errors (drop or fix them first) or too few rows.
     """
-    import pandas as pd
-
     config = config or SplitConfig()
-    report = progress or (lambda m, f: None)
     ws = workspace or Workspace.default()
     folder = dataset_dir(name, ws)
+    with _lock(folder):  # two splits at once run one after the other: the files and meta.json always agree
+        return _split(folder, config, ws, progress or no_progress)
+
+
+def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -> SplitReport:
+    import pandas as pd
+
+    name = folder.name
     meta = _read_meta(folder)
     rows = load_rows(name, ws)
     report("Checking rows", 0.1)
@@ -512,11 +554,11 @@ def split_dataset(
     parts = {"train": [rows[i] for i in tr], "validation": [rows[i] for i in va], "test": [rows[i] for i in te]}
     cols = _columns(rows)
     for split, part in parts.items():
-        pd.DataFrame(part, columns=cols).to_csv(folder / f"{split}.csv", index=False, encoding="utf-8")
+        write_text(folder / f"{split}.csv", pd.DataFrame(part, columns=cols).to_csv(index=False))
         _write_jsonl(folder / f"{split}.jsonl", part)
     report("Checking test questions against training questions", 0.6)
     leaks = find_leakage(parts["train"], parts["test"], threshold=config.leakage_threshold, validation=parts["validation"])
-    (folder / LEAKAGE_FILE).write_text(json.dumps([lk.to_dict() for lk in leaks], ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_json(folder / LEAKAGE_FILE, [lk.to_dict() for lk in leaks])
     sizes = {k: len(v) for k, v in parts.items()}
     meta["split"] = {
         **config.to_dict(),
@@ -544,11 +586,12 @@ def load_split(name: str, split: SplitName, workspace: Workspace | None = None) 
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is not one of {', '.join(SPLITS)}.")
     folder = dataset_dir(name, workspace)
-    meta = _read_meta(folder)
-    path = folder / f"{split}.jsonl"
-    if not meta.get("split") or not path.is_file():
-        raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `python -m workbench dataset split {name}`.")
-    return _read_jsonl(path)
+    with _lock(folder, shared=True):  # never half of one split's files and half of another's
+        meta = _read_meta(folder)
+        path = folder / f"{split}.jsonl"
+        if not meta.get("split") or not path.is_file():
+            raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `workbench dataset split {name}`.")
+        return _read_jsonl(path)
 
 
 def load_leakage(name: str, workspace: Workspace | None = None) -> list[Leak]:

@@ -254,7 +254,8 @@ def push_dataset(
         NotFoundError: the dataset does not exist or is not split.
         OfflineError: see `push_folder`; the message names the kept export folder.
     """
-    from workbench.alpaca import META_FILE, _now, _read_meta, _write_meta
+    from workbench.alpaca import update_meta
+    from workbench.runfiles import now_iso
 
     check_repo_id(repo_id)
     report = progress or (lambda m, f: None)
@@ -262,11 +263,7 @@ def push_dataset(
     folder = export_dataset(name, workspace, repo_id=repo_id)
     url = push_folder(folder, repo_id, "dataset", private, token,
                       lambda m, f: report(m, 0.1 + 0.9 * f), commit_message=f"Upload dataset {name}", endpoint=endpoint)
-    meta_dir = folder.parent
-    if (meta_dir / META_FILE).is_file():
-        meta = _read_meta(meta_dir)
-        meta.setdefault("pushes", []).append({"repo": repo_id, "private": private, "url": url, "at": _now()})
-        _write_meta(meta_dir, meta)
+    update_meta(name, workspace, pushes={"repo": repo_id, "private": private, "url": url, "at": now_iso()})
     return {"url": url, "folder": str(folder), "files": sorted(p.name for p in folder.iterdir())}
 
 

@@ -26,6 +26,7 @@ from workbench.embeddings import DEFAULT_EMBEDDING, token_counter
 from workbench.errors import ConfigError
 from workbench.lexical import LexicalIndex
 from workbench.progress import Progress
+from workbench.runfiles import locked
 from workbench.vectordb import (
     _GET_BATCH,
     SCHEMA,
@@ -144,36 +145,38 @@ def ingest_documents(
     missing = [i for i, d in enumerate(documents) if not d.metadata.get("source")]
     if missing:
         raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.")
-    vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
-    coll = vs._collection
-    counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
+    # One ingest per collection at a time: a second one waits, then finds the chunks already there and embeds nothing.
+    with locked(_lexical_dir(chroma_name(collection), ws, store), what=f"Collection {collection!r}"):
+        vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
+        coll = vs._collection
+        counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
 
-    progress("splitting", 0.0)
-    chunks = prepare_chunks(documents, chunking, counter)
-    by_source: dict[str, list[Chunk]] = {str(d.metadata["source"]): [] for d in documents}
-    for c in chunks:
-        by_source[c.metadata["source"]].append(c)
+        progress("splitting", 0.0)
+        chunks = prepare_chunks(documents, chunking, counter)
+        by_source: dict[str, list[Chunk]] = {str(d.metadata["source"]): [] for d in documents}
+        for c in chunks:
+            by_source[c.metadata["source"]].append(c)
 
-    to_add, to_remove, results = _plan(coll, by_source)
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-    if to_add or to_remove:
-        lex.mark_stale()
-    # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
-    embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress)
-    t = time.perf_counter()
-    for i in range(0, len(to_remove), _GET_BATCH):
-        coll.delete(ids=to_remove[i : i + _GET_BATCH])
-    write_seconds += time.perf_counter() - t
+        to_add, to_remove, results = _plan(coll, by_source)
+        lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+        if to_add or to_remove:
+            lex.mark_stale()
+        # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
+        embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress)
+        t = time.perf_counter()
+        for i in range(0, len(to_remove), _GET_BATCH):
+            coll.delete(ids=to_remove[i : i + _GET_BATCH])
+        write_seconds += time.perf_counter() - t
 
-    t_lex = time.perf_counter()
-    if lex.stale or not lex.exists():
-        progress("updating the lexical index", 0.92)
-        lex.rebuild(coll)
-    progress("done", 1.0)
-    return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
-                        embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
-                        embed_seconds=embed_seconds, write_seconds=write_seconds,
-                        lexical_seconds=time.perf_counter() - t_lex)
+        t_lex = time.perf_counter()
+        if lex.stale or not lex.exists():
+            progress("updating the lexical index", 0.92)
+            lex.rebuild(coll)
+        progress("done", 1.0)
+        return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
+                            embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
+                            embed_seconds=embed_seconds, write_seconds=write_seconds,
+                            lexical_seconds=time.perf_counter() - t_lex)
 
 
 def _plan(coll: "chromadb.Collection", by_source: dict[str, list[Chunk]]) -> tuple[list[Chunk], list[str], list[SourceResult]]:

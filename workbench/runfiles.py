@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,32 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path) -> Iterator[None]:
-    """An exclusive lock on `<path>.lock` (between processes and threads) for a read-modify-write of `path`."""
+def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "") -> Iterator[None]:
+    """A lock on `.<name>.lock` beside `path` (between processes and threads): exclusive for a writer, `shared` for
+    readers that must not see a write half done. Waits for the holder (a crashed holder's lock goes with its process);
+    with `timeout`, gives up after that many seconds.
+
+    Not re-entrant: a function holding the lock calls only unlocked helpers.
+
+    Raises:
+        JobError: the lock was not free within `timeout` (another process is writing `what`).
+    """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with open(path.with_name(f".{path.name}.lock"), "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f.fileno(), mode | (fcntl.LOCK_NB if deadline is not None else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:  # type: ignore[operator]
+                    from workbench.errors import JobError
+
+                    raise JobError(f"{what or path.name} is busy: another process is writing it. Try again when it "
+                                   f"is done.") from None
+                time.sleep(0.05)
         try:
             yield
         finally:
