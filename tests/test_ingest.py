@@ -81,3 +81,60 @@ def test_ingest_paths_reports_bad_files_and_keeps_good_ones(workspace, tmp_path)
     (chunk, _) = vectordb.get_chunks("files", workspace)
     assert chunk.metadata["encoding"] == "cp949" and chunk.metadata["chunk_id"] == chunk.id
     assert {"source", "chunk_index", "start_index", "splitter", "chunk_size", "chunk_overlap"} <= set(chunk.metadata)
+
+
+# --- two ingests into one collection at once ------------------------------------------------------------------------
+
+INGESTER = """
+import json, sys, time
+from pathlib import Path
+from langchain_core.documents import Document
+from workbench.chunking import ChunkingConfig
+from workbench.ingest import ingest_documents
+from workbench.config import Workspace
+
+me, rounds, sync = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+cfg = ChunkingConfig(splitter="recursive", chunk_size=24, chunk_overlap=8)
+out = []
+for r in range(rounds):
+    (sync / f"{r}-{me}").touch()  # both processes start round r together (a file barrier)
+    deadline = time.time() + 60
+    while len(list(sync.glob(f"{r}-*"))) < 2:
+        if time.time() > deadline:
+            sys.exit(f"round {r}: the other process never came (it failed)")
+        time.sleep(0.005)
+    text = f"{r}번째 공지. 현금으로 결제가 가능합니다. 카드도 받습니다. 수표는 받지 않습니다."
+    rep = ingest_documents([Document(text, metadata={"source": "notice.txt"})], "conc", cfg, workspace=Workspace.default())
+    out.append({"round": r, "added": rep.added, "removed": rep.removed, "chunks": rep.chunks})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_two_ingests_of_the_same_files_at_once_embed_them_once(workspace, tmp_path):
+    """Two processes ingest the same new version of a file in each of 50 rounds: one embeds it, the other waits and
+    finds it there; the collection always holds exactly one version, and the lexical index the same chunks."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", INGESTER, me, "50", str(sync)], cwd=root, stdout=subprocess.PIPE,
+                              text=True) for me in ("a", "b")]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    reports = [json.loads(o) for o in outs]
+    def ids(r: int) -> set[str]:
+        text = f"{r}번째 공지. 현금으로 결제가 가능합니다. 카드도 받습니다. 수표는 받지 않습니다."
+        return {c.id for c in ingest.prepare_chunks([doc(text, "notice.txt")], CFG)} if r >= 0 else set()
+
+    for r, (a, b) in enumerate(zip(*reports)):
+        new, old = ids(r), ids(r - 1)
+        assert min(a["added"], b["added"]) == 0, (r, a, b)  # one of the two embedded this version, the other waited
+        assert (a["added"] + b["added"], a["removed"] + b["removed"]) == (len(new - old), len(old - new)), (r, a, b)
+    texts = [t for _, _, t in stored("conc", workspace)]
+    assert len(texts) == reports[0][-1]["chunks"] and texts[0].startswith("49번째")
+    assert sorted(lexical.lexical_index("conc", workspace).ids) == sorted(c.id for c in vectordb.get_chunks("conc", workspace))
