@@ -11,7 +11,7 @@ import streamlit as st
 from workbench import jobs
 from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, eta_text, fit_report
-from workbench.models import REGISTRY
+from workbench.models import REGISTRY, check_model
 from workbench.ui import charts, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
@@ -81,6 +81,7 @@ with tab_new:
             b1, b2 = st.columns([1, 3])
             if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
                 with user_errors():
+                    check_model(config.base_model, ws)
                     run = jobs.start_training(config, ws)
                     st.session_state[RUN_KEY] = run.id
                     st.success(t(f"Run {run.id} started.", f"실행 {run.id}을(를) 시작했습니다."))

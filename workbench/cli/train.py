@@ -99,8 +99,12 @@ def run_train(args: argparse.Namespace) -> int:
         status = train_run(args.run_dir)
         return 0 if status.get("state") in ("completed", "cancelled") else 1
     from workbench.jobs import start_training
+    from workbench.models import check_model
 
-    run = start_training(build_config(args))
+    config = build_config(args)
+    # A missing base model would otherwise fail only in the child process, after the run was created.
+    check_model(config.base_model)
+    run = start_training(config)
     if args.json and not args.follow:
         print_json(run.to_dict())
     else:
