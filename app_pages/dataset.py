@@ -11,6 +11,7 @@ import streamlit as st
 
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
+from workbench.documents import safe_name
 from workbench.ui import charts
 from workbench.ui.common import config_help, metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -80,7 +81,8 @@ with tab_import:
                               type=["csv", "json", "jsonl"], key="dataset.upload")
         if up is not None:
             tmpdir = tempfile.TemporaryDirectory()
-            path = Path(tmpdir.name) / Path(up.name).name
+            # A name over 255 bytes or with a NUL cannot be written as is; the label keeps the original.
+            path = Path(tmpdir.name) / (safe_name(Path(up.name).name) or "upload.csv")
             path.write_bytes(up.getvalue())
             source, label = str(path), up.name
     elif kind == "path":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 from typing import Any
 
@@ -34,9 +35,28 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _show_notes() -> None:
+    """Lines the core logs for the user (a file read as Latin-1, a guessed encoding, a very large file) go to stderr
+    as `note: ...` / `warning: ...`, beside the JSON on stdout."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoteFormatter())
+    for name in ("workbench.textcodec", "workbench.documents"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+class _NoteFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return ("warning: " if record.levelno >= logging.WARNING else "note: ") + record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_notes()
     try:
         return int(args.handler(args) or 0)
     except WorkbenchError as exc:
