@@ -136,7 +136,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from workbench.alpaca import check_dataset, fix_rows, issue_rows, load_rows, save_rows, summarize_issues, drop_rows
+    from workbench.alpaca import check_dataset, drop_rows, issue_rows, load_rows, save_rows, summarize_issues
+    from workbench.alpaca_checks import fix_rows
 
     ws = _ws()
     actions = []
