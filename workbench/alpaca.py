@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.alpaca_checks import Issue, issue_rows, load_tokenizer, normalize_text, summarize_issues, validate_rows
+from workbench.alpaca_checks import (Issue, issue_rows, load_tokenizer, model_max_tokens, normalize_text, summarize_issues,
+                                     validate_rows)
 from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_map, read_source, resolve_column_map
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
@@ -63,9 +64,11 @@ class DatasetConfig(BaseConfig):
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
                              help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
                              label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")
-    max_tokens: int = setting(1024, "Rows whose prompt plus answer is longer than this many tokens are flagged (training would cut them).",
-                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행은 표시됩니다 (학습 시 잘림).", min=16, max=131072,
-                              label="Max tokens per row", label_ko="행당 최대 토큰", step=64)
+    max_tokens: int = setting(0, "Rows whose prompt plus answer is longer than this many tokens get a warning (training cuts "
+                              "them). 0 = the tokenizer model's own limit (its max_position_embeddings).",
+                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행에 경고를 붙입니다 (학습 시 잘림). 0 = 토크나이저 "
+                              "모델 자체의 한도 (max_position_embeddings).", min=0, max=131072,
+                              label="Max tokens per row (0 = the model's)", label_ko="행당 최대 토큰 (0 = 모델 한도)", step=64)
     hub_split: str = setting("", "For a `datasets` folder or Hub repository: which split to import (empty: all, concatenated).",
                              help_ko="`datasets` 폴더나 Hub 저장소에서 가져올 split (비우면 전부 이어 붙임).",
                              label="Split to import", label_ko="가져올 split")
@@ -396,6 +399,8 @@ def check_dataset(name: str, *, workspace: Workspace | None = None, max_tokens: 
     settings = meta.get("settings", {})
     tok_name = tokenizer if tokenizer is not None else settings.get("tokenizer", "")
     limit = max_tokens if max_tokens is not None else settings.get("max_tokens")
+    if tok_name and limit == 0:  # auto: the model's own context length
+        limit = model_max_tokens(tok_name, ws)
     tok = load_tokenizer(tok_name, ws) if tok_name and limit else None
     return validate_rows(load_rows(name, ws), max_tokens=limit, tokenizer=tok)
 
