@@ -12,6 +12,7 @@ import streamlit as st
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
 from workbench.documents import safe_name
+from workbench.errors import WorkbenchError
 from workbench.ui import charts
 from workbench.ui.common import config_help, metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -93,6 +94,12 @@ with tab_import:
 
     enc = config_field(DC, "encoding", key="dataset.encoding")
     columns: list[str] = []
+    if source and kind == "path":
+        try:
+            source = str(ws.readable(source))
+        except WorkbenchError as exc:
+            st.error(str(exc))
+            source = None
     if source and kind != "hub":
         with user_errors():
             raw, _ = alpaca_io.read_source(source, DC(encoding=enc))

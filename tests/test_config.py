@@ -201,3 +201,19 @@ def test_wrong_types_are_one_line_errors_naming_field_value_and_fix(field, given
 def test_replace_checks_types_too():
     with pytest.raises(ConfigError, match="TypedConfig.steps = 'x'"):
         TypedConfig().replace(steps="x")
+
+
+def test_pages_read_only_inside_the_workspace_the_examples_or_allowed_folders(tmp_path, monkeypatch):
+    from workbench.config import PROJECT_DIR
+
+    ws = Workspace(tmp_path / "ws")
+    monkeypatch.delenv("WORKBENCH_ALLOW_PATHS", raising=False)
+    assert ws.readable("datasets/qa.csv") == (tmp_path / "ws" / "datasets" / "qa.csv").resolve()
+    assert ws.readable(PROJECT_DIR / "examples" / "x.csv") == (PROJECT_DIR / "examples" / "x.csv").resolve()
+    for outside in ("/etc/passwd", "../elsewhere/qa.csv", str(tmp_path / "other" / "qa.csv")):
+        with pytest.raises(ConfigError, match=r"is outside the workspace .* allow its folder with WORKBENCH_ALLOW_PATHS="):
+            ws.readable(outside)
+    monkeypatch.setenv("WORKBENCH_ALLOW_PATHS", f"/nowhere{__import__('os').pathsep}{tmp_path / 'other'}")
+    assert ws.readable(tmp_path / "other" / "qa.csv") == (tmp_path / "other" / "qa.csv").resolve()
+    with pytest.raises(ConfigError):
+        ws.readable("/etc/passwd")

@@ -35,6 +35,8 @@ C = TypeVar("C", bound="BaseConfig")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "WORKBENCH_HOME"
+# Folders (os.pathsep-separated) that a page may read from besides the workspace and the project's examples.
+ALLOW_PATHS_ENV = "WORKBENCH_ALLOW_PATHS"
 
 # How the choices many settings share are shown, unless a field's `choice_labels` says otherwise.
 COMMON_CHOICE_LABELS: dict[Any, tuple[str, str]] = {
@@ -387,3 +389,20 @@ class Workspace:
         if p != self.root.resolve() and self.root.resolve() not in p.parents:
             raise ConfigError(f"{path!s} points outside the workspace {self.root}. Use a plain file or folder name.")
         return p
+
+    def readable(self, path: str | Path) -> Path:
+        """`path` resolved, if a page may read it: inside the workspace, the project's `examples/`, or a folder listed
+        in `WORKBENCH_ALLOW_PATHS` (os.pathsep-separated). A page's "path on this machine" box must not read
+        /etc/passwd or another user's files for whoever can reach the app.
+
+        Raises:
+            ConfigError: the path is elsewhere (the message says how to allow a folder).
+        """
+        p = Path(path).expanduser()
+        p = (p if p.is_absolute() else self.root / p).resolve()
+        extra = [Path(x).expanduser().resolve() for x in os.environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if x.strip()]
+        for base in (self.root.resolve(), (PROJECT_DIR / "examples").resolve(), *extra):
+            if p == base or base in p.parents:
+                return p
+        raise ConfigError(f"{path!s} is outside the workspace ({self.root}) and the examples. Copy it into the workspace, "
+                          f"upload it, or allow its folder with {ALLOW_PATHS_ENV}=/that/folder.")

@@ -47,6 +47,8 @@ LARGE_FILE_BYTES = 5 * 1024 * 1024
 # 18-24 chunks/s for a whole ingest on the torch engine).
 _CHARS_PER_CHUNK = 500
 _CHUNKS_PER_SECOND = 20
+# The largest upload the pages take (.streamlit/config.toml server.maxUploadSize, kept equal by a test).
+MAX_UPLOAD_MB = 50
 # Most file systems refuse names over 255 bytes (ext4, APFS, NTFS in UTF-16 units); saved names stay under this.
 MAX_NAME_BYTES = 255
 
