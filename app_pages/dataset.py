@@ -12,7 +12,6 @@ import streamlit as st
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
 from workbench.documents import safe_name
-from workbench.errors import WorkbenchError
 from workbench.ui import charts
 from workbench.ui.common import config_help, metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -87,19 +86,15 @@ with tab_import:
             path.write_bytes(up.getvalue())
             source, label = str(path), up.name
     elif kind == "path":
-        source = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip() or None
+        typed = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip()
+        with user_errors():  # only the workspace, examples/ and WORKBENCH_ALLOW_PATHS: whoever reaches the page is not us
+            source = str(ws.readable(typed)) if typed else None
     else:
         source = st.text_input(t("Hub dataset id (owner/name)", "Hub 데이터셋 id (owner/name)"), key="dataset.hub_repo").strip() or None
         data_files = config_field(DC, "data_files", key="dataset.data_files", placeholder="train_ds.csv")
 
     enc = config_field(DC, "encoding", key="dataset.encoding")
     columns: list[str] = []
-    if source and kind == "path":
-        try:
-            source = str(ws.readable(source))
-        except WorkbenchError as exc:
-            st.error(str(exc))
-            source = None
     if source and kind != "hub":
         with user_errors():
             raw, _ = alpaca_io.read_source(source, DC(encoding=enc))

@@ -40,7 +40,6 @@ if not datasets and not runs:
 
 tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current run", "현재 실행"), t("History", "기록")])
 
-
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
 FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
 
