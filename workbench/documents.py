@@ -385,7 +385,7 @@ def save_uploads(
             if not clean.strip() or Path(clean).is_absolute():
                 raise ConfigError(f"{name!r} is not a plain file name")
             stored = "/".join(safe_name(part) for part in Path(clean).parts)
-            file_type(clean)
+            file_type(shown)  # the shortened name keeps the suffix, and the message stays one short line
             target = workspace.inside(base.relative_to(workspace.root.resolve()) / stored)
             if base not in target.parents:
                 raise ConfigError(f"{shown!r} points outside the upload folder")
@@ -393,7 +393,7 @@ def save_uploads(
             errors.append(FileError(shown, f"{shown}: refused, the name is not safe ({exc}). Rename the file."))
             continue
         except DocumentError as exc:
-            errors.append(FileError(shown, _short(str(exc), 300)))
+            errors.append(FileError(shown, str(exc)))
             continue
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
