@@ -38,19 +38,17 @@ def print_json(data: Any) -> None:
 def _show_notes() -> None:
     """Lines the core logs for the user (a file read as Latin-1, a guessed encoding, a very large file) go to stderr
     as `note: ...` / `warning: ...`, beside the JSON on stdout."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_NoteFormatter())
     for name in ("workbench.textcodec", "workbench.documents"):
         logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
+        if not any(isinstance(h, _Notes) for h in logger.handlers):
+            logger.addHandler(_Notes())
             logger.setLevel(logging.INFO)
-            logger.propagate = False
 
 
-class _NoteFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return ("warning: " if record.levelno >= logging.WARNING else "note: ") + record.getMessage()
+class _Notes(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr at the time of the message (not of the handler's creation).
+        print(("warning: " if record.levelno >= logging.WARNING else "note: ") + record.getMessage(), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
