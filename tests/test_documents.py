@@ -182,7 +182,7 @@ def test_an_over_long_path_is_a_file_error_not_an_oserror(tmp_path):
 
 
 def test_load_paths_warns_about_guessed_encodings_and_large_files(tmp_path, monkeypatch):
-    import workbench.documents as documents
+    from workbench import documents
 
     monkeypatch.setattr(documents, "LARGE_FILE_BYTES", 1000)
     (tmp_path / "big.txt").write_text("문장입니다. " * 300, encoding="utf-8")

@@ -114,8 +114,8 @@ def test_only_sources_narrows_a_filter():
 
 @pytest.mark.parametrize("where,message", [
     ({"$foo": 1}, "RetrievalConfig.filter: '$foo' is not an operator Chroma knows here. Start with a metadata field name"),
-    ({"source": {"$regex": "faq.*"}}, "RetrievalConfig.filter.source: '$regex' is not a Chroma filter operator. Use one of "
-                                      "$eq $ne $gt $gte $lt $lte $in $nin"),
+    ({"source": {"$regex": "faq.*"}}, ("RetrievalConfig.filter.source: '$regex' is not a Chroma filter operator. Use one "
+                                       "of $eq $ne $gt $gte $lt $lte $in $nin")),
     ({"source": {"$in": []}}, "RetrievalConfig.filter.source: $in needs a non-empty list of values, got []."),
     ({"source": {"$nin": "faq.md"}}, 'RetrievalConfig.filter.source: $nin needs a non-empty list of values, got "faq.md".'),
     ({"row": {"$in": [1, "2"]}}, 'RetrievalConfig.filter.row: the values of $in must all be text or all numbers'),
@@ -125,8 +125,8 @@ def test_only_sources_narrows_a_filter():
     ({"source": ["a.md", "b.md"]}, 'RetrievalConfig.filter.source = ["a.md", "b.md"] is not text, a number or true/false.'),
     ({"source": None}, "RetrievalConfig.filter.source = null is not text"),
     ({"source": {"$eq": {"x": 1}}}, 'RetrievalConfig.filter.source: $eq takes text, a number or true/false'),
-    ({"source": "a.md", "row": 2}, "RetrievalConfig.filter has 2 keys ('source', 'row'); Chroma takes one per condition. "
-                                   'Combine them: {"$and": [{"source": "a.md"}, {"row": 2}]}.'),
+    ({"source": "a.md", "row": 2}, ("RetrievalConfig.filter has 2 keys ('source', 'row'); Chroma takes one per condition. "
+                                    'Combine them: {"$and": [{"source": "a.md"}, {"row": 2}]}.')),
     ({"$and": [{"source": "a.md"}]}, "RetrievalConfig.filter: $and needs a list of at least two conditions"),
     ({"$or": {"source": "a.md"}}, "RetrievalConfig.filter: $or needs a list of at least two conditions"),
     ({"$or": [{"source": "a.md"}, {"$foo": 1}]}, "RetrievalConfig.filter.$or[1]: '$foo' is not an operator"),

@@ -350,13 +350,13 @@ def check_model(name_or_path: str, workspace: Workspace | None = None) -> None:
     if p.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
         resolve_model(name_or_path, workspace)  # the folder checks and the "neither ... nor" message
         return
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
+    try:
         if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
             return
-    except Exception:  # a malformed id or a broken cache: ask the Hub below
-        pass
+    except (ValueError, OSError) as exc:  # a malformed id (HFValidationError) or an unreadable cache
+        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.") from exc
     require_hub(f"use base model {name_or_path!r} (not in the local cache)")
 
 
