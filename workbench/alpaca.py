@@ -56,11 +56,12 @@ class DatasetConfig(BaseConfig):
     output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
                                  help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
                                  label="Output column", label_ko="output 열")
-    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, then CP949).",
-                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, 그다음 CP949 시도).",
+    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, UTF-16, then CP949 and "
+                                                          "Latin-1).",
+                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, UTF-16, 그다음 CP949와 Latin-1 시도).",
                                                           label="Encoding", label_ko="인코딩",
-                                                          choice_labels={"auto": ("auto (UTF-8, then CP949)",
-                                                                                  "자동 (UTF-8, 다음 CP949)")})
+                                                          choice_labels={"auto": ("auto (UTF-8, UTF-16, CP949, Latin-1)",
+                                                                                  "자동 (UTF-8, UTF-16, CP949, Latin-1)")})
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
                              help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
                              label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")

@@ -1,7 +1,7 @@
 """Reading Alpaca rows from where users keep them, and mapping their columns to instruction / input / output.
 
-Sources: CSV / TSV (UTF-8 or CP949, through `workbench.textcodec`), JSON, JSONL, a `datasets` folder written by
-`save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
+Sources: CSV / TSV (UTF-8, UTF-16, CP949 or Latin-1, detected by `workbench.textcodec`), JSON, JSONL, a `datasets`
+folder written by `save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
 `apply_column_map` turn them into Alpaca rows, keeping every other column (`source`, `chunk_id`, ...).
 """
 

@@ -1,8 +1,8 @@
 """Files -> LangChain `Document`s: type and text-encoding detection, one clear error per bad file.
 
-Supported: .txt .md (.markdown), .csv, .html (.htm), .pdf, .docx. Text files may be UTF-8, UTF-8
-with a BOM, UTF-16 with a BOM, or CP949 / EUC-KR (the usual Korean Windows encodings; CP949 is a
-superset of EUC-KR). One `Document` per file, except PDFs (one per page, metadata `page`) and CSVs
+Supported: .txt .md (.markdown), .csv, .html (.htm), .pdf, .docx. Text files may be UTF-8 (with or
+without a BOM), UTF-16 (with or without a BOM), CP949 / EUC-KR (the usual Korean Windows encodings;
+CP949 is a superset of EUC-KR) or Latin-1 / cp1252 (`workbench.textcodec`; its guesses become warnings). One `Document` per file, except PDFs (one per page, metadata `page`) and CSVs
 (one per row, `header: value` lines, metadata `row`), so that a chunk can say where it came from.
 
 Every document's metadata has `source` (the name the knowledge base knows the file by), `file_type`,
