@@ -77,7 +77,7 @@ with tab_import:
         sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
         source = str(SAMPLES / sample) if sample else None
     elif kind == "upload":
-        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8 or CP949)", "CSV, JSON, JSONL (UTF-8 또는 CP949)"),
+        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8, UTF-16, CP949, Latin-1)", "CSV, JSON, JSONL (UTF-8, UTF-16, CP949, Latin-1)"),
                               type=["csv", "json", "jsonl"], key="dataset.upload")
         if up is not None:
             tmpdir = tempfile.TemporaryDirectory()
@@ -97,9 +97,12 @@ with tab_import:
     columns: list[str] = []
     if source and kind != "hub":
         with user_errors():
-            raw, _ = alpaca_io.read_source(source, DC(encoding=enc))
+            raw, read = alpaca_io.read_source(source, DC(encoding=enc))
             columns = list(dict.fromkeys(k for r in raw for k in r))
-            st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
+            st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns)
+                       + (t("; read as ", "; 인코딩 ") + read["encoding"] if read.get("encoding") else ""))
+            if read.get("encoding_warning"):
+                st.warning(read["encoding_warning"])
             st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
     auto = t("(auto)", "(자동)")
     mapping = {}

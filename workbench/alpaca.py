@@ -151,9 +151,11 @@ class ImportReport:
     info: DatasetInfo
     issues: list[Issue]
     encoding: str | None
+    encoding_warning: str = ""  # the decoder guessed the encoding: check the text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.info.to_dict(), "encoding": self.encoding, **summarize_issues(self.issues),
+        return {"dataset": self.info.to_dict(), "encoding": self.encoding, "encoding_warning": self.encoding_warning,
+                **summarize_issues(self.issues),
                 "issues": [i.to_dict() for i in self.issues]}
 
 
@@ -366,7 +368,7 @@ def import_dataset(
     report("Checking rows", 0.6)
     issues = check_dataset(config.name, workspace=ws)
     report(f"Imported {len(rows)} rows, {sum(i.is_error for i in issues)} with errors", 1.0)
-    return ImportReport(info, issues, src.get("encoding"))
+    return ImportReport(info, issues, src.get("encoding"), src.get("encoding_warning", ""))
 
 
 def load_rows(name: str, workspace: Workspace | None = None) -> list[dict[str, Any]]:
