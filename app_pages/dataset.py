@@ -11,6 +11,7 @@ import streamlit as st
 
 from workbench import alpaca, alpaca_checks, alpaca_io
 from workbench.config import PROJECT_DIR
+from workbench.documents import safe_name
 from workbench.ui import charts, dataset_views
 from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -72,15 +73,18 @@ with tab_import:
         sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
         source = str(SAMPLES / sample) if sample else None
     elif kind == "upload":
-        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8 or CP949)", "CSV, JSON, JSONL (UTF-8 또는 CP949)"),
+        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8, UTF-16, CP949, Latin-1)", "CSV, JSON, JSONL (UTF-8, UTF-16, CP949, Latin-1)"),
                               type=["csv", "json", "jsonl"], key="dataset.upload")
         if up is not None:
             tmpdir = tempfile.TemporaryDirectory()
-            path = Path(tmpdir.name) / Path(up.name).name
+            # A name over 255 bytes or with a NUL cannot be written as is; the label keeps the original.
+            path = Path(tmpdir.name) / (safe_name(Path(up.name).name) or "upload.csv")
             path.write_bytes(up.getvalue())
             source, label = str(path), up.name
     elif kind == "path":
-        source = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip() or None
+        typed = st.text_input(t("File or `datasets` folder", "파일 또는 `datasets` 폴더"), key="dataset.path").strip()
+        with user_errors():  # only the workspace, examples/ and WORKBENCH_ALLOW_PATHS: whoever reaches the page is not us
+            source = str(ws.readable(typed)) if typed else None
     else:
         source = st.text_input(t("Hub dataset id (owner/name)", "Hub 데이터셋 id (owner/name)"), key="dataset.hub_repo").strip() or None
         data_files = config_field(DC, "data_files", key="dataset.data_files", placeholder="train_ds.csv")
@@ -89,9 +93,12 @@ with tab_import:
     columns: list[str] = []
     if source and kind != "hub":
         with user_errors():
-            raw, _ = alpaca_io.read_source(source, DC(encoding=enc))
+            raw, read = alpaca_io.read_source(source, DC(encoding=enc))
             columns = list(dict.fromkeys(k for r in raw for k in r))
-            st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns))
+            st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns)
+                       + (t("; read as ", "; 인코딩 ") + read["encoding"] if read.get("encoding") else ""))
+            if read.get("encoding_warning"):
+                st.warning(read["encoding_warning"])
             st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
     auto = t("(auto)", "(자동)")
     mapping = {}
@@ -234,13 +241,4 @@ with tab_push:
             with user_errors():
                 out = push_dataset(info.name, repo.strip(), private=private, token=token or None, workspace=ws, progress=report)
                 st.success(t(f"Uploaded: {out['url']}", f"업로드 완료: {out['url']}"))
-        export = info.path / "export"
-        if export.is_dir():
-            st.caption(t("Export folder (uploaded as is):", "내보내기 폴더 (그대로 업로드됨):"))
-            st.code(str(export), language=None)
-            st.dataframe(pd.DataFrame([{t("file", "파일"): p.name, t("bytes", "바이트"): p.stat().st_size}
-                                       for p in sorted(export.iterdir())]), hide_index=True)
-            card = export / "README.md"
-            if card.is_file():
-                with st.expander(t("Dataset card (README.md)", "데이터셋 카드 (README.md)")):
-                    st.code(card.read_text(encoding="utf-8"), language="markdown")
+        dataset_views.export_folder(info.path / "export")

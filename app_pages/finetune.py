@@ -11,8 +11,8 @@ import streamlit as st
 from workbench import runs as jobs  # training runs, on the generic runner (workbench.jobs)
 from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, fit_report
-from workbench.train_progress import eta_text
 from workbench.models import REGISTRY
+from workbench.train_progress import eta_text
 from workbench.ui import charts, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
@@ -40,7 +40,6 @@ if not datasets and not runs:
          "분할된 데이터셋이 아직 없습니다. 먼저 데이터셋 페이지에서 가져오고 분할하세요.")
 
 tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current run", "현재 실행"), t("History", "기록")])
-
 
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
 FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True}}

@@ -94,19 +94,22 @@ def test_every_bad_row_kind_is_listed_with_its_row_and_nothing_is_dropped(worksp
         (6, "too_long", None), (7, "duplicate", 1), (8, "near_duplicate", 1), (9, "same_question", 1)]
     msgs = {i.row: i.message for i in report.issues}
     assert msgs[4] == "row 4: instruction is a int (42), not text"
-    assert "U+FFFD" in msgs[5] and msgs[6].startswith("row 6: ") and "tokens, more than max_tokens = 64" in msgs[6]
+    assert "U+FFFD" in msgs[5] and msgs[6].startswith("row 6: ") and msgs[6].endswith(
+        "tokens, more than max_tokens = 64; training cuts it to 64 tokens")
     assert report.info.rows == 9 and len(alpaca.load_rows("bad", workspace)) == 9  # kept until the user decides
-    with pytest.raises(ConfigError, match=r"has 5 problems in rows 2, 3, 4, 5, 6 .*--drop-errors"):
+    # a row too long is a warning (training truncates it), not an error that blocks the split
+    with pytest.raises(ConfigError, match=r"has 4 problems in rows 2, 3, 4, 5 .*--drop-errors"):
         alpaca.split_dataset("bad", workspace=workspace)
     # fix what can be fixed, drop the rest: the user's two choices
     alpaca.save_rows("bad", alpaca_checks.fix_rows(alpaca.load_rows("bad", workspace)), workspace)
     issues = alpaca.check_dataset("bad", workspace=workspace)
-    assert alpaca_checks.issue_rows(issues) == [2, 3, 6] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
+    assert alpaca_checks.issue_rows(issues) == [2, 3] and alpaca.load_rows("bad", workspace)[3]["instruction"] == "42"
     info = alpaca.drop_rows("bad", alpaca_checks.issue_rows(issues), workspace)
-    assert info.rows == 6 and [i.kind for i in alpaca.check_dataset("bad", workspace=workspace)] == ["duplicate", "near_duplicate", "same_question"]
+    assert info.rows == 7 and [i.kind for i in alpaca.check_dataset("bad", workspace=workspace)] == [
+        "too_long", "duplicate", "near_duplicate", "same_question"]
     with pytest.raises(ConfigError, match=r"Rows \[99\] do not exist"):
         alpaca.drop_rows("bad", [99], workspace)
-    assert json.loads((info.path / "meta.json").read_text(encoding="utf-8"))["history"][-1]["action"] == "dropped 3 rows"
+    assert json.loads((info.path / "meta.json").read_text(encoding="utf-8"))["history"][-1]["action"] == "dropped 2 rows"
 
 
 def make_rows(n: int) -> list[dict[str, str]]:
@@ -169,10 +172,10 @@ def test_leakage_flags_test_questions_that_nearly_repeat_training_ones():
             {"instruction": "where is the ICE CREAM", "output": "Aisle 2"},  # same, in validation
             {"instruction": "주차장은 어디에 있나요? 지금", "output": "x"},  # close
             {"instruction": "환불은 며칠 안에 되나요?", "output": "7일"}]  # new
-    leaks = alpaca.find_leakage(train, test, validation=val, threshold=0.8)
+    leaks = alpaca_checks.find_leakage(train, test, validation=val, threshold=0.8)
     assert [(lk.test_row, lk.split, lk.train_row) for lk in leaks] == [(1, "train", 1), (2, "validation", 1), (3, "train", 2)]
     assert leaks[0].similarity == leaks[1].similarity == 1.0 and 0.8 <= leaks[2].similarity < 1.0
-    assert [lk.test_row for lk in alpaca.find_leakage(train, test, validation=val, threshold=0.99)] == [1, 2]
+    assert [lk.test_row for lk in alpaca_checks.find_leakage(train, test, validation=val, threshold=0.99)] == [1, 2]
     assert alpaca_checks.normalize_text("Hello, World!  ") == "helloworld"
 
 
@@ -322,3 +325,18 @@ def test_a_failed_import_leaves_nothing_behind(workspace, tmp_path):
                               workspace=workspace, overwrite=True)
     assert alpaca.load_rows("qa", workspace) == before
     assert sorted(p.name for p in workspace.datasets.iterdir() if not p.name.endswith(".lock")) == ["qa"]
+
+
+def test_the_length_limit_follows_the_model_and_long_rows_are_counted_warnings(workspace, tmp_path, smollm2_dir):
+    from workbench.alpaca_checks import model_max_tokens
+
+    assert model_max_tokens("smollm2-135m", workspace) == 8192  # SmolLM2's max_position_embeddings, not 1024
+    rows = [{"instruction": f"질문 {i}", "input": "", "output": "가나다라 " * (400 if i % 4 == 0 else 5)} for i in range(8)]
+    (tmp_path / "faq.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    report = alpaca.import_dataset(tmp_path / "faq.json", DatasetConfig(name="faq"), workspace=workspace)
+    assert [i for i in report.issues if i.is_error] == []  # 1,600 characters of Hangul fit in 8192 tokens
+    report = alpaca.import_dataset(tmp_path / "faq.json", DatasetConfig(name="faq", max_tokens=256), workspace=workspace,
+                                   overwrite=True)
+    summary = alpaca_checks.summarize_issues(report.issues)
+    assert (summary["errors"], summary["counts"]) == (0, {"too_long": 2})
+    assert sum(alpaca.split_dataset("faq", workspace=workspace).sizes.values()) == 8  # nothing lost before the split

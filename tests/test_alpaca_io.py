@@ -48,3 +48,16 @@ def test_read_source_csv_in_cp949_and_jsonl(tmp_path):
         read_source(tmp_path / "bad.jsonl")
     with pytest.raises(NotFoundError, match="neither an existing file"):
         read_source(str(tmp_path / "missing.csv"))
+
+
+def test_the_encoding_and_a_guess_travel_with_the_rows(tmp_path):
+    (tmp_path / "menu.csv").write_bytes("instruction,output\nCafé crème?,\"Oui, à 5 €.\"\n".encode("cp1252"))
+    rows, src = read_source(tmp_path / "menu.csv")
+    assert rows == [{"instruction": "Café crème?", "output": "Oui, à 5 €."}]
+    assert src["encoding"] == "cp1252" and "encoding_warning" not in src
+    (tmp_path / "greek.csv").write_bytes("instruction,output\nΚαλημέρα κόσμε;,\"Ναι, αυτό είναι ελληνικό κείμενο.\"\n".encode("cp1253"))
+    rows, src = read_source(tmp_path / "greek.csv")
+    assert src["encoding_warning"].startswith(f"{tmp_path / 'greek.csv'}: not UTF-8; its encoding was guessed as ")
+    (tmp_path / "le.jsonl").write_bytes('{"instruction": "Q", "output": "A"}\n'.encode("utf-16-le"))
+    assert read_source(tmp_path / "le.jsonl") == ([{"instruction": "Q", "output": "A"}],
+                                                  {"kind": "jsonl", "path": str(tmp_path / "le.jsonl"), "encoding": "utf-16-le"})

@@ -67,10 +67,10 @@ def test_import_sample_split_download_and_push_offline(workspace, smollm2_dir):
     assert str(export) in [c.value for c in at.code]
 
 
-def test_bad_rows_are_listed_then_fixed_and_dropped(workspace, tmp_path):
+def test_bad_rows_are_listed_then_fixed_and_dropped(workspace):
     rows = [{"instruction": "현금 돼요?", "input": "", "output": "네"}, {"instruction": "", "input": "", "output": "빈 질문"},
             {"instruction": 7, "input": "", "output": "숫자 질문"}, {"instruction": "현금 돼요?", "input": "", "output": "네"}]
-    path = tmp_path / "bad.json"
+    path = workspace.root / "bad.json"  # "path on this machine" reads only inside the workspace and the examples
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     at = page("ko")
     at.radio(key="dataset.source_kind").set_value("path").run()
@@ -126,3 +126,18 @@ def test_generate_from_a_collection_in_the_background(workspace):
     assert [(r["instruction"], r["source"]) for r in rows] == [("현금 돼요?", "pay.txt"), ("카드는요?", "pay.txt")]
     assert all("sk-page-secret" not in p.read_text(encoding="utf-8") for p in (workspace.datasets / "shop-generated").iterdir())
     assert all("sk-page-secret" not in p.read_text(encoding="utf-8") for p in Path(folder).iterdir() if p.is_file())
+
+
+def test_a_path_outside_the_workspace_is_refused_in_one_line(workspace, tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_ALLOW_PATHS", raising=False)
+    (tmp_path / "qa.csv").write_text("instruction,output\nq,a\n", encoding="utf-8")
+    at = page("en")
+    at.radio(key="dataset.source_kind").set_value("path").run()
+    for outside in ("/etc/passwd", str(tmp_path / "qa.csv")):
+        at.text_input(key="dataset.path").input(outside).run()
+        assert not at.exception and len(at.error) == 1
+        assert at.error[0].value.startswith(f"{outside} is outside the workspace") and "WORKBENCH_ALLOW_PATHS" in at.error[0].value
+    monkeypatch.setenv("WORKBENCH_ALLOW_PATHS", str(tmp_path))
+    at.text_input(key="dataset.path").input(str(tmp_path / "qa.csv") + " ").run()
+    assert not at.exception and not at.error
+

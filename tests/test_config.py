@@ -151,3 +151,69 @@ def test_introspection_for_the_forms():
     assert LabelledConfig.field_names() == ("mode", "rate", "modules")
     with pytest.raises(KeyError, match="no setting 'nope'"):
         LabelledConfig.label("nope")
+
+
+@dataclass
+class TypedConfig(BaseConfig):
+    steps: int = setting(0, "steps")
+    rate: float = setting(2e-4, "rate")
+    flag: bool = setting(False, "flag")
+    name: str = setting("shop-qa", "name")
+    targets: tuple[str, ...] = setting(default_factory=lambda: ("q_proj",), help="modules")
+    extra: dict[str, int] | None = setting(None, "extra")
+
+
+@pytest.mark.parametrize("field,given,expected", [
+    ("steps", "30", 30), ("steps", 30.0, 30), ("rate", "2e-4", 2e-4), ("rate", 1, 1.0), ("flag", "true", True),
+    ("flag", "False", False), ("name", 2024, "2024"), ("targets", ["a", "b"], ("a", "b")),
+    ("targets", "q_proj, v_proj", ("q_proj", "v_proj")), ("extra", {"a": "3"}, {"a": 3}), ("extra", None, None),
+])
+def test_values_are_coerced_where_unambiguous(field, given, expected):
+    value = getattr(TypedConfig.from_dict({field: given}), field)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("field,given,message", [
+    ("steps", "abc", "TypedConfig.steps = 'abc' is not a whole number. Use an integer such as 30."),
+    ("steps", "1.5", "TypedConfig.steps = '1.5' is not a whole number."),
+    ("steps", 1.5, "TypedConfig.steps = 1.5 is not a whole number."),
+    ("steps", True, "TypedConfig.steps = True is not a whole number."),
+    ("steps", None, "TypedConfig.steps is empty (null). Give it a whole number"),
+    ("rate", "abc", "TypedConfig.rate = 'abc' is not a number."),
+    ("rate", float("nan"), "TypedConfig.rate = nan is not a finite number."),
+    ("rate", "inf", "TypedConfig.rate = 'inf' is not a finite number."),
+    ("rate", False, "TypedConfig.rate = False is not a number."),
+    ("flag", 1, "TypedConfig.flag = 1 is not true or false."),
+    ("flag", "maybe", "TypedConfig.flag = 'maybe' is not true or false."),
+    ("name", ["a"], "TypedConfig.name = ['a'] is not text."),
+    ("name", True, "TypedConfig.name = True is not text."),
+    ("targets", 5, "TypedConfig.targets = 5 is not a list."),
+    ("targets", [1, None], "TypedConfig.targets[1] is empty (null)."),
+    ("extra", [1], "TypedConfig.extra = [1] is not a mapping."),
+    ("extra", {"a": "x"}, "TypedConfig.extra['a'] = 'x' is not a whole number."),
+])
+def test_wrong_types_are_one_line_errors_naming_field_value_and_fix(field, given, message):
+    with pytest.raises(ConfigError) as e:
+        TypedConfig.from_dict({field: given})
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_replace_checks_types_too():
+    with pytest.raises(ConfigError, match="TypedConfig.steps = 'x'"):
+        TypedConfig().replace(steps="x")
+
+
+def test_pages_read_only_inside_the_workspace_the_examples_or_allowed_folders(tmp_path, monkeypatch):
+    from workbench.config import PROJECT_DIR
+
+    ws = Workspace(tmp_path / "ws")
+    monkeypatch.delenv("WORKBENCH_ALLOW_PATHS", raising=False)
+    assert ws.readable("datasets/qa.csv") == (tmp_path / "ws" / "datasets" / "qa.csv").resolve()
+    assert ws.readable(PROJECT_DIR / "examples" / "x.csv") == (PROJECT_DIR / "examples" / "x.csv").resolve()
+    for outside in ("/etc/passwd", "../elsewhere/qa.csv", str(tmp_path / "other" / "qa.csv")):
+        with pytest.raises(ConfigError, match=r"is outside the workspace .* allow its folder with WORKBENCH_ALLOW_PATHS="):
+            ws.readable(outside)
+    monkeypatch.setenv("WORKBENCH_ALLOW_PATHS", f"/nowhere{__import__('os').pathsep}{tmp_path / 'other'}")
+    assert ws.readable(tmp_path / "other" / "qa.csv") == (tmp_path / "other" / "qa.csv").resolve()
+    with pytest.raises(ConfigError):
+        ws.readable("/etc/passwd")

@@ -152,3 +152,55 @@ def test_the_sample_shop_loads_completely():
     encodings = {d.metadata["source"]: d.metadata.get("encoding") for d in report.documents}
     assert "cp949" in encodings.values()  # the sample ships one CP949 file on purpose
     assert all("\ufffd" not in d.page_content for d in report.documents)
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".txt", "가" * 100 + ".md", "문서 " * 60 + ".csv"])
+def test_over_long_upload_names_are_shortened_uniquely_and_remembered(workspace, name):
+    from workbench.documents import MAX_NAME_BYTES, original_name
+
+    data = b"q,a\nx,y\n" if name.endswith(".csv") else "본문 text".encode()
+    files = [(name, data), (name[:-8] + "Z" + name[-7:], data), ("ok.txt", b"fine")]
+    written, errors = save_uploads(files, "vectorstore/uploads/c", workspace)
+    assert errors == [] and len(written) == 3 and len({p.name for p in written}) == 3
+    assert all(len(p.name.encode()) <= MAX_NAME_BYTES and p.suffix == Path(n).suffix for p, (n, _) in zip(written, files))
+    assert original_name(written[0]) == name and original_name(written[2]) is None
+    report = load_paths([workspace.root / "vectorstore/uploads/c"])
+    assert report.errors == [] and {d.metadata.get("original_name") for d in report.documents} == {name, files[1][0], None}
+
+
+def test_a_nul_in_an_upload_name_is_cleaned_not_a_crash(workspace):
+    written, errors = save_uploads([("fa\x00q.txt", b"x"), ("\x00", b"x"), ("ok.txt", b"y")], "up", workspace)
+    assert [p.name for p in written] == ["faq.txt", "ok.txt"]
+    assert [e.message for e in errors] == [": refused, the name is not safe ('\\x00' is not a plain file name). Rename the file."]
+
+
+def test_an_over_long_path_is_a_file_error_not_an_oserror(tmp_path):
+    (tmp_path / "ok.txt").write_text("fine", encoding="utf-8")
+    report = load_paths([tmp_path / ("a" * 300 + ".txt"), tmp_path / "ok.txt"])
+    assert report.sources == ["ok.txt"]
+    assert len(report.errors) == 1 and report.errors[0].message.endswith(": cannot be opened (File name too long). Rename or move it.")
+
+
+def test_load_paths_warns_about_guessed_encodings_and_large_files(tmp_path, monkeypatch):
+    from workbench import documents
+
+    monkeypatch.setattr(documents, "LARGE_FILE_BYTES", 1000)
+    (tmp_path / "big.txt").write_text("문장입니다. " * 300, encoding="utf-8")
+    (tmp_path / "greek.txt").write_bytes("Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253"))
+    (tmp_path / "menu.txt").write_bytes("Café crème brûlée naïve".encode("latin-1"))
+    report = load_paths([tmp_path])
+    assert report.errors == [] and sorted(report.sources) == ["big.txt", "greek.txt", "menu.txt"]
+    warnings = {w.source: w.message for w in report.warnings}
+    assert set(warnings) == {"big.txt", "greek.txt"}
+    assert warnings["big.txt"].startswith("big.txt: 0.0 MB is large: about ") and "Cancel and split the file" in warnings["big.txt"]
+    assert warnings["greek.txt"].startswith("greek.txt: not UTF-8; its encoding was guessed as ")
+    menu = next(d for d in report.documents if d.metadata["source"] == "menu.txt")
+    assert (menu.page_content, menu.metadata["encoding"]) == ("Café crème brûlée naïve", "latin-1")
+
+
+def test_large_file_warning_says_chunks_and_time():
+    from workbench.documents import large_file_warning
+
+    assert large_file_warning("big.txt", 50 * 1024 * 1024) == (
+        "big.txt: 50.0 MB is large: about 104,857 chunks of 500 characters, roughly 87 min of embedding on a CPU "
+        "(20 chunks/s). Cancel and split the file if that is too long.")

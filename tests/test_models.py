@@ -194,3 +194,17 @@ def test_prepared_gemma_tokenizer_agrees_with_a_plain_sentencepiece_bpe(gemma_to
         assert gemma_tok(text, add_special_tokens=False)["input_ids"] == sentencepiece_bpe_reference(text, gemma_vocab), text
 
 
+
+
+def test_check_model_refuses_a_missing_base_model_before_a_run_exists(tmp_path, monkeypatch):
+    from workbench.errors import ModelError, OfflineError
+    from workbench.models import check_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_model("smollm2-135m")  # a registry key: fine without converting anything
+    with pytest.raises(ModelError, match="neither a registered model"):
+        check_model("no-such-model")
+    with pytest.raises(ModelError, match="neither a registered model"):
+        check_model(str(tmp_path / "missing"))
+    with pytest.raises(OfflineError, match="use base model 'someone/not-cached-anywhere'"):
+        check_model("someone/not-cached-anywhere")

@@ -91,7 +91,7 @@ def test_user_errors(ws):
         retrieve("nope", "질문", workspace=ws)
     with pytest.raises(ConfigError, match="query is empty"):
         retrieve("shop", "  ", workspace=ws)
-    with pytest.raises(ConfigError, match=r"filter .* is not valid"):
+    with pytest.raises(ConfigError, match=r"filter.source: '\$bogus' is not a Chroma filter operator"):
         retrieve("shop", "질문", RetrievalConfig(mode="dense", filter={"source": {"$bogus": 1}}), ws)
     with pytest.raises(ConfigError, match=r"fetch_k \(3\) is smaller than k \(5\)"):
         RetrievalConfig(k=5, fetch_k=3)
@@ -110,3 +110,38 @@ def test_only_sources_narrows_a_filter():
     assert only_sources(None, ["a.md"]) == {"source": {"$in": ["a.md"]}}
     assert only_sources({"file_type": "text"}, ("a.md", "b.md")) == {
         "$and": [{"file_type": "text"}, {"source": {"$in": ["a.md", "b.md"]}}]}
+
+
+@pytest.mark.parametrize("where,message", [
+    ({"$foo": 1}, "RetrievalConfig.filter: '$foo' is not an operator Chroma knows here. Start with a metadata field name"),
+    ({"source": {"$regex": "faq.*"}}, ("RetrievalConfig.filter.source: '$regex' is not a Chroma filter operator. Use one "
+                                       "of $eq $ne $gt $gte $lt $lte $in $nin")),
+    ({"source": {"$in": []}}, "RetrievalConfig.filter.source: $in needs a non-empty list of values, got []."),
+    ({"source": {"$nin": "faq.md"}}, 'RetrievalConfig.filter.source: $nin needs a non-empty list of values, got "faq.md".'),
+    ({"row": {"$in": [1, "2"]}}, 'RetrievalConfig.filter.row: the values of $in must all be text or all numbers'),
+    ({"row": {"$gt": "3"}}, 'RetrievalConfig.filter.row: $gt compares numbers, got "3".'),
+    ({"row": {"$lte": True}}, "RetrievalConfig.filter.row: $lte compares numbers, got true."),
+    ({"row": {"$gt": 1, "$lt": 5}}, 'RetrievalConfig.filter.row must hold exactly one operator'),
+    ({"source": ["a.md", "b.md"]}, 'RetrievalConfig.filter.source = ["a.md", "b.md"] is not text, a number or true/false.'),
+    ({"source": None}, "RetrievalConfig.filter.source = null is not text"),
+    ({"source": {"$eq": {"x": 1}}}, 'RetrievalConfig.filter.source: $eq takes text, a number or true/false'),
+    ({"source": "a.md", "row": 2}, ("RetrievalConfig.filter has 2 keys ('source', 'row'); Chroma takes one per condition. "
+                                    'Combine them: {"$and": [{"source": "a.md"}, {"row": 2}]}.')),
+    ({"$and": [{"source": "a.md"}]}, "RetrievalConfig.filter: $and needs a list of at least two conditions"),
+    ({"$or": {"source": "a.md"}}, "RetrievalConfig.filter: $or needs a list of at least two conditions"),
+    ({"$or": [{"source": "a.md"}, {"$foo": 1}]}, "RetrievalConfig.filter.$or[1]: '$foo' is not an operator"),
+    ({"$and": [{"source": "a.md"}, {}]}, "RetrievalConfig.filter.$and[1] = {} is not a non-empty mapping."),
+])
+def test_filters_chroma_cannot_run_are_one_line_errors(where, message):
+    with pytest.raises(ConfigError) as e:
+        RetrievalConfig(filter=where)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("where", [
+    {}, {"source": "faq.md"}, {"row": 3}, {"flag": True}, {"row": {"$gte": 2.5}}, {"source": {"$nin": ["a.md", "b.md"]}},
+    {"$or": [{"source": "a.md"}, {"$and": [{"file_type": "csv"}, {"row": {"$lt": 10}}]}]},
+    only_sources({"file_type": "text"}, ["faq.md"]),
+])
+def test_valid_filters_pass(where):
+    assert RetrievalConfig(filter=where).filter == where

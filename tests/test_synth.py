@@ -196,7 +196,7 @@ def test_key_is_sent_but_never_written(workspace, monkeypatch):
         assert srv.requests[-1]["headers"]["authorization"] == f"Bearer {SECRET}-env"
     assert info.rows == 1 and info.source["collection"] == "shop" and info.source["model"] == "canned"
     written = [p for p in workspace.datasets.rglob("*") if p.is_file()]
-    assert {p.name for p in written} == {"raw.jsonl", "meta.json"}
+    assert {p.name for p in written} == {"raw.jsonl", "meta.json", ".shop-gen.lock"}  # the lock is an empty file
     for p in written:
         assert SECRET not in p.read_text(encoding="utf-8")
     assert SECRET not in json.dumps(r.to_dict()) and "api_key" not in info.source["config"]

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from workbench.errors import DocumentError
-from workbench.textcodec import decode_text
+from workbench.textcodec import decode, decode_text
 
 KO = "현금으로 결제가 가능한가요? 네, 카드와 현금 모두 받습니다.\n주차는 두 시간 무료입니다."
 
@@ -36,7 +36,44 @@ def test_binary_and_undecodable_files_are_clear_errors():
 def test_a_chosen_encoding_is_used_strictly():
     assert decode_text("\ufeffQ,A\n".encode("utf-8"), "qa.csv", encoding="utf-8") == ("Q,A\n", "utf-8")
     assert decode_text("현금".encode("cp949"), "qa.csv", encoding="cp949") == ("현금", "cp949")
-    with pytest.raises(DocumentError, match=r"qa\.csv is not valid UTF-8 text .*auto detects UTF-8 and CP949"):
+    with pytest.raises(DocumentError, match=r"qa\.csv is not valid UTF-8 text .*auto detects UTF-8, UTF-16, CP949 and Latin-1"):
         decode_text("현금".encode("cp949"), "qa.csv", encoding="utf-8")
     with pytest.raises(DocumentError, match="not a text encoding Python knows"):
         decode_text(b"x", "qa.csv", encoding="klingon")
+
+
+WESTERN = "Café crème brûlée naïve"
+
+
+@pytest.mark.parametrize("text,encoding,expected", [
+    (WESTERN, "latin-1", "latin-1"),
+    (WESTERN + " – “le menu” coûte 5 €", "cp1252", "cp1252"),  # cp1252's dash, quotes, euro
+    ("Die Straße über Köln, à la française.\n", "latin-1", "latin-1"),
+])
+def test_western_text_decodes_as_latin1_or_cp1252_not_cp1250(text, encoding, expected):
+    # charset-normalizer alone read the Latin-1 file as cp1250: "crčme brűlée naďve".
+    d = decode(text.encode(encoding), "menu.txt")
+    assert (d.text, d.encoding, d.confidence, d.warning) == (text, expected, "likely", "")
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("text", ["Hello, plain ASCII in UTF-16.\n", KO, WESTERN + "\n"])
+def test_utf16_without_bom_is_told_by_its_nul_pattern(codec, text):
+    d = decode(text.encode(codec), "export.txt")
+    assert (d.text, d.encoding) == (text, codec)
+
+
+def test_binary_with_nuls_on_both_sides_is_still_binary_and_says_utf16_is_not_it():
+    noise = random.Random(1).randbytes(4000)
+    with pytest.raises(DocumentError, match=r"x\.txt: looks like a binary file, not text .*not UTF-16 text either"):
+        decode(noise, "x.txt")
+
+
+def test_utf8_wins_and_is_certain_and_a_guess_carries_a_warning(caplog):
+    assert decode(WESTERN.encode("utf-8")) == decode(WESTERN.encode("utf-8"), "menu.txt")
+    assert decode(WESTERN.encode("utf-8")).confidence == "certain"
+    greek = "Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253")
+    with caplog.at_level("WARNING", logger="workbench.textcodec"):
+        d = decode(greek, "greek.txt")
+    assert d.confidence == "guess" and d.warning.startswith("greek.txt: not UTF-8; its encoding was guessed as ")
+    assert d.warning in caplog.text

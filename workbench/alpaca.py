@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.alpaca_checks import Issue, issue_rows, load_tokenizer, normalize_text, summarize_issues, validate_rows
+from workbench.alpaca_checks import (Issue, Leak, find_leakage, issue_rows, load_tokenizer, model_max_tokens,
+                                     summarize_issues, validate_rows)
 from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_map, read_source, resolve_column_map
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
@@ -57,17 +58,20 @@ class DatasetConfig(BaseConfig):
     output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
                                  help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
                                  label="Output column", label_ko="output 열")
-    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, then CP949).",
-                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, 그다음 CP949 시도).",
+    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, UTF-16, then CP949 and "
+                                                          "Latin-1).",
+                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, UTF-16, 그다음 CP949와 Latin-1 시도).",
                                                           label="Encoding", label_ko="인코딩",
-                                                          choice_labels={"auto": ("auto (UTF-8, then CP949)",
-                                                                                  "자동 (UTF-8, 다음 CP949)")})
+                                                          choice_labels={"auto": ("auto (UTF-8, UTF-16, CP949, Latin-1)",
+                                                                                  "자동 (UTF-8, UTF-16, CP949, Latin-1)")})
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
                              help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
                              label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")
-    max_tokens: int = setting(1024, "Rows whose prompt plus answer is longer than this many tokens are flagged (training would cut them).",
-                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행은 표시됩니다 (학습 시 잘림).", min=16, max=131072,
-                              label="Max tokens per row", label_ko="행당 최대 토큰", step=64)
+    max_tokens: int = setting(0, "Rows whose prompt plus answer is longer than this many tokens get a warning (training cuts "
+                              "them). 0 = the tokenizer model's own limit (its max_position_embeddings).",
+                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행에 경고를 붙입니다 (학습 시 잘림). 0 = 토크나이저 "
+                              "모델 자체의 한도 (max_position_embeddings).", min=0, max=131072,
+                              label="Max tokens per row (0 = the model's)", label_ko="행당 최대 토큰 (0 = 모델 한도)", step=64)
     hub_split: str = setting("", "For a `datasets` folder or Hub repository: which split to import (empty: all, concatenated).",
                              help_ko="`datasets` 폴더나 Hub 저장소에서 가져올 split (비우면 전부 이어 붙임).",
                              label="Split to import", label_ko="가져올 split")
@@ -149,25 +153,12 @@ class ImportReport:
     info: DatasetInfo
     issues: list[Issue]
     encoding: str | None
+    encoding_warning: str = ""  # the decoder guessed the encoding: check the text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.info.to_dict(), "encoding": self.encoding, **summarize_issues(self.issues),
+        return {"dataset": self.info.to_dict(), "encoding": self.encoding, "encoding_warning": self.encoding_warning,
+                **summarize_issues(self.issues),
                 "issues": [i.to_dict() for i in self.issues]}
-
-
-@dataclasses.dataclass(frozen=True)
-class Leak:
-    """A test row whose question nearly repeats a training (or validation) row."""
-
-    test_row: int  # 1-based row in test.csv
-    test_question: str
-    split: str  # "train" or "validation"
-    train_row: int  # 1-based row in that split's file
-    train_question: str
-    similarity: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -380,13 +371,13 @@ def import_dataset(
     rows = apply_column_map(raw, cmap)
     # All or nothing: the tokenizer and the checks run before anything is written.
     report("Checking rows", 0.3)
-    tok = load_tokenizer(config.tokenizer, ws) if config.tokenizer and config.max_tokens else None
-    issues = validate_rows(rows, max_tokens=config.max_tokens, tokenizer=tok)
+    tok, limit = _length_check(config.tokenizer, config.max_tokens, ws)
+    issues = validate_rows(rows, max_tokens=limit, tokenizer=tok)
     report(f"Saving {len(rows)} rows", 0.8)
     info = save_dataset(config.name, rows, source=src, column_map=cmap, workspace=ws, overwrite=overwrite,
                         settings={"tokenizer": config.tokenizer, "max_tokens": config.max_tokens})
     report(f"Imported {len(rows)} rows, {sum(i.is_error for i in issues)} with errors", 1.0)
-    return ImportReport(info, issues, src.get("encoding"))
+    return ImportReport(info, issues, src.get("encoding"), src.get("encoding_warning", ""))
 
 
 def load_rows(name: str, workspace: Workspace | None = None) -> list[dict[str, Any]]:
@@ -423,10 +414,19 @@ def check_dataset(name: str, *, workspace: Workspace | None = None, max_tokens: 
     ws = workspace or Workspace.default()
     meta = _read_meta(dataset_dir(name, ws))
     settings = meta.get("settings", {})
-    tok_name = tokenizer if tokenizer is not None else settings.get("tokenizer", "")
-    limit = max_tokens if max_tokens is not None else settings.get("max_tokens")
-    tok = load_tokenizer(tok_name, ws) if tok_name and limit else None
+    tok, limit = _length_check(tokenizer if tokenizer is not None else settings.get("tokenizer", ""),
+                               max_tokens if max_tokens is not None else settings.get("max_tokens"), ws)
     return validate_rows(load_rows(name, ws), max_tokens=limit, tokenizer=tok)
+
+
+def _length_check(tok_name: str, limit: int | None, ws: Workspace) -> tuple[Any, int | None]:
+    """(tokenizer, max_tokens) of the length check: none without a tokenizer; a limit of 0 is the model's own
+    context length. Raises what `load_tokenizer` raises for a model that cannot be found."""
+    if not tok_name:
+        return None, limit
+    if limit == 0:
+        limit = model_max_tokens(tok_name, ws)
+    return (load_tokenizer(tok_name, ws) if limit else None), limit
 
 
 def drop_rows(name: str, rows: Iterable[int], workspace: Workspace | None = None) -> DatasetInfo:
@@ -471,50 +471,6 @@ def split_indices(n: int, config: SplitConfig) -> tuple[list[int], list[int], li
             f"Add rows or lower the sizes."
         ) from exc
     return list(train), list(val), list(test)
-
-
-def question_of(row: Mapping[str, Any]) -> str:
-    inp = str(row.get("input") or "")
-    return str(row.get("instruction") or "") + (("\n" + inp) if inp.strip() else "")
-
-
-def find_leakage(
-    train: Sequence[Mapping[str, Any]],
-    test: Sequence[Mapping[str, Any]],
-    *,
-    threshold: float = 0.9,
-    validation: Sequence[Mapping[str, Any]] = (),
-) -> list[Leak]:
-    """Test rows whose question (instruction + input) nearly repeats one the model trains on.
-
-    Similarity is the cosine of character 1-3-gram TF-IDF vectors of the normalised questions (1.0 for
-    questions equal after `normalize_text`); for each test row the most similar train / validation row
-    is reported when it reaches `threshold`.
-    """
-    if not train and not validation or not test:
-        return []
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    seen = [("train", i, r) for i, r in enumerate(train)] + [("validation", i, r) for i, r in enumerate(validation)]
-    seen_q = [normalize_text(question_of(r)) for _, _, r in seen]
-    test_q = [normalize_text(question_of(r)) for r in test]
-    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), lowercase=False)
-    try:
-        a = vec.fit_transform(seen_q + test_q)
-    except ValueError:  # every question is empty after normalisation
-        return []
-    s, t = a[: len(seen_q)], a[len(seen_q):]
-    leaks = []
-    for start in range(0, len(test_q), 256):  # (256, n_train) dense blocks keep memory flat
-        sims = (t[start:start + 256] @ s.T).toarray()
-        best = sims.argmax(axis=1)
-        for k, j in enumerate(best):
-            ti = start + k
-            sim = 1.0 if test_q[ti] and test_q[ti] == seen_q[j] else float(sims[k, j])
-            if test_q[ti] and sim >= threshold - 1e-9:
-                split, row_i, r = seen[int(j)]
-                leaks.append(Leak(ti + 1, question_of(test[ti]), split, row_i + 1, question_of(r), round(min(sim, 1.0), 4)))
-    return leaks
 
 
 def split_dataset(

@@ -1,7 +1,8 @@
 """Checking Alpaca rows before they are split: missing or non-text values, rows too long for the model, duplicates.
 
 Nothing here changes a row: every problem is an `Issue` (1-based row number, kind, message). Errors
-(`ERROR_KINDS`) must be fixed or dropped before a split; warnings (duplicates) are for the user to decide.
+(`ERROR_KINDS`) must be fixed or dropped before a split; warnings (rows longer than the model takes, which
+training truncates; duplicates) are for the user to decide.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from workbench.prompts import format_prompt
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 
 IssueKind = Literal[
-    "missing_instruction", "missing_output", "non_text", "too_long",  # errors: must be dropped or fixed
-    "duplicate", "near_duplicate", "same_question",  # warnings: shown, the user decides
+    "missing_instruction", "missing_output", "non_text",  # errors: must be dropped or fixed
+    "too_long", "duplicate", "near_duplicate", "same_question",  # warnings: shown, the user decides
 ]
-ERROR_KINDS: tuple[str, ...] = ("missing_instruction", "missing_output", "non_text", "too_long")
+# A row longer than the model's context is not broken: training cuts it at max_seq_length (and the warnings
+# count such rows). As an error it cost a real store FAQ a quarter of its rows before it could be split.
+ERROR_KINDS: tuple[str, ...] = ("missing_instruction", "missing_output", "non_text")
 ISSUE_LABELS: dict[str, tuple[str, str]] = {  # (English, Korean), as the Dataset page shows them
     "missing_instruction": ("instruction is empty", "질문(instruction) 없음"),
     "missing_output": ("output is empty", "답변(output) 없음"),
@@ -119,7 +122,8 @@ def validate_rows(
         lengths = token_lengths(texts, tokenizer)
         for i, length in zip(ok_rows, lengths):
             if length > max_tokens:
-                issues.append(Issue(i + 1, "too_long", f"row {i + 1}: {length} tokens, more than max_tokens = {max_tokens}", "output"))
+                issues.append(Issue(i + 1, "too_long", f"row {i + 1}: {length} tokens, more than max_tokens = {max_tokens}; "
+                                    f"training cuts it to {max_tokens} tokens", "output"))
     issues.extend(find_duplicates(rows))
     return sorted(issues, key=lambda x: (x.row, ERROR_KINDS.index(x.kind) if x.is_error else 9))
 
@@ -190,6 +194,26 @@ def summarize_issues(issues: Sequence[Issue]) -> dict[str, Any]:
 
 _TOKENIZERS: dict[tuple[str, str], Any] = {}
 
+# When a model says nothing about its context length: the tutorial's max_seq_length.
+DEFAULT_MAX_TOKENS = 4096
+
+
+def model_max_tokens(name: str, workspace: Workspace | None = None) -> int:
+    """The longest sequence model `name` takes (its config's `max_position_embeddings`, else its tokenizer's
+    `model_max_length`): the length above which a row is flagged `too_long`, since training cuts it there.
+    `DEFAULT_MAX_TOKENS` when the model's files say nothing (or are not local)."""
+    from workbench.models import resolve_model
+
+    folder = Path(resolve_model(name, workspace or Workspace.default()))
+    for file, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
+        try:
+            value = json.loads((folder / file).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and 0 < value < 10**7:  # transformers writes 1e30 for "no limit"
+            return value
+    return DEFAULT_MAX_TOKENS
+
 
 def load_tokenizer(name: str, workspace: Workspace | None = None) -> Any:
     """A tokenizer for counting tokens of a registry model, folder or Hub id (cached per process).
@@ -245,3 +269,65 @@ def fix_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             new[c] = _BAD_CHARS_RE.sub("", v).strip()
         out.append(new)
     return out
+
+
+# --- leakage: test questions that nearly repeat a training question ----------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Leak:
+    """A test row whose question nearly repeats a training (or validation) row."""
+
+    test_row: int  # 1-based row in test.csv
+    test_question: str
+    split: str  # "train" or "validation"
+    train_row: int  # 1-based row in that split's file
+    train_question: str
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def question_of(row: Mapping[str, Any]) -> str:
+    inp = str(row.get("input") or "")
+    return str(row.get("instruction") or "") + (("\n" + inp) if inp.strip() else "")
+
+
+def find_leakage(
+    train: Sequence[Mapping[str, Any]],
+    test: Sequence[Mapping[str, Any]],
+    *,
+    threshold: float = 0.9,
+    validation: Sequence[Mapping[str, Any]] = (),
+) -> list[Leak]:
+    """Test rows whose question (instruction + input) nearly repeats one the model trains on.
+
+    Similarity is the cosine of character 1-3-gram TF-IDF vectors of the normalised questions (1.0 for
+    questions equal after `normalize_text`); for each test row the most similar train / validation row
+    is reported when it reaches `threshold`.
+    """
+    if not train and not validation or not test:
+        return []
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    seen = [("train", i, r) for i, r in enumerate(train)] + [("validation", i, r) for i, r in enumerate(validation)]
+    seen_q = [normalize_text(question_of(r)) for _, _, r in seen]
+    test_q = [normalize_text(question_of(r)) for r in test]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), lowercase=False)
+    try:
+        a = vec.fit_transform(seen_q + test_q)
+    except ValueError:  # every question is empty after normalisation
+        return []
+    s, t = a[: len(seen_q)], a[len(seen_q):]
+    leaks = []
+    for start in range(0, len(test_q), 256):  # (256, n_train) dense blocks keep memory flat
+        sims = (t[start:start + 256] @ s.T).toarray()
+        best = sims.argmax(axis=1)
+        for k, j in enumerate(best):
+            ti = start + k
+            sim = 1.0 if test_q[ti] and test_q[ti] == seen_q[j] else float(sims[k, j])
+            if test_q[ti] and sim >= threshold - 1e-9:
+                split, row_i, r = seen[int(j)]
+                leaks.append(Leak(ti + 1, question_of(test[ti]), split, row_i + 1, question_of(r), round(min(sim, 1.0), 4)))
+    return leaks

@@ -1,7 +1,7 @@
 """Reading Alpaca rows from where users keep them, and mapping their columns to instruction / input / output.
 
-Sources: CSV / TSV (UTF-8 or CP949, through `workbench.textcodec`), JSON, JSONL, a `datasets` folder written by
-`save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
+Sources: CSV / TSV (UTF-8, UTF-16, CP949 or Latin-1, detected by `workbench.textcodec`), JSON, JSONL, a `datasets`
+folder written by `save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
 `apply_column_map` turn them into Alpaca rows, keeping every other column (`source`, `chunk_id`, ...).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, DocumentError, NotFoundError, OfflineError
-from workbench.textcodec import decode_text
+from workbench.textcodec import decode, decode_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.alpaca import DatasetConfig
@@ -71,14 +71,14 @@ def read_source(
         return _read_saved_dataset(p, config.hub_split)
     if p.is_file():
         suffix = p.suffix.lower()
-        data = p.read_bytes()
-        if suffix in (".csv", ".tsv", ".txt"):
-            rows, enc = read_csv_bytes(data, config.encoding, sep="\t" if suffix == ".tsv" else ",", what=str(p))
-            return rows, {"kind": "csv", "path": str(p), "encoding": enc}
-        if suffix in (".json", ".jsonl", ".ndjson"):
-            text, enc = decode_text(data, str(p), encoding=config.encoding)
-            rows = _parse_json_rows(text, jsonl=suffix != ".json", what=str(p))
-            return rows, {"kind": "jsonl" if suffix != ".json" else "json", "path": str(p), "encoding": enc}
+        if suffix in (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson"):
+            decoded = decode(p.read_bytes(), str(p), encoding=config.encoding)
+            # The encoding, and the decoder's warning when it guessed, go with the rows to the import report.
+            meta = {"path": str(p), "encoding": decoded.encoding, **({"encoding_warning": decoded.warning} if decoded.warning else {})}
+            if suffix in (".csv", ".tsv", ".txt"):
+                return _parse_csv(decoded.text, "\t" if suffix == ".tsv" else ",", str(p)), {"kind": "csv", **meta}
+            rows = _parse_json_rows(decoded.text, jsonl=suffix != ".json", what=str(p))
+            return rows, {"kind": "jsonl" if suffix != ".json" else "json", **meta}
         raise DocumentError(f"{p.name}: unsupported file type {suffix or '(none)'}. Use .csv, .json, .jsonl or a `datasets` folder.")
     text = str(source)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith("."):
@@ -88,14 +88,18 @@ def read_source(
 
 def read_csv_bytes(data: bytes, encoding: str = "auto", *, sep: str = ",", what: str = "the CSV") -> tuple[list[dict[str, Any]], str]:
     """Parse CSV bytes into rows of strings (empty cells stay "", so a missing value is visible)."""
+    text, enc = decode_text(data, what, encoding=encoding)
+    return _parse_csv(text, sep, what), enc
+
+
+def _parse_csv(text: str, sep: str, what: str) -> list[dict[str, Any]]:
     import pandas as pd
 
-    text, enc = decode_text(data, what, encoding=encoding)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DocumentError(f"{what} is not a readable CSV ({exc}). Check the delimiter and the quoting.") from exc
-    return df.to_dict("records"), enc
+    return df.to_dict("records")
 
 
 def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any]]:

@@ -6,8 +6,11 @@ derive from `BaseConfig`, which gives them:
 
 - `setting(default, help, label=..., ...)`: a field whose label, help text, bounds and choice labels
   (English and Korean) the UI's forms (`workbench.ui.forms`) draw it from;
-- checks of `Literal[...]` choices and numeric bounds at construction, with messages that name the
-  field, the value and the fix;
+- every field coerced and type-checked against its annotation at construction (`int`, `float`,
+  `bool`, `str`, `Literal[...]`, `tuple[X, ...]`, `dict`, `X | None`): strings that read unambiguously
+  as the type ("30", "2e-4", "true") are converted, anything else (NaN, a bool for a number, "1.5"
+  for an int, a number for a list) is a `ConfigError`; then `Literal[...]` choices and numeric
+  bounds are checked, with one-line messages that name the field, the value and the fix;
 - a JSON / YAML round trip (`to_dict`, `from_dict`, `save`, `load`) that rejects unknown keys.
 
 The workspace is one directory (default: the project directory, overridable with
@@ -18,7 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
@@ -29,6 +35,8 @@ C = TypeVar("C", bound="BaseConfig")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "WORKBENCH_HOME"
+# Folders (os.pathsep-separated) that a page may read from besides the workspace and the project's examples.
+ALLOW_PATHS_ENV = "WORKBENCH_ALLOW_PATHS"
 
 # How the choices many settings share are shown, unless a field's `choice_labels` says otherwise.
 COMMON_CHOICE_LABELS: dict[Any, tuple[str, str]] = {
@@ -87,8 +95,10 @@ class BaseConfig:
     def validate(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
             hint = hints.get(f.name)
+            value = _coerce(getattr(self, f.name), hint, f"{self._name()}.{f.name}")
+            # Frozen subclasses too: the coerced value replaces what the caller gave.
+            object.__setattr__(self, f.name, value)
             choices = _literal_choices(hint)
             if choices is not None and value not in choices:
                 raise ConfigError(
@@ -227,6 +237,98 @@ class BaseConfig:
         return cls.from_dict(data)
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` as the type `hint` says, or a ConfigError naming `where`, the value and the fix.
+
+    Config values come from JSON/YAML files, `--set key=value` (JSON where it parses, else a string) and
+    widgets, so a string is converted where it reads unambiguously as the type. A bool is never a number,
+    "1.5" is not an int, NaN and infinity are not settings.
+    """
+    if hint is None or hint is Any:
+        return value
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value  # checked against its choices by `validate`
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if any(get_origin(a) is Literal for a in options):
+            return value
+        errors = []
+        for option in options:
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if value is None:
+        raise ConfigError(f"{where} is empty (null). Give it a {_type_words(hint)}, or leave the setting out for its default.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where} = {value!r} is not true or false. Use true or false.")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            return int(value)
+        raise ConfigError(f"{where} = {value!r} is not a whole number. Use an integer such as 30.")
+    if hint is float:
+        number: Any = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if not math.isfinite(number):
+                raise ConfigError(f"{where} = {value!r} is not a finite number. Use a number such as 0.0002.")
+            return float(number)
+        raise ConfigError(f"{where} = {value!r} is not a number. Use a number such as 0.0002.")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return str(value)  # `--set dataset=2024` reads 2024 as JSON; the name is the text
+        raise ConfigError(f"{where} = {value!r} is not text. Use a string, e.g. in quotes.")
+    if origin is tuple or hint is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]  # `--set target_modules=q_proj,v_proj`
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} is not a list. Use a list such as [\"q_proj\", \"v_proj\"].")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ConfigError(f"{where} = {value!r} must have {len(args)} items. Give exactly {len(args)}.")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value))) if args else tuple(value)
+    if origin is list or hint is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} is not a list. Use a list, e.g. [\"a\", \"b\"].")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} = {value!r} is not a mapping. Use a JSON object such as {{\"key\": \"value\"}}.")
+        if len(args) == 2:
+            return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}[{k!r}]") for k, v in value.items()}
+        return value
+    return value
+
+
+def _type_words(hint: Any) -> str:
+    words = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+    if hint in words:
+        return words[hint]
+    return {tuple: "list", list: "list", dict: "mapping"}.get(get_origin(hint) or hint, "value")
+
+
 def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
     if hint is None:
         return None
@@ -287,3 +389,20 @@ class Workspace:
         if p != self.root.resolve() and self.root.resolve() not in p.parents:
             raise ConfigError(f"{path!s} points outside the workspace {self.root}. Use a plain file or folder name.")
         return p
+
+    def readable(self, path: str | Path) -> Path:
+        """`path` resolved, if a page may read it: inside the workspace, the project's `examples/`, or a folder listed
+        in `WORKBENCH_ALLOW_PATHS` (os.pathsep-separated). A page's "path on this machine" box must not read
+        /etc/passwd or another user's files for whoever can reach the app.
+
+        Raises:
+            ConfigError: the path is elsewhere (the message says how to allow a folder).
+        """
+        p = Path(path).expanduser()
+        p = (p if p.is_absolute() else self.root / p).resolve()
+        extra = [Path(x).expanduser().resolve() for x in os.environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if x.strip()]
+        for base in (self.root.resolve(), (PROJECT_DIR / "examples").resolve(), *extra):
+            if p == base or base in p.parents:
+                return p
+        raise ConfigError(f"{path!s} is outside the workspace ({self.root}) and the examples. Copy it into the workspace, "
+                          f"upload it, or allow its folder with {ALLOW_PATHS_ENV}=/that/folder.")

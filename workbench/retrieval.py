@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
@@ -93,6 +94,76 @@ class RetrievalConfig(BaseConfig):
             )
         if self.filter is not None and not isinstance(self.filter, dict):
             raise ConfigError(f"RetrievalConfig.filter = {self.filter!r} is not a mapping. Use e.g. {{\"source\": \"faq.md\"}}.")
+        if self.filter:
+            check_filter(self.filter)
+
+
+# Chroma's `where` grammar (metadata, not document text): one field or one logical operator per mapping.
+COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
+LOGICAL = ("$and", "$or")
+_SCALARS = (str, int, float, bool)
+
+
+def check_filter(where: Any, path: str = "filter") -> None:
+    """Check a metadata filter against Chroma's `where` grammar before it reaches Chroma (whose errors are tracebacks
+    or, for an unknown top-level operator such as `{"$foo": 1}`, come only at query time).
+
+    Grammar: `{"field": value}`, `{"field": {"$op": value}}` with one of `COMPARISONS`, or
+    `{"$and" | "$or": [filter, filter, ...]}` with at least two filters; one key per mapping.
+    Values are text, numbers or booleans; `$gt $gte $lt $lte` take numbers; `$in $nin` a non-empty list of one type.
+
+    Raises:
+        ConfigError: one line naming the part of the filter that is wrong and how to write it.
+    """
+    example = 'e.g. {"source": "faq.md"} or {"$and": [{"file_type": "text"}, {"row": {"$gt": 3}}]}'
+    if not isinstance(where, dict) or not where:
+        raise ConfigError(f"RetrievalConfig.{path} = {json.dumps(where, ensure_ascii=False)} is not a non-empty mapping. "
+                          f"Write a condition, {example}.")
+    if len(where) > 1:
+        parts = ", ".join(json.dumps({k: v}, ensure_ascii=False) for k, v in where.items())
+        raise ConfigError(f"RetrievalConfig.{path} has {len(where)} keys ({', '.join(map(repr, where))}); Chroma takes one "
+                          f"per condition. Combine them: {{\"$and\": [{parts}]}}.")
+    (key, value), = where.items()
+    if key in LOGICAL:
+        if not isinstance(value, list) or len(value) < 2:
+            raise ConfigError(f"RetrievalConfig.{path}: {key} needs a list of at least two conditions, got "
+                              f"{json.dumps(value, ensure_ascii=False)}. Use the one condition alone, or add another.")
+        for i, item in enumerate(value):
+            check_filter(item, f"{path}.{key}[{i}]")
+        return
+    if not isinstance(key, str) or not key or key.startswith("$"):
+        raise ConfigError(f"RetrievalConfig.{path}: {key!r} is not an operator Chroma knows here. Start with a metadata "
+                          f"field name (source, file_type, title, ...) or $and / $or, {example}.")
+    where_in = f"{path}.{key}"
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise ConfigError(f"RetrievalConfig.{where_in} must hold exactly one operator, got "
+                              f"{json.dumps(value, ensure_ascii=False)}. Split them with $and.")
+        (op, operand), = value.items()
+        if op not in COMPARISONS:
+            raise ConfigError(f"RetrievalConfig.{where_in}: {op!r} is not a Chroma filter operator. Use one of "
+                              f"{' '.join(COMPARISONS)} (there is no {op}: filters compare whole values).")
+        _check_operand(op, operand, where_in)
+        return
+    if not isinstance(value, _SCALARS):
+        raise ConfigError(f"RetrievalConfig.{where_in} = {json.dumps(value, ensure_ascii=False)} is not text, a number or "
+                          f"true/false. Compare with one value, or use {{\"$in\": [...]}} for several.")
+
+
+def _check_operand(op: str, operand: Any, where: str) -> None:
+    shown = json.dumps(operand, ensure_ascii=False)
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list) or not operand:
+            raise ConfigError(f"RetrievalConfig.{where}: {op} needs a non-empty list of values, got {shown}. "
+                              f"List at least one value, e.g. {{\"{op}\": [\"faq.md\"]}}.")
+        if not all(isinstance(v, _SCALARS) for v in operand) or len({type(v) for v in operand}) > 1:
+            raise ConfigError(f"RetrievalConfig.{where}: the values of {op} must all be text or all numbers, got {shown}.")
+    elif op in ("$gt", "$gte", "$lt", "$lte"):
+        if isinstance(operand, bool) or not isinstance(operand, (int, float)):
+            raise ConfigError(f"RetrievalConfig.{where}: {op} compares numbers, got {shown}. Use a number, e.g. "
+                              f"{{\"{op}\": 3}}.")
+    elif not isinstance(operand, _SCALARS):
+        raise ConfigError(f"RetrievalConfig.{where}: {op} takes text, a number or true/false, got {shown}.")
 
 
 @dataclasses.dataclass

@@ -151,8 +151,10 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     Raises:
         NotFoundError: the dataset does not exist or has not been split.
         ConfigError: the backend is not installed.
+        ModelError / OfflineError: the base model is neither registered, a model folder, nor a reachable Hub id.
     """
     from workbench.alpaca import dataset_info
+    from workbench.models import check_model
 
     ws = (workspace or Workspace.default()).ensure()
     info = dataset_info(config.dataset, ws)
@@ -160,6 +162,8 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
         raise NotFoundError(f"Dataset {config.dataset!r} has not been split yet. Split it first: "
                             f"`python -m workbench dataset split {config.dataset}`.")
     config = config.replace(backend=resolve_backend(config.backend))
+    # A missing base model would otherwise fail only in the child process, minutes later.
+    check_model(config.base_model, ws)
     path = new_run_dir(config, ws)
     run_id = path.name
     (path / "logs").mkdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 from typing import Any
 
@@ -34,9 +35,26 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _show_notes() -> None:
+    """Lines the core logs for the user (a file read as Latin-1, a guessed encoding, a very large file) go to stderr
+    as `note: ...` / `warning: ...`, beside the JSON on stdout."""
+    for name in ("workbench.textcodec", "workbench.documents"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _Notes) for h in logger.handlers):
+            logger.addHandler(_Notes())
+            logger.setLevel(logging.INFO)
+
+
+class _Notes(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        # sys.stderr at the time of the message (not of the handler's creation).
+        print(("warning: " if record.levelno >= logging.WARNING else "note: ") + record.getMessage(), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_notes()
     try:
         return int(args.handler(args) or 0)
     except WorkbenchError as exc:

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--map", default="", help="column map target=source, e.g. instruction=Q,output=A[,input=C]")
     a.add_argument("--encoding", default="auto", choices=["auto", "utf-8", "cp949"])
     a.add_argument("--tokenizer", default=None, help="model whose tokenizer counts tokens (default smollm2-135m; '' = no length check)")
-    a.add_argument("--max-tokens", type=int, default=None, help="flag rows longer than this many tokens (default 1024)")
+    a.add_argument("--max-tokens", type=int, default=None, help="warn about rows longer than this many tokens (default 0: the tokenizer model's own limit)")
     a.add_argument("--hub-split", default="", help="split of a `datasets` folder / Hub repo (default: all)")
     a.add_argument("--data-files", default="", help="for a Hub repo: file(s) as in load_dataset(repo, data_files=...)")
     a.add_argument("--force", action="store_true", help="replace an existing dataset of that name")

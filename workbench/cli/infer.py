@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import print_json
+from workbench.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,6 +107,8 @@ def _stderr_progress(message: str, fraction: float) -> None:
 
 
 def run_ask(args: argparse.Namespace) -> int:
+    if not args.question.strip():  # before a model is loaded (answer.ask refuses it too, after)
+        raise ConfigError("The question is empty. Type a question, e.g. python -m workbench ask \"Can I pay in cash?\".")
     _passive_threads()
     from workbench.answer import prepare
     from workbench.config import Workspace

@@ -100,7 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
         return 0 if status.get("state") in ("completed", "cancelled") else 1
     from workbench.runs import start_training
 
-    run = start_training(build_config(args))
+    config = build_config(args)
+    run = start_training(config)
     if args.json and not args.follow:
         print_json(run.to_dict())
     else:

@@ -131,3 +131,17 @@ def leakage_panel(name: str, ws: Workspace) -> None:
                  f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
                  "삭제하거나 고친 뒤 다시 분할하세요."))
     st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True)
+
+
+def export_folder(export: Any) -> None:
+    """What `hub.export_dataset` wrote (and a push uploads as is): the files and the dataset card."""
+    if not export.is_dir():
+        return
+    st.caption(t("Export folder (uploaded as is):", "내보내기 폴더 (그대로 업로드됨):"))
+    st.code(str(export), language=None)
+    st.dataframe(pd.DataFrame([{t("file", "파일"): p.name, t("bytes", "바이트"): p.stat().st_size}
+                               for p in sorted(export.iterdir())]), hide_index=True)
+    card = export / "README.md"
+    if card.is_file():
+        with st.expander(t("Dataset card (README.md)", "데이터셋 카드 (README.md)")):
+            st.code(card.read_text(encoding="utf-8"), language="markdown")
