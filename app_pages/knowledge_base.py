@@ -181,6 +181,8 @@ with tab_add:
                      hide_index=True, width="stretch")
         for err in last["errors"]:
             st.warning(err["message"])
+        for note in last.get("warnings", []):  # files read, with a note (a guessed encoding, a long ingest)
+            st.info(note["message"])
 
 # --- browse -----------------------------------------------------------------------------------------
 with tab_browse:

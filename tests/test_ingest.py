@@ -138,3 +138,14 @@ def test_two_ingests_of_the_same_files_at_once_embed_them_once(workspace, tmp_pa
     texts = [t for _, _, t in stored("conc", workspace)]
     assert len(texts) == reports[0][-1]["chunks"] and texts[0].startswith("49번째")
     assert sorted(lexical.lexical_index("conc", workspace).ids) == sorted(c.id for c in vectordb.get_chunks("conc", workspace))
+
+
+def test_the_report_carries_what_loading_noted(workspace, tmp_path):
+    """A file read in a guessed encoding goes in, and the report (the page, `kb ingest --json`) says how it was read."""
+    (tmp_path / "menu.txt").write_bytes("Café crème brûlée naïve, déjà vu.".encode("latin-1"))
+    report = ingest.ingest_paths([tmp_path / "menu.txt"], "menu", CFG, workspace=workspace)
+    assert report.added > 0 and report.errors == [] and report.to_dict()["warnings"] == []
+    assert [(s["source"], s["encoding"]) for s in report.to_dict()["sources"]] == [("menu.txt", "latin-1")]
+    (tmp_path / "ru.txt").write_bytes("Привет, как дела? Всё хорошо.".encode("cp1251"))  # not one the detector prefers
+    guessed = ingest.ingest_paths([tmp_path / "ru.txt"], "menu", CFG, workspace=workspace)
+    assert [(w["source"], "guessed as cp1251" in w["message"]) for w in guessed.to_dict()["warnings"]] == [("ru.txt", True)]

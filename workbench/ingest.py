@@ -110,6 +110,7 @@ def ingest_paths(
     report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
                               lambda m, f: progress(m, 0.05 + 0.95 * f), store)
     report.errors = loaded.errors + report.errors
+    report.warnings = loaded.warnings + report.warnings
     return report
 
 
@@ -188,7 +189,8 @@ def _plan(coll: "chromadb.Collection", by_source: dict[str, list[Chunk]]) -> tup
         stale = have - {c.id for c in source_chunks}
         to_add.extend(c for c in source_chunks if c.id not in have)
         to_remove.extend(sorted(stale))
-        results.append(SourceResult(source, len(source_chunks), sum(1 for c in source_chunks if c.id not in have), len(stale)))
+        results.append(SourceResult(source, len(source_chunks), sum(1 for c in source_chunks if c.id not in have), len(stale),
+                                    str(source_chunks[0].metadata.get("encoding", "")) if source_chunks else ""))
     return to_add, to_remove, results
 
 

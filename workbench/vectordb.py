@@ -113,6 +113,7 @@ class SourceResult:
     chunks: int
     added: int
     removed: int
+    encoding: str = ""  # how a text file was decoded ("utf-8", "cp949", "latin-1" ...); "" for PDF / DOCX
 
     @property
     def status(self) -> str:
@@ -131,6 +132,7 @@ class IngestReport:
     sources: list[SourceResult]
     errors: list[FileError]
     seconds: float = 0.0
+    warnings: list[FileError] = dataclasses.field(default_factory=list)  # files read, with a note (a guessed encoding)
     embed_seconds: float = 0.0  # the embedding model's calls
     write_seconds: float = 0.0  # Chroma upserts and deletes
     lexical_seconds: float = 0.0  # the lexical index brought in step (the new chunks' subwords included)
@@ -153,6 +155,7 @@ class IngestReport:
             "chunks": self.chunks, "added": self.added, "removed": self.removed,
             "sources": [{**dataclasses.asdict(s), "status": s.status} for s in self.sources],
             "errors": [dataclasses.asdict(e) for e in self.errors],
+            "warnings": [dataclasses.asdict(w) for w in self.warnings],
             "seconds": round(self.seconds, 3), "embed_seconds": round(self.embed_seconds, 3),
             "write_seconds": round(self.write_seconds, 3), "lexical_seconds": round(self.lexical_seconds, 3),
         }
