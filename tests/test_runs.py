@@ -102,6 +102,9 @@ def test_sigkill_then_resume_continues_from_the_checkpoint(boxes):
     assert resumed.status["resumed_from"] == str(ckpt)
     train_steps = [m["step"] for m in resumed.metrics() if "loss" in m]
     assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 8  # each step once, in order
+    logged = [(m["step"], m["loss"]) for m in resumed.metrics() if "loss" in m]
+    mean = sum(loss * (s - p) for (s, loss), p in zip(logged, [0] + [s for s, _ in logged])) / logged[-1][0]
+    assert resumed.status["train_loss"] == pytest.approx(mean, abs=1e-3)  # the whole run's, not the resumed half's
     assert resumed.adapter_dir is not None
     with pytest.raises(JobError, match="already completed"):
         resume_run(run.id, boxes)

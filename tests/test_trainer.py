@@ -167,3 +167,14 @@ def test_padding_free_batches_give_the_same_loss_as_padded_ones(smollm2_dir):
         nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), reduction="sum")
         losses.append(float(nll))
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_the_runs_train_loss_covers_the_steps_before_a_resume():
+    from workbench.trainer import run_train_loss
+
+    # Logged every 2 steps; the run was resumed at step 4, so transformers' own number (0.5) misses steps 1-4.
+    history = [{"loss": 2.0, "step": 2}, {"loss": 2.0, "step": 4}, {"eval_loss": 1.9, "step": 4},
+               {"loss": 1.0, "step": 6}, {"loss": 1.0, "step": 8}, {"train_runtime": 9.0, "step": 8}]
+    assert run_train_loss(history, 0.5) == 1.5
+    assert run_train_loss([{"loss": 3.0, "step": 1}, {"loss": 1.0, "step": 4}], 0.0) == 1.5  # weighted by steps
+    assert run_train_loss([], 0.7777777) == 0.7778  # nothing logged: transformers' number

@@ -245,10 +245,26 @@ def _save_completed(run_dir: Path, config: TrainConfig, trainer: Any, tokenizer:
     update_status(run_dir, state="completed", ended_at=now_iso(), step=state.global_step,
                   max_steps=state.max_steps, best_checkpoint=state.best_model_checkpoint,
                   best_metric=state.best_metric, stopped_early=early, train_seconds=train_seconds,
-                  train_loss=round(float(result.training_loss), 4), adapter=str(adapter),
+                  train_loss=run_train_loss(state.log_history, result.training_loss), adapter=str(adapter),
                   num_input_tokens_seen=int(state.num_input_tokens_seen or 0), **summary,
                   peak_gpu_mem_gb_per_process=peaks if any(p is not None for p in peaks) else None,
                   cpu_seconds=_cpu_seconds())
+
+
+def run_train_loss(log_history: list[dict[str, Any]], trainer_loss: float) -> float:
+    """The mean training loss over the whole run, from the logged losses weighted by the steps each covers.
+
+    After a resume, transformers' own `training_loss` divides the loss summed since the resume by all the run's steps
+    (a run resumed halfway reported 0.93 where its steps' mean was 1.92); the log history, restored from the
+    checkpoint, covers the steps before the resume too. Without logged losses: transformers' number.
+    """
+    prev = total = steps = 0.0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry and entry["step"] > prev:
+            total += float(entry["loss"]) * (entry["step"] - prev)
+            steps += entry["step"] - prev
+            prev = entry["step"]
+    return round(total / steps if steps else float(trainer_loss), 4)
 
 
 def _cpu_seconds() -> float:
