@@ -8,7 +8,6 @@ through `answer.prompt_for`, byte for byte, with the run's own template.
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from apphelpers import open_app_page
+from apphelpers import open_app_page, split_csv_dataset
 
 from workbench import answer
 from workbench.errors import ConfigError
@@ -61,7 +60,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def alpaca_run(tmp_path_factory, smollm2_dir):
     """A short real training run with the `alpaca` template (SmolLM2 has a chat template, so `chat` would be the
     model's default), on a split dataset, in its own workspace."""
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
     from workbench.config import Workspace
     from workbench.finetune import TrainConfig
     from workbench.runs import start_training, wait_run
@@ -70,13 +68,8 @@ def alpaca_run(tmp_path_factory, smollm2_dir):
     ws = Workspace(root / "ws").ensure()
     ws.models.rmdir()
     ws.models.symlink_to(smollm2_dir.parent, target_is_directory=True)
-    src = root / "rows.csv"
-    with src.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["instruction", "input", "output"])
-        w.writerows([[f"What color is box {i}?", "", f"Box {i} is {('red', 'blue')[i % 2]}."] for i in range(20)])
-    import_dataset(src, DatasetConfig(name="boxes", tokenizer=""), workspace=ws)
-    split_dataset("boxes", SplitConfig(test_size=0.2, val_size=0.2), workspace=ws)
+    split_csv_dataset(ws, "boxes", [[f"What color is box {i}?", "", f"Box {i} is {('red', 'blue')[i % 2]}."] for i in range(20)],
+                      root, test_size=0.2, val_size=0.2)
     config = TrainConfig(dataset="boxes", backend="transformers", prompt_template="alpaca", max_steps=2, eval_steps=2,
                          save_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0)
     run = wait_run(start_training(config, ws).id, ws, timeout=600)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from apphelpers import open_app_page
+from apphelpers import open_app_page, split_csv_dataset
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,20 +160,12 @@ def test_freshness_panel_moves_the_ice_cream(workspace):
 
 
 def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
-    import csv
     import time
 
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
     from workbench.eval_jobs import evaluation_status, list_evaluations
     from workbench.evaluation import EvalConfig
 
-    src = tmp_path / "rows.csv"
-    with src.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["instruction", "input", "output"])
-        w.writerows([[f"Question {i}?", "", f"Answer {i}."] for i in range(6)])
-    import_dataset(src, DatasetConfig(name="tiny", tokenizer=""), workspace=workspace)
-    split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    split_csv_dataset(workspace, "tiny", [[f"Question {i}?", "", f"Answer {i}."] for i in range(6)], tmp_path, test_size=0.34)
     at = open_page()
     at.number_input(key="compare.eval_limit").set_value(1).run()
     at.number_input(key="compare.eval_batch_size").set_value(4).run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import time
 
 import pytest
+from apphelpers import split_csv_dataset
 
 from workbench.errors import JobError
 from workbench.eval_jobs import (cancel_evaluation, evaluation_status, list_evaluations, new_eval_dir, read_progress,
@@ -52,16 +52,8 @@ def wait_until(folder, states, timeout):
 
 @pytest.mark.slow
 def test_background_evaluation_job_completes_cancels_and_dies(workspace, smollm2_dir, tmp_path):
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-
-    src = tmp_path / "rows.csv"
-    with src.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["instruction", "input", "output"])
-        for i in range(6):
-            w.writerow([f"Question number {i}?", "", f"Answer {i}."])
-    import_dataset(src, DatasetConfig(name="tiny", tokenizer=""), workspace=workspace)
-    split_dataset("tiny", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    split_csv_dataset(workspace, "tiny", [[f"Question number {i}?", "", f"Answer {i}."] for i in range(6)], tmp_path,
+                      test_size=0.34)
     cfg = EvalConfig(dataset="tiny", base_model=str(smollm2_dir), sources=("base",), limit=1,
                      generation={"max_new_tokens": 4}, embedding_model="")
     folder = start_evaluation(cfg, workspace)

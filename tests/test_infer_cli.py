@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from apphelpers import split_csv_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,16 +69,8 @@ def make_run(workspace, smollm2_dir: Path, tmp_path: Path) -> str:
 
 @pytest.mark.slow
 def test_evaluate_a_run_prints_aggregates_and_writes_the_report(workspace, smollm2_dir, tmp_path):
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-
-    src = tmp_path / "rows.csv"
-    with src.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["instruction", "input", "output"])
-        for i in range(6):
-            w.writerow([f"What is {i} plus {i}?", "", f"{2 * i}"])
-    import_dataset(src, DatasetConfig(name="sums", tokenizer=""), workspace=workspace)
-    split_dataset("sums", SplitConfig(test_size=0.34, val_size=0.0), workspace=workspace)
+    split_csv_dataset(workspace, "sums", [[f"What is {i} plus {i}?", "", f"{2 * i}"] for i in range(6)], tmp_path,
+                      test_size=0.34)
     run_id = make_run(workspace, smollm2_dir, tmp_path)
     out_dir = tmp_path / "report"
     r = cli("evaluate", "--run", run_id, "--dataset", "sums", "--sources", "base,ft", "--limit", "1",
