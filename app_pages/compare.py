@@ -52,7 +52,9 @@ with user_errors():
     collections = [c.name for c in list_collections(ws)]
 c1, c2, c3 = st.columns(3)
 no_run, no_collection = t("(none: no fine-tuned columns)", "(없음: 파인튜닝 열 없음)"), t("(none: no RAG columns)", "(없음: RAG 열 없음)")
+views.restore_choice("compare.run", ["", *runs], next(iter(runs), ""))  # the newest finished run
 run = runs.get(c1.selectbox(t("Fine-tuned run", "파인튜닝 실행"), ["", *runs], key="compare.run", format_func=lambda r: r or no_run))
+views.restore_choice("compare.collection", ["", *collections], an.default_collection(run, collections, ws))
 collection = c2.selectbox(t("Knowledge-base collection", "지식 베이스 컬렉션"), ["", *collections], key="compare.collection",
                           format_func=lambda c: c or no_collection)
 if run is not None:
@@ -73,12 +75,10 @@ with st.expander(t("OpenAI-compatible endpoint (optional 5th column)", "OpenAI �
 endpoint = EndpointAnswerer(api_url, api_model, api_key or None) if api_url and api_model else None
 
 available = an.available_sources(adapter=run is not None, collection=bool(collection), endpoint=endpoint is not None)
-if "compare.sources" in st.session_state:  # keep only what can still answer (a run or collection was unselected)
-    st.session_state["compare.sources"] = [s for s in st.session_state["compare.sources"] if s in available]
-else:
-    st.session_state["compare.sources"] = [s for s in available if s not in an.API_SOURCES]
+views.restore_sources(available)
 sources: list[str] = st.multiselect(t("Answer sources", "답변 소스"), available, key="compare.sources", format_func=label,
                                     max_selections=5)
+views.keep_choices({"compare.run": ["", *runs], "compare.collection": ["", *collections], "compare.sources": available})
 
 # --- shared settings: drawn from GenerationConfig / RetrievalConfig ------------------------------------------
 with st.expander(t("Generation settings (shared by every column)", "생성 설정 (모든 열 공통)")):
@@ -151,8 +151,10 @@ with tab_ask:
                  disabled=not question.strip() or not sources or settings is None):
         with user_errors():
             result = _answer(question.strip(), sources, row_input=row_input)
-            st.session_state["compare.result"] = {**result, "reference": reference}
+            st.session_state["compare.result"] = {**result, "reference": reference, "asked": (question.strip(), row_input)}
             st.rerun()
+    if st.session_state.get("compare.result", {}).get("asked", (question.strip(), row_input)) != (question.strip(), row_input):
+        del st.session_state["compare.result"]  # answers to another question or row
     result = st.session_state.get("compare.result")
     if result:
         if result.get("reference"):

@@ -235,7 +235,9 @@ with tab_push:
         x1, x2 = st.columns(2)
         if x1.button(t("Write the export folder", "내보내기 폴더 쓰기"), key="dataset.export"):
             with user_errors():
-                export_dataset(info.name, ws, repo_id=repo.strip())
+                folder = export_dataset(info.name, ws, repo_id=repo.strip())
+                st.success(t(f"Wrote train.csv, test.csv and the dataset card to {folder}",
+                             f"train.csv, test.csv와 데이터셋 카드를 {folder}에 썼습니다"))
         if x2.button(t("Push to the Hub", "Hub에 올리기"), key="dataset.push", type="primary", disabled=not repo.strip()):
             report, _ = progress_reporter(t("Uploading…", "올리는 중…"))
             with user_errors():

@@ -13,7 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, fit_report
 from workbench.models import REGISTRY
 from workbench.train_progress import eta_text
-from workbench.ui import charts, resources
+from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
 from workbench.ui.i18n import t
@@ -39,7 +39,12 @@ if not datasets and not runs:
     need(False, "No split dataset yet. Import and split one on the Dataset page first.",
          "분할된 데이터셋이 아직 없습니다. 먼저 데이터셋 페이지에서 가져오고 분할하세요.")
 
-tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), t("Current run", "현재 실행"), t("History", "기록")])
+TAB_RUN = t("Current run", "현재 실행")
+started = st.session_state.pop("finetune.started", None)
+if started:  # a run was just started: show it (tabs with a key and on_change can be selected through the state)
+    st.session_state["finetune.tab"] = TAB_RUN
+tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), TAB_RUN, t("History", "기록")], key="finetune.tab",
+                                        on_change="rerun")
 
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
 FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
@@ -82,8 +87,8 @@ with tab_new:
             if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
                 with user_errors():
                     run = jobs.start_training(config, ws)
-                    st.session_state[RUN_KEY] = run.id
-                    st.success(t(f"Run {run.id} started.", f"실행 {run.id}을(를) 시작했습니다."))
+                    st.session_state[RUN_KEY] = st.session_state["finetune.started"] = run.id
+                    st.rerun()
             b2.download_button(t("Download this config (for the CLI)", "이 설정 내려받기 (CLI용)"),
                                data=json.dumps(config.to_dict(), ensure_ascii=False, indent=2), file_name="train.json",
                                mime="application/json", key="finetune.download",
@@ -152,6 +157,8 @@ def _live(run_id: str) -> None:
 
 
 with tab_run:
+    if started:
+        st.success(t(f"Run {started} started.", f"실행 {started}을(를) 시작했습니다."))
     current = _selected_run()
     if current is None:
         st.info(t("No run yet: start one in the first tab.", "아직 실행이 없습니다: 첫 탭에서 시작하세요."))
@@ -233,14 +240,7 @@ with tab_history:
     if not runs:
         st.info(t("No runs yet.", "아직 실행이 없습니다."))
     else:
-        table = []
-        for r in runs:
-            evals = [m["eval_loss"] for m in r.metrics() if "eval_loss" in m]
-            table.append({t("run", "실행"): r.id, t("state", "상태"): r.state, t("dataset", "데이터셋"): r.config.dataset,
-                          t("model", "모델"): r.config.base_model, t("backend", "백엔드"): r.config.backend,
-                          t("steps", "스텝"): r.status.get("step"), t("best val. loss", "최저 검증 손실"): min(evals) if evals else None,
-                          t("tokens/s", "토큰/초"): r.status.get("tokens_per_s"), t("train s", "학습 초"): r.status.get("train_seconds")})
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(finetune_views.history_table(runs), hide_index=True, width="stretch")
         chosen = st.multiselect(t("Compare the loss curves of", "손실 곡선 비교"), [r.id for r in runs],
                                 default=[r.id for r in runs[:3]], key="finetune.compare")
         merged_metrics = [{**m, "run": r.id} for r in runs if r.id in chosen for m in r.metrics()]

@@ -165,3 +165,19 @@ def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir)
         assert [b.prompt for b in block] == [a.prompts[source] for a in asked]
     with pytest.raises(ConfigError, match="question is empty"):
         answer.ask("  ", ["base"], setup, settings)
+
+
+def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
+    from types import SimpleNamespace
+
+    from workbench.alpaca import save_dataset
+    from workbench.answer import default_collection
+
+    save_dataset("gen", [{"instruction": "Where?", "input": "", "output": "Aisle 5."}], workspace=workspace,
+                 source={"kind": "generated", "collection": "shop"})
+    run = SimpleNamespace(config=SimpleNamespace(dataset="gen"))
+    assert default_collection(run, ["aaa", "shop"], workspace) == "shop"
+    assert default_collection(run, ["aaa", "zzz"], workspace) == "aaa"  # its collection is gone: the first
+    assert default_collection(SimpleNamespace(config=SimpleNamespace(dataset="deleted")), ["aaa"], workspace) == "aaa"
+    assert default_collection(None, ["aaa"], workspace) == "aaa"
+    assert default_collection(run, [], workspace) == ""

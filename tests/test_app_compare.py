@@ -107,6 +107,49 @@ def test_finished_evaluation_renders_its_report(workspace):
 
 
 @pytest.mark.slow
+def test_starts_on_the_latest_run_its_collection_and_every_source_and_keeps_them(workspace, smollm2_dir, adapter):
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+    from workbench.alpaca import save_dataset
+
+    make_run(workspace, smollm2_dir, adapter, "20261129-120000-smollm2-135m")
+    newest = make_run(workspace, smollm2_dir, adapter, "20261130-090000-smollm2-135m")
+    for name in ("aaa-notes", "shop"):  # the dataset came from the second one
+        ingest.ingest_documents([Document(f"{name}: the ice cream is in aisle 5.", metadata={"source": "map.md"})], name,
+                                workspace=workspace)
+    save_dataset("shop", [{"instruction": "Where?", "input": "", "output": "Aisle 5."}], workspace=workspace,
+                 source={"kind": "generated", "collection": "shop"})
+    at = open_page()
+    assert at.selectbox(key="compare.run").value == newest
+    assert at.selectbox(key="compare.collection").value == "shop"
+    assert at.multiselect(key="compare.sources").value == ["base", "ft", "rag", "ft_rag"]
+
+    at.selectbox(key="compare.collection").set_value("aaa-notes").run()
+    at.multiselect(key="compare.sources").set_value(["ft", "ft_rag"]).run()
+    at.switch_page("app_pages/dataset.py").run()  # Streamlit drops the state of the widgets it does not draw
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="compare.run").value == newest
+    assert at.selectbox(key="compare.collection").value == "aaa-notes"
+    assert at.multiselect(key="compare.sources").value == ["ft", "ft_rag"]
+
+
+def test_answers_to_another_question_are_cleared(workspace):
+    at = open_page()
+    answer = {"text": "In aisle 3.", "stopped": "eos", "latency_s": 1.0, "completion_tokens": 4, "tokens_per_s": 4.0,
+              "prompt_tokens": 20, "rag": False, "prompt": "Where is the ice cream?"}
+    at.session_state["compare.result"] = {"question": "Where is the ice cream?", "answers": {"base": answer},
+                                          "warnings": [], "chunks": [], "reference": None,
+                                          "asked": ("Where is the ice cream?", "")}
+    at.run()
+    assert not at.exception, at.exception
+    assert "compare.result" in at.session_state and "In aisle 3." in [x.value for x in at.text]
+    at.text_area(key="compare.question").set_value("Where is the milk?").run()
+    assert "compare.result" not in at.session_state
+
+
+@pytest.mark.slow
 def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
     from langchain_core.documents import Document
 

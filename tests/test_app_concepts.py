@@ -29,6 +29,18 @@ def test_concepts_page_in_both_languages(workspace, lang, title):
     assert any("No collection yet" in i.value or "아직 컬렉션이 없습니다" in i.value for i in at.info)
 
 
+def test_the_default_sentences_show_what_the_page_says(workspace):
+    """Each translation pair scores above every pair with the unrelated sentence, with the page's own model."""
+    from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings, similarity_and_projection
+
+    at = open_page("en")
+    sentences = at.text_area(key="concepts.sentences").value.splitlines()
+    assert at.selectbox(key="concepts.model").value == DEFAULT_EMBEDDING and len(sentences) == 6
+    _, sims, _ = similarity_and_projection(sentences, load_embeddings(DEFAULT_EMBEDDING))
+    unrelated = max(sims[5, :5])
+    assert sims[0, 1] > unrelated and sims[3, 4] > unrelated, (sims[0, 1], sims[3, 4], unrelated)
+
+
 def test_typed_sentences_and_a_real_collection(workspace):
     ingest.ingest_documents([Document("현금 결제 가능", metadata={"source": "pay.txt"})], "shop",
                               ChunkingConfig(), workspace=workspace)

@@ -66,6 +66,9 @@ def test_import_sample_split_download_and_push_offline(workspace, smollm2_dir):
     assert sorted(p.name for p in export.iterdir()) == ["README.md", "test.csv", "train.csv"]
     assert str(export) in [c.value for c in at.code]
 
+    at.button(key="dataset.export").click().run()  # the button says what it wrote, and where
+    assert f"Wrote train.csv, test.csv and the dataset card to {export}" in [s.value for s in at.success]
+
 
 def test_bad_rows_are_listed_then_fixed_and_dropped(workspace):
     rows = [{"instruction": "현금 돼요?", "input": "", "output": "네"}, {"instruction": "", "input": "", "output": "빈 질문"},

@@ -48,6 +48,23 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
     assert at.selectbox(key="finetune.base_model").value == "llama3-open-ko-8b"
 
 
+def test_history_shows_a_dash_for_what_a_run_did_not_record(workspace):
+    import json
+
+    from workbench.finetune import TrainConfig
+
+    make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
+    for run_id, tps in (("20261129-120000-smollm2-135m", None), ("20261130-120000-smollm2-135m", 1234.5)):
+        path = workspace.runs / run_id
+        (path / "logs").mkdir(parents=True)
+        TrainConfig(dataset="boxes", base_model="smollm2-135m").save(path / "config.json")
+        (path / "status.json").write_text(json.dumps({"state": "failed" if tps is None else "completed", "pid": None,
+                                                      "step": 0, "max_steps": 10, "tokens_per_s": tps}))
+    at = page()
+    history = at.dataframe[-1].value
+    assert list(history["tokens/s"]) == ["1,234", "–"]  # newest first; never "None"
+
+
 @pytest.mark.slow
 def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     from workbench.runs import get_run, wait_run
@@ -61,6 +78,7 @@ def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     at.number_input(key="finetune.per_device_train_batch_size").set_value(2).run()
     at.button(key="finetune.start").click().run()
     run_id = at.session_state["train.run_id"]
+    assert at.session_state["finetune.tab"] == "Current run"  # the page switched to the run it started
     assert at.success[0].value == f"Run {run_id} started."
     wait_run(run_id, workspace, timeout=300, until=lambda r: len([m for m in r.metrics() if "loss" in m]) >= 2)
     at.run()

@@ -217,3 +217,16 @@ def test_pages_read_only_inside_the_workspace_the_examples_or_allowed_folders(tm
     assert ws.readable(tmp_path / "other" / "qa.csv") == (tmp_path / "other" / "qa.csv").resolve()
     with pytest.raises(ConfigError):
         ws.readable("/etc/passwd")
+
+
+def test_the_server_watches_no_files():
+    """Streamlit watches the checkout, workspace included, by default: a training run's writes kept it busy (#17)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = tomllib.loads((root / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert cfg["server"]["fileWatcherType"] == "none"
+    assert cfg["server"]["runOnSave"] is False
+    assert cfg["server"]["address"] == "127.0.0.1"  # the settings that were there stay
+    assert "fileWatcherType" not in (root / "Makefile").read_text(encoding="utf-8")  # `make run` uses the file

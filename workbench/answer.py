@@ -62,6 +62,24 @@ def available_sources(*, adapter: bool, collection: bool, endpoint: bool) -> lis
     return out
 
 
+def default_collection(run: Any, collections: Sequence[str], workspace: Workspace | None = None) -> str:
+    """The collection a run's questions are best answered from: the one its dataset was generated from (a generated
+    dataset's meta.json `source.collection`) when it is still there, else the first one; "" when there is none."""
+    from workbench.alpaca import dataset_info
+
+    if not collections:
+        return ""
+    dataset = getattr(getattr(run, "config", None), "dataset", None)
+    if dataset:
+        try:
+            origin = dataset_info(dataset, workspace).source.get("collection")
+        except NotFoundError:  # the dataset was deleted after training
+            origin = None
+        if origin in collections:
+            return str(origin)
+    return collections[0]
+
+
 def run_template(run: Any) -> str | None:
     """The prompt template a training run was trained with (None without a run)."""
     template = getattr(getattr(run, "config", None), "prompt_template", None)

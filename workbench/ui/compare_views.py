@@ -5,7 +5,7 @@ The page wires widgets to `workbench.answer` and the evaluation jobs; these func
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,45 @@ import streamlit as st
 
 from workbench import eval_jobs
 from workbench import evaluation as ev
-from workbench.answer import RAG_SOURCES
+from workbench.answer import API_SOURCES, RAG_SOURCES
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
 from workbench.ui import charts
 from workbench.ui.common import job_progress, metric_row
 from workbench.ui.i18n import t
+
+# Streamlit drops the state of widgets a page does not draw, so the picks are copied into this plain key (as
+# i18n keeps the language): {widget key: (value, the options it was picked from)}.
+KEPT = "compare.kept"
+
+
+def restore_choice(key: str, options: Sequence[Any], default: Any) -> None:
+    """Before drawing widget `key`: the value picked on an earlier visit, else `default`. A kept "" (none) gives way
+    to the default once the options changed: a run finished or a collection appeared since."""
+    if key in st.session_state and st.session_state[key] in options:
+        return
+    value, was = st.session_state.get(KEPT, {}).get(key, (None, None))
+    keep = value in options and (value != "" or list(was or ()) == list(options))
+    st.session_state[key] = value if keep else default
+
+
+def restore_sources(available: list[str]) -> None:
+    """The sources multiselect: what can still answer of the last picks, plus local sources that became available
+    since (a run or collection was picked); every local source on the first visit."""
+    if "compare.sources" in st.session_state:
+        st.session_state["compare.sources"] = [s for s in st.session_state["compare.sources"] if s in available]
+        return
+    picked, was = st.session_state.get(KEPT, {}).get("compare.sources", (None, []))
+    if picked is None:
+        picked = [s for s in available if s not in API_SOURCES]
+    new = [s for s in available if s not in was and s not in API_SOURCES and s not in picked]
+    st.session_state["compare.sources"] = [s for s in picked if s in available] + new
+
+
+def keep_choices(options: Mapping[str, Sequence[Any]]) -> None:
+    """After drawing: copy each widget's value, with its options, where `restore_*` finds it on the next visit."""
+    kept = dict(st.session_state.get(KEPT, {}))
+    kept.update({k: (st.session_state[k], list(o)) for k, o in options.items() if k in st.session_state})
+    st.session_state[KEPT] = kept
 
 
 def stats_caption(a: Mapping[str, Any]) -> str:

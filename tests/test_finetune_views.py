@@ -1,0 +1,34 @@
+"""The Fine-tune page's history table (workbench.ui.finetune_views), on real run folders."""
+
+from __future__ import annotations
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+
+def _script() -> None:
+    import streamlit as st
+
+    from workbench.runs import list_runs
+    from workbench.ui import finetune_views
+
+    st.session_state["table"] = finetune_views.history_table(list_runs())
+
+
+def test_values_a_run_did_not_record_show_as_a_dash(workspace, monkeypatch):
+    from workbench.finetune import TrainConfig
+
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    for run_id, status in (("20261129-120000-smollm2-135m", {"state": "failed"}),
+                           ("20261130-120000-smollm2-135m", {"state": "completed", "step": 10, "tokens_per_s": 1234.5,
+                                                             "train_seconds": 8.1})):
+        (workspace.runs / run_id / "logs").mkdir(parents=True)
+        TrainConfig(dataset="boxes", base_model="smollm2-135m").save(workspace.runs / run_id / "config.json")
+        (workspace.runs / run_id / "status.json").write_text(json.dumps({"pid": None, **status}))
+    at = AppTest.from_function(_script).run()
+    assert not at.exception, at.exception
+    newest, failed = at.session_state["table"]
+    assert (newest["run"], newest["tokens/s"], newest["steps"], newest["train s"]) == (
+        "20261130-120000-smollm2-135m", "1,234", 10, 8.1)
+    assert (failed["tokens/s"], failed["best val. loss"]) == ("–", None)
