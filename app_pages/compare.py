@@ -230,16 +230,18 @@ with tab_fresh:
             if col.button(text, key=key, disabled=settings is None):
                 with user_errors():
                     fresh[step] = _answer(fq, fresh_sources)
-        if f[1].button(t("2. Change the fact and re-ingest", "2. 사실을 바꾸고 다시 넣기"), key="compare.fresh_change"):
-            with user_errors(), st.spinner(t("Re-ingesting the changed documents…", "바뀐 문서를 다시 넣는 중…")):
+        if f[1].button(t("2. Change the fact and re-ingest", "2. 사실을 바꾸고 다시 넣기"), key="compare.fresh_change",
+                       disabled="job" in fresh):
+            with user_errors():
                 todo = [fr.FactEdit(str(r["file"]), str(r["old"]), str(r["new"])) for r in edits.to_dict("records")
                         if r.get("file") and r.get("old")]
-                fresh["changed"] = fr.change_facts(collection, todo, DEMO.source_dir, ws)
-                views.changed_note(fresh["changed"])
+                fresh["changed"] = fr.change_facts(collection, todo, DEMO.source_dir, ws, background=True)
+                fresh["job"] = {"folder": fresh["changed"]["job"], "step": "change"}
         if f[3].button(t("Restore the original documents", "원래 문서로 되돌리기"), key="compare.fresh_restore",
-                       disabled="changed" not in fresh):
-            with user_errors(), st.spinner(t("Re-ingesting the original documents…", "원래 문서를 다시 넣는 중…")):
-                fr.restore_facts(collection, fresh.pop("changed")["files"], DEMO.source_dir, ws)
-                st.success(t("The original documents are back in the collection.", "원래 문서를 컬렉션에 다시 넣었습니다."))
+                       disabled="changed" not in fresh or "job" in fresh):
+            with user_errors():
+                done = fr.restore_facts(collection, fresh.pop("changed")["files"], DEMO.source_dir, ws, background=True)
+                fresh["job"] = {"folder": done["job"], "step": "restore"}
+        views.freshness_job(fresh, ws)
         if "before" in fresh or "after" in fresh:
             st.dataframe(views.freshness_table(fresh, fresh_sources, label), hide_index=True, width="stretch")

@@ -83,6 +83,7 @@ def _watch_ingest(folder: str) -> None:
                     starting=t("Starting the ingest…", "넣기를 시작하는 중…"), cancel_label=t("Cancel the ingest", "넣기 취소")):
         return
     st.session_state.pop("kb.ingest_job", None)
+    vectordb.reload_store(ws)  # the child wrote the collection: this process reads it afresh
     report = ingest_jobs.ingest_report(folder)
     if status["state"] == "completed" and report is not None:
         _finish(report)

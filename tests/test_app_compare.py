@@ -184,6 +184,17 @@ def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHOP / "store_map_ko.md").is_file(), reason="the sample shop is not there")
+def _until_reingested(at: AppTest, timeout: float = 120) -> None:
+    """Rerun the page (as its polling fragment does) until the freshness re-ingest job is over."""
+    import time
+
+    deadline = time.time() + timeout
+    while "job" in at.session_state["compare.fresh"] and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert "job" not in at.session_state["compare.fresh"] and not at.exception
+
+
 def test_freshness_panel_moves_the_ice_cream(workspace):
     from workbench.retrieval import RetrievalConfig, retrieve
     from workbench.ingest import ingest_paths
@@ -193,11 +204,14 @@ def test_freshness_panel_moves_the_ice_cream(workspace):
     at.selectbox(key="compare.collection").set_value("shop").run()
     at.button(key="compare.fresh_change").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert "2곳을 바꾸고 다시 넣었습니다" in at.success[0].value
+    assert at.session_state["compare.fresh"]["job"]["step"] == "change"  # the re-ingest is a background job
+    _until_reingested(at)
+    assert "2곳을 바꾸고 다시 넣었습니다" in at.success[0].value and "(청크 " in at.success[0].value
     top = retrieve("shop", "아이스크림이 있는 곳은?", RetrievalConfig(mode="dense", k=2, fetch_k=5), workspace)
     assert any("5번 통로 냉동고" in c.text for c in top)
     at.button(key="compare.fresh_restore").click().run()
-    assert not at.error, [e.value for e in at.error]
+    _until_reingested(at)
+    assert not at.error and "원래 문서를 컬렉션에 다시 넣었습니다" in at.success[0].value, [e.value for e in at.error]
     top = retrieve("shop", "아이스크림이 있는 곳은?", RetrievalConfig(mode="dense", k=2, fetch_k=5), workspace)
     assert not any("5번 통로 냉동고" in c.text for c in top)
 

@@ -136,3 +136,24 @@ def test_store_config_from_environment(monkeypatch):
     monkeypatch.setenv("WORKBENCH_CHROMA_PORT", "nine")
     with pytest.raises(ConfigError, match="WORKBENCH_CHROMA_PORT = 'nine' is not a port number"):
         VectorStoreConfig.default()
+
+
+def test_what_another_process_ingests_is_found_after_reload_store(workspace):
+    """Chroma keeps a collection's vectors in memory per process: a background ingest's chunks reach this process's
+    searches only once the store is read afresh (what the pages do when an ingest job ends)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from workbench import ingest, retrieval
+
+    ingest.ingest_documents([doc(PAY, "pay.txt")], "상점 FAQ", CFG, workspace=workspace)
+    dense = retrieval.RetrievalConfig(mode="dense", k=10)
+    assert {c.metadata["source"] for c in retrieval.retrieve("상점 FAQ", "주차", dense, workspace)} == {"pay.txt"}
+    code = ("from langchain_core.documents import Document\nfrom workbench import ingest\nfrom workbench.chunking import ChunkingConfig\n"
+            f"ingest.ingest_documents([Document({PARK!r}, metadata={{'source': 'park.txt'}})], '상점 FAQ', "
+            "ChunkingConfig(splitter='recursive', chunk_size=24, chunk_overlap=8))")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, check=True, timeout=300)
+    vectordb.reload_store(workspace)
+    found = {c.metadata["source"] for c in retrieval.retrieve("상점 FAQ", "주차", dense, workspace)}
+    assert found == {"pay.txt", "park.txt"}

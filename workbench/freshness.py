@@ -70,6 +70,8 @@ def change_facts(
     source_dir: str | Path,
     workspace: Workspace | None = None,
     progress: Progress | None = None,
+    *,
+    background: bool = False,
 ) -> dict[str, Any]:
     """Apply `edits` to copies of the documents from `source_dir` and re-ingest them into `collection`.
 
@@ -80,17 +82,18 @@ def change_facts(
     Edits of documents the collection does not hold are skipped (listed in "skipped"), so that the experiment
     never adds documents to it.
 
+    With `background`, the re-ingest is a job on the runner (`workbench.ingest_jobs`): the result then holds its
+    folder under "job" instead of "added" / "removed", which the job's report gives when it is done.
+
     Returns:
         {"files": changed file names, "skipped": file names, "replacements": count, "added": chunks,
-         "removed": chunks, "folder": path}
+         "removed": chunks, "folder": path} (or "job": folder instead of added / removed)
 
     Raises:
         NotFoundError: the collection, or a document of an edit, does not exist.
         ConfigError: a document contains neither the old nor the new text of an edit.
     """
-    from workbench.chunking import ChunkingConfig
     from workbench.textcodec import decode_text
-    from workbench.ingest import ingest_paths
     from workbench.vectordb import collection_info, list_documents
 
     ws = workspace or Workspace.default()
@@ -121,17 +124,14 @@ def change_facts(
             raise ConfigError(f"{edit.file} does not contain {edit.old!r}. Copy the exact text from the document.")
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
-    chunking = ChunkingConfig(**info.splitter) if info.splitter else None
-    report = ingest_paths([folder / n for n in texts], collection, chunking, None, ws, progress)
-    return {"files": sorted(texts), "skipped": skipped, "replacements": replacements, "added": report.added,
-            "removed": report.removed, "folder": str(folder)}
+    return {"files": sorted(texts), "skipped": skipped, "replacements": replacements, "folder": str(folder),
+            **_reingest([folder / n for n in texts], collection, info, ws, progress, background)}
 
 
 def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path, workspace: Workspace | None = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
-    """Re-ingest the original documents (undo `change_facts`) and delete the edited copies."""
-    from workbench.chunking import ChunkingConfig
-    from workbench.ingest import ingest_paths
+                  progress: Progress | None = None, *, background: bool = False) -> dict[str, Any]:
+    """Re-ingest the original documents (undo `change_facts`) and delete the edited copies (`background`: as a job,
+    as in `change_facts`)."""
     from workbench.vectordb import collection_info
 
     ws = workspace or Workspace.default()
@@ -140,7 +140,23 @@ def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path,
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise NotFoundError(f"The original documents {', '.join(missing)} are missing: they cannot be restored.")
-    report = ingest_paths(paths, collection, ChunkingConfig(**info.splitter) if info.splitter else None, None, ws, progress)
-    for f in files:
+    result = _reingest(paths, collection, info, ws, progress, background)
+    for f in files:  # the originals are what is ingested now: the edited copies are done with
         (freshness_dir(collection, ws) / f).unlink(missing_ok=True)
-    return {"files": list(files), "added": report.added, "removed": report.removed}
+    return {"files": list(files), **result}
+
+
+def _reingest(paths: Sequence[Path], collection: str, info: Any, ws: Workspace, progress: Progress | None,
+              background: bool) -> dict[str, Any]:
+    """Ingest `paths` with the collection's own chunking: here ({"added", "removed"}) or as a job ({"job": folder})."""
+    from workbench.chunking import ChunkingConfig
+
+    chunking = ChunkingConfig(**info.splitter) if info.splitter else None
+    if background:
+        from workbench.ingest_jobs import start_ingest
+
+        return {"job": str(start_ingest(paths, collection, chunking, None, ws))}
+    from workbench.ingest import ingest_paths
+
+    report = ingest_paths(paths, collection, chunking, None, ws, progress)
+    return {"added": report.added, "removed": report.removed}

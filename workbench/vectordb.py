@@ -233,6 +233,27 @@ def client(workspace: Workspace | None = None, store: VectorStoreConfig | None =
     return _client(("server", store.host, store.port, store.ssl))
 
 
+def reload_store(workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> None:
+    """Read the embedded store afresh, after another process (a background ingest) wrote to it.
+
+    Chroma keeps each collection's vector index in memory per process: another process's writes change its counts
+    but not its queries (checked with chromadb 1.5.9) until the store is opened again. This drops this process's
+    handles of the workspace's store; the next call opens it anew. A Chroma server needs nothing: it serves every
+    process the same data.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    _OPEN.clear()
+    if not store.embedded:
+        return
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    _client.cache_clear()
+    path = str(ws.vectorstore.resolve())
+    # Not stopped: a page of another session may still be reading through it; it goes when nothing holds it.
+    SharedSystemClient._identifier_to_system.pop(path, None)
+    SharedSystemClient._identifier_to_refcount.pop(path, None)
+
+
 @functools.lru_cache(maxsize=4)
 def get_embeddings(name: str) -> "Embeddings":
     """An embedding model loaded once per process (they are read-only once loaded)."""

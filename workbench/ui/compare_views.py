@@ -158,6 +158,43 @@ def evaluation_name(folder: str) -> str:
     return f"{path.name} ({path.parent.parent.name if path.parent.name == 'eval' else '-'})"
 
 
+def freshness_job(fresh: dict[str, Any], ws: Any) -> None:
+    """The freshness demo's re-ingest, a background job: its progress (and cancel) while it runs, then what it changed.
+
+    `fresh` is the page's state: "job" ({"folder", "step": "change" | "restore"}) while a re-ingest runs, "changed"
+    (what `change_facts` edited, with the job's added / removed once it is done), "note" (the last job's outcome).
+    """
+    from workbench import ingest_jobs, vectordb
+
+    job = fresh.get("job")
+    if job is not None:
+        fresh.pop("note", None)
+
+        @st.fragment(run_every=1.0)
+        def _watch() -> None:
+            status = ingest_jobs.ingest_status(job["folder"])
+            if job_progress(status, cancel=lambda: ingest_jobs.cancel_ingest(job["folder"]), key="compare.fresh_cancel",
+                            starting=t("Re-ingesting…", "다시 넣는 중…")):
+                return
+            report = ingest_jobs.ingest_report(job["folder"]) if status["state"] == "completed" else None
+            vectordb.reload_store(ws)  # the child wrote the collection: this process reads it afresh
+            if report is not None and job["step"] == "change" and "changed" in fresh:
+                fresh["changed"].update(added=report["added"], removed=report["removed"])
+            fresh["note"] = {"step": job["step"], "state": status["state"], "error": status.get("error") or ""}
+            fresh.pop("job", None)
+            st.rerun(scope="app")
+
+        _watch()
+    note = fresh.get("note")
+    if note and note["state"] != "completed":
+        st.error(t(f"The re-ingest {note['state']}: {note['error']}. Run the step again.",
+                   f"다시 넣기 {note['state']}: {note['error']}. 그 단계를 다시 실행하세요."), icon="⚠️")
+    elif note and note["step"] == "change" and "changed" in fresh:
+        changed_note(fresh["changed"])
+    elif note and note["step"] == "restore":
+        st.success(t("The original documents are back in the collection.", "원래 문서를 컬렉션에 다시 넣었습니다."))
+
+
 def changed_note(done: Mapping[str, Any]) -> None:
     """What `freshness.change_facts` changed and re-ingested."""
     st.success(t(f"Changed {done['replacements']} places in {', '.join(done['files'])}; re-ingested "
