@@ -150,7 +150,8 @@ with tab_ask:
     if st.button(t("Ask every source", "모든 소스에 묻기"), type="primary", key="compare.ask",
                  disabled=not question.strip() or not sources or settings is None):
         with user_errors():
-            result = _answer(question.strip(), sources, row_input=row_input)
+            # A test row is asked as it is stored (as `ask` and `evaluate` ask it); a typed question without its margins.
+            result = _answer(question if qmode == "test" else question.strip(), sources, row_input=row_input)
             st.session_state["compare.result"] = {**result, "reference": reference, "asked": (question.strip(), row_input)}
             st.rerun()
     if st.session_state.get("compare.result", {}).get("asked", (question.strip(), row_input)) != (question.strip(), row_input):
@@ -195,10 +196,12 @@ with tab_eval:
         if st.session_state.get("compare.eval_pick") not in folders:
             st.session_state["compare.eval_pick"] = folders[0]
         pick = st.selectbox(t("Evaluation", "평가"), folders, key="compare.eval_pick", format_func=views.evaluation_name)
-        status = eval_jobs.evaluation_status(pick)
-        if status["state"] in ("pending", "running"):
+        status: dict[str, Any] = {}
+        with user_errors():
+            status = eval_jobs.evaluation_status(pick)
+        if status.get("state") in ("pending", "running"):
             views.evaluation_progress(pick)
-        elif status["state"] == "failed":
+        elif status.get("state") == "failed":
             st.error(t(f"The evaluation failed: {status.get('error')}", f"평가 실패: {status.get('error')}"), icon="⚠️")
         summary = ev.load_summary(pick)
         if summary:

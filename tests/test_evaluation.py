@@ -151,3 +151,24 @@ def test_cancel_stops_after_the_current_batch(workspace, gen_and_adapter, tmp_pa
 # --- knowledge freshness -------------------------------------------------------------------------------------
 
 
+
+
+def test_an_unreachable_judge_leaves_its_scores_missing_not_the_evaluation(workspace, tmp_path):
+    """The answers come from a real local endpoint; the judge's port has nothing behind it."""
+    import socket
+
+    from endpoint_server import CannedServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    rows = [{"instruction": "아이스크림은 어디?", "input": "", "output": "5번 통로"},
+            {"instruction": "현금 되나요?", "input": "", "output": "네"}]
+    with CannedServer(["5번 통로에 있어요", "네 됩니다"]) as srv:
+        cfg = EvalConfig(dataset="d", sources=("api",), endpoint_base_url=srv.url, endpoint_model="m", embedding_model="",
+                         judge_base_url=dead, judge_model="j", judge_retries=0)
+        summary = run_evaluation(cfg, tmp_path / "out", workspace, rows=rows)
+    assert summary["rows"] == 2 and not summary["cancelled"]
+    assert [r["judge"] for r in load_results(tmp_path / "out")] == [None, None]
+    assert summary["per_source"]["api"]["metrics"]["judge"]["missing"] == 2
+    assert any("judge failed" in w and "Cannot reach the judge endpoint" in w for w in summary["warnings"])

@@ -77,3 +77,8 @@ def test_utf8_wins_and_is_certain_and_a_guess_carries_a_warning(caplog):
         d = decode(greek, "greek.txt")
     assert d.confidence == "guess" and d.warning.startswith("greek.txt: not UTF-8; its encoding was guessed as ")
     assert d.warning in caplog.text
+
+
+def test_a_bom_with_broken_text_after_it_is_a_document_error():
+    with pytest.raises(DocumentError, match=r"bad\.txt: starts with a UTF-8 byte-order mark but is not valid UTF-8"):
+        decode_text(b"\xef\xbb\xbfabc\xff", "bad.txt")

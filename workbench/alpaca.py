@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -319,10 +318,14 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
         _write_jsonl(tmp / RAW_FILE, rows)
         _write_meta(tmp, meta)
         if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent)) / "dataset"
             folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                tmp.rename(folder)
+            except BaseException:
+                old.rename(folder)  # the old dataset goes back where it was
+                raise
+            shutil.rmtree(old.parent, ignore_errors=True)
         else:
             tmp.rename(folder)
     except BaseException:
@@ -539,15 +542,28 @@ def load_split(name: str, split: SplitName, workspace: Workspace | None = None) 
         ConfigError: an unknown split name.
         NotFoundError: the dataset does not exist or has not been split yet.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"split = {split!r} is not one of {', '.join(SPLITS)}.")
+    return load_splits(name, (split,), workspace)[split]
+
+
+def load_splits(name: str, splits: Sequence[str] = SPLITS, workspace: Workspace | None = None,
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Several splits read together under the dataset's shared lock: never one split's files and another's (a split
+    made meanwhile with another seed waits until they are read). `"meta"` holds the split record they belong to.
+
+    Raises:
+        ConfigError: an unknown split name.
+        NotFoundError: the dataset does not exist or has not been split yet.
+    """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"split = {unknown[0]!r} is not one of {', '.join(SPLITS)}.")
     folder = dataset_dir(name, workspace)
-    with _lock(folder, shared=True):  # never half of one split's files and half of another's
+    with _lock(folder, shared=True):
         meta = _read_meta(folder)
-        path = folder / f"{split}.jsonl"
-        if not meta.get("split") or not path.is_file():
+        paths = {s: folder / f"{s}.jsonl" for s in splits}
+        if not meta.get("split") or not all(p.is_file() for p in paths.values()):
             raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `workbench dataset split {name}`.")
-        return _read_jsonl(path)
+        return {**{s: _read_jsonl(p) for s, p in paths.items()}, "meta": meta["split"]}  # type: ignore[dict-item]
 
 
 def load_leakage(name: str, workspace: Workspace | None = None) -> list[Leak]:
@@ -561,16 +577,14 @@ def train_full_rows(name: str, workspace: Workspace | None = None) -> list[dict[
     """The train part of the 9:1 split in scikit-learn's order (train and validation together), as the tutorial
     uploads it. Rebuilt from train.jsonl and validation.jsonl by inverting the second split, which depends only
     on the number of rows and the seed."""
-    info = dataset_info(name, workspace)
-    if not info.split:
-        raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `python -m workbench dataset split {name}`.")
-    train, val = load_split(name, "train", workspace), load_split(name, "validation", workspace)
+    parts = load_splits(name, ("train", "validation"), workspace)
+    train, val, split = parts["train"], parts["validation"], parts["meta"]
     if not val:
         return train
     from sklearn.model_selection import train_test_split
 
     m = len(train) + len(val)
-    a, b = train_test_split(list(range(m)), test_size=info.split["val_size"], random_state=info.split["seed"])
+    a, b = train_test_split(list(range(m)), test_size=split["val_size"], random_state=split["seed"])
     full: list[dict[str, Any] | None] = [None] * m
     for pos, row in zip(a, train):
         full[pos] = row

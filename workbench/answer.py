@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
-from workbench.prompts import TEMPLATES, answer_prompt
+from workbench.prompts import TEMPLATES, answer_prompt, user_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.endpoints import EndpointAnswerer
@@ -198,7 +198,7 @@ def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = 
     instruction, input = answer_prompt(question, row_input, chunks, rag=source in RAG_SOURCES,
                                        rag_template=setup.rag_template, lang=setup.lang)
     if source in API_SOURCES:
-        return instruction, input, f"{instruction}\n\n{input}" if input.strip() else instruction
+        return instruction, input, user_message(instruction, input)
     assert setup.generator is not None
     text = setup.generator.format_prompt(instruction, input, adapter=_adapter(setup, source), template=setup.template)  # type: ignore[arg-type]
     return instruction, input, text

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.errors import ConfigError, OfflineError
+from workbench.prompts import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.inference import GenerationConfig, GenerationResult, GenerationStream
@@ -206,10 +207,6 @@ class Endpoint:
 # --- the endpoint as an answer source -----------------------------------------------------------------------------
 
 
-def _message(instruction: str, input: str) -> str:
-    return f"{instruction}\n\n{input}" if input.strip() else instruction
-
-
 class EndpointAnswerer:
     """An OpenAI-compatible chat endpoint as an answer source (a vLLM / Ollama deployment, or a hosted model).
 
@@ -245,7 +242,7 @@ class EndpointAnswerer:
         from workbench.inference import GenerationConfig
 
         settings = settings or GenerationConfig()
-        prompt = _message(instruction, input)
+        prompt = user_message(instruction, input)
         t0 = time.perf_counter()
         reply = self.endpoint.complete([{"role": "user", "content": prompt}], max_tokens=settings.max_new_tokens,
                                        **self._sampling(settings))
@@ -256,7 +253,7 @@ class EndpointAnswerer:
         from workbench.inference import GenerationConfig, GenerationStream
 
         settings = settings or GenerationConfig()
-        prompt = _message(instruction, input)
+        prompt = user_message(instruction, input)
 
         def pieces() -> Iterator[str]:
             t0 = time.perf_counter()

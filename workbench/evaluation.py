@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.answer import API_SOURCES, DEFAULT_K, DEFAULT_SOURCES, FT_SOURCES, RAG_SOURCES, SOURCES
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError, NotFoundError
+from workbench.errors import ConfigError, NotFoundError, OfflineError
 from workbench.eval_jobs import CONFIG_FILE, LOG_FILE, PROGRESS_FILE, STATUS_FILE, evals_root  # noqa: F401
 from workbench.metrics import embedding_similarity, retrieval_hit, score_answer
 from workbench.progress import Progress, no_progress
@@ -222,6 +222,7 @@ class _Log:
         for name in (PROGRESS_FILE, RESULTS_FILE):
             (out / name).unlink(missing_ok=True)
         self.total, self.done, self.report = total, 0, report
+        self.judge_failed = ""  # the judge's first failure, reported once and in the summary's warnings
         self._csv = (out / RESULTS_FILE).open("w", encoding="utf-8", newline="")
         self._progress = (out / PROGRESS_FILE).open("a", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=RESULT_COLUMNS)
@@ -338,7 +339,7 @@ def _answer_all(items: list[dict[str, Any]], config: EvalConfig, setup: Any, log
                    if (e["i"], s) in answers]
         for r in records:
             if judge is not None:
-                r["judge"] = judge.judge(r["question"], r["reference"], r["answer"]).score
+                r["judge"] = _judge(judge, r, log)
         if embeddings is not None and records:
             sims = embedding_similarity([r["answer"] for r in records], [r["reference"] for r in records], embeddings)
             for r, sim in zip(records, sims):
@@ -348,6 +349,17 @@ def _answer_all(items: list[dict[str, Any]], config: EvalConfig, setup: Any, log
         if cancel is not None and cancel.is_set():
             return results, True
     return results, False
+
+
+def _judge(judge: Any, record: Mapping[str, Any], log: _Log) -> int | None:
+    """The judge's score of one answer; an endpoint that fails (after its retries) leaves it missing, not the run."""
+    try:
+        return judge.judge(record["question"], record["reference"], record["answer"]).score
+    except OfflineError as exc:
+        if not log.judge_failed:
+            log.judge_failed = str(exc)
+            log(f"The judge failed; its scores are missing from here on where it keeps failing: {exc}")
+        return None
 
 
 def run_evaluation(
@@ -412,8 +424,10 @@ def run_evaluation(
     results.sort(key=lambda r: (r["row"], order[r["source"]]))
     _write_results(out / RESULTS_FILE, results)
     adapter_dir = Path(setup.generator.adapters[setup.adapter].path) if setup.adapter else None  # type: ignore[union-attr]
+    warnings = setup.warnings + ([f"The LLM judge failed, so some judge scores are missing: {log.judge_failed}"]
+                                 if log.judge_failed else [])
     summary = summarize(results, config, sources=sources, cancelled=cancelled, rows_total=len(rows),
-                        seconds=time.perf_counter() - t_start, template=setup.template, warnings=setup.warnings,
+                        seconds=time.perf_counter() - t_start, template=setup.template, warnings=warnings,
                         train_seconds=(run.status or {}).get("train_seconds") if run is not None else None,
                         adapter_bytes=_dir_size(adapter_dir) if FT_SOURCES & set(sources) else None)
     summary["retrieval"] = setup.retrieval.to_dict() if RAG_SOURCES & set(sources) else None  # what the RAG sources got

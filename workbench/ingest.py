@@ -170,7 +170,9 @@ def ingest_documents(
         write_seconds += time.perf_counter() - t
 
         t_lex = time.perf_counter()
-        if lex.stale or not lex.exists():
+        # Whenever this ingest changed the collection: a search during the embedding may have rebuilt the index from
+        # half of it (and cleared the stale marker).
+        if to_add or to_remove or lex.stale or not lex.exists():
             progress("updating the lexical index", 0.92)
             lex.rebuild(coll)
         progress("done", 1.0)

@@ -308,6 +308,8 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
     own = {}
     if os.environ.get(JOB_ENV) != str(folder.resolve()):
         own = {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+    if (read_json(folder / STATUS_FILE, {}) or {}).get("cancel_requested"):  # cancelled before this process was up
+        ctx.cancel.set()
     update_json(folder / STATUS_FILE, state="running", started_at=now_iso(), ended_at=None, error=None, **own)
     try:
         yield ctx

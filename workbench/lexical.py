@@ -12,12 +12,14 @@ import dataclasses
 import functools
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import Workspace
+from workbench.runfiles import locked
 from workbench.vectordb import _GET_BATCH, VectorStoreConfig, _lexical_dir, _require
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,9 +168,9 @@ class LexicalIndex:
             known[ids[i]] = tokens
         subwords = {id_: known[id_] for id_ in ids}
 
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        # Two rebuilds at once (a search in the server, an ingest in a child) write their own folders and swap them in
+        # one at a time; the last one in is the newest read of the collection.
+        tmp = Path(tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent))
         if ids:
             bigram_docs, subword_docs = lexical_documents(texts, titles, [subwords[i] for i in ids])
             for name, corpus in (("bigram", bigram_docs), ("subword", subword_docs)):
@@ -182,12 +184,12 @@ class LexicalIndex:
         (tmp / "version.json").write_text(json.dumps(LEXICAL_FORMAT), encoding="utf-8")
         (tmp / "subwords.json").write_text(json.dumps(subwords, ensure_ascii=False), encoding="utf-8")
         # Swap in the new index as a whole, so a reader never sees half of one.
-        old = self.path.with_name(self.path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            self.path.rename(old)
-        tmp.rename(self.path)
-        shutil.rmtree(old, ignore_errors=True)
+        with locked(self.path.with_name(self.path.name + ".swap")):
+            old = Path(tempfile.mkdtemp(prefix=self.path.name + ".old-", dir=self.path.parent))
+            if self.path.exists():
+                self.path.rename(old / "index")
+            tmp.rename(self.path)
+            shutil.rmtree(old, ignore_errors=True)
         self._stale_marker.unlink(missing_ok=True)
         _LEXICAL_CACHE.pop(str(self.path), None)
         meta = dict(coll.metadata or {})

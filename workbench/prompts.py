@@ -41,7 +41,8 @@ ALPACA_TEMPLATE_INPUT = (
 ALPACA_TEMPLATE_NO_INPUT = TUTORIAL_TEMPLATE
 
 
-def _user_message(instruction: str, input: str) -> str:
+def user_message(instruction: str, input: str) -> str:
+    """An instruction and its input as one message (a chat turn, an endpoint's user message, the tutorial's template)."""
     return f"{instruction}\n\n{input}" if input.strip() else instruction
 
 
@@ -67,7 +68,7 @@ def format_prompt(
     """
     input = input or ""
     if template == "alpaca-tutorial":
-        return bos_prefix(tokenizer) + TUTORIAL_TEMPLATE.format(instruction=_user_message(instruction, input))
+        return bos_prefix(tokenizer) + TUTORIAL_TEMPLATE.format(instruction=user_message(instruction, input))
     if template == "alpaca":
         if input.strip():
             return bos_prefix(tokenizer) + ALPACA_TEMPLATE_INPUT.format(instruction=instruction, input=input)
@@ -79,7 +80,7 @@ def format_prompt(
                 "Use 'alpaca' for base (non-instruct) models."
             )
         messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": _user_message(instruction, input)}
+            {"role": "user", "content": user_message(instruction, input)}
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.answer import RAG_SOURCES, SOURCE_LABELS
 from workbench.metrics import METRICS, mean_ci
+from workbench.runfiles import write_json, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.evaluation import EvalConfig
@@ -283,7 +283,9 @@ def write_report(folder: str | Path, summary: Mapping[str, Any], results: Sequen
     folder = Path(folder)
     paths = {"summary": folder / SUMMARY_FILE, "markdown": folder / REPORT_MD, "html": folder / REPORT_HTML,
              "csv": folder / RESULTS_FILE}
-    paths["summary"].write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(summary, results), encoding="utf-8")
-    paths["html"].write_text(render_html(summary, results), encoding="utf-8")
+    # The reports first and summary.json last, each atomically: a page that shows an evaluation once its summary
+    # exists never meets a missing or half-written report.
+    write_text(paths["markdown"], render_markdown(summary, results))
+    write_text(paths["html"], render_html(summary, results))
+    write_json(paths["summary"], summary)
     return paths

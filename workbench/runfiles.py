@@ -53,7 +53,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
     """The JSON in `path`, or `default` when it is missing or unreadable."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
         return default
 
 
@@ -112,8 +112,8 @@ def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Every complete JSON line of `path` ([] when missing); a line being written right now is skipped."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
         return []
     out = []
     for line in text.splitlines():

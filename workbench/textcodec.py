@@ -75,7 +75,11 @@ def decode(data: bytes, name: str = "<bytes>", *, encoding: str = "auto") -> Dec
 
 def _detect(data: bytes, name: str) -> Decoded:
     if data.startswith(b"\xef\xbb\xbf"):
-        return Decoded(data.decode("utf-8-sig", errors="strict"), "utf-8-sig")
+        try:
+            return Decoded(data.decode("utf-8-sig", errors="strict"), "utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"{name}: starts with a UTF-8 byte-order mark but is not valid UTF-8 ({exc.reason} at "
+                                f"byte {exc.start}). Save it as UTF-8 again.") from exc
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return Decoded(data.decode("utf-16"), "utf-16")

@@ -219,10 +219,10 @@ def _load_rows(config: TrainConfig, ws: Workspace) -> tuple[list[dict[str, Any]]
     Raises:
         ConfigError: no training rows, or no validation rows while evaluation is on.
     """
-    from workbench.alpaca import load_split
+    from workbench.alpaca import load_splits
 
-    train_rows = load_split(config.dataset, "train", ws)
-    val_rows = load_split(config.dataset, "validation", ws) if config.eval_strategy != "no" else []
+    parts = load_splits(config.dataset, ("train", "validation"), ws)  # one split's files, never two splits' halves
+    train_rows, val_rows = parts["train"], (parts["validation"] if config.eval_strategy != "no" else [])
     if not train_rows:
         raise ConfigError(f"Dataset {config.dataset!r} has no training rows. Split it with a smaller test size.")
     if config.eval_strategy != "no" and not val_rows:
