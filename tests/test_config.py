@@ -165,7 +165,7 @@ class TypedConfig(BaseConfig):
 
 @pytest.mark.parametrize("field,given,expected", [
     ("steps", "30", 30), ("steps", 30.0, 30), ("rate", "2e-4", 2e-4), ("rate", 1, 1.0), ("flag", "true", True),
-    ("flag", "False", False), ("name", 2024, "2024"), ("targets", ["a", "b"], ("a", "b")),
+    ("flag", "False", False), ("flag", 1, True), ("flag", 0, False), ("name", 2024, "2024"), ("targets", ["a", "b"], ("a", "b")),
     ("targets", "q_proj, v_proj", ("q_proj", "v_proj")), ("extra", {"a": "3"}, {"a": 3}), ("extra", None, None),
 ])
 def test_values_are_coerced_where_unambiguous(field, given, expected):
@@ -183,7 +183,7 @@ def test_values_are_coerced_where_unambiguous(field, given, expected):
     ("rate", float("nan"), "TypedConfig.rate = nan is not a finite number."),
     ("rate", "inf", "TypedConfig.rate = 'inf' is not a finite number."),
     ("rate", False, "TypedConfig.rate = False is not a number."),
-    ("flag", 1, "TypedConfig.flag = 1 is not true or false."),
+    ("flag", 2, "TypedConfig.flag = 2 is not true or false."),
     ("flag", "maybe", "TypedConfig.flag = 'maybe' is not true or false."),
     ("name", ["a"], "TypedConfig.name = ['a'] is not text."),
     ("name", True, "TypedConfig.name = True is not text."),

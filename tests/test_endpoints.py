@@ -38,3 +38,12 @@ def test_endpoint_streams_pieces_then_the_result():
     r = stream.result
     assert r.text == "The ice cream is in aisle 5." and (r.prompt_tokens, r.completion_tokens) == (11, 7)
     assert srv.requests[0]["stream"] is True
+
+
+def test_a_stream_read_halfway_is_closed_and_the_endpoint_answers_again():
+    """A page rerun stops reading a stream: the connection is closed, and the next request is answered."""
+    with CannedServer(["one two three four", "again"]) as srv:
+        stream = EndpointAnswerer(srv.url, "served-model").stream("q")
+        assert next(stream) == "one "
+        stream._pieces.close()  # what dropping the generator does
+        assert EndpointAnswerer(srv.url, "served-model").generate("q").text == "again"

@@ -146,3 +146,27 @@ def test_job_context_in_this_process_records_its_own_pid_and_errors(tmp_path):
             raise ConfigError("chunk_size must be positive (got 0). Set it to 1000.\nmore")
     status = read_json(tmp_path / "status.json")
     assert status["state"] == "failed" and status["error"] == "chunk_size must be positive (got 0). Set it to 1000."
+
+
+def test_two_starts_of_one_job_at_once_start_one_process(tmp_path):
+    """A double click, or the page and the CLI together: exactly one start succeeds, the other is told it runs."""
+    import threading
+
+    folder = tmp_path / "job"
+    outcomes: list[str] = []
+
+    def go() -> None:
+        try:
+            start(folder, 40, 0.05)
+            outcomes.append("started")
+        except JobError as exc:
+            outcomes.append("refused" if "already running" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
+    cancel_job(folder)
+    assert wait_job(folder, timeout=60)["state"] == "cancelled"

@@ -272,6 +272,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
             return value.strip().lower() in _TRUE
+        if type(value) is int and value in (0, 1):  # `--set flag=1` reads as the JSON number 1, as "1" reads as a string
+            return bool(value)
         raise ConfigError(f"{where} = {value!r} is not true or false. Use true or false.")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -187,6 +187,9 @@ class Endpoint:
         try:
             events = self._client.chat.completions.create(**self._kwargs(messages, max_tokens, temperature, top_p, seed, None),
                                                           stream=True, stream_options={"include_usage": True})
+        except self._readable_errors() as exc:
+            raise self._translate(exc) from exc
+        try:  # closed also when the reader stops early (a page rerun): the server stops generating
             for event in events:
                 usage = getattr(event, "usage", None)
                 if usage is not None:
@@ -201,6 +204,8 @@ class Endpoint:
                         yield delta
         except self._readable_errors() as exc:
             raise self._translate(exc) from exc
+        finally:
+            events.close()
         box.completion_tokens = box.completion_tokens or n_pieces
 
 

@@ -33,8 +33,8 @@ from typing import Any
 
 from workbench.config import PROJECT_DIR
 from workbench.errors import JobError, NotFoundError, WorkbenchError
-from workbench.runfiles import (append_jsonl, now_iso, process_alive as _pid_alive, process_start_time, read_json,
-                                read_jsonl, update_json)
+from workbench.runfiles import (append_jsonl, locked, now_iso, process_alive as _pid_alive, process_start_time,
+                                read_json, read_jsonl, update_json)
 
 STATUS_FILE, PROGRESS_FILE = "status.json", "progress.jsonl"
 ACTIVE = ("pending", "running")
@@ -126,21 +126,24 @@ def start_job(folder: str | Path, argv: Sequence[str], *, kind: str, env: Mappin
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    current = read_json(folder / STATUS_FILE, {}) or {}
-    if current.get("state") in ACTIVE and process_alive(current.get("pid"), current.get("start_time")):
-        raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.")
-    created = {} if current.get("created_at") else {"created_at": now_iso()}  # a restart (resume) keeps the first
-    update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, ended_at=None,
-                error=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
-    env = dict(env if env is not None else child_env())
-    env[JOB_ENV] = str(folder.resolve())
-    try:
-        proc = spawn(argv, folder / log_name, env=env)
-    except JobError as exc:
-        update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=str(exc))
-        raise
-    # Only pid and start time: the child may already have written 'running', which must not go back to pending.
-    return update_json(folder / STATUS_FILE, pid=proc.pid, start_time=process_start_time(proc.pid))
+    # One start at a time: the check, the pending status and the pid are one step, so a double click (or the page
+    # and the CLI) cannot start two processes for one job.
+    with locked(folder / "start"):
+        current = read_json(folder / STATUS_FILE, {}) or {}
+        if current.get("state") in ACTIVE and process_alive(current.get("pid"), current.get("start_time")):
+            raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.")
+        created = {} if current.get("created_at") else {"created_at": now_iso()}  # a restart (resume) keeps the first
+        update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, ended_at=None,
+                    error=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
+        env = dict(env if env is not None else child_env())
+        env[JOB_ENV] = str(folder.resolve())
+        try:
+            proc = spawn(argv, folder / log_name, env=env)
+        except JobError as exc:
+            update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=str(exc))
+            raise
+        # Only pid and start time: the child may already have written 'running', which must not go back to pending.
+        return update_json(folder / STATUS_FILE, pid=proc.pid, start_time=process_start_time(proc.pid))
 
 
 def job_status(folder: str | Path, *, lost: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
