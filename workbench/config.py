@@ -243,9 +243,8 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """`value` as the type `hint` says, or a ConfigError naming `where`, the value and the fix.
 
-    Config values come from JSON/YAML files, `--set key=value` (JSON where it parses, else a string) and
-    widgets, so a string is converted where it reads unambiguously as the type. A bool is never a number,
-    "1.5" is not an int, NaN and infinity are not settings.
+    Values come from JSON/YAML, `--set key=value` (JSON where it parses) and widgets: a string is converted where it
+    reads unambiguously as the type; a bool is never a number, "1.5" is not an int, NaN and infinity are no settings.
     """
     if hint is None or hint is Any:
         return value
@@ -270,10 +269,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        if type(value) is int and value in (0, 1):  # `--set flag=1` reads as the JSON number 1, as "1" reads as a string
-            return bool(value)
+        text = str(value).strip().lower() if isinstance(value, str) or type(value) is int else None  # `--set flag=1`: 1
+        if text in _TRUE + _FALSE:
+            return text in _TRUE
         raise ConfigError(f"{where} = {value!r} is not true or false. Use true or false.")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
