@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
-from workbench.prompts import TEMPLATES, answer_prompt, user_message
+from workbench.prompts import TEMPLATES, answer_prompt, context_prompt, user_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.endpoints import EndpointAnswerer
@@ -86,6 +86,27 @@ def run_template(run: Any) -> str | None:
     return template if template in TEMPLATES else None
 
 
+def run_context(run: Any) -> dict[str, Any] | None:
+    """How a run trained with retrieved context (TrainConfig.context) saw it: {"k", "max_chars", "lang",
+    "collection"}; None for a run trained on bare questions (or no run)."""
+    config = getattr(run, "config", None)
+    if config is None or getattr(config, "context", "none") == "none":
+        return None
+    return {"k": config.context_k, "max_chars": config.context_max_chars, "lang": config.context_lang,
+            "collection": config.context_collection}
+
+
+def _context_warnings(context: dict[str, Any], collection: str, k: int) -> list[str]:
+    out = []
+    if k < context["k"]:
+        out.append(f"The run was trained with {context['k']} chunks per prompt but only {k} are retrieved: its "
+                   f"fine-tuned + RAG answers read fewer than in training. Retrieve at least {context['k']}.")
+    if collection and context["collection"] and collection != context["collection"]:
+        out.append(f"The run was trained with context from collection {context['collection']!r}; answers now read "
+                   f"{collection!r}.")
+    return out
+
+
 def choose_template(requested: str | None, trained_with: str | None, default: str, *, fine_tuned: bool) -> tuple[str, list[str]]:
     """The template to prompt with, and a warning when a fine-tuned adapter is prompted with another than its own.
 
@@ -117,6 +138,8 @@ class AnswerSetup:
     lang: str = "ko"
     endpoint: "EndpointAnswerer | None" = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # a run trained with retrieved context: its fine-tuned + RAG prompts are built as its training rows were
+    context: dict[str, Any] | None = None
 
     def check(self, sources: Sequence[str]) -> None:
         """Raises ConfigError when a source lacks what it needs (a model, an adapter, a collection, an endpoint)."""
@@ -169,8 +192,12 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
     chosen, warnings = choose_template(template, run_template(run), default, fine_tuned=ft)
     if generator is not None:
         warnings = generator.preflight(chosen, adapter) + warnings  # type: ignore[arg-type]
-    setup = AnswerSetup(workspace, generator, adapter, chosen, collection,
-                        retrieval or RetrievalConfig(k=DEFAULT_K), rag_template, lang, endpoint, warnings)
+    retrieval = retrieval or RetrievalConfig(k=DEFAULT_K)
+    context = run_context(run) if "ft_rag" in sources else None
+    if context is not None:
+        warnings += _context_warnings(context, collection, retrieval.k)
+    setup = AnswerSetup(workspace, generator, adapter, chosen, collection, retrieval, rag_template, lang, endpoint,
+                        warnings, context)
     setup.check(sources)
     answer_prompt("q", "", [], rag=True, rag_template=rag_template, lang=lang)  # a broken template fails now
     return setup
@@ -193,10 +220,15 @@ def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = 
     """(instruction, input, prompt text) of one source for one question: the same bytes on every path.
 
     Local sources get the template's text (with the adapter's own tokenizer for fine-tuned ones); endpoint sources
-    get instruction and input as one user message.
+    get instruction and input as one user message. A run trained with retrieved context answers as fine-tuned + RAG
+    with its training's prompt (`prompts.context_prompt`: its k, chunk length and language), whatever the RAG template.
     """
-    instruction, input = answer_prompt(question, row_input, chunks, rag=source in RAG_SOURCES,
-                                       rag_template=setup.rag_template, lang=setup.lang)
+    if source == "ft_rag" and setup.context is not None:  # the prompt rule the run was trained with
+        instruction, input = context_prompt(question, row_input, chunks, k=setup.context["k"],
+                                            max_chars=setup.context["max_chars"], lang=setup.context["lang"])
+    else:
+        instruction, input = answer_prompt(question, row_input, chunks, rag=source in RAG_SOURCES,
+                                           rag_template=setup.rag_template, lang=setup.lang)
     if source in API_SOURCES:
         return instruction, input, user_message(instruction, input)
     assert setup.generator is not None

@@ -431,6 +431,7 @@ def run_evaluation(
                         train_seconds=(run.status or {}).get("train_seconds") if run is not None else None,
                         adapter_bytes=_dir_size(adapter_dir) if FT_SOURCES & set(sources) else None)
     summary["retrieval"] = setup.retrieval.to_dict() if RAG_SOURCES & set(sources) else None  # what the RAG sources got
+    summary["ft_rag_context"] = setup.context  # a run trained with context: the prompt rule its ft_rag answers used
     write_report(out, summary, results)
     report("Report written", 1.0)
     return summary

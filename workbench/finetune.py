@@ -53,6 +53,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
                    "load_best_model_at_end", "metric_for_best_model", "early_stopping_patience",
                    "early_stopping_threshold", "logging_steps"),
     "scale": ("num_processes",),
+    "context": ("context", "context_collection", "context_k", "context_max_chars", "context_oracle_share",
+                "context_lang"),
 }
 """How the page groups the settings (every field appears once)."""
 
@@ -93,6 +95,42 @@ class TrainConfig(BaseConfig):
         help_ko="길이가 비슷한 행끼리 마이크로배치를 묶습니다 (Transformers의 LengthGroupedSampler). 패딩 배치의 패딩이 "
         "줄어듭니다; 스텝당 행 수는 같고 순서만 바뀝니다. auto = 패딩 배치면 켬, 패딩 없는 배치면 끔 (줄일 것이 없음).",
         label="Group rows by length", label_ko="길이별로 묶기")
+    # --- retrieved context in the training prompts (RAG-aware fine-tuning: workbench.train_context) ---------
+    context: Literal["none", "retrieved", "raft"] = setting(
+        "none", "Train on bare questions ('none'), or on the RAG prompt the fine-tuned + RAG source answers with: "
+        "'retrieved' puts the chunks retrieved for each question in front of it; 'raft' (RAFT, Zhang et al. 2024) puts the "
+        "row's own source chunk among distractors in a share of rows and distractors only in the rest, so the model "
+        "learns to read the context when it holds the answer. Built once per run (context.jsonl in the run folder).",
+        help_ko="맨 질문으로 학습할지('none'), 파인튜닝 + RAG 소스가 답할 때 쓰는 RAG 프롬프트로 학습할지 정합니다: "
+        "'retrieved'는 각 질문에 검색된 청크를 앞에 넣고, 'raft'(RAFT, Zhang 외 2024)는 일부 행에는 그 행의 출처 청크를 방해 "
+        "청크 사이에, 나머지 행에는 방해 청크만 넣어 답이 문맥에 있을 때 읽도록 가르칩니다. 실행마다 한 번 만들어 실행 폴더의 "
+        "context.jsonl에 저장합니다.", label="Retrieved context in training", label_ko="학습 프롬프트의 검색 문맥",
+        choice_labels={"none": ("none (bare questions)", "없음 (맨 질문)"), "retrieved": ("retrieved chunks", "검색된 청크"),
+                       "raft": ("RAFT: oracle + distractors", "RAFT: 정답 청크 + 방해 청크")})
+    context_collection: str = setting("", "Knowledge-base collection the training context is retrieved from (with its "
+                                      "own retrieval settings); needed when context is not 'none'.",
+                                      help_ko="학습 문맥을 검색할 지식 베이스 컬렉션 (그 컬렉션의 검색 설정으로); context가 "
+                                      "'none'이 아니면 필요합니다.", label="Context collection", label_ko="문맥 컬렉션")
+    context_k: int = setting(3, "Chunks in each training prompt; the fine-tuned + RAG source of this run reads the same "
+                             "number.", help_ko="학습 프롬프트마다 넣을 청크 수; 이 실행의 파인튜닝 + RAG 소스도 같은 수를 "
+                             "읽습니다.", min=1, max=20, label="Context chunks (k)", label_ko="문맥 청크 수 (k)")
+    context_max_chars: int = setting(0, "Characters kept of each chunk (cut at a word boundary), in training and in "
+                                     "this run's fine-tuned + RAG answers; 0 = whole chunks. Shorter chunks keep CPU "
+                                     "training affordable.",
+                                     help_ko="청크마다 남길 글자 수 (단어 경계에서 자름), 학습과 이 실행의 파인튜닝 + RAG 답변에 "
+                                     "같이 적용; 0 = 청크 전체. 짧을수록 CPU 학습이 빨라집니다.", min=0, max=100_000,
+                                     label="Characters per chunk (0 = all)", label_ko="청크당 글자 수 (0 = 전체)", step=50)
+    context_oracle_share: float = setting(0.8, "raft: share of rows whose context holds their own source chunk (RAFT's "
+                                          "P); the rest get distractors only and learn to answer from memory.",
+                                          help_ko="raft: 문맥에 자기 출처 청크가 들어가는 행의 비율 (RAFT의 P); 나머지 행은 방해 "
+                                          "청크만 받아 기억으로 답하는 법을 배웁니다.", min=0.0, max=1.0,
+                                          label="Rows with the oracle chunk (raft)", label_ko="정답 청크가 있는 행 비율 (raft)",
+                                          step=0.05)
+    context_lang: Literal["ko", "en"] = setting("ko", "Language of the RAG instruction around the question (the "
+                                                "workbench's default RAG template).",
+                                                help_ko="질문을 감싸는 RAG 지시문의 언어 (워크벤치 기본 RAG 템플릿).",
+                                                label="RAG instruction language", label_ko="RAG 지시문 언어",
+                                                choice_labels={"ko": ("Korean", "한국어"), "en": ("English", "영어")})
     # --- model --------------------------------------------------------------------------------------------
     base_model: str = setting("smollm2-135m", "Base model: a registry key, a local folder or a Hub id. The offline "
                               "default is the packaged SmolLM2; the tutorial's is llama3-open-ko-8b (GPU + Hub).",
@@ -289,6 +327,9 @@ class TrainConfig(BaseConfig):
             if not self.load_best_model_at_end:
                 raise ConfigError(f"{n}: early stopping needs load_best_model_at_end = True (so the best checkpoint, not "
                                   f"the last, becomes the adapter). Turn it on, or set early_stopping_patience = 0.")
+        if self.context != "none" and not self.context_collection.strip():
+            raise ConfigError(f"{n}.context = {self.context!r} needs context_collection: the collection to retrieve the "
+                              f"training context from. Set it (`--set context_collection=NAME`), or context = 'none'.")
         if self.use_loftq and self.quantization == "4bit":
             raise ConfigError(f"{n}: use_loftq initialises LoRA from full-precision weights; it cannot be combined with "
                               f"quantization = '4bit'. Use one of them.")

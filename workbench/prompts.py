@@ -322,3 +322,37 @@ def answer_prompt(question: str, row_input: str, chunks: Sequence[Any], *, rag: 
         return question, row_input or ""
     return build_rag_prompt(question if not (row_input or "").strip() else f"{question}\n\n{row_input}", chunks,
                             rag_template, lang)
+
+
+# --- the prompt of a run trained with retrieved context (TrainConfig.context) ------------------------------------
+
+
+def cut_text(text: str, max_chars: int) -> str:
+    """`text` stripped and cut to at most `max_chars` characters at the last word boundary (0: whole). A chunk without
+    a space in its window (Korean runs, a long token) is cut at `max_chars` itself."""
+    text = text.strip()
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    space = head.rfind(" ")
+    return (head[:space] if space > max_chars // 2 else head).rstrip()
+
+
+def context_chunks(chunks: Sequence[Any], k: int, max_chars: int) -> list[dict[str, Any]]:
+    """The first `k` chunks, each cut to `max_chars` characters, as `{"text", "metadata"}` (source and chunk id only,
+    which is all `format_context` reads)."""
+    out = []
+    for chunk in list(chunks)[:k]:
+        text, meta = _chunk_fields(chunk)
+        keep = {key: meta[key] for key in ("source", "file_name", "chunk_id") if meta.get(key) not in (None, "")}
+        out.append({"text": cut_text(text, max_chars), "metadata": keep})
+    return out
+
+
+def context_prompt(question: str, row_input: str, chunks: Sequence[Any], *, k: int, max_chars: int,
+                   lang: str) -> tuple[str, str]:
+    """The (instruction, input) of a run trained with retrieved context: the default RAG template of `lang` around the
+    question, with the first `k` chunks cut to `max_chars`. Training rows (`workbench.train_context`) and that run's
+    fine-tuned + RAG answers (`workbench.answer`) both come from here, so the model is asked as it was taught."""
+    return answer_prompt(question, row_input, context_chunks(chunks, k, max_chars), rag=True, rag_template=None,
+                         lang=lang)

@@ -169,6 +169,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
         if main:
             update_status(run_dir, resolved=resolved.to_dict(), resolved_base_model=base)
         train_rows, val_rows = _load_rows(config, ws)
+        if config.context != "none":
+            train_rows, val_rows = _context_rows(run_dir, config, ws, train_rows, val_rows, main)
         trainer, tokenizer = _build_trainer(config, resolved, base, train_rows, val_rows, run_dir, flag)
         flag.in_training = True
         if flag.set:
@@ -230,6 +232,46 @@ def _load_rows(config: TrainConfig, ws: Workspace) -> tuple[list[dict[str, Any]]
                           f"{config.eval_strategy!r}. Split it with val_size > 0, or set eval_strategy = 'no' "
                           f"(and load_best_model_at_end / early stopping off).")
     return train_rows, val_rows
+
+
+def _context_rows(run_dir: Path, config: TrainConfig, ws: Workspace, train_rows: list[dict[str, Any]],
+                  val_rows: list[dict[str, Any]], main: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows with their retrieved context (`workbench.train_context`): built once into context.jsonl before the
+    model loads, read back on a resume. Progress goes to status.json ("message") and the log."""
+    import sys
+
+    from workbench.train_context import prepare_context
+
+    def report(message: str, fraction: float) -> None:
+        print(message, file=sys.stderr, flush=True)
+        if main:
+            update_status(run_dir, message=message)
+
+    parts, summary = prepare_context(run_dir, config, {"train": train_rows, "validation": val_rows}, ws,
+                                     report=report, write=main)
+    if main:
+        update_status(run_dir, context=summary, message=None)
+    return parts["train"], parts["validation"]
+
+
+def _tokenize(config: TrainConfig, resolved: ResolvedSettings, tokenizer: Any, train_rows: list[dict[str, Any]],
+              val_rows: list[dict[str, Any]], run_dir: Path) -> tuple[list[dict[str, list[int]]], list[dict[str, list[int]]]]:
+    """Tokenized train and validation rows; rows with context get the run's context prompt, fitted to max_seq_length
+    (`train_context.fit_context_rows`), and the extra tokens it costs are recorded in status.json["context_tokens"]."""
+    extra: dict[str, Any] = {}
+    if config.context != "none":
+        from workbench.train_context import fit_context_rows
+
+        kw = dict(k=config.context_k, max_chars=config.context_max_chars, lang=config.context_lang)
+        train_rows, stats = fit_context_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length, **kw)
+        val_rows, _ = fit_context_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length, **kw)
+        stats["token_ratio"] = round(stats["context_tokens"] / max(stats["plain_tokens"], 1), 3)
+        extra["context_tokens"] = stats
+    train, _ = tokenize_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
+    val, _ = tokenize_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
+    if _rank() == 0:
+        update_status(run_dir, train_rows=len(train), validation_rows=len(val), **extra)
+    return train, val
 
 
 def _save_completed(run_dir: Path, config: TrainConfig, trainer: Any, tokenizer: Any, result: Any, progress: Any,
@@ -399,10 +441,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         random_state=config.random_state, use_rslora=config.use_rslora, loftq_config=loftq,
         init_lora_weights="loftq" if config.use_loftq else True)
     no_cache_in_training(model)
-    train, _ = tokenize_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
-    val, _ = tokenize_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
-    if _rank() == 0:
-        update_status(run_dir, train_rows=len(train), validation_rows=len(val))
+    train, val = _tokenize(config, resolved, tokenizer, train_rows, val_rows, run_dir)
     args = _training_arguments(
         config, resolved, run_dir, SFTConfig,
         # Rows are tokenized and cut above (`tokenize_rows`), so TRL's own truncation is off; padding-free keeps
@@ -485,10 +524,7 @@ def _transformers_trainer(config: TrainConfig, resolved: ResolvedSettings, base:
     model = get_peft_model(model, lora)
     if resolved.gradient_checkpointing == "on":
         model.enable_input_require_grads()
-    train, _ = tokenize_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
-    val, _ = tokenize_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
-    if _rank() == 0:
-        update_status(run_dir, train_rows=len(train), validation_rows=len(val))
+    train, val = _tokenize(config, resolved, tokenizer, train_rows, val_rows, run_dir)
     args = _training_arguments(config, resolved, run_dir, TrainingArguments)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                       eval_dataset=Dataset.from_list(val) if val else None, processing_class=tokenizer,
