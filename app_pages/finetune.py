@@ -21,9 +21,7 @@ from workbench.ui.i18n import t
 ws = workspace()
 RUN_KEY = "train.run_id"
 DEFAULTS = TrainConfig()
-GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", "모델과 정밀도"), "lora": ("LoRA", "LoRA"),
-                "schedule": ("Schedule", "학습 일정"), "scale": ("Several GPUs", "여러 GPU"),
-                "evaluation": ("Evaluation, checkpoints, early stopping", "평가, 체크포인트, 조기 종료")}
+GROUP_TITLES = finetune_views.GROUP_TITLES
 
 st.title(t("Fine-tune", "파인튜닝"))
 st.caption(t("LoRA supervised fine-tuning with Unsloth (or Transformers + PEFT) as a background run. Defaults are the "
@@ -47,7 +45,8 @@ tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), TAB_RUN, t(
                                         on_change="rerun")
 
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
-FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True}}
+FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True},
+              "context_collection": finetune_views.collection_field(ws)}
 
 with tab_new:
     if not datasets:
@@ -135,7 +134,7 @@ def _live(run_id: str) -> None:
             if small is not None:
                 col.altair_chart(small, width="stretch")
     elif active:
-        st.info(t("Loading the model and preparing the data…", "모델을 불러오고 데이터를 준비하는 중…"))
+        st.info(s.get("message") or t("Loading the model and preparing the data…", "모델을 불러오고 데이터를 준비하는 중…"))
     b1, b2, b3 = st.columns([1, 1, 4])
     if active and b1.button(t("Cancel", "취소"), key="finetune.cancel",
                             help=t("Saves a checkpoint at the end of the current step, then stops.",
@@ -172,6 +171,7 @@ with tab_run:
         st.fragment(run_every=poll)(_live)(current.id)
         st.caption(f"{current.config.dataset} · {current.config.base_model} · {current.config.backend} · "
                    f"{current.config.rows_per_step} {t('rows/step', '행/스텝')} · {current.path}")
+        finetune_views.show_context(current)
 
         if current.state == "completed" and current.adapter_dir is not None:
             st.subheader(t("Try the fine-tuned model", "파인튜닝한 모델 써 보기"))

@@ -65,6 +65,42 @@ def test_history_shows_a_dash_for_what_a_run_did_not_record(workspace):
     assert list(history["tokens/s"]) == ["1,234", "–"]  # newest first; never "None"
 
 
+def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(workspace, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    from workbench import vectordb
+    from workbench.finetune import TrainConfig
+
+    monkeypatch.setattr(vectordb, "list_collections", lambda ws=None, store=None: [SimpleNamespace(name="shop")])
+    make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
+    at = page()
+    assert at.selectbox(key="finetune.context").value == "none"
+    at.selectbox(key="finetune.context").set_value("raft").run()
+    assert "needs context_collection" in at.error[0].value
+    assert not [b for b in at.button if b.key == "finetune.start"]
+    assert at.selectbox(key="finetune.context_collection").options == ["(none)", "shop"]
+    at.selectbox(key="finetune.context_collection").set_value("shop")
+    at.number_input(key="finetune.context_max_chars").set_value(300).run()
+    assert not at.error and [b for b in at.button if b.key == "finetune.start"]
+    assert at.number_input(key="finetune.context_oracle_share").value == 0.8
+    # a run trained with context: the current-run tab shows what it was trained on
+    path = workspace.runs / "20261201-120000-smollm2-135m"
+    (path / "logs").mkdir(parents=True)
+    TrainConfig(dataset="boxes", context="raft", context_collection="shop").save(path / "config.json")
+    line = {"split": "train", "row": 0, "instruction": "Box 1?", "input": "", "output": "red", "oracle": "c1",
+            "oracle_by": "source", "oracle_in_context": True,
+            "chunks": [{"text": "Box 1 is red.", "metadata": {"source": "boxes.md", "chunk_id": "c1"}}]}
+    (path / "context.jsonl").write_text(json.dumps(line) + "\n")
+    (path / "status.json").write_text(json.dumps({"state": "completed", "pid": None, "context": {
+        "rows": 1, "k": 3, "with_oracle": 1, "distractors_only": 0, "no_oracle_found": 0, "seconds": 0.1},
+        "context_tokens": {"token_ratio": 2.5, "extra_tokens": 120, "truncated_rows": 0}}))
+    at = page()
+    table = next(d.value for d in at.dataframe if "oracle in context" in d.value.columns)
+    assert table.iloc[0]["question"] == "Box 1?" and table.iloc[0]["chunks"] == "boxes.md"
+    assert any("x2.5 of bare prompts" in c.value for c in at.caption)
+
+
 @pytest.mark.slow
 def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     from workbench.runs import get_run, wait_run

@@ -27,6 +27,7 @@ def cli(*args: str, ws, timeout: float = 600) -> subprocess.CompletedProcess:
      "error: TrainConfig: max_steps = 5 would silently override num_train_epochs = 3"),
     (["train", "--dataset", "boxes", "--set", "eval_strategy=no"], "error: TrainConfig: load_best_model_at_end needs evaluations"),
     (["train", "--dataset", "nope"], "error: Dataset 'nope' does not exist"),
+    (["train", "--dataset", "boxes", "--set", "context=raft"], "error: TrainConfig.context = 'raft' needs context_collection"),
     (["train", "--dataset", "boxes", "--set", "nonsense"], "error: --set 'nonsense' must look like key=value"),
     (["runs", "show", "20990101-000000-x"], "error: Run '20990101-000000-x' does not exist"),
     (["export", "20990101-000000-x"], "error: Say what to export: --merged"),
@@ -41,6 +42,17 @@ def test_user_errors_are_one_line_and_exit_2(workspace, args, message):
 def test_runs_list_on_an_empty_workspace(workspace):
     r = cli("runs", "list", "--json", ws=workspace, timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+def test_train_with_raft_context_records_it_and_a_missing_collection_fails_with_its_name(workspace):
+    make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
+    r = cli("train", "--dataset", "boxes", "--set", "context=raft", "--set", "context_collection=no-such-kb",
+            "--set", "context_oracle_share=0.5", "--follow", "--json", ws=workspace, timeout=300)
+    final = json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 1 and final["state"] == "failed"
+    assert "no-such-kb" in final["error"] and "context_collection" in final["error"]
+    config = json.loads((workspace.runs / final["id"] / "config.json").read_text())
+    assert (config["context"], config["context_collection"], config["context_oracle_share"]) == ("raft", "no-such-kb", 0.5)
 
 
 @pytest.mark.slow
