@@ -14,6 +14,16 @@ In a fresh WORKBENCH_HOME, each step a `python -m workbench ...` process, as a u
 5. evaluate: `evaluate --run ID --dataset shop --collection shop --max-new-tokens 48 --json --out DIR`
    (base, fine-tuned, base + RAG, fine-tuned + RAG on the test split; k, batch size: the defaults)
 
+With `--context raft` (issue #16, RAG-aware fine-tuning) the same invocation then trains a second run on the same split
+with `--set context=raft --set context_collection=shop --set context_k=K --set context_max_chars=C` and evaluates it
+the same way: both runs' four-way tables, the raft run's training-time and token ratio against the plain run, and
+paired per-row differences of char F1 with 95 % bootstrap intervals (raft ft_rag against plain ft, plain rag, raft ft
+...). `--freshness` then asks the knowledge-freshness demo question (examples/freshness) of both runs with the four
+sources, before and after the fact changes and is re-ingested (then restores it).
+
+    python -m bench.compare_loop --base-model gemma3-270m --context raft --context-k 3 --context-max-chars 300 \
+        --freshness --speedup-rows 0 --tag raft
+
 Then, outside the loop total, the speed-up of batched generation, in this one process with one loaded model: the
 first `--speedup-rows` test rows with the four sources, one answer at a time (`batch_size=1`) and batched (the
 default), same settings; the answers of the two are compared.
@@ -186,6 +196,106 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     return result
 
 
+def train_and_evaluate(label: str, overrides: list[str], args: argparse.Namespace, env: dict[str, str],
+                       steps: list[dict[str, Any]], logs: Path, work: Path) -> dict[str, Any]:
+    """One training run (`train ... --follow --json`) and its four-way evaluation; step names get `label` unless it
+    is the plain run."""
+    suffix = "" if label == "plain" else f"-{label}"
+    out = step(f"train{suffix}", ["train", "--dataset", "shop", "--base-model", args.base_model, *overrides, "--follow",
+                                  "--json"], env, steps, logs)
+    final = json.loads(out.strip().splitlines()[-1])
+    run_id = final["id"]
+    if final.get("state") != "completed":
+        raise SystemExit(f"training {run_id} ended {final.get('state')}: {final.get('error')}")
+    train = steps[-1]
+    train["cli_cpu_s"] = train["cpu_s"]
+    train["trainer_cpu_s"] = final.get("cpu_seconds")
+    train["cpu_s"] = round(train["cli_cpu_s"] + (final.get("cpu_seconds") or 0.0), 1)
+    result: dict[str, Any] = {"overrides": overrides}
+    result["train"] = {k: final.get(k) for k in ("id", "state", "step", "max_steps", "train_seconds", "cpu_seconds",
+                                                 "train_loss", "best_metric", "tokens_per_s", "num_input_tokens_seen",
+                                                 "train_rows", "context", "context_tokens")}
+    result["train"]["resolved"] = (final.get("resolved") or {}).get("notes")
+    eval_dir = work / f"eval{suffix}"
+    ev_args = ["evaluate", "--run", run_id, "--dataset", "shop", "--collection", "shop",
+               "--max-new-tokens", str(args.max_new_tokens), "--json", "--out", str(eval_dir)]
+    if args.limit:
+        ev_args[ev_args.index("--json"):ev_args.index("--json")] = ["--limit", str(args.limit)]
+    step(f"evaluate{suffix}", ev_args, env, steps, logs)
+    summary = json.loads((eval_dir / "summary.json").read_text(encoding="utf-8"))
+    result["evaluation"] = {
+        "rows": summary["rows"], "seconds": summary["seconds"], "template": summary["template"],
+        "retrieval": summary.get("retrieval"), "ft_rag_context": summary.get("ft_rag_context"),
+        "batch_size": summary["config"]["batch_size"], "generation": summary["config"]["generation"],
+        "table": four_way_table(summary), "wins": summary["wins"], "cost": summary["cost"], "warnings": summary["warnings"],
+    }
+    result["eval_dir"] = str(eval_dir)
+    shutil.copy(eval_dir / "report.md", logs / f"report{suffix}.md")
+    return result
+
+
+PAIRS = (("raft", "ft_rag", "plain", "ft"), ("raft", "ft_rag", "plain", "rag"), ("raft", "ft_rag", "plain", "ft_rag"),
+         ("raft", "ft_rag", "raft", "ft"), ("raft", "ft_rag", "raft", "rag"), ("raft", "ft", "plain", "ft"),
+         ("plain", "ft_rag", "plain", "ft"), ("raft", "rag", "plain", "rag"))
+
+
+def paired_differences(runs: dict[str, dict[str, Any]], label: str) -> dict[str, Any]:
+    """Per-row differences of char F1 between two (run, source) pairs, with 95 % bootstrap intervals: the rows are the
+    same test rows, so the pairing removes the rows' own difficulty from the comparison."""
+    from workbench.evaluation import load_results
+    from workbench.metrics import mean_ci
+
+    scores = {name: {(r["row"], r["source"]): r["char_f1"] for r in load_results(run["eval_dir"])}
+              for name, run in runs.items()}
+    out = {}
+    for a_run, a_src, b_run, b_src in PAIRS:
+        a_run, b_run = (label if x == "raft" else x for x in (a_run, b_run))
+        if a_run not in scores or b_run not in scores:
+            continue
+        a, b = scores[a_run], scores[b_run]
+        rows = sorted(r for r, s in a if s == a_src and (r, b_src) in b)
+        diffs = [a[(r, a_src)] - b[(r, b_src)] for r in rows]
+        out[f"{a_run}.{a_src} - {b_run}.{b_src}"] = {**mean_ci(diffs, 0.95, 2000, 0),
+                                                      "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs)}
+    return out
+
+
+def measure_freshness(ws: Any, runs: dict[str, dict[str, Any]], max_new_tokens: int) -> dict[str, Any]:
+    """The freshness demo with each run: its question (ko, en) to the four sources before the fact changes, after the
+    changed documents are re-ingested, and the originals restored at the end. An answer "follows" a fact when it
+    names its aisle number (5 new, 3 old)."""
+    from workbench.answer import ask, prepare
+    from workbench.freshness import change_facts, load_demo, restore_facts
+    from workbench.inference import GenerationConfig, load_generator_for_run
+    from workbench.runs import get_run
+
+    demo = load_demo()
+    settings = GenerationConfig(max_new_tokens=max_new_tokens)
+    gens = {name: (get_run(r["train"]["id"], ws), None) for name, r in runs.items()}
+
+    def ask_all(state: str, out: dict[str, Any]) -> None:
+        for name, (run, _) in gens.items():
+            gen = load_generator_for_run(run, ws)
+            for lang, q in demo.questions.items():
+                setup = prepare(list(SOURCES), ws, run=run, collection="shop", lang="ko", generator=gen)
+                got = ask(q, list(SOURCES), setup, settings).results()
+                for source, res in got.items():
+                    text = res.text
+                    out.setdefault(name, {}).setdefault(lang, {}).setdefault(source, {})[state] = {
+                        "answer": text, "new_fact": "5" in text, "old_fact": "3" in text}
+            del gen
+
+    result: dict[str, Any] = {"questions": demo.questions, "edits": len(demo.edits), "answers": {}}
+    ask_all("before", result["answers"])
+    changed = change_facts("shop", demo.edits, demo.source_dir, ws)
+    result["changed"] = {k: changed.get(k) for k in ("files", "replacements", "added", "removed")}
+    try:
+        ask_all("after", result["answers"])
+    finally:
+        restore_facts("shop", changed["files"], demo.source_dir, ws)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-model", default="smollm2-135m", help="registry key of the base model")
@@ -198,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lock", action="store_true", help=f"do not wait for / hold {LOCK}")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="TrainConfig overrides passed to `train --set` (for a quick dry run; the proof uses none)")
+    ap.add_argument("--context", choices=["none", "retrieved", "raft"], default="none",
+                    help="after the plain run, train and evaluate a second run with this training context (issue #16)")
+    ap.add_argument("--context-k", type=int, default=3, help="chunks per training prompt of the context run")
+    ap.add_argument("--context-max-chars", type=int, default=300, help="characters kept per chunk (0: whole chunks)")
+    ap.add_argument("--context-oracle-share", type=float, default=0.8, help="raft: rows with their oracle chunk (P)")
+    ap.add_argument("--skip-plain", action="store_true", help="with --context: train only the context run")
+    ap.add_argument("--freshness", action="store_true", help="then the knowledge-freshness demo with each run")
     args = ap.parse_args(argv)
 
     work = args.work / args.base_model
@@ -232,33 +349,27 @@ def main(argv: list[str] | None = None) -> int:
         split = json.loads(step("split", ["dataset", "split", "shop"], env, steps, logs))
         result["split"] = split.get("sizes")
         overrides = [a for kv in args.set for a in ("--set", kv)]
-        out = step("train", ["train", "--dataset", "shop", "--base-model", args.base_model, *overrides, "--follow", "--json"],
-                   env, steps, logs)
-        final = json.loads(out.strip().splitlines()[-1])
-        run_id = final["id"]
-        if final.get("state") != "completed":
-            raise SystemExit(f"training {run_id} ended {final.get('state')}: {final.get('error')}")
-        train = steps[-1]
-        train["cli_cpu_s"] = train["cpu_s"]
-        train["trainer_cpu_s"] = final.get("cpu_seconds")
-        train["cpu_s"] = round(train["cli_cpu_s"] + (final.get("cpu_seconds") or 0.0), 1)
-        result["train"] = {k: final.get(k) for k in ("id", "state", "step", "max_steps", "train_seconds", "cpu_seconds",
-                                                     "train_loss", "best_metric", "tokens_per_s", "num_input_tokens_seen")}
-        result["train"]["resolved"] = (final.get("resolved") or {}).get("notes")
-        eval_dir = work / "eval"
-        ev_args = ["evaluate", "--run", run_id, "--dataset", "shop", "--collection", "shop",
-                   "--max-new-tokens", str(args.max_new_tokens), "--json", "--out", str(eval_dir)]
-        if args.limit:
-            ev_args[ev_args.index("--json"):ev_args.index("--json")] = ["--limit", str(args.limit)]
-        step("evaluate", ev_args, env, steps, logs)
-        summary = json.loads((eval_dir / "summary.json").read_text(encoding="utf-8"))
-        result["evaluation"] = {
-            "rows": summary["rows"], "seconds": summary["seconds"], "template": summary["template"],
-            "retrieval": summary.get("retrieval"), "batch_size": summary["config"]["batch_size"],
-            "generation": summary["config"]["generation"], "table": four_way_table(summary), "wins": summary["wins"],
-            "cost": summary["cost"], "warnings": summary["warnings"],
-        }
-        shutil.copy(eval_dir / "report.md", logs / "report.md")
+        runs: dict[str, dict[str, Any]] = {}
+        if not (args.skip_plain and args.context != "none"):
+            runs["plain"] = train_and_evaluate("plain", overrides, args, env, steps, logs, work)
+        if args.context != "none":
+            ctx = [f"context={args.context}", "context_collection=shop", f"context_k={args.context_k}",
+                   f"context_max_chars={args.context_max_chars}", f"context_oracle_share={args.context_oracle_share}"]
+            runs[args.context] = train_and_evaluate(args.context, overrides + [a for kv in ctx for a in ("--set", kv)],
+                                                    args, env, steps, logs, work)
+        first = next(iter(runs.values()))
+        result["train"], result["evaluation"] = first["train"], first["evaluation"]  # the plain run, as before
+        result["runs"] = runs
+        if len(runs) > 1:
+            plain, ctx_run = runs["plain"]["train"], runs[args.context]["train"]
+            result["context_cost"] = {
+                "train_seconds": [plain["train_seconds"], ctx_run["train_seconds"]],
+                "train_time_ratio": round(ctx_run["train_seconds"] / plain["train_seconds"], 2),
+                "cpu_seconds_ratio": round((ctx_run["cpu_seconds"] or 0) / (plain["cpu_seconds"] or 1), 2),
+                "input_tokens_ratio": round((ctx_run["num_input_tokens_seen"] or 0) / (plain["num_input_tokens_seen"] or 1), 2),
+                "context_tokens": ctx_run.get("context_tokens"), "context_build_s": (ctx_run.get("context") or {}).get("seconds")}
+        if runs:
+            result["paired_char_f1"] = paired_differences(runs, args.context)
         loop = [s for s in steps if s["step"] != "prepare"]
         result["loop"] = {"steps": [s["step"] for s in loop], "wall_s": round(sum(s["wall_s"] for s in loop), 1),
                           "cpu_s": round(sum(s["cpu_s"] for s in loop), 1),
@@ -267,11 +378,19 @@ def main(argv: list[str] | None = None) -> int:
         result["load_end_of_loop"] = load()
         log(f"loop: {result['loop']['wall_s']} s wall, {result['loop']['cpu_s']} CPU-s "
             f"({'within' if result['loop']['within_target'] else 'over'} {TARGET_S} s)")
-        if args.speedup_rows:
-            from workbench.config import Workspace
+        from workbench.config import Workspace
 
-            result["speedup"] = measure_speedup(Workspace.default(), run_id, args.speedup_rows, args.max_new_tokens,
-                                                work / "speedup")
+        if args.freshness:
+            log("freshness: the demo question before and after the fact changes")
+            t0 = time.perf_counter()
+            try:
+                result["freshness"] = measure_freshness(Workspace.default(), runs, args.max_new_tokens)
+            except Exception as exc:  # the runs' figures above are kept; the demo's failure is recorded
+                result["freshness"] = {"error": f"{type(exc).__name__}: {exc}"}
+            result["freshness"]["wall_s"] = round(time.perf_counter() - t0, 1)
+        if args.speedup_rows:
+            result["speedup"] = measure_speedup(Workspace.default(), first["train"]["id"], args.speedup_rows,
+                                                args.max_new_tokens, work / "speedup")
     finally:
         if lock is not None:
             release_lock(lock)
@@ -283,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
             path = path.with_name(f"{path.stem}_{time.strftime('%H%M')}.json")
         path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         log(f"wrote {path}")
-    print(markdown(result["evaluation"]["table"]))
+    for name, run in result.get("runs", {}).items():
+        print(f"\n{name}:\n" + markdown(run["evaluation"]["table"]))
+    print(json.dumps({"context_cost": result.get("context_cost"), "paired_char_f1": result.get("paired_char_f1")}, indent=1))
     speed = result.get("speedup", {})
     print(json.dumps({"loop": result["loop"], "steps": [{k: s[k] for k in ("step", "wall_s", "cpu_s")} for s in steps],
                       "speedup": {k: {m: speed[k].get(m) for m in ("wall_s", "speedup_wall", "speedup_cpu", "identical_answers")}

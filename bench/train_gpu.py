@@ -5,6 +5,7 @@ Everything that needs the GPU is measured here, in one script:
     python -m bench.train_gpu --phase single --out $OUT      # one H200: end to end + benchmark (a) (b) (c)
     python -m bench.train_gpu --phase multi --out $OUT       # two H200s: 2 GPUs against 1 (torchrun, NCCL)
     python -m bench.train_gpu --tiny --phase single          # the same path on CPU with a tiny model (a dry run)
+    python -m bench.train_gpu --phase raft --steps 30 --out $OUT  # one H200: a plain run against a raft run (#16)
 
 What it does (each training run is `python -m workbench train RUN_DIR`, started by `workbench.runs`, one process per
 run, so Unsloth and the plain backend never share a process):
@@ -19,6 +20,12 @@ run, so Unsloth and the plain backend never share a process):
    (a) the tutorial's configuration (Unsloth, 4-bit, padded 2 x 4), all with evaluation and early stopping;
 4. for (b): merges the adapter into 16-bit weights (`python -m workbench export ID --merged`), then loads the base
    model with the adapter (`workbench.inference`) and streams an answer, and loads the merged model and generates.
+
+`--phase raft` (RAG-aware fine-tuning, issue #16): the default configuration twice with identical settings, once on
+the rows above and once on the same rows with a retrieved context in their prompt (the Alpaca input section), as long
+as the context the CPU raft run of the sample shop added per row (`--context-tokens`, the mean; each row draws 0.7x to
+1.3x of it). Speed and memory depend on token counts only, so random words stand for the chunks; the context itself is
+built and tested on CPU (tests/test_train_context.py, bench/compare_loop.py --context raft).
 
 Results go to OUT/train_gpu.json (and the run logs to OUT/train_gpu.log) as each step finishes.
 """
@@ -169,8 +176,9 @@ class Bench:
         self.log(f"model {params / 1e9:.2f}B parameters built and saved to {folder} in {time.time() - t:.0f} s")
         return folder
 
-    def build_dataset(self, ws: Any, tokenizer_dir: Path, n_rows: int) -> str:
-        """Rows with the sample dataset's token lengths; answers are the question's words shifted by SHIFT."""
+    def build_dataset(self, ws: Any, tokenizer_dir: Path, n_rows: int, context_tokens: int = 0, name: str = "bench") -> str:
+        """Rows with the sample dataset's token lengths; answers are the question's words shifted by SHIFT. With
+        `context_tokens`, the same rows with about that many context words each in their input (a raft run's length)."""
         from transformers import AutoTokenizer
 
         from workbench.alpaca import SplitConfig, save_dataset, split_dataset
@@ -188,19 +196,25 @@ class Bench:
             q = [rng.randrange(SUBVOCAB) for _ in range(q_len)]
             a = [(q[j % q_len] + SHIFT) % SUBVOCAB for j in range(a_len)]
             rows.append({"instruction": " ".join(f"w{x}" for x in q), "input": "", "output": " ".join(f"w{x}" for x in a)})
-        save_dataset("bench", rows, source={"kind": "bench/train_gpu.py"}, workspace=ws, overwrite=True,
+        if context_tokens:  # its own generator: the questions and answers stay those of the plain rows
+            ctx_rng = random.Random(456)
+            for r in rows:
+                n = max(int(context_tokens * ctx_rng.uniform(0.7, 1.3)), 1)
+                r["input"] = " ".join(f"w{ctx_rng.randrange(SUBVOCAB)}" for _ in range(n))
+        save_dataset(name, rows, source={"kind": "bench/train_gpu.py"}, workspace=ws, overwrite=True,
                      settings={"tokenizer": "", "max_tokens": None})
-        report = split_dataset("bench", SplitConfig(test_size=0.05, val_size=0.06, seed=42), workspace=ws)
+        report = split_dataset(name, SplitConfig(test_size=0.05, val_size=0.06, seed=42), workspace=ws)
         lengths = [len(tok(format_example(r, template="alpaca", tokenizer=tok)["prompt"]
                            + format_example(r, template="alpaca", tokenizer=tok)["completion"],
                            add_special_tokens=False)["input_ids"]) for r in rows]
         want = [PROMPT_TOKENS[i % len(PROMPT_TOKENS)] + ANSWER_TOKENS[i % len(PROMPT_TOKENS)] for i in range(n_rows)]
-        self.results["dataset"] = {"rows": n_rows, "sizes": report.sizes, "template_overhead": overhead,
-                                   "mean_tokens": round(statistics.mean(lengths), 1),
-                                   "sample_mean_tokens": round(statistics.mean(want), 1),
-                                   "max_tokens": max(lengths)}
-        self.log(f"dataset {self.results['dataset']}")
-        return "bench"
+        key = "dataset" if name == "bench" else f"dataset_{name}"
+        self.results[key] = {"rows": n_rows, "sizes": report.sizes, "template_overhead": overhead,
+                             "mean_tokens": round(statistics.mean(lengths), 1),
+                             "sample_mean_tokens": round(statistics.mean(want), 1),
+                             "max_tokens": max(lengths), "context_tokens": context_tokens}
+        self.log(f"{key} {self.results[key]}")
+        return name
 
     # --- runs --------------------------------------------------------------------------------------------------
     def train(self, name: str, config: Any, ws: Any, timeout: float) -> dict[str, Any]:
@@ -403,9 +417,40 @@ def generate_main(run_ids: list[str]) -> None:
     print(json.dumps(out, default=str))
 
 
+# Mean extra tokens per training row that the context added in the CPU raft run of the sample shop (Gemma 3 270M,
+# context_k 3, 300 characters per chunk; docs/benchmarks.md, Fine-tuning: RAG-aware).
+CONTEXT_TOKENS = 330
+
+
+def raft_phase(bench: Bench, cfgs: dict[str, Any], ws: Any, model_dir: Path, args: argparse.Namespace) -> None:
+    """A plain run and a raft-length run with the same configuration (the default), one after the other on one GPU:
+    real tokens/s, step time and peak memory of each, and their ratios."""
+    raft_data = bench.build_dataset(ws, model_dir, args.rows, args.context_tokens, name="bench_raft")
+    bench.save()
+    plain_cfg = cfgs["default"]
+    runs = (("plain", plain_cfg), ("raft", plain_cfg.replace(dataset=raft_data)))
+    for i, (name, config) in enumerate(runs):
+        # the raft rows are ~4x longer: the plain run gets a quarter of the time left, the raft run the rest
+        bench.train(name, config, ws, timeout=max(bench.time_left() * (0.3 if i == 0 else 0.95), 60))
+    r = bench.results["runs"]
+    p, q = r.get("plain", {}), r.get("raft", {})
+
+    def ratio(key: str) -> float | None:
+        return round(q[key] / p[key], 3) if q.get(key) and p.get(key) else None
+
+    bench.results["raft_vs_plain"] = {
+        "tokens_per_s_ratio": ratio("tokens_per_s"), "median_tokens_per_s_ratio": ratio("tokens_per_s_median_after_step5"),
+        "median_step_s_ratio": ratio("median_step_s_after_step5"), "real_tokens_ratio": ratio("real_tokens"),
+        "wall_ratio": ratio("wall_s"), "peak_gpu_mem_gb": [p.get("peak_gpu_mem_gb"), q.get("peak_gpu_mem_gb")],
+        "mean_row_tokens": [bench.results["dataset"]["mean_tokens"], bench.results["dataset_bench_raft"]["mean_tokens"]]}
+    bench.log(f"raft vs plain: {bench.results['raft_vs_plain']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--phase", choices=["single", "multi", "merge", "variants", "memory"], default="single")
+    ap.add_argument("--phase", choices=["single", "multi", "merge", "variants", "memory", "raft"], default="single")
+    ap.add_argument("--context-tokens", type=int, default=CONTEXT_TOKENS,
+                    help="--phase raft: mean context tokens per row (default: what the CPU raft run of the sample shop added)")
     ap.add_argument("--runs", nargs="+", help="--phase variants: the configs to run, two at a time (one per GPU)")
     ap.add_argument("--tiny", action="store_true", help="a tiny model on CPU: checks the path, measures nothing")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/train_gpu_out")))
@@ -437,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         res = bench.train("default", cfgs["default"], ws, timeout=bench.time_left() * 0.5)
         if res.get("adapter"):
             bench.export_and_generate([res["run"]], ws, merge=True)
+    elif args.phase == "raft":
+        raft_phase(bench, cfgs, ws, model_dir, args)
     elif args.phase == "variants":
         # Batching variants at equal rows per step, two at a time (one per GPU: the host has cores for both).
         import torch
