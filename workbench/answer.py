@@ -146,7 +146,7 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
         NotFoundError: the run has no adapter yet. ConfigError: a source lacks what it needs; a broken RAG template.
         ModelError / OfflineError: the model cannot be loaded.
     """
-    from workbench.retrieval import RetrievalConfig
+    from workbench.retrieval import collection_config
 
     ft = bool(FT_SOURCES & set(sources))
     local = any(s not in API_SOURCES for s in sources)
@@ -170,7 +170,7 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
     if generator is not None:
         warnings = generator.preflight(chosen, adapter) + warnings  # type: ignore[arg-type]
     setup = AnswerSetup(workspace, generator, adapter, chosen, collection,
-                        retrieval or RetrievalConfig(k=DEFAULT_K), rag_template, lang, endpoint, warnings)
+                        retrieval or collection_config(collection, workspace, k=DEFAULT_K), rag_template, lang, endpoint, warnings)
     setup.check(sources)
     answer_prompt("q", "", [], rag=True, rag_template=rag_template, lang=lang)  # a broken template fails now
     return setup
