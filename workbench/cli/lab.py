@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrieval-config", help="show, set or clear a collection's own retrieval settings")
     p.add_argument("collection")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="mode, fetch_k, lambda_mult or lexical_weight (repeatable)")
+                   help="mode, fetch_k, lambda_mult, lexical_weight or scale (repeatable)")
     p.add_argument("--clear", action="store_true", help="remove the saved settings (back to the defaults)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_retrieval_config)
