@@ -250,7 +250,8 @@ def _check_operand(op: str, operand: Any, where: str) -> None:
 class RetrievedChunk:
     """One result: the chunk's text, its score and its metadata (source, chunk_id, chunk_index,
     start_index, splitter settings, ...). Higher scores are better: a cosine similarity for `dense` and
-    `mmr`, the fused z-score (standard deviations above the query's average) for `hybrid`."""
+    `mmr`, the fused z-score for `hybrid` (standard deviations above the average of the query's candidates, or of
+    the collection with `scale="collection"`)."""
 
     text: str
     score: float
