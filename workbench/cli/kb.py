@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fetch-k", type=int)
     p.add_argument("--lambda-mult", type=float)
     p.add_argument("--lexical-weight", type=float)
+    p.add_argument("--scale", choices=["candidates", "collection"],
+                   help="hybrid: z-scores against the query's candidates or the whole collection")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"source": "faq.md"}\'')
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_search)
@@ -82,7 +84,8 @@ def run_search(args: argparse.Namespace) -> int:
     # A config file's values and the flags are explicit; what they leave out comes from the collection's own settings.
     base = RetrievalConfig.load(args.config).to_dict() if args.config else {}
     changes = {k: v for k, v in (("k", args.k), ("mode", args.mode), ("fetch_k", args.fetch_k),
-                                 ("lambda_mult", args.lambda_mult), ("lexical_weight", args.lexical_weight)) if v is not None}
+                                 ("lambda_mult", args.lambda_mult), ("lexical_weight", args.lexical_weight),
+                                 ("scale", args.scale)) if v is not None}
     if args.filter:
         try:
             changes["filter"] = json.loads(args.filter)
