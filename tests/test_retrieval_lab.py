@@ -22,6 +22,7 @@ from workbench.retrieval_lab import (
     lab_settings,
     measure,
     parse_chunking,
+    remove_scratch,
     questions_from_rows,
     run_lab,
     save_best,
@@ -147,3 +148,12 @@ def test_measure_reports_latency_and_no_questions_is_an_error(ws):
     assert all(r["hit@1"]["mean"] == 1.0 for r in rows) and all(r["ms_p50"] >= 0 for r in rows)
     with pytest.raises(ConfigError, match="questions"):
         run_lab(LabConfig(collection="faq"), ws)
+
+
+def test_scratch_collections_of_a_killed_lab_are_removed(tmp_path):
+    ws = Workspace(tmp_path / "ws").ensure()
+    doc = [Document("현금 결제", metadata={"source": "pay.txt"})]
+    for name in (f"{SCRATCH_PREFIX}999999999-0-faq", "faq"):  # a pid that no process has
+        ingest.ingest_documents(doc, name, workspace=ws)
+    assert remove_scratch(ws) == [f"{SCRATCH_PREFIX}999999999-0-faq"]
+    assert [c.name for c in vectordb.list_collections(ws)] == ["faq"]
