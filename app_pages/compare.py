@@ -20,9 +20,9 @@ from workbench.inference import GenerationConfig, run_base_model
 from workbench.metrics import score_answer
 from workbench.models import DEFAULT_MODEL, REGISTRY
 from workbench.prompts import DEFAULT_RAG_TEMPLATES, TEMPLATES
-from workbench.retrieval import RetrievalConfig
+from workbench.retrieval import RetrievalConfig, collection_config
 from workbench.ui import compare_views as views
-from workbench.ui import resources
+from workbench.ui import resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
 from workbench.ui.i18n import lang, t
@@ -34,12 +34,10 @@ LABELS = {s: an.source_label(s, lang()) for s in an.SOURCES}
 label = LABELS.__getitem__
 
 st.title(t("Compare", "비교"))
-st.caption(t(
-    "One loaded base model answers as itself and with a run's LoRA adapter switched on; the RAG columns get the "
-    "retrieved chunks in their prompt. Same question, same generation settings, side by side.",
-    "한 번 불러온 기본 모델이 그대로, 그리고 실행의 LoRA 어댑터를 켠 채로 답합니다. RAG 열은 검색된 청크를 프롬프트에 "
-    "받습니다. 같은 질문, 같은 생성 설정으로 나란히 비교합니다.",
-))
+st.caption(t("One loaded base model answers as itself and with a run's LoRA adapter switched on; the RAG columns get the "
+             "retrieved chunks in their prompt. Same question, same generation settings, side by side.",
+             "한 번 불러온 기본 모델이 그대로, 그리고 실행의 LoRA 어댑터를 켠 채로 답합니다. RAG 열은 검색된 청크를 프롬프트에 "
+             "받습니다. 같은 질문, 같은 생성 설정으로 나란히 비교합니다."))
 
 # --- what answers ------------------------------------------------------------------------------------------
 runs: dict[str, Any] = {}
@@ -97,6 +95,7 @@ settings = build_config(GenerationConfig, gen_values)
 
 with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트"), expanded=False):
     r1, r2 = st.columns([1, 3])
+    retrieval_views.follow_saved(collection, ws, {"mode": "compare.mode"}, "compare.saved_for")  # the lab's saved mode
     mode = config_field(RetrievalConfig, "mode", key="compare.mode", container=r1, widget="radio")
     k = config_field(RetrievalConfig, "k", key="compare.k", container=r1, value=an.DEFAULT_K, max_value=20)
     if "compare.rag_template" not in st.session_state or st.session_state.pop("compare.rag_reset_now", False):
@@ -108,7 +107,7 @@ with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트")
     if r2.button(t("Reset to the default for this language", "이 언어의 기본값으로 되돌리기"), key="compare.rag_reset"):
         st.session_state["compare.rag_reset_now"] = True
         st.rerun()
-retrieval = RetrievalConfig(mode=mode, k=int(k))
+retrieval = collection_config(collection, ws, mode=mode, k=int(k))  # with the collection's saved weights
 
 
 def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str, Any]:

@@ -12,7 +12,7 @@ from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_
 from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_counter
 from workbench.errors import DocumentError
 from workbench.retrieval import RetrievalConfig, only_sources, retrieve
-from workbench.ui import charts
+from workbench.ui import charts, retrieval_views
 from workbench.ui.common import job_progress, progress_reporter, user_errors, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
 from workbench.ui.i18n import t
@@ -56,7 +56,8 @@ if info is not None:
     c[3].metric(f"{info.splitter.get('splitter', '?')} ({t('size / overlap', '크기 / 겹침')})",
                 f"{info.splitter.get('chunk_size', '?')} / {info.splitter.get('chunk_overlap', '?')}")
 
-tab_add, tab_browse, tab_search = st.tabs([t("Add documents", "문서 추가"), t("Browse", "둘러보기"), t("Search", "검색")])
+tab_add, tab_browse, tab_search, tab_lab = st.tabs([t("Add documents", "문서 추가"), t("Browse", "둘러보기"), t("Search", "검색"),
+                                                    t("Retrieval lab", "검색 실험")])
 
 
 def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> None:
@@ -223,13 +224,14 @@ with tab_search:
         st.info(t("Ingest documents first: there is nothing to search yet.", "먼저 문서를 넣으세요: 아직 검색할 것이 없습니다."))
     else:
         query = st.text_input(t("Question", "질문"), key="kb.query", placeholder="현금으로 결제가 가능한가요?")
+        retrieval_views.follow_saved(name, ws, retrieval_views.SEARCH_KEYS, "kb.saved_for")  # the lab's saved setting
         m1, m2, m3 = st.columns([2, 1, 3])
         mode = config_field(RetrievalConfig, "mode", key="kb.mode", container=m1)
         k = config_field(RetrievalConfig, "k", key="kb.k", container=m2)
         sources = m3.multiselect(t("Only these documents", "이 문서에서만"),
                                  [d.source for d in vectordb.list_documents(name, ws)], key="kb.sources")
         with st.expander(t("More settings", "추가 설정")):
-            more = config_form(RetrievalConfig, ["fetch_k", "lambda_mult", "lexical_weight"], key_prefix="kb.", columns=3,
+            more = config_form(RetrievalConfig, ["fetch_k", "lambda_mult", "lexical_weight", "scale"], key_prefix="kb.", columns=4,
                                keys={"lambda_mult": "kb.lambda"})
             where = config_field(RetrievalConfig, "filter", key="kb.filter", placeholder='{"file_type": "markdown"}')
         if st.button(t("Search", "검색"), type="primary", key="kb.search") and query.strip():
@@ -239,12 +241,7 @@ with tab_search:
                 with user_errors():
                     hits = retrieve(name, query, config, ws)
                     st.session_state["kb.results"] = (name, [(r.text, r.score, r.metadata) for r in hits])
-        searched, results = st.session_state.get("kb.results") or (None, None)
-        if searched == name and results is not None:
-            if not results:
-                st.info(t("No chunk matched.", "맞는 청크가 없습니다."))
-            for rank, (text, score, meta) in enumerate(results, 1):
-                with st.container(border=True):
-                    st.caption(f"#{rank} · {t('score', '점수')} {score:.4f} · {meta.get('source')} · "
-                               f"{t('chunk', '청크')} {meta.get('chunk_index')} · {t('offset', '위치')} {meta.get('start_index')}")
-                    st.text(text)
+        retrieval_views.show_hits(name)
+
+with tab_lab:
+    retrieval_views.lab_section(name if info is not None else "", ws)

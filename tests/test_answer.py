@@ -181,3 +181,19 @@ def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
     assert default_collection(SimpleNamespace(config=SimpleNamespace(dataset="deleted")), ["aaa"], workspace) == "aaa"
     assert default_collection(None, ["aaa"], workspace) == "aaa"
     assert default_collection(run, [], workspace) == ""
+
+
+def test_prepare_retrieves_with_the_collections_saved_settings(workspace):
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+    from workbench.endpoints import EndpointAnswerer
+    from workbench.retrieval import RetrievalConfig, save_retrieval
+
+    ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
+    save_retrieval("faq", {"mode": "dense", "scale": "collection"}, workspace)
+    endpoint = EndpointAnswerer("http://127.0.0.1:9/v1", "m")
+    setup = answer.prepare(["api_rag"], workspace, collection="faq", endpoint=endpoint)
+    assert (setup.retrieval.mode, setup.retrieval.scale, setup.retrieval.k) == ("dense", "collection", answer.DEFAULT_K)
+    given = RetrievalConfig(mode="hybrid", k=2)  # what a caller passes is used as given
+    assert answer.prepare(["api_rag"], workspace, collection="faq", endpoint=endpoint, retrieval=given).retrieval is given

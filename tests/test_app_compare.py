@@ -237,3 +237,19 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     while evaluation_status(folder)["state"] in ("pending", "running") and time.time() < deadline:
         time.sleep(0.2)
     assert evaluation_status(folder)["state"] == "cancelled"
+
+
+def test_the_retrieval_mode_follows_the_collections_saved_setting(workspace):
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+    from workbench.retrieval import save_retrieval
+
+    for name in ("faq", "notes"):
+        ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], name, workspace=workspace)
+    save_retrieval("faq", {"mode": "dense"}, workspace)
+    at = open_page()
+    at.selectbox(key="compare.collection").set_value("faq").run()
+    assert not at.exception and at.radio(key="compare.mode").value == "dense"
+    at.selectbox(key="compare.collection").set_value("notes").run()  # no saved settings: the default
+    assert at.radio(key="compare.mode").value == "hybrid"

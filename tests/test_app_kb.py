@@ -101,3 +101,54 @@ def test_a_large_ingest_runs_as_a_job_with_progress(workspace, monkeypatch):
     assert "kb.ingest_job" not in at.session_state
     assert at.selectbox(key="kb.collection").value == "bulk"
     assert "chunks added, 0 removed" in at.success[0].value
+
+
+def _faq_with_questions(workspace) -> None:
+    from workbench import alpaca
+
+    docs = [Document("현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.", metadata={"source": "pay.txt"}),
+            Document("주차장은 건물 지하 2층에 있습니다. 두 시간 무료입니다.", metadata={"source": "park.txt"})]
+    ingest.ingest_documents(docs, "faq", ChunkingConfig(), workspace=workspace)
+    rows = [{"instruction": q, "input": "", "output": "a", "source": s}
+            for q, s in (("현금 결제 되나요?", "pay.txt"), ("주차장이 어디예요?", "park.txt"), ("카드 받나요?", "pay.txt"))]
+    alpaca.save_dataset("faq-qs", rows, source={"kind": "test"}, workspace=workspace)
+
+
+@pytest.mark.parametrize("lang,tab,run_label", [("en", "Retrieval lab", "Run the retrieval lab"),
+                                                ("ko", "검색 실험", "검색 실험 실행")])
+def test_the_retrieval_lab_runs_as_a_job_and_saves_the_best_setting(workspace, lang, tab, run_label):
+    from workbench.jobs import wait_job
+    from workbench.retrieval import saved_retrieval
+
+    _faq_with_questions(workspace)
+    at = open_page(lang)
+    assert tab in [x.label for x in at.tabs]
+    assert at.selectbox(key="kb.lab_dataset").value == "faq-qs"
+    assert at.button(key="kb.lab_run").label == run_label
+    at.selectbox(key="kb.lab_split").set_value("all").run()
+    at.button(key="kb.lab_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    folder = at.session_state["kb.lab_job"]  # a child process; the page polls it
+    assert at.button(key="kb.lab_run").disabled and at.button(key="kb.lab_cancel")
+    assert wait_job(folder, timeout=300)["state"] == "completed"
+    at.run()
+    at.run()
+    assert "kb.lab_job" not in at.session_state and not at.exception
+    table = next(d.value for d in at.dataframe if "hit@1" in d.value.columns)
+    assert len(table) >= 8 and table.iloc[:, 0].str.endswith("★").sum() == 1
+    best = at.selectbox(key="kb.lab_pick").value
+    at.selectbox(key="kb.lab_pick").set_value("dense").run()
+    at.button(key="kb.lab_save").click().run()
+    assert saved_retrieval("faq", workspace)["mode"] == "dense" and best
+    assert at.radio(key="kb.mode").value == "dense"  # the search follows the saved setting
+    assert any("Search, ask, Compare and evaluate use it" in x.value or "이 설정을 씁니다" in x.value for x in at.success)
+
+
+def test_search_starts_from_the_collections_saved_setting(workspace):
+    from workbench.retrieval import save_retrieval
+
+    _faq_with_questions(workspace)
+    save_retrieval("faq", {"mode": "mmr", "lexical_weight": 0.35}, workspace)
+    at = open_page()
+    assert at.radio(key="kb.mode").value == "mmr" and at.slider(key="kb.lexical_weight").value == 0.35
+    assert "mode=mmr" in " ".join(m.value for m in at.markdown)  # the lab tab names the saved settings

@@ -12,6 +12,7 @@ import pytest
 
 from workbench.errors import ConfigError
 from workbench.evaluation import (
+    DEFAULT_EVAL_K,
     EvalConfig,
     load_results,
     run_evaluation,
@@ -172,3 +173,25 @@ def test_an_unreachable_judge_leaves_its_scores_missing_not_the_evaluation(works
     assert [r["judge"] for r in load_results(tmp_path / "out")] == [None, None]
     assert summary["per_source"]["api"]["metrics"]["judge"]["missing"] == 2
     assert any("judge failed" in w and "Cannot reach the judge endpoint" in w for w in summary["warnings"])
+
+
+def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, monkeypatch):
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+    from workbench.retrieval import save_retrieval
+
+    ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
+    save_retrieval("faq", {"mode": "dense", "lexical_weight": 0.1}, workspace)
+    config = EvalConfig(dataset="d", sources=("rag",), collection="faq")
+    got = config.retrieval_config(workspace)
+    assert (got.mode, got.lexical_weight, got.k) == ("dense", 0.1, DEFAULT_EVAL_K)
+    got = config.replace(retrieval={"mode": "hybrid", "k": 2}).retrieval_config(workspace)  # the config's own values win
+    assert (got.mode, got.lexical_weight, got.k) == ("hybrid", 0.1, 2)
+    from workbench import answer
+    from workbench.evaluation import _setup
+
+    seen = []
+    monkeypatch.setattr(answer, "prepare", lambda sources, ws, **kw: seen.append(kw["retrieval"]))
+    _setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
+    assert (seen[0].mode, seen[0].lexical_weight) == ("dense", 0.1)

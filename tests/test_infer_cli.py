@@ -86,3 +86,26 @@ def test_evaluate_a_run_prints_aggregates_and_writes_the_report(workspace, smoll
     assert summary["config"]["batch_size"] == 2
     assert {p.name for p in out_dir.iterdir()} >= {"config.json", "results.csv", "summary.json", "report.md", "report.html"}
     assert "[100%] Report written" in r.stderr
+
+
+def test_ask_uses_the_collections_saved_settings(workspace, monkeypatch, capsys):
+    """`ask --collection` retrieves with what the retrieval lab saved for the collection (k and --mode still win)."""
+    from langchain_core.documents import Document
+
+    from workbench import answer, ingest
+    from workbench.cli import main
+    from workbench.errors import ConfigError
+    from workbench.retrieval import save_retrieval
+
+    ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
+    save_retrieval("faq", {"mode": "mmr", "lexical_weight": 0.2}, workspace)
+    seen = []
+
+    def stop(sources, ws, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(kwargs["retrieval"])
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(answer, "prepare", stop)
+    assert main(["ask", "q", "--collection", "faq", "--no-adapter"]) == 2
+    assert main(["ask", "q", "--collection", "faq", "--mode", "dense", "--k", "4"]) == 2
+    assert [(c.mode, c.lexical_weight, c.k) for c in seen] == [("mmr", 0.2, 3), ("dense", 0.2, 4)]

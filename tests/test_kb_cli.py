@@ -79,3 +79,17 @@ def test_user_errors_exit_2_with_one_line(workspace, tmp_path, capsys):
     assert code == 2 and "--filter '{source}' is not JSON" in err
     code, out, _ = run(capsys, "collections")
     assert code == 0 and "no collections yet" in out  # the failed ingest created nothing
+
+
+def test_search_uses_the_collections_saved_settings_unless_a_flag_says_otherwise(capsys, workspace, monkeypatch):
+    from langchain_core.documents import Document
+
+    from workbench import ingest, retrieval
+
+    ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
+    retrieval.save_retrieval("faq", {"mode": "dense", "lexical_weight": 0.3}, workspace)
+    seen = []
+    monkeypatch.setattr(retrieval, "retrieve", lambda name, query, config, *a, **k: seen.append(config) or [])
+    assert run(capsys, "search", "현금", "--collection", "faq", "--json")[0] == 0
+    assert run(capsys, "search", "현금", "--collection", "faq", "--mode", "hybrid", "--k", "2", "--json")[0] == 0
+    assert [(c.mode, c.lexical_weight, c.k) for c in seen] == [("dense", 0.3, 5), ("hybrid", 0.3, 2)]

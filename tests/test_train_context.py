@@ -255,6 +255,19 @@ def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
         assert oracle and oracle[0]["metadata"]["source"] == row["source"]
 
 
+def test_the_training_context_is_retrieved_with_the_collections_saved_settings(shop_ws):
+    from workbench.retrieval import save_retrieval
+    from workbench.train_context import collection_retrieval
+
+    assert collection_retrieval("boxes-kb", shop_ws, k=2).mode == "hybrid"
+    save_retrieval("boxes-kb", {"mode": "dense"}, shop_ws)
+    try:
+        got = collection_retrieval("boxes-kb", shop_ws, k=2)
+        assert (got.mode, got.k) == ("dense", 2)
+    finally:
+        save_retrieval("boxes-kb", None, shop_ws)
+
+
 @pytest.mark.slow
 def test_a_short_raft_run_trains_on_context_and_its_answers_use_the_same_prompt(shop_ws):
     from workbench.runs import start_training, wait_run

@@ -169,7 +169,7 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
         NotFoundError: the run has no adapter yet. ConfigError: a source lacks what it needs; a broken RAG template.
         ModelError / OfflineError: the model cannot be loaded.
     """
-    from workbench.retrieval import RetrievalConfig
+    from workbench.retrieval import collection_config
 
     ft = bool(FT_SOURCES & set(sources))
     local = any(s not in API_SOURCES for s in sources)
@@ -192,7 +192,7 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
     chosen, warnings = choose_template(template, run_template(run), default, fine_tuned=ft)
     if generator is not None:
         warnings = generator.preflight(chosen, adapter) + warnings  # type: ignore[arg-type]
-    retrieval = retrieval or RetrievalConfig(k=DEFAULT_K)
+    retrieval = retrieval or collection_config(collection, workspace, k=DEFAULT_K)
     context = run_context(run) if "ft_rag" in sources else None
     if context is not None:
         warnings += _context_warnings(context, collection, retrieval.k)

@@ -126,17 +126,20 @@ class EvalConfig(BaseConfig):
         if bool(self.judge_base_url) != bool(self.judge_model):
             raise ConfigError("The LLM judge needs both judge_base_url and judge_model (or neither).")
         self.generation_config()
-        self.retrieval_config()
+        self.retrieval_config(saved=False)  # checks the values without opening the store
 
     def generation_config(self) -> "GenerationConfig":
         from workbench.inference import GenerationConfig
 
         return GenerationConfig.from_dict(dict(self.generation))
 
-    def retrieval_config(self) -> Any:
-        from workbench.retrieval import RetrievalConfig
+    def retrieval_config(self, workspace: Workspace | None = None, *, saved: bool = True) -> Any:
+        """The RAG sources' RetrievalConfig: `retrieval`'s values over the collection's own saved settings (`saved`)."""
+        from workbench.retrieval import RetrievalConfig, collection_config
 
-        return RetrievalConfig.from_dict({"k": DEFAULT_EVAL_K, **dict(self.retrieval)})
+        if not saved:
+            return RetrievalConfig.from_dict({"k": DEFAULT_EVAL_K, **dict(self.retrieval)})
+        return collection_config(self.collection, workspace, **{"k": DEFAULT_EVAL_K, **dict(self.retrieval)})
 
 
 # --- where evaluations live: workbench.eval_jobs (the job functions); the file names are shared --------------
@@ -258,7 +261,7 @@ def _setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | 
     if generator is None and any(s not in API_SOURCES for s in sources):
         report(f"Loading {config.base_model or (run.config.base_model if run is not None else 'the base model')}", 0.0)
     return prepare(sources, ws, run=run, adapter_dir=config.adapter_dir, base_model=config.base_model,
-                   template=config.prompt_template, collection=config.collection, retrieval=config.retrieval_config(),
+                   template=config.prompt_template, collection=config.collection, retrieval=config.retrieval_config(ws),
                    rag_template=config.rag_template, lang=config.lang, endpoint=endpoint, generator=generator)
 
 

@@ -5,13 +5,18 @@
   similarity to the query (`lambda_mult`) against similarity to the chunks already picked.
 - `hybrid`: three rankers propose `fetch_k` candidates each: BM25 over character bigrams, BM25 over
   subwords (XLM-R SentencePiece pieces, `lexical.subword_tokens`), and the dense index. Every candidate
-  gets all three scores, each score is turned into
-  a z-score (how many standard deviations above this query's average over the collection it lies; the
-  dense average is estimated on a fixed sample of chunk vectors), and the fused score is
-  `lexical_weight / 2 * (z_bigram + z_subword) + (1 - lexical_weight) * z_dense`.
+  gets all three scores, each score is turned into a z-score (how many standard deviations above the
+  average of this query's candidates it lies; `scale="collection"`, the default until 2026-12-03, measured
+  it against the whole collection, the dense side on a fixed sample of chunk vectors), and the fused score
+  is `lexical_weight / 2 * (z_bigram + z_subword) + (1 - lexical_weight) * z_dense`.
   Plain reciprocal-rank fusion throws the scores away and made the top hit worse than BM25 alone on
   KorQuAD; z-scores keep how far ahead the best match is, on a scale the two kinds of score share.
-  The weights were tuned on a held-out slice of KorQuAD questions (docs/benchmarks.md).
+  Against the whole collection, short texts (FAQ answers) broke them: most BM25 scores are 0 there, so a
+  chance match of two characters lay 20 standard deviations up and outvoted the vectors. Against the
+  candidates, KorQuAD keeps R@1 0.934 (0.935) and ChatbotData's question -> answer hit@1 goes from 0.046
+  to 0.052 (dense alone 0.046). The weights were tuned on held-out KorQuAD questions (docs/benchmarks.md).
+- A collection can carry its own settings, measured and saved by the retrieval lab (`workbench.retrieval_lab`):
+  `collection_config` builds the RetrievalConfig every stage uses from them.
 
 `retrieve` is the one entry point the other stages call.
 """
@@ -24,19 +29,24 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.lexical import lexical_index
-from workbench.vectordb import VectorStoreConfig, get_embeddings, open_collection
+from workbench.runfiles import read_json, write_json
+from workbench.vectordb import VectorStoreConfig, _lexical_dir, get_embeddings, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import chromadb
     import numpy as np
 
     from workbench.lexical import LexicalData
 
 Mode = Literal["dense", "mmr", "hybrid"]
+Scale = Literal["candidates", "collection"]
 
 DEFAULT_MODE: Mode = "hybrid"
+DEFAULT_SCALE: Scale = "candidates"  # KorQuAD R@1 0.934 (collection: 0.935), ChatbotData hit@1 +13% (docs/benchmarks.md)
 DEFAULT_FETCH_K = 20
 DEFAULT_LEXICAL_WEIGHT = 0.6  # 0.3 bigram + 0.3 subword + 0.4 dense: tuned on held-out KorQuAD questions
 
@@ -74,6 +84,13 @@ class RetrievalConfig(BaseConfig):
         help_ko="hybrid: 두 BM25 점수(글자 바이그램, 서브워드)를 합친 가중치 (나머지는 벡터 점수).", min=0.0, max=1.0,
         label="BM25 weight (hybrid)", label_ko="BM25 가중치 (하이브리드)", step=0.05, widget="slider",
     )
+    scale: Scale = setting(
+        DEFAULT_SCALE, "Hybrid: what each score's z-score is measured against: the candidates of this query (copes with "
+        "short texts, where most BM25 scores are 0), or the whole collection (the default until 2026-12-03).",
+        help_ko="하이브리드: 각 점수의 z-점수 기준: 이 질문의 후보들 (BM25 점수가 대부분 0인 짧은 글에도 맞음), 또는 컬렉션 전체 "
+        "(2026-12-03까지의 기본값).", label="Score scale (hybrid)", label_ko="점수 기준 (하이브리드)", widget="radio",
+        choice_labels={"candidates": ("the candidates", "후보들"), "collection": ("the whole collection", "컬렉션 전체")},
+    )
     filter: dict[str, Any] | None = setting(
         None, 'Metadata filter in Chroma\'s where syntax, e.g. {"source": "faq.md"}.',
         help_ko='Chroma where 문법의 메타데이터 필터, 예: {"source": "faq.md"}.',
@@ -96,6 +113,69 @@ class RetrievalConfig(BaseConfig):
             raise ConfigError(f"RetrievalConfig.filter = {self.filter!r} is not a mapping. Use e.g. {{\"source\": \"faq.md\"}}.")
         if self.filter:
             check_filter(self.filter)
+
+
+# --- a collection's own settings ------------------------------------------------------------------------------------
+
+# What the retrieval lab saves for a collection (k and filters belong to the question, not to the collection).
+SAVED_FIELDS = ("mode", "fetch_k", "lambda_mult", "lexical_weight", "scale")
+
+
+def _saved_path(collection: str, ws: Workspace, store: VectorStoreConfig) -> "Path":
+    """`vectorstore/<chroma name>.retrieval.json`, beside the lexical index folder (which is swapped whole on a
+    rebuild, so the file cannot live inside it)."""
+    chroma = open_collection(collection, ws, store).name
+    lex = _lexical_dir(chroma, ws, store)
+    return lex.with_name(f"{chroma}.retrieval.json")
+
+
+def saved_retrieval(collection: str, workspace: Workspace | None = None,
+                    store: VectorStoreConfig | None = None) -> dict[str, Any]:
+    """The retrieval settings saved for `collection` (by the retrieval lab), {} when none.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    data = read_json(_saved_path(collection, ws, store), {}) or {}
+    return {k: v for k, v in dict(data.get("settings") or {}).items() if k in SAVED_FIELDS}
+
+
+def save_retrieval(collection: str, settings: dict[str, Any] | None, workspace: Workspace | None = None,
+                   store: VectorStoreConfig | None = None, note: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save `settings` (the `SAVED_FIELDS` of a RetrievalConfig) as `collection`'s own; None or {} removes them.
+    `note` (what they scored, when) is kept beside them for the user. Returns what was saved.
+
+    Raises:
+        NotFoundError: no such collection. ConfigError: settings that do not make a valid RetrievalConfig.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    path = _saved_path(collection, ws, store)
+    kept = {k: v for k, v in dict(settings or {}).items() if k in SAVED_FIELDS}
+    if not kept:
+        path.unlink(missing_ok=True)
+        return {}
+    kept = {k: v for k, v in RetrievalConfig.from_dict(kept).to_dict().items() if k in kept}  # validated, coerced
+    write_json(path, {"settings": kept, "note": note or {}})
+    return kept
+
+
+def collection_config(collection: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None,
+                      **explicit: Any) -> RetrievalConfig:
+    """The RetrievalConfig for `collection`: the defaults, then the collection's saved settings, then `explicit`
+    (what the caller or user set; None values count as not set). Search, ask, Compare and evaluate build theirs
+    here, so a setting saved by the retrieval lab is what they use unless told otherwise.
+
+    Raises:
+        ConfigError: an invalid explicit value.
+    """
+    saved: dict[str, Any] = {}
+    if collection:
+        try:
+            saved = saved_retrieval(collection, workspace, store)
+        except WorkbenchError:  # no such collection yet: retrieving will say so
+            saved = {}
+    return RetrievalConfig.from_dict({**saved, **{k: v for k, v in explicit.items() if v is not None}})
 
 
 # Chroma's `where` grammar (metadata, not document text): one field or one logical operator per mapping.
@@ -170,7 +250,8 @@ def _check_operand(op: str, operand: Any, where: str) -> None:
 class RetrievedChunk:
     """One result: the chunk's text, its score and its metadata (source, chunk_id, chunk_index,
     start_index, splitter settings, ...). Higher scores are better: a cosine similarity for `dense` and
-    `mmr`, the fused z-score (standard deviations above the query's average) for `hybrid`."""
+    `mmr`, the fused z-score for `hybrid` (standard deviations above the average of the query's candidates, or of
+    the collection with `scale="collection"`)."""
 
     text: str
     score: float
@@ -307,7 +388,6 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
     ids = lex.ids
     if not ids:
         return []
-    dense_ref = lex.dense_sample @ qvec if lex.dense_sample.size else np.zeros(0, np.float32)
 
     allowed = np.ones(len(ids), dtype=bool)
     if config.filter:
@@ -335,8 +415,12 @@ def _hybrid(coll: "chromadb.Collection", qvec: "np.ndarray", config: RetrievalCo
             dense_sim[position[id_]] = float(np.asarray(vec, dtype=np.float32) @ qvec)
     order = np.fromiter(dense_sim, dtype=np.int64, count=len(dense_sim))
     dense = np.fromiter(dense_sim.values(), dtype=np.float32, count=len(dense_sim))
-    fused = fuse(standardize(bigram[order], bigram), standardize(subword[order], subword), standardize(dense, dense_ref),
-                 config.lexical_weight)
+    b, s = bigram[order], subword[order]
+    if config.scale == "candidates":  # each score against the candidates' own: a rare BM25 match is not 20 sigma
+        fused = fuse(standardize(b, b), standardize(s, s), standardize(dense, dense), config.lexical_weight)
+    else:
+        dense_ref = lex.dense_sample @ qvec if lex.dense_sample.size else np.zeros(0, np.float32)
+        fused = fuse(standardize(b, bigram), standardize(s, subword), standardize(dense, dense_ref), config.lexical_weight)
     best = np.argsort(-fused, kind="stable")[: config.k]
     winners = [ids[order[j]] for j in best]
     got = coll.get(ids=winners, include=["documents", "metadatas"])

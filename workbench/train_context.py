@@ -51,12 +51,11 @@ Retriever = Callable[[str, "RetrievalConfig"], list["RetrievedChunk"]]
 
 
 def collection_retrieval(collection: str, workspace: Workspace | None = None, *, k: int) -> "RetrievalConfig":
-    """How the training context is retrieved from `collection`: that collection's retrieval settings with `k` chunks.
+    """How the training context is retrieved from `collection`: that collection's own retrieval settings (the defaults,
+    then what the retrieval lab saved for it: `retrieval.collection_config`) with `k` chunks, as its answers retrieve."""
+    from workbench.retrieval import collection_config
 
-    Today every collection uses the default settings; this is the one place that would read a collection's own."""
-    from workbench.retrieval import RetrievalConfig
-
-    return RetrievalConfig(k=k)
+    return collection_config(collection, workspace, k=k)
 
 
 def answer_overlap(answer: str, text: str) -> float:

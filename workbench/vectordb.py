@@ -454,4 +454,5 @@ def delete_collection(name: str, workspace: Workspace | None = None, store: Vect
     client(ws, store).delete_collection(coll.name)
     _OPEN.clear()
     shutil.rmtree(_lexical_dir(coll.name, ws, store), ignore_errors=True)
+    _lexical_dir(coll.name, ws, store).with_name(f"{coll.name}.retrieval.json").unlink(missing_ok=True)  # its own settings
     _LEXICAL_CACHE.pop(str(_lexical_dir(coll.name, ws, store)), None)

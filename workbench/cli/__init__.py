@@ -18,7 +18,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 
 # Stage modules under workbench/cli/, in the order their commands appear in --help.
-STAGES = ["doctor", "kb", "dataset", "train", "infer"]
+STAGES = ["doctor", "kb", "lab", "dataset", "train", "infer"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -125,9 +125,9 @@ def run_ask(args: argparse.Namespace) -> int:
     retrieval = None
     if args.collection:
         from workbench.answer import DEFAULT_K
-        from workbench.retrieval import RetrievalConfig
+        from workbench.retrieval import collection_config
 
-        retrieval = RetrievalConfig(k=args.k or DEFAULT_K, **({"mode": args.mode} if args.mode else {}))
+        retrieval = collection_config(args.collection, ws, k=args.k or DEFAULT_K, mode=args.mode)
     setup = prepare([source], ws, run=run, adapter_dir=args.adapter_dir, base_model=args.base_model,
                     template=args.template, collection=args.collection, retrieval=retrieval,
                     rag_template=args.rag_template, lang=args.lang,

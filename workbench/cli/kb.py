@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fetch-k", type=int)
     p.add_argument("--lambda-mult", type=float)
     p.add_argument("--lexical-weight", type=float)
+    p.add_argument("--scale", choices=["candidates", "collection"],
+                   help="hybrid: z-scores against the query's candidates or the whole collection")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"source": "faq.md"}\'')
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run_search)
@@ -77,17 +79,19 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from workbench.retrieval import RetrievalConfig, retrieve
+    from workbench.retrieval import RetrievalConfig, collection_config, retrieve
 
-    base = RetrievalConfig.load(args.config) if args.config else RetrievalConfig()
+    # A config file's values and the flags are explicit; what they leave out comes from the collection's own settings.
+    base = RetrievalConfig.load(args.config).to_dict() if args.config else {}
     changes = {k: v for k, v in (("k", args.k), ("mode", args.mode), ("fetch_k", args.fetch_k),
-                                 ("lambda_mult", args.lambda_mult), ("lexical_weight", args.lexical_weight)) if v is not None}
+                                 ("lambda_mult", args.lambda_mult), ("lexical_weight", args.lexical_weight),
+                                 ("scale", args.scale)) if v is not None}
     if args.filter:
         try:
             changes["filter"] = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--filter {args.filter!r} is not JSON ({exc.msg}). Use e.g. '{{\"source\": \"faq.md\"}}'.") from exc
-    config = base.replace(**changes) if changes else base
+    config = collection_config(args.collection, **{**base, **changes})
     results = retrieve(args.collection, args.query, config)
     if args.json:
         print_json([{"text": r.text, "score": round(r.score, 6), "metadata": r.metadata} for r in results])
