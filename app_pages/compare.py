@@ -160,7 +160,7 @@ with tab_ask:
     if result:
         if result.get("reference"):
             scores = {s: score_answer(a["text"], result["reference"]) for s, a in result["answers"].items()}
-            st.dataframe(pd.DataFrame([{t("source", "소스"): label(s), **v} for s, v in scores.items()]), hide_index=True)
+            st.dataframe(views.score_table(scores, label), hide_index=True)
         views.show_answers(result, label)
 
 with tab_eval:
@@ -202,7 +202,7 @@ with tab_eval:
         if status.get("state") in ("pending", "running"):
             views.evaluation_progress(pick)
         elif status.get("state") == "failed":
-            st.error(t(f"The evaluation failed: {status.get('error')}", f"평가 실패: {status.get('error')}"), icon="⚠️")
+            views.evaluation_failed(status)
         summary = ev.load_summary(pick)
         if summary:
             views.show_report(pick, summary)
@@ -221,7 +221,7 @@ with tab_fresh:
     else:
         fresh_sources = [s for s in ("base", "ft", "rag", "ft_rag") if s in available]
         edits = st.data_editor(pd.DataFrame([vars(e) for e in DEMO.edits]), key="compare.fresh_edits",
-                               num_rows="dynamic", hide_index=True, width="stretch")
+                               num_rows="dynamic", hide_index=True, width="stretch", column_config=views.edit_columns())
         st.caption(t(f"Documents are read from {DEMO.source_dir} and edited copies kept in {fr.freshness_dir(collection, ws)}.",
                      f"문서는 {DEMO.source_dir}에서 읽고, 고친 사본은 {fr.freshness_dir(collection, ws)}에 둡니다."))
         st.session_state.setdefault("compare.fresh_question", DEMO.questions[lang()])
@@ -247,4 +247,4 @@ with tab_fresh:
                 fresh["job"] = {"folder": done["job"], "step": "restore"}
         views.freshness_job(fresh, ws)
         if "before" in fresh or "after" in fresh:
-            st.dataframe(views.freshness_table(fresh, fresh_sources, label), hide_index=True, width="stretch")
+            views.show_freshness_table(fresh, fresh_sources, label)

@@ -12,7 +12,6 @@ from workbench import runs as jobs  # training runs, on the generic runner (work
 from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, fit_report
 from workbench.models import REGISTRY
-from workbench.train_progress import eta_text
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
@@ -116,16 +115,17 @@ def _live(run_id: str) -> None:
     metrics = run.metrics()
     last_tps = next((m["tokens_per_s"] for m in reversed(metrics) if "tokens_per_s" in m), None)
     last_eval = next((m["eval_loss"] for m in reversed(metrics) if "eval_loss" in m), None)
-    metric_row((t("State", "상태"), run.state), (t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}"),
+    metric_row((t("State", "상태"), finetune_views.state_label(run.state)),
+               (t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}"),
                (t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
                 t("Real (non-padding) input tokens per second of training, evaluations excluded.",
                   "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외.")),
-               (t("ETA", "남은 시간"), eta_text(s.get("eta_s")) if active else "-"),
+               (t("ETA", "남은 시간"), finetune_views.eta_label(s) if active else "-"),
                (t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-"))
     if s.get("max_steps"):
         st.progress(min((s.get("step") or 0) / s["max_steps"], 1.0))
     if s.get("error"):
-        st.error(s["error"], icon="⚠️")
+        st.error(finetune_views.run_error(s), icon="⚠️")
     chart = charts.loss_chart(metrics, step_title=t("step", "스텝"), loss_title=t("loss", "손실"))
     if chart is not None:
         st.altair_chart(chart, width="stretch", key="finetune.loss_chart")

@@ -86,14 +86,17 @@ class Endpoint:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, provider: str = "openai",
                  role: str = "", timeout: float = 60.0, sdk_retries: int = 0) -> None:
         if provider not in PROVIDERS:
-            raise ConfigError(f"provider = {provider!r} is not one of {', '.join(PROVIDERS)}.")
+            raise ConfigError(f"provider = {provider!r} is not one of {', '.join(PROVIDERS)}.",
+                              ko=f"provider = {provider!r}은(는) {', '.join(PROVIDERS)} 중 하나가 아닙니다.")
         self.base_url, self.model, self.provider, self.role = base_url, model, provider, role
         key = resolve_api_key(provider, api_key)
         if provider == "anthropic":
             import anthropic
 
             if not key:
-                raise ConfigError("Anthropic needs an API key: set ANTHROPIC_API_KEY or paste the key in the password field.")
+                raise ConfigError("Anthropic needs an API key: set ANTHROPIC_API_KEY or paste the key in the password field.",
+                                  ko="Anthropic에는 API 키가 필요합니다: ANTHROPIC_API_KEY를 설정하거나 비밀번호 "
+                                     "칸에 키를 붙여 넣으세요.")
             self._sdk: Any = anthropic
             self._client: Any = anthropic.Anthropic(api_key=key, base_url=base_url or None, timeout=timeout,
                                                     max_retries=sdk_retries)

