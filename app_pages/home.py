@@ -1,11 +1,13 @@
-"""Home: what the workbench does, and what this installation has (the same facts as `doctor`)."""
+"""Home: what the workbench does, the workshop's path (each step done / next / later), and what this installation
+has (the same facts as `doctor`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from workbench.guide import guide_steps, workspace_progress
 from workbench.ui.common import progress_reporter, user_errors, workspace
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tr
 from workbench.ui.resources import doctor_facts, workspace_counts
 
 ws = workspace()
@@ -29,6 +31,17 @@ st.markdown(
 )
 
 ws_facts = workspace_counts(str(ws.root))
+
+# --- start here: the workshop's path, each step's state read from the workspace ------------------------------
+st.subheader(t("Start here", "여기서 시작하세요"))
+MARKS = {"done": ("✅", t("done", "완료")), "next": ("👉", t("next", "다음 단계")), "later": ("⏳", t("later", "나중에"))}
+for n, step in enumerate(guide_steps(workspace_progress(ws, ws_facts["collections"])), 1):
+    icon, state = MARKS[step.state]
+    with st.container(border=step.state == "next", key=f"home.step_{step.key}"):
+        g1, g2 = st.columns([3, 1], vertical_alignment="center")
+        g1.markdown(f"{icon} **{n}. {tr(step.title)}** · {state}  \n{tr(step.hint)}")
+        g2.page_link(step.page, label=t("Open the page", "페이지 열기"), icon="➡️")
+
 c1, c2, c3 = st.columns(3)
 c1.metric(t("Collections", "컬렉션"), len(ws_facts["collections"]))
 c2.metric(t("Datasets", "데이터셋"), len(ws_facts["datasets"]))
