@@ -69,7 +69,7 @@ with left:
     st.caption(" · ".join(f"{k} {v}" for k, v in facts["versions"].items()))
     st.subheader(t("Backends", "백엔드"))
     for b in facts["backends"]:
-        st.markdown(f"{'✅' if b['available'] else '➖'} **{b['name']}**: {b['detail']}")
+        st.markdown(f"{'✅' if b['available'] else '➖'} **{b['name']}**: {tr(b['detail'])}")
     if not st.session_state["home.check_hub"] and st.button(t("Check the Hugging Face Hub", "Hugging Face Hub 연결 확인"), key="home.hub"):
         st.session_state["home.check_hub"] = True
         st.rerun()
@@ -77,8 +77,8 @@ with left:
 with right:
     st.subheader(t("Models", "모델"))
     st.table(
-        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"],
-          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["models"]],
+        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): tr(m["label"]),
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): tr(m["note"])} for m in facts["models"]],
         hide_index=True,  # a static table wraps the notes (a data grid cut them off)
         border="horizontal",
     )
@@ -94,8 +94,8 @@ with right:
             st.rerun()
     st.subheader(t("Embedding models", "임베딩 모델"))
     st.table(
-        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"] + (" ★" if m["default"] else ""),
-          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["embeddings"]],
+        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): tr(m["label"]) + (" ★" if m["default"] else ""),
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): tr(m["note"])} for m in facts["embeddings"]],
         hide_index=True,
         border="horizontal",
     )

