@@ -166,7 +166,7 @@ with tab_ask:
 with tab_eval:
     if not split_datasets:
         st.info(t("No split dataset yet: split one on the Dataset page, then evaluate every source on its test split.",
-                  "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할한 뒤, 테스트 split으로 모든 소스를 평가하세요."))
+                  "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할한 뒤, 테스트 분할로 모든 소스를 평가하세요."))
     else:
         b = st.columns([3, 2, 2, 3, 2])
         eval_ds = b[0].selectbox(t("Dataset", "데이터셋"), split_datasets, key="compare.eval_dataset")

@@ -61,9 +61,9 @@ with left:
         st.success(f"CUDA: {d['name']} · {d['memory_gb']} GiB" + (f" × {d['count']}" if d["count"] > 1 else ""))
     else:
         st.info(
-            t(f"CPU only: {d['name']} · {d['memory_gb']} GiB RAM · {d['cpu_threads']} threads. "
+            t(f"CPU only: `{d['name']}` · {d['memory_gb']} GiB RAM · {d['cpu_threads']} threads. "
               "Training uses the small packaged model.",
-              f"CPU 전용: {d['name']} · RAM {d['memory_gb']} GiB · 스레드 {d['cpu_threads']}개. "
+              f"CPU 전용: `{d['name']}` · RAM {d['memory_gb']} GiB · 스레드 {d['cpu_threads']}개. "
               "학습에는 작은 내장 모델을 사용합니다.")
         )
     st.caption(" · ".join(f"{k} {v}" for k, v in facts["versions"].items()))
