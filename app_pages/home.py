@@ -30,18 +30,17 @@ st.markdown(
     )
 )
 
-ws_facts = workspace_counts(str(ws.root))
-
-# --- start here: the workshop's path, each step's state read from the workspace ------------------------------
+# --- start here: the workshop's path, each step's state read from the workspace's files (no Chroma: drawn at once) --
 st.subheader(t("Start here", "여기서 시작하세요"))
 MARKS = {"done": ("✅", t("done", "완료")), "next": ("👉", t("next", "다음 단계")), "later": ("⏳", t("later", "나중에"))}
-for n, step in enumerate(guide_steps(workspace_progress(ws, ws_facts["collections"])), 1):
+for n, step in enumerate(guide_steps(workspace_progress(ws)), 1):
     icon, state = MARKS[step.state]
     with st.container(border=step.state == "next", key=f"home.step_{step.key}"):
         g1, g2 = st.columns([3, 1], vertical_alignment="center")
         g1.markdown(f"{icon} **{n}. {tr(step.title)}** · {state}  \n{tr(step.hint)}")
         g2.page_link(step.page, label=t("Open the page", "페이지 열기"), icon="➡️")
 
+ws_facts = workspace_counts(str(ws.root))  # lists Chroma's collections: the first call imports chromadb (~1 s)
 c1, c2, c3 = st.columns(3)
 c1.metric(t("Collections", "컬렉션"), len(ws_facts["collections"]))
 c2.metric(t("Datasets", "데이터셋"), len(ws_facts["datasets"]))

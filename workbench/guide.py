@@ -59,9 +59,11 @@ STEPS: tuple[GuideStep, ...] = (
 
 def workspace_progress(workspace: Workspace, collections: Sequence[str] = ()) -> dict[str, bool]:
     """Which steps the workspace shows done. `collections`: the names the caller already listed (the home page has
-    them); without them a collection's lexical index folder (`vectorstore/<name>.bm25/`) counts."""
+    them); without them a collection's lexical index folder (`vectorstore/<name>.bm25/`, written with every
+    collection, also for a Chroma server) counts, which needs no Chroma client."""
     ws = workspace
-    has_collection = bool(collections) or (ws.vectorstore.is_dir() and any(ws.vectorstore.glob("*.bm25")))
+    has_collection = bool(collections) or (ws.vectorstore.is_dir() and any(
+        p.is_dir() for pattern in ("*.bm25", "server-*/*.bm25") for p in ws.vectorstore.glob(pattern)))
     split = ws.datasets.is_dir() and any((d / "train.csv").is_file() and (d / "test.csv").is_file()
                                          for d in ws.datasets.iterdir() if d.is_dir())
     trained = ws.runs.is_dir() and any(_completed(d) for d in ws.runs.iterdir() if d.is_dir())
