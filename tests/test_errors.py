@@ -29,15 +29,16 @@ def test_every_error_class_is_raised_somewhere_in_the_core():
 
 
 def test_every_error_the_core_raises_says_it_in_korean_too():
-    """`raise XError("...")` in the core must pass `ko=`: a Korean page shows `exc.ko` (the CLI keeps the English)."""
+    """`XError("...")` in the core must pass `ko=`: a Korean page shows `exc.ko` (the CLI keeps the English)."""
     names = {n for n, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.WorkbenchError)}
     missing = []
     for path in sorted(CORE.rglob("*.py")):
         if path.relative_to(CORE).parts[0] in ("ui", "cli"):  # the UI picks its own text; the CLI speaks English
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name) \
-                    and node.exc.func.id in names and not any(k.arg == "ko" for k in node.exc.keywords):
+            # every construction: `raise XError(...)`, and the errors built to be raised elsewhere (`return XError(...)`)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names \
+                    and not any(k.arg == "ko" for k in node.keywords):
                 missing.append(f"{path.relative_to(CORE)}:{node.lineno}")
     assert missing == []
 

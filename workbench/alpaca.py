@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.texts import Text
+from workbench.texts import Text, pick
 from workbench.alpaca_checks import (Issue, Leak, find_leakage, issue_rows, load_tokenizer, model_max_tokens,
                                      summarize_issues, validate_rows)
 from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_map, read_source, resolve_column_map
@@ -525,7 +525,7 @@ def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -
             f"Dataset {name!r} has {len(errors)} problems in rows {listed}{' ...' if len(issue_rows(errors)) > 10 else ''} "
             f"(e.g. {errors[0].message}). Drop or fix those rows first (`dataset validate {name} --drop-errors`).",
             ko=f"데이터셋 {name!r}의 {listed}{' ...' if len(issue_rows(errors)) > 10 else ''}행에 문제가 {len(errors)}개 "
-               f"있습니다 (예: {errors[0].message}). 먼저 그 행을 빼거나 고치세요 (`dataset validate {name} --drop-errors`)."
+               f"있습니다 (예: {pick(errors[0].message, 'ko')}). 먼저 그 행을 빼거나 고치세요 (`dataset validate {name} --drop-errors`)."
         )
     report(Text("Splitting",
                 "분할하는 중"), 0.3)

@@ -375,8 +375,11 @@ def _load_error(base: str, exc: BaseException) -> WorkbenchError:
 
     if not Path(base).exists() and isinstance(exc, OSError):
         return OfflineError(f"Could not load {base!r} from the Hugging Face Hub ({type(exc).__name__}). Offline, use a "
-                            f"packaged model (smollm2-135m) or a local folder.")
-    return ModelError(f"Could not load {base!r} for training: {one_line(exc)}")
+                            f"packaged model (smollm2-135m) or a local folder.",
+                            ko=f"Hugging Face Hub에서 {base!r}을(를) 불러오지 못했습니다 ({type(exc).__name__}). "
+                               f"오프라인에서는 내장 모델(smollm2-135m)이나 로컬 폴더를 쓰세요.")
+    return ModelError(f"Could not load {base!r} for training: {one_line(exc)}",
+                      ko=f"학습할 {base!r}을(를) 불러오지 못했습니다: {one_line(exc, 'ko')}")
 
 
 def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
