@@ -15,7 +15,7 @@ from workbench.models import REGISTRY
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tr
 
 ws = workspace()
 RUN_KEY = "train.run_id"
@@ -81,7 +81,7 @@ with tab_new:
                     st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
                                  "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
                                  "max_seq_length를 쓰세요."))
-                st.caption(t("auto here: ", "여기서 auto: ") + "; ".join(fit["resolved"]["notes"]))
+                st.caption(t("auto here: ", "여기서 자동: ") + "; ".join(map(tr, fit["resolved"]["notes"])))
             b1, b2 = st.columns([1, 3])
             if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
                 with user_errors():

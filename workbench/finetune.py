@@ -32,6 +32,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.texts import Text
 from workbench.config import BaseConfig, setting
 from workbench.errors import ConfigError
 from workbench.prompts import PromptTemplate
@@ -397,8 +398,9 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
     backend = resolve_backend(config.backend)
     if config.quantization == "auto":
         four_bit = cuda and has_bnb
-        notes.append("4-bit: " + ("yes (CUDA + bitsandbytes)" if four_bit else
-                                  "no (" + ("bitsandbytes is not installed" if cuda else "no CUDA GPU") + ")"))
+        notes.append(Text("4-bit: yes (CUDA + bitsandbytes)", "4비트: 예 (CUDA + bitsandbytes)") if four_bit else
+                     Text("4-bit: no (bitsandbytes is not installed)", "4비트: 아니오 (bitsandbytes 없음)") if cuda else
+                     Text("4-bit: no (no CUDA GPU)", "4비트: 아니오 (CUDA GPU 없음)"))
     else:
         four_bit = config.quantization == "4bit"
         if four_bit and not (cuda and has_bnb):
@@ -408,17 +410,18 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
     dtype, autocast = _resolve_dtype(config.dtype, device, notes)
     max_len = config.max_seq_length or (4096 if cuda else 512)
     if not config.max_seq_length:
-        notes.append(f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} default)")
+        notes.append(Text(f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} default)",
+                          f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} 기본값)"))
     gc = config.gradient_checkpointing
     if gc == "auto":
         gc = ("unsloth" if backend == "unsloth" else "on") if cuda else "off"
-        notes.append(f"gradient checkpointing: {gc}")
+        notes.append(Text(f"gradient checkpointing: {gc}", f"그레이디언트 체크포인팅: {_ON_OFF_KO.get(gc, gc)}"))
     elif gc == "unsloth" and backend != "unsloth":
         gc = "on"
     optim = config.optim
     if optim == "auto":
         optim = "adamw_8bit" if cuda and has_bnb else "adamw_torch"
-        notes.append(f"optimizer: {optim}")
+        notes.append(Text(f"optimizer: {optim}", f"옵티마이저: {optim}"))
     elif "8bit" in optim and not (cuda and has_bnb):
         raise ConfigError(f"TrainConfig.optim = {optim!r} needs bitsandbytes on a CUDA GPU. Use 'adamw_torch' on this "
                           f"machine, or 'auto'.",
@@ -426,16 +429,17 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
                              f"'adamw_torch'나 'auto'를 쓰세요.")
     epochs = config.num_train_epochs or (3.0 if cuda else 1.0)
     if config.max_steps > 0:
-        notes.append(f"length: {config.max_steps} steps")
+        notes.append(Text(f"length: {config.max_steps} steps", f"길이: {config.max_steps} 스텝"))
     elif not config.num_train_epochs:
-        notes.append(f"epochs: {epochs:g} ({'GPU' if cuda else 'CPU'} default)")
+        notes.append(Text(f"epochs: {epochs:g} ({'GPU' if cuda else 'CPU'} default)",
+                          f"에폭: {epochs:g} ({'GPU' if cuda else 'CPU'} 기본값)"))
     batching = config.batching
     if batching == "auto":
         batching = "padded" if cuda else "padding_free"
-        notes.append(f"batching: {batching}")
+        notes.append(Text(f"batching: {batching}", f"배치 방식: {batching}"))
     grouped = config.group_by_length == "on" or (config.group_by_length == "auto" and batching == "padded")
     if config.group_by_length == "auto" and grouped:
-        notes.append("rows grouped by length")
+        notes.append(Text("rows grouped by length", "길이별로 묶은 행"))
     offload = config.offload_embedding
     if offload == "auto":
         # Tied tables (the output layer reads the same weights) stay: the offload would free nothing. Several
@@ -443,7 +447,7 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
         offload = "on" if cuda and backend == "unsloth" and config.num_processes == 1 and not _ties_embeddings(
             config.base_model) else "off"
         if offload == "on":
-            notes.append("input embeddings in host RAM")
+            notes.append(Text("input embeddings in host RAM", "입력 임베딩은 호스트 RAM에"))
     elif offload in ("on", "unsloth") and backend != "unsloth":
         if offload == "on":
             raise ConfigError("TrainConfig.offload_embedding = 'on' needs the Unsloth backend (it is Unsloth's "
@@ -458,6 +462,8 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
                             offload_embedding=offload)
 
 
+_ON_OFF_KO = {"on": "켬", "off": "끔"}
+
 def _resolve_dtype(choice: str, device: "DeviceInfo", notes: list[str]) -> tuple[str, str | None]:
     """(weight dtype, autocast) for a dtype setting on `device`; "auto" is noted in `notes`."""
     cuda = device.kind == "cuda"
@@ -466,7 +472,8 @@ def _resolve_dtype(choice: str, device: "DeviceInfo", notes: list[str]) -> tuple
             dtype, autocast = ("bfloat16", "bf16") if device.bf16 else ("float16", "fp16")
         else:
             dtype, autocast = "float32", "bf16" if cpu_has_bf16() else None
-        notes.append(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""))
+        notes.append(Text(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""),
+                          f"dtype: {dtype} 가중치" + (f", {autocast} 자동 혼합 정밀도" if autocast else "")))
         return dtype, autocast
     if not cuda and choice == "float16":
         raise ConfigError("TrainConfig.dtype = 'float16' needs a CUDA GPU. Use 'float32' or 'bfloat16' on CPU, or 'auto'.",
