@@ -25,7 +25,7 @@ from workbench.ui import compare_views as views
 from workbench.ui import resources
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import lang, pick, t
+from workbench.ui.i18n import lang, pick as text_in, t  # not `pick`: the page uses that name
 
 ws = workspace()
 DEMO = fr.load_demo()
@@ -62,7 +62,7 @@ if run is not None:
     c3.text_input(t("Base model (from the run)", "기본 모델 (실행에서)"), base_model, disabled=True, key="compare.base_fixed")
 else:
     base_model = c3.selectbox(t("Base model", "기본 모델"), list(REGISTRY), key="compare.base_model",
-                              index=list(REGISTRY).index(DEFAULT_MODEL), format_func=lambda k, _l=lang(): pick(REGISTRY[k].label, _l))
+                              index=list(REGISTRY).index(DEFAULT_MODEL), format_func=lambda k, _l=lang(): text_in(REGISTRY[k].label, _l))
 if not runs:
     st.caption(t("No finished training run with an adapter yet: train one on the Fine-tune page for the fine-tuned columns.",
                  "어댑터가 있는 학습 실행이 아직 없습니다: 파인튜닝 열을 보려면 파인튜닝 페이지에서 학습하세요."))
