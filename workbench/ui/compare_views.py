@@ -127,11 +127,11 @@ def _cost_metrics(summary: Mapping[str, Any]) -> None:
     cost = summary["cost"]
     added = cost.get("prompt_tokens_added_by_retrieval", {})
     lat = {s: v["latency_s"] for s, v in summary["per_source"].items() if v["latency_s"] is not None}
-    metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} s" if cost.get("train_seconds") else "–"),
+    metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} {t('s', '초')}" if cost.get("train_seconds") else "–"),
                (t("Adapter size", "어댑터 크기"), f"{cost['adapter_mb']} MiB" if cost.get("adapter_mb") else "–"),
                (t("Prompt tokens added by retrieval", "검색이 더한 프롬프트 토큰"), f"{added['rag']:+.0f}" if "rag" in added else "–"),
                (t("Latency (fastest / slowest)", "지연 시간 (가장 빠름 / 느림)"),
-                f"{min(lat.values()):.2f} / {max(lat.values()):.2f} s" if lat else "–"))
+                f"{min(lat.values()):.2f} / {max(lat.values()):.2f} {t('s', '초')}" if lat else "–"))
 
 
 def show_report(folder: str, summary: Mapping[str, Any]) -> None:
