@@ -42,6 +42,7 @@ TAB_RUN = t("Current run", "현재 실행")
 started = st.session_state.pop("finetune.started", None)
 if started:  # a run was just started: show it (tabs with a key and on_change can be selected through the state)
     st.session_state["finetune.tab"] = TAB_RUN
+    st.session_state["finetune.pick"] = started  # the run picker keeps its last pick: a second run showed the first
 tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), TAB_RUN, t("History", "기록")], key="finetune.tab",
                                         on_change="rerun")
 
