@@ -113,7 +113,7 @@ def set_number(page: Page, k: str, value: float) -> None:
     box = key(page, k).locator("input")
     box.fill(str(value))
     box.press("Enter")
-    page.wait_for_timeout(400)
+    wait_idle(page)
 
 
 def choose(page: Page, k: str, option: str) -> None:
@@ -131,6 +131,12 @@ def choose(page: Page, k: str, option: str) -> None:
 
 
 def wait_idle(page: Page, timeout: float = 120_000) -> None:
+    """Wait for the script run that an action started to finish: Streamlit's status widget shows while a script
+    runs. It may take a moment to appear after a click, so give it that moment first."""
+    try:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', timeout=1_500)
+    except PlaywrightTimeoutError:
+        pass  # the run was quicker than that, or there was none
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
 
 
@@ -192,7 +198,8 @@ def step_train(page: Page, lang: str, suffix: str) -> None:
     """A training run of 3 steps on the packaged model, watched to its end."""
     s = T[lang]
     nav(page, s["finetune"])
-    choose(page, "finetune.dataset", "shop_small" + suffix.replace("-", "_"))
+    dataset = "shop_small" + suffix.replace("-", "_")
+    choose(page, "finetune.dataset", dataset)
     choose(page, "finetune.backend", "Transformers + PEFT")
     page.get_by_text(s["schedule"], exact=True).click()
     set_number(page, "finetune.per_device_train_batch_size", 4)
@@ -203,6 +210,8 @@ def step_train(page: Page, lang: str, suffix: str) -> None:
     wait_idle(page)
     check_korean(page, lang, "fine-tune form")
     key(page, "finetune.start").locator("button").click()
+    # the Current run tab shows the new run (its caption starts with its dataset), not an earlier one
+    expect(page.get_by_text(re.compile(rf"^{dataset} · smollm2-135m · ")).first).to_be_visible(timeout=60_000)
     state = page.locator('[data-testid="stMetric"]').filter(has_text=s["state"]).first
     expect(state).to_be_visible(timeout=60_000)
     check_korean(page, lang, "fine-tune running")
@@ -220,11 +229,11 @@ def step_compare(page: Page, lang: str, suffix: str) -> None:
     page.get_by_text(s["gen_settings"], exact=True).click()
     set_number(page, "compare.max_new_tokens", 16)
     key(page, "compare.ask").locator("button").click()
-    wait_idle(page, 300_000)
-    for column in s["columns"]:
+    for column in s["columns"]:  # the first answer waits for the model to load
         expect(page.locator('[data-testid="stMarkdownContainer"] strong', has_text=re.compile(rf"^{re.escape(column)}$"))
-               .first).to_be_visible(timeout=10_000)
-    expect(page.get_by_text(re.compile(s["tokens"])).first).to_be_visible()
+               .first).to_be_visible(timeout=300_000)
+    expect(page.locator('[data-testid="stCaptionContainer"]:visible', has_text=s["tokens"])).to_have_count(4, timeout=300_000)
+    wait_idle(page, 300_000)
     check_korean(page, lang, "compare ask")
     page.get_by_role("tab", name=s["eval_tab"], exact=True).click()
     set_number(page, "compare.eval_limit", 3)
