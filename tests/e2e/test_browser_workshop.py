@@ -33,7 +33,7 @@ ALLOWED = {w.lower() for w in """
     beomi Meta Google llama3 gemma3 mistral shop alpaca chat chatml zephyr llama-3 gemma raft PC
     USER NAME Q A score vs LangChain DB Claude SDK alpaca-tutorial
     dense hybrid mmr recursive characters bytes tokens where source lambda question answer context chunk n serve
-    dtype LLM
+    dtype LLM UNK
 """.split()}
 LATIN = re.compile(r"[A-Za-z][A-Za-z'+-]*[A-Za-z]|[A-Za-z]")
 
