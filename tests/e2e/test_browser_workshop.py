@@ -235,10 +235,15 @@ def step_compare(page: Page, lang: str, suffix: str) -> None:
     expect(page.locator('[data-testid="stCaptionContainer"]:visible', has_text=s["tokens"])).to_have_count(4, timeout=300_000)
     wait_idle(page, 300_000)
     check_korean(page, lang, "compare ask")
+    run_id = key(page, "compare.run").locator("input").input_value()  # the picked run (the newest finished)
     page.get_by_role("tab", name=s["eval_tab"], exact=True).click()
     set_number(page, "compare.eval_limit", 3)
     key(page, "compare.eval_start").locator("button").click()
-    expect(page.get_by_text(s["ci"], exact=False).first).to_be_visible(timeout=420_000)
+    # the new evaluation (of this pass's run) is the one shown, then its report: not an earlier pass's report
+    expect(key(page, "compare.eval_pick").locator("input")).to_have_value(re.compile(rf"\({re.escape(run_id)}\)$"),
+                                                                      timeout=60_000)
+    expect(page.locator('[data-stale="false"] [data-testid="stCaptionContainer"]:visible',  # not a stale one
+                        has_text=s["ci"]).first).to_be_visible(timeout=420_000)
     wait_idle(page)
     check_korean(page, lang, "batch evaluation")
 
