@@ -25,7 +25,7 @@ from workbench.ui import compare_views as views
 from workbench.ui import resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import lang, t
+from workbench.ui.i18n import lang, pick as text_in, t  # not `pick`: the page uses that name
 
 ws = workspace()
 DEMO = fr.load_demo()
@@ -60,7 +60,7 @@ if run is not None:
     c3.text_input(t("Base model (from the run)", "기본 모델 (실행에서)"), base_model, disabled=True, key="compare.base_fixed")
 else:
     base_model = c3.selectbox(t("Base model", "기본 모델"), list(REGISTRY), key="compare.base_model",
-                              index=list(REGISTRY).index(DEFAULT_MODEL), format_func=lambda k: REGISTRY[k].label)
+                              index=list(REGISTRY).index(DEFAULT_MODEL), format_func=lambda k, _l=lang(): text_in(REGISTRY[k].label, _l))
 if not runs:
     st.caption(t("No finished training run with an adapter yet: train one on the Fine-tune page for the fine-tuned columns.",
                  "어댑터가 있는 학습 실행이 아직 없습니다: 파인튜닝 열을 보려면 파인튜닝 페이지에서 학습하세요."))
@@ -159,13 +159,13 @@ with tab_ask:
     if result:
         if result.get("reference"):
             scores = {s: score_answer(a["text"], result["reference"]) for s, a in result["answers"].items()}
-            st.dataframe(pd.DataFrame([{t("source", "소스"): label(s), **v} for s, v in scores.items()]), hide_index=True)
+            st.dataframe(views.score_table(scores, label), hide_index=True)
         views.show_answers(result, label)
 
 with tab_eval:
     if not split_datasets:
         st.info(t("No split dataset yet: split one on the Dataset page, then evaluate every source on its test split.",
-                  "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할한 뒤, 테스트 split으로 모든 소스를 평가하세요."))
+                  "분할된 데이터셋이 아직 없습니다: 데이터셋 페이지에서 분할한 뒤, 테스트 분할로 모든 소스를 평가하세요."))
     else:
         b = st.columns([3, 2, 2, 3, 2])
         eval_ds = b[0].selectbox(t("Dataset", "데이터셋"), split_datasets, key="compare.eval_dataset")
@@ -201,7 +201,7 @@ with tab_eval:
         if status.get("state") in ("pending", "running"):
             views.evaluation_progress(pick)
         elif status.get("state") == "failed":
-            st.error(t(f"The evaluation failed: {status.get('error')}", f"평가 실패: {status.get('error')}"), icon="⚠️")
+            views.evaluation_failed(status)
         summary = ev.load_summary(pick)
         if summary:
             views.show_report(pick, summary)
@@ -220,7 +220,7 @@ with tab_fresh:
     else:
         fresh_sources = [s for s in ("base", "ft", "rag", "ft_rag") if s in available]
         edits = st.data_editor(pd.DataFrame([vars(e) for e in DEMO.edits]), key="compare.fresh_edits",
-                               num_rows="dynamic", hide_index=True, width="stretch")
+                               num_rows="dynamic", hide_index=True, width="stretch", column_config=views.edit_columns())
         st.caption(t(f"Documents are read from {DEMO.source_dir} and edited copies kept in {fr.freshness_dir(collection, ws)}.",
                      f"문서는 {DEMO.source_dir}에서 읽고, 고친 사본은 {fr.freshness_dir(collection, ws)}에 둡니다."))
         st.session_state.setdefault("compare.fresh_question", DEMO.questions[lang()])
@@ -246,4 +246,4 @@ with tab_fresh:
                 fresh["job"] = {"folder": done["job"], "step": "restore"}
         views.freshness_job(fresh, ws)
         if "before" in fresh or "after" in fresh:
-            st.dataframe(views.freshness_table(fresh, fresh_sources, label), hide_index=True, width="stretch")
+            views.show_freshness_table(fresh, fresh_sources, label)

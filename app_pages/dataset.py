@@ -15,7 +15,7 @@ from workbench.documents import safe_name
 from workbench.ui import charts, dataset_views
 from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tr
 from workbench.ui.resources import dataset_report
 
 ws = workspace()
@@ -98,7 +98,7 @@ with tab_import:
             st.caption(t(f"{len(raw)} rows; columns: ", f"{len(raw)}행; 열: ") + ", ".join(columns)
                        + (t("; read as ", "; 인코딩 ") + read["encoding"] if read.get("encoding") else ""))
             if read.get("encoding_warning"):
-                st.warning(read["encoding_warning"])
+                st.warning(tr(read["encoding_warning"]))
             st.dataframe(pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in raw[:5]]), hide_index=True)
     auto = t("(auto)", "(자동)")
     mapping = {}

@@ -12,11 +12,10 @@ from workbench import runs as jobs  # training runs, on the generic runner (work
 from workbench.errors import WorkbenchError
 from workbench.finetune import GROUPS, TrainConfig, fit_report
 from workbench.models import REGISTRY
-from workbench.train_progress import eta_text
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tr
 
 ws = workspace()
 RUN_KEY = "train.run_id"
@@ -41,6 +40,7 @@ TAB_RUN = t("Current run", "현재 실행")
 started = st.session_state.pop("finetune.started", None)
 if started:  # a run was just started: show it (tabs with a key and on_change can be selected through the state)
     st.session_state["finetune.tab"] = TAB_RUN
+    st.session_state["finetune.pick"] = started  # the run picker keeps its last pick: a second run showed the first
 tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), TAB_RUN, t("History", "기록")], key="finetune.tab",
                                         on_change="rerun")
 
@@ -81,7 +81,7 @@ with tab_new:
                     st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
                                  "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
                                  "max_seq_length를 쓰세요."))
-                st.caption(t("auto here: ", "여기서 auto: ") + "; ".join(fit["resolved"]["notes"]))
+                st.caption(t("auto here: ", "여기서 자동: ") + "; ".join(map(tr, fit["resolved"]["notes"])))
             b1, b2 = st.columns([1, 3])
             if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
                 with user_errors():
@@ -115,16 +115,17 @@ def _live(run_id: str) -> None:
     metrics = run.metrics()
     last_tps = next((m["tokens_per_s"] for m in reversed(metrics) if "tokens_per_s" in m), None)
     last_eval = next((m["eval_loss"] for m in reversed(metrics) if "eval_loss" in m), None)
-    metric_row((t("State", "상태"), run.state), (t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}"),
+    metric_row((t("State", "상태"), finetune_views.state_label(run.state)),
+               (t("Step", "스텝"), f"{s.get('step') or 0} / {s.get('max_steps') or '?'}"),
                (t("Tokens/s", "토큰/초"), f"{last_tps:,.0f}" if last_tps else "-",
                 t("Real (non-padding) input tokens per second of training, evaluations excluded.",
                   "학습 중 초당 실제(패딩 제외) 입력 토큰 수, 평가 시간 제외.")),
-               (t("ETA", "남은 시간"), eta_text(s.get("eta_s")) if active else "-"),
+               (t("ETA", "남은 시간"), finetune_views.eta_label(s) if active else "-"),
                (t("Validation loss", "검증 손실"), f"{last_eval:.4f}" if last_eval is not None else "-"))
     if s.get("max_steps"):
         st.progress(min((s.get("step") or 0) / s["max_steps"], 1.0))
     if s.get("error"):
-        st.error(s["error"], icon="⚠️")
+        st.error(finetune_views.run_error(s), icon="⚠️")
     chart = charts.loss_chart(metrics, step_title=t("step", "스텝"), loss_title=t("loss", "손실"))
     if chart is not None:
         st.altair_chart(chart, width="stretch", key="finetune.loss_chart")
@@ -134,7 +135,7 @@ def _live(run_id: str) -> None:
             if small is not None:
                 col.altair_chart(small, width="stretch")
     elif active:
-        st.info(s.get("message") or t("Loading the model and preparing the data…", "모델을 불러오고 데이터를 준비하는 중…"))
+        st.info(finetune_views.run_message(s) or t("Loading the model and preparing the data…", "모델을 불러오고 데이터를 준비하는 중…"))
     b1, b2, b3 = st.columns([1, 1, 4])
     if active and b1.button(t("Cancel", "취소"), key="finetune.cancel",
                             help=t("Saves a checkpoint at the end of the current step, then stops.",

@@ -1,11 +1,13 @@
-"""Home: what the workbench does, and what this installation has (the same facts as `doctor`)."""
+"""Home: what the workbench does, the workshop's path (each step done / next / later), and what this installation
+has (the same facts as `doctor`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from workbench.guide import guide_steps, workspace_progress
 from workbench.ui.common import progress_reporter, user_errors, workspace
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tr
 from workbench.ui.resources import doctor_facts, workspace_counts
 
 ws = workspace()
@@ -28,7 +30,17 @@ st.markdown(
     )
 )
 
-ws_facts = workspace_counts(str(ws.root))
+# --- start here: the workshop's path, each step's state read from the workspace's files (no Chroma: drawn at once) --
+st.subheader(t("Start here", "여기서 시작하세요"))
+MARKS = {"done": ("✅", t("done", "완료")), "next": ("👉", t("next", "다음 단계")), "later": ("⏳", t("later", "나중에"))}
+for n, step in enumerate(guide_steps(workspace_progress(ws)), 1):
+    icon, state = MARKS[step.state]
+    with st.container(border=step.state == "next", key=f"home.step_{step.key}"):
+        g1, g2 = st.columns([3, 1], vertical_alignment="center")
+        g1.markdown(f"{icon} **{n}. {tr(step.title)}** · {state}  \n{tr(step.hint)}")
+        g2.page_link(step.page, label=t("Open the page", "페이지 열기"), icon="➡️")
+
+ws_facts = workspace_counts(str(ws.root))  # lists Chroma's collections: the first call imports chromadb (~1 s)
 c1, c2, c3 = st.columns(3)
 c1.metric(t("Collections", "컬렉션"), len(ws_facts["collections"]))
 c2.metric(t("Datasets", "데이터셋"), len(ws_facts["datasets"]))
@@ -48,15 +60,15 @@ with left:
         st.success(f"CUDA: {d['name']} · {d['memory_gb']} GiB" + (f" × {d['count']}" if d["count"] > 1 else ""))
     else:
         st.info(
-            t(f"CPU only: {d['name']} · {d['memory_gb']} GiB RAM · {d['cpu_threads']} threads. "
+            t(f"CPU only: `{d['name']}` · {d['memory_gb']} GiB RAM · {d['cpu_threads']} threads. "
               "Training uses the small packaged model.",
-              f"CPU 전용: {d['name']} · RAM {d['memory_gb']} GiB · 스레드 {d['cpu_threads']}개. "
+              f"CPU 전용: `{d['name']}` · RAM {d['memory_gb']} GiB · 스레드 {d['cpu_threads']}개. "
               "학습에는 작은 내장 모델을 사용합니다.")
         )
     st.caption(" · ".join(f"{k} {v}" for k, v in facts["versions"].items()))
     st.subheader(t("Backends", "백엔드"))
     for b in facts["backends"]:
-        st.markdown(f"{'✅' if b['available'] else '➖'} **{b['name']}**: {b['detail']}")
+        st.markdown(f"{'✅' if b['available'] else '➖'} **{b['name']}**: {tr(b['detail'])}")
     if not st.session_state["home.check_hub"] and st.button(t("Check the Hugging Face Hub", "Hugging Face Hub 연결 확인"), key="home.hub"):
         st.session_state["home.check_hub"] = True
         st.rerun()
@@ -64,8 +76,8 @@ with left:
 with right:
     st.subheader(t("Models", "모델"))
     st.table(
-        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"],
-          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["models"]],
+        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): tr(m["label"]),
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): tr(m["note"])} for m in facts["models"]],
         hide_index=True,  # a static table wraps the notes (a data grid cut them off)
         border="horizontal",
     )
@@ -81,8 +93,8 @@ with right:
             st.rerun()
     st.subheader(t("Embedding models", "임베딩 모델"))
     st.table(
-        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): m["label"] + (" ★" if m["default"] else ""),
-          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): m["note"]} for m in facts["embeddings"]],
+        [{t("ready", "준비"): "✅" if m["ready"] else "", t("model", "모델"): tr(m["label"]) + (" ★" if m["default"] else ""),
+          t("languages", "언어"): languages(m["languages"]), t("note", "설명"): tr(m["note"])} for m in facts["embeddings"]],
         hide_index=True,
         border="horizontal",
     )

@@ -13,7 +13,7 @@ from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_co
 from workbench.errors import DocumentError
 from workbench.retrieval import RetrievalConfig, only_sources, retrieve
 from workbench.ui import charts, retrieval_views
-from workbench.ui.common import job_progress, progress_reporter, user_errors, workspace
+from workbench.ui.common import job_progress, message_of, progress_reporter, user_errors, wide_column, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
 from workbench.ui.i18n import t
 
@@ -88,7 +88,7 @@ def _watch_ingest(folder: str) -> None:
     report = ingest_jobs.ingest_report(folder)
     if status["state"] == "completed" and report is not None:
         _finish(report)
-    st.session_state["kb.ingest_message"] = (status["state"], status.get("error") or "")
+    st.session_state["kb.ingest_message"] = (status["state"], message_of(status, "error"))
     st.rerun(scope="app")
 
 
@@ -129,7 +129,7 @@ with tab_add:
                 doc = load_file(SAMPLE / "payment_refund_ko.txt")[0]
                 preview_name, preview_text = doc.metadata["source"], doc.page_content[:4000]
         except DocumentError as exc:
-            st.warning(str(exc))
+            st.warning(message_of(exc))
         if preview_text:
             with user_errors():
                 counter = token_counter(vectordb.get_embeddings(embedding)) if chunking.splitter == "tokens" else None
@@ -140,7 +140,7 @@ with tab_add:
                          **({t("tokens", "토큰"): counter(ch.text)} if counter else {}),
                          t("chunk", "청크"): ch.text.replace("\n", "⏎")} for i, ch in enumerate(chunks)]
                 table, histogram = st.columns([3, 1])
-                table.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=260)
+                table.dataframe(pd.DataFrame(rows), hide_index=True, height=260, column_config=wide_column(t("chunk", "청크")))
                 unit = {"bytes": t("bytes", "바이트"), "tokens": t("tokens", "토큰")}.get(chunking.splitter, t("chars", "글자"))
                 lengths = [{"size": ch.bytes if chunking.splitter == "bytes" else counter(ch.text) if counter else ch.chars}
                            for ch in chunks]
@@ -156,7 +156,7 @@ with tab_add:
             folder = f"vectorstore/uploads/{vectordb.chroma_name(name)}"
             written, errors = save_uploads([(u.name, u.getvalue()) for u in uploads], folder, ws)
             for err in errors:
-                st.warning(err.message)
+                st.warning(message_of(err))
             if written:
                 _ingest(written, chunking, embedding)
     if b2.button(t("Ingest the sample shop (one click)", "예제 상점 문서 넣기 (한 번에)"), key="kb.sample",
@@ -170,7 +170,7 @@ with tab_add:
     if last and not last["sources"]:  # nothing could be read: no collection was made, say why
         st.error(t("None of the files could be read; nothing was ingested.", "읽을 수 있는 파일이 없어 아무것도 넣지 않았습니다."))
         for err in last["errors"]:
-            st.warning(err["message"])
+            st.warning(message_of(err))
     elif last and last["collection"] == name:
         st.success(t(f"{last['collection']}: {last['added']} chunks added, {last['removed']} removed, "
                      f"{last['chunks']} in the files ({last['seconds']:.1f} s).",
@@ -182,9 +182,9 @@ with tab_add:
                                     t("removed", "삭제"): s["removed"]} for s in last["sources"]]),
                      hide_index=True, width="stretch")
         for err in last["errors"]:
-            st.warning(err["message"])
+            st.warning(message_of(err))
         for note in last.get("warnings", []):  # files read, with a note (a guessed encoding, a long ingest)
-            st.info(note["message"])
+            st.info(message_of(note))
 
 # --- browse -----------------------------------------------------------------------------------------
 with tab_browse:
@@ -201,7 +201,7 @@ with tab_browse:
             st.dataframe(pd.DataFrame([{"#": c.metadata.get("chunk_index"), t("start", "시작"): c.metadata.get("start_index"),
                                         t("chars", "글자"): len(c.text), t("bytes", "바이트"): len(c.text.encode("utf-8")),
                                         "id": c.id[:12], t("chunk", "청크"): c.text} for c in chunks]),
-                         hide_index=True, width="stretch")
+                         hide_index=True, width="stretch", column_config=wide_column(t("chunk", "청크")))
             confirm = st.checkbox(t(f"Yes, delete {source}", f"네, {source} 삭제"), key="kb.confirm_delete_doc")
             if st.button(t("Delete this document", "이 문서 삭제"), key="kb.delete_doc", disabled=not confirm):
                 with user_errors():

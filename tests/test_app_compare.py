@@ -253,3 +253,30 @@ def test_the_retrieval_mode_follows_the_collections_saved_setting(workspace):
     assert not at.exception and at.radio(key="compare.mode").value == "dense"
     at.selectbox(key="compare.collection").set_value("notes").run()  # no saved settings: the default
     assert at.radio(key="compare.mode").value == "hybrid"
+
+
+def test_a_finished_evaluation_reads_in_korean(workspace):
+    """Sources, column names, the interval note and the run's warning in Korean (#17); the files stay English."""
+    from workbench.eval_jobs import new_eval_dir
+    from workbench.evaluation import EvalConfig
+    from workbench.metrics import score_answer
+    from workbench.report import summarize, write_report
+    from workbench.runfiles import update_json
+    from workbench.texts import Text
+
+    results = [{"row": 1, "source": s, "question": "q", "reference": "5번 통로", "answer": a, **score_answer(a, "5번 통로"),
+                "latency_s": 0.5, "prompt_tokens": 30, "completion_tokens": 5, "tokens_per_s": 10.0}
+               for s, a in (("ft", "5번 통로"), ("ft_rag", "3번 통로"))]
+    cfg = EvalConfig(dataset="shop", adapter_dir="/x", collection="c", sources=("ft", "ft_rag"), embedding_model="")
+    folder = new_eval_dir(cfg, workspace)
+    (folder / "results.csv").write_text("row,source\n", encoding="utf-8")
+    summary = summarize(results, cfg, rows_total=1, template="chat", warnings=[Text("adapter warning", "어댑터 경고")])
+    write_report(folder, summary, results)
+    update_json(folder / "status.json", state="completed")
+
+    at = open_page("ko")
+    table = at.dataframe[0].value
+    assert list(table["소스"]) == ["파인튜닝", "파인튜닝 + RAG"] and {"행 수", "문자 F1", "지연 시간(초)"} <= set(table.columns)
+    assert "퍼센타일 부트스트랩" in at.caption[-1].value or any("퍼센타일 부트스트랩" in c.value for c in at.caption)
+    assert [w.value for w in at.warning] == ["어댑터 경고"]
+    assert "| fine-tuned |" in (folder / "report.md").read_text(encoding="utf-8")  # the report file keeps English

@@ -134,3 +134,29 @@ def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
     history = [d for d in at.dataframe]
     assert history and run_id in history[0].value.iloc[:, 0].tolist()
     assert get_run(run_id, workspace).status["step"] < 60
+
+
+def test_a_second_run_started_in_the_session_is_the_one_shown(workspace):
+    """The run picker keeps its pick across reruns: starting a second run showed the first one (found by the browser
+    loop test's second pass)."""
+    import json
+
+    from workbench.finetune import TrainConfig
+
+    make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
+
+    def run_dir(run_id: str, state: str) -> None:
+        path = workspace.runs / run_id
+        (path / "logs").mkdir(parents=True)
+        TrainConfig(dataset="boxes", base_model="smollm2-135m").save(path / "config.json")
+        (path / "status.json").write_text(json.dumps({"state": state, "pid": None, "step": 3, "max_steps": 3}))
+
+    run_dir("20261129-120000-smollm2-135m", "completed")
+    at = page()
+    assert at.selectbox(key="finetune.pick").value == "20261129-120000-smollm2-135m"
+    run_dir("20261130-120000-smollm2-135m", "failed")  # what "Start training" leaves behind it, then reruns
+    at.session_state["train.run_id"] = at.session_state["finetune.started"] = "20261130-120000-smollm2-135m"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="finetune.pick").value == "20261130-120000-smollm2-135m"
+    assert not at.warning or all("Session State" not in w.value for w in at.warning)

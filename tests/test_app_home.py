@@ -47,3 +47,22 @@ def test_model_languages_are_named_in_the_chosen_language(workspace):
     at.run()
     models, _ = (t.value for t in at.table)
     assert "영어" in set(models["언어"]) and not any("en" == x for x in models["언어"])
+
+
+def test_start_here_marks_each_step_from_the_workspace(workspace):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["ui.lang"] = "en"
+    at.run()
+    assert not at.exception
+    steps = [m.value for m in at.markdown if m.value.startswith(("✅ **", "👉 **", "⏳ **")) and ". " in m.value[:8]]
+    assert len(steps) == 5 and steps[0].startswith("👉 **1. Ingest the sample shop** · next")
+    assert all(s.startswith("⏳") for s in steps[1:])
+    (workspace.vectorstore / "shop.bm25").mkdir(parents=True)
+    for split in ("train", "test"):
+        (workspace.datasets / "shop").mkdir(parents=True, exist_ok=True)
+        (workspace.datasets / "shop" / f"{split}.csv").write_text("instruction,input,output\n")
+    at.session_state["ui.lang"] = "ko"
+    at.run()
+    steps = [m.value for m in at.markdown if m.value.startswith(("✅ **", "👉 **", "⏳ **")) and ". " in m.value[:8]]
+    assert [s[0] for s in steps] == ["✅", "✅", "👉", "⏳", "⏳"]
+    assert "**3. LoRA 어댑터 파인튜닝** · 다음 단계" in steps[2]

@@ -32,3 +32,26 @@ def test_values_a_run_did_not_record_show_as_a_dash(workspace, monkeypatch):
     assert (newest["run"], newest["tokens/s"], newest["steps"], newest["train s"]) == (
         "20261130-120000-smollm2-135m", "1,234", 10, 8.1)
     assert (failed["tokens/s"], failed["best val. loss"]) == ("–", None)
+
+
+def _labels() -> None:
+    import streamlit as st
+
+    from workbench.ui import finetune_views
+
+    status = {"state": "running", "step": 30, "max_steps": 30, "eta_s": 0.0, "phase": "evaluating",
+              "error": "Out of memory", "error_ko": "메모리 부족",
+              "message": "Retrieved training context for 25/449 rows", "message_ko": "학습 문맥 검색: 25/449행"}
+    st.session_state["labels"] = (finetune_views.state_label("running"), finetune_views.eta_label(status),
+                                  finetune_views.eta_label({**status, "phase": "training", "eta_s": 75}),
+                                  finetune_views.run_error(status), finetune_views.run_message(status))
+
+
+def test_the_state_the_final_evaluation_and_the_error_read_in_the_page_language(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "ko")
+    at = AppTest.from_function(_labels).run()
+    assert at.session_state["labels"] == ("실행 중", "최종 평가 중…", "1m15s", "메모리 부족", "학습 문맥 검색: 25/449행")  # not "ETA 0m00s"
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_labels).run()
+    assert at.session_state["labels"] == ("running", "final evaluation…", "1m15s", "Out of memory",
+                                            "Retrieved training context for 25/449 rows")

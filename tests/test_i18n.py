@@ -30,3 +30,21 @@ def test_the_switch_changes_every_string_and_is_kept_across_reruns(monkeypatch):
     assert at.markdown[0].value == "Hello" and at.session_state["ui.lang"] == "en"
     at.run()
     assert at.markdown[0].value == "Hello"
+
+
+def test_the_url_carries_the_language_across_a_reload_and_a_deep_link(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "ko")
+    at = AppTest.from_function(_script)
+    at.query_params["lang"] = "en"  # a deep link, or a reload of a page whose URL has ?lang=en
+    at.run()
+    assert at.markdown[0].value == "Hello" and at.query_params["lang"] == "en"
+    at.sidebar.radio[0].set_value("ko").run()
+    assert at.markdown[0].value == "안녕하세요" and at.query_params["lang"] == "ko"  # the URL follows the switch
+
+
+def test_a_new_session_writes_its_language_into_the_url_and_ignores_a_bad_one(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_script)
+    at.query_params["lang"] = "xx"
+    at.run()
+    assert at.markdown[0].value == "Hello" and at.query_params["lang"] == "en"

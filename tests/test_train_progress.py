@@ -36,3 +36,39 @@ def test_the_tracker_times_steps_and_writes_log_lines():
     assert record["tokens_per_s"] == round(100 / tr.train_time, 1)
     assert tr.log_record(state, {"train_runtime": 9.0}) is None  # the final summary goes to status.json
     assert tr.summary(state)["train_step_seconds"] == round(tr.train_time, 2)
+
+
+def test_the_run_says_when_it_evaluates_and_saves(tmp_path):
+    """The last minutes of a run (the final evaluation, the adapter's saving) have an ETA of 0: the status says what
+    the run does then, and `phase_text` turns it into the words the page shows instead of "0m00s"."""
+    from types import SimpleNamespace
+
+    from workbench.runfiles import read_json
+    from workbench.train_progress import make_progress_callback, phase_text
+
+    cb = make_progress_callback(tmp_path)
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    state = SimpleNamespace(num_input_tokens_seen=0, global_step=0, max_steps=4, epoch=0.0, eval_steps=2,
+                            is_world_process_zero=True, best_model_checkpoint=None)
+    control = SimpleNamespace(should_evaluate=False, should_save=False, should_training_stop=False)
+    cb.on_train_begin(args, state, control)
+
+    def status() -> dict:
+        return read_json(tmp_path / "status.json", {})
+
+    state.global_step = 1
+    cb.on_step_end(args, state, control)
+    assert status()["phase"] == "training" and phase_text(status()) is None
+    state.global_step, control.should_evaluate = 2, True
+    cb.on_step_end(args, state, control)
+    assert phase_text(status()) == "evaluating…" and phase_text(status()).ko == "평가 중…"
+    cb.on_evaluate(args, state, control, metrics={"eval_loss": 1.0})
+    assert status()["phase"] == "training"
+    state.global_step = 4
+    cb.on_step_end(args, state, control)
+    assert phase_text(status()) == "final evaluation…" and phase_text(status()).ko == "최종 평가 중…"
+    cb.on_evaluate(args, state, control, metrics={"eval_loss": 0.9})
+    assert phase_text(status()) == "saving the adapter…"
+    cb.on_train_end(args, state, control)
+    assert status()["phase"] == "saving"
+    assert phase_text({**status(), "state": "completed"}) is None

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.texts import Text, pick
 from workbench.alpaca_checks import (Issue, Leak, find_leakage, issue_rows, load_tokenizer, model_max_tokens,
                                      summarize_issues, validate_rows)
 from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_map, read_source, resolve_column_map
@@ -179,7 +180,9 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
         raise ConfigError(
             f"Dataset name {name!r} is not allowed. Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
-            f"(for example 'shop-qa')."
+            f"(for example 'shop-qa').",
+            ko=f"데이터셋 이름 {name!r}은(는) 쓸 수 없습니다. 영문자나 숫자로 시작하는 1-64자의 영문자, 숫자, "
+               f"'.', '_', '-'를 쓰세요 (예: 'shop-qa')."
         )
     return name
 
@@ -197,7 +200,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         return json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFoundError(f"Dataset {folder.name!r} does not exist in {folder.parent}. "
-                            f"Import or generate it first (`python -m workbench dataset list` shows what exists).") from None
+                            f"Import or generate it first (`python -m workbench dataset list` shows what exists).",
+                            ko=f"데이터셋 {folder.name!r}이(가) {folder.parent}에 없습니다. 먼저 가져오거나 생성하세요 "
+                               f"(`python -m workbench dataset list`로 있는 것을 볼 수 있습니다).") from None
 
 
 def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
@@ -260,7 +265,8 @@ def delete_dataset(name: str, workspace: Workspace | None = None) -> None:
     folder = dataset_dir(name, workspace)
     with _lock(folder):
         if not (folder / META_FILE).is_file():
-            raise NotFoundError(f"Dataset {name!r} does not exist; nothing to delete.")
+            raise NotFoundError(f"Dataset {name!r} does not exist; nothing to delete.",
+                                ko=f"데이터셋 {name!r}이(가) 없습니다. 지울 것이 없습니다.")
         shutil.rmtree(folder)
 
 
@@ -309,7 +315,9 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
     """Write a whole dataset into a hidden folder beside `folder`, then rename it into place: a reader (or a crash)
     never meets half a dataset, and a failed write leaves the old one as it was. The caller holds the lock."""
     if (folder / META_FILE).exists() and not overwrite:
-        raise ConfigError(f"Dataset {folder.name!r} already exists. Choose another name, or replace it (--force / 'replace').")
+        raise ConfigError(f"Dataset {folder.name!r} already exists. Choose another name, or replace it (--force / 'replace').",
+                          ko=f"데이터셋 {folder.name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 "
+                             f"(--force / 'replace').")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     try:
@@ -363,23 +371,28 @@ def import_dataset(
     """
     report = progress or (lambda m, f: None)
     ws = workspace or Workspace.default()
-    report(f"Reading {label or source}", 0.05)
+    report(Text(f"Reading {label or source}",
+                f"{label or source} 읽는 중"), 0.05)
     raw, src = read_source(source, config)
     if label:
         src["path"] = label
     if not raw:
-        raise DocumentError(f"{source} holds no rows. Check the file.")
+        raise DocumentError(f"{source} holds no rows. Check the file.",
+                            ko=f"{source}에 행이 없습니다. 파일을 확인하세요.")
     columns = list(dict.fromkeys(k for r in raw for k in r))
     cmap = resolve_column_map(columns, config)
     rows = apply_column_map(raw, cmap)
     # All or nothing: the tokenizer and the checks run before anything is written.
-    report("Checking rows", 0.3)
+    report(Text("Checking rows",
+                "행 검사 중"), 0.3)
     tok, limit = _length_check(config.tokenizer, config.max_tokens, ws)
     issues = validate_rows(rows, max_tokens=limit, tokenizer=tok)
-    report(f"Saving {len(rows)} rows", 0.8)
+    report(Text(f"Saving {len(rows)} rows",
+                f"{len(rows)}개 행 저장 중"), 0.8)
     info = save_dataset(config.name, rows, source=src, column_map=cmap, workspace=ws, overwrite=overwrite,
                         settings={"tokenizer": config.tokenizer, "max_tokens": config.max_tokens})
-    report(f"Imported {len(rows)} rows, {sum(i.is_error for i in issues)} with errors", 1.0)
+    report(Text(f"Imported {len(rows)} rows, {sum(i.is_error for i in issues)} with errors",
+                f"{len(rows)}개 행을 가져옴, 오류 {sum(i.is_error for i in issues)}개"), 1.0)
     return ImportReport(info, issues, src.get("encoding"), src.get("encoding_warning", ""))
 
 
@@ -444,7 +457,8 @@ def drop_rows(name: str, rows: Iterable[int], workspace: Workspace | None = None
         drop = set(rows)
         out_of_range = sorted(n for n in drop if not 1 <= n <= len(data))
         if out_of_range:
-            raise ConfigError(f"Rows {out_of_range[:10]} do not exist: dataset {name!r} has rows 1..{len(data)}.")
+            raise ConfigError(f"Rows {out_of_range[:10]} do not exist: dataset {name!r} has rows 1..{len(data)}.",
+                              ko=f"{out_of_range[:10]}행은 없습니다: 데이터셋 {name!r}의 행은 1..{len(data)}입니다.")
         return _save_rows(folder, [r for i, r in enumerate(data, 1) if i not in drop], f"dropped {len(drop)} rows")
 
 
@@ -471,7 +485,9 @@ def split_indices(n: int, config: SplitConfig) -> tuple[list[int], list[int], li
     except ValueError as exc:
         raise ConfigError(
             f"Cannot split {n} rows with test_size={config.test_size}, val_size={config.val_size}: {exc}. "
-            f"Add rows or lower the sizes."
+            f"Add rows or lower the sizes.",
+            ko=f"{n}개 행을 test_size={config.test_size}, val_size={config.val_size}로 나눌 수 없습니다: {exc}. "
+               f"행을 더하거나 비율을 낮추세요."
         ) from exc
     return list(train), list(val), list(test)
 
@@ -500,22 +516,27 @@ def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -
     name = folder.name
     meta = _read_meta(folder)
     rows = load_rows(name, ws)
-    report("Checking rows", 0.1)
+    report(Text("Checking rows",
+                "행 검사 중"), 0.1)
     errors = [i for i in check_dataset(name, workspace=ws) if i.is_error]
     if errors:
         listed = ", ".join(str(n) for n in issue_rows(errors)[:10])
         raise ConfigError(
             f"Dataset {name!r} has {len(errors)} problems in rows {listed}{' ...' if len(issue_rows(errors)) > 10 else ''} "
-            f"(e.g. {errors[0].message}). Drop or fix those rows first (`dataset validate {name} --drop-errors`)."
+            f"(e.g. {errors[0].message}). Drop or fix those rows first (`dataset validate {name} --drop-errors`).",
+            ko=f"데이터셋 {name!r}의 {listed}{' ...' if len(issue_rows(errors)) > 10 else ''}행에 문제가 {len(errors)}개 "
+               f"있습니다 (예: {pick(errors[0].message, 'ko')}). 먼저 그 행을 빼거나 고치세요 (`dataset validate {name} --drop-errors`)."
         )
-    report("Splitting", 0.3)
+    report(Text("Splitting",
+                "분할하는 중"), 0.3)
     tr, va, te = split_indices(len(rows), config)
     parts = {"train": [rows[i] for i in tr], "validation": [rows[i] for i in va], "test": [rows[i] for i in te]}
     cols = _columns(rows)
     for split, part in parts.items():
         write_text(folder / f"{split}.csv", pd.DataFrame(part, columns=cols).to_csv(index=False))
         _write_jsonl(folder / f"{split}.jsonl", part)
-    report("Checking test questions against training questions", 0.6)
+    report(Text("Checking test questions against training questions",
+                "테스트 질문을 학습 질문과 비교하는 중"), 0.6)
     leaks = find_leakage(parts["train"], parts["test"], threshold=config.leakage_threshold, validation=parts["validation"])
     write_json(folder / LEAKAGE_FILE, [lk.to_dict() for lk in leaks])
     sizes = {k: len(v) for k, v in parts.items()}
@@ -529,7 +550,8 @@ def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -
         "leakage": len(leaks),
     }
     _write_meta(folder, meta)
-    report(f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}; {len(leaks)} leaking test rows", 1.0)
+    report(Text(f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}; {len(leaks)} leaking test rows",
+                f"학습 {sizes['train']}, 검증 {sizes['validation']}, 테스트 {sizes['test']}; 누출된 테스트 행 {len(leaks)}개"), 1.0)
     return SplitReport(_info(folder, meta), sizes, leaks)
 
 
@@ -556,13 +578,16 @@ def load_splits(name: str, splits: Sequence[str] = SPLITS, workspace: Workspace 
     """
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
-        raise ConfigError(f"split = {unknown[0]!r} is not one of {', '.join(SPLITS)}.")
+        raise ConfigError(f"split = {unknown[0]!r} is not one of {', '.join(SPLITS)}.",
+                          ko=f"split = {unknown[0]!r}은(는) {', '.join(SPLITS)} 중 하나가 아닙니다.")
     folder = dataset_dir(name, workspace)
     with _lock(folder, shared=True):
         meta = _read_meta(folder)
         paths = {s: folder / f"{s}.jsonl" for s in splits}
         if not meta.get("split") or not all(p.is_file() for p in paths.values()):
-            raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `workbench dataset split {name}`.")
+            raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `workbench dataset split {name}`.",
+                                ko=f"데이터셋 {name!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: `workbench "
+                                   f"dataset split {name}`.")
         return {**{s: _read_jsonl(p) for s, p in paths.items()}, "meta": meta["split"]}  # type: ignore[dict-item]
 
 

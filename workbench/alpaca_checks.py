@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.texts import Text
 from workbench.alpaca_io import ALPACA_COLUMNS
 from workbench.config import Workspace
 from workbench.errors import ConfigError, OfflineError
@@ -104,7 +105,7 @@ def validate_rows(
         for field, kind in (("instruction", "missing_instruction"), ("output", "missing_output")):
             v = r.get(field)
             if _is_missing(v):
-                issues.append(Issue(n, kind, f"row {n}: {field} is empty", field))
+                issues.append(Issue(n, kind, Text(f"row {n}: {field} is empty", f"{n}행: {field}이(가) 비어 있음"), field))
                 bad = True
         for field in ALPACA_COLUMNS:
             v = r.get(field)
@@ -112,7 +113,7 @@ def validate_rows(
                 continue
             reason = _non_text_reason(v)
             if reason:
-                issues.append(Issue(n, "non_text", f"row {n}: {field} {reason}", field))
+                issues.append(Issue(n, "non_text", Text(f"row {n}: {field} {reason}", f"{n}행: {field}이(가) 텍스트가 아님 ({reason})"), field))
                 bad = True
         if not bad:
             ok_rows.append(i)
@@ -122,8 +123,9 @@ def validate_rows(
         lengths = token_lengths(texts, tokenizer)
         for i, length in zip(ok_rows, lengths):
             if length > max_tokens:
-                issues.append(Issue(i + 1, "too_long", f"row {i + 1}: {length} tokens, more than max_tokens = {max_tokens}; "
-                                    f"training cuts it to {max_tokens} tokens", "output"))
+                issues.append(Issue(i + 1, "too_long", Text(
+                    f"row {i + 1}: {length} tokens, more than max_tokens = {max_tokens}; training cuts it to {max_tokens} tokens",
+                    f"{i + 1}행: {length}토큰으로 max_tokens = {max_tokens}보다 깁니다. 학습은 {max_tokens}토큰으로 자릅니다"), "output"))
     issues.extend(find_duplicates(rows))
     return sorted(issues, key=lambda x: (x.row, ERROR_KINDS.index(x.kind) if x.is_error else 9))
 
@@ -161,11 +163,15 @@ def find_duplicates(rows: Sequence[Mapping[str, Any]]) -> list[Issue]:
         nkey = (normalize_text(ins), normalize_text(inp), normalize_text(out))
         qkey = nkey[:2]
         if key in exact:
-            issues.append(Issue(n, "duplicate", f"row {n} repeats row {exact[key]} exactly", other_row=exact[key]))
+            issues.append(Issue(n, "duplicate", Text(f"row {n} repeats row {exact[key]} exactly", f"{n}행이 {exact[key]}행과 똑같음"),
+                                other_row=exact[key]))
         elif nkey in near:
-            issues.append(Issue(n, "near_duplicate", f"row {n} repeats row {near[nkey]} up to case, spaces and punctuation", other_row=near[nkey]))
+            issues.append(Issue(n, "near_duplicate", Text(f"row {n} repeats row {near[nkey]} up to case, spaces and punctuation",
+                                                           f"{n}행이 대소문자, 공백, 문장 부호를 빼면 {near[nkey]}행과 같음"),
+                                other_row=near[nkey]))
         elif qkey in question:
-            issues.append(Issue(n, "same_question", f"row {n} asks the question of row {question[qkey]} with a different answer", "output",
+            issues.append(Issue(n, "same_question", Text(f"row {n} asks the question of row {question[qkey]} with a different answer",
+                                                          f"{n}행이 {question[qkey]}행과 같은 질문에 다른 답을 함"), "output",
                                 other_row=question[qkey]))
         exact.setdefault(key, n)
         near.setdefault(nkey, n)
@@ -242,8 +248,11 @@ def load_tokenizer(name: str, workspace: Workspace | None = None) -> Any:
             except OSError as exc:
                 if not Path(path).exists():
                     raise OfflineError(f"Could not load the tokenizer of {name!r} (the Hub may be unreachable). "
-                                       f"Use a packaged model such as 'smollm2-135m' or a local folder.") from exc
-                raise ConfigError(f"Could not load the tokenizer in {path}: {exc}") from exc
+                                       f"Use a packaged model such as 'smollm2-135m' or a local folder.",
+                                       ko=f"{name!r}의 토크나이저를 불러오지 못했습니다 (Hub에 연결되지 않을 "
+                                          f"수 있습니다). 'smollm2-135m' 같은 내장 모델이나 로컬 폴더를 쓰세요.") from exc
+                raise ConfigError(f"Could not load the tokenizer in {path}: {exc}",
+                                  ko=f"{path}의 토크나이저를 불러오지 못했습니다: {exc}") from exc
     return _TOKENIZERS[key]
 
 

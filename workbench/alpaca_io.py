@@ -42,10 +42,13 @@ def parse_column_map(spec: str) -> dict[str, str]:
         if not part:
             continue
         if "=" not in part:
-            raise ConfigError(f"Column map entry {part!r} has no '='. Write target=source pairs, e.g. instruction=Q,output=A.")
+            raise ConfigError(f"Column map entry {part!r} has no '='. Write target=source pairs, e.g. instruction=Q,output=A.",
+                              ko=f"열 연결 항목 {part!r}에 '='가 없습니다. 대상=원본 쌍으로 쓰세요. 예: instruction=Q,output=A.")
         target, source = (s.strip() for s in part.split("=", 1))
         if target not in ALPACA_COLUMNS:
-            raise ConfigError(f"Column map target {target!r} is not one of {', '.join(ALPACA_COLUMNS)}. Example: instruction=Q,output=A.")
+            raise ConfigError(f"Column map target {target!r} is not one of {', '.join(ALPACA_COLUMNS)}. Example: instruction=Q,output=A.",
+                              ko=f"열 연결 대상 {target!r}은(는) {', '.join(ALPACA_COLUMNS)} 중 하나가 아닙니다. "
+                                 f"예: instruction=Q,output=A.")
         out[target] = source
     return out
 
@@ -79,11 +82,15 @@ def read_source(
                 return _parse_csv(decoded.text, "\t" if suffix == ".tsv" else ",", str(p)), {"kind": "csv", **meta}
             rows = _parse_json_rows(decoded.text, jsonl=suffix != ".json", what=str(p))
             return rows, {"kind": "jsonl" if suffix != ".json" else "json", **meta}
-        raise DocumentError(f"{p.name}: unsupported file type {suffix or '(none)'}. Use .csv, .json, .jsonl or a `datasets` folder.")
+        raise DocumentError(f"{p.name}: unsupported file type {suffix or '(none)'}. Use .csv, .json, .jsonl or a `datasets` folder.",
+                            ko=f"{p.name}: 지원하지 않는 파일 형식 {suffix or '(없음)'}. .csv, .json, .jsonl "
+                               f"또는 `datasets` 폴더를 쓰세요.")
     text = str(source)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not text.startswith("."):
         return _read_hub_dataset(text, config)
-    raise NotFoundError(f"{text!r} is neither an existing file or folder nor a Hub dataset id (owner/name). Check the path.")
+    raise NotFoundError(f"{text!r} is neither an existing file or folder nor a Hub dataset id (owner/name). Check the path.",
+                        ko=f"{text!r}은(는) 있는 파일이나 폴더도, Hub 데이터셋 id(owner/name)도 아닙니다. 경로를 "
+                           f"확인하세요.")
 
 
 def read_csv_bytes(data: bytes, encoding: str = "auto", *, sep: str = ",", what: str = "the CSV") -> tuple[list[dict[str, Any]], str]:
@@ -98,7 +105,8 @@ def _parse_csv(text: str, sep: str, what: str) -> list[dict[str, Any]]:
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DocumentError(f"{what} is not a readable CSV ({exc}). Check the delimiter and the quoting.") from exc
+        raise DocumentError(f"{what} is not a readable CSV ({exc}). Check the delimiter and the quoting.",
+                            ko=f"{what}은(는) 읽을 수 있는 CSV가 아닙니다 ({exc}). 구분자와 따옴표를 확인하세요.") from exc
     return df.to_dict("records")
 
 
@@ -111,24 +119,32 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DocumentError(f"{what}, line {n}: not valid JSON ({exc.msg}). Fix or delete that line and import again.") from exc
+                raise DocumentError(f"{what}, line {n}: not valid JSON ({exc.msg}). Fix or delete that line and import again.",
+                                    ko=f"{what}, {n}번째 줄: 올바른 JSON이 아닙니다 ({exc.msg}). 그 줄을 고치거나 "
+                                       f"지운 뒤 다시 가져오세요.") from exc
             if not isinstance(obj, dict):
-                raise DocumentError(f"{what}, line {n}: expected a JSON object per line, got {type(obj).__name__}.")
+                raise DocumentError(f"{what}, line {n}: expected a JSON object per line, got {type(obj).__name__}.",
+                                    ko=f"{what}, {n}번째 줄: 한 줄에 JSON 객체 하나가 있어야 하는데 {type(obj).__name__}입니다.")
             rows.append(obj)
         return rows
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DocumentError(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg}). For one object per line use .jsonl.") from exc
+        raise DocumentError(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg}). For one object per line use .jsonl.",
+                            ko=f"{what}: 올바른 JSON이 아닙니다 ({exc.lineno}번째 줄: {exc.msg}). 한 줄에 객체 "
+                               f"하나씩이라면 .jsonl을 쓰세요.") from exc
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) == 1:
             data = lists[0]  # {"data": [...]} / {"train": [...]}
     if not isinstance(data, list):
-        raise DocumentError(f"{what}: expected a JSON list of objects (Alpaca format), got {type(data).__name__}.")
+        raise DocumentError(f"{what}: expected a JSON list of objects (Alpaca format), got {type(data).__name__}.",
+                            ko=f"{what}: 객체의 JSON 목록(Alpaca 형식)이어야 하는데 {type(data).__name__}입니다.")
     for n, obj in enumerate(data, 1):
         if not isinstance(obj, dict):
-            raise DocumentError(f"{what}: item {n} is {type(obj).__name__}, not an object with instruction / output.")
+            raise DocumentError(f"{what}: item {n} is {type(obj).__name__}, not an object with instruction / output.",
+                                ko=f"{what}: {n}번째 항목이 {type(obj).__name__}입니다. instruction / output이 "
+                                   f"있는 객체여야 합니다.")
     return data
 
 
@@ -140,7 +156,8 @@ def _dataset_rows(ds: Any, split: str, what: str) -> tuple[list[dict[str, Any]],
         names = list(ds.keys())
         if split:
             if split not in ds:
-                raise NotFoundError(f"{what} has no split {split!r}. Splits: {', '.join(names)}.")
+                raise NotFoundError(f"{what} has no split {split!r}. Splits: {', '.join(names)}.",
+                                    ko=f"{what}에 {split!r} split이 없습니다. 있는 split: {', '.join(names)}.")
             return ds[split].to_list(), [split]
         rows: list[dict[str, Any]] = []
         for s in names:
@@ -155,7 +172,8 @@ def _read_saved_dataset(folder: Path, split: str) -> tuple[list[dict[str, Any]],
     try:
         ds = load_from_disk(str(folder))
     except FileNotFoundError as exc:
-        raise DocumentError(f"{folder} is not a folder written by `datasets` save_to_disk ({exc}).") from exc
+        raise DocumentError(f"{folder} is not a folder written by `datasets` save_to_disk ({exc}).",
+                            ko=f"{folder}은(는) `datasets`의 save_to_disk로 쓴 폴더가 아닙니다 ({exc}).") from exc
     rows, splits = _dataset_rows(ds, split, str(folder))
     return rows, {"kind": "datasets-folder", "path": str(folder), "splits": splits}
 
@@ -172,7 +190,8 @@ def _read_hub_dataset(repo: str, config: DatasetConfig) -> tuple[list[dict[str, 
     except Exception as exc:  # datasets raises many types (HTTP, not found, offline); all mean "could not load"
         raise OfflineError(
             f"Could not load the Hub dataset {repo}" + (f" (data_files={config.data_files})" if files else "")
-            + f": {exc.__class__.__name__}: {exc}. Check the repository id, the file names and your access."
+            + f": {exc.__class__.__name__}: {exc}. Check the repository id, the file names and your access.",
+            ko=f"Hub 데이터셋 {repo}" + (f" (data_files={config.data_files})" if files else "") + f"을(를) 불러오지 못했습니다: {exc.__class__.__name__}: {exc}. 저장소 id, 파일 이름, 접근 권한을 확인하세요."
         ) from exc
     rows, splits = _dataset_rows(ds, config.hub_split, repo)
     return rows, {"kind": "hub", "repo": repo, "data_files": files, "splits": splits}
@@ -195,7 +214,9 @@ def resolve_column_map(columns: Sequence[str], config: DatasetConfig) -> dict[st
             if given not in cols:
                 raise ConfigError(
                     f"Column {given!r} (mapped to {target}) is not in the data. Columns: {', '.join(map(repr, cols))}. "
-                    f"Fix the map, e.g. --map instruction=Q,output=A."
+                    f"Fix the map, e.g. --map instruction=Q,output=A.",
+                    ko=f"열 {given!r}({target}에 연결됨)이(가) 데이터에 없습니다. 열: {', '.join(map(repr, cols))}. "
+                       f"연결을 고치세요. 예: --map instruction=Q,output=A."
                 )
             out[target] = given
             continue
@@ -203,12 +224,15 @@ def resolve_column_map(columns: Sequence[str], config: DatasetConfig) -> dict[st
         if not found and target != "input":
             raise ConfigError(
                 f"No column for {target!r}: the data has {', '.join(map(repr, cols)) or 'no columns'}. "
-                f"Map one, e.g. --map instruction=Q,output=A."
+                f"Map one, e.g. --map instruction=Q,output=A.",
+                ko=f"{target!r}에 해당하는 열이 없습니다: 데이터의 열은 {', '.join(map(repr, cols)) or '없음'}입니다. "
+                   f"하나를 연결하세요. 예: --map instruction=Q,output=A."
             )
         out[target] = found
     used = [v for v in out.values() if v]
     if len(used) != len(set(used)):
-        raise ConfigError(f"One source column is mapped to two targets ({out}). Map each target to its own column.")
+        raise ConfigError(f"One source column is mapped to two targets ({out}). Map each target to its own column.",
+                          ko=f"원본 열 하나가 두 대상에 연결되어 있습니다 ({out}). 대상마다 자기 열을 연결하세요.")
     return out
 
 

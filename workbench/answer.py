@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from workbench.texts import Text
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
 from workbench.prompts import TEMPLATES, answer_prompt, context_prompt, user_message
@@ -34,7 +35,7 @@ DEFAULT_SOURCES: tuple[str, ...] = ("base", "ft", "rag", "ft_rag")
 SOURCE_LABELS: dict[str, tuple[str, str]] = {  # (English, Korean)
     "base": ("base", "기본 모델"),
     "ft": ("fine-tuned", "파인튜닝"),
-    "rag": ("base + RAG", "기본 + RAG"),
+    "rag": ("base + RAG", "RAG"),
     "ft_rag": ("fine-tuned + RAG", "파인튜닝 + RAG"),
     "api": ("endpoint", "엔드포인트"),
     "api_rag": ("endpoint + RAG", "엔드포인트 + RAG"),
@@ -114,13 +115,17 @@ def choose_template(requested: str | None, trained_with: str | None, default: st
     """
     requested = None if requested in (None, "", "auto") else requested
     if requested is not None and requested not in TEMPLATES:
-        raise ConfigError(f"prompt_template = {requested!r} is not one of auto, {', '.join(TEMPLATES)}.")
+        raise ConfigError(f"prompt_template = {requested!r} is not one of auto, {', '.join(TEMPLATES)}.",
+                          ko=f"prompt_template = {requested!r}은(는) auto, {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
     template = requested or trained_with or default
     warnings = []
     if fine_tuned and trained_with and template != trained_with:
-        warnings.append(f"The adapter was trained with the {trained_with!r} template but is prompted with {template!r}: "
-                        f"it answers prompts it never saw, so fine-tuning may look like it did nothing. "
-                        f"Choose 'auto' (the run's own template).")
+        warnings.append(Text(f"The adapter was trained with the {trained_with!r} template but is prompted with {template!r}: "
+                             f"it answers prompts it never saw, so fine-tuning may look like it did nothing. "
+                             f"Choose 'auto' (the run's own template).",
+                             f"어댑터는 {trained_with!r} 템플릿으로 학습했는데 {template!r}(으)로 묻고 있습니다: 본 적 없는 "
+                             f"프롬프트에 답하므로 파인튜닝이 아무 효과가 없는 것처럼 보일 수 있습니다. '자동'(실행의 템플릿)을 "
+                             f"고르세요."))
     return template, warnings
 
 
@@ -145,16 +150,22 @@ class AnswerSetup:
         """Raises ConfigError when a source lacks what it needs (a model, an adapter, a collection, an endpoint)."""
         unknown = [s for s in sources if s not in SOURCES]
         if unknown:
-            raise ConfigError(f"Unknown answer source {', '.join(unknown)}: use some of {', '.join(SOURCES)}.")
+            raise ConfigError(f"Unknown answer source {', '.join(unknown)}: use some of {', '.join(SOURCES)}.",
+                              ko=f"알 수 없는 답변 소스 {', '.join(unknown)}: {', '.join(SOURCES)} 중에서 쓰세요.")
         for s in sources:
             if s in API_SOURCES and self.endpoint is None:
-                raise ConfigError(f"Source {s!r} needs an OpenAI-compatible endpoint: give its URL and model name.")
+                raise ConfigError(f"Source {s!r} needs an OpenAI-compatible endpoint: give its URL and model name.",
+                                  ko=f"소스 {s!r}에는 OpenAI 호환 엔드포인트가 필요합니다: URL과 모델 이름을 "
+                                     f"입력하세요.")
             if s not in API_SOURCES and self.generator is None:
-                raise ConfigError(f"Source {s!r} needs a local model.")
+                raise ConfigError(f"Source {s!r} needs a local model.",
+                                  ko=f"소스 {s!r}에는 로컬 모델이 필요합니다.")
             if s in FT_SOURCES and not self.adapter:
-                raise ConfigError(f"Source {s!r} needs a fine-tuned adapter: pick a training run.")
+                raise ConfigError(f"Source {s!r} needs a fine-tuned adapter: pick a training run.",
+                                  ko=f"소스 {s!r}에는 파인튜닝 어댑터가 필요합니다: 학습 실행을 고르세요.")
             if s in RAG_SOURCES and not self.collection:
-                raise ConfigError(f"Source {s!r} needs a knowledge-base collection to retrieve from: pick one.")
+                raise ConfigError(f"Source {s!r} needs a knowledge-base collection to retrieve from: pick one.",
+                                  ko=f"소스 {s!r}에는 검색할 지식 베이스 컬렉션이 필요합니다: 하나를 고르세요.")
 
 
 def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, adapter_dir: str = "", base_model: str = "",
@@ -177,7 +188,10 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
     if ft and not adapter_path:
         state = (getattr(run, "status", None) or {}).get("state", "?") if run is not None else "-"
         raise NotFoundError(f"No fine-tuned adapter: run {getattr(run, 'id', '-')} has none yet (state: {state}). "
-                            f"Wait for training to finish, or drop ft / ft_rag.")
+                            f"Wait for training to finish, or drop ft / ft_rag.",
+                            ko=f"파인튜닝 어댑터가 없습니다: 실행 {getattr(run, 'id', '-')}에는 아직 어댑터가 "
+                               f"없습니다 (상태: {state}). 학습이 끝나기를 기다리거나 파인튜닝 / 파인튜닝 + RAG를 "
+                               f"빼세요.")
     if local and generator is None:
         from workbench.inference import load_generator, run_base_model
         from workbench.models import DEFAULT_MODEL
@@ -273,7 +287,8 @@ def ask(question: str, sources: Sequence[str], setup: AnswerSetup, settings: "Ge
         ConfigError: an empty question, or a source that lacks what it needs.
     """
     if not question.strip():
-        raise ConfigError("The question is empty. Type a question, or pick a test-split row.")
+        raise ConfigError("The question is empty. Type a question, or pick a test-split row.",
+                          ko="질문이 비어 있습니다. 질문을 입력하거나 테스트 행을 고르세요.")
     setup.check(sources)
     chunks, seconds = retrieve_context(setup, question, row_input) if RAG_SOURCES & set(sources) else ([], None)
     prompts: dict[str, str] = {}

@@ -66,17 +66,23 @@ class ChunkingConfig(BaseConfig):
         if self.chunk_overlap > self.chunk_size:
             raise ConfigError(
                 f"ChunkingConfig: got a larger chunk overlap ({self.chunk_overlap}) than chunk size ({self.chunk_size}). "
-                f"Make the overlap smaller than the size (10-20% of it is usual)."
+                f"Make the overlap smaller than the size (10-20% of it is usual).",
+                ko=f"ChunkingConfig: 청크 겹침({self.chunk_overlap})이 청크 크기({self.chunk_size})보다 큽니다. "
+                   f"겹침을 크기보다 작게 하세요 (보통 크기의 10-20%)."
             )
         if self.chunk_overlap == self.chunk_size:
             raise ConfigError(
                 f"ChunkingConfig: got a chunk overlap ({self.chunk_overlap}) equal to the chunk size ({self.chunk_size}); "
-                f"chunks would never advance. Make the overlap smaller than the size."
+                f"chunks would never advance. Make the overlap smaller than the size.",
+                ko=f"ChunkingConfig: 청크 겹침({self.chunk_overlap})이 청크 크기({self.chunk_size})와 같아 청크가 "
+                   f"앞으로 나아가지 않습니다. 겹침을 크기보다 작게 하세요."
             )
         if self.splitter == "bytes" and self.chunk_size < 4:
             raise ConfigError(
                 f"ChunkingConfig: chunk_size = {self.chunk_size} bytes cannot hold every character "
-                f"(a UTF-8 character takes up to 4 bytes). Use chunk_size >= 4."
+                f"(a UTF-8 character takes up to 4 bytes). Use chunk_size >= 4.",
+                ko=f"ChunkingConfig: chunk_size = {self.chunk_size}바이트로는 모든 문자를 담을 수 없습니다 (UTF-8 "
+                   f"문자 하나는 최대 4바이트). chunk_size >= 4를 쓰세요."
             )
 
     @property
@@ -185,7 +191,10 @@ def split_text(text: str, config: ChunkingConfig, token_counter: TokenCounter | 
         if token_counter is None:
             raise ConfigError(
                 "ChunkingConfig: the 'tokens' splitter counts tokens of the embedding model's tokenizer, and none "
-                "was given. Pass token_counter=workbench.embeddings.token_counter(model), or use splitter='recursive'."
+                "was given. Pass token_counter=workbench.embeddings.token_counter(model), or use splitter='recursive'.",
+                ko="ChunkingConfig: 'tokens' 분할기는 임베딩 모델의 토크나이저로 토큰을 세는데, 토크나이저가 "
+                   "주어지지 않았습니다. token_counter=workbench.embeddings.token_counter(model)을 넘기거나 "
+                   "splitter='recursive'를 쓰세요."
             )
         chunks = _recursive(text, config.chunk_size, config.chunk_overlap, token_counter)
     else:

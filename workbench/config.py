@@ -103,14 +103,20 @@ class BaseConfig:
             if choices is not None and value not in choices:
                 raise ConfigError(
                     f"{self._name()}.{f.name} = {value!r} is not one of {', '.join(map(repr, choices))}. "
-                    f"Pick one of those values."
+                    f"Pick one of those values.",
+                    ko=f"{self._name()}.{f.name} = {value!r}은(는) {', '.join(map(repr, choices))} 중 하나가 "
+                       f"아닙니다. 그중 하나를 고르세요."
                 )
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if lo is not None and value < lo:
-                    raise ConfigError(f"{self._name()}.{f.name} = {value} is below the minimum {lo}. Use a value >= {lo}.")
+                    raise ConfigError(f"{self._name()}.{f.name} = {value} is below the minimum {lo}. Use a value >= {lo}.",
+                                      ko=f"{self._name()}.{f.name} = {value}은(는) 최솟값 {lo}보다 작습니다. "
+                                         f"{lo} 이상을 쓰세요.")
                 if hi is not None and value > hi:
-                    raise ConfigError(f"{self._name()}.{f.name} = {value} is above the maximum {hi}. Use a value <= {hi}.")
+                    raise ConfigError(f"{self._name()}.{f.name} = {value} is above the maximum {hi}. Use a value <= {hi}.",
+                                      ko=f"{self._name()}.{f.name} = {value}은(는) 최댓값 {hi}보다 큽니다. {hi} "
+                                         f"이하를 쓰세요.")
 
     @classmethod
     def _name(cls) -> str:
@@ -190,7 +196,8 @@ class BaseConfig:
         if unknown:
             raise ConfigError(
                 f"{cls._name()} has no setting {', '.join(map(repr, unknown))}. "
-                f"Known settings: {', '.join(sorted(known))}."
+                f"Known settings: {', '.join(sorted(known))}.",
+                ko=f"{cls._name()}에는 {', '.join(map(repr, unknown))} 설정이 없습니다. 있는 설정: {', '.join(sorted(known))}."
             )
         hints = typing.get_type_hints(cls)
         kwargs = {}
@@ -221,7 +228,8 @@ class BaseConfig:
         """Read a config written by `save` (JSON or YAML)."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"Config file {path} does not exist. Check the path or write one with `save()`.")
+            raise ConfigError(f"Config file {path} does not exist. Check the path or write one with `save()`.",
+                              ko=f"설정 파일 {path}이(가) 없습니다. 경로를 확인하거나 `save()`로 만드세요.")
         text = path.read_text(encoding="utf-8")
         try:
             if path.suffix in (".yaml", ".yml"):
@@ -231,9 +239,12 @@ class BaseConfig:
             else:
                 data = json.loads(text)
         except Exception as exc:  # yaml and json raise different types; both mean "not parseable"
-            raise ConfigError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+            raise ConfigError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}",
+                              ko=f"설정 파일 {path}이(가) 올바른 {path.suffix.lstrip('.') or 'JSON'}이 아닙니다: "
+                                 f"{exc}") from exc
         if not isinstance(data, dict):
-            raise ConfigError(f"Config file {path} must hold a mapping of setting names to values.")
+            raise ConfigError(f"Config file {path} must hold a mapping of setting names to values.",
+                              ko=f"설정 파일 {path}에는 설정 이름과 값의 매핑이 있어야 합니다.")
         return cls.from_dict(data)
 
 
@@ -265,14 +276,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 errors.append(exc)
         raise errors[0]
     if value is None:
-        raise ConfigError(f"{where} is empty (null). Give it a {_type_words(hint)}, or leave the setting out for its default.")
+        raise ConfigError(f"{where} is empty (null). Give it a {_type_words(hint)}, or leave the setting out for its default.",
+                          ko=f"{where}이(가) 비어 있습니다 (null). {_type_words(hint)} 값을 주거나, 기본값을 "
+                             f"쓰려면 설정을 빼세요.")
     if hint is bool:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower() if isinstance(value, str) or type(value) is int else None  # `--set flag=1`: 1
         if text in _TRUE + _FALSE:
             return text in _TRUE
-        raise ConfigError(f"{where} = {value!r} is not true or false. Use true or false.")
+        raise ConfigError(f"{where} = {value!r} is not true or false. Use true or false.",
+                          ko=f"{where} = {value!r}은(는) true / false가 아닙니다. true 또는 false를 쓰세요.")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -280,7 +294,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return int(value)
         if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
-        raise ConfigError(f"{where} = {value!r} is not a whole number. Use an integer such as 30.")
+        raise ConfigError(f"{where} = {value!r} is not a whole number. Use an integer such as 30.",
+                          ko=f"{where} = {value!r}은(는) 정수가 아닙니다. 30 같은 정수를 쓰세요.")
     if hint is float:
         number: Any = value
         if isinstance(value, str):
@@ -290,32 +305,49 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 number = None
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             if not math.isfinite(number):
-                raise ConfigError(f"{where} = {value!r} is not a finite number. Use a number such as 0.0002.")
+                raise ConfigError(f"{where} = {value!r} is not a finite number. Use a number such as 0.0002.",
+                                  ko=f"{where} = {value!r}은(는) 유한한 숫자가 아닙니다. 0.0002 같은 숫자를 쓰세요.")
             return float(number)
-        raise ConfigError(f"{where} = {value!r} is not a number. Use a number such as 0.0002.")
+        raise ConfigError(f"{where} = {value!r} is not a number. Use a number such as 0.0002.",
+                          ko=f"{where} = {value!r}은(는) 숫자가 아닙니다. 0.0002 같은 숫자를 쓰세요.")
     if hint is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return str(value)  # `--set dataset=2024` reads 2024 as JSON; the name is the text
-        raise ConfigError(f"{where} = {value!r} is not text. Use a string, e.g. in quotes.")
+        raise ConfigError(f"{where} = {value!r} is not text. Use a string, e.g. in quotes.",
+                          ko=f"{where} = {value!r}은(는) 텍스트가 아닙니다. 따옴표 안의 문자열처럼 텍스트를 쓰세요.")
+    if origin in (tuple, list, dict) or hint in (tuple, list, dict):
+        return _coerce_container(value, hint, origin, args, where)
+    return value
+
+
+def _coerce_container(value: Any, hint: Any, origin: Any, args: tuple[Any, ...], where: str) -> Any:
+    """`_coerce` for tuple, list and dict hints (their items coerced one by one)."""
     if origin is tuple or hint is tuple:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]  # `--set target_modules=q_proj,v_proj`
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} = {value!r} is not a list. Use a list such as [\"q_proj\", \"v_proj\"].")
+            raise ConfigError(f"{where} = {value!r} is not a list. Use a list such as [\"q_proj\", \"v_proj\"].",
+                              ko=f"{where} = {value!r}은(는) 목록이 아닙니다. [\"q_proj\", \"v_proj\"] 같은 목록을 "
+                                 f"쓰세요.")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if args and len(args) != len(value):
-            raise ConfigError(f"{where} = {value!r} must have {len(args)} items. Give exactly {len(args)}.")
+            raise ConfigError(f"{where} = {value!r} must have {len(args)} items. Give exactly {len(args)}.",
+                              ko=f"{where} = {value!r}에는 항목이 {len(args)}개 있어야 합니다. 정확히 {len(args)}개를 "
+                                 f"주세요.")
         return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value))) if args else tuple(value)
     if origin is list or hint is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} = {value!r} is not a list. Use a list, e.g. [\"a\", \"b\"].")
+            raise ConfigError(f"{where} = {value!r} is not a list. Use a list, e.g. [\"a\", \"b\"].",
+                              ko=f"{where} = {value!r}은(는) 목록이 아닙니다. 목록을 쓰세요. 예: [\"a\", \"b\"].")
         return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} = {value!r} is not a mapping. Use a JSON object such as {{\"key\": \"value\"}}.")
+            raise ConfigError(f"{where} = {value!r} is not a mapping. Use a JSON object such as {{\"key\": \"value\"}}.",
+                              ko=f"{where} = {value!r}은(는) 매핑이 아닙니다. {{\"key\": \"value\"}} 같은 JSON "
+                                 f"객체를 쓰세요.")
         if len(args) == 2:
             return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}[{k!r}]") for k, v in value.items()}
         return value
@@ -387,7 +419,9 @@ class Workspace:
         """Resolve `path` and make sure it stays inside the workspace (uploads, names from users)."""
         p = (self.root / path).resolve()
         if p != self.root.resolve() and self.root.resolve() not in p.parents:
-            raise ConfigError(f"{path!s} points outside the workspace {self.root}. Use a plain file or folder name.")
+            raise ConfigError(f"{path!s} points outside the workspace {self.root}. Use a plain file or folder name.",
+                              ko=f"{path!s}은(는) 작업 공간 {self.root} 밖을 가리킵니다. 평범한 파일이나 폴더 "
+                                 f"이름을 쓰세요.")
         return p
 
     def readable(self, path: str | Path) -> Path:
@@ -405,4 +439,6 @@ class Workspace:
             if p == base or base in p.parents:
                 return p
         raise ConfigError(f"{path!s} is outside the workspace ({self.root}) and the examples. Copy it into the workspace, "
-                          f"upload it, or allow its folder with {ALLOW_PATHS_ENV}=/that/folder.")
+                          f"upload it, or allow its folder with {ALLOW_PATHS_ENV}=/that/folder.",
+                          ko=f"{path!s}은(는) 작업 공간({self.root})과 예제 밖에 있습니다. 작업 공간으로 복사하거나, "
+                             f"업로드하거나, {ALLOW_PATHS_ENV}=/그/폴더 로 그 폴더를 허용하세요.")

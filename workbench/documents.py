@@ -26,6 +26,7 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
 from workbench.progress import Progress
@@ -58,6 +59,7 @@ class FileError:
 
     source: str
     message: str
+    message_ko: str = ""  # the same in Korean, for a Korean page
 
 
 @dataclasses.dataclass
@@ -84,7 +86,9 @@ def file_type(name: str) -> str:
     if suffix not in FILE_TYPES:
         raise DocumentError(
             f"{name}: file type {suffix or '(no extension)'!r} is not supported. "
-            f"Use one of {', '.join(SUPPORTED_SUFFIXES)}."
+            f"Use one of {', '.join(SUPPORTED_SUFFIXES)}.",
+            ko=f"{name}: 파일 형식 {suffix or '(확장자 없음)'!r}은(는) 지원하지 않습니다. {', '.join(SUPPORTED_SUFFIXES)} "
+               f"중 하나를 쓰세요."
         )
     return FILE_TYPES[suffix]
 
@@ -104,7 +108,8 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
     source = source or name
     kind = file_type(name)
     if not data.strip():
-        raise DocumentError(f"{name}: the file is empty. Remove it from the upload or add text to it.")
+        raise DocumentError(f"{name}: the file is empty. Remove it from the upload or add text to it.",
+                            ko=f"{name}: 빈 파일입니다. 업로드에서 빼거나 텍스트를 넣으세요.")
     title = ""
     if kind == "pdf":
         docs, title = _read_pdf(name, data)
@@ -132,7 +137,8 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
             d.metadata["title"] = title
     docs = [d for d in docs if d.page_content.strip()]
     if not docs:
-        raise DocumentError(f"{name}: has no text in it (an empty {kind} file?). Remove it or add text to it.")
+        raise DocumentError(f"{name}: has no text in it (an empty {kind} file?). Remove it or add text to it.",
+                            ko=f"{name}: 텍스트가 없습니다 (빈 {kind} 파일?). 빼거나 텍스트를 넣으세요.")
     for d in docs:
         d.metadata = {"source": source, "file_type": kind, **d.metadata}
     return docs
@@ -147,14 +153,17 @@ def load_file(path: str | Path, source: str | None = None, warnings: list[str] |
     path = Path(path)
     try:
         if not path.is_file():
-            raise DocumentError(f"{path}: no such file. Check the path.")
+            raise DocumentError(f"{path}: no such file. Check the path.",
+                                ko=f"{path}: 그런 파일이 없습니다. 경로를 확인하세요.")
     except OSError as exc:  # a name longer than the file system allows (ENAMETOOLONG), a loop of links
-        raise DocumentError(f"{_short(str(path))}: cannot be opened ({exc.strerror}). Rename or move it.") from exc
+        raise DocumentError(f"{_short(str(path))}: cannot be opened ({exc.strerror}). Rename or move it.",
+                            ko=f"{_short(str(path))}: 열 수 없습니다 ({exc.strerror}). 이름을 바꾸거나 옮기세요.") from exc
     file_type(path.name)  # an unsupported type fails before reading a possibly large file
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DocumentError(f"{path}: cannot be read ({exc.strerror}).") from exc
+        raise DocumentError(f"{path}: cannot be read ({exc.strerror}).",
+                            ko=f"{path}: 읽을 수 없습니다 ({exc.strerror}).") from exc
     return load_bytes(path.name, data, source=source or path.name, warnings=warnings)
 
 
@@ -165,17 +174,20 @@ def _read_pdf(name: str, data: bytes) -> list[Document]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise DocumentError(f"{name}: the PDF is password-protected. Save an unprotected copy and upload that.")
+            raise DocumentError(f"{name}: the PDF is password-protected. Save an unprotected copy and upload that.",
+                                ko=f"{name}: 암호로 보호된 PDF입니다. 보호를 푼 사본을 저장해 올리세요.")
         pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except DocumentError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         # pypdf raises a mix of its own and builtin errors on damaged files.
-        raise DocumentError(f"{name}: is not a readable PDF (damaged or not a PDF: {exc}). Export it again.") from exc
+        raise DocumentError(f"{name}: is not a readable PDF (damaged or not a PDF: {exc}). Export it again.",
+                            ko=f"{name}: 읽을 수 있는 PDF가 아닙니다 (손상되었거나 PDF가 아님: {exc}). 다시 내보내세요.") from exc
     docs = [Document(page_content=text, metadata={"page": number}) for number, text in pages if text.strip()]
     if not docs:
-        raise DocumentError(f"{name}: the PDF has no text layer (a scan?). Run OCR on it first.")
+        raise DocumentError(f"{name}: the PDF has no text layer (a scan?). Run OCR on it first.",
+                            ko=f"{name}: PDF에 텍스트 층이 없습니다 (스캔본?). 먼저 OCR을 돌리세요.")
     return docs, title
 
 
@@ -188,7 +200,8 @@ def _read_docx(name: str, data: bytes) -> tuple[str, str]:
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DocumentError(f"{name}: is not a readable DOCX file ({exc}). Save it again as .docx.") from exc
+        raise DocumentError(f"{name}: is not a readable DOCX file ({exc}). Save it again as .docx.",
+                            ko=f"{name}: 읽을 수 있는 DOCX 파일이 아닙니다 ({exc}). .docx로 다시 저장하세요.") from exc
     parts: list[str] = []
     title = (document.core_properties.title or "").strip()
     for block in document.iter_inner_content():
@@ -226,7 +239,8 @@ def _read_csv(name: str, text: str) -> list[Document]:
     rows = list(csv.reader(io.StringIO(text), dialect))
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
-        raise DocumentError(f"{name}: the CSV has a header but no rows. Add rows or remove the file.")
+        raise DocumentError(f"{name}: the CSV has a header but no rows. Add rows or remove the file.",
+                            ko=f"{name}: CSV에 머리글만 있고 행이 없습니다. 행을 넣거나 파일을 빼세요.")
     header = [h.strip() or f"column {i + 1}" for i, h in enumerate(rows[0])]
     docs = []
     for number, row in enumerate(rows[1:], start=1):
@@ -294,7 +308,8 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
     report = LoadReport(documents=[], sources=[], errors=[])
     for i, (path, source) in enumerate(files):
         if progress:
-            progress(f"reading {source}", i / max(len(files), 1))
+            progress(Text(f"reading {source}",
+                          f"{source} 읽는 중"), i / max(len(files), 1))
         notes: list[str] = []
         try:
             docs = load_file(path, source=source, warnings=notes)
@@ -309,18 +324,20 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
                 notes.append(large_file_warning(source, size))
                 log.warning(notes[-1])
         except DocumentError as exc:
-            report.errors.append(FileError(source, str(exc)))
-        report.warnings.extend(FileError(source, note) for note in notes)
+            report.errors.append(FileError(source, str(exc), exc.message("ko")))
+        report.warnings.extend(FileError(source, note, pick(note, "ko")) for note in notes)
     return report
 
 
-def large_file_warning(name: str, size: int) -> str:
+def large_file_warning(name: str, size: int) -> Text:
     """One line for a file over `LARGE_FILE_BYTES`: about how many chunks and how long embedding will take."""
     chunks = max(size // _CHARS_PER_CHUNK, 1)
     minutes = chunks / _CHUNKS_PER_SECOND / 60
-    return (f"{name}: {size / 1024 / 1024:.1f} MB is large: about {chunks:,} chunks of {_CHARS_PER_CHUNK} characters, "
-            f"roughly {minutes:,.0f} min of embedding on a CPU ({_CHUNKS_PER_SECOND} chunks/s). Cancel and split the "
-            f"file if that is too long.")
+    return Text(f"{name}: {size / 1024 / 1024:.1f} MB is large: about {chunks:,} chunks of {_CHARS_PER_CHUNK} characters, "
+                f"roughly {minutes:,.0f} min of embedding on a CPU ({_CHUNKS_PER_SECOND} chunks/s). Cancel and split the "
+                f"file if that is too long.",
+                f"{name}: {size / 1024 / 1024:.1f} MB로 큰 파일입니다: {_CHARS_PER_CHUNK}자 청크 약 {chunks:,}개, CPU에서 "
+                f"임베딩에 대략 {minutes:,.0f}분 걸립니다 (초당 청크 {_CHUNKS_PER_SECOND}개). 너무 길면 취소하고 파일을 나누세요.")
 
 
 def _short(name: str, limit: int = 80) -> str:
@@ -383,23 +400,27 @@ def save_uploads(
         try:
             clean = re.sub(r"[\x00-\x1f\x7f]", "", name or "")
             if not clean.strip() or Path(clean).is_absolute():
-                raise ConfigError(f"{name!r} is not a plain file name")
+                raise ConfigError(f"{name!r} is not a plain file name",
+                                  ko=f"{name!r}은(는) 평범한 파일 이름이 아닙니다")
             stored = "/".join(safe_name(part) for part in Path(clean).parts)
             file_type(shown)  # the shortened name keeps the suffix, and the message stays one short line
             target = workspace.inside(base.relative_to(workspace.root.resolve()) / stored)
             if base not in target.parents:
-                raise ConfigError(f"{shown!r} points outside the upload folder")
+                raise ConfigError(f"{shown!r} points outside the upload folder",
+                                  ko=f"{shown!r}은(는) 업로드 폴더 밖을 가리킵니다")
         except ConfigError as exc:
-            errors.append(FileError(shown, f"{shown}: refused, the name is not safe ({exc}). Rename the file."))
+            errors.append(FileError(shown, f"{shown}: refused, the name is not safe ({exc}). Rename the file.",
+                                    f"{shown}: 안전하지 않은 이름이라 받지 않았습니다 ({exc.message('ko')}). 이름을 바꾸세요."))
             continue
         except DocumentError as exc:
-            errors.append(FileError(shown, str(exc)))
+            errors.append(FileError(shown, str(exc), exc.message("ko")))
             continue
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         except OSError as exc:
-            errors.append(FileError(shown, f"{shown}: could not be saved ({exc.strerror}). The other files were."))
+            errors.append(FileError(shown, f"{shown}: could not be saved ({exc.strerror}). The other files were.",
+                                    f"{shown}: 저장하지 못했습니다 ({exc.strerror}). 다른 파일은 저장했습니다."))
             continue
         if stored != clean:
             renamed[target.relative_to(base).as_posix()] = clean

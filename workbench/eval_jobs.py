@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from workbench import jobs
 from workbench.config import Workspace
 from workbench.errors import JobError
+from workbench.texts import Text, state_ko
 from workbench.progress import Progress
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
 from workbench.runfiles import update_json
@@ -68,8 +69,10 @@ def evaluation_status(folder: str | Path) -> dict[str, Any]:
     Raises:
         NotFoundError: not an evaluation folder.
     """
-    return jobs.job_status(folder, lost=lambda s: f"The evaluation process (pid {s.get('pid')}) ended without "
-                                                  f"finishing (killed?). Start it again.")
+    return jobs.job_status(folder, lost=lambda s: Text(f"The evaluation process (pid {s.get('pid')}) ended without "
+                                                       f"finishing (killed?). Start it again.",
+                                                       f"평가 프로세스(pid {s.get('pid')})가 끝내지 못하고 멈췄습니다 "
+                                                       f"(강제 종료?). 다시 시작하세요."))
 
 
 def list_evaluations(workspace: Workspace | None = None, run_id: str | None = None) -> list[Path]:
@@ -110,7 +113,9 @@ def cancel_evaluation(folder: str | Path, *, force: bool = False) -> dict[str, A
     folder = Path(folder)
     status = evaluation_status(folder)
     if status.get("state") not in jobs.ACTIVE:
-        raise JobError(f"The evaluation in {folder.name} is {status.get('state')}, not running: nothing to cancel.")
+        raise JobError(f"The evaluation in {folder.name} is {status.get('state')}, not running: nothing to cancel.",
+                       ko=f"{folder.name}의 평가는 {state_ko(status.get('state'))} 상태로, 실행 중이 아닙니다: "
+                          f"취소할 것이 없습니다.")
     return jobs.cancel_job(folder, force=force, wait=5.0 if force else 0.0)
 
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.answer import API_SOURCES, DEFAULT_K, DEFAULT_SOURCES, FT_SOURCES, RAG_SOURCES, SOURCES
+from workbench.texts import Text, both
+from workbench.answer import API_SOURCES, DEFAULT_K, DEFAULT_SOURCES, FT_SOURCES, RAG_SOURCES, SOURCES, source_label
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, NotFoundError, OfflineError
 from workbench.eval_jobs import CONFIG_FILE, LOG_FILE, PROGRESS_FILE, STATUS_FILE, evals_root  # noqa: F401
@@ -112,19 +113,31 @@ class EvalConfig(BaseConfig):
     def validate(self) -> None:
         super().validate()
         if not self.dataset:
-            raise ConfigError("EvalConfig.dataset is empty. Name the dataset whose test split should be answered.")
+            raise ConfigError("EvalConfig.dataset is empty. Name the dataset whose test split should be answered.",
+                              ko="EvalConfig.dataset이 비어 있습니다. 테스트 split에 답할 데이터셋의 이름을 "
+                                 "주세요.")
         self.sources = tuple(dict.fromkeys(self.sources))
         unknown = [s for s in self.sources if s not in SOURCES]
         if unknown or not self.sources:
-            raise ConfigError(f"EvalConfig.sources = {','.join(self.sources) or '(none)'}: use some of {', '.join(SOURCES)}.")
+            raise ConfigError(f"EvalConfig.sources = {','.join(self.sources) or '(none)'}: use some of {', '.join(SOURCES)}.",
+                              ko=f"EvalConfig.sources = {','.join(self.sources) or '(없음)'}: {', '.join(SOURCES)} "
+                                 f"중에서 쓰세요.")
         if FT_SOURCES & set(self.sources) and not (self.run_id or self.adapter_dir):
-            raise ConfigError("The sources ft / ft_rag need a fine-tuned adapter: give run_id (or adapter_dir), or drop them.")
+            raise ConfigError("The sources ft / ft_rag need a fine-tuned adapter: give run_id (or adapter_dir), or drop them.",
+                              ko="소스 ft / ft_rag(파인튜닝, 파인튜닝 + RAG)에는 파인튜닝 어댑터가 필요합니다: "
+                                 "run_id(또는 adapter_dir)를 주거나 빼세요.")
         if RAG_SOURCES & set(self.sources) and not self.collection:
-            raise ConfigError("The sources rag / ft_rag / api_rag need a collection to retrieve from: give collection, or drop them.")
+            raise ConfigError("The sources rag / ft_rag / api_rag need a collection to retrieve from: give collection, or drop them.",
+                              ko="소스 rag / ft_rag / api_rag에는 검색할 컬렉션이 필요합니다: collection을 주거나 "
+                                 "빼세요.")
         if API_SOURCES & set(self.sources) and not (self.endpoint_base_url and self.endpoint_model):
-            raise ConfigError("The sources api / api_rag need endpoint_base_url and endpoint_model, or drop them.")
+            raise ConfigError("The sources api / api_rag need endpoint_base_url and endpoint_model, or drop them.",
+                              ko="소스 api / api_rag에는 endpoint_base_url과 endpoint_model이 필요합니다. 아니면 "
+                                 "빼세요.")
         if bool(self.judge_base_url) != bool(self.judge_model):
-            raise ConfigError("The LLM judge needs both judge_base_url and judge_model (or neither).")
+            raise ConfigError("The LLM judge needs both judge_base_url and judge_model (or neither).",
+                              ko="LLM 심사에는 judge_base_url과 judge_model이 둘 다 필요합니다 (아니면 둘 다 "
+                                 "비우세요).")
         self.generation_config()
         self.retrieval_config(saved=False)  # checks the values without opening the store
 
@@ -160,9 +173,12 @@ def check_evaluation(config: EvalConfig, workspace: Workspace | None = None) -> 
     if config.run_id:
         run = _run_info(config.run_id, ws)
         if FT_SOURCES & set(config.sources) and not config.adapter_dir and run.adapter_dir is None:
-            raise NotFoundError(f"Run {config.run_id} has no adapter yet. Wait for training to finish, or drop ft / ft_rag.")
+            raise NotFoundError(f"Run {config.run_id} has no adapter yet. Wait for training to finish, or drop ft / ft_rag.",
+                                ko=f"실행 {config.run_id}에는 아직 어댑터가 없습니다. 학습이 끝나기를 기다리거나 "
+                                   f"파인튜닝 / 파인튜닝 + RAG를 빼세요.")
     if config.adapter_dir and not (Path(config.adapter_dir) / "adapter_config.json").is_file():
-        raise NotFoundError(f"{config.adapter_dir} has no adapter_config.json: it is not a LoRA adapter folder.")
+        raise NotFoundError(f"{config.adapter_dir} has no adapter_config.json: it is not a LoRA adapter folder.",
+                            ko=f"{config.adapter_dir}에 adapter_config.json이 없습니다: LoRA 어댑터 폴더가 아닙니다.")
     if RAG_SOURCES & set(config.sources):
         from workbench.vectordb import collection_info
 
@@ -235,7 +251,7 @@ class _Log:
     def __call__(self, message: str, **extra: Any) -> None:
         fraction = self.done / self.total if self.total else 1.0
         self._progress.write(json.dumps({"time": _now(), "done": self.done, "total": self.total,
-                                         "fraction": round(fraction, 4), "message": message, **extra},
+                                         "fraction": round(fraction, 4), **both(message), **extra},
                                         ensure_ascii=False) + "\n")
         self._progress.flush()
         self.report(message, fraction)
@@ -259,7 +275,8 @@ def _setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | 
     endpoint = (EndpointAnswerer(config.endpoint_base_url, config.endpoint_model)
                 if API_SOURCES & set(sources) else None)
     if generator is None and any(s not in API_SOURCES for s in sources):
-        report(f"Loading {config.base_model or (run.config.base_model if run is not None else 'the base model')}", 0.0)
+        report(Text(f"Loading {config.base_model or (run.config.base_model if run is not None else 'the base model')}",
+                    f"{config.base_model or (run.config.base_model if run is not None else '기본 모델')} 불러오는 중"), 0.0)
     return prepare(sources, ws, run=run, adapter_dir=config.adapter_dir, base_model=config.base_model,
                    template=config.prompt_template, collection=config.collection, retrieval=config.retrieval_config(ws),
                    rag_template=config.rag_template, lang=config.lang, endpoint=endpoint, generator=generator)
@@ -282,7 +299,8 @@ def _retrieve_all(rows: Sequence[Mapping[str, Any]], sources: Sequence[str], set
             chunks, seconds = retrieve_context(setup, question, row_input)
             item.chunks, retrieval_s = chunks, round(seconds, 4)
             if i % 10 == 0 or i == len(rows):
-                log(f"Retrieved context for {i}/{len(rows)} rows")
+                log(Text(f"Retrieved context for {i}/{len(rows)} rows",
+                         f"{i}/{len(rows)}개 행의 문맥을 검색함"))
         items.append({"i": i, "row": row, "item": item, "reference": str(row.get("output") or ""),
                       "retrieval_s": retrieval_s, "hit": retrieval_hit(row, item.chunks)})
     return items, False
@@ -335,8 +353,9 @@ def _answer_all(items: list[dict[str, Any]], config: EvalConfig, setup: Any, log
             answers.update({(e["i"], source): r for e, r in zip(block, res)})
             log.done += len(block)
             numbers = sorted(e["i"] for e in block)
-            log(f"Row {numbers[0]}/{len(items)}: {source}" if len(block) == 1 else
+            log(Text(f"Row {numbers[0]}/{len(items)}: {source}" if len(block) == 1 else
                 f"Rows {start + 1}-{start + len(block)} of {len(items)}, longest prompts first: {source}",
+                     f"{numbers[0]}/{len(items)}행: {source_label(source, 'ko')}" if len(block) == 1 else f"{len(items)}행 중 {start + 1}-{start + len(block)}행, 긴 프롬프트부터: {source_label(source, 'ko')}"),
                 rows=numbers, source=source)
         records = [_record(e, s, answers[e["i"], s]) for e in sorted(block, key=lambda x: x["i"]) for s in sources
                    if (e["i"], s) in answers]
@@ -361,7 +380,8 @@ def _judge(judge: Any, record: Mapping[str, Any], log: _Log) -> int | None:
     except OfflineError as exc:
         if not log.judge_failed:
             log.judge_failed = str(exc)
-            log(f"The judge failed; its scores are missing from here on where it keeps failing: {exc}")
+            log(Text(f"The judge failed; its scores are missing from here on where it keeps failing: {exc}",
+                     f"심사 모델이 실패했습니다. 계속 실패하는 곳부터는 점수가 비어 있습니다: {exc}"))
         return None
 
 
@@ -399,14 +419,17 @@ def run_evaluation(
     rows = list(rows) if rows is not None else load_split(config.dataset, config.split, ws)  # type: ignore[arg-type]
     rows = rows[: config.limit] if config.limit else rows
     if not rows:
-        raise NotFoundError(f"The {config.split} split of {config.dataset!r} has no rows. Split the dataset with a test share > 0.")
+        raise NotFoundError(f"The {config.split} split of {config.dataset!r} has no rows. Split the dataset with a test share > 0.",
+                            ko=f"{config.dataset!r}의 {config.split} split에 행이 없습니다. 테스트 비율을 0보다 "
+                               f"크게 해서 데이터셋을 분할하세요.")
     run = _run_info(config.run_id, ws) if config.run_id else None
     setup = _setup(config, ws, run, generator, report)
     judge = LLMJudge(config.judge_base_url, config.judge_model, retries=config.judge_retries) if config.judge_base_url else None
     if embeddings is None and config.embedding_model:
         from workbench.embeddings import load_embeddings
 
-        report(f"Loading the embedding model {config.embedding_model}", 0.0)
+        report(Text(f"Loading the embedding model {config.embedding_model}",
+                    f"임베딩 모델 {config.embedding_model} 불러오는 중"), 0.0)
         embeddings = load_embeddings(config.embedding_model)
 
     t_start = time.perf_counter()
@@ -415,10 +438,12 @@ def run_evaluation(
         items, cancelled = _retrieve_all(rows, sources, setup, log, cancel)
         results: list[dict[str, Any]] = []
         if not cancelled:
-            log(f"Answering {len(rows)} rows with {', '.join(sources)}"
-                + (f", {config.batch_size} answers per batch" if setup.generator is not None and config.batch_size > 1 else ""))
+            log(Text(f"Answering {len(rows)} rows with {', '.join(sources)}"
+                + (f", {config.batch_size} answers per batch" if setup.generator is not None and config.batch_size > 1 else ""),
+                     f"{len(rows)}개 행에 {', '.join(source_label(s, 'ko') for s in sources)}(으)로 답하는 중" + (f", 배치당 {config.batch_size}개" if setup.generator is not None and config.batch_size > 1 else "")))
             results, cancelled = _answer_all(items, config, setup, log, judge, embeddings, cancel)
-        log("Cancelled: the report covers the rows answered so far" if cancelled else "Scoring done")
+        log(Text("Cancelled: the report covers the rows answered so far" if cancelled else "Scoring done",
+                 "취소됨: 보고서는 지금까지 답한 행만 담습니다" if cancelled else "채점 완료"))
     finally:
         log.close()
 
@@ -427,7 +452,8 @@ def run_evaluation(
     results.sort(key=lambda r: (r["row"], order[r["source"]]))
     _write_results(out / RESULTS_FILE, results)
     adapter_dir = Path(setup.generator.adapters[setup.adapter].path) if setup.adapter else None  # type: ignore[union-attr]
-    warnings = setup.warnings + ([f"The LLM judge failed, so some judge scores are missing: {log.judge_failed}"]
+    warnings = setup.warnings + ([Text(f"The LLM judge failed, so some judge scores are missing: {log.judge_failed}",
+                                      f"LLM 심사가 실패해 일부 심사 점수가 없습니다: {log.judge_failed}")]
                                  if log.judge_failed else [])
     summary = summarize(results, config, sources=sources, cancelled=cancelled, rows_total=len(rows),
                         seconds=time.perf_counter() - t_start, template=setup.template, warnings=warnings,
@@ -436,7 +462,8 @@ def run_evaluation(
     summary["retrieval"] = setup.retrieval.to_dict() if RAG_SOURCES & set(sources) else None  # what the RAG sources got
     summary["ft_rag_context"] = setup.context  # a run trained with context: the prompt rule its ft_rag answers used
     write_report(out, summary, results)
-    report("Report written", 1.0)
+    report(Text("Report written",
+                "보고서를 썼습니다"), 1.0)
     return summary
 
 

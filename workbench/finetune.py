@@ -32,6 +32,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.texts import Text
 from workbench.config import BaseConfig, setting
 from workbench.errors import ConfigError
 from workbench.prompts import PromptTemplate
@@ -297,42 +298,69 @@ class TrainConfig(BaseConfig):
         super().validate()
         n = self._name()
         if not self.dataset:
-            raise ConfigError(f"{n}.dataset is empty. Pick a split dataset (`python -m workbench dataset list`).")
+            raise ConfigError(f"{n}.dataset is empty. Pick a split dataset (`python -m workbench dataset list`).",
+                              ko=f"{n}.dataset이 비어 있습니다. 분할된 데이터셋을 고르세요 (`python -m workbench "
+                                 f"dataset list`).")
         if not self.base_model:
-            raise ConfigError(f"{n}.base_model is empty. Use a registry key such as 'smollm2-135m', a folder or a Hub id.")
+            raise ConfigError(f"{n}.base_model is empty. Use a registry key such as 'smollm2-135m', a folder or a Hub id.",
+                              ko=f"{n}.base_model이 비어 있습니다. 'smollm2-135m' 같은 등록 키, 폴더 또는 Hub "
+                                 f"id를 쓰세요.")
         if not self.target_modules:
-            raise ConfigError(f"{n}.target_modules is empty. Name at least one linear layer, e.g. q_proj.")
+            raise ConfigError(f"{n}.target_modules is empty. Name at least one linear layer, e.g. q_proj.",
+                              ko=f"{n}.target_modules가 비어 있습니다. 선형 층을 하나 이상 적으세요. 예: q_proj.")
         # Trap 1: TrainingArguments silently lets max_steps override num_train_epochs.
         if self.max_steps > 0 and self.num_train_epochs > 0:
             raise ConfigError(
                 f"{n}: max_steps = {self.max_steps} would silently override num_train_epochs = {self.num_train_epochs}. "
-                f"Set one of them and the other to 0.")
+                f"Set one of them and the other to 0.",
+                ko=f"{n}: max_steps = {self.max_steps}이(가) num_train_epochs = {self.num_train_epochs}를 조용히 "
+                   f"덮어씁니다. 하나만 정하고 다른 하나는 0으로 하세요.")
         # Trap 2: load_best_model_at_end needs matching save / eval strategies and a metric.
         if self.load_best_model_at_end:
             if self.eval_strategy == "no":
                 raise ConfigError(f"{n}: load_best_model_at_end needs evaluations; eval_strategy is 'no'. "
-                                  f"Set eval_strategy to 'steps' or 'epoch', or turn load_best_model_at_end off.")
+                                  f"Set eval_strategy to 'steps' or 'epoch', or turn load_best_model_at_end off.",
+                                  ko=f"{n}: load_best_model_at_end에는 평가가 필요한데 eval_strategy가 'no'입니다. "
+                                     f"eval_strategy를 'steps'나 'epoch'로 하거나 load_best_model_at_end를 끄세요.")
             if self.save_strategy != self.eval_strategy:
                 raise ConfigError(f"{n}: load_best_model_at_end needs save_strategy = eval_strategy "
-                                  f"(got save '{self.save_strategy}', eval '{self.eval_strategy}'). Make them the same.")
+                                  f"(got save '{self.save_strategy}', eval '{self.eval_strategy}'). Make them the same.",
+                                  ko=f"{n}: load_best_model_at_end에는 save_strategy = eval_strategy가 필요합니다 "
+                                     f"(지금 save '{self.save_strategy}', eval '{self.eval_strategy}'). 둘을 "
+                                     f"같게 하세요.")
             if self.eval_strategy == "steps" and self.save_steps % self.eval_steps:
                 raise ConfigError(f"{n}: load_best_model_at_end needs save_steps ({self.save_steps}) to be a multiple of "
-                                  f"eval_steps ({self.eval_steps}). Use save_steps = {self.eval_steps * max(1, self.save_steps // self.eval_steps)}.")
+                                  f"eval_steps ({self.eval_steps}). Use save_steps = {self.eval_steps * max(1, self.save_steps // self.eval_steps)}.",
+                                  ko=f"{n}: load_best_model_at_end에는 save_steps({self.save_steps})가 eval_steps({self.eval_steps})의 "
+                                     f"배수여야 합니다. save_steps = {self.eval_steps * max(1, self.save_steps // self.eval_steps)}를 "
+                                     f"쓰세요.")
             if not self.metric_for_best_model:
-                raise ConfigError(f"{n}: load_best_model_at_end needs metric_for_best_model (e.g. 'eval_loss').")
+                raise ConfigError(f"{n}: load_best_model_at_end needs metric_for_best_model (e.g. 'eval_loss').",
+                                  ko=f"{n}: load_best_model_at_end에는 metric_for_best_model이 필요합니다 (예: "
+                                     f"'eval_loss').")
         if self.early_stopping_patience > 0:
             if self.eval_strategy == "no":
                 raise ConfigError(f"{n}: early stopping (patience {self.early_stopping_patience}) needs evaluations; "
-                                  f"eval_strategy is 'no'. Set eval_strategy, or early_stopping_patience = 0.")
+                                  f"eval_strategy is 'no'. Set eval_strategy, or early_stopping_patience = 0.",
+                                  ko=f"{n}: 조기 종료(patience {self.early_stopping_patience})에는 평가가 필요한데 "
+                                     f"eval_strategy가 'no'입니다. eval_strategy를 정하거나 early_stopping_patience "
+                                     f"= 0으로 하세요.")
             if not self.load_best_model_at_end:
                 raise ConfigError(f"{n}: early stopping needs load_best_model_at_end = True (so the best checkpoint, not "
-                                  f"the last, becomes the adapter). Turn it on, or set early_stopping_patience = 0.")
+                                  f"the last, becomes the adapter). Turn it on, or set early_stopping_patience = 0.",
+                                  ko=f"{n}: 조기 종료에는 load_best_model_at_end = True가 필요합니다 (마지막이 "
+                                     f"아니라 가장 좋은 체크포인트가 어댑터가 되도록). 켜거나 early_stopping_patience "
+                                     f"= 0으로 하세요.")
         if self.context != "none" and not self.context_collection.strip():
             raise ConfigError(f"{n}.context = {self.context!r} needs context_collection: the collection to retrieve the "
-                              f"training context from. Set it (`--set context_collection=NAME`), or context = 'none'.")
+                              f"training context from. Set it (`--set context_collection=NAME`), or context = 'none'.",
+                              ko=f"{n}.context = {self.context!r}에는 context_collection이 필요합니다: 학습 문맥을 검색할 "
+                                 f"컬렉션입니다. 정하거나(`--set context_collection=NAME`) context = 'none'으로 하세요.")
         if self.use_loftq and self.quantization == "4bit":
             raise ConfigError(f"{n}: use_loftq initialises LoRA from full-precision weights; it cannot be combined with "
-                              f"quantization = '4bit'. Use one of them.")
+                              f"quantization = '4bit'. Use one of them.",
+                              ko=f"{n}: use_loftq는 LoRA를 전체 정밀도 가중치로 초기화하므로 quantization = '4bit'와 "
+                                 f"함께 쓸 수 없습니다. 하나만 쓰세요.")
 
     # --- presets ------------------------------------------------------------------------------------------
     @classmethod
@@ -383,7 +411,9 @@ def resolve_backend(backend: str) -> Literal["unsloth", "transformers"]:
         return "unsloth" if importlib.util.find_spec("unsloth") is not None else "transformers"
     if backend == "unsloth" and importlib.util.find_spec("unsloth") is None:
         raise ConfigError("TrainConfig.backend = 'unsloth' but Unsloth is not installed. Install it "
-                          "(`pip install --no-deps -r requirements-nodeps.txt`) or use backend = 'transformers'.")
+                          "(`pip install --no-deps -r requirements-nodeps.txt`) or use backend = 'transformers'.",
+                          ko="TrainConfig.backend = 'unsloth'인데 Unsloth가 설치되어 있지 않습니다. 설치하거나(`pip "
+                             "install --no-deps -r requirements-nodeps.txt`) backend = 'transformers'를 쓰세요.")
     return backend  # type: ignore[return-value]
 
 
@@ -411,42 +441,48 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
     backend = resolve_backend(config.backend)
     if config.quantization == "auto":
         four_bit = cuda and has_bnb
-        notes.append("4-bit: " + ("yes (CUDA + bitsandbytes)" if four_bit else
-                                  "no (" + ("bitsandbytes is not installed" if cuda else "no CUDA GPU") + ")"))
+        notes.append(Text("4-bit: yes (CUDA + bitsandbytes)", "4비트: 예 (CUDA + bitsandbytes)") if four_bit else
+                     Text("4-bit: no (bitsandbytes is not installed)", "4비트: 아니오 (bitsandbytes 없음)") if cuda else
+                     Text("4-bit: no (no CUDA GPU)", "4비트: 아니오 (CUDA GPU 없음)"))
     else:
         four_bit = config.quantization == "4bit"
         if four_bit and not (cuda and has_bnb):
             raise ConfigError("TrainConfig.quantization = '4bit' needs a CUDA GPU and bitsandbytes; this machine has "
-                              f"{'no CUDA GPU' if not cuda else 'no bitsandbytes'}. Use quantization = 'none' or 'auto'.")
+                              f"{'no CUDA GPU' if not cuda else 'no bitsandbytes'}. Use quantization = 'none' or 'auto'.",
+                              ko="TrainConfig.quantization = '4bit'에는 CUDA GPU와 bitsandbytes가 필요한데, 이 컴퓨터에는 " f"{'CUDA GPU가' if not cuda else 'bitsandbytes가'} 없습니다. quantization = 'none'이나 'auto'를 쓰세요.")
     dtype, autocast = _resolve_dtype(config.dtype, device, notes)
     max_len = config.max_seq_length or (4096 if cuda else 512)
     if not config.max_seq_length:
-        notes.append(f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} default)")
+        notes.append(Text(f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} default)",
+                          f"max_seq_length: {max_len} ({'GPU' if cuda else 'CPU'} 기본값)"))
     gc = config.gradient_checkpointing
     if gc == "auto":
         gc = ("unsloth" if backend == "unsloth" else "on") if cuda else "off"
-        notes.append(f"gradient checkpointing: {gc}")
+        notes.append(Text(f"gradient checkpointing: {gc}", f"그레이디언트 체크포인팅: {_ON_OFF_KO.get(gc, gc)}"))
     elif gc == "unsloth" and backend != "unsloth":
         gc = "on"
     optim = config.optim
     if optim == "auto":
         optim = "adamw_8bit" if cuda and has_bnb else "adamw_torch"
-        notes.append(f"optimizer: {optim}")
+        notes.append(Text(f"optimizer: {optim}", f"옵티마이저: {optim}"))
     elif "8bit" in optim and not (cuda and has_bnb):
         raise ConfigError(f"TrainConfig.optim = {optim!r} needs bitsandbytes on a CUDA GPU. Use 'adamw_torch' on this "
-                          f"machine, or 'auto'.")
+                          f"machine, or 'auto'.",
+                          ko=f"TrainConfig.optim = {optim!r}에는 CUDA GPU의 bitsandbytes가 필요합니다. 이 컴퓨터에서는 "
+                             f"'adamw_torch'나 'auto'를 쓰세요.")
     epochs = config.num_train_epochs or (3.0 if cuda else 1.0)
     if config.max_steps > 0:
-        notes.append(f"length: {config.max_steps} steps")
+        notes.append(Text(f"length: {config.max_steps} steps", f"길이: {config.max_steps} 스텝"))
     elif not config.num_train_epochs:
-        notes.append(f"epochs: {epochs:g} ({'GPU' if cuda else 'CPU'} default)")
+        notes.append(Text(f"epochs: {epochs:g} ({'GPU' if cuda else 'CPU'} default)",
+                          f"에폭: {epochs:g} ({'GPU' if cuda else 'CPU'} 기본값)"))
     batching = config.batching
     if batching == "auto":
         batching = "padded" if cuda else "padding_free"
-        notes.append(f"batching: {batching}")
+        notes.append(Text(f"batching: {batching}", f"배치 방식: {batching}"))
     grouped = config.group_by_length == "on" or (config.group_by_length == "auto" and batching == "padded")
     if config.group_by_length == "auto" and grouped:
-        notes.append("rows grouped by length")
+        notes.append(Text("rows grouped by length", "길이별로 묶은 행"))
     offload = config.offload_embedding
     if offload == "auto":
         # Tied tables (the output layer reads the same weights) stay: the offload would free nothing. Several
@@ -454,17 +490,22 @@ def resolve_settings(config: TrainConfig, device: "DeviceInfo | None" = None) ->
         offload = "on" if cuda and backend == "unsloth" and config.num_processes == 1 and not _ties_embeddings(
             config.base_model) else "off"
         if offload == "on":
-            notes.append("input embeddings in host RAM")
+            notes.append(Text("input embeddings in host RAM", "입력 임베딩은 호스트 RAM에"))
     elif offload in ("on", "unsloth") and backend != "unsloth":
         if offload == "on":
             raise ConfigError("TrainConfig.offload_embedding = 'on' needs the Unsloth backend (it is Unsloth's "
-                              "offload_embedding). Use 'auto' or 'off' with backend = 'transformers'.")
+                              "offload_embedding). Use 'auto' or 'off' with backend = 'transformers'.",
+                              ko="TrainConfig.offload_embedding = 'on'에는 Unsloth 백엔드가 필요합니다 (Unsloth의 "
+                                 "offload_embedding입니다). backend = 'transformers'에서는 'auto'나 'off'를 "
+                                 "쓰세요.")
         offload = "off"
     return ResolvedSettings(device=device.kind, device_name=device.name, backend=backend, load_in_4bit=four_bit,
                             dtype=dtype, autocast=autocast, max_seq_length=max_len, gradient_checkpointing=gc,
                             optim=optim, num_train_epochs=epochs, notes=notes, batching=batching, group_by_length=grouped,
                             offload_embedding=offload)
 
+
+_ON_OFF_KO = {"on": "켬", "off": "끔"}
 
 def _resolve_dtype(choice: str, device: "DeviceInfo", notes: list[str]) -> tuple[str, str | None]:
     """(weight dtype, autocast) for a dtype setting on `device`; "auto" is noted in `notes`."""
@@ -474,10 +515,13 @@ def _resolve_dtype(choice: str, device: "DeviceInfo", notes: list[str]) -> tuple
             dtype, autocast = ("bfloat16", "bf16") if device.bf16 else ("float16", "fp16")
         else:
             dtype, autocast = "float32", "bf16" if cpu_has_bf16() else None
-        notes.append(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""))
+        notes.append(Text(f"dtype: {dtype} weights" + (f", {autocast} autocast" if autocast else ""),
+                          f"dtype: {dtype} 가중치" + (f", {autocast} 자동 혼합 정밀도" if autocast else "")))
         return dtype, autocast
     if not cuda and choice == "float16":
-        raise ConfigError("TrainConfig.dtype = 'float16' needs a CUDA GPU. Use 'float32' or 'bfloat16' on CPU, or 'auto'.")
+        raise ConfigError("TrainConfig.dtype = 'float16' needs a CUDA GPU. Use 'float32' or 'bfloat16' on CPU, or 'auto'.",
+                          ko="TrainConfig.dtype = 'float16'에는 CUDA GPU가 필요합니다. CPU에서는 'float32'나 "
+                             "'bfloat16', 또는 'auto'를 쓰세요.")
     autocast = {"bfloat16": "bf16", "float16": "fp16"}.get(choice) if cuda else ("bf16" if choice == "bfloat16" else None)
     # bf16 master weights lose LoRA updates on CPU; autocast keeps fp32 weights
     return ("float32" if not cuda and choice == "bfloat16" else choice), autocast

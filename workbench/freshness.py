@@ -48,14 +48,17 @@ def load_demo(path: str | Path = DEMO_FILE) -> FreshnessDemo:
     """
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"The freshness demo file {path} does not exist.")
+        raise NotFoundError(f"The freshness demo file {path} does not exist.",
+                            ko=f"최신성 데모 파일 {path}이(가) 없습니다.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         edits = tuple(FactEdit(str(e["file"]), str(e["old"]), str(e["new"])) for e in data["edits"])
         return FreshnessDemo((path.parent / data["documents"]).resolve(), edits, dict(data["questions"]))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not a freshness demo file ({exc.__class__.__name__}: {exc}): it needs "
-                          f"documents, questions and edits (file, old, new).") from exc
+                          f"documents, questions and edits (file, old, new).",
+                          ko=f"{path}은(는) 최신성 데모 파일이 아닙니다 ({exc.__class__.__name__}: {exc}): documents, "
+                             f"questions, edits(file, old, new)가 있어야 합니다.") from exc
 
 
 def freshness_dir(collection: str, workspace: Workspace | None = None) -> Path:
@@ -103,7 +106,9 @@ def change_facts(
     edits = [e for e in edits if e.file in present]  # never add a document the collection did not hold
     if not edits:
         raise ConfigError(f"Collection {collection!r} holds none of {', '.join(skipped) or 'the edited documents'}. "
-                          f"Ingest the documents first (the sample shop: Knowledge base page), or edit other files.")
+                          f"Ingest the documents first (the sample shop: Knowledge base page), or edit other files.",
+                          ko=f"컬렉션 {collection!r}에는 {', '.join(skipped) or '고친 문서'} 중 아무것도 없습니다. "
+                             f"먼저 문서를 넣거나(예제 상점: 지식 베이스 페이지) 다른 파일을 고치세요.")
     folder = freshness_dir(collection, ws)
     folder.mkdir(parents=True, exist_ok=True)
     texts: dict[str, str] = {}
@@ -114,14 +119,17 @@ def change_facts(
             original = Path(source_dir) / edit.file
             path = current if current.is_file() else original
             if not path.is_file():
-                raise NotFoundError(f"{edit.file} is neither in {source_dir} nor in {folder}: the fact cannot be changed.")
+                raise NotFoundError(f"{edit.file} is neither in {source_dir} nor in {folder}: the fact cannot be changed.",
+                                    ko=f"{edit.file}이(가) {source_dir}에도 {folder}에도 없어 사실을 바꿀 수 "
+                                       f"없습니다.")
             texts[edit.file] = decode_text(path.read_bytes(), edit.file)[0]
         text = texts[edit.file]
         if edit.old and edit.old in text:
             replacements += text.count(edit.old)
             texts[edit.file] = text.replace(edit.old, edit.new)
         elif edit.new not in text:
-            raise ConfigError(f"{edit.file} does not contain {edit.old!r}. Copy the exact text from the document.")
+            raise ConfigError(f"{edit.file} does not contain {edit.old!r}. Copy the exact text from the document.",
+                              ko=f"{edit.file}에 {edit.old!r}이(가) 없습니다. 문서의 문장을 그대로 복사하세요.")
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
     return {"files": sorted(texts), "skipped": skipped, "replacements": replacements, "folder": str(folder),
@@ -139,7 +147,8 @@ def restore_facts(collection: str, files: Sequence[str], source_dir: str | Path,
     paths = [Path(source_dir) / f for f in files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise NotFoundError(f"The original documents {', '.join(missing)} are missing: they cannot be restored.")
+        raise NotFoundError(f"The original documents {', '.join(missing)} are missing: they cannot be restored.",
+                            ko=f"원래 문서 {', '.join(missing)}이(가) 없어 되돌릴 수 없습니다.")
     result = _reingest(paths, collection, info, ws, progress, background)
     for f in files:  # the originals are what is ingested now: the edited copies are done with
         (freshness_dir(collection, ws) / f).unlink(missing_ok=True)

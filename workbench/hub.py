@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError, OfflineError
 from workbench.progress import Progress
@@ -35,7 +36,9 @@ def resolve_token(token: str | None = None) -> str | None:
 
 def check_repo_id(repo_id: str) -> str:
     if not isinstance(repo_id, str) or not _REPO_RE.match(repo_id) or ".." in repo_id:
-        raise ConfigError(f"Repository {repo_id!r} is not of the form USER/NAME (letters, digits, '.', '_', '-'). Example: my-name/shop-qa.")
+        raise ConfigError(f"Repository {repo_id!r} is not of the form USER/NAME (letters, digits, '.', '_', '-'). Example: my-name/shop-qa.",
+                          ko=f"저장소 {repo_id!r}이(가) USER/NAME 형식(영문자, 숫자, '.', '_', '-')이 아닙니다. "
+                             f"예: my-name/shop-qa.")
     return repo_id
 
 
@@ -72,24 +75,10 @@ def push_folder(
             The local folder is never touched.
     """
     folder = Path(folder)
-    if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
-        raise NotFoundError(f"Folder {folder} does not exist or is empty: nothing to upload.")
-    check_repo_id(repo_id)
-    if repo_type not in ("model", "dataset", "space"):
-        raise ConfigError(f"repo_type = {repo_type!r} is not one of 'model', 'dataset', 'space'.")
+    token = _upload_checks(folder, repo_id, repo_type, token, endpoint)
     report = progress or (lambda m, f: None)
     kept = f"The local files in {folder} are kept."
-    if endpoint is None:
-        from workbench.models import hub_reachable
-
-        reachable, detail = hub_reachable()
-        if not reachable:
-            raise OfflineError(f"Cannot upload to {repo_id}: the Hugging Face Hub is {detail}. {kept}")
-    elif _offline_env():
-        raise OfflineError(f"Cannot upload to {repo_id}: HF_HUB_OFFLINE=1 is set. Unset it to upload. {kept}")
-    token = resolve_token(token)
-    if not token:
-        raise OfflineError(f"Cannot upload to {repo_id}: no Hugging Face token. Set HF_TOKEN or paste a write token. {kept}")
+    kept_ko = f"{folder}의 로컬 파일은 그대로 둡니다."
 
     import httpx
     from huggingface_hub import HfApi
@@ -99,9 +88,11 @@ def push_folder(
     files = [p for p in folder.rglob("*") if p.is_file()]
     size_mb = sum(p.stat().st_size for p in files) / 2**20
     try:
-        report(f"Creating {repo_type} repository {repo_id}" + (" (private)" if private else ""), 0.1)
+        report(Text(f"Creating {repo_type} repository {repo_id}" + (" (private)" if private else ""),
+                    f"{repo_type} 저장소 {repo_id} 만드는 중" + (" (비공개)" if private else "")), 0.1)
         url = str(api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True))
-        report(f"Uploading {len(files)} files ({size_mb:.1f} MiB)", 0.3)
+        report(Text(f"Uploading {len(files)} files ({size_mb:.1f} MiB)",
+                    f"파일 {len(files)}개 올리는 중 ({size_mb:.1f} MiB)"), 0.3)
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
                           commit_message=commit_message or f"Upload {folder.name} from the RAG-vs-Fine-Tune Workbench")
     except HfHubHTTPError as exc:
@@ -109,13 +100,49 @@ def push_folder(
         if status in (401, 403):
             raise OfflineError(
                 f"The Hub refused the token for {repo_id} (HTTP {status}). Use a token with write access to that "
-                f"namespace (https://huggingface.co/settings/tokens). {kept}"
+                f"namespace (https://huggingface.co/settings/tokens). {kept}",
+                ko=f"Hub가 {repo_id}에 대한 토큰을 거부했습니다 (HTTP {status}). 그 네임스페이스에 쓰기 권한이 "
+                   f"있는 토큰을 쓰세요 (https://huggingface.co/settings/tokens). {kept_ko}"
             ) from exc
-        raise OfflineError(f"The Hub answered HTTP {status} for {repo_id}: {str(exc).splitlines()[0]}. {kept}") from exc
+        raise OfflineError(f"The Hub answered HTTP {status} for {repo_id}: {str(exc).splitlines()[0]}. {kept}",
+                           ko=f"Hub가 {repo_id}에 HTTP {status}로 답했습니다: {str(exc).splitlines()[0]}. {kept_ko}") from exc
     except (httpx.HTTPError, OSError) as exc:  # includes OfflineModeIsEnabled (a ConnectionError)
-        raise OfflineError(f"Cannot reach the Hub to upload {repo_id}: {exc.__class__.__name__}. {kept}") from exc
-    report(f"Uploaded to {url}", 1.0)
+        raise OfflineError(f"Cannot reach the Hub to upload {repo_id}: {exc.__class__.__name__}. {kept}",
+                           ko=f"{repo_id}을(를) 올리려는데 Hub에 연결할 수 없습니다: {exc.__class__.__name__}. "
+                              f"{kept_ko}") from exc
+    report(Text(f"Uploaded to {url}",
+                f"{url}에 올렸습니다"), 1.0)
     return url
+
+
+def _upload_checks(folder: Path, repo_id: str, repo_type: str, token: str | None, endpoint: str | None) -> str:
+    """What `push_folder` checks before it touches the network; returns the token to use."""
+    if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+        raise NotFoundError(f"Folder {folder} does not exist or is empty: nothing to upload.",
+                            ko=f"폴더 {folder}이(가) 없거나 비어 있습니다: 올릴 것이 없습니다.")
+    check_repo_id(repo_id)
+    if repo_type not in ("model", "dataset", "space"):
+        raise ConfigError(f"repo_type = {repo_type!r} is not one of 'model', 'dataset', 'space'.",
+                          ko=f"repo_type = {repo_type!r}은(는) 'model', 'dataset', 'space' 중 하나가 아닙니다.")
+    kept = f"The local files in {folder} are kept."
+    kept_ko = f"{folder}의 로컬 파일은 그대로 둡니다."
+    if endpoint is None:
+        from workbench.models import hub_reachable
+
+        reachable, detail = hub_reachable()
+        if not reachable:
+            raise OfflineError(f"Cannot upload to {repo_id}: the Hugging Face Hub is {detail}. {kept}",
+                               ko=f"{repo_id}에 올릴 수 없습니다: Hugging Face Hub 상태: {pick(detail, 'ko')}. {kept_ko}")
+    elif _offline_env():
+        raise OfflineError(f"Cannot upload to {repo_id}: HF_HUB_OFFLINE=1 is set. Unset it to upload. {kept}",
+                           ko=f"{repo_id}에 올릴 수 없습니다: HF_HUB_OFFLINE=1이 설정되어 있습니다. 올리려면 "
+                              f"해제하세요. {kept_ko}")
+    token = resolve_token(token)
+    if not token:
+        raise OfflineError(f"Cannot upload to {repo_id}: no Hugging Face token. Set HF_TOKEN or paste a write token. {kept}",
+                           ko=f"{repo_id}에 올릴 수 없습니다: Hugging Face 토큰이 없습니다. HF_TOKEN을 설정하거나 "
+                              f"쓰기 토큰을 붙여 넣으세요. {kept_ko}")
+    return token
 
 
 # --- datasets -----------------------------------------------------------------------------------
@@ -222,7 +249,9 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
 
     info = dataset_info(name, workspace)
     if not info.split:
-        raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `python -m workbench dataset split {name}`.")
+        raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `python -m workbench dataset split {name}`.",
+                            ko=f"데이터셋 {name!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: `python -m "
+                               f"workbench dataset split {name}`.")
     out = Path(folder) if folder else info.path / EXPORT_DIR
     train, test = train_full_rows(name, workspace), load_split(name, "test", workspace)
     columns = _columns(train + test)
@@ -259,7 +288,8 @@ def push_dataset(
 
     check_repo_id(repo_id)
     report = progress or (lambda m, f: None)
-    report("Writing the export folder", 0.05)
+    report(Text("Writing the export folder",
+                "내보낼 폴더 쓰는 중"), 0.05)
     folder = export_dataset(name, workspace, repo_id=repo_id)
     url = push_folder(folder, repo_id, "dataset", private, token,
                       lambda m, f: report(m, 0.1 + 0.9 * f), commit_message=f"Upload dataset {name}", endpoint=endpoint)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, ModelError, NotFoundError
+from workbench.texts import state_ko
 from workbench.attention import use_padded_attention
 from workbench.prompts import PromptTemplate, format_prompt, preflight_check, stop_token_ids
 
@@ -167,7 +168,9 @@ class Generator:
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise NotFoundError(f"{adapter_dir} has no adapter_config.json: it is not a LoRA adapter folder. "
-                                f"Finish (or resume) the training run that writes it.")
+                                f"Finish (or resume) the training run that writes it.",
+                                ko=f"{adapter_dir}에 adapter_config.json이 없습니다: LoRA 어댑터 폴더가 아닙니다. "
+                                   f"이 폴더를 쓰는 학습 실행을 끝내거나 재개하세요.")
         tok = None
         if (adapter_dir / "tokenizer_config.json").is_file():
             from transformers import AutoTokenizer
@@ -175,7 +178,9 @@ class Generator:
             tok = AutoTokenizer.from_pretrained(str(adapter_dir))
             if len(tok) != len(self.tokenizer):
                 raise ModelError(f"The adapter in {adapter_dir} was trained with a vocabulary of {len(tok)} tokens, the base "
-                                 f"model has {len(self.tokenizer)}: use its merged model instead of the adapter.")
+                                 f"model has {len(self.tokenizer)}: use its merged model instead of the adapter.",
+                                 ko=f"{adapter_dir}의 어댑터는 {len(tok)}개 토큰의 어휘로 학습되었고 기본 모델은 "
+                                    f"{len(self.tokenizer)}개입니다: 어댑터 대신 병합된 모델을 쓰세요.")
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
             # Training saves its max_seq_length here; prompts at inference (RAG context) may be longer, up to
@@ -191,7 +196,9 @@ class Generator:
                     self.model = PeftModel.from_pretrained(self.model, str(adapter_dir), adapter_name=name)
             except (ValueError, RuntimeError, KeyError, OSError) as exc:
                 raise ModelError(f"Cannot load the adapter in {adapter_dir} onto {self.base_model or 'this base model'}: "
-                                 f"{exc}. Was it trained on the same base model?") from exc
+                                 f"{exc}. Was it trained on the same base model?",
+                                 ko=f"{adapter_dir}의 어댑터를 {self.base_model or '이 기본 모델'}에 불러올 수 "
+                                    f"없습니다: {exc}. 같은 기본 모델로 학습했나요?") from exc
             self.model.eval()
         self.adapters[name] = _Adapter(adapter_dir, tok, _adapter_stamp(adapter_dir))
 
@@ -213,7 +220,8 @@ class Generator:
     def _check_adapter(self, adapter: str) -> None:
         if adapter not in self.adapters:
             known = ", ".join(self.adapters) or "none"
-            raise NotFoundError(f"No adapter named {adapter!r} is attached (attached: {known}). Attach it first.")
+            raise NotFoundError(f"No adapter named {adapter!r} is attached (attached: {known}). Attach it first.",
+                                ko=f"{adapter!r}라는 어댑터가 붙어 있지 않습니다 (붙은 것: {known}). 먼저 붙이세요.")
 
     # --- prompts -----------------------------------------------------------------------------------------------
     def format_prompt(self, instruction: str, input: str = "", *, adapter: str | None = None,
@@ -234,7 +242,10 @@ class Generator:
         if isinstance(limit, int) and len(ids) + settings.max_new_tokens > limit:
             raise ConfigError(f"The prompt has {len(ids)} tokens and {settings.max_new_tokens} more may be generated, but "
                               f"{self.base_model or 'the model'} reads at most {limit}. Retrieve fewer chunks (k), use "
-                              f"smaller chunks, or lower max_new_tokens.")
+                              f"smaller chunks, or lower max_new_tokens.",
+                              ko=f"프롬프트가 {len(ids)}토큰이고 {settings.max_new_tokens}토큰을 더 생성할 수 "
+                                 f"있는데, {self.base_model or '모델'}은(는) 최대 {limit}토큰까지 읽습니다. 청크를 "
+                                 f"덜 가져오거나(k), 청크를 작게 하거나, max_new_tokens를 낮추세요.")
         return list(ids)
 
     def _generate_kwargs(self, rows: Sequence[Sequence[int]], tok: "PreTrainedTokenizerBase", settings: GenerationConfig,
@@ -347,7 +358,8 @@ class Generator:
         if not prompts:
             return []
         if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"batch_size = {batch_size}: use 1 or more (1 answers one prompt at a time).")
+            raise ConfigError(f"batch_size = {batch_size}: use 1 or more (1 answers one prompt at a time).",
+                              ko=f"batch_size = {batch_size}: 1 이상을 쓰세요 (1이면 프롬프트를 하나씩 답합니다).")
         tok = self.tokenizer_for(adapter)
         stops = self._stops(tok, template, stop_ids)
         encoded = [self._encode(p, tok, settings) for p in prompts]
@@ -458,7 +470,9 @@ def load_generator_for_run(run: Any, workspace: Workspace | None = None, progres
     """
     if getattr(run, "adapter_dir", None) is None:
         raise NotFoundError(f"Run {run.id} has no adapter yet (state: {(run.status or {}).get('state', '?')}). "
-                            f"Wait for it to finish, or resume it.")
+                            f"Wait for it to finish, or resume it.",
+                            ko=f"실행 {run.id}에는 아직 어댑터가 없습니다 (상태: {state_ko((run.status or {}).get('state', '?'))}). "
+                               f"끝나기를 기다리거나 재개하세요.")
     gen = load_generator(base_model or run_base_model(run), workspace, progress)
     gen.attach_adapter(run.id, run.adapter_dir)
     return gen

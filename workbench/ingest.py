@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
+from workbench.texts import Text
 from workbench.chunking import ChunkingConfig, split_documents
 from workbench.config import Workspace
 from workbench.documents import load_paths
@@ -66,7 +67,10 @@ def _open_for_ingest(
             raise ConfigError(
                 f"Collection {meta.get('display_name', existing.name)!r} holds vectors of the embedding model "
                 f"{recorded!r}; you asked for {embedding!r}, whose vectors cannot be compared with them. "
-                f"Ingest with embedding {recorded!r}, or use a new collection (or delete this one)."
+                f"Ingest with embedding {recorded!r}, or use a new collection (or delete this one).",
+                ko=f"컬렉션 {meta.get('display_name', existing.name)!r}에는 임베딩 모델 {recorded!r}의 벡터가 "
+                   f"있습니다. 요청한 {embedding!r}의 벡터는 그것과 비교할 수 없습니다. 임베딩 {recorded!r}로 "
+                   f"넣거나, 새 컬렉션을 쓰세요 (또는 이 컬렉션을 지우세요)."
             )
         embedding = recorded
         if any(meta.get(k) != v for k, v in chunking.metadata().items()):
@@ -145,14 +149,16 @@ def ingest_documents(
                             sources=[], errors=[], seconds=time.perf_counter() - t0)
     missing = [i for i, d in enumerate(documents) if not d.metadata.get("source")]
     if missing:
-        raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.")
+        raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.",
+                          ko=f"문서 {missing[:5]}에 metadata['source']가 없습니다. 모든 문서에 출처 이름을 주세요.")
     # One ingest per collection at a time: a second one waits, then finds the chunks already there and embeds nothing.
     with locked(_lexical_dir(chroma_name(collection), ws, store), what=f"Collection {collection!r}"):
         vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
         coll = vs._collection
         counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
 
-        progress("splitting", 0.0)
+        progress(Text("splitting",
+                      "분할하는 중"), 0.0)
         chunks = prepare_chunks(documents, chunking, counter)
         by_source: dict[str, list[Chunk]] = {str(d.metadata["source"]): [] for d in documents}
         for c in chunks:
@@ -173,9 +179,11 @@ def ingest_documents(
         # Whenever this ingest changed the collection: a search during the embedding may have rebuilt the index from
         # half of it (and cleared the stale marker).
         if to_add or to_remove or lex.stale or not lex.exists():
-            progress("updating the lexical index", 0.92)
+            progress(Text("updating the lexical index",
+                          "어휘 색인 갱신 중"), 0.92)
             lex.rebuild(coll)
-        progress("done", 1.0)
+        progress(Text("done",
+                      "완료"), 1.0)
         return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
                             embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
                             embed_seconds=embed_seconds, write_seconds=write_seconds,
@@ -212,7 +220,8 @@ def _embed_and_write(vs: Any, coll: "chromadb.Collection", to_add: Sequence[Chun
 
     for i in range(0, len(to_add), batch_size):
         batch = to_add[i : i + batch_size]
-        progress(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}", 0.05 + 0.85 * i / len(to_add))
+        progress(Text(f"embedding chunks {i + 1}-{i + len(batch)} of {len(to_add)}",
+                      f"청크 임베딩 중 {i + 1}-{i + len(batch)} / {len(to_add)}"), 0.05 + 0.85 * i / len(to_add))
         t = time.perf_counter()
         vectors = vs.embeddings.embed_documents([c.text for c in batch])
         embed_seconds += time.perf_counter() - t
@@ -282,10 +291,13 @@ def add_embedded_chunks(
     lex.mark_stale()
     step = 2000
     for i in range(0, len(chunks), step):
-        progress(f"writing chunks {i + 1}-{min(i + step, len(chunks))} of {len(chunks)}", i / max(len(chunks), 1))
+        progress(Text(f"writing chunks {i + 1}-{min(i + step, len(chunks))} of {len(chunks)}",
+                      f"청크 쓰는 중 {i + 1}-{min(i + step, len(chunks))} / {len(chunks)}"), i / max(len(chunks), 1))
         part = chunks[i : i + step]
         coll.upsert(ids=[c.id for c in part], documents=[c.text for c in part], metadatas=[c.metadata for c in part],
                     embeddings=[list(map(float, v)) for v in vectors[i : i + step]])
-    progress("updating the lexical index", 0.95)
+    progress(Text("updating the lexical index",
+                  "어휘 색인 갱신 중"), 0.95)
     lex.rebuild(coll)
-    progress("done", 1.0)
+    progress(Text("done",
+                  "완료"), 1.0)

@@ -70,10 +70,12 @@ def start_ingest(paths: Sequence[str | Path], collection: str, chunking: Chunkin
     ws = workspace or Workspace.default()
     resolved = [Path(p).resolve() for p in paths]
     if not resolved:
-        raise ConfigError("Nothing to ingest: give at least one file or folder.")
+        raise ConfigError("Nothing to ingest: give at least one file or folder.",
+                          ko="넣을 것이 없습니다: 파일이나 폴더를 하나 이상 주세요.")
     missing = [str(p) for p in resolved if not p.exists()]
     if missing:
-        raise ConfigError(f"Cannot ingest {', '.join(missing[:3])}: no such file or folder.")
+        raise ConfigError(f"Cannot ingest {', '.join(missing[:3])}: no such file or folder.",
+                          ko=f"{', '.join(missing[:3])}을(를) 넣을 수 없습니다: 그런 파일이나 폴더가 없습니다.")
     folder = jobs.new_job_dir(ingests_root(ws), chroma_name(collection))
     (chunking or ChunkingConfig()).save(folder / "chunking.json")
     write_json(folder / "request.json", {"paths": [str(p) for p in resolved], "collection": collection,
@@ -133,6 +135,7 @@ def run_ingest_dir(folder: str | Path, workspace: Workspace | None = None,
         report = result.to_dict()
         write_json(folder / "report.json", report)
         if not result.sources:
-            raise ConfigError(f"None of the {len(result.errors)} file(s) could be read; nothing was ingested.")
+            raise ConfigError(f"None of the {len(result.errors)} file(s) could be read; nothing was ingested.",
+                              ko=f"파일 {len(result.errors)}개 중 하나도 읽지 못해 아무것도 넣지 않았습니다.")
         ctx.result(chunks=result.chunks, added=result.added, removed=result.removed, errors=len(result.errors))
     return report

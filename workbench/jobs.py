@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import PROJECT_DIR
-from workbench.errors import JobError, NotFoundError, WorkbenchError
+from workbench.errors import JobError, NotFoundError, WorkbenchError, error_text
+from workbench.texts import Text, both, state_ko
 from workbench.runfiles import (append_jsonl, locked, now_iso, process_alive as _pid_alive, process_start_time,
                                 read_json, read_jsonl, update_json)
 
@@ -87,7 +88,8 @@ def spawn(argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None 
             proc = subprocess.Popen(list(argv), cwd=str(cwd), env=dict(env) if env is not None else None, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
-            raise JobError(f"Could not start `{' '.join(argv[:4])} ...`: {exc}") from exc
+            raise JobError(f"Could not start `{' '.join(argv[:4])} ...`: {exc}",
+                           ko=f"`{' '.join(argv[:4])} ...`을(를) 시작하지 못했습니다: {exc}") from exc
     with _LOCK:
         _CHILDREN[proc.pid] = proc
     return proc
@@ -131,16 +133,17 @@ def start_job(folder: str | Path, argv: Sequence[str], *, kind: str, env: Mappin
     with locked(folder / "start"):
         current = read_json(folder / STATUS_FILE, {}) or {}
         if current.get("state") in ACTIVE and process_alive(current.get("pid"), current.get("start_time")):
-            raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.")
+            raise JobError(f"The {kind} job in {folder} is already running (pid {current['pid']}). Cancel it first.",
+                           ko=f"{folder}의 작업이 이미 실행 중입니다 (pid {current['pid']}). 먼저 취소하세요.")
         created = {} if current.get("created_at") else {"created_at": now_iso()}  # a restart (resume) keeps the first
         update_json(folder / STATUS_FILE, kind=kind, state="pending", pid=None, start_time=None, ended_at=None,
-                    error=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
+                    error=None, error_ko=None, cancel_requested=False, cancel_forced=False, log=log_name, **created, **fields)
         env = dict(env if env is not None else child_env())
         env[JOB_ENV] = str(folder.resolve())
         try:
             proc = spawn(argv, folder / log_name, env=env)
         except JobError as exc:
-            update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=str(exc))
+            update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=str(exc), error_ko=error_text(exc, "ko"))
             raise
         # Only pid and start time: the child may already have written 'running', which must not go back to pending.
         return update_json(folder / STATUS_FILE, pid=proc.pid, start_time=process_start_time(proc.pid))
@@ -157,7 +160,8 @@ def job_status(folder: str | Path, *, lost: Callable[[dict[str, Any]], str] | No
     reap_children()
     status = read_json(folder / STATUS_FILE)
     if not isinstance(status, dict):
-        raise NotFoundError(f"{folder} is not a job folder (no readable {STATUS_FILE}).")
+        raise NotFoundError(f"{folder} is not a job folder (no readable {STATUS_FILE}).",
+                            ko=f"{folder}은(는) 작업 폴더가 아닙니다 (읽을 수 있는 {STATUS_FILE}이 없습니다).")
     if status.get("state") not in ACTIVE or not status.get("pid"):
         return status  # finished, or created and never started
     if process_alive(status["pid"], status.get("start_time")):
@@ -167,9 +171,10 @@ def job_status(folder: str | Path, *, lost: Callable[[dict[str, Any]], str] | No
         return fresh  # it finished between the two reads
     if fresh.get("cancel_requested"):
         return update_json(folder / STATUS_FILE, state="cancelled", ended_at=now_iso())
-    error = lost(fresh) if lost else (f"The {fresh.get('kind', 'job')} process (pid {fresh['pid']}) stopped without "
-                                      f"reporting (killed?). Start it again.")
-    return update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), error=error)
+    error = lost(fresh) if lost else Text(f"The {fresh.get('kind', 'job')} process (pid {fresh['pid']}) stopped without "
+                                          f"reporting (killed?). Start it again.",
+                                          f"작업 프로세스(pid {fresh['pid']})가 알리지 않고 멈췄습니다 (강제 종료?). 다시 시작하세요.")
+    return update_json(folder / STATUS_FILE, state="failed", ended_at=now_iso(), **both(error, "error"))
 
 
 def cancel_job(folder: str | Path, *, force: bool = False, wait: float = 5.0) -> dict[str, Any]:
@@ -183,7 +188,9 @@ def cancel_job(folder: str | Path, *, force: bool = False, wait: float = 5.0) ->
     status = job_status(folder)
     if status.get("state") not in ACTIVE:
         raise JobError(f"The {status.get('kind', 'job')} job in {folder.name} is {status.get('state')}, not running: "
-                       f"nothing to cancel.")
+                       f"nothing to cancel.",
+                       ko=f"{folder.name}의 작업은 {state_ko(status.get('state'))} 상태로, 실행 중이 아닙니다: "
+                          f"취소할 것이 없습니다.")
     pid = status.get("pid")
     update_json(folder / STATUS_FILE, cancel_requested=True, cancel_forced=force)
     if not pid or not process_alive(pid, status.get("start_time")):
@@ -193,7 +200,8 @@ def cancel_job(folder: str | Path, *, force: bool = False, wait: float = 5.0) ->
     except ProcessLookupError:
         pass
     except PermissionError as exc:
-        raise JobError(f"Not allowed to stop process {pid} of {folder.name}: {exc}") from exc
+        raise JobError(f"Not allowed to stop process {pid} of {folder.name}: {exc}",
+                       ko=f"{folder.name}의 프로세스 {pid}을(를) 멈출 권한이 없습니다: {exc}") from exc
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and process_alive(pid, status.get("start_time")):
         time.sleep(0.05)
@@ -213,7 +221,8 @@ def wait_job(folder: str | Path, *, timeout: float = 3600.0, poll: float = 0.2,
         if until(status) if until else status.get("state") in TERMINAL:
             return status
         if time.monotonic() - t0 > timeout:
-            raise JobError(f"The job in {folder} is still {status.get('state')} after {timeout:.0f} s.")
+            raise JobError(f"The job in {folder} is still {status.get('state')} after {timeout:.0f} s.",
+                           ko=f"{folder}의 작업이 {timeout:.0f}초 뒤에도 {state_ko(status.get('state'))} 상태입니다.")
         time.sleep(poll)
 
 
@@ -248,10 +257,19 @@ def log_tail(folder: str | Path, lines: int = 20) -> str:
 # --- the child side -------------------------------------------------------------------------------------------
 
 
-def one_line(exc: BaseException) -> str:
-    """An error in one line for the UI: the message of a WorkbenchError, the type and message of anything else."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+def one_line(exc: BaseException, lang: str = "en") -> str:
+    """An error in one line for the UI: the message of a WorkbenchError (in `lang`), the type and message of anything
+    else."""
+    full = error_text(exc, lang).strip()
+    text = full.splitlines()[0] if full else ""
     return text[:500] if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {text}"[:500]
+
+
+def _error_fields(exc: BaseException | None) -> dict[str, str | None]:
+    """status.json's `error` and `error_ko` for an exception (None: no error)."""
+    if exc is None:
+        return {"error": None, "error_ko": None}
+    return {"error": one_line(exc), "error_ko": one_line(exc, "ko")}
 
 
 class Cancelled(Exception):
@@ -274,7 +292,7 @@ class JobContext:
 
     def progress(self, message: str, fraction: float, **extra: Any) -> None:
         """Append a progress line and keep status.json current (at most once per `throttle` s, and at the end)."""
-        append_jsonl(self.folder / PROGRESS_FILE, {"time": now_iso(), "message": message,
+        append_jsonl(self.folder / PROGRESS_FILE, {"time": now_iso(), **both(message),
                                                    "fraction": round(float(fraction), 4), **extra})
         self.status(message, fraction, **extra)
 
@@ -283,7 +301,7 @@ class JobContext:
         now = time.monotonic()
         if now - self._last >= self._throttle or fraction >= 1.0:
             self._last = now
-            update_json(self.folder / STATUS_FILE, message=message, fraction=round(float(fraction), 4), **extra)
+            update_json(self.folder / STATUS_FILE, **both(message), fraction=round(float(fraction), 4), **extra)
 
     def check(self) -> None:
         """Raise `Cancelled` once cancel was asked (for work with no cancel of its own: call it between steps)."""
@@ -313,7 +331,7 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
         own = {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
     if (read_json(folder / STATUS_FILE, {}) or {}).get("cancel_requested"):  # cancelled before this process was up
         ctx.cancel.set()
-    update_json(folder / STATUS_FILE, state="running", started_at=now_iso(), ended_at=None, error=None, **own)
+    update_json(folder / STATUS_FILE, state="running", started_at=now_iso(), ended_at=None, error=None, error_ko=None, **own)
     try:
         yield ctx
     except Cancelled:
@@ -322,7 +340,7 @@ def job_context(folder: str | Path, *, throttle: float = 1.0) -> Iterator[JobCon
         # cancelled work may end in an error of its own ("no rows came out (cancelled)"): still a cancel
         cancelled = ctx.cancelled and isinstance(exc, (KeyboardInterrupt, WorkbenchError))
         update_json(folder / STATUS_FILE, state="cancelled" if cancelled else "failed", ended_at=now_iso(),
-                    error=None if isinstance(exc, KeyboardInterrupt) else one_line(exc), **ctx.final)
+                    **_error_fields(None if isinstance(exc, KeyboardInterrupt) else exc), **ctx.final)
         raise
     else:
         update_json(folder / STATUS_FILE, state="cancelled" if ctx.cancelled else "completed", ended_at=now_iso(),

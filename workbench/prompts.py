@@ -77,13 +77,16 @@ def format_prompt(
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ConfigError(
                 "prompt_template = 'chat' needs a tokenizer with a chat template. "
-                "Use 'alpaca' for base (non-instruct) models."
+                "Use 'alpaca' for base (non-instruct) models.",
+                ko="prompt_template = 'chat'에는 채팅 템플릿이 있는 토크나이저가 필요합니다. 기본(instruct가 "
+                   "아닌) 모델에는 'alpaca'를 쓰세요."
             )
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": user_message(instruction, input)}
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.")
+    raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.",
+                      ko=f"prompt_template = {template!r}은(는) {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
 
 
 def bos_prefix(tokenizer: "PreTrainedTokenizerBase | None") -> str:
@@ -108,7 +111,8 @@ def completion_suffix(tokenizer: "PreTrainedTokenizerBase", template: PromptTemp
     """
     if template != "chat":
         if not tokenizer.eos_token:
-            raise ConfigError("The tokenizer has no EOS token: set one before training with an Alpaca template.")
+            raise ConfigError("The tokenizer has no EOS token: set one before training with an Alpaca template.",
+                              ko="토크나이저에 EOS 토큰이 없습니다: Alpaca 템플릿으로 학습하기 전에 하나를 정하세요.")
         return tokenizer.eos_token
     marker = "\x00WB\x00"
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "q"}], tokenize=False, add_generation_prompt=True)
@@ -175,7 +179,8 @@ def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: PromptTemplat
         ConfigError: unknown template, or no stop token at all (the model could never stop).
     """
     if template not in TEMPLATES:
-        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.")
+        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.",
+                          ko=f"prompt_template = {template!r}은(는) {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
     names: list[str] = [t for t in LLAMA3_STOP_TOKENS if _token_id(tokenizer, t) is not None]
     if template == "chat":
         if getattr(tokenizer, "chat_template", None):
@@ -192,7 +197,9 @@ def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: PromptTemplat
     if not ids:
         raise ConfigError(
             f"The tokenizer has no EOS or end-of-turn token for template {template!r}: generation would never stop. "
-            f"Set tokenizer.eos_token, or use the model's chat template."
+            f"Set tokenizer.eos_token, or use the model's chat template.",
+            ko=f"토크나이저에 템플릿 {template!r}의 EOS나 턴 종료 토큰이 없어 생성이 멈추지 않습니다. tokenizer.eos_token을 "
+               f"설정하거나 모델의 채팅 템플릿을 쓰세요."
         )
     return ids
 
@@ -299,7 +306,9 @@ def build_rag_prompt(
     text = template_text if template_text and template_text.strip() else DEFAULT_RAG_TEMPLATES.get(lang, DEFAULT_RAG_TEMPLATES["en"])
     if "{question}" not in text:
         raise ConfigError("The RAG prompt template must contain {question} (where the question goes). "
-                          "Add it, or reset the template to the default.")
+                          "Add it, or reset the template to the default.",
+                          ko="RAG 프롬프트 템플릿에는 {question}(질문이 들어갈 자리)이 있어야 합니다. 넣거나 "
+                             "템플릿을 기본값으로 되돌리세요.")
     context = format_context(chunks)
     try:
         if "{context}" in text:
@@ -307,7 +316,9 @@ def build_rag_prompt(
         return text.format(question=question), context
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"The RAG prompt template has a placeholder other than {{question}} and {{context}} ({exc}). "
-                          f"Write literal braces as {{{{ and }}}}.") from exc
+                          f"Write literal braces as {{{{ and }}}}.",
+                          ko=f"RAG 프롬프트 템플릿에 {{question}}과 {{context}} 말고 다른 자리표시자가 있습니다 "
+                             f"({exc}). 중괄호 자체는 {{{{와 }}}}로 쓰세요.") from exc
 
 
 def answer_prompt(question: str, row_input: str, chunks: Sequence[Any], *, rag: bool, rag_template: str | None = None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.answer import RAG_SOURCES, SOURCE_LABELS
 from workbench.metrics import METRICS, mean_ci
 from workbench.runfiles import write_json, write_text
+from workbench.texts import pick
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.evaluation import EvalConfig
@@ -37,13 +38,16 @@ def pair_winners(results: Sequence[Mapping[str, Any]], a: str = "ft", b: str = "
     return out
 
 
-def wide_results(results: Sequence[Mapping[str, Any]], metric: str = "char_f1") -> list[dict[str, Any]]:
-    """One record per question: question, reference, and each source's answer and `metric` side by side."""
+def wide_results(results: Sequence[Mapping[str, Any]], metric: str = "char_f1", lang: str = "en") -> list[dict[str, Any]]:
+    """One record per question: question, reference, and each source's answer and `metric` side by side. With
+    lang="ko" the columns are named in Korean (the sources by their labels)."""
     rows: dict[int, dict[str, Any]] = {}
     for r in results:
-        rec = rows.setdefault(int(r["row"]), {"row": int(r["row"]), "question": r["question"], "reference": r["reference"]})
-        rec[f"{r['source']}: answer"] = r["answer"]
-        rec[f"{r['source']}: {metric}"] = r.get(metric)
+        rec = rows.setdefault(int(r["row"]), {_col("row", lang): int(r["row"]), _col("question", lang): r["question"],
+                                              _col("reference", lang): r["reference"]})
+        src = _source(r["source"], lang) if lang == "ko" else r["source"]
+        rec[f"{src}: {_col('answer', lang)}"] = r["answer"]
+        rec[f"{src}: {_metric(metric, lang) if lang == 'ko' else metric}"] = r.get(metric)
     return [rows[k] for k in sorted(rows)]
 
 
@@ -86,7 +90,8 @@ def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sourc
     return {
         "created": _now(), "config": config.to_dict(), "template": template, "sources": sources,
         "rows": len({r["row"] for r in results}), "rows_total": rows_total, "cancelled": cancelled,
-        "seconds": round(seconds, 1), "per_source": per_source, "warnings": list(warnings),
+        "seconds": round(seconds, 1), "per_source": per_source, "warnings": [str(w) for w in warnings],
+        "warnings_ko": [pick(w, "ko") for w in warnings],
         "cost": {"train_seconds": train_seconds, "adapter_bytes": adapter_bytes,
                  "adapter_mb": round(adapter_bytes / 2**20, 2) if adapter_bytes else None,
                  "prompt_tokens_added_by_retrieval": added},
@@ -105,42 +110,62 @@ def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sourc
 
 METRIC_LABELS = {"exact_match": "EM", "char_f1": "char F1", "rouge_l": "ROUGE-L", "embedding_similarity": "embedding sim.",
                  "judge": "judge (1-5)", "retrieval_hit": "hit@k"}
+METRIC_LABELS_KO = {"exact_match": "완전 일치", "char_f1": "문자 F1", "rouge_l": "ROUGE-L", "embedding_similarity": "임베딩 유사도",
+                    "judge": "심사 (1-5)", "retrieval_hit": "검색 적중"}
+# The column names of the tables below, as a Korean page shows them (the files keep the English).
+COLUMNS_KO = {"source": "소스", "rows": "행 수", "latency s": "지연 시간(초)", "prompt tokens": "프롬프트 토큰",
+              "answer tokens": "답변 토큰", "tokens/s": "토큰/초", "row": "행", "question": "질문", "reference": "참고 답변",
+              "answer": "답변"}
 
 
-def _fmt_ci(m: Mapping[str, Any] | None) -> str:
+def _col(name: str, lang: str) -> str:
+    return COLUMNS_KO.get(name, name) if lang == "ko" else name
+
+
+def _metric(name: str, lang: str) -> str:
+    return METRIC_LABELS_KO[name] if lang == "ko" else METRIC_LABELS[name]
+
+
+def _source(source: str, lang: str) -> str:
+    en, ko = SOURCE_LABELS.get(source, (source, source))
+    return ko if lang == "ko" else en
+
+
+def _fmt_ci(m: Mapping[str, Any] | None, lang: str = "en") -> str:
     if not m or m.get("mean") is None:
         return "–"
     s = f"{m['mean']:.3f}"
     if m["n"] > 1:
         s += f" [{m['lo']:.3f}, {m['hi']:.3f}]"
     if m.get("missing"):
-        s += f" ({m['missing']} missing)"
+        s += f" ({m['missing']}개 없음)" if lang == "ko" else f" ({m['missing']} missing)"
     return s
 
 
-def summary_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per source: metric means with intervals as text, plus latency and token figures."""
+def summary_table(summary: Mapping[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """One row per source: metric means with intervals as text, plus latency and token figures; the column names and
+    sources in `lang` ("en" for the report files, "ko" for a Korean page)."""
     rows = []
     metric_names = [m for m in METRICS if any(m in v["metrics"] for v in summary["per_source"].values())]
     for s, v in summary["per_source"].items():
-        row: dict[str, Any] = {"source": SOURCE_LABELS.get(s, (s,))[0], "rows": v["rows"]}
+        row: dict[str, Any] = {_col("source", lang): _source(s, lang), _col("rows", lang): v["rows"]}
         for m in metric_names:
-            row[METRIC_LABELS[m]] = _fmt_ci(v["metrics"].get(m))
-        row["latency s"] = v["latency_s"]
-        row["prompt tokens"] = v["prompt_tokens"]
-        row["answer tokens"] = v["completion_tokens"]
-        row["tokens/s"] = v["tokens_per_s"]
+            row[_metric(m, lang)] = _fmt_ci(v["metrics"].get(m), lang)
+        for key, col in (("latency_s", "latency s"), ("prompt_tokens", "prompt tokens"),
+                         ("completion_tokens", "answer tokens"), ("tokens_per_s", "tokens/s")):
+            row[_col(col, lang)] = v[key]
         rows.append(row)
     return rows
 
 
-def chart_data(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Long-form (source, metric, mean, lo, hi) records for a bar chart with error bars (0..1 metrics only)."""
+def chart_data(summary: Mapping[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """Long-form (source, metric, mean, lo, hi) records for a bar chart with error bars (0..1 metrics only); the
+    sources and metrics named in `lang`."""
     out = []
     for s, v in summary["per_source"].items():
         for m, ci in v["metrics"].items():
             if m != "judge" and ci.get("mean") is not None:
-                out.append({"source": SOURCE_LABELS.get(s, (s,))[0], "metric": METRIC_LABELS[m], "mean": ci["mean"],
+                out.append({"source": _source(s, lang), "metric": _metric(m, lang), "mean": ci["mean"],
                             "lo": ci["lo"], "hi": ci["hi"]})
     return out
 

@@ -107,10 +107,14 @@ class RetrievalConfig(BaseConfig):
         if self.fetch_k and self.fetch_k < self.k:
             raise ConfigError(
                 f"RetrievalConfig: fetch_k ({self.fetch_k}) is smaller than k ({self.k}). "
-                f"Fetch at least as many candidates as you return."
+                f"Fetch at least as many candidates as you return.",
+                ko=f"RetrievalConfig: fetch_k({self.fetch_k})가 k({self.k})보다 작습니다. 돌려줄 개수 이상의 "
+                   f"후보를 가져오세요."
             )
         if self.filter is not None and not isinstance(self.filter, dict):
-            raise ConfigError(f"RetrievalConfig.filter = {self.filter!r} is not a mapping. Use e.g. {{\"source\": \"faq.md\"}}.")
+            raise ConfigError(f"RetrievalConfig.filter = {self.filter!r} is not a mapping. Use e.g. {{\"source\": \"faq.md\"}}.",
+                              ko=f"RetrievalConfig.filter = {self.filter!r}은(는) 매핑이 아닙니다. 예: {{\"source\": "
+                                 f"\"faq.md\"}}.")
         if self.filter:
             check_filter(self.filter)
 
@@ -198,36 +202,52 @@ def check_filter(where: Any, path: str = "filter") -> None:
     example = 'e.g. {"source": "faq.md"} or {"$and": [{"file_type": "text"}, {"row": {"$gt": 3}}]}'
     if not isinstance(where, dict) or not where:
         raise ConfigError(f"RetrievalConfig.{path} = {json.dumps(where, ensure_ascii=False)} is not a non-empty mapping. "
-                          f"Write a condition, {example}.")
+                          f"Write a condition, {example}.",
+                          ko=f"RetrievalConfig.{path} = {json.dumps(where, ensure_ascii=False)}은(는) 비어 있지 "
+                             f"않은 매핑이 아닙니다. 조건을 쓰세요, {example}.")
     if len(where) > 1:
         parts = ", ".join(json.dumps({k: v}, ensure_ascii=False) for k, v in where.items())
         raise ConfigError(f"RetrievalConfig.{path} has {len(where)} keys ({', '.join(map(repr, where))}); Chroma takes one "
-                          f"per condition. Combine them: {{\"$and\": [{parts}]}}.")
+                          f"per condition. Combine them: {{\"$and\": [{parts}]}}.",
+                          ko=f"RetrievalConfig.{path}에 키가 {len(where)}개 있습니다 ({', '.join(map(repr, where))}). "
+                             f"Chroma는 조건 하나에 키 하나를 받습니다. 합치세요: {{\"$and\": [{parts}]}}.")
     (key, value), = where.items()
     if key in LOGICAL:
         if not isinstance(value, list) or len(value) < 2:
             raise ConfigError(f"RetrievalConfig.{path}: {key} needs a list of at least two conditions, got "
-                              f"{json.dumps(value, ensure_ascii=False)}. Use the one condition alone, or add another.")
+                              f"{json.dumps(value, ensure_ascii=False)}. Use the one condition alone, or add another.",
+                              ko=f"RetrievalConfig.{path}: {key}에는 조건이 둘 이상인 목록이 필요한데 {json.dumps(value, ensure_ascii=False)}입니다. "
+                                 f"조건 하나만 쓰거나 하나를 더하세요.")
         for i, item in enumerate(value):
             check_filter(item, f"{path}.{key}[{i}]")
         return
     if not isinstance(key, str) or not key or key.startswith("$"):
         raise ConfigError(f"RetrievalConfig.{path}: {key!r} is not an operator Chroma knows here. Start with a metadata "
-                          f"field name (source, file_type, title, ...) or $and / $or, {example}.")
+                          f"field name (source, file_type, title, ...) or $and / $or, {example}.",
+                          ko=f"RetrievalConfig.{path}: {key!r}은(는) 여기서 Chroma가 아는 연산자가 아닙니다. "
+                             f"메타데이터 필드 이름(source, file_type, title, ...)이나 $and / $or로 시작하세요, "
+                             f"{example}.")
     where_in = f"{path}.{key}"
     if isinstance(value, dict):
         if len(value) != 1:
             raise ConfigError(f"RetrievalConfig.{where_in} must hold exactly one operator, got "
-                              f"{json.dumps(value, ensure_ascii=False)}. Split them with $and.")
+                              f"{json.dumps(value, ensure_ascii=False)}. Split them with $and.",
+                              ko=f"RetrievalConfig.{where_in}에는 연산자가 정확히 하나 있어야 하는데 {json.dumps(value, ensure_ascii=False)}입니다. "
+                                 f"$and로 나누세요.")
         (op, operand), = value.items()
         if op not in COMPARISONS:
             raise ConfigError(f"RetrievalConfig.{where_in}: {op!r} is not a Chroma filter operator. Use one of "
-                              f"{' '.join(COMPARISONS)} (there is no {op}: filters compare whole values).")
+                              f"{' '.join(COMPARISONS)} (there is no {op}: filters compare whole values).",
+                              ko=f"RetrievalConfig.{where_in}: {op!r}은(는) Chroma 필터 연산자가 아닙니다. {' '.join(COMPARISONS)} "
+                                 f"중 하나를 쓰세요 ({op}은(는) 없습니다: 필터는 값 전체를 비교합니다).")
         _check_operand(op, operand, where_in)
         return
     if not isinstance(value, _SCALARS):
         raise ConfigError(f"RetrievalConfig.{where_in} = {json.dumps(value, ensure_ascii=False)} is not text, a number or "
-                          f"true/false. Compare with one value, or use {{\"$in\": [...]}} for several.")
+                          f"true/false. Compare with one value, or use {{\"$in\": [...]}} for several.",
+                          ko=f"RetrievalConfig.{where_in} = {json.dumps(value, ensure_ascii=False)}은(는) 텍스트, "
+                             f"숫자, true/false가 아닙니다. 값 하나와 비교하거나 여러 값에는 {{\"$in\": [...]}}을 "
+                             f"쓰세요.")
 
 
 def _check_operand(op: str, operand: Any, where: str) -> None:
@@ -235,15 +255,22 @@ def _check_operand(op: str, operand: Any, where: str) -> None:
     if op in ("$in", "$nin"):
         if not isinstance(operand, list) or not operand:
             raise ConfigError(f"RetrievalConfig.{where}: {op} needs a non-empty list of values, got {shown}. "
-                              f"List at least one value, e.g. {{\"{op}\": [\"faq.md\"]}}.")
+                              f"List at least one value, e.g. {{\"{op}\": [\"faq.md\"]}}.",
+                              ko=f"RetrievalConfig.{where}: {op}에는 비어 있지 않은 값 목록이 필요한데 {shown}입니다. "
+                                 f"값을 하나 이상 적으세요. 예: {{\"{op}\": [\"faq.md\"]}}.")
         if not all(isinstance(v, _SCALARS) for v in operand) or len({type(v) for v in operand}) > 1:
-            raise ConfigError(f"RetrievalConfig.{where}: the values of {op} must all be text or all numbers, got {shown}.")
+            raise ConfigError(f"RetrievalConfig.{where}: the values of {op} must all be text or all numbers, got {shown}.",
+                              ko=f"RetrievalConfig.{where}: {op}의 값은 모두 텍스트이거나 모두 숫자여야 하는데 "
+                                 f"{shown}입니다.")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(operand, bool) or not isinstance(operand, (int, float)):
             raise ConfigError(f"RetrievalConfig.{where}: {op} compares numbers, got {shown}. Use a number, e.g. "
-                              f"{{\"{op}\": 3}}.")
+                              f"{{\"{op}\": 3}}.",
+                              ko=f"RetrievalConfig.{where}: {op}은(는) 숫자를 비교하는데 {shown}입니다. 숫자를 "
+                                 f"쓰세요. 예: {{\"{op}\": 3}}.")
     elif not isinstance(operand, _SCALARS):
-        raise ConfigError(f"RetrievalConfig.{where}: {op} takes text, a number or true/false, got {shown}.")
+        raise ConfigError(f"RetrievalConfig.{where}: {op} takes text, a number or true/false, got {shown}.",
+                          ko=f"RetrievalConfig.{where}: {op}은(는) 텍스트, 숫자, true/false를 받는데 {shown}입니다.")
 
 
 @dataclasses.dataclass
@@ -290,7 +317,8 @@ def retrieve(
     config = config or RetrievalConfig()
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     if not query.strip():
-        raise ConfigError("The query is empty. Type a question.")
+        raise ConfigError("The query is empty. Type a question.",
+                          ko="검색어가 비어 있습니다. 질문을 입력하세요.")
     coll = open_collection(collection, ws, store)
     embedding = (coll.metadata or {}).get("embedding")
     with _single_thread_blas():
@@ -339,7 +367,8 @@ def _query(coll: "chromadb.Collection", qvec: "np.ndarray", n: int, where: dict[
     try:
         return coll.query(query_embeddings=[qvec.tolist()], n_results=n, where=where or None, include=include)
     except ValueError as exc:  # chromadb rejects a malformed where clause with ValueError
-        raise ConfigError(f"The metadata filter {where!r} is not valid for Chroma: {exc}") from exc
+        raise ConfigError(f"The metadata filter {where!r} is not valid for Chroma: {exc}",
+                          ko=f"메타데이터 필터 {where!r}은(는) Chroma에서 쓸 수 없습니다: {exc}") from exc
 
 
 def _dense(coll: "chromadb.Collection", qvec: "np.ndarray", k: int, where: dict[str, Any] | None) -> list[RetrievedChunk]:

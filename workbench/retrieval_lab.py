@@ -27,6 +27,7 @@ from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, NotFoundError
 from workbench.progress import Progress
 from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, retrieve, save_retrieval
+from workbench.texts import Text, prefixed
 
 KS = (1, 3, 5, 10)
 DEPTH = 10  # the ranks a question is scored on (MRR@10)
@@ -74,7 +75,8 @@ class LabConfig(BaseConfig):
     def validate(self) -> None:
         super().validate()
         if any(not 0.0 <= w <= 1.0 for w in self.weights):
-            raise ConfigError(f"LabConfig.weights = {list(self.weights)}: every weight must lie between 0 and 1.")
+            raise ConfigError(f"LabConfig.weights = {list(self.weights)}: every weight must lie between 0 and 1.",
+                              ko=f"LabConfig.weights = {list(self.weights)}: 모든 가중치는 0과 1 사이여야 합니다.")
         for spec in self.chunkings:
             parse_chunking(spec)
 
@@ -101,7 +103,8 @@ def parse_chunking(spec: str) -> Any:
 
     parts = str(spec).strip().split(":")
     if len(parts) != 3 or not parts[1].strip().isdigit() or not parts[2].strip().isdigit():
-        raise ConfigError(f"Chunking {spec!r} is not splitter:size:overlap. Write e.g. recursive:300:30.")
+        raise ConfigError(f"Chunking {spec!r} is not splitter:size:overlap. Write e.g. recursive:300:30.",
+                          ko=f"청킹 {spec!r}이(가) splitter:크기:겹침 형식이 아닙니다. 예: recursive:300:30.")
     return ChunkingConfig(splitter=parts[0].strip(), chunk_size=int(parts[1]), chunk_overlap=int(parts[2]))  # type: ignore[arg-type]
 
 
@@ -120,7 +123,9 @@ def questions_from_rows(rows: Sequence[dict[str, Any]], what: str) -> list[LabQu
             out.append(LabQuestion(text, source, cid))
     if not out:
         raise ConfigError(f"{what} has no row with a question and a source (or chunk_id) column: the lab needs to "
-                          f"know where each answer lives. Generate rows from the collection, or add a source column.")
+                          f"know where each answer lives. Generate rows from the collection, or add a source column.",
+                          ko=f"{what}에 질문과 source(또는 chunk_id) 열이 있는 행이 없습니다: 실험실은 각 답이 어디에 있는지 "
+                             f"알아야 합니다. 컬렉션에서 행을 생성하거나 source 열을 추가하세요.")
     return out
 
 
@@ -137,7 +142,7 @@ def load_questions(config: LabConfig, workspace: Workspace | None = None) -> lis
 
         path = Path(config.csv)
         if not path.is_file():
-            raise NotFoundError(f"The CSV file {path} does not exist.")
+            raise NotFoundError(f"The CSV file {path} does not exist.", ko=f"CSV 파일 {path}이(가) 없습니다.")
         rows, _ = read_csv_bytes(path.read_bytes(), what=path.name)
         questions = questions_from_rows(rows, path.name)
     elif config.dataset:
@@ -147,7 +152,8 @@ def load_questions(config: LabConfig, workspace: Workspace | None = None) -> lis
                 else alpaca.load_split(config.dataset, config.split, workspace))  # type: ignore[arg-type]
         questions = questions_from_rows(rows, f"Dataset {config.dataset!r} ({config.split})")
     else:
-        raise ConfigError("The retrieval lab needs questions: give a dataset or a CSV file (question, source).")
+        raise ConfigError("The retrieval lab needs questions: give a dataset or a CSV file (question, source).",
+                          ko="검색 실험실에는 질문이 필요합니다: 데이터셋이나 CSV 파일(question, source)을 지정하세요.")
     if config.limit and len(questions) > config.limit:
         keep = np.sort(np.random.default_rng(config.seed).choice(len(questions), config.limit, replace=False))
         questions = [questions[i] for i in keep]
@@ -237,7 +243,8 @@ def measure(collection: str, questions: Sequence[LabQuestion], settings: Sequenc
             times[name].append(time.perf_counter() - t0)
             ranks[name].append(first_rank(metas, q, match))
         if progress and (i % 5 == 4 or i + 1 == len(questions)):
-            progress(f"{collection}: {i + 1}/{len(questions)} questions", (i + 1) / len(questions))
+            progress(Text(f"{collection}: {i + 1}/{len(questions)} questions", f"{collection}: 질문 {i + 1}/{len(questions)}"),
+                     (i + 1) / len(questions))
     return [{"setting": name, "kind": kind, "config": cfg.to_dict() if cfg is not None else None,
              **summarize(ranks[name], seed), "ms_p50": round(statistics.median(times[name]) * 1000, 2) if times[name] else None}
             for name, kind, cfg in settings]
@@ -312,10 +319,10 @@ def measure_chunking(collection: str, index: int, chunking: Any, documents: Sequ
     try:
         t0 = time.perf_counter()
         report = ingest_documents(documents, name, chunking, embedding, ws,
-                                  progress=lambda m, f: progress(f"{label}: {m}", 0.5 * f) if progress else None)
+                                  progress=lambda m, f: progress(prefixed(label, m), 0.5 * f) if progress else None)
         ingest_s = time.perf_counter() - t0
         rows = measure(name, questions, settings, "source", ws,
-                       (lambda m, f: progress(f"{label}: {m}", 0.5 + 0.5 * f)) if progress else None, config.seed)
+                       (lambda m, f: progress(prefixed(label, m), 0.5 + 0.5 * f)) if progress else None, config.seed)
     finally:
         try:
             delete_collection(name, ws)
@@ -341,7 +348,8 @@ def run_lab(config: LabConfig, workspace: Workspace | None = None, progress: Pro
 
     ws = workspace or Workspace.default()
     if not config.collection:
-        raise ConfigError("The retrieval lab needs a collection: give collection.")
+        raise ConfigError("The retrieval lab needs a collection: give collection.",
+                          ko="검색 실험실에는 컬렉션이 필요합니다: 컬렉션을 지정하세요.")
     collection_info(config.collection, ws)  # NotFoundError first
     t0 = time.perf_counter()
     questions = load_questions(config, ws)
@@ -349,7 +357,9 @@ def run_lab(config: LabConfig, workspace: Workspace | None = None, progress: Pro
     usable = [q for q in questions if Path(q.source).name in known or (q.chunk_id and not q.source)]
     if not usable:
         raise ConfigError(f"None of the {len(questions)} questions comes from a document of {config.collection!r} "
-                          f"(sources such as {questions[0].source!r}): pick the collection the rows were made from.")
+                          f"(sources such as {questions[0].source!r}): pick the collection the rows were made from.",
+                          ko=f"질문 {len(questions)}개 중 어느 것도 {config.collection!r}의 문서에서 나오지 않았습니다 "
+                             f"(출처 예: {questions[0].source!r}): 행을 만든 컬렉션을 고르세요.")
     settings = lab_settings(config.weights)
     parts = 1 + len(config.chunkings)
 
@@ -367,7 +377,7 @@ def run_lab(config: LabConfig, workspace: Workspace | None = None, progress: Pro
             chunkings.append(measure_chunking(config.collection, i, parse_chunking(spec), documents, usable, keep,
                                               config, ws, part(i + 1)))
     if progress:
-        progress("done", 1.0)
+        progress(Text("done", "완료"), 1.0)
     return {"collection": config.collection, "questions": len(usable), "skipped": len(questions) - len(usable),
             "match": config.match, "from": {"dataset": config.dataset, "split": config.split, "csv": config.csv},
             "rows": rows, "default": DEFAULT_ROW, "best": best["setting"], "chunkings": chunkings,
@@ -384,7 +394,9 @@ def save_best(report: dict[str, Any], workspace: Workspace | None = None, settin
     row = next((r for r in report["rows"] if r["setting"] == name), None)
     if row is None or row["config"] is None:
         raise ConfigError(f"{name!r} cannot be saved: pick one of "
-                          f"{', '.join(r['setting'] for r in report['rows'] if r['config'] is not None)}.")
+                          f"{', '.join(r['setting'] for r in report['rows'] if r['config'] is not None)}.",
+                          ko=f"{name!r}은(는) 저장할 수 없습니다: 다음 중 하나를 고르세요: "
+                             f"{', '.join(r['setting'] for r in report['rows'] if r['config'] is not None)}.")
     note = {"setting": name, "questions": report["questions"], "mrr@10": row["mrr@10"]["mean"],
             "hit@1": row["hit@1"]["mean"], "saved_at": time.strftime("%Y-%m-%d %H:%M")}
     return save_retrieval(report["collection"], row["config"], workspace, note=note)

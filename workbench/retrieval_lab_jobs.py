@@ -43,7 +43,7 @@ def start_lab(config: LabConfig, workspace: Workspace | None = None) -> Path:
 
     ws = workspace or Workspace.default()
     if not config.collection:
-        raise ConfigError("The retrieval lab needs a collection: pick one.")
+        raise ConfigError("The retrieval lab needs a collection: pick one.", ko="검색 실험실에는 컬렉션이 필요합니다: 하나 고르세요.")
     collection_info(config.collection, ws)
     folder = jobs.new_job_dir(labs_root(ws), chroma_name(config.collection))
     config.save(folder / CONFIG_FILE)

@@ -82,7 +82,9 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
                     from workbench.errors import JobError
 
                     raise JobError(f"{what or path.name} is busy: another process is writing it. Try again when it "
-                                   f"is done.") from None
+                                   f"is done.",
+                                   ko=f"{what or path.name}을(를) 다른 프로세스가 쓰고 있습니다. 끝난 뒤 다시 "
+                                      f"하세요.") from None
                 time.sleep(0.05)
         try:
             yield

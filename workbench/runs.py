@@ -31,6 +31,7 @@ from typing import Any
 from workbench import jobs
 from workbench.config import Workspace
 from workbench.errors import ConfigError, JobError, NotFoundError
+from workbench.texts import Text, state_ko
 from workbench.finetune import TrainConfig, resolve_backend
 from workbench.train_progress import collect_metrics
 from workbench.jobs import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
@@ -100,7 +101,9 @@ def new_run_dir(config: TrainConfig, workspace: Workspace | None = None) -> Path
 def _run_dir(run_id: str, workspace: Workspace | None) -> Path:
     ws = workspace or Workspace.default()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id or ""):
-        raise NotFoundError(f"{run_id!r} is not a run id. `python -m workbench runs list` shows the runs.")
+        raise NotFoundError(f"{run_id!r} is not a run id. `python -m workbench runs list` shows the runs.",
+                            ko=f"{run_id!r}은(는) 실행 id가 아닙니다. `python -m workbench runs list`로 실행 "
+                               f"목록을 볼 수 있습니다.")
     return ws.runs / run_id
 
 
@@ -115,7 +118,9 @@ def get_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
     """
     path = _run_dir(run_id, workspace)
     if not (path / "config.json").is_file():
-        raise NotFoundError(f"Run {run_id!r} does not exist in {path.parent}. `python -m workbench runs list` shows the runs.")
+        raise NotFoundError(f"Run {run_id!r} does not exist in {path.parent}. `python -m workbench runs list` shows the runs.",
+                            ko=f"실행 {run_id!r}이(가) {path.parent}에 없습니다. `python -m workbench runs list`로 "
+                               f"실행 목록을 볼 수 있습니다.")
     config = TrainConfig.load(path / "config.json")
     return RunInfo(run_id, path, config, jobs.job_status(path, lost=lambda status: _lost_message(path, status)))
 
@@ -139,7 +144,9 @@ def _lost_message(path: Path, status: dict[str, Any]) -> str:
     """The error of a run whose process is gone without a final state: killed (kill -9, OOM killer) or a reboot."""
     ckpt = last_checkpoint(path)
     where = f"Resume continues from {ckpt.name}." if ckpt else "No checkpoint was written yet: resume starts again."
-    return f"The training process (pid {status.get('pid')}) stopped without reporting (killed?). {where}"
+    where_ko = f"재개하면 {ckpt.name}부터 이어 갑니다." if ckpt else "아직 체크포인트가 없어 재개하면 처음부터 시작합니다."
+    return Text(f"The training process (pid {status.get('pid')}) stopped without reporting (killed?). {where}",
+                f"학습 프로세스(pid {status.get('pid')})가 알리지 않고 멈췄습니다 (강제 종료?). {where_ko}")
 
 
 # --- creating and starting ------------------------------------------------------------------------------------
@@ -160,7 +167,9 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     info = dataset_info(config.dataset, ws)
     if not info.split:
         raise NotFoundError(f"Dataset {config.dataset!r} has not been split yet. Split it first: "
-                            f"`python -m workbench dataset split {config.dataset}`.")
+                            f"`python -m workbench dataset split {config.dataset}`.",
+                            ko=f"데이터셋 {config.dataset!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: "
+                               f"`python -m workbench dataset split {config.dataset}`.")
     config = config.replace(backend=resolve_backend(config.backend))
     # A missing base model would otherwise fail only in the child process, minutes later.
     check_model(config.base_model, ws)
@@ -197,7 +206,8 @@ def start_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
     ws = workspace or Workspace.default()
     run = get_run(run_id, ws)
     if run.state in ("pending", "running") and process_alive(run.status.get("pid"), run.status.get("start_time")):
-        raise JobError(f"Run {run_id} is already running (pid {run.status['pid']}). Cancel it first.")
+        raise JobError(f"Run {run_id} is already running (pid {run.status['pid']}). Cancel it first.",
+                       ko=f"실행 {run_id}이(가) 이미 실행 중입니다 (pid {run.status['pid']}). 먼저 취소하세요.")
     jobs.start_job(run.path, child_command(run.path, run.config.num_processes), kind="train", env=child_env(ws),
                    log_name="logs/train.log")
     return get_run(run_id, ws)
@@ -220,7 +230,9 @@ def cancel_run(run_id: str, workspace: Workspace | None = None, *, force: bool =
     ws = workspace or Workspace.default()
     run = get_run(run_id, ws)
     if run.state not in ("pending", "running"):
-        raise JobError(f"Run {run_id} is {run.state}, not running: nothing to cancel.")
+        raise JobError(f"Run {run_id} is {run.state}, not running: nothing to cancel.",
+                       ko=f"실행 {run_id}은(는) {state_ko(run.state)} 상태로, 실행 중이 아닙니다: 취소할 것이 "
+                          f"없습니다.")
     jobs.cancel_job(run.path, force=force, wait=5.0 if force else 0.0)
     return get_run(run_id, ws)
 
@@ -234,9 +246,11 @@ def resume_run(run_id: str, workspace: Workspace | None = None) -> RunInfo:
     ws = workspace or Workspace.default()
     run = get_run(run_id, ws)
     if run.state == "completed":
-        raise JobError(f"Run {run_id} already completed: start a new run instead.")
+        raise JobError(f"Run {run_id} already completed: start a new run instead.",
+                       ko=f"실행 {run_id}은(는) 이미 완료되었습니다: 새 실행을 시작하세요.")
     if run.state in ("pending", "running") and process_alive(run.status.get("pid"), run.status.get("start_time")):
-        raise JobError(f"Run {run_id} is still running (pid {run.status.get('pid')}). Cancel it first.")
+        raise JobError(f"Run {run_id} is still running (pid {run.status.get('pid')}). Cancel it first.",
+                       ko=f"실행 {run_id}이(가) 아직 실행 중입니다 (pid {run.status.get('pid')}). 먼저 취소하세요.")
     return start_run(run_id, ws)
 
 
@@ -253,7 +267,8 @@ def wait_run(run_id: str, workspace: Workspace | None = None, *, timeout: float 
         if (until(run) if until else run.state in TERMINAL):
             return run
         if time.time() - t0 > timeout:
-            raise JobError(f"Run {run_id} is still {run.state} after {timeout:.0f} s.")
+            raise JobError(f"Run {run_id} is still {run.state} after {timeout:.0f} s.",
+                           ko=f"실행 {run_id}이(가) {timeout:.0f}초 뒤에도 {state_ko(run.state)} 상태입니다.")
         time.sleep(poll)
 
 
@@ -293,7 +308,9 @@ def export_run(run_id: str, workspace: Workspace | None = None, *, merged: bool 
     run = get_run(run_id, ws)
     report = progress or (lambda m, f: None)
     if run.adapter_dir is None:
-        raise NotFoundError(f"Run {run_id} has no adapter yet (state: {run.state}). Wait for it to finish, or resume it.")
+        raise NotFoundError(f"Run {run_id} has no adapter yet (state: {run.state}). Wait for it to finish, or resume it.",
+                            ko=f"실행 {run_id}에는 아직 어댑터가 없습니다 (상태: {state_ko(run.state)}). 끝나기를 "
+                               f"기다리거나 재개하세요.")
     out: dict[str, Any] = {"adapter": str(run.adapter_dir), "merged": None, "url": None}
     if merged:
         base = run.status.get("resolved_base_model") or run.config.base_model

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
+from workbench.texts import Text
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.endpoints import Endpoint, EndpointRequestError, short
 from workbench.errors import ConfigError, GenerationError, NotFoundError, OfflineError
@@ -112,15 +113,21 @@ class SynthConfig(BaseConfig):
     def validate(self) -> None:
         super().validate()
         if self.prompt and "{chunk}" not in self.prompt:
-            raise ConfigError("SynthConfig.prompt must contain {chunk} (where the chunk text goes). Add it, or leave the prompt empty for the default.")
+            raise ConfigError("SynthConfig.prompt must contain {chunk} (where the chunk text goes). Add it, or leave the prompt empty for the default.",
+                              ko="SynthConfig.prompt에는 {chunk}(청크 텍스트가 들어갈 자리)가 있어야 합니다. "
+                                 "넣거나, 기본값을 쓰려면 프롬프트를 비우세요.")
         if self.extra_body:
             try:
                 if not isinstance(json.loads(self.extra_body), dict):
                     raise ValueError("not an object")
             except ValueError as exc:
-                raise ConfigError(f"SynthConfig.extra_body must be a JSON object ({exc}). Example: {{\"top_k\": 40}}.") from exc
+                raise ConfigError(f"SynthConfig.extra_body must be a JSON object ({exc}). Example: {{\"top_k\": 40}}.",
+                                  ko=f"SynthConfig.extra_body는 JSON 객체여야 합니다 ({exc}). 예: {{\"top_k\": "
+                                     f"40}}.") from exc
         if self.provider == "openai" and not self.base_url:
-            raise ConfigError("SynthConfig.base_url is empty. Give the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1.")
+            raise ConfigError("SynthConfig.base_url is empty. Give the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1.",
+                              ko="SynthConfig.base_url이 비어 있습니다. 엔드포인트를 주세요. 예: https://api.openai.com/v1 "
+                                 "또는 http://127.0.0.1:8000/v1.")
 
     def prompt_template(self) -> str:
         return self.prompt or DEFAULT_PROMPTS[self.language]
@@ -288,7 +295,9 @@ class _ChunkAsker:
                 reason = f"request failed: {exc.reason}"
                 if self.consecutive_errors >= _CONSECUTIVE_REQUEST_FAILURES:
                     raise OfflineError(f"The {self.chat.where()} failed {self.consecutive_errors} requests in a row; "
-                                       f"last: {reason}.") from exc
+                                       f"last: {reason}.",
+                                       ko=f"{self.chat.where()}이(가) 요청 {self.consecutive_errors}개를 연달아 "
+                                          f"실패했습니다. 마지막: {reason}.") from exc
                 break
             self.consecutive_errors = 0
             got = [p for p in parse_pairs(reply) if p not in seen]
@@ -334,9 +343,12 @@ def generate_rows(
     """
     items = _as_chunks(chunks)
     if not items:
-        raise ConfigError("There are no chunks to generate from. Build the knowledge base first (Knowledge base page or `python -m workbench kb ...`).")
+        raise ConfigError("There are no chunks to generate from. Build the knowledge base first (Knowledge base page or `python -m workbench kb ...`).",
+                          ko="생성에 쓸 청크가 없습니다. 먼저 지식 베이스를 만드세요 (지식 베이스 페이지 또는 "
+                             "`python -m workbench kb ...`).")
     if not config.model:
-        raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.")
+        raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.",
+                          ko="SynthConfig.model이 비어 있습니다. 엔드포인트가 제공하는 모델 이름을 주세요.")
     report = progress or no_progress
     asker = _ChunkAsker(config, api_key, cancel)
     t0 = time.time()
@@ -345,7 +357,8 @@ def generate_rows(
     seen: set[tuple[str, str]] = set()
     used = 0
     cancelled = False
-    report(f"0 / {config.n_target} rows", 0.0)
+    report(Text(f"0 / {config.n_target} rows",
+                f"0 / {config.n_target}행"), 0.0)
     for chunk in items:
         if len(rows) >= config.n_target:
             break
@@ -359,7 +372,8 @@ def generate_rows(
         for q, a in got[: config.n_target - len(rows)]:
             seen.add((q, a))
             rows.append({"instruction": q, "input": "", "output": a, "chunk_id": chunk.chunk_id, "source": chunk.source})
-        if report(f"{len(rows)} / {config.n_target} rows · chunk {used} of {len(items)} · {len(failures)} failed",
+        if report(Text(f"{len(rows)} / {config.n_target} rows · chunk {used} of {len(items)} · {len(failures)} failed",
+                       f"{len(rows)} / {config.n_target}행 · 청크 {used} / {len(items)} · 실패 {len(failures)}개"),
                   min(len(rows) / config.n_target, 1.0)) is False:
             cancelled = True
             break
@@ -394,7 +408,9 @@ def generate_dataset(
 
     check_name(name)
     if (dataset_dir(name, workspace) / "meta.json").exists() and not overwrite:
-        raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').")
+        raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').",
+                          ko=f"데이터셋 {name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 (--force "
+                             f"/ 'replace').")
     result = generate_rows(chunks, config, api_key=api_key, progress=progress, cancel=cancel)
     if not result.rows:
         last = next((f for f in reversed(result.failures) if f.last_reply), None)
@@ -403,7 +419,8 @@ def generate_dataset(
             + (" (cancelled)" if result.cancelled else "")
             + (f"; last failure: {result.failures[-1].reason}" if result.failures else "")
             + (f"; its last reply began: {last.last_reply[:120]!r}" if last else "")
-            + ". Use a larger instruction-following model, or edit the prompt."
+            + ". Use a larger instruction-following model, or edit the prompt.",
+            ko=f"{config.model!r}이(가) 청크 {result.chunks_used}개, 요청 {result.requests}번에서 쓸 만한 질문/답변 쌍을 하나도 만들지 못했습니다" + (" (취소됨)" if result.cancelled else "") + (f"; 마지막 실패: {result.failures[-1].reason}" if result.failures else "") + (f"; 마지막 답변의 시작: {last.last_reply[:120]!r}" if last else "") + ". 지시를 더 잘 따르는 큰 모델을 쓰거나 프롬프트를 고치세요."
         )
     source = {"kind": "generated", "collection": collection, "provider": config.provider, "base_url": config.base_url,
               "model": config.model, "config": config.to_dict(), "result": result.to_dict(),
@@ -423,14 +440,18 @@ def chunks_from_collection(collection: str, workspace: Workspace | None = None, 
     try:
         from workbench import vectordb
     except ImportError as exc:
-        raise ConfigError("The knowledge-base stage (workbench.vectordb) is not available in this installation.") from exc
+        raise ConfigError("The knowledge-base stage (workbench.vectordb) is not available in this installation.",
+                          ko="이 설치에는 지식 베이스 단계(workbench.vectordb)가 없습니다.") from exc
     get_chunks = getattr(vectordb, "get_chunks", None)
     if get_chunks is None:
-        raise ConfigError("workbench.vectordb has no get_chunks(); update the knowledge-base stage.")
+        raise ConfigError("workbench.vectordb has no get_chunks(); update the knowledge-base stage.",
+                          ko="workbench.vectordb에 get_chunks()가 없습니다. 지식 베이스 단계를 업데이트하세요.")
     out = []
     for c in get_chunks(collection, workspace or Workspace.default(), limit=limit):
         meta = dict(getattr(c, "metadata", None) or {})
         out.append(SourceChunk(str(c.id), str(c.text), str(meta.get("source", ""))))
     if not out:
-        raise NotFoundError(f"Collection {collection!r} has no chunks. Add documents on the Knowledge base page first.")
+        raise NotFoundError(f"Collection {collection!r} has no chunks. Add documents on the Knowledge base page first.",
+                            ko=f"컬렉션 {collection!r}에 청크가 없습니다. 먼저 지식 베이스 페이지에서 문서를 "
+                               f"넣으세요.")
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import jobs
+from workbench.texts import Text
 from workbench.config import Workspace
 from workbench.errors import ConfigError
 from workbench.progress import Progress
@@ -48,7 +49,9 @@ def start_generation(name: str, collection: str, config: SynthConfig, *, api_key
     ws = workspace or Workspace.default()
     check_name(name)
     if (dataset_dir(name, ws) / "meta.json").exists() and not overwrite:
-        raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').")
+        raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').",
+                          ko=f"데이터셋 {name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 (--force "
+                             f"/ 'replace').")
     folder = jobs.new_job_dir(generations_root(ws), name)
     config.save(folder / "config.json")
     write_json(folder / "request.json", {"name": name, "collection": collection, "overwrite": overwrite,
@@ -109,7 +112,8 @@ def run_generation_dir(folder: str | Path, workspace: Workspace | None = None,
             if progress:
                 progress(message, fraction)
 
-        report("Reading the chunks", 0.0)
+        report(Text("Reading the chunks",
+                    "청크 읽는 중"), 0.0)
         chunks = chunks_from_collection(request["collection"], ws, limit=request.get("limit_chunks"))
         info, result = generate_dataset(request["name"], chunks, config, collection=request["collection"], workspace=ws,
                                         overwrite=bool(request.get("overwrite")), progress=report, cancel=ctx.cancel)

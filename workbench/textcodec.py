@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Literal
 
+from workbench.texts import Text
 from workbench.errors import DocumentError
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,16 @@ def _detect(data: bytes, name: str) -> Decoded:
             return Decoded(data.decode("utf-8-sig", errors="strict"), "utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DocumentError(f"{name}: starts with a UTF-8 byte-order mark but is not valid UTF-8 ({exc.reason} at "
-                                f"byte {exc.start}). Save it as UTF-8 again.") from exc
+                                f"byte {exc.start}). Save it as UTF-8 again.",
+                                ko=f"{name}: UTF-8 바이트 순서 표시(BOM)로 시작하지만 올바른 UTF-8이 아닙니다 "
+                                   f"({exc.start}번째 바이트: {exc.reason}). UTF-8로 다시 저장하세요.") from exc
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return Decoded(data.decode("utf-16"), "utf-16")
         except UnicodeDecodeError as exc:
-            raise DocumentError(f"{name}: starts with a UTF-16 byte-order mark but is not valid UTF-16 ({exc}).") from exc
+            raise DocumentError(f"{name}: starts with a UTF-16 byte-order mark but is not valid UTF-16 ({exc}).",
+                                ko=f"{name}: UTF-16 바이트 순서 표시(BOM)로 시작하지만 올바른 UTF-16이 아닙니다 "
+                                   f"({exc}).") from exc
     if b"\x00" in data[:_SNIFF_BYTES]:
         return _utf16_without_bom(data, name)
     try:
@@ -106,11 +111,15 @@ def _detect(data: bytes, name: str) -> Decoded:
     best = charset_normalizer.from_bytes(data).best()
     if best is not None and best.chaos < 0.2:
         return Decoded(str(best), best.encoding, "guess",
-                       f"{name}: not UTF-8; its encoding was guessed as {best.encoding}. If letters look wrong, save the "
-                       f"file as UTF-8 and load it again.")
+                       Text(f"{name}: not UTF-8; its encoding was guessed as {best.encoding}. If letters look wrong, save "
+                            f"the file as UTF-8 and load it again.",
+                            f"{name}: UTF-8이 아니어서 인코딩을 {best.encoding}(으)로 짐작했습니다. 글자가 이상하면 UTF-8로 "
+                            f"저장해 다시 불러오세요."))
     raise DocumentError(
         f"{name}: cannot tell its text encoding (not UTF-8, UTF-16, CP949/EUC-KR or Latin-1/cp1252). "
-        f"Save it as UTF-8 and upload it again."
+        f"Save it as UTF-8 and upload it again.",
+        ko=f"{name}: 텍스트 인코딩을 알 수 없습니다 (UTF-8, UTF-16, CP949/EUC-KR, Latin-1/cp1252가 아님). UTF-8로 "
+           f"저장해 다시 올리세요."
     )
 
 
@@ -132,7 +141,9 @@ def _utf16_without_bom(data: bytes, name: str) -> Decoded:
             return Decoded(text, codec, "likely")
     raise DocumentError(
         f"{name}: looks like a binary file, not text (it contains NUL bytes and is not UTF-16 text either). "
-        f"Upload text, Markdown, CSV, HTML, PDF or DOCX files, or save the file as UTF-8."
+        f"Upload text, Markdown, CSV, HTML, PDF or DOCX files, or save the file as UTF-8.",
+        ko=f"{name}: 텍스트가 아닌 바이너리 파일로 보입니다 (NUL 바이트가 있고 UTF-16 텍스트도 아닙니다). 텍스트, "
+           f"Markdown, CSV, HTML, PDF, DOCX 파일을 올리거나 UTF-8로 저장하세요."
     )
 
 
@@ -179,7 +190,12 @@ def _decode_as(data: bytes, name: str, encoding: str) -> Decoded:
     try:
         return Decoded(data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding), encoding)
     except LookupError as exc:
-        raise DocumentError(f"{name}: {encoding!r} is not a text encoding Python knows. Use auto, utf-8 or cp949.") from exc
+        raise DocumentError(f"{name}: {encoding!r} is not a text encoding Python knows. Use auto, utf-8 or cp949.",
+                            ko=f"{name}: {encoding!r}은(는) 파이썬이 아는 텍스트 인코딩이 아닙니다. auto, utf-8, "
+                               f"cp949를 쓰세요.") from exc
     except UnicodeDecodeError as exc:
         raise DocumentError(f"{name} is not valid {encoding.upper()} text ({exc.reason} at byte {exc.start}). Choose the "
-                            f"right encoding (auto detects UTF-8, UTF-16, CP949 and Latin-1), or save the file as UTF-8.") from exc
+                            f"right encoding (auto detects UTF-8, UTF-16, CP949 and Latin-1), or save the file as UTF-8.",
+                            ko=f"{name}은(는) 올바른 {encoding.upper()} 텍스트가 아닙니다 ({exc.start}번째 바이트: "
+                               f"{exc.reason}). 맞는 인코딩을 고르거나(auto는 UTF-8, UTF-16, CP949, Latin-1을 "
+                               f"알아봅니다) UTF-8로 저장하세요.") from exc

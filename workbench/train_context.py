@@ -34,6 +34,7 @@ from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
 from workbench.prompts import context_chunks, context_prompt, format_example
 from workbench.runfiles import read_jsonl, write_json, write_text
+from workbench.texts import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
@@ -136,7 +137,8 @@ def build_context(config: "TrainConfig", splits: Mapping[str, Sequence[Mapping[s
         NotFoundError: the collection does not exist. ConfigError: context is 'none'.
     """
     if config.context == "none":
-        raise ConfigError("TrainConfig.context is 'none': there is no context to build.")
+        raise ConfigError("TrainConfig.context is 'none': there is no context to build.",
+                          ko="TrainConfig.context가 'none'입니다: 만들 문맥이 없습니다.")
     ws = workspace or Workspace.default()
     base = collection_retrieval(config.context_collection, ws, k=config.context_k)
     if retrieve is None:
@@ -160,7 +162,8 @@ def build_context(config: "TrainConfig", splits: Mapping[str, Sequence[Mapping[s
                           "chunks": context_chunks(chunks, config.context_k, config.context_max_chars), **what})
             done += 1
             if report is not None and (done % 25 == 0 or done == total):
-                report(f"Retrieved training context for {done}/{total} rows", done / max(total, 1))
+                report(Text(f"Retrieved training context for {done}/{total} rows", f"학습 문맥 검색: {done}/{total}행"),
+                       done / max(total, 1))
     return lines, _summary(config, lines, base, time.perf_counter() - t0)
 
 
@@ -201,7 +204,9 @@ def prepare_context(run_dir: str | Path, config: "TrainConfig", splits: Mapping[
             lines, summary = build_context(config, splits, workspace, retrieve=retrieve, report=report)
         except NotFoundError as exc:
             raise NotFoundError(f"{exc} TrainConfig.context_collection = {config.context_collection!r}: ingest it on the "
-                                f"Knowledge base page, or pick another collection.") from exc
+                                f"Knowledge base page, or pick another collection.",
+                                ko=f"{getattr(exc, 'ko', exc)} TrainConfig.context_collection = "
+                                   f"{config.context_collection!r}: 지식 베이스 페이지에서 수집하거나 다른 컬렉션을 고르세요.") from exc
         if write:
             write_text(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
             write_json(summary_path, summary)  # last: its presence says context.jsonl is complete

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.texts import Text
 from workbench.runfiles import append_metrics, read_jsonl, update_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,11 +149,19 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
                 control.should_save = True
                 control.should_training_stop = True
             if state.is_world_process_zero:
+                # an evaluation follows this step (the default flow callback, called first, decided it): say so, as
+                # the final one can take minutes with an ETA of 0
                 update_status(run_dir, step=state.global_step, epoch=round(state.epoch or 0.0, 4),
-                              eta_s=self.tracker.eta(state))
+                              eta_s=self.tracker.eta(state), phase="evaluating" if control.should_evaluate else "training")
 
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
             self.tracker.evaluated(metrics)
+            if state.is_world_process_zero:
+                update_status(run_dir, phase="saving" if state.global_step >= state.max_steps else "training")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                update_status(run_dir, phase="saving")  # the adapter and the tokenizer are written next
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.tracker.mark = time.perf_counter()
@@ -270,3 +279,17 @@ def eta_text(seconds: float | None) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def phase_text(status: dict[str, Any]) -> Text | None:
+    """What a running run does beyond its steps, for the ETA's place: the (final) evaluation or the saving; None while
+    it trains (then the ETA says it) or once it ended."""
+    if status.get("state") not in ("pending", "running"):
+        return None
+    phase, step, last = status.get("phase"), status.get("step") or 0, status.get("max_steps") or 0
+    if phase == "evaluating":
+        return (Text("final evaluation…", "최종 평가 중…") if last and step >= last
+                else Text("evaluating…", "평가 중…"))
+    if phase == "saving":
+        return Text("saving the adapter…", "어댑터 저장 중…")
+    return None

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.texts import Text, both
 from workbench.prompts import PromptTemplate, format_example
 from workbench.config import Workspace
 from workbench.errors import ConfigError, JobError, ModelError, WorkbenchError
@@ -147,7 +148,9 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir).resolve()
     if not (run_dir / "config.json").is_file():
         raise JobError(f"{run_dir} has no config.json: it is not a run directory. Create runs with "
-                       f"`python -m workbench train --dataset NAME`.")
+                       f"`python -m workbench train --dataset NAME`.",
+                       ko=f"{run_dir}에 config.json이 없습니다: 실행 폴더가 아닙니다. 실행은 `python -m workbench "
+                          f"train --dataset NAME`으로 만드세요.")
     config = TrainConfig.load(run_dir / "config.json")
     main = _rank() == 0
     flag = _CancelFlag()
@@ -198,7 +201,7 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
         if main:
             step = trainer.state.global_step if trainer is not None else 0
             message = oom_message(config, resolved, step) if _is_oom(exc) else one_line(exc)
-            update_status(run_dir, state="failed", ended_at=now_iso(), error=message,
+            update_status(run_dir, state="failed", ended_at=now_iso(), error=message, error_ko=message if _is_oom(exc) else one_line(exc, "ko"),
                           train_seconds=round(time.time() - t0, 1))
         raise
 
@@ -210,7 +213,7 @@ def _mark_running(run_dir: Path, status: dict[str, Any], resume: Path | None) ->
     # started by the runner (which records torchrun's pid), or in a terminal: then this process is the job
     started_by_runner = os.environ.get(JOB_ENV) == str(run_dir)
     own = {} if started_by_runner else {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
-    update_status(run_dir, state="running", **own, error=None, ended_at=None,
+    update_status(run_dir, state="running", **own, error=None, error_ko=None, phase=None, ended_at=None,
                   started_at=status.get("started_at") or now_iso(), resumed_from=str(resume) if resume else None,
                   num_processes=_world())
 
@@ -226,11 +229,15 @@ def _load_rows(config: TrainConfig, ws: Workspace) -> tuple[list[dict[str, Any]]
     parts = load_splits(config.dataset, ("train", "validation"), ws)  # one split's files, never two splits' halves
     train_rows, val_rows = parts["train"], (parts["validation"] if config.eval_strategy != "no" else [])
     if not train_rows:
-        raise ConfigError(f"Dataset {config.dataset!r} has no training rows. Split it with a smaller test size.")
+        raise ConfigError(f"Dataset {config.dataset!r} has no training rows. Split it with a smaller test size.",
+                          ko=f"데이터셋 {config.dataset!r}에 학습 행이 없습니다. 테스트 비율을 줄여 분할하세요.")
     if config.eval_strategy != "no" and not val_rows:
         raise ConfigError(f"Dataset {config.dataset!r} has no validation rows, but eval_strategy = "
                           f"{config.eval_strategy!r}. Split it with val_size > 0, or set eval_strategy = 'no' "
-                          f"(and load_best_model_at_end / early stopping off).")
+                          f"(and load_best_model_at_end / early stopping off).",
+                          ko=f"데이터셋 {config.dataset!r}에 검증 행이 없는데 eval_strategy = {config.eval_strategy!r}입니다. "
+                             f"val_size > 0으로 분할하거나 eval_strategy = 'no'로 하세요 (load_best_model_at_end "
+                             f"/ 조기 종료도 끄고).")
     return train_rows, val_rows
 
 
@@ -245,12 +252,12 @@ def _context_rows(run_dir: Path, config: TrainConfig, ws: Workspace, train_rows:
     def report(message: str, fraction: float) -> None:
         print(message, file=sys.stderr, flush=True)
         if main:
-            update_status(run_dir, message=message)
+            update_status(run_dir, **both(message))
 
     parts, summary = prepare_context(run_dir, config, {"train": train_rows, "validation": val_rows}, ws,
                                      report=report, write=main)
     if main:
-        update_status(run_dir, context=summary, message=None)
+        update_status(run_dir, context=summary, message=None, message_ko=None)
     return parts["train"], parts["validation"]
 
 
@@ -410,8 +417,11 @@ def _load_error(base: str, exc: BaseException) -> WorkbenchError:
 
     if not Path(base).exists() and isinstance(exc, OSError):
         return OfflineError(f"Could not load {base!r} from the Hugging Face Hub ({type(exc).__name__}). Offline, use a "
-                            f"packaged model (smollm2-135m) or a local folder.")
-    return ModelError(f"Could not load {base!r} for training: {one_line(exc)}")
+                            f"packaged model (smollm2-135m) or a local folder.",
+                            ko=f"Hugging Face Hub에서 {base!r}을(를) 불러오지 못했습니다 ({type(exc).__name__}). "
+                               f"오프라인에서는 내장 모델(smollm2-135m)이나 로컬 폴더를 쓰세요.")
+    return ModelError(f"Could not load {base!r} for training: {one_line(exc)}",
+                      ko=f"학습할 {base!r}을(를) 불러오지 못했습니다: {one_line(exc, 'ko')}")
 
 
 def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
@@ -553,9 +563,11 @@ def merge_adapter(adapter_dir: str | Path, base_model: str, out_dir: str | Path,
     report = progress or (lambda m, f: None)
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
-        raise ModelError(f"{adapter_dir} has no adapter_config.json: finish (or resume) the run first.")
+        raise ModelError(f"{adapter_dir} has no adapter_config.json: finish (or resume) the run first.",
+                         ko=f"{adapter_dir}에 adapter_config.json이 없습니다: 먼저 실행을 끝내거나 재개하세요.")
     path = resolve_model(base_model, workspace)
-    report(f"Loading {base_model}", 0.1)
+    report(Text(f"Loading {base_model}",
+                f"{base_model} 불러오는 중"), 0.1)
     cuda = torch.cuda.is_available()
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
     try:
@@ -563,7 +575,8 @@ def merge_adapter(adapter_dir: str | Path, base_model: str, out_dir: str | Path,
         model = PeftModel.from_pretrained(model, str(adapter_dir))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise _load_error(path, exc) from exc
-    report("Merging the adapter into the weights", 0.5)
+    report(Text("Merging the adapter into the weights",
+                "어댑터를 가중치에 병합하는 중"), 0.5)
     merged = model.merge_and_unload()
     tmp = out_dir.with_name(out_dir.name + ".partial")
     import shutil
@@ -574,5 +587,6 @@ def merge_adapter(adapter_dir: str | Path, base_model: str, out_dir: str | Path,
     AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(tmp))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
-    report(f"Merged model saved in {out_dir}", 1.0)
+    report(Text(f"Merged model saved in {out_dir}",
+                f"병합한 모델을 {out_dir}에 저장했습니다"), 1.0)
     return out_dir

@@ -67,7 +67,8 @@ class VectorStoreConfig(BaseConfig):
         """From `WORKBENCH_CHROMA_HOST` / `WORKBENCH_CHROMA_PORT` (embedded when the host is unset)."""
         port = os.environ.get(PORT_ENV, "8000")
         if not port.isdigit():
-            raise ConfigError(f"{PORT_ENV} = {port!r} is not a port number. Set it to e.g. 8000.")
+            raise ConfigError(f"{PORT_ENV} = {port!r} is not a port number. Set it to e.g. 8000.",
+                              ko=f"{PORT_ENV} = {port!r}은(는) 포트 번호가 아닙니다. 예: 8000.")
         return cls(host=os.environ.get(HOST_ENV, ""), port=int(port))
 
     @property
@@ -179,9 +180,11 @@ def chroma_name(display_name: str) -> str:
     """
     name = display_name.strip()
     if not name:
-        raise ConfigError("The collection name is empty. Give it a name, e.g. 'shop' or '상점'.")
+        raise ConfigError("The collection name is empty. Give it a name, e.g. 'shop' or '상점'.",
+                          ko="컬렉션 이름이 비어 있습니다. 이름을 주세요. 예: 'shop' 또는 '상점'.")
     if len(name) > MAX_DISPLAY_NAME:
-        raise ConfigError(f"The collection name is {len(name)} characters long. Use at most {MAX_DISPLAY_NAME}.")
+        raise ConfigError(f"The collection name is {len(name)} characters long. Use at most {MAX_DISPLAY_NAME}.",
+                          ko=f"컬렉션 이름이 {len(name)}자입니다. 최대 {MAX_DISPLAY_NAME}자까지 쓰세요.")
     if _CHROMA_NAME.match(name) and ".." not in name and not _IPV4.match(name):
         return name
     ascii_part = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")[:40].strip("-")
@@ -215,7 +218,9 @@ def _client(key: tuple[str, str, int, bool]) -> "chromadb.ClientAPI":
     except Exception as exc:  # chromadb raises ValueError / httpx errors / its own; all mean "no server"
         raise OfflineError(
             f"The Chroma server at {where}:{port} cannot be reached ({exc}). Start it with "
-            f"`chroma run --path DIR --host {where} --port {port}`, or unset {HOST_ENV} to use the embedded store."
+            f"`chroma run --path DIR --host {where} --port {port}`, or unset {HOST_ENV} to use the embedded store.",
+            ko=f"{where}:{port}의 Chroma 서버에 연결할 수 없습니다 ({exc}). `chroma run --path DIR --host {where} "
+               f"--port {port}`로 시작하거나, 내장 저장소를 쓰려면 {HOST_ENV}를 해제하세요."
         ) from exc
 
 
@@ -282,7 +287,9 @@ def _require(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chro
     if coll is None:
         known = ", ".join(repr(c.name) for c in list_collections(workspace, store)) or "none yet"
         raise NotFoundError(f"There is no collection {name!r} ({store.describe(workspace)}; collections: {known}). "
-                            f"Ingest documents into it first.")
+                            f"Ingest documents into it first.",
+                            ko=f"컬렉션 {name!r}이(가) 없습니다 ({store.describe(workspace)}; 컬렉션: {known}). "
+                               f"먼저 문서를 넣으세요.")
     return coll
 
 
@@ -430,7 +437,8 @@ def delete_document(collection: str, source: str, workspace: Workspace | None = 
     coll = _require(collection, ws, store)
     ids = coll.get(where={"source": source}, include=[])["ids"]
     if not ids:
-        raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.")
+        raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.",
+                            ko=f"컬렉션 {collection!r}에 문서 {source!r}이(가) 없습니다. 문서 목록을 확인하세요.")
     from workbench.lexical import LexicalIndex
 
     lex = LexicalIndex(_lexical_dir(coll.name, ws, store))

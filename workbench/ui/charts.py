@@ -35,7 +35,8 @@ def loss_chart(
             for m in metrics for key, label in (("loss", train), ("eval_loss", val)) if key in m]
     if not rows:
         return None
-    color = alt.Color(f"{color_by}:N") if color_by else alt.Color("curve:N", title=None)
+    color = alt.Color(f"{color_by}:N", title=t("run", "실행") if color_by == "run" else color_by) if color_by \
+        else alt.Color("curve:N", title=None)
     return alt.Chart(pd.DataFrame(rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=alt.X("step:Q", title=step_title or t("step", "스텝")),
         y=alt.Y("loss:Q", title=loss_title or t("loss", "손실"), scale=alt.Scale(zero=False)),

@@ -10,6 +10,7 @@ import streamlit as st
 
 from workbench.config import BaseConfig, Workspace
 from workbench.errors import WorkbenchError
+from workbench.texts import from_record, pick
 from workbench.ui.i18n import lang, t
 
 
@@ -19,11 +20,11 @@ def workspace() -> Workspace:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a `WorkbenchError` as `st.error` (its message says what to do); let bugs raise."""
+    """Show a `WorkbenchError` as `st.error` in the page's language (its message says what to do); let bugs raise."""
     try:
         yield
     except WorkbenchError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(exc.message(lang()), icon="⚠️")
 
 
 def config_help(cls: type[BaseConfig], name: str) -> str:
@@ -38,11 +39,13 @@ def metric_row(*items: tuple[Any, ...]) -> None:
 
 
 def progress_reporter(label: str) -> tuple[Callable[[str, float], None], Any]:
-    """A `(message, fraction)` callback drawing a progress bar; returns (callback, bar)."""
+    """A `(message, fraction)` callback drawing a progress bar; returns (callback, bar). A `Text` message shows in the
+    page's language."""
     bar = st.progress(0.0, text=label)
+    current = lang()  # read once: the callback may run where the session's state is not at hand
 
     def report(message: str, fraction: float) -> None:
-        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=pick(message, current))
 
     return report, bar
 
@@ -63,9 +66,26 @@ def job_progress(status: Mapping[str, Any], *, cancel: Callable[[], Any], key: s
     if fraction is None:
         total = status.get("total") or 0
         fraction = (status.get("done") or 0) / total if total else 0.0
-    st.progress(min(max(float(fraction), 0.0), 1.0), text=status.get("message") or starting)
+    st.progress(min(max(float(fraction), 0.0), 1.0), text=from_record(status, "message", lang()) or starting)
     running = status.get("state") in ("pending", "running")
     if running and st.button(cancel_label or t("Cancel", "취소"), key=key):
         with user_errors():
             cancel()
     return running
+
+
+def message_of(item: Any, key: str = "message") -> str:
+    """A core message in the page's language: a `WorkbenchError`, a `Text`, or a record (a dict, or an object such as
+    `FileError`) that holds `message` and `message_ko`."""
+    if isinstance(item, WorkbenchError):
+        return item.message(lang())
+    if isinstance(item, Mapping):
+        return from_record(item, key, lang())
+    if hasattr(item, key) and not isinstance(item, str):
+        return from_record({key: getattr(item, key), f"{key}_ko": getattr(item, f"{key}_ko", "")}, key, lang())
+    return pick(item, lang())
+
+
+def wide_column(name: str, width: str | int = "large") -> dict[str, Any]:
+    """`column_config` giving column `name` (the one worth reading: a chunk's text, an answer) the room to be read."""
+    return {name: st.column_config.TextColumn(name, width=width)}

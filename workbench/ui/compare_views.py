@@ -17,8 +17,9 @@ from workbench import evaluation as ev
 from workbench.answer import API_SOURCES, RAG_SOURCES
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
 from workbench.ui import charts
-from workbench.ui.common import job_progress, metric_row
-from workbench.ui.i18n import t
+from workbench.ui.common import job_progress, metric_row, wide_column
+from workbench.texts import from_record, state_ko
+from workbench.ui.i18n import lang, t, tr
 
 # Streamlit drops the state of widgets a page does not draw, so the picks are copied into this plain key (as
 # i18n keeps the language): {widget key: (value, the options it was picked from)}.
@@ -69,6 +70,13 @@ def chunks_table(chunks: list[Mapping[str, Any]]) -> pd.DataFrame:
                           t("text", "내용"): c["text"]} for i, c in enumerate(chunks, 1)])
 
 
+def score_table(scores: Mapping[str, Mapping[str, Any]], label: Callable[[str], str]) -> pd.DataFrame:
+    """The scores of one asked question against its reference answer, one row per source."""
+    names = {"exact_match": t("exact match", "완전 일치"), "char_f1": t("char F1", "문자 F1"), "rouge_l": "ROUGE-L"}
+    return pd.DataFrame([{t("source", "소스"): label(s), **{names.get(k, k): x for k, x in v.items()}}
+                         for s, v in scores.items()])
+
+
 def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[str, Any]:
     """Run `answer.ask`'s streams, each into its own column as it generates; the answers as the page keeps them."""
     answers: dict[str, Any] = {}
@@ -89,7 +97,7 @@ def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[
 def show_answers(result: Mapping[str, Any], label: Callable[[str], str]) -> None:
     """One column per source: the answer (as text, never markup), its cost, its chunks and its prompt."""
     for w in result["warnings"]:
-        st.warning(w)
+        st.warning(tr(w))
     for col, (src, a) in zip(st.columns(len(result["answers"])), result["answers"].items()):
         with col:
             st.markdown(f"**{label(src)}**")
@@ -97,7 +105,8 @@ def show_answers(result: Mapping[str, Any], label: Callable[[str], str]) -> None
             st.caption(stats_caption(a))
             if a["rag"]:
                 with st.expander(t(f"Retrieved chunks ({len(result['chunks'])})", f"검색된 청크 ({len(result['chunks'])}개)")):
-                    st.dataframe(chunks_table(result["chunks"]), hide_index=True, width="stretch")
+                    st.dataframe(chunks_table(result["chunks"]), hide_index=True, width="stretch",
+                                 column_config=wide_column(t("text", "내용")))
             with st.expander(t("Prompt", "프롬프트")):
                 st.code(a["prompt"], language=None, wrap_lines=True)
 
@@ -107,7 +116,8 @@ def evaluation_progress(folder: str) -> None:
     @st.fragment(run_every=1.0)
     def _watch() -> None:
         if not job_progress(eval_jobs.evaluation_status(folder), cancel=lambda: eval_jobs.cancel_evaluation(folder),
-                            key="compare.eval_cancel", starting=t("Starting…", "시작하는 중…")):
+                            key="compare.eval_cancel", starting=t("Starting…", "시작하는 중…"),
+                            cancel_label=t("Cancel the evaluation", "평가 취소")):
             st.rerun(scope="app")
 
     _watch()
@@ -117,11 +127,11 @@ def _cost_metrics(summary: Mapping[str, Any]) -> None:
     cost = summary["cost"]
     added = cost.get("prompt_tokens_added_by_retrieval", {})
     lat = {s: v["latency_s"] for s, v in summary["per_source"].items() if v["latency_s"] is not None}
-    metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} s" if cost.get("train_seconds") else "–"),
+    metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} {t('s', '초')}" if cost.get("train_seconds") else "–"),
                (t("Adapter size", "어댑터 크기"), f"{cost['adapter_mb']} MiB" if cost.get("adapter_mb") else "–"),
                (t("Prompt tokens added by retrieval", "검색이 더한 프롬프트 토큰"), f"{added['rag']:+.0f}" if "rag" in added else "–"),
                (t("Latency (fastest / slowest)", "지연 시간 (가장 빠름 / 느림)"),
-                f"{min(lat.values()):.2f} / {max(lat.values()):.2f} s" if lat else "–"))
+                f"{min(lat.values()):.2f} / {max(lat.values()):.2f} {t('s', '초')}" if lat else "–"))
 
 
 def show_report(folder: str, summary: Mapping[str, Any]) -> None:
@@ -129,24 +139,28 @@ def show_report(folder: str, summary: Mapping[str, Any]) -> None:
     if summary["cancelled"]:
         st.warning(t(f"Cancelled: {summary['rows']} of {summary['rows_total']} rows answered.",
                      f"취소됨: {summary['rows_total']}행 중 {summary['rows']}행에 답했습니다."))
-    st.dataframe(pd.DataFrame(summary_table(summary)), hide_index=True, width="stretch")
-    st.caption(summary["notes"]["ci"])
-    chart = charts.eval_scores_chart(chart_data(summary))
+    st.dataframe(pd.DataFrame(summary_table(summary, lang())), hide_index=True, width="stretch")
+    cfg = summary["config"]
+    st.caption(t(summary["notes"]["ci"], f"{int(cfg['confidence'] * 100)}% 퍼센타일 부트스트랩, 재표본 {cfg['bootstrap']}회, "
+                                         f"시드 {cfg['seed']}"))
+    chart = charts.eval_scores_chart(chart_data(summary, lang()))
     if chart is not None:
         st.altair_chart(chart)
     _cost_metrics(summary)
-    for w in summary.get("warnings", []):
+    for w in summary.get("warnings_ko" if lang() == "ko" and "warnings_ko" in summary else "warnings", []):
         st.warning(w)
     results = ev.load_results(folder)
     filters = ["all"] + (["ft", "rag"] if {"ft", "rag"} <= set(summary["sources"]) else [])
     names = {"all": t("every question", "모든 질문"), "ft": t("where fine-tuning wins", "파인튜닝이 이기는 곳"),
              "rag": t("where RAG wins", "RAG가 이기는 곳")}
     flt = st.radio(t("Show", "보기"), filters, key="compare.eval_filter", horizontal=True, format_func=names.__getitem__)
-    wide = wide_results(results)
     if flt != "all":
         winners = pair_winners(results, "ft", "rag")
-        wide = [r for r in wide if winners.get(r["row"]) == flt]
-    st.dataframe(pd.DataFrame(wide), hide_index=True, width="stretch")
+        results = [r for r in results if winners.get(int(r["row"])) == flt]
+    wide = wide_results(results, lang=lang())
+    answers = {c: st.column_config.TextColumn(c, width="medium") for c in (wide[0] if wide else {})
+               if c.endswith(t(": answer", ": 답변")) or c in (t("question", "질문"), t("reference", "참고 답변"))}
+    st.dataframe(pd.DataFrame(wide), hide_index=True, width="stretch", column_config=answers)
     for col, (name, mime) in zip(st.columns(3), ((REPORT_MD, "text/markdown"), (REPORT_HTML, "text/html"),
                                                  (RESULTS_FILE, "text/csv"))):
         col.download_button(name, (Path(folder) / name).read_bytes(), name, mime, key=f"compare.dl_{name.split('.')[-1]}")
@@ -180,7 +194,7 @@ def freshness_job(fresh: dict[str, Any], ws: Any) -> None:
             vectordb.reload_store(ws)  # the child wrote the collection: this process reads it afresh
             if report is not None and job["step"] == "change" and "changed" in fresh:
                 fresh["changed"].update(added=report["added"], removed=report["removed"])
-            fresh["note"] = {"step": job["step"], "state": status["state"], "error": status.get("error") or ""}
+            fresh["note"] = {"step": job["step"], "state": status["state"], "error": from_record(status, "error", lang())}
             fresh.pop("job", None)
             st.rerun(scope="app")
 
@@ -188,7 +202,7 @@ def freshness_job(fresh: dict[str, Any], ws: Any) -> None:
     note = fresh.get("note")
     if note and note["state"] != "completed":
         st.error(t(f"The re-ingest {note['state']}: {note['error']}. Run the step again.",
-                   f"다시 넣기 {note['state']}: {note['error']}. 그 단계를 다시 실행하세요."), icon="⚠️")
+                   f"다시 넣기 {state_ko(note['state'])}: {note['error']}. 그 단계를 다시 실행하세요."), icon="⚠️")
     elif note and note["step"] == "change" and "changed" in fresh:
         changed_note(fresh["changed"])
     elif note and note["step"] == "restore":
@@ -213,3 +227,22 @@ def freshness_table(fresh: Mapping[str, Any], sources: list[str], label: Callabl
 
     return pd.DataFrame([{t("source", "소스"): label(s), t("before the change", "바꾸기 전"): text("before", s),
                           t("after the change", "바꾼 후"): text("after", s)} for s in sources])
+
+
+def show_freshness_table(fresh: Mapping[str, Any], sources: list[str], label: Callable[[str], str]) -> None:
+    """The freshness table with room for the answers (the columns worth reading)."""
+    before, after = t("before the change", "바꾸기 전"), t("after the change", "바꾼 후")
+    st.dataframe(freshness_table(fresh, sources, label), hide_index=True, width="stretch",
+                 column_config={**wide_column(before), **wide_column(after), t("source", "소스"): st.column_config.TextColumn(
+                     t("source", "소스"), width="small")})
+
+
+def edit_columns() -> dict[str, Any]:
+    """The freshness demo's edits table: file, old text, new text, named in the page's language."""
+    return {"file": st.column_config.TextColumn(t("file", "파일"), width="small"),
+            "old": st.column_config.TextColumn(t("old text", "바꿀 문장"), width="large"),
+            "new": st.column_config.TextColumn(t("new text", "새 문장"), width="large")}
+
+
+def evaluation_failed(status: Mapping[str, Any]) -> None:
+    st.error(t("The evaluation failed: ", "평가 실패: ") + from_record(status, "error", lang()), icon="⚠️")

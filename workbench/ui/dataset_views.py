@@ -14,7 +14,8 @@ from workbench import alpaca, alpaca_checks
 from workbench.config import Workspace
 from workbench.ui.common import job_progress, metric_row, user_errors
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import t
+from workbench.texts import from_record
+from workbench.ui.i18n import lang, t, tr
 
 
 def _generation_result(folder: str) -> Any:
@@ -23,7 +24,8 @@ def _generation_result(folder: str) -> Any:
 
     status, r = generation_status(folder), generation_result(folder)
     if r is None:
-        st.error(status.get("error") or t("Cancelled before any row was made.", "행이 만들어지기 전에 취소되었습니다."), icon="⚠️")
+        st.error(from_record(status, "error", lang()) or t("Cancelled before any row was made.", "행이 만들어지기 전에 취소되었습니다."),
+                 icon="⚠️")
         return None
     st.success(t(f"{r['rows']} rows from {r['chunks_used']} chunks in {r['seconds']:.0f} s ({r['requests']} requests)"
                  + (", cancelled" if r["cancelled"] else ""),
@@ -100,8 +102,9 @@ def issues_panel(info: Any, rows: list[dict[str, Any]], issues: list[Any], ws: W
         st.success(t("No problems found.", "문제가 없습니다."))
         return
     labels = {k: t(*v) for k, v in alpaca_checks.ISSUE_LABELS.items()}
-    st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): labels.get(i.kind, i.kind), t("detail", "내용"): i.message,
-                                t("repeats row", "같은 행"): i.other_row} for i in issues]), hide_index=True)
+    st.dataframe(pd.DataFrame([{t("row", "행"): i.row, t("problem", "문제"): labels.get(i.kind, i.kind), t("detail", "내용"): tr(i.message),
+                                t("repeats row", "같은 행"): i.other_row} for i in issues]), hide_index=True, width="stretch",
+                 column_config={t("detail", "내용"): st.column_config.TextColumn(width="large")})
     b1, b2, b3 = st.columns(3)
     err_rows = alpaca_checks.issue_rows(issues)
     dup_rows = alpaca_checks.issue_rows(issues, ["duplicate", "near_duplicate"])
@@ -130,7 +133,20 @@ def leakage_panel(name: str, ws: Workspace) -> None:
                  "not generalisation. Drop or rewrite them, then split again.",
                  f"테스트 질문 {len(leaks)}개가 학습 질문과 거의 같습니다: 이 질문의 점수는 일반화가 아니라 암기를 잽니다. "
                  "삭제하거나 고친 뒤 다시 분할하세요."))
-    st.dataframe(pd.DataFrame([lk.to_dict() for lk in leaks]), hide_index=True)
+    st.dataframe(leakage_table(leaks), hide_index=True, width="stretch", column_config={
+        t("test question", "테스트 질문"): st.column_config.TextColumn(width="large"),
+        t("training question", "학습 질문"): st.column_config.TextColumn(width="large"),
+        t("similarity", "유사도"): st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0,
+                                                                  width="small")})
+
+
+def leakage_table(leaks: list[Any]) -> pd.DataFrame:
+    """One row per leaking test question; similarity first, so a narrow screen still shows it."""
+    split = {"train": t("train", "학습"), "validation": t("validation", "검증")}
+    return pd.DataFrame([{t("similarity", "유사도"): lk.similarity, t("test row", "테스트 행"): lk.test_row,
+                          t("test question", "테스트 질문"): lk.test_question, t("split", "분할"): split.get(lk.split, lk.split),
+                          t("row", "행"): lk.train_row, t("training question", "학습 질문"): lk.train_question}
+                         for lk in leaks])
 
 
 def export_folder(export: Any) -> None:

@@ -8,7 +8,31 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.ui.i18n import t
+from workbench.texts import from_record, state_text
+from workbench.train_progress import eta_text, phase_text
+from workbench.ui.i18n import lang, t, tr
+
+
+def state_label(state: str) -> str:
+    """A run's state (running, completed, ...) in the page's language."""
+    return tr(state_text(state))
+
+
+def eta_label(status: dict[str, Any]) -> str:
+    """The ETA of a running run, or what it does when the ETA says nothing (the final evaluation, the saving)."""
+    phase = phase_text(status)
+    return tr(phase) if phase is not None else eta_text(status.get("eta_s"))
+
+
+def run_error(status: dict[str, Any]) -> str:
+    """A failed run's error in the page's language (Korean where the run recorded it)."""
+    return from_record(status, "error", lang())
+
+
+def run_message(status: dict[str, Any]) -> str:
+    """What a starting run is doing (building its training context, ...) in the page's language; "" when nothing."""
+    return from_record(status, "message", lang())
+
 
 GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", "모델과 정밀도"), "lora": ("LoRA", "LoRA"),
                 "schedule": ("Schedule", "학습 일정"), "scale": ("Several GPUs", "여러 GPU"),
@@ -36,7 +60,7 @@ def history_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
     for r in runs:
         evals = [m["eval_loss"] for m in r.metrics() if "eval_loss" in m]
         tps = r.status.get("tokens_per_s")
-        table.append({t("run", "실행"): r.id, t("state", "상태"): r.state, t("dataset", "데이터셋"): r.config.dataset,
+        table.append({t("run", "실행"): r.id, t("state", "상태"): state_label(r.state), t("dataset", "데이터셋"): r.config.dataset,
                       t("model", "모델"): r.config.base_model, t("backend", "백엔드"): r.config.backend,
                       t("context", "문맥"): getattr(r.config, "context", "none"),
                       t("steps", "스텝"): r.status.get("step"),

@@ -1,17 +1,23 @@
 """Korean / English for every page: `t("English", "한국어")` picks the text of the current language.
 
 Strings stay beside the widget that shows them (no key catalogue to keep in sync); the language
-lives in `st.session_state["ui.lang"]`, set by the sidebar switch, and defaults to
-`WORKBENCH_LANG` (ko or en; Korean when unset, as the tutorial is Korean).
+lives in `st.session_state["ui.lang"]`, set by the sidebar switch, and is mirrored in the URL (`?lang=ko|en`) so a
+reload or a shared link opens in the same language. A new session takes the URL's language, else
+`WORKBENCH_LANG` (ko or en; Korean when unset, as the tutorial is Korean). What the core says (`Text`, errors) is
+picked with `workbench.texts.pick`.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import streamlit as st
 
+from workbench.texts import pick
+
 LANG_KEY = "ui.lang"
+QUERY_KEY = "lang"
 WIDGET_KEY = "ui.lang_choice"
 LANGS = {"ko": "한국어", "en": "English"}
 
@@ -23,7 +29,8 @@ def default_lang() -> str:
 
 def lang() -> str:
     if LANG_KEY not in st.session_state:
-        st.session_state[LANG_KEY] = default_lang()
+        asked = str(st.query_params.get(QUERY_KEY, "")).lower()
+        st.session_state[LANG_KEY] = asked if asked in LANGS else default_lang()
     return st.session_state[LANG_KEY]
 
 
@@ -37,11 +44,14 @@ def language_switch() -> None:
 
     The choice is kept under a plain session key, not the widget's own key: Streamlit may reset a
     widget's state when the page changes, which switched the UI back to the first option (Korean).
+    The URL keeps the language too (`?lang=`): page links drop query parameters, so it is written on every run.
     """
     current = lang()
+    if st.query_params.get(QUERY_KEY) != current:
+        st.query_params[QUERY_KEY] = current
 
     def _keep() -> None:
-        st.session_state[LANG_KEY] = st.session_state[WIDGET_KEY]
+        st.session_state[LANG_KEY] = st.query_params[QUERY_KEY] = st.session_state[WIDGET_KEY]
 
     options = list(LANGS)
     st.session_state[WIDGET_KEY] = current
@@ -53,3 +63,8 @@ def language_switch() -> None:
         on_change=_keep,
         horizontal=True,
     )
+
+
+def tr(value: Any) -> str:
+    """A core `Text` (a progress message, a run state, an error) in the current language; any other value as str."""
+    return pick(value, lang())
