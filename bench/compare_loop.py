@@ -24,6 +24,14 @@ sources, before and after the fact changes and is re-ingested (then restores it)
     python -m bench.compare_loop --base-model gemma3-270m --context raft --context-k 3 --context-max-chars 300 \
         --freshness --speedup-rows 0 --tag raft
 
+`--control-short-context` (with the same `--context`, `--work` and `--base-model`) then runs no loop: on the workspace
+and evaluations that invocation left, it asks base + RAG and the plain run's fine-tuned + RAG with the context run's
+own prompt (its k and chunk length over the same retrieved chunks) and gives the context run's fine-tuned + RAG
+against them, paired: is the gain the training or only the shorter prompt? (compare_loop_<model>_<tag>_control_<date>.json)
+
+    python -m bench.compare_loop --base-model gemma3-270m --context raft --work /tmp/wf-compare-loop --tag raft \
+        --control-short-context
+
 Then, outside the loop total, the speed-up of batched generation, in this one process with one loaded model: the
 first `--speedup-rows` test rows with the four sources, one answer at a time (`batch_size=1`) and batched (the
 default), same settings; the answers of the two are compared.
@@ -296,6 +304,112 @@ def measure_freshness(ws: Any, runs: dict[str, dict[str, Any]], max_new_tokens: 
     return result
 
 
+def control_short_context(work: Path, label: str) -> dict[str, Any]:
+    """The short-context control of a finished `--context` invocation, on its workspace (`work`/ws) and evaluations
+    (`work`/eval, `work`/eval-LABEL, whose config.json name the two runs): the same test rows, the chunks retrieved as
+    the context run's evaluation retrieved them, the context run's prompt rule (`prompts.context_prompt` with its k,
+    chunk length and language) given to base + RAG and to the PLAIN run's fine-tuned + RAG, and the context run's own
+    fine-tuned + RAG answered again beside them (a check that this path reproduces the evaluation). Same generation
+    settings, batch size and batches (rows in the evaluation's order: longest recorded prompt first), char F1 by
+    `workbench.metrics`, paired differences as `paired_differences` gives them. Whatever the context run gains over a
+    control is the training, not the shorter prompt."""
+    from workbench.alpaca import load_split
+    from workbench.answer import Item, answer_block, prepare, prompt_for, retrieve_context
+    from workbench.cli.infer import _keep_freed_memory
+    from workbench.config import Workspace
+    from workbench.evaluation import load_results, load_summary
+    from workbench.inference import GenerationConfig, load_generator_for_run
+    from workbench.metrics import mean_ci, score_answer
+    from workbench.retrieval import RetrievalConfig
+    from workbench.runs import get_run
+
+    _keep_freed_memory()
+    ws = Workspace.default()
+    dirs = {"plain": work / "eval", label: work / f"eval-{label}"}
+    configs = {name: json.loads((d / "config.json").read_text(encoding="utf-8")) for name, d in dirs.items()}
+    summary = load_summary(dirs[label])
+    context = summary and summary.get("ft_rag_context")
+    if not context:
+        raise SystemExit(f"{dirs[label]}: its fine-tuned + RAG answers used no context prompt (summary ft_rag_context).")
+    cfg = configs[label]
+    recorded = {name: {(r["row"], r["source"]): r for r in load_results(d)} for name, d in dirs.items()}
+    rows = load_split(cfg["dataset"], cfg["split"], ws)
+    rows = rows[: cfg["limit"]] if cfg["limit"] else rows
+    for i, row in enumerate(rows, 1):
+        for name in dirs:
+            if recorded[name][(i, "ft_rag")]["question"] != str(row.get("instruction") or ""):
+                raise SystemExit(f"row {i}: the test split is not the one {dirs[name]} answered")
+    runs = {name: get_run(c["run_id"], ws) for name, c in configs.items()}
+    retrieval = RetrievalConfig.from_dict(summary["retrieval"])
+    settings = GenerationConfig.from_dict(dict(cfg["generation"]))
+    size = int(cfg["batch_size"])
+    common = dict(collection=cfg["collection"], retrieval=retrieval, rag_template=cfg["rag_template"], lang=cfg["lang"],
+                  template=cfg["prompt_template"])
+    gen = load_generator_for_run(runs["plain"], ws)
+    control = prepare(["rag", "ft_rag"], ws, run=runs["plain"], generator=gen, **common)
+    control.context, control.context_sources = dict(context), ("rag", "ft_rag")  # the context run's prompt rule
+    own = prepare(["ft_rag"], ws, run=runs[label], generator=gen, **common)
+    assert own.context == context, (own.context, context)
+    answerers = {"base_rag_short": (control, "rag"), "plain_ft_rag_short": (control, "ft_rag"),
+                 f"{label}_ft_rag_again": (own, "ft_rag")}
+
+    items, checks = [], {"chunks_as_recorded": 0, "prompt_as_recorded": 0, "control_prompts_identical": 0}
+    for i, row in enumerate(rows, 1):
+        question, row_input = str(row.get("instruction") or ""), str(row.get("input") or "")
+        chunks, _ = retrieve_context(control, question, row_input)
+        rec = recorded[label][(i, "ft_rag")]
+        got = [(Path(str(c.metadata.get("source", ""))).name, c.metadata.get("chunk_id"), float(c.score)) for c in chunks]
+        want = [(r["source"], r["chunk_id"], r["score"]) for r in json.loads(rec["retrieved"])]
+        same = [g[:2] for g in got] == [w[:2] for w in want]  # the same chunks in the same order; the scores move
+        checks["chunks_as_recorded"] += same  # in the 4th decimal between processes (the query embedding's rounding)
+        if same:
+            checks["score_max_diff"] = round(max([checks.get("score_max_diff", 0.0)] +
+                                                 [abs(g[2] - w[2]) for g, w in zip(got, want)]), 4)
+        prompts = {name: prompt_for(setup, source, question, row_input, chunks)[2] for name, (setup, source) in answerers.items()}
+        checks["prompt_as_recorded"] += prompts[f"{label}_ft_rag_again"] == rec["prompt"]
+        checks["control_prompts_identical"] += len(set(prompts.values())) == 1
+        longest = max((recorded[label][(i, s)]["prompt"] for s in SOURCES if (i, s) in recorded[label]), key=len)
+        items.append({"i": i, "item": Item(question, row_input, chunks), "reference": str(row.get("output") or ""),
+                      "order": len(gen.tokenizer(longest, add_special_tokens=False)["input_ids"])})
+    log(f"control: {len(items)} rows; chunks as recorded {checks['chunks_as_recorded']}, prompt as recorded "
+        f"{checks['prompt_as_recorded']}, the three prompts identical {checks['control_prompts_identical']}")
+    ordered = sorted(items, key=lambda e: e["order"], reverse=True)  # as the evaluation ordered them (its batches)
+    answers: dict[str, dict[int, Any]] = {name: {} for name in answerers}
+    lo, cpu0, t0 = load(), self_cpu(), time.perf_counter()
+    for start in range(0, len(ordered), size):
+        block = ordered[start:start + size]
+        for name, (setup, source) in answerers.items():
+            res = answer_block([e["item"] for e in block], source, setup, settings, batch_size=size)
+            answers[name].update({e["i"]: r for e, r in zip(block, res)})
+        log(f"control: rows {start + 1}-{start + len(block)} of {len(ordered)}")
+    cost = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(self_cpu() - cpu0, 1), "load_start": lo,
+            "load_end": load(), "answers": len(items) * len(answerers)}
+
+    ref = {e["i"]: e["reference"] for e in items}
+    scores = {name: {i: score_answer(r.text, ref[i])["char_f1"] for i, r in got.items()} for name, got in answers.items()}
+    for name in dirs:
+        for src in ("rag", "ft_rag", "ft"):
+            scores[f"{name}.{src}"] = {i: recorded[name][(i, src)]["char_f1"] for i in ref}
+    again = answers[f"{label}_ft_rag_again"]
+    checks["answers_as_recorded"] = sum(again[i].text == recorded[label][(i, "ft_rag")]["answer"] for i in ref)
+    means = {name: mean_ci([v[i] for i in sorted(ref)], cfg["confidence"], cfg["bootstrap"], cfg["seed"])
+             for name, v in scores.items()}
+    pairs = [(f"{label}.ft_rag", "base_rag_short"), (f"{label}.ft_rag", "plain_ft_rag_short"),
+             (f"{label}_ft_rag_again", "base_rag_short"), (f"{label}_ft_rag_again", "plain_ft_rag_short"),
+             ("base_rag_short", "plain.rag"), ("plain_ft_rag_short", "plain.ft_rag"), ("plain_ft_rag_short", "plain.ft")]
+    paired = {}
+    for a, b in pairs:
+        diffs = [scores[a][i] - scores[b][i] for i in sorted(ref)]
+        paired[f"{a} - {b}"] = {**mean_ci(diffs, 0.95, 2000, 0), "better": sum(d > 0 for d in diffs),
+                                "worse": sum(d < 0 for d in diffs)}
+    return {"runs": {name: c["run_id"] for name, c in configs.items()}, "context_prompt": context,
+            "retrieval": summary["retrieval"], "generation": cfg["generation"], "batch_size": size,
+            "template": control.template, "rows": len(items), "checks": checks, "cost": cost, "char_f1": means,
+            "paired_char_f1": paired,
+            "answers": {name: [{"row": i, "answer": r.text, "char_f1": scores[name][i], "stopped": r.stopped}
+                               for i, r in sorted(got.items())] for name, got in answers.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-model", default="smollm2-135m", help="registry key of the base model")
@@ -315,7 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--context-oracle-share", type=float, default=0.8, help="raft: rows with their oracle chunk (P)")
     ap.add_argument("--skip-plain", action="store_true", help="with --context: train only the context run")
     ap.add_argument("--freshness", action="store_true", help="then the knowledge-freshness demo with each run")
+    ap.add_argument("--control-short-context", action="store_true",
+                    help="instead of the loop: on the finished --context invocation under --work (its workspace and "
+                         "evaluations kept), ask base + RAG and the plain run's fine-tuned + RAG with the context run's "
+                         "prompt rule, and compare the context run's fine-tuned + RAG with them")
     args = ap.parse_args(argv)
+    if args.control_short_context:
+        return main_control(args, argv)
 
     work = args.work / args.base_model
     shutil.rmtree(work, ignore_errors=True)
@@ -409,6 +529,43 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"loop": result["loop"], "steps": [{k: s[k] for k in ("step", "wall_s", "cpu_s")} for s in steps],
                       "speedup": {k: {m: speed[k].get(m) for m in ("wall_s", "speedup_wall", "speedup_cpu", "identical_answers")}
                                   for k in ("one_at_a_time", "batched") if k in speed}}, indent=1))
+    return 0
+
+
+def main_control(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """`--control-short-context`: the control on an existing workspace; writes
+    bench/results/compare_loop_<model>_<tag>_control_<date>.json and prints its figures."""
+    if args.context == "none":
+        raise SystemExit("--control-short-context needs --context (the context run's label: eval-<context> under --work)")
+    work = args.work / args.base_model
+    if not (work / "ws").is_dir():
+        raise SystemExit(f"{work / 'ws'} is not there: run the --context invocation with this --work first")
+    os.environ["WORKBENCH_HOME"] = str(work / "ws")
+    lock, waited = (None, 0.0) if args.no_lock else take_lock(f"compare helper: control {args.base_model}", 15 * 60)
+    import torch
+
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": " ".join([Path(sys.executable).name, "-m", "bench.compare_loop",
+                                                                         *(argv if argv is not None else sys.argv[1:])]),
+        "base_model": args.base_model, "work": str(work),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_name(), "python": platform.python_version(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+        "waited_for_lock_s": waited}
+    try:
+        result["control"] = control_short_context(work, args.context)
+    finally:
+        if lock is not None:
+            release_lock(lock)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tag = f"_{args.tag}" if args.tag else ""
+    path = args.out / f"compare_loop_{args.base_model}{tag}_control_{time.strftime('%Y-%m-%d')}.json"
+    if path.exists():
+        path = path.with_name(f"{path.stem}_{time.strftime('%H%M')}.json")
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    log(f"wrote {path}")
+    c = result["control"]
+    print(json.dumps({k: c[k] for k in ("runs", "context_prompt", "checks", "cost", "char_f1", "paired_char_f1")}, indent=1))
     return 0
 
 

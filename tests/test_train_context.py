@@ -205,6 +205,28 @@ def test_a_context_runs_fine_tuned_rag_prompt_is_byte_identical_to_its_training_
     assert input.count("\n[") == 2 and all(len(part) <= 30 + 12 for part in input.split("\n\n"))
 
 
+def test_a_control_asks_base_rag_and_another_runs_fine_tuned_rag_with_the_context_prompt(tok):
+    """bench/compare_loop.py --control-short-context: the context set explicitly for chosen RAG sources gives them the
+    context run's prompt bytes (only the weights then differ); non-RAG sources cannot take it."""
+    question = "Box 3 holds how many marbles?"
+    retrieved = fake_retriever()(question, RetrievalConfig(k=3))
+    ctx = {"k": 2, "max_chars": 30, "lang": "en", "collection": "shop"}
+    setup = answer.AnswerSetup(workspace=None, generator=_Gen(tok), adapter="plain", template="alpaca", collection="shop",
+                               lang="ko")
+    whole = answer.prompt_for(setup, "rag", question, "", retrieved)[2]
+    setup.context = ctx  # the default: only ft_rag reads the context rule
+    assert answer.prompt_for(setup, "rag", question, "", retrieved)[2] == whole
+    short = answer.prompt_for(setup, "ft_rag", question, "", retrieved)[2]
+    assert short == format_prompt(*context_prompt(question, "", retrieved, k=2, max_chars=30, lang="en"),
+                                  template="alpaca", tokenizer=tok)
+    setup.context_sources = ("rag", "ft_rag")
+    assert answer.prompt_for(setup, "rag", question, "", retrieved)[2] == short != whole
+    assert answer.prompt_for(setup, "base", question, "", retrieved)[2] != short  # no context for bare sources
+    setup.context_sources = ("base", "rag")
+    with pytest.raises(ConfigError, match="only RAG sources"):
+        setup.check(["rag"])
+
+
 def test_prepare_warns_when_fewer_chunks_are_retrieved_than_the_run_was_trained_with():
     ctx = {"k": 3, "max_chars": 0, "lang": "ko", "collection": "shop"}
     assert answer._context_warnings(ctx, "shop", 3) == []

@@ -145,6 +145,10 @@ class AnswerSetup:
     warnings: list[str] = dataclasses.field(default_factory=list)
     # a run trained with retrieved context: its fine-tuned + RAG prompts are built as its training rows were
     context: dict[str, Any] | None = None
+    # the sources that answer with `context`'s prompt rule: the run's fine-tuned + RAG. A control sets both explicitly
+    # (bench/compare_loop.py --control-short-context: base + RAG, or a plain run's fine-tuned + RAG, asked with a
+    # context run's prompt), so that the prompt alone and the training alone can be told apart
+    context_sources: tuple[str, ...] = ("ft_rag",)
 
     def check(self, sources: Sequence[str]) -> None:
         """Raises ConfigError when a source lacks what it needs (a model, an adapter, a collection, an endpoint)."""
@@ -152,6 +156,12 @@ class AnswerSetup:
         if unknown:
             raise ConfigError(f"Unknown answer source {', '.join(unknown)}: use some of {', '.join(SOURCES)}.",
                               ko=f"알 수 없는 답변 소스 {', '.join(unknown)}: {', '.join(SOURCES)} 중에서 쓰세요.")
+        bare = [s for s in self.context_sources if s not in RAG_SOURCES]
+        if bare:
+            raise ConfigError(f"context_sources {', '.join(bare)}: only RAG sources ({', '.join(sorted(RAG_SOURCES))}) "
+                              f"read retrieved context.",
+                              ko=f"context_sources {', '.join(bare)}: 검색 문맥은 RAG 소스"
+                                 f"({', '.join(sorted(RAG_SOURCES))})만 읽습니다.")
         for s in sources:
             if s in API_SOURCES and self.endpoint is None:
                 raise ConfigError(f"Source {s!r} needs an OpenAI-compatible endpoint: give its URL and model name.",
@@ -235,9 +245,10 @@ def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = 
 
     Local sources get the template's text (with the adapter's own tokenizer for fine-tuned ones); endpoint sources
     get instruction and input as one user message. A run trained with retrieved context answers as fine-tuned + RAG
-    with its training's prompt (`prompts.context_prompt`: its k, chunk length and language), whatever the RAG template.
+    with its training's prompt (`prompts.context_prompt`: its k, chunk length and language), whatever the RAG template;
+    so does any RAG source in `setup.context_sources` when a control sets it.
     """
-    if source == "ft_rag" and setup.context is not None:  # the prompt rule the run was trained with
+    if setup.context is not None and source in setup.context_sources:  # the prompt rule the run was trained with
         instruction, input = context_prompt(question, row_input, chunks, k=setup.context["k"],
                                             max_chars=setup.context["max_chars"], lang=setup.context["lang"])
     else:
