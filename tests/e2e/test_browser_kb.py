@@ -26,7 +26,7 @@ def test_upload_ingest_and_search(streamlit_server, browser_page, tmp_path):
     page.get_by_text("chunks added, 0 removed").wait_for(timeout=180_000)
 
     page.get_by_role("tab", name="Search").click()
-    page.get_by_label("Question").fill("주차는 어디에 하나요?")
+    page.get_by_label("Question", exact=True).fill("주차는 어디에 하나요?")
     page.get_by_role("button", name="Search", exact=True).click()
     page.get_by_text(re.compile(r"#1 · score [0-9.]+ · faq_ko\.txt")).wait_for(timeout=60_000)
     page.get_by_text("주차장은 지하 2층이며 두 시간 무료입니다.", exact=False).first.wait_for(timeout=10_000)
