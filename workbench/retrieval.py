@@ -85,10 +85,11 @@ class RetrievalConfig(BaseConfig):
         label="BM25 weight (hybrid)", label_ko="BM25 가중치 (하이브리드)", step=0.05, widget="slider",
     )
     scale: Scale = setting(
-        DEFAULT_SCALE, "Hybrid: what each score's z-score is measured against: the candidates of this query (copes with "
-        "short texts, where most BM25 scores are 0), or the whole collection (the default until 2026-12-03).",
-        help_ko="하이브리드: 각 점수의 z-점수 기준: 이 질문의 후보들 (BM25 점수가 대부분 0인 짧은 글에도 맞음), 또는 컬렉션 전체 "
-        "(2026-12-03까지의 기본값).", label="Score scale (hybrid)", label_ko="점수 기준 (하이브리드)", widget="radio",
+        DEFAULT_SCALE, "Hybrid: what each score's z-score is taken against: the candidates of this query (copes with "
+        "short texts, where most BM25 scores are 0), or the whole collection (the earlier rule; it can suit collections "
+        "of near-duplicate chunks).",
+        help_ko="하이브리드: 각 점수의 z-점수를 무엇에 대해 구할지: 이 질문의 후보들 (BM25 점수가 대부분 0인 짧은 글에도 맞음), "
+        "또는 컬렉션 전체 (이전 규칙; 거의 같은 청크가 많은 컬렉션에 맞을 수 있음).", label="Score scale (hybrid)", label_ko="점수 기준 (하이브리드)", widget="radio",
         choice_labels={"candidates": ("the candidates", "후보들"), "collection": ("the whole collection", "컬렉션 전체")},
     )
     filter: dict[str, Any] | None = setting(

@@ -41,7 +41,7 @@ METRIC_KEYS = tuple(f"hit@{k}" for k in KS) + ("mrr@10",)
 class LabConfig(BaseConfig):
     """What the retrieval lab measures, on which questions."""
 
-    collection: str = setting("", "The collection to measure.", help_ko="측정할 컬렉션.", label="Collection",
+    collection: str = setting("", "The collection to measure.", help_ko="검색 성능을 볼 컬렉션.", label="Collection",
                               label_ko="컬렉션")
     dataset: str = setting("", "Alpaca dataset whose rows are the questions (its source / chunk_id columns are the gold).",
                            help_ko="행이 질문이 되는 Alpaca 데이터셋 (source / chunk_id 열이 정답).",
