@@ -25,7 +25,7 @@ from workbench.ui import compare_views as views
 from workbench.ui import resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import lang, pick as text_in, t  # not `pick`: the page uses that name
+from workbench.ui.i18n import lang, pick as text_in, t, tabs  # not `pick`: the page uses that name
 
 ws = workspace()
 DEMO = fr.load_demo()
@@ -121,8 +121,8 @@ def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str,
     return views.stream_answers(an.ask(question, srcs, setup, settings, row_input=row_input), setup, label)  # type: ignore[arg-type]
 
 
-tab_ask, tab_eval, tab_fresh = st.tabs([t("Ask", "질문하기"), t("Batch evaluation", "일괄 평가"),
-                                        t("Knowledge freshness", "지식 최신성")])
+tab_ask, tab_eval, tab_fresh = tabs("compare.tab", [("Ask", "질문하기"), ("Batch evaluation", "일괄 평가"),
+                                                    ("Knowledge freshness", "지식 최신성")])
 split_datasets = [d.name for d in list_datasets(ws) if d.split]
 
 with tab_ask:

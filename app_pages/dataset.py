@@ -15,7 +15,7 @@ from workbench.documents import safe_name
 from workbench.ui import charts, dataset_views
 from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import t, tr
+from workbench.ui.i18n import t, tabs, tr
 from workbench.ui.resources import dataset_report
 
 ws = workspace()
@@ -55,9 +55,9 @@ if info:
         st.warning(t("The rows changed after the last split: split again so training sees them.",
                      "마지막 분할 뒤에 행이 바뀌었습니다: 학습에 반영하려면 다시 분할하세요."))
 
-tab_import, tab_gen, tab_edit, tab_split, tab_push = st.tabs(
-    [t("Import", "가져오기"), t("Generate", "생성"), t("Edit & check", "편집·검사"), t("Split", "분할"), t("Export & push", "내보내기·업로드")]
-)
+tab_import, tab_gen, tab_edit, tab_split, tab_push = tabs(
+    "dataset.tab", [("Import", "가져오기"), ("Generate", "생성"), ("Edit & check", "편집·검사"), ("Split", "분할"),
+                    ("Export & push", "내보내기·업로드")])
 
 # --- import -------------------------------------------------------------------------------------
 with tab_import:

@@ -15,7 +15,7 @@ from workbench.models import REGISTRY
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
-from workbench.ui.i18n import t, tr
+from workbench.ui.i18n import t, tabs, tr
 
 ws = workspace()
 RUN_KEY = "train.run_id"
@@ -41,8 +41,8 @@ started = st.session_state.pop("finetune.started", None)
 if started:  # a run was just started: show it (tabs with a key and on_change can be selected through the state)
     st.session_state["finetune.tab"] = TAB_RUN
     st.session_state["finetune.pick"] = started  # the run picker keeps its last pick: a second run showed the first
-tab_new, tab_run, tab_history = st.tabs([t("New run", "새 실행"), TAB_RUN, t("History", "기록")], key="finetune.tab",
-                                        on_change="rerun")
+tab_new, tab_run, tab_history = tabs("finetune.tab", [("New run", "새 실행"), ("Current run", "현재 실행"),
+                                                     ("History", "기록")])
 
 # --- the form: one widget per TrainConfig field, grouped; labels, tooltips and bounds come from the config ----
 FIELD_ARGS = {"dataset": {"options": datasets}, "base_model": {"options": list(REGISTRY), "accept_new_options": True},

@@ -15,7 +15,7 @@ from workbench.retrieval import RetrievalConfig, only_sources, retrieve
 from workbench.ui import charts, retrieval_views
 from workbench.ui.common import job_progress, message_of, progress_reporter, user_errors, wide_column, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
-from workbench.ui.i18n import t
+from workbench.ui.i18n import t, tabs
 
 ws = workspace()
 SAMPLE = PROJECT_DIR / "examples" / "shop"
@@ -56,8 +56,8 @@ if info is not None:
     c[3].metric(f"{info.splitter.get('splitter', '?')} ({t('size / overlap', '크기 / 겹침')})",
                 f"{info.splitter.get('chunk_size', '?')} / {info.splitter.get('chunk_overlap', '?')}")
 
-tab_add, tab_browse, tab_search, tab_lab = st.tabs([t("Add documents", "문서 추가"), t("Browse", "둘러보기"), t("Search", "검색"),
-                                                    t("Retrieval lab", "검색 실험")])
+tab_add, tab_browse, tab_search, tab_lab = tabs("kb.tab", [("Add documents", "문서 추가"), ("Browse", "둘러보기"),
+                                                          ("Search", "검색"), ("Retrieval lab", "검색 실험")])
 
 
 def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> None:

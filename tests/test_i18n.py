@@ -48,3 +48,27 @@ def test_a_new_session_writes_its_language_into_the_url_and_ignores_a_bad_one(mo
     at.query_params["lang"] = "xx"
     at.run()
     assert at.markdown[0].value == "Hello" and at.query_params["lang"] == "en"
+
+
+def _tabbed() -> None:
+    import streamlit as st
+
+    from workbench.ui.i18n import language_switch, tabs
+
+    language_switch()
+    one, two = tabs("demo.tab", [("One", "하나"), ("Two", "둘")])
+    with two:
+        st.markdown("inside two")
+
+
+def test_a_switch_of_language_keeps_the_selected_tab(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_tabbed).run()
+    assert [tab.label for tab in at.tabs] == ["One", "Two"]
+    at.session_state["demo.tab"] = "Two"  # what a click on the second tab leaves (tabs rerun with their selection)
+    at.run()
+    at.sidebar.radio[0].set_value("ko").run()
+    assert [tab.label for tab in at.tabs] == ["하나", "둘"]
+    assert at.session_state["demo.tab"] == "둘" and not at.exception
+    at.sidebar.radio[0].set_value("en").run()
+    assert at.session_state["demo.tab"] == "Two"

@@ -10,6 +10,7 @@ picked with `workbench.texts.pick`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -63,6 +64,21 @@ def language_switch() -> None:
         on_change=_keep,
         horizontal=True,
     )
+
+
+def tabs(key: str, labels: Sequence[tuple[str, str]]) -> Sequence[Any]:
+    """`st.tabs` of `(English, Korean)` labels whose selected tab survives a language switch.
+
+    The selection lives in `st.session_state[key]` as the label shown (tabs with a key report their selection, and
+    can be selected through the state, only with `on_change`); after a switch it still holds the other language's
+    label, so it is mapped to this language's before the tabs are drawn.
+    """
+    names = [ko if lang() == "ko" else en for en, ko in labels]
+    picked = st.session_state.get(key)
+    for (en, ko), name in zip(labels, names):
+        if picked in (en, ko) and picked != name:
+            st.session_state[key] = name
+    return st.tabs(names, key=key, on_change="rerun")
 
 
 def tr(value: Any) -> str:
