@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,28 +71,35 @@ def wait_http(url: str, timeout: float) -> float:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+@contextmanager
+def run_streamlit(workspace: Path, log_path: Path, **env: str) -> Iterator[str]:
+    """The real app, `streamlit run` on 127.0.0.1 with WORKBENCH_HOME=`workspace` (and `env`), its output in
+    `log_path`. Yields its base URL once it answers; stops it afterwards."""
+    port = free_port()
+    env = dict(os.environ, WORKBENCH_HOME=str(workspace), **env)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(url + "/_stcore/health", 60)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture()
 def streamlit_server(tmp_path):
-    """The real app, `streamlit run` on 127.0.0.1, on a fresh workspace. Yields its base URL."""
-    port = free_port()
-    env = dict(os.environ, WORKBENCH_HOME=str(tmp_path / "ws"), WORKBENCH_LANG="en")
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/_stcore/health", 60)
+    """The real app on a fresh workspace, in English. Yields its base URL."""
+    with run_streamlit(tmp_path / "ws", tmp_path / "streamlit.log", WORKBENCH_LANG="en") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

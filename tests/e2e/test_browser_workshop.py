@@ -8,17 +8,14 @@ lists the names and acronyms a Korean page keeps: LoRA, RAG, Chroma ...).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from conftest import MODEL_CACHE, ROOT, free_port, wait_http
+from conftest import MODEL_CACHE, run_streamlit
 
 pytestmark = pytest.mark.browser
 
@@ -279,24 +276,8 @@ def workshop_server(tmp_path, smollm2_dir):
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "models").symlink_to(MODEL_CACHE, target_is_directory=True)
-    port = free_port()
-    env = dict(os.environ, WORKBENCH_HOME=str(ws), WORKBENCH_LANG="ko", OMP_WAIT_POLICY="PASSIVE")
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/_stcore/health", 60)
+    with run_streamlit(ws, tmp_path / "streamlit.log", WORKBENCH_LANG="ko", OMP_WAIT_POLICY="PASSIVE") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_the_workshop_loop_in_korean_then_in_english(workshop_server, browser_page, tmp_path):
