@@ -10,14 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
 from workbench.errors import ConfigError, NotFoundError
-from workbench.inference import (
-    GenerationConfig,
-    clean_answer,
-    exact_pieces,
-    load_generator,
-    make_stop_criteria,
-)
+from workbench.inference import GenerationConfig, load_generator
 from workbench.prompts import build_rag_prompt, format_prompt
+from workbench.stopping import AnswerCutter, stop_criteria
 
 GREEDY = GenerationConfig(max_new_tokens=24)
 SHOP_Q = "Where is the ice cream?"
@@ -80,19 +75,12 @@ def gen(smollm2_dir, adapter_dir):
 def test_stop_criterion_ignores_the_prompt_unlike_the_tutorials():
     stop = 2
     prompt = [5, stop, 7]  # a chat prompt has an end-of-turn token after the system and user turns
-    ours = make_stop_criteria([stop], prompt_length=len(prompt))
+    ours = stop_criteria(AnswerCutter(None, [stop]), prompt_length=len(prompt))  # type: ignore[arg-type]
     tutorial = TutorialStopOnToken(stop)
     seq = torch.tensor([prompt + [9]])
     assert bool(tutorial(seq, None)) is True  # the tutorial's bug: stops after the first generated token
     assert ours(seq, None).tolist() == [False]
     assert ours(torch.tensor([prompt + [9, stop]]), None).tolist() == [True]
-
-
-def test_answer_text_and_stream_pieces_agree():
-    assert clean_answer("  아이스크림은 5번 통로\ufffd") == "아이스크림은 5번 통로"  # a Korean character cut by max_new_tokens
-    pieces = ["\n ", " The", " ice cream", " is", "\n", "", " here.", " \ufffd"]
-    assert list(exact_pieces(iter(pieces))) == ["The", " ice cream", " is", "\n here."]
-    assert "".join(exact_pieces(iter(pieces))) == clean_answer("".join(pieces))
 
 
 # --- prompts (no model) --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from workbench.prompts import (
     answer_prompt,
     build_rag_prompt,
     completion_suffix,
+    context_prompt,
     format_example,
     format_prompt,
     preflight_check,
@@ -94,7 +95,7 @@ def test_llama3_stops_on_eot_and_end_of_text(smollm2_dir):
     assert stop_token_ids(t, "alpaca") == [eot, eot_text]
 
 
-def test_rag_prompt_numbers_chunks_with_sources():
+def test_rag_prompt_gives_the_chunks_without_headers_and_a_trained_run_its_numbered_ones():
     chunks = [
         {"text": "아이스크림은 3번 통로에 있습니다.", "metadata": {"source": "/data/shop/store_map_ko.md"}},
         {"text": " Cash is accepted. ", "metadata": {}},
@@ -102,11 +103,16 @@ def test_rag_prompt_numbers_chunks_with_sources():
     instruction, context = build_rag_prompt("아이스크림이 있는 곳은?", chunks, None, "ko")
     assert instruction == ("아래 참고 문서만 사용해서 질문에 답하세요. 참고 문서에 답이 없으면 모른다고 답하세요. 짧게 답하세요.\n\n"
                            "질문: 아이스크림이 있는 곳은?")
-    assert context == "[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\n\n[2]\nCash is accepted."
+    # No "[1] (file)" for a model to copy: the page names the sources beside the answer.
+    assert context == "아이스크림은 3번 통로에 있습니다.\n\nCash is accepted."
+    _, numbered = build_rag_prompt("아이스크림이 있는 곳은?", chunks, None, "ko", numbered=True)
+    assert numbered == "[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\n\n[2]\nCash is accepted."
+    # A run trained with retrieved context keeps the numbered form it was trained on, byte for byte.
+    assert context_prompt("아이스크림이 있는 곳은?", "", chunks, k=2, max_chars=0, lang="ko") == (instruction, numbered)
     en, _ = build_rag_prompt("Where?", chunks, "", "en")
     assert en.endswith("Question: Where?") and en.startswith("Answer the question using only")
     inline, empty = build_rag_prompt("Q?", chunks[:1], "Docs:\n{context}\nQ: {question}", "en")
-    assert (inline, empty) == ("Docs:\n[1] (store_map_ko.md)\n아이스크림은 3번 통로에 있습니다.\nQ: Q?", "")
+    assert (inline, empty) == ("Docs:\n아이스크림은 3번 통로에 있습니다.\nQ: Q?", "")
     with pytest.raises(ConfigError, match=r"must contain \{question\}"):
         build_rag_prompt("Q", chunks, "no placeholder", "en")
     with pytest.raises(ConfigError, match="placeholder other than"):
@@ -133,4 +139,4 @@ def test_answer_prompt_keeps_a_rows_input_and_wraps_rag_questions():
     assert answer_prompt("Q?", "CTX", [], rag=False) == ("Q?", "CTX")
     chunks = [{"text": "Ice cream: aisle 5.", "metadata": {"source": "docs/map.md"}}]
     instruction, context = answer_prompt("Q?", "CTX", chunks, rag=True, lang="en")
-    assert instruction.endswith("Question: Q?\n\nCTX") and context == "[1] (map.md)\nIce cream: aisle 5."
+    assert instruction.endswith("Question: Q?\n\nCTX") and context == "Ice cream: aisle 5."

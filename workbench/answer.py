@@ -4,8 +4,10 @@ Sources: `base` (the base model), `ft` (a training run's LoRA adapter on it), `r
 retrieved chunks in the prompt), and optionally `api` / `api_rag` (an OpenAI-compatible endpoint).
 
 - `prepare(...)` resolves once what the sources need: the generator with the run's adapter attached, the prompt
-  template (the run's own template unless another is asked for, with a warning then), the collection and its
-  retrieval settings, the endpoint, and the warnings the preflight check finds.
+  templates (the fine-tuned sources: the run's own template unless another is asked for, with a warning then; the
+  base sources: the way the base model can follow, its chat template if it is instruction-tuned, question -> answer
+  examples if it is a pretrained base), the collection and its retrieval settings, the endpoint, and the warnings the
+  preflight check finds.
 - `ask(question, sources, setup, settings)` streams one question through every source (the Compare page, the
   Fine-tune page's "try it", `workbench ask`); `answer_block(items, source, setup, settings)` answers many rows with
   one source in batches (`workbench evaluate`). Both build every prompt with `prompt_for`, so one row gets the same
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.texts import Text
 from workbench.config import Workspace
 from workbench.errors import ConfigError, NotFoundError
-from workbench.prompts import TEMPLATES, answer_prompt, context_prompt, user_message
+from workbench.prompts import ANSWER_TEMPLATES, TEMPLATES, answer_prompt, completion_prompt, context_prompt, user_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.endpoints import EndpointAnswerer
@@ -114,9 +116,9 @@ def choose_template(requested: str | None, trained_with: str | None, default: st
     `requested` (None or "auto": no choice) wins, else the run's own template, else the model's `default`.
     """
     requested = None if requested in (None, "", "auto") else requested
-    if requested is not None and requested not in TEMPLATES:
-        raise ConfigError(f"prompt_template = {requested!r} is not one of auto, {', '.join(TEMPLATES)}.",
-                          ko=f"prompt_template = {requested!r}은(는) auto, {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
+    if requested is not None and requested not in ANSWER_TEMPLATES:
+        raise ConfigError(f"prompt_template = {requested!r} is not one of auto, {', '.join(ANSWER_TEMPLATES)}.",
+                          ko=f"prompt_template = {requested!r}은(는) auto, {', '.join(ANSWER_TEMPLATES)} 중 하나가 아닙니다.")
     template = requested or trained_with or default
     warnings = []
     if fine_tuned and trained_with and template != trained_with:
@@ -136,7 +138,8 @@ class AnswerSetup:
     workspace: Workspace
     generator: "Generator | None" = None
     adapter: str | None = None  # the name the run's adapter is attached under (ft sources)
-    template: str = "alpaca"
+    template: str = "alpaca"  # the fine-tuned sources' template (the run's own unless another was asked for)
+    base_template: str = "alpaca"  # the base sources' template: the way the base model itself can follow
     collection: str = ""
     retrieval: "RetrievalConfig | None" = None
     rag_template: str = ""
@@ -149,6 +152,10 @@ class AnswerSetup:
     # (bench/compare_loop.py --control-short-context: base + RAG, or a plain run's fine-tuned + RAG, asked with a
     # context run's prompt), so that the prompt alone and the training alone can be told apart
     context_sources: tuple[str, ...] = ("ft_rag",)
+
+    def template_for(self, source: str) -> str:
+        """The template `source` is asked with: the fine-tuned sources', else the base model's own."""
+        return self.template if source in FT_SOURCES else self.base_template
 
     def check(self, sources: Sequence[str]) -> None:
         """Raises ConfigError when a source lacks what it needs (a model, an adapter, a collection, an endpoint)."""
@@ -214,14 +221,19 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
         generator.ensure_adapter(adapter, adapter_path)
     default = generator.default_template if generator is not None else "alpaca"
     chosen, warnings = choose_template(template, run_template(run), default, fine_tuned=ft)
+    base_template, _ = choose_template(template, None, generator.answer_template if generator is not None else default,
+                                       fine_tuned=False)
     if generator is not None:
-        warnings = generator.preflight(chosen, adapter) + warnings  # type: ignore[arg-type]
+        checked = {chosen: adapter} if ft else {}
+        if any(s not in API_SOURCES and s not in FT_SOURCES for s in sources) and base_template != "completion":
+            checked.setdefault(base_template, None)
+        warnings = [w for t, a in checked.items() for w in generator.preflight(t, a)] + warnings  # type: ignore[arg-type]
     retrieval = retrieval or collection_config(collection, workspace, k=DEFAULT_K)
     context = run_context(run) if "ft_rag" in sources else None
     if context is not None:
         warnings += _context_warnings(context, collection, retrieval.k)
-    setup = AnswerSetup(workspace, generator, adapter, chosen, collection, retrieval, rag_template, lang, endpoint,
-                        warnings, context)
+    setup = AnswerSetup(workspace, generator, adapter, chosen, base_template, collection, retrieval, rag_template, lang,
+                        endpoint, warnings, context)
     setup.check(sources)
     answer_prompt("q", "", [], rag=True, rag_template=rag_template, lang=lang)  # a broken template fails now
     return setup
@@ -243,11 +255,19 @@ def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = 
                chunks: Sequence[Any] = ()) -> tuple[str, str, str]:
     """(instruction, input, prompt text) of one source for one question: the same bytes on every path.
 
-    Local sources get the template's text (with the adapter's own tokenizer for fine-tuned ones); endpoint sources
-    get instruction and input as one user message. A run trained with retrieved context answers as fine-tuned + RAG
-    with its training's prompt (`prompts.context_prompt`: its k, chunk length and language), whatever the RAG template;
-    so does any RAG source in `setup.context_sources` when a control sets it.
+    Local sources get the text of their template (`AnswerSetup.template_for`; with the adapter's own tokenizer for
+    fine-tuned ones): `completion` puts the question (and the retrieved chunks before it) into question -> answer
+    examples; the others wrap it in the RAG template. Endpoint sources get instruction and input as one user message.
+    A run trained with retrieved context answers as fine-tuned + RAG with its training's prompt
+    (`prompts.context_prompt`: its k, chunk length and language), whatever the RAG template; so does any RAG source in
+    `setup.context_sources` when a control sets it.
     """
+    template = setup.template_for(source)
+    if template == "completion" and source not in API_SOURCES and not (setup.context is not None and source in setup.context_sources):
+        assert setup.generator is not None
+        text = completion_prompt(question, row_input, list(chunks) if source in RAG_SOURCES else None,
+                                 tokenizer=setup.generator.tokenizer_for(_adapter(setup, source)))
+        return question, row_input, text
     if setup.context is not None and source in setup.context_sources:  # the prompt rule the run was trained with
         instruction, input = context_prompt(question, row_input, chunks, k=setup.context["k"],
                                             max_chars=setup.context["max_chars"], lang=setup.context["lang"])
@@ -257,7 +277,7 @@ def prompt_for(setup: AnswerSetup, source: str, question: str, row_input: str = 
     if source in API_SOURCES:
         return instruction, input, user_message(instruction, input)
     assert setup.generator is not None
-    text = setup.generator.format_prompt(instruction, input, adapter=_adapter(setup, source), template=setup.template)  # type: ignore[arg-type]
+    text = setup.generator.format_prompt(instruction, input, adapter=_adapter(setup, source), template=template)  # type: ignore[arg-type]
     return instruction, input, text
 
 
@@ -310,7 +330,7 @@ def ask(question: str, sources: Sequence[str], setup: AnswerSetup, settings: "Ge
             streams[source] = setup.endpoint.stream(instruction, input, settings)  # type: ignore[union-attr]
         else:
             streams[source] = setup.generator.stream(prompts[source], adapter=_adapter(setup, source),  # type: ignore[union-attr]
-                                                     settings=settings, template=setup.template)  # type: ignore[arg-type]
+                                                     settings=settings, template=setup.template_for(source))  # type: ignore[arg-type]
     return Asked(question, row_input, list(chunks), seconds, prompts, streams)
 
 
@@ -341,8 +361,9 @@ def answer_block(items: Sequence[Item], source: str, setup: AnswerSetup, setting
     gen = setup.generator
     assert gen is not None
     texts = [p for _, _, p in prompts]
+    template = setup.template_for(source)
     if batch_size == 1:
-        return [gen.generate(p, adapter=_adapter(setup, source), settings=settings, template=setup.template)  # type: ignore[arg-type]
+        return [gen.generate(p, adapter=_adapter(setup, source), settings=settings, template=template)  # type: ignore[arg-type]
                 for p in texts]
     return gen.generate_batch(texts, adapter=_adapter(setup, source), settings=settings,
-                              template=setup.template, batch_size=batch_size)  # type: ignore[arg-type]
+                              template=template, batch_size=batch_size)  # type: ignore[arg-type]

@@ -239,7 +239,8 @@ class EndpointAnswerer:
         return dict(temperature=0)
 
     def _result(self, reply: Reply, latency: float, prompt: str) -> "GenerationResult":
-        from workbench.inference import GenerationResult, clean_answer
+        from workbench.inference import GenerationResult
+        from workbench.stopping import clean_answer
 
         return GenerationResult(
             text=clean_answer(reply.text), prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,

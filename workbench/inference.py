@@ -4,12 +4,14 @@
   adds a LoRA adapter to that same model (PEFT), and every call picks what answers: `adapter=None` is the
   base model (adapters disabled with `disable_adapter()`), `adapter="name"` switches that adapter on. Four
   answer sources (base, fine-tuned, and both with retrieved context) therefore cost one model in memory.
-- Stop tokens come from `workbench.prompts.stop_token_ids` and are checked on GENERATED tokens only
-  (`StopOnGeneratedTokens`). The tutorial's `StopOnToken` looked at the whole sequence, so any stop token inside
-  the prompt (every chat prompt has end-of-turn tokens from the system and user turns) ended generation after one
-  token.
-- `Generator.stream` yields text pieces from a generation thread (`TextIteratorStreamer`); after the last
-  piece its `.result` holds latency, token counts and tokens/s. `Generator.generate_batch` answers many prompts
+- An answer ends at a stop token (`workbench.prompts.stop_token_ids`), at its prompt format's boundary
+  (`prompts.stop_strings`) or where it starts to loop (`GenerationConfig.loop_tokens`): `workbench.stopping` decides,
+  on GENERATED tokens only. The tutorial's `StopOnToken` looked at the whole sequence, so any stop token inside the
+  prompt (every chat prompt has end-of-turn tokens from the system and user turns) ended generation after one token.
+- `Generator.instruct` says whether the base model follows instructions or only continues text (a pretrained base):
+  `answer_template` is the template its own answers are asked with (`chat`, or the `completion` examples).
+- `Generator.stream` yields text pieces from a generation thread (token ids through `stopping.TokenQueue`, cut by the
+  same rules); after the last piece its `.result` holds latency, token counts and tokens/s. `Generator.generate_batch` answers many prompts
   in left-padded batches (with `workbench.attention`'s CPU attention for padded rows).
 
 Prompts are built by `workbench.prompts`; which source answers what by `workbench.answer`. torch / transformers /
@@ -23,17 +25,22 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, ModelError, NotFoundError
 from workbench.texts import state_ko
 from workbench.attention import use_padded_attention
-from workbench.prompts import PromptTemplate, format_prompt, preflight_check, stop_token_ids
+from workbench.prompts import AnswerTemplate, PromptTemplate, format_prompt, preflight_check, stop_strings, stop_token_ids
+from workbench.stopping import AnswerCutter, Stopped, TokenQueue, stop_criteria
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+# The default n of GenerationConfig.loop_tokens, chosen by measurement (docs/benchmarks.md, "Readers that stop").
+LOOP_TOKENS = 12
 
 
 @dataclasses.dataclass
@@ -60,6 +67,11 @@ class GenerationConfig(BaseConfig):
                                         "RAG에서는 1 근처로 두세요.", min=0.5, max=2.0,
                                         label="Repetition penalty", label_ko="반복 패널티", step=0.05)
     seed: int = setting(123, "Random seed for sampling.", help_ko="샘플링 난수 시드.", min=0, label="Seed", label_ko="시드")
+    loop_tokens: int = setting(LOOP_TOKENS, "Cut an answer once it repeats a run of this many tokens: it keeps what came "
+                               "before the repetition (0: never cut; the answer then runs to the max new tokens).",
+                               help_ko="답변이 이만큼의 토큰 묶음을 되풀이하기 시작하면 거기서 자릅니다: 되풀이 앞까지만 남깁니다 "
+                               "(0: 자르지 않음; 그러면 최대 생성 토큰까지 이어집니다).", min=0, max=256,
+                               label="Cut loops of (tokens)", label_ko="반복 자르기 (토큰)")
 
     _label = "GenerationConfig"
 
@@ -73,37 +85,16 @@ class GenerationResult:
     completion_tokens: int
     latency_s: float
     tokens_per_s: float
-    stopped: Literal["stop_token", "max_new_tokens"] = "stop_token"
+    # stop_token / stop_string: the answer ended by itself (a stop token, its format's boundary); loop: cut where it
+    # began to repeat itself; max_new_tokens: it ran to the cap
+    stopped: Stopped = "stop_token"
     adapter: str | None = None
     prompt: str = ""
     batch_size: int = 1  # answers generated together in one call (latency_s is then the time per answer)
+    ids: list[int] | None = None  # every generated token id, when asked for (`Generator.generate_batch(keep_ids=True)`)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# --- stop tokens ---------------------------------------------------------------------------------------------
-
-
-def make_stop_criteria(stop_ids: Sequence[int], prompt_length: int) -> Any:
-    """A transformers `StoppingCriteria` that stops a row once it has GENERATED one of `stop_ids`.
-
-    Only tokens after `prompt_length` are looked at: stop tokens inside the prompt (a chat prompt has one
-    after every earlier turn) must not end the answer before it starts.
-    """
-    import torch
-    from transformers import StoppingCriteria
-
-    class StopOnGeneratedTokens(StoppingCriteria):
-        def __init__(self) -> None:
-            self.stop_ids = torch.tensor(list(stop_ids), dtype=torch.long)
-            self.prompt_length = int(prompt_length)
-
-        def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
-            generated = input_ids[:, self.prompt_length:]  # (B, T_new): never the prompt
-            return torch.isin(generated, self.stop_ids.to(input_ids.device)).any(dim=-1)
-
-    return StopOnGeneratedTokens()
 
 
 # --- the generator -------------------------------------------------------------------------------------------
@@ -141,10 +132,14 @@ class Generator:
     Thread-safe: one lock serialises generations, because switching adapters changes the shared model.
     """
 
-    def __init__(self, model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", base_model: str = "") -> None:
+    def __init__(self, model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", base_model: str = "",
+                 instruct: bool | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.base_model = base_model
+        # Follows instructions (instruction- or chat-tuned) or only continues text (a pretrained base): None = judge by
+        # the chat template (`models.instruction_tuned` knows the registry's models and common names)
+        self.instruct = bool(getattr(tokenizer, "chat_template", None)) if instruct is None else instruct
         self.adapters: dict[str, _Adapter] = {}
         self._lock = threading.RLock()
         if tokenizer.pad_token_id is None:
@@ -153,7 +148,17 @@ class Generator:
 
     @property
     def default_template(self) -> PromptTemplate:
+        """The training template a run on this model uses unless told otherwise (what an adapter without a run was
+        most likely trained with)."""
         return "chat" if getattr(self.tokenizer, "chat_template", None) else "alpaca"
+
+    @property
+    def answer_template(self) -> AnswerTemplate:
+        """How the base model itself is asked: an instruction-tuned model through its chat template (the Alpaca one
+        without a chat template), a pretrained base through question -> answer examples it can continue."""
+        if not self.instruct:
+            return "completion"
+        return self.default_template
 
     # --- adapters ----------------------------------------------------------------------------------------------
     def attach_adapter(self, name: str, adapter_dir: str | Path) -> None:
@@ -225,14 +230,14 @@ class Generator:
 
     # --- prompts -----------------------------------------------------------------------------------------------
     def format_prompt(self, instruction: str, input: str = "", *, adapter: str | None = None,
-                      template: PromptTemplate | None = None) -> str:
+                      template: AnswerTemplate | None = None) -> str:
         """`prompts.format_prompt` with the tokenizer of `adapter` (the base one for None)."""
         return format_prompt(instruction, input, template=template or self.default_template,
                              tokenizer=self.tokenizer_for(adapter))
 
-    def preflight(self, template: PromptTemplate, adapter: str | None = None) -> list[str]:
+    def preflight(self, template: AnswerTemplate, adapter: str | None = None) -> list[str]:
         training = self.adapters[adapter].tokenizer if adapter in self.adapters else None
-        return preflight_check(self.tokenizer, template, training_tokenizer=training)
+        return preflight_check(self.tokenizer, template, training_tokenizer=training)  # type: ignore[arg-type]
 
     # --- generation --------------------------------------------------------------------------------------------
     def _encode(self, prompt: str, tok: "PreTrainedTokenizerBase", settings: GenerationConfig) -> list[int]:
@@ -248,8 +253,18 @@ class Generator:
                                  f"덜 가져오거나(k), 청크를 작게 하거나, max_new_tokens를 낮추세요.")
         return list(ids)
 
+    def cutter(self, adapter: str | None, template: AnswerTemplate | None, settings: GenerationConfig | None = None,
+               stop_ids: Sequence[int] | None = None, strings: Sequence[str] | None = None) -> AnswerCutter:
+        """The end-of-answer rules of one source: the template's stop tokens and stop strings (`stop_ids` and
+        `strings` override them), and the loop cut of `settings`, with the tokenizer of `adapter`."""
+        tok = self.tokenizer_for(adapter)
+        template = template or self.default_template
+        stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template)
+        strings = stop_strings(template) if strings is None else tuple(strings)
+        return AnswerCutter(tok, stops, strings, (settings or GenerationConfig()).loop_tokens)
+
     def _generate_kwargs(self, rows: Sequence[Sequence[int]], tok: "PreTrainedTokenizerBase", settings: GenerationConfig,
-                         stops: Sequence[int]) -> tuple[dict[str, Any], int]:
+                         cutter: AnswerCutter) -> tuple[dict[str, Any], int]:
         """`model.generate` arguments for token rows, left-padded to one width (B, T); returns them and T."""
         import torch
 
@@ -268,7 +283,7 @@ class Generator:
             do_sample=settings.do_sample,
             repetition_penalty=settings.repetition_penalty,
             pad_token_id=pad,
-            stopping_criteria=_criteria_list(make_stop_criteria(stops, width)),  # per row, generated tokens only
+            stopping_criteria=_criteria_list(stop_criteria(cutter, width)),  # per row, generated tokens only
         )
         if settings.do_sample:
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
@@ -278,17 +293,13 @@ class Generator:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs, width
 
-    def _stops(self, tok: "PreTrainedTokenizerBase", template: PromptTemplate | None,
-               stop_ids: Sequence[int] | None) -> list[int]:
-        return list(stop_ids) if stop_ids is not None else stop_token_ids(tok, template or self.default_template)
-
     def _prepare(self, prompt: str, adapter: str | None, settings: GenerationConfig | None,
-                 template: PromptTemplate | None, stop_ids: Sequence[int] | None) -> tuple[dict[str, Any], int, list[int]]:
+                 template: AnswerTemplate | None, stop_ids: Sequence[int] | None) -> tuple[dict[str, Any], int, AnswerCutter]:
         settings = settings or GenerationConfig()
         tok = self.tokenizer_for(adapter)
-        stops = self._stops(tok, template, stop_ids)
-        kwargs, prompt_len = self._generate_kwargs([self._encode(prompt, tok, settings)], tok, settings, stops)
-        return kwargs, prompt_len, stops
+        cutter = self.cutter(adapter, template, settings, stop_ids)
+        kwargs, prompt_len = self._generate_kwargs([self._encode(prompt, tok, settings)], tok, settings, cutter)
+        return kwargs, prompt_len, cutter
 
     def _run(self, kwargs: dict[str, Any], adapter: str | None) -> "torch.Tensor":
         import torch
@@ -303,51 +314,50 @@ class Generator:
             self.model.set_adapter(adapter)
             return self.model.generate(**kwargs)
 
-    def _answer(self, new: list[int], prompt_tokens: int, stops: Sequence[int], latency: float, adapter: str | None,
+    def _answer(self, new: list[int], prompt_tokens: int, cutter: AnswerCutter, latency: float, adapter: str | None,
                 prompt: str, tokens_per_s: float | None = None, batch_size: int = 1) -> GenerationResult:
-        stopped: Literal["stop_token", "max_new_tokens"] = "stop_token" if any(i in stops for i in new) else "max_new_tokens"
-        # Cut at the first stop token: a padded or over-run tail is not part of the answer.
-        for j, i in enumerate(new):
-            if i in stops:
-                new = new[: j + 1]
-                break
-        text = clean_answer(self.tokenizer_for(adapter).decode(new, skip_special_tokens=True))
+        # Cut at the first stop token, stop string or loop: a padded or over-run tail is not part of the answer.
+        cut = cutter.cut(new)
         if tokens_per_s is None:
-            tokens_per_s = len(new) / latency if latency > 0 else 0.0
-        return GenerationResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(new), latency_s=round(latency, 3),
-                                tokens_per_s=round(tokens_per_s, 2), stopped=stopped, adapter=adapter, prompt=prompt,
-                                batch_size=batch_size)
+            tokens_per_s = cut.tokens / latency if latency > 0 else 0.0
+        return GenerationResult(text=cut.text, prompt_tokens=prompt_tokens, completion_tokens=cut.tokens,
+                                latency_s=round(latency, 3), tokens_per_s=round(tokens_per_s, 2), stopped=cut.stopped,
+                                adapter=adapter, prompt=prompt, batch_size=batch_size)
 
-    def _result(self, out: "torch.Tensor", prompt_len: int, stops: list[int], t0: float, adapter: str | None,
+    def _result(self, out: "torch.Tensor", prompt_len: int, cutter: AnswerCutter, t0: float, adapter: str | None,
                 prompt: str) -> GenerationResult:
-        return self._answer(out[0, prompt_len:].tolist(), prompt_len, stops, time.perf_counter() - t0, adapter, prompt)
+        return self._answer(out[0, prompt_len:].tolist(), prompt_len, cutter, time.perf_counter() - t0, adapter, prompt)
 
     def generate(self, prompt: str, *, adapter: str | None = None, settings: GenerationConfig | None = None,
-                 template: PromptTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationResult:
+                 template: AnswerTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationResult:
         """Answer a formatted `prompt` with the base model (`adapter=None`) or an attached adapter.
 
-        `template` picks the stop tokens (default: the base tokenizer's chat template if it has one, else
-        alpaca); `stop_ids` overrides them.
+        `template` picks the stop tokens and stop strings (default: the base tokenizer's chat template if it has
+        one, else alpaca); `stop_ids` overrides the stop tokens.
         """
-        kwargs, prompt_len, stops = self._prepare(prompt, adapter, settings, template, stop_ids)
+        kwargs, prompt_len, cutter = self._prepare(prompt, adapter, settings, template, stop_ids)
         t0 = time.perf_counter()
         out = self._run(kwargs, adapter)
-        return self._result(out, prompt_len, stops, t0, adapter, prompt)
+        return self._result(out, prompt_len, cutter, t0, adapter, prompt)
 
     def generate_batch(self, prompts: Sequence[str], *, adapter: str | None = None, settings: GenerationConfig | None = None,
-                       template: PromptTemplate | None = None, stop_ids: Sequence[int] | None = None,
-                       batch_size: int | None = None) -> list[GenerationResult]:
+                       template: AnswerTemplate | None = None, stop_ids: Sequence[int] | None = None,
+                       batch_size: int | None = None, strings: Sequence[str] | None = None,
+                       keep_ids: bool = False) -> list[GenerationResult]:
         """Answer several formatted prompts with batched `model.generate` calls; results in the order of `prompts`.
 
         The prompts are sorted by token length and cut into batches of `batch_size` (None: one batch), so that a
-        batch holds prompts of similar length and little padding. Rows are left-padded, and each row stops on its
-        own once it has GENERATED one of the stop tokens (the same rules as `generate`) while the others go on.
+        batch holds prompts of similar length and little padding. Rows are left-padded, and each row ends on its
+        own (the same rules as `generate`: `workbench.stopping`) while the others go on.
         Greedy answers equal those of one-at-a-time `generate` up to the float rounding that a different matrix
         shape brings (checked on SmolLM2); sampled ones are another random draw. With a repetition penalty, the
         padding token of a padded row counts as seen.
 
         Cost: every result's `latency_s` is its batch's wall time divided by the answers in it (the time per answer),
         `tokens_per_s` the batch's throughput (all its generated tokens / wall time), `batch_size` its size.
+
+        `strings` overrides the template's stop strings (() for none); `keep_ids` keeps every generated token id in
+        each result's `ids` (a benchmark then tries other end-of-answer rules on the same generations).
 
         Raises:
             ConfigError: a prompt plus max_new_tokens exceeds the model's positions.
@@ -361,34 +371,34 @@ class Generator:
             raise ConfigError(f"batch_size = {batch_size}: use 1 or more (1 answers one prompt at a time).",
                               ko=f"batch_size = {batch_size}: 1 이상을 쓰세요 (1이면 프롬프트를 하나씩 답합니다).")
         tok = self.tokenizer_for(adapter)
-        stops = self._stops(tok, template, stop_ids)
+        cutter = self.cutter(adapter, template, settings, stop_ids, strings)
         encoded = [self._encode(p, tok, settings) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         size = batch_size or len(prompts)
         results: list[GenerationResult | None] = [None] * len(prompts)
         for start in range(0, len(order), size):
             batch = order[start:start + size]
-            kwargs, width = self._generate_kwargs([encoded[i] for i in batch], tok, settings, stops)
+            kwargs, width = self._generate_kwargs([encoded[i] for i in batch], tok, settings, cutter)
             t0 = time.perf_counter()
             out = self._run(kwargs, adapter)
             wall = time.perf_counter() - t0
             news = [out[r, width:].tolist() for r in range(len(batch))]
-            answers = [self._answer(new, len(encoded[i]), stops, wall / len(batch), adapter, prompts[i], batch_size=len(batch))
+            answers = [self._answer(new, len(encoded[i]), cutter, wall / len(batch), adapter, prompts[i], batch_size=len(batch))
                        for i, new in zip(batch, news)]
             throughput = sum(a.completion_tokens for a in answers) / wall if wall > 0 else 0.0
-            for i, a in zip(batch, answers):
+            for i, a, new in zip(batch, answers, news):
                 a.tokens_per_s = round(throughput, 2)
+                a.ids = new if keep_ids else None
                 results[i] = a
         return [r for r in results if r is not None]
 
     def stream(self, prompt: str, *, adapter: str | None = None, settings: GenerationConfig | None = None,
-               template: PromptTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationStream:
-        """Like `generate`, but yields text pieces as they are generated; `.result` is set at the end."""
-        from transformers import TextIteratorStreamer
-
-        kwargs, prompt_len, stops = self._prepare(prompt, adapter, settings, template, stop_ids)
-        streamer = TextIteratorStreamer(self.tokenizer_for(adapter), skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs["streamer"] = streamer
+               template: AnswerTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationStream:
+        """Like `generate`, but yields text pieces as they are generated; `.result` is set at the end. The pieces add
+        up to the result's text (`stopping.AnswerCutter.stream`)."""
+        kwargs, prompt_len, cutter = self._prepare(prompt, adapter, settings, template, stop_ids)
+        tokens = TokenQueue(1)
+        kwargs["streamer"] = tokens
         box: dict[str, Any] = {}
 
         def work() -> None:
@@ -396,45 +406,21 @@ class Generator:
                 box["out"] = self._run(kwargs, adapter)
             except BaseException as exc:  # handed to the consumer below, which re-raises it
                 box["error"] = exc
-                streamer.end()
+            finally:
+                tokens.end()
 
         def pieces() -> Iterator[str]:
             t0 = time.perf_counter()
             thread = threading.Thread(target=work, name="workbench-generate", daemon=True)
             thread.start()
-            yield from exact_pieces(streamer)
+            yield from cutter.stream(tokens.rows(0))
             thread.join()
             if "error" in box:
                 raise box["error"]
-            stream.result = self._result(box["out"], prompt_len, stops, t0, adapter, prompt)
+            stream.result = self._result(box["out"], prompt_len, cutter, t0, adapter, prompt)
 
         stream = GenerationStream(pieces())
         return stream
-
-
-_TRAILING = " \t\r\n\ufffd"  # whitespace, and the replacement character of a multi-byte character cut off
-
-
-def clean_answer(text: str) -> str:
-    """An answer without surrounding whitespace, nor the broken character left when max_new_tokens cut a multi-byte
-    (e.g. Korean) character in the middle of its byte-level tokens."""
-    return text.strip().rstrip(_TRAILING)
-
-
-def exact_pieces(pieces: Iterator[str]) -> Iterator[str]:
-    """Stream pieces whose concatenation is exactly `clean_answer` of the whole text: leading whitespace is dropped,
-    trailing whitespace (and a trailing broken character) is held back until more text follows it."""
-    started, pending = False, ""
-    for piece in pieces:
-        if not started:
-            piece = piece.lstrip()
-            started = bool(piece)
-        body = piece.rstrip(_TRAILING)
-        if body:
-            yield pending + body
-            pending = piece[len(body):]
-        else:
-            pending += piece
 
 
 def _criteria_list(*criteria: Any) -> Any:
@@ -451,8 +437,10 @@ def load_generator(base_model: str, workspace: Workspace | None = None, progress
     """
     from workbench.models import load_causal_lm
 
+    from workbench.models import instruction_tuned
+
     model, tokenizer = load_causal_lm(base_model, workspace, progress=progress)
-    return Generator(model, tokenizer, base_model)
+    return Generator(model, tokenizer, base_model, instruct=instruction_tuned(base_model, tokenizer, workspace))
 
 
 def run_base_model(run: Any) -> str:

@@ -11,6 +11,8 @@
 - `retrieval_hit`: for RAG sources, whether a retrieved chunk is the chunk the row was generated from
   (`chunk_id`) or comes from the row's `source` file.
 - `mean_ci`: the mean and a bootstrap confidence interval (fixed seed: the same numbers every time).
+- `answer_flags`: what makes an answer hard to read, whatever its score: a repeated span (a loop), a sentence of the
+  prompt's own instructions, a context header ("[1] (file.txt)").
 
 The LLM judge (1-5 rubric through an endpoint) is `workbench.judge`.
 """
@@ -18,6 +20,7 @@ The LLM judge (1-5 rubric through an endpoint) is `workbench.judge`.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -156,3 +159,39 @@ def score_answer(prediction: str, reference: str) -> dict[str, float]:
         "char_f1": round(char_f1(prediction, reference), 4),
         "rouge_l": round(rouge_l(prediction, reference), 4),
     }
+
+
+# --- readable answers ----------------------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"(^|\n)\s*\[\d{1,2}\]|\((?:source: ?)?[^()\s]+\.(?:md|txt|csv|html?|pdf|docx|json|jsonl)\)",
+                     re.IGNORECASE)
+
+
+def repeated_span(text: str, min_chars: int = 20) -> bool:
+    """Whether `text` holds the same run of at least `min_chars` characters twice (whitespace collapsed, the two
+    occurrences not overlapping): the mark of an answer that loops. Legitimate short answers hardly ever repeat 20
+    characters."""
+    t = " ".join(str(text or "").split())
+    for start in range(0, max(0, len(t) - 2 * min_chars + 1)):
+        if t.find(t[start:start + min_chars], start + min_chars) >= 0:
+            return True
+    return False
+
+
+def copied_sentences(answer: str, sentences: Sequence[str], min_chars: int = 16) -> bool:
+    """Whether `answer` recites one of `sentences` (its first `min_chars` characters, or the whole of a shorter
+    one): a prompt's instruction that the model repeated instead of following."""
+    a = " ".join(str(answer or "").split())
+    return any(" ".join(s.split())[:min_chars] in a for s in sentences if s and s.strip())
+
+
+def has_context_header(answer: str) -> bool:
+    """Whether `answer` copies a retrieved chunk's header: a "[1]" at a line start, or a file name in parentheses."""
+    return bool(_HEADER.search(str(answer or "")))
+
+
+def answer_flags(answer: str, prompt_sentences: Sequence[str] = ()) -> dict[str, bool]:
+    """What makes `answer` hard to read: "loop" (a repeated span), "instruction" (a sentence of `prompt_sentences`,
+    the prompt's own instructions, recited), "header" (a context header copied)."""
+    return {"loop": repeated_span(answer), "instruction": copied_sentences(answer, prompt_sentences),
+            "header": has_context_header(answer)}

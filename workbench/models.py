@@ -19,6 +19,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -71,6 +72,9 @@ class ModelSpec:
     gguf_tokenizer: Literal["transformers", "sentencepiece-bpe"] = "transformers"
     four_bit_prequantized: bool = False  # an Unsloth `-bnb-4bit` build (needs CUDA + bitsandbytes)
     note: str = ""
+    # instruction- or chat-tuned (answers an instruction), or a pretrained base that only continues text; it decides
+    # how the base model's own answers are asked (`inference.Generator.answer_template`)
+    instruct: bool = True
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -104,6 +108,9 @@ REGISTRY: dict[str, ModelSpec] = {
             pad_token="<pad>",
             chat_template=GEMMA3_CHAT_TEMPLATE,
             gguf_tokenizer="sentencepiece-bpe",
+            # The packaged GGUF is the pretrained google/gemma-3-270m, not gemma-3-270m-it: the chat template above
+            # lets a run train with 'chat', but the model itself never learned to follow it.
+            instruct=False,
             note=Text("Korean-capable offline option; about 2x slower than SmolLM2 on CPU.",
                       "한국어를 하는 오프라인 선택지. CPU에서 SmolLM2보다 약 2배 느립니다."),
         ),
@@ -126,6 +133,7 @@ REGISTRY: dict[str, ModelSpec] = {
                 params_b=params,
                 hub_id=hub_id,
                 four_bit_prequantized=True,
+                instruct="instruct" in hub_id.lower(),
                 note=Text("Pre-quantised 4-bit build from the tutorial's list: CUDA only.",
                           "튜토리얼 목록의 미리 4비트 양자화한 모델: CUDA 전용."),
             )
@@ -374,6 +382,40 @@ def check_model(name_or_path: str, workspace: Workspace | None = None) -> None:
                          ko=f"{name_or_path!r}은(는) 쓸 수 있는 Hub id가 아닙니다 ({exc}). owner/name, 폴더 또는 "
                             f"등록 키를 쓰세요.") from exc
     require_hub(f"use base model {name_or_path!r} (not in the local cache)")
+
+
+_INSTRUCT_NAME = re.compile(r"instruct|[-_.]it\b|[-_.]it[-_.]|chat|[-_.]sft\b|[-_.]dpo\b", re.IGNORECASE)
+_BASE_NAME = re.compile(r"[-_.]base\b|[-_.]pt\b|pretrain", re.IGNORECASE)
+
+
+def registry_spec(name_or_path: str, workspace: Workspace | None = None) -> ModelSpec | None:
+    """The registry entry behind a key, a Hub id, or a folder converted by the workbench (its marker names the key)."""
+    if name_or_path in REGISTRY:
+        return REGISTRY[name_or_path]
+    spec = next((s for s in REGISTRY.values() if s.hub_id and s.hub_id == name_or_path), None)
+    if spec is not None:
+        return spec
+    marker = _read_marker(Path(name_or_path).expanduser()) if name_or_path else None
+    return REGISTRY.get(str((marker or {}).get("key"))) if marker else None
+
+
+def instruction_tuned(name_or_path: str, tokenizer: Any = None, workspace: Workspace | None = None) -> bool:
+    """Whether a base model answers instructions (instruction- or chat-tuned) or only continues text (pretrained).
+
+    The registry knows its own models (the packaged Gemma 3 270M is the pretrained one, although the workbench gives it
+    a chat template to train with); other names say it ("-Instruct", "-it", "-chat" against "-base", "-pt"); else a
+    chat template in the tokenizer counts as instruction-tuned. A wrong guess shows in the answers: choose the template
+    by hand then (`completion` for a pretrained model).
+    """
+    spec = registry_spec(name_or_path, workspace)
+    if spec is not None:
+        return spec.instruct
+    name = Path(str(name_or_path)).name
+    if _INSTRUCT_NAME.search(name):
+        return True
+    if _BASE_NAME.search(name):
+        return False
+    return bool(getattr(tokenizer, "chat_template", None))
 
 
 def resolve_model(name_or_path: str, workspace: Workspace | None = None, progress: Progress | None = None) -> str:

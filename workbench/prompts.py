@@ -10,13 +10,18 @@
 - Stop tokens (`stop_token_ids`) are what `completion_suffix` appends, plus Llama-3's two end tokens and the EOS;
   `preflight_check` says when template, EOS and stop tokens disagree (the classic "endless generation" bug).
 - Retrieval-augmented prompts (`build_rag_prompt`, `answer_prompt`): an editable template (Korean and English
-  defaults) with the retrieved chunks numbered with their sources (`format_context`).
+  defaults) with the retrieved chunks' texts as the context (`format_context`; numbered with their sources only in the
+  prompts of runs trained that way, `context_prompt`, so that no answer learns to copy "[1] (file.txt)").
+- `completion`, for answering only: a pretrained base model gets question -> answer examples it can continue
+  (`workbench.fewshot`), the retrieved chunks before the question; it ends at the pattern's boundary
+  (`stop_strings`).
 
 Nothing here imports torch: a tokenizer is passed in where one is needed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PromptTemplate = Literal["alpaca-tutorial", "alpaca", "chat"]
 TEMPLATES: tuple[str, ...] = ("alpaca-tutorial", "alpaca", "chat")
+# Templates an answer can be asked with: the training templates, and the examples a pretrained base model continues.
+AnswerTemplate = Literal["alpaca-tutorial", "alpaca", "chat", "completion"]
+ANSWER_TEMPLATES: tuple[str, ...] = TEMPLATES + ("completion",)
 
 TUTORIAL_TEMPLATE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
@@ -50,7 +58,7 @@ def format_prompt(
     instruction: str,
     input: str = "",
     *,
-    template: PromptTemplate = "alpaca",
+    template: AnswerTemplate = "alpaca",
     tokenizer: "PreTrainedTokenizerBase | None" = None,
     system: str | None = None,
 ) -> str:
@@ -59,7 +67,8 @@ def format_prompt(
     Args:
         instruction: the question or task.
         input: optional context (for RAG, the retrieved chunks go here).
-        template: one of `TEMPLATES`.
+        template: one of `ANSWER_TEMPLATES` (`completion`: the question -> answer examples of `completion_prompt`,
+            without retrieved context).
         tokenizer: needed for `chat` (its chat template).
         system: an optional system message (`chat` only).
 
@@ -85,8 +94,36 @@ def format_prompt(
             {"role": "user", "content": user_message(instruction, input)}
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.",
-                      ko=f"prompt_template = {template!r}은(는) {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
+    if template == "completion":
+        return completion_prompt(instruction, input, None, tokenizer=tokenizer)
+    raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(ANSWER_TEMPLATES)}.",
+                      ko=f"prompt_template = {template!r}은(는) {', '.join(ANSWER_TEMPLATES)} 중 하나가 아닙니다.")
+
+
+def completion_prompt(question: str, row_input: str = "", chunks: Sequence[Any] | None = None, *,
+                      tokenizer: "PreTrainedTokenizerBase | None" = None) -> str:
+    """The prompt of a pretrained base model: question -> answer examples in the question's language, with the
+    retrieved `chunks` as the document before the question for a RAG source (`workbench.fewshot`), after the BOS its
+    tokenizer puts in front of plain text."""
+    from workbench.fewshot import completion_text
+
+    return bos_prefix(tokenizer) + completion_text(question, row_input, chunks)
+
+
+def stop_strings(template: str) -> tuple[str, ...]:
+    """Texts that end an answer asked with `template` (besides its stop tokens): the next example of the
+    `completion` pattern, the next section of the Alpaca templates. A model that learned to end its answers with
+    EOS never reaches them; one that continues the pattern is cut where its answer ends."""
+    if template == "completion":
+        from workbench.fewshot import STOP_STRINGS
+
+        return STOP_STRINGS
+    if template in ("alpaca", "alpaca-tutorial"):
+        return ALPACA_SECTIONS
+    return ()
+
+
+ALPACA_SECTIONS: tuple[str, ...] = ("### Instruction:", "### Input:", "### Response:")
 
 
 def bos_prefix(tokenizer: "PreTrainedTokenizerBase | None") -> str:
@@ -167,20 +204,20 @@ def _end_of_turn_token(tokenizer: "PreTrainedTokenizerBase") -> str | None:
     return tokenizer.eos_token
 
 
-def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: PromptTemplate) -> list[int]:
+def stop_token_ids(tokenizer: "PreTrainedTokenizerBase", template: AnswerTemplate) -> list[int]:
     """Token ids that end an answer, for a model prompted with `template`.
 
     - Llama-3 tokenizers: `<|eot_id|>` and `<|end_of_text|>` (whichever of them is the EOS).
     - `chat`: the chat template's end-of-turn token (what `completion_suffix` appends in training).
-    - Alpaca templates: the EOS token, which training appends to every completion.
+    - Alpaca templates: the EOS token, which training appends to every completion; `completion`: the EOS as well.
     The tokenizer's EOS is always included: a model may end a document with it whatever the template.
 
     Raises:
         ConfigError: unknown template, or no stop token at all (the model could never stop).
     """
-    if template not in TEMPLATES:
-        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(TEMPLATES)}.",
-                          ko=f"prompt_template = {template!r}은(는) {', '.join(TEMPLATES)} 중 하나가 아닙니다.")
+    if template not in ANSWER_TEMPLATES:
+        raise ConfigError(f"prompt_template = {template!r} is not one of {', '.join(ANSWER_TEMPLATES)}.",
+                          ko=f"prompt_template = {template!r}은(는) {', '.join(ANSWER_TEMPLATES)} 중 하나가 아닙니다.")
     names: list[str] = [t for t in LLAMA3_STOP_TOKENS if _token_id(tokenizer, t) is not None]
     if template == "chat":
         if getattr(tokenizer, "chat_template", None):
@@ -267,6 +304,20 @@ DEFAULT_RAG_TEMPLATES: dict[str, str] = {
 }
 
 
+def instruction_sentences(rag_template: str | None = None) -> list[str]:
+    """The sentences of the prompts' own instructions (the Alpaca preambles, the default RAG templates and
+    `rag_template`), without placeholders: an answer that recites one repeated its prompt instead of answering."""
+    texts = [TUTORIAL_TEMPLATE, ALPACA_TEMPLATE_INPUT, *DEFAULT_RAG_TEMPLATES.values(), rag_template or ""]
+    out: list[str] = []
+    for text in texts:
+        for line in text.splitlines():
+            for sentence in re.split(r"(?<=[.!?])\s+", line.strip()):
+                if len(sentence) >= 12 and "{" not in sentence and not sentence.startswith("###") \
+                        and sentence not in out:
+                    out.append(sentence)
+    return out
+
+
 def _chunk_fields(chunk: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(chunk, Mapping):
         return str(chunk.get("text") or chunk.get("page_content") or ""), dict(chunk.get("metadata") or {})
@@ -276,11 +327,16 @@ def _chunk_fields(chunk: Any) -> tuple[str, dict[str, Any]]:
     return str(text), dict(getattr(chunk, "metadata", None) or {})
 
 
-def format_context(chunks: Sequence[Any]) -> str:
-    """Retrieved chunks numbered with their sources: `[1] (source: store_map_ko.md)\\n<text>`."""
+def format_context(chunks: Sequence[Any], *, numbered: bool = False) -> str:
+    """Retrieved chunks' texts, one paragraph each. `numbered`: each under its number and source,
+    `[1] (store_map_ko.md)\\n<text>`, as runs trained with retrieved context saw them (`context_prompt`). Elsewhere no
+    headers: a model copies what its prompt shows, and the sources are shown beside the answer instead."""
     parts = []
     for i, chunk in enumerate(chunks, 1):
         text, meta = _chunk_fields(chunk)
+        if not numbered:
+            parts.append(text.strip())
+            continue
         source = meta.get("source") or meta.get("file_name") or ""
         source = Path(str(source)).name if source else ""
         head = f"[{i}]" + (f" ({source})" if source else "")
@@ -293,10 +349,13 @@ def build_rag_prompt(
     chunks: Sequence[Any],
     template_text: str | None = None,
     lang: str = "ko",
+    *,
+    numbered: bool = False,
 ) -> tuple[str, str]:
     """An (instruction, input) pair for `prompts.format_prompt` from a question and retrieved chunks.
 
-    `template_text` must contain `{question}`. The numbered context goes into the Alpaca input section;
+    `template_text` must contain `{question}`. The context (`format_context`, `numbered` or not) goes into the Alpaca
+    input section;
     a template that contains `{context}` places it itself (and the input stays empty). Empty or None picks
     the default template for `lang` ("ko" or "en").
 
@@ -309,7 +368,7 @@ def build_rag_prompt(
                           "Add it, or reset the template to the default.",
                           ko="RAG 프롬프트 템플릿에는 {question}(질문이 들어갈 자리)이 있어야 합니다. 넣거나 "
                              "템플릿을 기본값으로 되돌리세요.")
-    context = format_context(chunks)
+    context = format_context(chunks, numbered=numbered)
     try:
         if "{context}" in text:
             return text.format(question=question, context=context), ""
@@ -322,7 +381,7 @@ def build_rag_prompt(
 
 
 def answer_prompt(question: str, row_input: str, chunks: Sequence[Any], *, rag: bool, rag_template: str | None = None,
-                  lang: str = "ko") -> tuple[str, str]:
+                  lang: str = "ko", numbered: bool = False) -> tuple[str, str]:
     """The (instruction, input) one answer source gets: a dataset row's own instruction and input, or for a RAG source
     the RAG template around the question (the row's input appended to it) with the retrieved chunks as its context.
 
@@ -332,7 +391,7 @@ def answer_prompt(question: str, row_input: str, chunks: Sequence[Any], *, rag: 
     if not rag:
         return question, row_input or ""
     return build_rag_prompt(question if not (row_input or "").strip() else f"{question}\n\n{row_input}", chunks,
-                            rag_template, lang)
+                            rag_template, lang, numbered=numbered)
 
 
 # --- the prompt of a run trained with retrieved context (TrainConfig.context) ------------------------------------
@@ -363,7 +422,8 @@ def context_chunks(chunks: Sequence[Any], k: int, max_chars: int) -> list[dict[s
 def context_prompt(question: str, row_input: str, chunks: Sequence[Any], *, k: int, max_chars: int,
                    lang: str) -> tuple[str, str]:
     """The (instruction, input) of a run trained with retrieved context: the default RAG template of `lang` around the
-    question, with the first `k` chunks cut to `max_chars`. Training rows (`workbench.train_context`) and that run's
-    fine-tuned + RAG answers (`workbench.answer`) both come from here, so the model is asked as it was taught."""
+    question, with the first `k` chunks cut to `max_chars`, numbered with their sources. Training rows
+    (`workbench.train_context`) and that run's fine-tuned + RAG answers (`workbench.answer`) both come from here, so
+    the model is asked as it was taught."""
     return answer_prompt(question, row_input, context_chunks(chunks, k, max_chars), rag=True, rag_template=None,
-                         lang=lang)
+                         lang=lang, numbered=True)
