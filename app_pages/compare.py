@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from workbench import answer as an
@@ -18,10 +17,11 @@ from workbench.embeddings import EMBEDDING_REGISTRY
 from workbench.endpoints import EndpointAnswerer
 from workbench.inference import GenerationConfig, run_base_model
 from workbench.metrics import score_answer
-from workbench.models import DEFAULT_MODEL, REGISTRY
-from workbench.prompts import DEFAULT_RAG_TEMPLATES, TEMPLATES
+from workbench.models import DEFAULT_MODEL, REGISTRY, instruction_tuned
+from workbench.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES
 from workbench.retrieval import RetrievalConfig, collection_config
 from workbench.ui import compare_views as views
+from workbench.ui import freshness_views
 from workbench.ui import resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -85,12 +85,23 @@ with st.expander(t("Generation settings (shared by every column)", "생성 설�
     trained_with = an.run_template(run)
     auto_label = (t(f"auto: the run's own ({trained_with})", f"자동: 실행의 템플릿 ({trained_with})") if trained_with
                   else t("auto: the model's default", "자동: 모델 기본값"))
-    template = st.selectbox(t("Prompt template", "프롬프트 템플릿"), ["auto", *TEMPLATES], key="compare.template",
+    template = st.selectbox(t("Prompt template", "프롬프트 템플릿"), ["auto", *ANSWER_TEMPLATES], key="compare.template",
                             format_func=lambda x: auto_label if x == "auto" else x,
-                            help=t("auto prompts a fine-tuned adapter the way it was trained. Another template for a run's "
+                            help=t("auto prompts a fine-tuned adapter the way it was trained, and the base model the way "
+                                   "it can follow: an instruction-tuned model through its chat template, a pretrained "
+                                   "one through question -> answer examples (completion). Another template for a run's "
                                    "adapter shows a warning: it answers prompts it never saw.",
-                                   "자동은 파인튜닝 어댑터를 학습한 방식 그대로 묻습니다. 실행의 어댑터에 다른 템플릿을 고르면 "
-                                   "경고가 나옵니다: 본 적 없는 형식의 프롬프트에 답하게 됩니다."))
+                                   "자동은 파인튜닝 어댑터를 학습한 방식 그대로, 기본 모델은 따라올 수 있는 방식으로 묻습니다: "
+                                   "지시 학습된 모델은 채팅 템플릿으로, 사전학습만 된 모델은 질문 → 답변 예시(completion)로. "
+                                   "실행의 어댑터에 다른 템플릿을 고르면 경고가 나옵니다: 본 적 없는 형식의 프롬프트에 답하게 "
+                                   "됩니다."))
+    if template == "auto" and not instruction_tuned(base_model, None, ws):
+        st.caption(t("This base model is pretrained, not instruction-tuned: its own answers (base, base + RAG) are "
+                     "asked with short question -> answer examples, the retrieved chunks before the question; the RAG "
+                     "prompt template below is not used for them.",
+                     "이 기본 모델은 지시 학습 없이 사전학습만 된 모델입니다: 모델 자체의 답(기본 모델, RAG)은 짧은 질문 → "
+                     "답변 예시로 묻고, 검색된 청크는 질문 앞에 둡니다. 아래의 RAG 프롬프트 템플릿은 이 답들에 쓰지 "
+                     "않습니다."))
 settings = build_config(GenerationConfig, gen_values)
 
 with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트"), expanded=False):
@@ -110,14 +121,19 @@ with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트")
 retrieval = collection_config(collection, ws, mode=mode, k=int(k))  # with the collection's saved weights
 
 
-def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str, Any]:
-    """Answer with every source through `workbench.answer`, streaming into one column per source."""
+def _setup(srcs: list[str]) -> an.AnswerSetup:
+    """What `srcs` need (`answer.prepare`), with the page's cached model."""
     gen = None
     if any(s not in an.API_SOURCES for s in srcs):
         with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
             gen = resources.generator(base_model, str(ws.root))
-    setup = an.prepare(srcs, ws, run=run, base_model=base_model, template=template, collection=collection,
-                       retrieval=retrieval, rag_template=rag_template, lang=lang(), endpoint=endpoint, generator=gen)
+    return an.prepare(srcs, ws, run=run, base_model=base_model, template=template, collection=collection,
+                      retrieval=retrieval, rag_template=rag_template, lang=lang(), endpoint=endpoint, generator=gen)
+
+
+def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str, Any]:
+    """Answer with every source through `workbench.answer`, streaming into one column per source."""
+    setup = _setup(srcs)
     return views.stream_answers(an.ask(question, srcs, setup, settings, row_input=row_input), setup, label)  # type: ignore[arg-type]
 
 
@@ -218,32 +234,5 @@ with tab_fresh:
         st.info(t("Pick a knowledge-base collection above (the sample shop's, built on the Knowledge base page).",
                   "위에서 지식 베이스 컬렉션을 고르세요 (지식 베이스 페이지에서 만든 예제 상점 컬렉션)."))
     else:
-        fresh_sources = [s for s in ("base", "ft", "rag", "ft_rag") if s in available]
-        edits = st.data_editor(pd.DataFrame([vars(e) for e in DEMO.edits]), key="compare.fresh_edits",
-                               num_rows="dynamic", hide_index=True, width="stretch", column_config=views.edit_columns())
-        st.caption(t(f"Documents are read from {DEMO.source_dir} and edited copies kept in {fr.freshness_dir(collection, ws)}.",
-                     f"문서는 {DEMO.source_dir}에서 읽고, 고친 사본은 {fr.freshness_dir(collection, ws)}에 둡니다."))
-        st.session_state.setdefault("compare.fresh_question", DEMO.questions[lang()])
-        fq = st.text_input(t("Question", "질문"), key="compare.fresh_question")
-        f = st.columns(4)
-        fresh = st.session_state.setdefault("compare.fresh", {})
-        for col, step, text, key in ((f[0], "before", t("1. Ask before", "1. 바꾸기 전에 묻기"), "compare.fresh_before"),
-                                     (f[2], "after", t("3. Ask again", "3. 다시 묻기"), "compare.fresh_after")):
-            if col.button(text, key=key, disabled=settings is None):
-                with user_errors():
-                    fresh[step] = _answer(fq, fresh_sources)
-        if f[1].button(t("2. Change the fact and re-ingest", "2. 사실을 바꾸고 다시 넣기"), key="compare.fresh_change",
-                       disabled="job" in fresh):
-            with user_errors():
-                todo = [fr.FactEdit(str(r["file"]), str(r["old"]), str(r["new"])) for r in edits.to_dict("records")
-                        if r.get("file") and r.get("old")]
-                fresh["changed"] = fr.change_facts(collection, todo, DEMO.source_dir, ws, background=True)
-                fresh["job"] = {"folder": fresh["changed"]["job"], "step": "change"}
-        if f[3].button(t("Restore the original documents", "원래 문서로 되돌리기"), key="compare.fresh_restore",
-                       disabled="changed" not in fresh or "job" in fresh):
-            with user_errors():
-                done = fr.restore_facts(collection, fresh.pop("changed")["files"], DEMO.source_dir, ws, background=True)
-                fresh["job"] = {"folder": done["job"], "step": "restore"}
-        views.freshness_job(fresh, ws)
-        if "before" in fresh or "after" in fresh:
-            views.show_freshness_table(fresh, fresh_sources, label)
+        freshness_views.panel(DEMO, collection, [s for s in ("base", "ft", "rag", "ft_rag") if s in available],
+                              _setup, settings, label, ws, run.id if run is not None else "")

@@ -221,6 +221,7 @@ with tab_split:
                     col.download_button(t(f"Download {split}.csv ({sp['sizes'][split]} rows)", f"{split}.csv 내려받기 ({sp['sizes'][split]}행)"),
                                         path.read_bytes(), file_name=f"{info.name}-{split}.csv", mime="text/csv", key=f"dataset.download_{split}")
             dataset_views.leakage_panel(info.name, ws)
+            dataset_views.where_you_start(info.name, ws)
 
 # --- export & push ------------------------------------------------------------------------------
 with tab_push:

@@ -97,13 +97,20 @@ def test_finished_evaluation_renders_its_report(workspace):
     assert at.selectbox(key="compare.eval_pick").value == str(folder)
     table = at.dataframe[0].value
     assert list(table["source"]) == ["fine-tuned", "base + RAG"] and "char F1" in table.columns
-    wide = at.dataframe[1].value
+    readable = at.dataframe[1].value
+    assert readable.to_dict("records")[0] == {"source": "fine-tuned", "ended on its own": "2/2", "cut as a loop": "0/2",
+                                              "ran to max tokens": "0/2", "repeats itself": "0/2",
+                                              "recites the instruction": "0/2", "copies a context header": "0/2"}
+    wide = at.dataframe[2].value
     assert list(wide["row"]) == [1, 2]
     at.radio(key="compare.eval_filter").set_value("ft").run()
-    assert list(at.dataframe[1].value["row"]) == [1]  # where fine-tuning wins
+    assert list(at.dataframe[2].value["row"]) == [1]  # where fine-tuning wins
     at.radio(key="compare.eval_filter").set_value("rag").run()
-    assert list(at.dataframe[1].value["row"]) == [2]  # where RAG wins
+    assert list(at.dataframe[2].value["row"]) == [2]  # where RAG wins
     assert {m.label: m.value for m in at.metric}["Prompt tokens added by retrieval"] == "–"  # no base source here
+    # The page ends with the verdict: two rows cannot tell the two sources apart, and it says so.
+    (verdict,) = [i.value for i in at.info if "test questions" in i.value]
+    assert verdict.startswith("On these 2 test questions the best source is") and "Too few rows to tell" in verdict
 
 
 @pytest.mark.slow

@@ -58,6 +58,19 @@ def test_import_sample_split_download_and_push_offline(workspace, smollm2_dir):
                                                   "Download test.csv (6 rows)"]
     assert "No test question nearly repeats a training question." in [s.value for s in at.success]
 
+    # Where you start: the base model's own evaluation of the new test split, as a background job.
+    from workbench.eval_jobs import cancel_evaluation, list_evaluations
+    from workbench.evaluation import EvalConfig
+
+    assert at.selectbox(key="dataset.start_collection").value == ""  # no collection yet: base alone
+    at.button(key="dataset.start_eval").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = list_evaluations(workspace)
+    cfg = EvalConfig.load(folder / "config.json")
+    assert (cfg.dataset, cfg.run_id, cfg.sources, cfg.base_model) == ("shop_qa_small", "", ("base",), "smollm2-135m")
+    assert any(folder.name in s.value for s in at.success)
+    cancel_evaluation(folder, force=True)
+
     at.text_input(key="dataset.repo").input("me/shop").run()
     at.button(key="dataset.push").click().run()
     [err] = [e.value for e in at.error]

@@ -15,22 +15,17 @@ def _script() -> None:
     result = {"warnings": ["a warning"], "answers": {"rag": answer},
               "chunks": [{"text": "아이스크림은 5번 통로", "score": 0.91234, "source": "map.md"}]}
     views.show_answers(result, {"rag": "base + RAG"}.__getitem__)
-    fresh = {"before": {"answers": {"rag": {"text": "3번"}}}, "after": {"answers": {"rag": {"text": "5번"}}}}
-    st.dataframe(views.freshness_table(fresh, ["rag", "ft"], {"rag": "base + RAG", "ft": "fine-tuned"}.__getitem__))
     st.markdown(views.evaluation_name("/ws/runs/20261203-run/eval/20261203-120000-shop"))
 
 
-def test_answers_chunks_and_freshness_are_drawn_as_given(monkeypatch):
+def test_answers_and_chunks_are_drawn_as_given(monkeypatch):
     monkeypatch.setenv("WORKBENCH_LANG", "en")
     at = AppTest.from_function(_script).run()
     assert not at.exception, at.exception
     assert [w.value for w in at.warning] == ["a warning"]
     assert at.text[0].value == "5번 통로"  # model output as text, never markup
-    assert at.caption[0].value == "1.23 s · 7 tokens · 5.7 tokens/s · prompt 90 tokens · hit max tokens"
+    assert at.caption[0].value == "Sources: map.md"  # beside the answer, never inside it
+    assert at.caption[1].value == "1.23 s · 7 tokens · 5.7 tokens/s · prompt 90 tokens · hit max tokens"
     chunks = at.dataframe[0].value
     assert list(chunks.columns) == ["#", "score", "source", "text"] and chunks["score"][0] == 0.912
-    table = at.dataframe[1].value
-    assert table.to_dict("records") == [
-        {"source": "base + RAG", "before the change": "3번", "after the change": "5번"},
-        {"source": "fine-tuned", "before the change": "", "after the change": ""}]
     assert at.markdown[-1].value == "20261203-120000-shop (20261203-run)"

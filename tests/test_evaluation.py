@@ -195,3 +195,65 @@ def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, mon
     monkeypatch.setattr(answer, "prepare", lambda sources, ws, **kw: seen.append(kw["retrieval"]))
     _setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
     assert (seen[0].mode, seen[0].lexical_weight) == ("dense", 0.1)
+
+
+# --- before and after training ---------------------------------------------------------------------------------------
+
+
+def _write_eval(workspace, cfg, results, **fields):
+    """An evaluation folder as `run_evaluation` leaves it: config, results.csv, report files, summary, status."""
+    import csv
+
+    from workbench.eval_jobs import new_eval_dir
+    from workbench.evaluation import RESULT_COLUMNS
+    from workbench.report import summarize, write_report
+    from workbench.runfiles import update_json
+
+    folder = new_eval_dir(cfg, workspace)
+    with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(results)
+    summary = {**summarize(results, cfg, rows_total=len({r["row"] for r in results}), base_template="completion",
+                           baseline=fields.pop("baseline", None)), **fields}
+    write_report(folder, summary, results)
+    update_json(folder / "status.json", state="completed")
+    return folder, summary
+
+
+def test_an_evaluation_after_training_finds_where_it_started(workspace, tmp_path):
+    import time
+
+    from apphelpers import split_csv_dataset
+
+    from workbench.alpaca import SplitConfig, split_dataset
+    from workbench.evaluation import find_baseline, split_id
+    from workbench.metrics import score_answer
+
+    split_csv_dataset(workspace, "faq", [[f"Question {i}?", "", f"Answer {i}."] for i in range(10)], tmp_path, test_size=0.3)
+
+    def rec(row, source, answer):
+        return {"row": row, "source": source, "question": f"Question {row}?", "reference": f"Answer {row}.",
+                "answer": answer, **score_answer(answer, f"Answer {row}."), "stopped": "stop_token"}
+
+    start = EvalConfig(dataset="faq", base_model="gemma3-270m", collection="c", sources=("base", "rag"), embedding_model="")
+    before = [rec(i, s, "No idea." if s == "base" else f"Answer {i}") for i in range(3) for s in ("base", "rag")]
+    folder, _ = _write_eval(workspace, start, before, split_id=split_id("faq", workspace), base_model="gemma3-270m")
+    after_cfg = EvalConfig(dataset="faq", run_id="r1", collection="c", sources=("ft",), embedding_model="")
+    found = find_baseline(after_cfg, "gemma3-270m", "completion", workspace)
+    assert found is not None and found["folder"] == str(folder) and len(found["results"]) == 6
+    assert find_baseline(after_cfg, "smollm2-135m", "completion", workspace) is None  # another base model
+    assert find_baseline(after_cfg, "gemma3-270m", "chat", workspace) is None  # other prompts: not where it started
+    other = EvalConfig(dataset="faq", run_id="r1", collection="other", sources=("ft",), embedding_model="")
+    assert find_baseline(other, "gemma3-270m", "completion", workspace) is None  # base + RAG read another collection
+
+    after = [rec(i, "ft", f"Answer {i}.") for i in range(3)]
+    _, summary = _write_eval(workspace, after_cfg, after, baseline=found)
+    assert summary["before_after"]["from_baseline"] and summary["before_after"]["best_before"] == "rag"
+    assert summary["baseline"] == {"folder": found["folder"], "created": found["created"]}
+    md = (sorted((workspace.runs / "r1" / "eval").iterdir())[-1] / "report.md").read_text(encoding="utf-8")
+    assert "## Verdict" in md and "Before training the best was base + RAG" in md
+
+    time.sleep(1.1)  # a new split is a new split id, even within the same second of the old one
+    split_dataset("faq", SplitConfig(test_size=0.3, seed=7), workspace=workspace)
+    assert find_baseline(after_cfg, "gemma3-270m", "completion", workspace) is None  # re-split: the old start is stale

@@ -45,3 +45,31 @@ def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
     restore_facts("shop", done["files"], shop, workspace)
     restored = top(FRESHNESS_QUESTIONS["ko"])
     assert "3번 통로 냉동고" in restored and "5번 통로 냉동고" not in restored
+
+
+def test_an_answer_states_the_old_fact_the_new_one_both_or_neither():
+    from workbench.freshness import FactCheck, fact_in, load_demo, measure
+
+    check = FactCheck({"ko": "아이스크림은?"}, ("3번 통로", "aisle 3"), ("5번 통로", "aisle 5"))
+    assert fact_in("아이스크림은 5번통로 냉동고로 옮겼습니다.", check) == "new"  # spaces ignored
+    assert fact_in("It is in Aisle 3, next to the checkout.", check) == "old"  # case ignored
+    assert fact_in("aisle 35", check) == "neither"  # not a part of a longer number
+    assert fact_in("3번 통로에서 5번 통로로 옮겼어요", check) == "both"
+    assert fact_in("모르겠습니다", check) == "neither"
+    assert len(load_demo().checks) == 3 and all({"ko", "en"} <= set(c.questions) for c in load_demo().checks)
+    before = [{"question": "q", "source": s, "answer": "", "fact": "old", "context": "old" if s == "ft_rag" else ""}
+              for s in ("ft", "ft_rag")]
+    after = [{"question": "q", "source": "ft", "answer": "", "fact": "old", "context": ""},
+             {"question": "q", "source": "ft_rag", "answer": "", "fact": "old", "context": "new"}]
+    m = measure(before, after)
+    assert m["ft"] == {"questions": 1, "old_before": 1, "new_after": 0, "old_after": 1, "stale": []}
+    assert m["ft_rag"]["stale"] == ["q"]  # it kept the old fact although retrieval gave it the new one
+
+
+def test_a_saved_measurement_gives_the_report_its_reingest_time(workspace):
+    from workbench.freshness import load_measure, reingest_seconds, save_measure
+
+    assert reingest_seconds("shop", workspace) is None
+    rec = save_measure("shop", [], [], 4.25, workspace, run="r1")
+    assert load_measure("shop", workspace) == rec and rec["run"] == "r1"
+    assert reingest_seconds("shop", workspace) == 4.25

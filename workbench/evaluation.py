@@ -68,9 +68,12 @@ class EvalConfig(BaseConfig):
                                        label="Answer sources", label_ko="답변 소스")
     limit: int = setting(0, "Answer only the first N rows (0: all).", help_ko="처음 N개 행만 답합니다 (0: 전부).", min=0,
                          label="Rows (0 = all)", label_ko="행 수 (0 = 전부)")
-    prompt_template: Literal["alpaca-tutorial", "alpaca", "chat"] | None = setting(
-        None, "Prompt template (empty: the run's training template, else the model's chat template).",
-        help_ko="프롬프트 템플릿 (비우면 학습에 쓴 템플릿, 없으면 모델의 채팅 템플릿).", label="Prompt template", label_ko="프롬프트 템플릿")
+    prompt_template: Literal["alpaca-tutorial", "alpaca", "chat", "completion"] | None = setting(
+        None, "Prompt template for every source (empty: the run's training template for the fine-tuned answers, and the "
+        "base model's own way for its answers: its chat template, or question -> answer examples for a pretrained "
+        "model).",
+        help_ko="모든 소스의 프롬프트 템플릿 (비우면 파인튜닝 답변은 학습에 쓴 템플릿, 기본 모델의 답변은 그 모델에 맞는 방식: "
+        "채팅 템플릿, 사전학습만 된 모델이면 질문 → 답변 예시).", label="Prompt template", label_ko="프롬프트 템플릿")
     rag_template: str = setting("", "RAG prompt template with {question} (and optionally {context}); empty: the default for the language.",
                                 help_ko="{question} (선택: {context})이 들어간 RAG 프롬프트 템플릿; 비우면 언어별 기본값.",
                                 label="RAG prompt template", label_ko="RAG 프롬프트 템플릿", widget="text_area")
@@ -197,6 +200,48 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
 def load_summary(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / SUMMARY_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def split_id(dataset: str, workspace: Workspace | None = None) -> str | None:
+    """What identifies a dataset's current split: when it was made (a new split, a new seed, new rows: a new id)."""
+    from workbench.alpaca import dataset_info
+
+    try:
+        split = dataset_info(dataset, workspace).split
+    except NotFoundError:
+        return None
+    return str(split.get("created")) if split else None
+
+
+def find_baseline(config: EvalConfig, base_model: str, base_template: str, workspace: Workspace | None = None,
+                  exclude: Path | None = None) -> dict[str, Any] | None:
+    """The latest finished where-you-start evaluation (no training run: base and base + RAG) of the same dataset split,
+    base model and prompt rule as `config`, with the same collection for base + RAG: {"folder", "created", "results"};
+    None when there is none.
+
+    "The same split" is the split's creation time recorded in both summaries: a re-split makes old evaluations stale.
+    """
+    from workbench.eval_jobs import list_evaluations
+
+    ws = workspace or Workspace.default()
+    current = split_id(config.dataset, ws)
+    if current is None:
+        return None
+    found = None
+    for folder in list_evaluations(ws, ""):
+        summary = load_summary(folder) if folder != exclude else None
+        if not summary or summary.get("cancelled"):
+            continue
+        cfg = summary["config"]
+        same = (cfg.get("dataset") == config.dataset and cfg.get("split") == config.split and not cfg.get("run_id")
+                and summary.get("split_id") == current and summary.get("base_model") == base_model
+                and summary.get("base_template") == base_template
+                and ("rag" not in summary["sources"] or cfg.get("collection") == config.collection))
+        if same and (found is None or summary["created"] > found[1]["created"]):
+            found = (folder, summary)
+    if found is None:
+        return None
+    return {"folder": str(found[0]), "created": found[1]["created"], "results": load_results(found[0])}
 
 
 _NUMERIC = {"exact_match", "char_f1", "rouge_l", "embedding_similarity", "judge", "latency_s", "tokens_per_s", "retrieval_s"}
@@ -416,6 +461,7 @@ def run_evaluation(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sources = list(config.sources)
+    rows_from_split = rows is None
     rows = list(rows) if rows is not None else load_split(config.dataset, config.split, ws)  # type: ignore[arg-type]
     rows = rows[: config.limit] if config.limit else rows
     if not rows:
@@ -451,19 +497,38 @@ def run_evaluation(
     order = {s: n for n, s in enumerate(sources)}
     results.sort(key=lambda r: (r["row"], order[r["source"]]))
     _write_results(out / RESULTS_FILE, results)
-    adapter_dir = Path(setup.generator.adapters[setup.adapter].path) if setup.adapter else None  # type: ignore[union-attr]
-    warnings = setup.warnings + ([Text(f"The LLM judge failed, so some judge scores are missing: {log.judge_failed}",
-                                      f"LLM 심사가 실패해 일부 심사 점수가 없습니다: {log.judge_failed}")]
-                                 if log.judge_failed else [])
-    summary = summarize(results, config, sources=sources, cancelled=cancelled, rows_total=len(rows),
-                        seconds=time.perf_counter() - t_start, template=setup.template, warnings=warnings,
-                        train_seconds=(run.status or {}).get("train_seconds") if run is not None else None,
-                        adapter_bytes=_dir_size(adapter_dir) if FT_SOURCES & set(sources) else None)
-    summary["retrieval"] = setup.retrieval.to_dict() if RAG_SOURCES & set(sources) else None  # what the RAG sources got
-    summary["ft_rag_context"] = setup.context  # a run trained with context: the prompt rule its ft_rag answers used
+    summary = _summary(results, config, setup, run, ws, out, cancelled=cancelled, rows_total=len(rows),
+                       seconds=time.perf_counter() - t_start, judge_failed=log.judge_failed, from_split=rows_from_split)
     write_report(out, summary, results)
     report(Text("Report written",
                 "보고서를 썼습니다"), 1.0)
+    return summary
+
+
+def _summary(results: list[dict[str, Any]], config: EvalConfig, setup: Any, run: Any, ws: Workspace, out: Path, *,
+             cancelled: bool, rows_total: int, seconds: float, judge_failed: str, from_split: bool) -> dict[str, Any]:
+    """The summary of a finished (or cancelled) evaluation: `report.summarize` with what this run knows besides the
+    answers (templates, training time, adapter size, the where-you-start baseline, the freshness re-ingest time), and
+    what identifies it for later comparisons (the split, the base model)."""
+    from workbench.freshness import reingest_seconds
+
+    sources = list(config.sources)
+    adapter_dir = Path(setup.generator.adapters[setup.adapter].path) if setup.adapter else None
+    warnings = setup.warnings + ([Text(f"The LLM judge failed, so some judge scores are missing: {judge_failed}",
+                                      f"LLM 심사가 실패해 일부 심사 점수가 없습니다: {judge_failed}")]
+                                 if judge_failed else [])
+    base_model = setup.generator.base_model if setup.generator is not None else ""
+    baseline = (find_baseline(config, base_model, setup.base_template, ws, exclude=out)
+                if FT_SOURCES & set(sources) else None)
+    summary = summarize(results, config, sources=sources, cancelled=cancelled, rows_total=rows_total, seconds=seconds,
+                        template=setup.template, base_template=setup.base_template, warnings=warnings,
+                        train_seconds=(run.status or {}).get("train_seconds") if run is not None else None,
+                        adapter_bytes=_dir_size(adapter_dir) if FT_SOURCES & set(sources) else None, baseline=baseline,
+                        reingest_seconds=reingest_seconds(config.collection, ws) if config.collection else None)
+    summary["split_id"] = split_id(config.dataset, ws) if from_split else None
+    summary["base_model"] = base_model
+    summary["retrieval"] = setup.retrieval.to_dict() if RAG_SOURCES & set(sources) else None  # what the RAG sources got
+    summary["ft_rag_context"] = setup.context  # a run trained with context: the prompt rule its ft_rag answers used
     return summary
 
 

@@ -1,8 +1,16 @@
-"""Knowledge freshness: change a fact in a document, re-ingest it, and ask again.
+"""Knowledge freshness: change a fact in a document, re-ingest it, and ask again; measured, not only shown.
 
 RAG reads the documents at question time and follows a changed fact at once; a fine-tuned model learned the old
 fact into its weights and keeps it until it is trained again. The sample shop's edit (the ice cream moves from
-aisle 3 to aisle 5) is data, in `examples/shop/freshness.json`; any other edit is a `FactEdit`.
+aisle 3 to aisle 5) is data, in `examples/freshness/shop_ice_cream.json`; any other edit is a `FactEdit`.
+
+The measurement: the demo's `FactCheck`s are questions whose answer states the old fact or the new one (marker texts,
+"3번 통로" / "5번 통로"). `ask_checks` asks each of them of every source, before and after the change, and says of each
+answer which fact it states (`fact_in`) and which fact its retrieved context held; `measure` then counts, per
+source, the answers that follow the new fact after the change, and flags an answer that states the old fact although
+retrieval gave it the new one (a fine-tuned model overriding its context). `save_measure` keeps the result, with the
+seconds the re-ingest took, beside the edited copies; the evaluation report reads them back as the cost of absorbing
+a document change (`reingest_seconds`).
 """
 
 from __future__ import annotations
@@ -12,11 +20,16 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import PROJECT_DIR, Workspace
 from workbench.errors import ConfigError, NotFoundError
 from workbench.progress import Progress
+from workbench.runfiles import now_iso, write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.answer import AnswerSetup
+    from workbench.inference import GenerationConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +45,24 @@ DEMO_FILE = PROJECT_DIR / "examples" / "freshness" / "shop_ice_cream.json"
 
 
 @dataclasses.dataclass(frozen=True)
+class FactCheck:
+    """A question (per language) whose answer states the changed fact: `old` and `new` are the texts that say it
+    ("3번 통로", "aisle 3"), matched without spaces and case, and not as part of a longer number."""
+
+    questions: dict[str, str]
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class FreshnessDemo:
-    """A prepared experiment: where the original documents are, the edits, and the question to ask (per language)."""
+    """A prepared experiment: where the original documents are, the edits, the question to ask (per language), and
+    the checks that measure it."""
 
     source_dir: Path
     edits: tuple[FactEdit, ...]
     questions: dict[str, str]
+    checks: tuple[FactCheck, ...] = ()
 
 
 def load_demo(path: str | Path = DEMO_FILE) -> FreshnessDemo:
@@ -53,7 +78,9 @@ def load_demo(path: str | Path = DEMO_FILE) -> FreshnessDemo:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         edits = tuple(FactEdit(str(e["file"]), str(e["old"]), str(e["new"])) for e in data["edits"])
-        return FreshnessDemo((path.parent / data["documents"]).resolve(), edits, dict(data["questions"]))
+        checks = tuple(FactCheck(dict(c["questions"]), tuple(map(str, c["old"])), tuple(map(str, c["new"])))
+                       for c in data.get("checks", ()))
+        return FreshnessDemo((path.parent / data["documents"]).resolve(), edits, dict(data["questions"]), checks)
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not a freshness demo file ({exc.__class__.__name__}: {exc}): it needs "
                           f"documents, questions and edits (file, old, new).",
@@ -90,7 +117,8 @@ def change_facts(
 
     Returns:
         {"files": changed file names, "skipped": file names, "replacements": count, "added": chunks,
-         "removed": chunks, "folder": path} (or "job": folder instead of added / removed)
+         "removed": chunks, "seconds": of the re-ingest, "folder": path} (or "job": folder instead of added / removed /
+         seconds)
 
     Raises:
         NotFoundError: the collection, or a document of an edit, does not exist.
@@ -168,4 +196,98 @@ def _reingest(paths: Sequence[Path], collection: str, info: Any, ws: Workspace, 
     from workbench.ingest import ingest_paths
 
     report = ingest_paths(paths, collection, chunking, None, ws, progress)
-    return {"added": report.added, "removed": report.removed}
+    return {"added": report.added, "removed": report.removed, "seconds": round(report.seconds, 2)}
+
+
+# --- the measurement -----------------------------------------------------------------------------------------------
+
+Fact = Literal["new", "old", "both", "neither"]
+
+
+def _says(text: str, marker: str) -> bool:
+    """`marker` in `text`, spaces and case ignored, not inside a longer number ("aisle 3" is not in "aisle 35")."""
+    t, m = re.sub(r"\s+", "", text).lower(), re.sub(r"\s+", "", marker).lower()
+    if not m:
+        return False
+    return re.search(("(?<![0-9])" if m[0].isdigit() else "") + re.escape(m) + ("(?![0-9])" if m[-1].isdigit() else ""),
+                     t) is not None
+
+
+def fact_in(text: str, check: FactCheck) -> Fact:
+    """Which fact `text` states: the new one, the old one, both, or neither."""
+    old, new = any(_says(text, m) for m in check.old), any(_says(text, m) for m in check.new)
+    return "both" if old and new else "new" if new else "old" if old else "neither"
+
+
+def ask_checks(setup: "AnswerSetup", sources: Sequence[str], checks: Sequence[FactCheck], lang: str,
+               settings: "GenerationConfig") -> list[dict[str, Any]]:
+    """Every check's question (in `lang`, else English) asked of every source through the one answer path
+    (`answer.answer_block`, batched per source): one record per question and source with the answer, the fact it
+    states, and the fact its retrieved context held (RAG sources; "" for the others).
+
+    Raises:
+        ConfigError: a source lacks what it needs.
+    """
+    from workbench.answer import RAG_SOURCES, Item, answer_block, retrieve_context
+
+    items, context = [], []
+    for check in checks:
+        question = check.questions.get(lang) or check.questions.get("en") or next(iter(check.questions.values()))
+        chunks = retrieve_context(setup, question)[0] if RAG_SOURCES & set(sources) else []
+        items.append(Item(question, "", chunks))
+        context.append(fact_in("\n".join(c.text for c in chunks), check) if chunks else "")
+    records = []
+    for source in sources:
+        for check, item, ctx, res in zip(checks, items, context, answer_block(items, source, setup, settings)):
+            records.append({"question": item.question, "source": source, "answer": res.text,
+                            "fact": fact_in(res.text, check), "context": ctx if source in RAG_SOURCES else ""})
+    return records
+
+
+def measure(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per source: how many answers stated the old fact before the change, and the new one after it; and the answers
+    that state the old fact after the change although their retrieved context held the new one (`stale`), the
+    sign of a fine-tuned model that overrides what retrieval gives it."""
+    out: dict[str, Any] = {}
+    for source in dict.fromkeys(r["source"] for r in [*before, *after]):
+        b = [r for r in before if r["source"] == source]
+        a = [r for r in after if r["source"] == source]
+        out[source] = {
+            "questions": len(a), "old_before": sum(r["fact"] in ("old", "both") for r in b),
+            "new_after": sum(r["fact"] == "new" for r in a), "old_after": sum(r["fact"] in ("old", "both") for r in a),
+            "stale": [r["question"] for r in a if r["fact"] in ("old", "both") and r["context"] in ("new", "both")],
+        }
+    return out
+
+
+def measure_path(collection: str, workspace: Workspace | None = None) -> Path:
+    """Where a collection's last freshness measurement is kept: beside its edited copies."""
+    folder = freshness_dir(collection, workspace)
+    return folder.with_name(folder.name + ".measure.json")
+
+
+def save_measure(collection: str, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]],
+                 reingest_seconds: float | None, workspace: Workspace | None = None, **extra: Any) -> dict[str, Any]:
+    """Write a freshness measurement (the answers before and after, the per-source counts, the re-ingest's seconds)."""
+    record = {"created": now_iso(), "collection": collection, "reingest_seconds": reingest_seconds,
+              "summary": measure(before, after), "before": list(before), "after": list(after), **extra}
+    path = measure_path(collection, workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return record
+
+
+def load_measure(collection: str, workspace: Workspace | None = None) -> dict[str, Any] | None:
+    """The last freshness measurement of `collection` (None if there is none, or it cannot be read)."""
+    try:
+        data = json.loads(measure_path(collection, workspace).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def reingest_seconds(collection: str, workspace: Workspace | None = None) -> float | None:
+    """The seconds the last measured freshness change took to re-ingest `collection`'s changed documents."""
+    data = load_measure(collection, workspace)
+    value = (data or {}).get("reingest_seconds")
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,5 +1,7 @@
-"""The evaluation's report: means with confidence intervals per source, who wins where, the cost side, and the
-files (summary.json, report.md, report.html with an inline SVG chart: it must work offline).
+"""The evaluation's report: means with confidence intervals per source, how readable the answers are (did they end on
+their own, loop, recite the prompt), who wins where, before and after training, the cost side, and the verdict
+(`workbench.verdict`), in the files summary.json, report.md and report.html (an inline SVG chart: it must work
+offline).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.answer import RAG_SOURCES, SOURCE_LABELS
-from workbench.metrics import METRICS, mean_ci
+from workbench.metrics import METRICS, answer_flags, mean_ci
+from workbench.prompts import instruction_sentences
 from workbench.runfiles import write_json, write_text
+from workbench.stopping import STOPPED_ON_ITS_OWN
 from workbench.texts import pick
+from workbench.verdict import before_after, before_after_sentence, sentence, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.evaluation import EvalConfig
@@ -51,10 +56,27 @@ def wide_results(results: Sequence[Mapping[str, Any]], metric: str = "char_f1", 
     return [rows[k] for k in sorted(rows)]
 
 
+def readability(results: Sequence[Mapping[str, Any]], rag_template: str = "") -> dict[str, int]:
+    """How many of `results` (one source's answers) ended on their own (a stop token or the format's boundary), were
+    cut as a loop, ran to max_new_tokens, and still hold a repeated span, a sentence of the prompt's instructions or a
+    context header (`metrics.answer_flags`)."""
+    sentences = instruction_sentences(rag_template)
+    flags = [answer_flags(str(r.get("answer") or ""), sentences) for r in results]
+    return {"answers": len(results), "ended_on_own": sum(r.get("stopped") in STOPPED_ON_ITS_OWN for r in results),
+            "loop_cut": sum(r.get("stopped") == "loop" for r in results),
+            "max_new_tokens": sum(r.get("stopped") == "max_new_tokens" for r in results),
+            "repeated_span": sum(f["loop"] for f in flags), "instruction": sum(f["instruction"] for f in flags),
+            "header": sum(f["header"] for f in flags)}
+
+
 def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sources: Sequence[str] | None = None,
               cancelled: bool = False, rows_total: int | None = None, seconds: float = 0.0, template: str | None = None,
-              warnings: Sequence[str] = (), train_seconds: float | None = None, adapter_bytes: int | None = None) -> dict[str, Any]:
-    """Means with confidence intervals per source and metric, the cost side, and who wins where."""
+              base_template: str | None = None, warnings: Sequence[str] = (), train_seconds: float | None = None,
+              adapter_bytes: int | None = None, baseline: Mapping[str, Any] | None = None,
+              reingest_seconds: float | None = None) -> dict[str, Any]:
+    """Means with confidence intervals per source and metric, how readable the answers are, the cost side, who wins
+    where, before and after training (against `baseline`: {"folder", "created", "results"} of a where-you-start
+    evaluation of the same split, if there is one), and the verdict."""
     sources = list(sources or dict.fromkeys(r["source"] for r in results))
     per_source: dict[str, Any] = {}
     for s in sources:
@@ -75,6 +97,7 @@ def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sourc
             "rows": len(rs), "metrics": metrics, "latency_s": avg("latency_s"), "prompt_tokens": avg("prompt_tokens"),
             "completion_tokens": avg("completion_tokens"), "tokens_per_s": avg("tokens_per_s"),
             "retrieval_s": avg("retrieval_s"), "hit_max_tokens": sum(1 for r in rs if r.get("stopped") == "max_new_tokens"),
+            "readability": readability(rs, config.rag_template),
         }
     added: dict[str, float] = {}
     for rag_s, plain in (("rag", "base"), ("ft_rag", "ft"), ("api_rag", "api")):
@@ -87,15 +110,21 @@ def summarize(results: Sequence[Mapping[str, Any]], config: EvalConfig, *, sourc
             w = pair_winners(results, a, b)
             wins[f"{a}_vs_{b}"] = {a: sum(v == a for v in w.values()), b: sum(v == b for v in w.values()),
                                    "tie": sum(v == "tie" for v in w.values())}
+    stats = dict(confidence=config.confidence, n_boot=config.bootstrap, seed=config.seed)
+    ba = before_after(results, baseline["results"] if baseline else None, **stats)
     return {
-        "created": _now(), "config": config.to_dict(), "template": template, "sources": sources,
+        "created": _now(), "config": config.to_dict(), "template": template, "base_template": base_template,
+        "sources": sources,
         "rows": len({r["row"] for r in results}), "rows_total": rows_total, "cancelled": cancelled,
         "seconds": round(seconds, 1), "per_source": per_source, "warnings": [str(w) for w in warnings],
         "warnings_ko": [pick(w, "ko") for w in warnings],
         "cost": {"train_seconds": train_seconds, "adapter_bytes": adapter_bytes,
                  "adapter_mb": round(adapter_bytes / 2**20, 2) if adapter_bytes else None,
-                 "prompt_tokens_added_by_retrieval": added},
+                 "prompt_tokens_added_by_retrieval": added, "reingest_seconds": reingest_seconds},
         "wins": wins,
+        "verdict": verdict(results, sources, **stats),
+        "baseline": {k: baseline[k] for k in ("folder", "created")} if baseline else None,
+        "before_after": ba,
         "notes": {"exact_match": "normalised (NFKC, lower case, no punctuation), whitespace ignored",
                   "char_f1": "KorQuAD-style character F1", "rouge_l": "LCS F1 over characters",
                   "ci": f"{int(config.confidence * 100)}% percentile bootstrap, {config.bootstrap} resamples, seed {config.seed}",
@@ -183,11 +212,53 @@ def _md_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+READABILITY_COLUMNS = {"ended_on_own": ("ended on its own", "스스로 끝남"), "loop_cut": ("cut as a loop", "반복으로 자름"),
+                       "max_new_tokens": ("ran to max tokens", "최대 토큰까지"),
+                       "repeated_span": ("repeats itself", "되풀이 있음"),
+                       "instruction": ("recites the instruction", "지시문 따라 씀"),
+                       "header": ("copies a context header", "문맥 머리글 복사")}
+
+
+def readability_table(summary: Mapping[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """One row per source: how many answers ended on their own, were cut as a loop, ran to max tokens, and still hold a
+    repeated span, the prompt's instruction or a context header (empty for a summary from before these were counted)."""
+    rows = []
+    for s, v in summary["per_source"].items():
+        r = v.get("readability")
+        if not r:
+            continue
+        rows.append({_col("source", lang): _source(s, lang),
+                     **{(ko if lang == "ko" else en): f"{r[k]}/{r['answers']}" for k, (en, ko) in READABILITY_COLUMNS.items()}})
+    return rows
+
+
+def verdict_lines(summary: Mapping[str, Any], lang: str = "en") -> list[str]:
+    """The verdict, and before and after training, as sentences in `lang` (none for a summary from before verdicts)."""
+    if "verdict" not in summary:
+        return []
+    return [x for x in (sentence(summary["verdict"], lang), before_after_sentence(summary.get("before_after"), lang)) if x]
+
+
+def absorb_line(summary: Mapping[str, Any], lang: str = "en") -> str:
+    """What a document change costs each way: re-ingesting it (the freshness demo's measured seconds) against
+    training again ("" when either is unknown)."""
+    cost = summary["cost"]
+    train, reingest = cost.get("train_seconds"), cost.get("reingest_seconds")
+    if train is None or reingest is None:
+        return ""
+    if lang == "ko":
+        return (f"문서 하나가 바뀌면: RAG는 다시 넣기 {reingest:.0f}초(최신성 실험에서 잰 값), 파인튜닝은 다시 학습 "
+                f"{train / 60:.1f}분")
+    return f"absorbing a document change: re-ingest {reingest:.0f} s (measured in the freshness demo) against re-training {train / 60:.1f} min"
+
+
 def _cost_lines(summary: Mapping[str, Any]) -> list[str]:
     cost = summary["cost"]
     lines = []
     if cost.get("train_seconds") is not None:
         lines.append(f"training time: {cost['train_seconds']:.0f} s")
+    if absorb_line(summary):
+        lines.append(absorb_line(summary))
     if cost.get("adapter_mb") is not None:
         lines.append(f"adapter size: {cost['adapter_mb']} MiB")
     for s, n in cost.get("prompt_tokens_added_by_retrieval", {}).items():
@@ -206,7 +277,7 @@ def render_markdown(summary: Mapping[str, Any], results: Sequence[Mapping[str, A
         "",
         f"{summary['rows']} of {summary['rows_total']} rows{' (cancelled)' if summary['cancelled'] else ''}, sources: "
         f"{', '.join(SOURCE_LABELS[s][0] for s in summary['sources'])}; run `{cfg['run_id'] or '-'}`, "
-        f"template `{summary['template']}`, collection `{cfg['collection'] or '-'}`"
+        f"{_templates(summary)}, collection `{cfg['collection'] or '-'}`"
         + (f" (k {summary['retrieval']['k']}, {summary['retrieval']['mode']})" if summary.get("retrieval") else "")
         + f"; {summary['created']}.",
         "",
@@ -217,6 +288,8 @@ def render_markdown(summary: Mapping[str, Any], results: Sequence[Mapping[str, A
         f"Intervals: {summary['notes']['ci']}. Exact match: {summary['notes']['exact_match']}; ROUGE-L: "
         f"{summary['notes']['rouge_l']}. Latency: {summary['notes'].get('latency', 'seconds per answer')}.",
     ]
+    if readability_table(summary):
+        parts += ["", "## Readable answers", "", _md_table(readability_table(summary))]
     if summary["wins"]:
         parts += ["", "## Who wins where (char F1, per question)", ""]
         for pair, counts in summary["wins"].items():
@@ -224,10 +297,22 @@ def render_markdown(summary: Mapping[str, Any], results: Sequence[Mapping[str, A
     parts += ["", "## Cost", ""] + [f"- {line}" for line in _cost_lines(summary)]
     if summary["warnings"]:
         parts += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    if verdict_lines(summary):
+        parts += ["", "## Verdict", ""] + verdict_lines(summary)
     parts += ["", "## Answers", ""]
     parts.append(_md_table([{"row": r["row"], "source": r["source"], "question": r["question"], "reference": r["reference"],
                              "answer": r["answer"], "char F1": r["char_f1"]} for r in results]))
     return "\n".join(parts) + "\n"
+
+
+def _templates(summary: Mapping[str, Any]) -> str:
+    """The prompt templates, as the header line names them: the base sources' and the fine-tuned sources'."""
+    base, ft = summary.get("base_template"), summary.get("template")
+    if base is not None and not {"ft", "ft_rag"} & set(summary["sources"]):
+        return f"template `{base}`"
+    if base is None or base == ft or not {"base", "rag"} & set(summary["sources"]):
+        return f"template `{ft}`"
+    return f"templates: base `{base}`, fine-tuned `{ft}`"
 
 
 def _svg_chart(data: Sequence[Mapping[str, Any]]) -> str:
@@ -288,14 +373,17 @@ def render_html(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
         f"<style>{style}</style></head><body>"
         f"<h1>Evaluation: {html.escape(cfg['dataset'])} ({html.escape(cfg['split'])} split)</h1>"
         f"<p>{summary['rows']} of {summary['rows_total']} rows{' (cancelled)' if summary['cancelled'] else ''}; run "
-        f"<code>{html.escape(cfg['run_id'] or '-')}</code>; template <code>{html.escape(str(summary['template']))}</code>; "
+        f"<code>{html.escape(cfg['run_id'] or '-')}</code>; {html.escape(_templates(summary))}; "
         f"collection <code>{html.escape(cfg['collection'] or '-')}</code>; {html.escape(summary['created'])}.</p>"
         f"<h2>Scores</h2>{_html_table(summary_table(summary))}<p>{html.escape(summary['notes']['ci'])}</p>"
         f"{_svg_chart(chart_data(summary))}"
+        + (f"<h2>Readable answers</h2>{_html_table(readability_table(summary))}" if readability_table(summary) else "")
         + (f"<h2>Who wins where (char F1, per question)</h2><ul>{wins}</ul>" if wins else "")
         + "<h2>Cost</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in _cost_lines(summary)) + "</ul>"
         + ("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in summary["warnings"]) + "</ul>"
            if summary["warnings"] else "")
+        + ("<h2>Verdict</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in verdict_lines(summary))
+           if verdict_lines(summary) else "")
         + "<h2>Answers</h2>"
         + _html_table([{"row": r["row"], "source": r["source"], "question": r["question"], "reference": r["reference"],
                         "answer": r["answer"], "char F1": r["char_f1"], "ROUGE-L": r["rouge_l"]} for r in results])

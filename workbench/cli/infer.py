@@ -4,12 +4,11 @@ comparison over a test split), plus `evaluations` to list / show / cancel backgr
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.cli import print_json
+from workbench.cli import passive_threads, print_json, stderr_progress
 from workbench.errors import ConfigError
 
 
@@ -21,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-model", default="", help="base model (default: the run's base model, else the offline default)")
     p.add_argument("--adapter-dir", default="", help="a LoRA adapter folder instead of a run's adapter")
     p.add_argument("--no-adapter", action="store_true", help="answer with the run's base model, adapter off")
-    p.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat"], default=None,
-                   help="prompt template (default auto: the run's training template, else the model's chat template)")
+    p.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat", "completion"], default=None,
+                   help="prompt template (default auto: a run's own template for the fine-tuned answers; for the base "
+                        "model's own answers its chat template, or question -> answer examples (completion) for a "
+                        "pretrained base model)")
     p.add_argument("--collection", default="", help="retrieve context from this collection (RAG)")
     p.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3, as on the Compare page)")
     p.add_argument("--mode", choices=["dense", "mmr", "hybrid"], default=None, help="retrieval mode")
@@ -44,8 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=int, default=None, help="only the first N rows")
     e.add_argument("--base-model", default=None)
     e.add_argument("--adapter-dir", default=None, help="a LoRA adapter folder instead of a run's adapter")
-    e.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat"], default=None,
-                   help="prompt template (default auto: the run's training template, else the model's chat template)")
+    e.add_argument("--template", choices=["auto", "alpaca-tutorial", "alpaca", "chat", "completion"], default=None,
+                   help="prompt template (default auto: a run's own template for the fine-tuned answers; for the base "
+                        "model's own answers its chat template, or question -> answer examples (completion) for a "
+                        "pretrained base model)")
     e.add_argument("--lang", choices=["ko", "en"], default=None)
     e.add_argument("--max-new-tokens", type=int, default=None)
     e.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3)")
@@ -70,15 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=run_evaluations)
 
 
-def _passive_threads() -> None:
-    """Let idle OpenMP threads sleep instead of spin, unless the user chose otherwise.
-
-    Must run before torch is imported. Measured on the 2-core machine with other jobs running (load 7-8):
-    12 greedy tokens of SmolLM2 took 43-79 s with the default (spinning) policy and 2.4-4.7 s with PASSIVE.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _keep_freed_memory() -> None:
     """Keep freed memory in this process (glibc only): big blocks from the heap instead of mmap, and no trimming.
 
@@ -99,17 +93,13 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
-def _stderr_progress(message: str, fraction: float) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-
-
 # --- ask -----------------------------------------------------------------------------------------------------
 
 
 def run_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():  # before a model is loaded (answer.ask refuses it too, after)
         raise ConfigError("The question is empty. Type a question, e.g. python -m workbench ask \"Can I pay in cash?\".")
-    _passive_threads()
+    passive_threads()
     from workbench.answer import prepare
     from workbench.config import Workspace
     from workbench.inference import GenerationConfig
@@ -131,14 +121,14 @@ def run_ask(args: argparse.Namespace) -> int:
     setup = prepare([source], ws, run=run, adapter_dir=args.adapter_dir, base_model=args.base_model,
                     template=args.template, collection=args.collection, retrieval=retrieval,
                     rag_template=args.rag_template, lang=args.lang,
-                    progress=None if args.json else _stderr_progress)
+                    progress=None if args.json else stderr_progress)
     settings = GenerationConfig(**{k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature))
                                    if v is not None}, do_sample=args.sample)
     asked = _ask(args, source, setup, settings)
     result = asked.results()[source]
     if args.json:
         print_json({"answer": result.text, "source": source, "base_model": setup.generator.base_model,  # type: ignore[union-attr]
-                    "adapter": setup.adapter, "template": setup.template, "prompt": asked.prompts[source],
+                    "adapter": setup.adapter, "template": setup.template_for(source), "prompt": asked.prompts[source],
                     "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                     "latency_s": result.latency_s, "tokens_per_s": result.tokens_per_s, "stopped": result.stopped,
                     "retrieved": [{"text": c.text, "score": c.score, "source": c.metadata.get("source"),
@@ -207,22 +197,24 @@ def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
                         "completion_tokens": v["completion_tokens"], "tokens_per_s": v["tokens_per_s"]}
                     for s, v in summary["per_source"].items()},
         "wins": summary["wins"],
+        "verdict": summary.get("verdict"),
+        "before_after": summary.get("before_after"),
         "cost": summary["cost"],
         "warnings": summary["warnings"],
     }
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    _passive_threads()
+    passive_threads()
     _keep_freed_memory()
     from workbench.config import Workspace
     from workbench.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
     from workbench.evaluation import check_evaluation
-    from workbench.report import summary_table
+    from workbench.report import summary_table, verdict_lines
 
     ws = Workspace.default()
     if args.from_dir:
-        run_evaluation_dir(args.from_dir, ws, progress=_stderr_progress)
+        run_evaluation_dir(args.from_dir, ws, progress=stderr_progress)
         return 0
     config = _eval_config(args)
     if args.background:
@@ -231,13 +223,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     check_evaluation(config, ws)
     folder = new_eval_dir(config, ws, args.out or None)
-    summary = run_evaluation_dir(folder, ws, progress=_stderr_progress)
+    summary = run_evaluation_dir(folder, ws, progress=stderr_progress)
     summary["folder"] = str(folder)
     if args.json:
         print_json(aggregate(summary))
     else:
         for row in summary_table(summary):
             print("  ".join(f"{k}: {v}" for k, v in row.items()))
+        for line in verdict_lines(summary):
+            print(line)
         print(f"report: {folder / 'report.md'}")
     return 0
 

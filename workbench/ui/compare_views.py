@@ -15,10 +15,11 @@ import streamlit as st
 from workbench import eval_jobs
 from workbench import evaluation as ev
 from workbench.answer import API_SOURCES, RAG_SOURCES
-from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, chart_data, pair_winners, summary_table, wide_results
+from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, chart_data, pair_winners,
+                              readability_table, summary_table, verdict_lines, wide_results)
 from workbench.ui import charts
 from workbench.ui.common import job_progress, metric_row, wide_column
-from workbench.texts import from_record, state_ko
+from workbench.texts import from_record
 from workbench.ui.i18n import lang, t, tr
 
 # Streamlit drops the state of widgets a page does not draw, so the picks are copied into this plain key (as
@@ -56,13 +57,25 @@ def keep_choices(options: Mapping[str, Sequence[Any]]) -> None:
     st.session_state[KEPT] = kept
 
 
+ENDINGS = {"stop_string": ("ended at its format's end", "형식의 끝에서 멈춤"),
+           "loop": ("cut where it began to repeat itself", "되풀이가 시작된 곳에서 자름"),
+           "max_new_tokens": ("hit max tokens", "최대 토큰 도달")}
+
+
 def stats_caption(a: Mapping[str, Any]) -> str:
-    """Latency, tokens and speed of one answer, in the current language."""
-    capped = a["stopped"] == "max_new_tokens"
+    """Latency, tokens and speed of one answer, and how it ended unless by its own stop token, in the current
+    language."""
+    end = ENDINGS.get(a["stopped"])
     return t(f"{a['latency_s']:.2f} s · {a['completion_tokens']} tokens · {a['tokens_per_s']:.1f} tokens/s · "
-             f"prompt {a['prompt_tokens']} tokens" + (" · hit max tokens" if capped else ""),
+             f"prompt {a['prompt_tokens']} tokens" + (f" · {end[0]}" if end else ""),
              f"{a['latency_s']:.2f}초 · {a['completion_tokens']} 토큰 · 초당 {a['tokens_per_s']:.1f} 토큰 · "
-             f"프롬프트 {a['prompt_tokens']} 토큰" + (" · 최대 토큰 도달" if capped else ""))
+             f"프롬프트 {a['prompt_tokens']} 토큰" + (f" · {end[1]}" if end else ""))
+
+
+def sources_caption(chunks: Sequence[Mapping[str, Any]]) -> str:
+    """The documents a RAG answer read, named beside the answer (never inside it)."""
+    names = list(dict.fromkeys(c["source"] for c in chunks if c.get("source")))
+    return t("Sources: ", "출처: ") + (" · ".join(names) if names else "–")
 
 
 def chunks_table(chunks: list[Mapping[str, Any]]) -> pd.DataFrame:
@@ -88,8 +101,10 @@ def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[
         for piece in stream:
             text += piece
             box.text(text)
+        box.text(stream.result.text)  # the answer as cut (a stop string or a loop cut ends it)
         answers[src] = {**stream.result.to_dict(), "rag": src in RAG_SOURCES}
-    return {"question": asked.question, "answers": answers, "template": setup.template, "warnings": setup.warnings,
+    return {"question": asked.question, "answers": answers, "template": setup.template,
+            "templates": {src: setup.template_for(src) for src in asked.streams}, "warnings": setup.warnings,
             "chunks": [{"text": c.text, "score": c.score, "source": Path(str(c.metadata.get("source", ""))).name}
                        for c in asked.chunks]}
 
@@ -102,6 +117,8 @@ def show_answers(result: Mapping[str, Any], label: Callable[[str], str]) -> None
         with col:
             st.markdown(f"**{label(src)}**")
             st.text(a["text"] or t("(empty answer)", "(빈 답변)"))
+            if a["rag"]:
+                st.caption(sources_caption(result["chunks"]))
             st.caption(stats_caption(a))
             if a["rag"]:
                 with st.expander(t(f"Retrieved chunks ({len(result['chunks'])})", f"검색된 청크 ({len(result['chunks'])}개)")):
@@ -125,6 +142,8 @@ def evaluation_progress(folder: str) -> None:
 
 def _cost_metrics(summary: Mapping[str, Any]) -> None:
     cost = summary["cost"]
+    if absorb_line(summary):
+        st.caption(absorb_line(summary, lang()))
     added = cost.get("prompt_tokens_added_by_retrieval", {})
     lat = {s: v["latency_s"] for s, v in summary["per_source"].items() if v["latency_s"] is not None}
     metric_row((t("Training time", "학습 시간"), f"{cost['train_seconds']:.0f} {t('s', '초')}" if cost.get("train_seconds") else "–"),
@@ -146,6 +165,11 @@ def show_report(folder: str, summary: Mapping[str, Any]) -> None:
     chart = charts.eval_scores_chart(chart_data(summary, lang()))
     if chart is not None:
         st.altair_chart(chart)
+    readable = readability_table(summary, lang())
+    if readable:
+        st.caption(t("Readable answers: how each source's answers ended, and what in them is not an answer",
+                     "읽을 수 있는 답변: 각 소스의 답이 어떻게 끝났고, 답이 아닌 것이 얼마나 섞였는지"))
+        st.dataframe(pd.DataFrame(readable), hide_index=True, width="stretch")
     _cost_metrics(summary)
     for w in summary.get("warnings_ko" if lang() == "ko" and "warnings_ko" in summary else "warnings", []):
         st.warning(w)
@@ -164,84 +188,16 @@ def show_report(folder: str, summary: Mapping[str, Any]) -> None:
     for col, (name, mime) in zip(st.columns(3), ((REPORT_MD, "text/markdown"), (REPORT_HTML, "text/html"),
                                                  (RESULTS_FILE, "text/csv"))):
         col.download_button(name, (Path(folder) / name).read_bytes(), name, mime, key=f"compare.dl_{name.split('.')[-1]}")
+    verdict = verdict_lines(summary, lang())
+    if verdict:
+        st.markdown(t("**Verdict**", "**판정**"))
+        st.info("\n\n".join(verdict))
 
 
 def evaluation_name(folder: str) -> str:
     """An evaluation folder as the select shows it: its id and the run it belongs to."""
     path = Path(folder)
     return f"{path.name} ({path.parent.parent.name if path.parent.name == 'eval' else '-'})"
-
-
-def freshness_job(fresh: dict[str, Any], ws: Any) -> None:
-    """The freshness demo's re-ingest, a background job: its progress (and cancel) while it runs, then what it changed.
-
-    `fresh` is the page's state: "job" ({"folder", "step": "change" | "restore"}) while a re-ingest runs, "changed"
-    (what `change_facts` edited, with the job's added / removed once it is done), "note" (the last job's outcome).
-    """
-    from workbench import ingest_jobs, vectordb
-
-    job = fresh.get("job")
-    if job is not None:
-        fresh.pop("note", None)
-
-        @st.fragment(run_every=1.0)
-        def _watch() -> None:
-            status = ingest_jobs.ingest_status(job["folder"])
-            if job_progress(status, cancel=lambda: ingest_jobs.cancel_ingest(job["folder"]), key="compare.fresh_cancel",
-                            starting=t("Re-ingesting…", "다시 넣는 중…")):
-                return
-            report = ingest_jobs.ingest_report(job["folder"]) if status["state"] == "completed" else None
-            vectordb.reload_store(ws)  # the child wrote the collection: this process reads it afresh
-            if report is not None and job["step"] == "change" and "changed" in fresh:
-                fresh["changed"].update(added=report["added"], removed=report["removed"])
-            fresh["note"] = {"step": job["step"], "state": status["state"], "error": from_record(status, "error", lang())}
-            fresh.pop("job", None)
-            st.rerun(scope="app")
-
-        _watch()
-    note = fresh.get("note")
-    if note and note["state"] != "completed":
-        st.error(t(f"The re-ingest {note['state']}: {note['error']}. Run the step again.",
-                   f"다시 넣기 {state_ko(note['state'])}: {note['error']}. 그 단계를 다시 실행하세요."), icon="⚠️")
-    elif note and note["step"] == "change" and "changed" in fresh:
-        changed_note(fresh["changed"])
-    elif note and note["step"] == "restore":
-        st.success(t("The original documents are back in the collection.", "원래 문서를 컬렉션에 다시 넣었습니다."))
-
-
-def changed_note(done: Mapping[str, Any]) -> None:
-    """What `freshness.change_facts` changed and re-ingested."""
-    st.success(t(f"Changed {done['replacements']} places in {', '.join(done['files'])}; re-ingested "
-                 f"({done['added']} chunks added, {done['removed']} removed).",
-                 f"{', '.join(done['files'])}에서 {done['replacements']}곳을 바꾸고 다시 넣었습니다 "
-                 f"(청크 {done['added']}개 추가, {done['removed']}개 삭제)."))
-    if done["skipped"]:
-        st.caption(t(f"Not in this collection, left alone: {', '.join(done['skipped'])}",
-                     f"이 컬렉션에 없어 건드리지 않음: {', '.join(done['skipped'])}"))
-
-
-def freshness_table(fresh: Mapping[str, Any], sources: list[str], label: Callable[[str], str]) -> pd.DataFrame:
-    """Each source's answer before and after the fact changed."""
-    def text(step: str, source: str) -> str:
-        return fresh.get(step, {}).get("answers", {}).get(source, {}).get("text", "")
-
-    return pd.DataFrame([{t("source", "소스"): label(s), t("before the change", "바꾸기 전"): text("before", s),
-                          t("after the change", "바꾼 후"): text("after", s)} for s in sources])
-
-
-def show_freshness_table(fresh: Mapping[str, Any], sources: list[str], label: Callable[[str], str]) -> None:
-    """The freshness table with room for the answers (the columns worth reading)."""
-    before, after = t("before the change", "바꾸기 전"), t("after the change", "바꾼 후")
-    st.dataframe(freshness_table(fresh, sources, label), hide_index=True, width="stretch",
-                 column_config={**wide_column(before), **wide_column(after), t("source", "소스"): st.column_config.TextColumn(
-                     t("source", "소스"), width="small")})
-
-
-def edit_columns() -> dict[str, Any]:
-    """The freshness demo's edits table: file, old text, new text, named in the page's language."""
-    return {"file": st.column_config.TextColumn(t("file", "파일"), width="small"),
-            "old": st.column_config.TextColumn(t("old text", "바꿀 문장"), width="large"),
-            "new": st.column_config.TextColumn(t("new text", "새 문장"), width="large")}
 
 
 def evaluation_failed(status: Mapping[str, Any]) -> None:

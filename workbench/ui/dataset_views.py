@@ -14,7 +14,7 @@ from workbench import alpaca, alpaca_checks
 from workbench.config import Workspace
 from workbench.ui.common import job_progress, metric_row, user_errors
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.texts import from_record
+from workbench.texts import from_record, pick
 from workbench.ui.i18n import lang, t, tr
 
 
@@ -161,3 +161,34 @@ def export_folder(export: Any) -> None:
     if card.is_file():
         with st.expander(t("Dataset card (README.md)", "데이터셋 카드 (README.md)")):
             st.code(card.read_text(encoding="utf-8"), language="markdown")
+
+
+def where_you_start(name: str, ws: Workspace) -> None:
+    """Right after a split: evaluate the base model, with and without retrieval, on the test split ("where you
+    start"), as a background evaluation; the report after training then shows before and after side by side."""
+    from workbench import eval_jobs
+    from workbench.evaluation import EvalConfig
+    from workbench.models import DEFAULT_MODEL, REGISTRY
+    from workbench.vectordb import list_collections
+
+    st.markdown(t("**Where you start**: how well does the base model answer this test split before any training, "
+                  "alone and with retrieval? The evaluation after training shows before and after side by side.",
+                  "**시작점**: 학습하기 전에 기본 모델이 이 테스트 분할에 얼마나 답하는지, 혼자서와 검색과 함께 봅니다. "
+                  "학습 후 평가가 전과 후를 나란히 보여 줍니다."))
+    c = st.columns([3, 3, 2])
+    base = c[0].selectbox(t("Base model (the one you will fine-tune)", "기본 모델 (파인튜닝할 모델)"), list(REGISTRY),
+                          index=list(REGISTRY).index(DEFAULT_MODEL), key="dataset.start_model",
+                          format_func=lambda k, _l=lang(): pick(REGISTRY[k].label, _l))
+    collections = [x.name for x in list_collections(ws)]
+    none = t("(none: base model only)", "(없음: 기본 모델만)")
+    collection = c[1].selectbox(t("Collection for base + RAG", "RAG용 컬렉션"), ["", *collections], key="dataset.start_collection",
+                                index=1 if collections else 0, format_func=lambda x: x or none)
+    if c[2].button(t("Evaluate where you start", "시작점 평가"), key="dataset.start_eval"):
+        with user_errors():
+            cfg = EvalConfig(dataset=name, base_model=base, collection=collection,
+                             sources=("base", "rag") if collection else ("base",))
+            folder = eval_jobs.start_evaluation(cfg, ws)
+            st.session_state["compare.eval_pick"] = str(folder)
+            st.success(t(f"Started: {folder.name}. Follow it on the Compare page, Batch evaluation tab.",
+                         f"시작했습니다: {folder.name}. 비교 페이지의 일괄 평가 탭에서 볼 수 있습니다."))
+            st.page_link("app_pages/compare.py", label=t("Open Compare", "비교 열기"), icon="➡️")
