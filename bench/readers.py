@@ -1,6 +1,16 @@
 """Readers that answer and stop (issue 21): how each base model is best asked, and where an answer should end.
 
     python -m bench.readers sweep [--models gemma3-270m smollm2-135m] [--rows 40] [--work /tmp/readers-bench]
+    python -m bench.readers figures --baseline-checkout /tmp/wb-186bc51 [--work /tmp/readers-figures]
+
+`figures`: on the sample shop (Korean and English rows, the packaged Gemma 3 270M) and on its English rows alone (the
+packaged SmolLM2, English-only), each step one `python -m workbench ...` process as a user would type it: train a run
+with every CPU default, then `evaluate` its test split with the four sources twice, with this checkout's prompts and
+with today's (the same command run from `--baseline-checkout`, a checkout of the commit before issue 21, on the same
+workspace and run), then `freshness` with the Gemma run. Per set and source, for both prompt rules: answers that end
+on their own, loops, recited instructions, copied context headers (the report's readable-answer counts, computed the
+same way for both), char F1 and ROUGE-L with 95% intervals, and the paired per-row difference new - today with its
+interval; the new evaluation's verdict. Writes bench/results/readers_figures_<date>.json.
 
 On rows of the sample shop's validation split (never the test split, which the figures are measured on), each model
 answers as base and base + RAG with each prompt style it could get: its chat template, and the question -> answer
@@ -8,7 +18,8 @@ examples of `workbench.fewshot` (`completion`). Every answer is generated once, 
 no stop string and no loop cut (stop tokens only), and its token ids are kept. The end-of-answer rules are then
 applied to those same generations (`workbench.stopping.AnswerCutter`), so every rule is compared on identical text:
 
-- stop strings: none, the blank line and marker lines of `fewshot.STOP_STRINGS`, or any line break;
+- stop strings: none, a blank line or the next marker line of the example format ("\n질문:", "\nQuestion:", ...), or
+  any line break;
 - the loop cut of `GenerationConfig.loop_tokens`: n = 0 (off), 4, 6, 8, 12, 16, 24, 32.
 
 Per model, style, source, language and rule: answers that end on their own (stop token or stop string), cut as a loop,
@@ -61,10 +72,9 @@ def prepare_workspace(work: Path) -> None:
 
 
 def rules() -> dict[str, tuple[str, ...]]:
-    from workbench.fewshot import STOP_STRINGS
-
-    markers = tuple(s for s in STOP_STRINGS if s != "\n\n")
-    return {"none": (), "blank line + markers": STOP_STRINGS, "line break + markers": ("\n",) + markers}
+    """The stop strings compared: none, a blank line or the next marker line of the example format, any line break."""
+    markers = tuple(f"\n{m}:" for m in ("질문", "답변", "문서", "Question", "Answer", "Document"))
+    return {"none": (), "blank line + markers": ("\n\n",) + markers, "line break + markers": ("\n",) + markers}
 
 
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,6 +149,140 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def cli(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[str, float]:
+    """`python -m workbench ARGS` from `cwd` (this checkout, or the baseline's); stdout and wall seconds."""
+    log(f"{'' if cwd == ROOT else f'[{cwd}] '}python -m workbench {' '.join(args)}")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env={**env, "PYTHONPATH": str(cwd)},
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed (exit {proc.returncode}): {proc.stderr.strip()[-3000:]}")
+    return proc.stdout, round(time.perf_counter() - t0, 1)
+
+
+def english_rows(src: Path, dst: Path) -> int:
+    """The rows of `src` whose instruction has no Hangul, as a CSV of the same columns."""
+    import csv
+
+    from workbench.fewshot import language_of
+
+    with src.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if language_of(r["instruction"]) == "en"]
+        fields = reader.fieldnames or []
+    with dst.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
+
+
+def compare_prompts(new_dir: Path, old_dir: Path) -> dict[str, Any]:
+    """Per source: readable-answer counts, char F1 and ROUGE-L with intervals, for the new and today's prompts on the
+    same rows, and the paired difference new - today."""
+    from workbench.evaluation import load_results, load_summary
+    from workbench.metrics import mean_ci
+    from workbench.report import readability
+    from workbench.verdict import paired_difference
+
+    new, old = load_results(new_dir), load_results(old_dir)
+    out: dict[str, Any] = {}
+    for source in load_summary(new_dir)["sources"]:
+        per: dict[str, Any] = {}
+        for name, results in (("new", new), ("today", old)):
+            rs = [r for r in results if r["source"] == source]
+            per[name] = {"readable": readability(rs), **{m: mean_ci([r[m] for r in rs], 0.95, 2000, 0)
+                                                          for m in ("char_f1", "rouge_l")},
+                         "completion_tokens": round(sum(r["completion_tokens"] for r in rs) / max(1, len(rs)), 1),
+                         "latency_s": round(sum(r["latency_s"] for r in rs) / max(1, len(rs)), 3)}
+        for m in ("char_f1", "rouge_l"):
+            a = {r["row"]: r[m] for r in new if r["source"] == source}
+            b = {r["row"]: r[m] for r in old if r["source"] == source}
+            per[f"{m}_difference"] = paired_difference(a, b, n_boot=2000)
+        out[source] = per
+    return out
+
+
+def figures(args: argparse.Namespace) -> dict[str, Any]:
+    from workbench.evaluation import load_summary
+    from workbench.report import verdict_lines
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    baseline = Path(args.baseline_checkout).resolve()
+    env = dict(os.environ, WORKBENCH_HOME=str(work / "ws"))
+    os.environ["WORKBENCH_HOME"] = env["WORKBENCH_HOME"]
+    ws_root = work / "ws"
+    out: dict[str, Any] = {"baseline_checkout": str(baseline), "baseline_commit": subprocess.run(
+        ["git", "-C", str(baseline), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(), "sets": {}}
+    cli(["ingest", str(ROOT / "examples/shop"), "--collection", "shop"], env)
+    english = work / "shop_qa_en.csv"
+    out["english_rows"] = english_rows(ROOT / "examples/alpaca/shop_qa.csv", english)
+    sets = {"shop-ko-en/gemma3-270m": ("shop", str(ROOT / "examples/alpaca/shop_qa.csv"), "gemma3-270m", []),
+            "shop-en/smollm2-135m": ("shop_en", str(english), "smollm2-135m", ["--test-size", "0.2"])}
+    for label, (name, csv_path, model, split_args) in sets.items():
+        if args.only and args.only not in label:
+            continue
+        rec: dict[str, Any] = {"dataset": name, "base_model": model}
+        cli(["dataset", "import", csv_path, "--name", name], env)
+        cli(["dataset", "split", name, *split_args], env)
+        final, rec["train_wall_s"] = cli(["train", "--dataset", name, "--base-model", model, "--follow", "--json"], env)
+        run = json.loads(final.strip().splitlines()[-1])
+        rec["run"] = {k: run.get(k) for k in ("id", "state", "step", "train_seconds", "best_metric", "train_rows")}
+        dirs = {"new": work / f"eval-{name}-new", "today": work / f"eval-{name}-today"}
+        for which, cwd in (("new", ROOT), ("today", baseline)):
+            _, rec[f"evaluate_{which}_wall_s"] = cli(["evaluate", "--run", run["id"], "--dataset", name, "--collection",
+                                                      "shop", "--json", "--out", str(dirs[which])], env, cwd)
+        summary = load_summary(dirs["new"])
+        rec["templates"] = {"base": summary.get("base_template"), "fine-tuned": summary.get("template")}
+        rec["rows"] = summary["rows"]
+        rec["sources"] = compare_prompts(dirs["new"], dirs["today"])
+        rec["verdict"] = verdict_lines(summary)
+        rec["verdict_ko"] = verdict_lines(summary, "ko")
+        if model == "gemma3-270m":
+            fresh, rec["freshness_wall_s"] = cli(["freshness", "--run", run["id"], "--collection", "shop", "--json"], env)
+            data = json.loads(fresh)
+            rec["freshness"] = {k: data[k] for k in ("reingest_seconds", "summary", "files")}
+            rec["freshness"]["answers_after"] = [{k: r[k] for k in ("question", "source", "answer", "fact", "context")}
+                                                 for r in data["after"]]
+        out["sets"][label] = rec
+        (ws_root / "figures-partial.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    return out
+
+
+def figures_markdown(out: dict[str, Any]) -> str:
+    from workbench.answer import SOURCE_LABELS
+
+    def ci(m: dict[str, Any]) -> str:
+        return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
+
+    def diff(d: dict[str, Any]) -> str:
+        return f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+
+    lines = []
+    for label, rec in out["sets"].items():
+        lines += [f"### {label}: {rec['rows']} test rows, templates {rec['templates']}", "",
+                  "| source | prompts | ended on own | cut as loop | at max tokens | repeats itself | recites instruction | "
+                  "context header | char F1 | ROUGE-L | answer tokens |", "|" + "---|" * 11]
+        for source, per in rec["sources"].items():
+            for which in ("today", "new"):
+                r, x = per[which]["readable"], per[which]
+                n = r["answers"]
+                lines.append(f"| {SOURCE_LABELS[source][0]} | {which} | {r['ended_on_own']}/{n} | {r['loop_cut']}/{n} | "
+                             f"{r['max_new_tokens']}/{n} | {r['repeated_span']}/{n} | {r['instruction']}/{n} | "
+                             f"{r['header']}/{n} | {ci(x['char_f1'])} | {ci(x['rouge_l'])} | {x['completion_tokens']} |")
+        lines += ["", "new - today, per row: " + "; ".join(
+            f"{SOURCE_LABELS[s][0]} char F1 {diff(p['char_f1_difference'])}, ROUGE-L {diff(p['rouge_l_difference'])}"
+            for s, p in rec["sources"].items()), "", *rec["verdict"], ""]
+        if rec.get("freshness"):
+            f = rec["freshness"]
+            lines.append(f"freshness (re-ingest {f['reingest_seconds']} s): " + "; ".join(
+                f"{SOURCE_LABELS[s][0]} old before {m['old_before']}/{m['questions']}, new after {m['new_after']}/"
+                f"{m['questions']}, old after {m['old_after']}/{m['questions']}, stale {len(m['stale'])}"
+                for s, m in f["summary"].items()))
+    return "\n".join(lines)
+
+
 def markdown(out: dict[str, Any]) -> str:
     lines = ["| model | style | source | stop strings | loop n | ended on own | loop cut | at max | repeated span | "
              "instruction | header | char F1 | ROUGE-L | tokens |", "|" + "---|" * 14]
@@ -157,7 +301,9 @@ def markdown(out: dict[str, Any]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("part", choices=["sweep"])
+    p.add_argument("part", choices=["sweep", "figures"])
+    p.add_argument("--baseline-checkout", default="", help="figures: a checkout of the commit before issue 21")
+    p.add_argument("--only", default="", help="figures: only the set whose label contains this")
     p.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
     p.add_argument("--rows", type=int, default=40)
     p.add_argument("--max-new-tokens", type=int, default=96)
@@ -168,12 +314,20 @@ def main() -> int:
     from workbench.models import cpu_name
 
     t0 = time.time()
-    out = sweep(args)
+    if args.part == "figures":
+        if not args.baseline_checkout:
+            raise SystemExit("figures needs --baseline-checkout (git worktree add --detach DIR 186bc51)")
+        if args.work == "/tmp/readers-bench":
+            args.work = "/tmp/readers-figures"
+        out = figures(args)
+    else:
+        out = sweep(args)
     out.update(date=dt.datetime.now().isoformat(timespec="seconds"), cpu=cpu_name(), seconds=round(time.time() - t0),
                command="python -m bench.readers " + " ".join(sys.argv[1:]))
-    name = f"readers_sweep{'_' + args.tag if args.tag else ''}_{dt.date.today():%Y-%m-%d}.json"
-    (ROOT / "bench" / "results" / name).write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
-    print(markdown(out))
+    name = f"readers_{args.part}{'_' + args.tag if args.tag else ''}_{dt.date.today():%Y-%m-%d}.json"
+    (ROOT / "bench" / "results" / name).write_text(json.dumps(out, ensure_ascii=False, indent=1 if args.part == "figures" else None),
+                                                 encoding="utf-8")
+    print(figures_markdown(out) if args.part == "figures" else markdown(out))
     return 0
 
 

@@ -50,6 +50,16 @@ def smollm2_dir() -> Path:
     return prepare_packaged_model("smollm2-135m", Workspace(CACHE_WS))
 
 
+@pytest.fixture(scope="session")
+def gemma_dir() -> Path:
+    """The packaged Gemma 3 270M (the pretrained one) converted once into a plain HF folder (about a minute)."""
+    from workbench.config import Workspace
+    from workbench.models import prepare_packaged_model
+
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    return prepare_packaged_model("gemma3-270m", Workspace(CACHE_WS))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

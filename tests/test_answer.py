@@ -197,3 +197,88 @@ def test_prepare_retrieves_with_the_collections_saved_settings(workspace):
     assert (setup.retrieval.mode, setup.retrieval.scale, setup.retrieval.k) == ("dense", "collection", answer.DEFAULT_K)
     given = RetrievalConfig(mode="hybrid", k=2)  # what a caller passes is used as given
     assert answer.prepare(["api_rag"], workspace, collection="faq", endpoint=endpoint, retrieval=given).retrieval is given
+
+
+# --- readers that answer and stop (#21) -----------------------------------------------------------------------------
+
+QUESTIONS = ("아이스크림은 어디에 있나요?", "영업시간이 어떻게 되나요?", "Where is the ice cream?", "Can I pay by card?")
+
+
+def _shop(ws) -> None:
+    from workbench.ingest import ingest_paths
+
+    shop = ROOT / "examples" / "shop"
+    ingest_paths([shop / "store_map_ko.md", shop / "store_guide_en.md", shop / "hours_ko.txt"], "shop", workspace=ws)
+
+
+def _ends(setup, sources, settings) -> dict[str, list]:
+    items = []
+    for q in QUESTIONS:
+        chunks, _ = answer.retrieve_context(setup, q)
+        items.append(answer.Item(q, "", chunks))
+    return {s: answer.answer_block(items, s, setup, settings, batch_size=4) for s in sources}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "examples" / "shop").is_dir(), reason="the sample shop is not there")
+def test_the_pretrained_gemma_answers_and_stops_in_both_languages(workspace, gemma_dir):
+    """The packaged Gemma 3 270M is pretrained: base and base + RAG are asked with examples, end on their own before
+    max_new_tokens, in Korean and English, and neither recites an instruction nor copies a context header."""
+    from workbench.inference import GenerationConfig
+    from workbench.metrics import answer_flags
+    from workbench.prompts import instruction_sentences
+
+    _shop(workspace)
+    setup = answer.prepare(["base", "rag"], workspace, base_model="gemma3-270m", collection="shop")
+    assert (setup.base_template, setup.generator.instruct) == ("completion", False)
+    got = _ends(setup, ["base", "rag"], GenerationConfig(max_new_tokens=64))
+    for source, results in got.items():
+        for q, r in zip(QUESTIONS, results):
+            assert r.stopped != "max_new_tokens" and r.completion_tokens < 64, (source, q, r.text)
+            assert r.text and not any(answer_flags(r.text, instruction_sentences()).values()), (source, q, r.text)
+            assert r.prompt.startswith("<bos>") and r.prompt.endswith(("답변:", "Answer:"))
+            assert ("문서:" in r.prompt or "Document:" in r.prompt) == (source == "rag")
+
+
+@pytest.fixture(scope="module")
+def shop_run(tmp_path_factory, smollm2_dir):
+    """A real SmolLM2 run on the sample shop's 60-row dataset (Korean and English), trained long enough to learn to
+    end its answers (40 steps, 'alpaca'), in its own workspace with the shop's documents as collection 'shop'."""
+    import shutil
+
+    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.config import Workspace
+    from workbench.finetune import TrainConfig
+    from workbench.runs import start_training, wait_run
+
+    ws = Workspace(tmp_path_factory.mktemp("shop-run") / "ws").ensure()
+    ws.models.rmdir()
+    ws.models.symlink_to(smollm2_dir.parent, target_is_directory=True)
+    src = ws.root / "shop_qa_small.csv"
+    shutil.copy(ROOT / "examples" / "alpaca" / "shop_qa_small.csv", src)
+    import_dataset(src, DatasetConfig(name="shop", tokenizer=""), workspace=ws)
+    split_dataset("shop", SplitConfig(test_size=0.1, val_size=0.1), workspace=ws)
+    config = TrainConfig(dataset="shop", backend="transformers", prompt_template="alpaca", max_steps=40, eval_steps=40,
+                         save_steps=40, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0)
+    run = wait_run(start_training(config, ws).id, ws, timeout=900)
+    assert run.state == "completed" and run.adapter_dir is not None, run.status
+    _shop(ws)
+    return ws, run
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "examples" / "shop").is_dir(), reason="the sample shop is not there")
+def test_every_source_of_a_run_ends_before_max_new_tokens_in_both_languages(shop_run):
+    """SmolLM2 is instruction-tuned: its own answers go through its chat template; the run's adapter through the
+    run's 'alpaca' template. All four sources end before max_new_tokens in Korean and English."""
+    from workbench.inference import GenerationConfig
+
+    ws, run = shop_run
+    setup = answer.prepare(list(answer.DEFAULT_SOURCES), ws, run=run, collection="shop")
+    assert (setup.base_template, setup.template) == ("chat", "alpaca")
+    got = _ends(setup, list(answer.DEFAULT_SOURCES), GenerationConfig(max_new_tokens=96))
+    for source, results in got.items():
+        for q, r in zip(QUESTIONS, results):
+            assert r.stopped != "max_new_tokens", (source, q, r.text)
+    assert all("<|im_start|>" in r.prompt for r in got["base"] + got["rag"])
+    assert all("### Instruction:" in r.prompt for r in got["ft"] + got["ft_rag"])

@@ -253,6 +253,7 @@ def test_an_evaluation_after_training_finds_where_it_started(workspace, tmp_path
     assert summary["baseline"] == {"folder": found["folder"], "created": found["created"]}
     md = (sorted((workspace.runs / "r1" / "eval").iterdir())[-1] / "report.md").read_text(encoding="utf-8")
     assert "## Verdict" in md and "Before training the best was base + RAG" in md
+    assert "| without retrieval | base: 0.462 | fine-tuned: 1.000 |\n| with retrieval | base + RAG: 1.000 | – |" in md
 
     time.sleep(1.1)  # a new split is a new split id, even within the same second of the old one
     split_dataset("faq", SplitConfig(test_size=0.3, seed=7), workspace=workspace)

@@ -45,8 +45,9 @@ def test_the_completion_template_is_a_prompt_rule_like_the_others(smollm2_dir):
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
     assert format_prompt("Can I pay in cash?", template="completion", tokenizer=tok) == completion_text("Can I pay in cash?")
     assert completion_prompt("Q?", "", [], tokenizer=tok).endswith("Document: \nQuestion: Q?\nAnswer:")
-    assert stop_strings("completion") == STOP_STRINGS and "\n\n" in STOP_STRINGS and "\n질문:" in STOP_STRINGS
-    assert stop_strings("alpaca") == ("### Instruction:", "### Input:", "### Response:") and stop_strings("chat") == ()
+    assert stop_strings("completion") == STOP_STRINGS == ("\n",)  # every example answers in one line
+    assert stop_strings("alpaca") == ("\n\n", "### Instruction:", "### Input:", "### Response:")
+    assert stop_strings("chat") == ("\n\n",) and stop_strings("chat", blank_line=False) == ()
 
 
 def _ngrams(text: str, n: int) -> set[str]:

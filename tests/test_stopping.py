@@ -8,10 +8,10 @@ import random
 
 import torch
 
-from workbench.fewshot import STOP_STRINGS
 from workbench.stopping import AnswerCutter, TokenQueue, clean_answer, loop_start, stop_criteria
 
 END = 1  # the stop token of the character tokenizer
+STOPS = ("\n\n", "\n질문:", "\nQuestion:")  # stop strings of several characters: a tail may begin one
 
 
 class CharTokenizer:
@@ -25,7 +25,7 @@ def ids(text: str) -> list[int]:
     return [ord(c) for c in text]
 
 
-def cutter(strings=STOP_STRINGS, loop=0) -> AnswerCutter:
+def cutter(strings=STOPS, loop=0) -> AnswerCutter:
     return AnswerCutter(CharTokenizer(), [END], strings, loop)  # type: ignore[arg-type]
 
 

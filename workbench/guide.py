@@ -6,7 +6,7 @@ Read from the workspace's files only (no Chroma, no torch), so the home page can
 2. dataset     a dataset is imported and split (its train.csv and test.csv exist)
 3. train       a training run completed with an adapter
 4. compare     an evaluation of some source finished (its summary.json exists)
-5. freshness   the freshness demo changed a fact of a collection (its edited copies exist)
+5. freshness   the freshness demo changed a fact of a collection (its edited copies, or its measurement, exist)
 
 The first step not done is "next"; the steps after it are "later", even when some of them are done.
 """

@@ -110,17 +110,24 @@ def completion_prompt(question: str, row_input: str = "", chunks: Sequence[Any] 
     return bos_prefix(tokenizer) + completion_text(question, row_input, chunks)
 
 
-def stop_strings(template: str) -> tuple[str, ...]:
-    """Texts that end an answer asked with `template` (besides its stop tokens): the next example of the
-    `completion` pattern, the next section of the Alpaca templates. A model that learned to end its answers with
-    EOS never reaches them; one that continues the pattern is cut where its answer ends."""
+def stop_strings(template: str, *, blank_line: bool = True) -> tuple[str, ...]:
+    """Texts that end an answer asked with `template` (besides its stop tokens), measured on the sample shop
+    (docs/benchmarks.md, "Readers that answer and stop"):
+
+    - `completion`: a line break and the next marker line of either language: the examples answer in one line, and a
+      pretrained model that read them continues with the next question, or with the next line of its document;
+    - the other templates: a blank line (`blank_line`; off for answers of several paragraphs) and, for the Alpaca
+      templates, the next "### " section. A model that learned to end its answers with EOS stops before them; a small
+      instruction-tuned one (SmolLM2) often answers, leaves a blank line and goes on.
+    """
     if template == "completion":
         from workbench.fewshot import STOP_STRINGS
 
         return STOP_STRINGS
+    blank = ("\n\n",) if blank_line else ()
     if template in ("alpaca", "alpaca-tutorial"):
-        return ALPACA_SECTIONS
-    return ()
+        return blank + ALPACA_SECTIONS
+    return blank
 
 
 ALPACA_SECTIONS: tuple[str, ...] = ("### Instruction:", "### Input:", "### Response:")

@@ -239,6 +239,25 @@ def verdict_lines(summary: Mapping[str, Any], lang: str = "en") -> list[str]:
     return [x for x in (sentence(summary["verdict"], lang), before_after_sentence(summary.get("before_after"), lang)) if x]
 
 
+def before_after_table(summary: Mapping[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """Before and after training side by side: the base model without and with retrieval (before), the fine-tuned model
+    without and with it (after), each source's mean of the verdict's metric; empty without a before or an after."""
+    ba = summary.get("before_after")
+    if not ba:
+        return []
+    rows = []
+    for name, b, a in ((("without retrieval", "검색 없이"), "base", "ft"), (("with retrieval", "검색과 함께"), "rag", "ft_rag")):
+        before, after = ba["before"].get(b), ba["after"].get(a)
+        if before is None and after is None:
+            continue
+        rows.append({"": name[1] if lang == "ko" else name[0],
+                     ("학습 전" if lang == "ko" else "before training"):
+                         f"{_source(b, lang)}: {before:.3f}" if before is not None else "–",
+                     ("학습 후" if lang == "ko" else "after training"):
+                         f"{_source(a, lang)}: {after:.3f}" if after is not None else "–"})
+    return rows
+
+
 def absorb_line(summary: Mapping[str, Any], lang: str = "en") -> str:
     """What a document change costs each way: re-ingesting it (the freshness demo's measured seconds) against
     training again ("" when either is unknown)."""
@@ -297,6 +316,9 @@ def render_markdown(summary: Mapping[str, Any], results: Sequence[Mapping[str, A
     parts += ["", "## Cost", ""] + [f"- {line}" for line in _cost_lines(summary)]
     if summary["warnings"]:
         parts += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    if before_after_table(summary):
+        parts += ["", f"## Before and after training ({summary['before_after']['metric'].replace('_', ' ')})", "",
+                  _md_table(before_after_table(summary))]
     if verdict_lines(summary):
         parts += ["", "## Verdict", ""] + verdict_lines(summary)
     parts += ["", "## Answers", ""]
@@ -382,6 +404,7 @@ def render_html(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
         + "<h2>Cost</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in _cost_lines(summary)) + "</ul>"
         + ("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in summary["warnings"]) + "</ul>"
            if summary["warnings"] else "")
+        + (f"<h2>Before and after training</h2>{_html_table(before_after_table(summary))}" if before_after_table(summary) else "")
         + ("<h2>Verdict</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in verdict_lines(summary))
            if verdict_lines(summary) else "")
         + "<h2>Answers</h2>"

@@ -15,7 +15,7 @@ import streamlit as st
 from workbench import eval_jobs
 from workbench import evaluation as ev
 from workbench.answer import API_SOURCES, RAG_SOURCES
-from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, chart_data, pair_winners,
+from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, before_after_table, chart_data, pair_winners,
                               readability_table, summary_table, verdict_lines, wide_results)
 from workbench.ui import charts
 from workbench.ui.common import job_progress, metric_row, wide_column
@@ -188,6 +188,10 @@ def show_report(folder: str, summary: Mapping[str, Any]) -> None:
     for col, (name, mime) in zip(st.columns(3), ((REPORT_MD, "text/markdown"), (REPORT_HTML, "text/html"),
                                                  (RESULTS_FILE, "text/csv"))):
         col.download_button(name, (Path(folder) / name).read_bytes(), name, mime, key=f"compare.dl_{name.split('.')[-1]}")
+    before_after = before_after_table(summary, lang())
+    if before_after:
+        st.markdown(t("**Before and after training**", "**학습 전과 후**"))
+        st.dataframe(pd.DataFrame(before_after), hide_index=True)
     verdict = verdict_lines(summary, lang())
     if verdict:
         st.markdown(t("**Verdict**", "**판정**"))
