@@ -348,6 +348,7 @@ def control_short_context(work: Path, label: str) -> dict[str, Any]:
     gen = load_generator_for_run(runs["plain"], ws)
     control = prepare(["rag", "ft_rag"], ws, run=runs["plain"], generator=gen, **common)
     control.context, control.context_sources = dict(context), ("rag", "ft_rag")  # the context run's prompt rule
+    control.base_template = control.template  # base + RAG asked exactly as the runs' fine-tuned + RAG, template too
     own = prepare(["ft_rag"], ws, run=runs[label], generator=gen, **common)
     assert own.context == context, (own.context, context)
     answerers = {"base_rag_short": (control, "rag"), "plain_ft_rag_short": (control, "ft_rag"),

@@ -213,7 +213,7 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ, WORKBENCH_HOME=str(work / "ws"))
     os.environ["WORKBENCH_HOME"] = env["WORKBENCH_HOME"]
     ws_root = work / "ws"
-    out: dict[str, Any] = {"baseline_checkout": str(baseline), "baseline_commit": subprocess.run(
+    out: dict[str, Any] = {"work": str(work), "baseline_checkout": str(baseline), "baseline_commit": subprocess.run(
         ["git", "-C", str(baseline), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(), "sets": {}}
     cli(["ingest", str(ROOT / "examples/shop"), "--collection", "shop"], env)
     english = work / "shop_qa_en.csv"
@@ -233,6 +233,7 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
         for which, cwd in (("new", ROOT), ("today", baseline)):
             _, rec[f"evaluate_{which}_wall_s"] = cli(["evaluate", "--run", run["id"], "--dataset", name, "--collection",
                                                       "shop", "--json", "--out", str(dirs[which])], env, cwd)
+        rec["eval_dirs"] = {k: str(v) for k, v in dirs.items()}
         summary = load_summary(dirs["new"])
         rec["templates"] = {"base": summary.get("base_template"), "fine-tuned": summary.get("template")}
         rec["rows"] = summary["rows"]
@@ -247,6 +248,23 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
                                                  for r in data["after"]]
         out["sets"][label] = rec
         (ws_root / "figures-partial.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    return out
+
+
+def recompute(path: Path) -> dict[str, Any]:
+    """A figures file with its per-source tables computed again from the evaluations it left (`--work`), by this
+    checkout's `report.readability` and statistics: a change to how an answer is judged reaches finished figures."""
+    from workbench.evaluation import load_summary
+    from workbench.report import verdict_lines
+
+    out = json.loads(path.read_text(encoding="utf-8"))
+    for label, rec in out["sets"].items():
+        work = Path(out.get("work") or "/tmp/readers-figures")
+        dirs = rec.get("eval_dirs") or {w: str(work / f"eval-{rec['dataset']}-{w}") for w in ("new", "today")}
+        rec["sources"] = compare_prompts(Path(dirs["new"]), Path(dirs["today"]))
+        rec["verdict"] = verdict_lines(load_summary(dirs["new"]))
+        rec["verdict_ko"] = verdict_lines(load_summary(dirs["new"]), "ko")
+    out["recomputed"] = dt.datetime.now().isoformat(timespec="seconds")
     return out
 
 
@@ -301,7 +319,8 @@ def markdown(out: dict[str, Any]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("part", choices=["sweep", "figures"])
+    p.add_argument("part", choices=["sweep", "figures", "recompute"])
+    p.add_argument("--file", default="", help="recompute: a readers_figures_*.json to compute again from its evaluations")
     p.add_argument("--baseline-checkout", default="", help="figures: a checkout of the commit before issue 21")
     p.add_argument("--only", default="", help="figures: only the set whose label contains this")
     p.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2-135m"])
@@ -314,6 +333,12 @@ def main() -> int:
     from workbench.models import cpu_name
 
     t0 = time.time()
+    if args.part == "recompute":
+        path = Path(args.file)
+        out = recompute(path)
+        path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(figures_markdown(out))
+        return 0
     if args.part == "figures":
         if not args.baseline_checkout:
             raise SystemExit("figures needs --baseline-checkout (git worktree add --detach DIR 186bc51)")

@@ -107,15 +107,23 @@ def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_th
     out = json.loads(r.stdout)
     assert out["template"] == "alpaca" and out["source"] == "ft"
 
+    r = cli("ask", row["instruction"], "--run", run.id, "--no-adapter", "--max-new-tokens", "6", "--json")
+    assert r.returncode == 0, r.stderr
+    base_out = json.loads(r.stdout)
+
     # The batch evaluation.
     folder = ws.root / "eval-check"
-    run_evaluation(EvalConfig(dataset="boxes", run_id=run.id, sources=("ft",), limit=1, embedding_model="",
+    run_evaluation(EvalConfig(dataset="boxes", run_id=run.id, sources=("base", "ft"), limit=1, embedding_model="",
                               generation={"max_new_tokens": 6}), folder, ws)
-    assert load_summary(folder)["template"] == "alpaca"
-    eval_prompt = load_results(folder)[0]["prompt"]
+    assert load_summary(folder)["template"] == "alpaca" and load_summary(folder)["base_template"] == "chat"
+    eval_prompts = {r["source"]: r["prompt"] for r in load_results(folder)}
 
-    assert page_prompt == out["prompt"] == eval_prompt
+    assert page_prompt == out["prompt"] == eval_prompts["ft"]
     assert "### Instruction:\n" + row["instruction"] in page_prompt and "<|im_start|>" not in page_prompt
+    # The base model's own answer: SmolLM2 is instruction-tuned, so its chat template, the same bytes on every path.
+    base_prompt = result["answers"]["base"]["prompt"]
+    assert base_out["source"] == "base" and base_out["template"] == "chat"
+    assert base_prompt == base_out["prompt"] == eval_prompts["base"] and "<|im_start|>user\n" in base_prompt
 
     # Another template for the run's adapter is allowed, with a warning.
     at.selectbox(key="compare.template").set_value("chat").run()

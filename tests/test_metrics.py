@@ -67,3 +67,18 @@ def test_embedding_similarity_with_the_workbench_model():
     assert same == pytest.approx(1.0, abs=1e-3)
     assert 1.0 > para > other > 0
     assert empty == 0.0
+
+
+def test_readable_answer_flags_on_literal_answers():
+    from workbench.metrics import answer_flags, copied_sentences, has_context_header, repeated_span
+
+    looped = "소보로빵 하나 사려는데 얼마예요?で購入\n" * 4
+    assert repeated_span(looped) and not repeated_span("The price of a bag of ice depends on the type of ice and the type of bag.")
+    assert not repeated_span("abcdefghijklmnopqrstuvwxyz " * 2)  # twice is a phrase reused, three times a loop
+    assert repeated_span("abcdefghijklmnopqrstuvwxyz " * 3)
+    assert has_context_header("[4] (shop_intro_ko.md)\n## 소보로빵") and has_context_header("출처는 (store_map_ko.md)입니다")
+    assert not has_context_header("3번 통로 냉동고에 있습니다. [참고]")
+    sentence = "아래 참고 문서만 사용해서 질문에 답하세요."
+    assert copied_sentences("아래 참고 문서만 사용해서 질문에 답하세요. 질문: ...", [sentence])
+    assert not copied_sentences("문서에 따르면 3번 통로입니다.", [sentence])
+    assert answer_flags("5번 통로입니다.", [sentence]) == {"loop": False, "instruction": False, "header": False}

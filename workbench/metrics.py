@@ -167,13 +167,20 @@ _HEADER = re.compile(r"(^|\n)\s*\[\d{1,2}\]|\((?:source: ?)?[^()\s]+\.(?:md|txt|
                      re.IGNORECASE)
 
 
-def repeated_span(text: str, min_chars: int = 20) -> bool:
-    """Whether `text` holds the same run of at least `min_chars` characters twice (whitespace collapsed, the two
-    occurrences not overlapping): the mark of an answer that loops. Legitimate short answers hardly ever repeat 20
-    characters."""
+def repeated_span(text: str, min_chars: int = 20, times: int = 3) -> bool:
+    """Whether `text` holds the same run of `min_chars` characters `times` times or more (whitespace collapsed, the
+    occurrences not overlapping): the mark of an answer that loops. Measured on the sample shop: none of its 499
+    reference answers, and every one of 30 base answers of the pretrained Gemma asked as issue 21 found them (each
+    repeated the question or a phrase until max_new_tokens); prose that reuses a phrase once or twice is not a loop."""
     t = " ".join(str(text or "").split())
-    for start in range(0, max(0, len(t) - 2 * min_chars + 1)):
-        if t.find(t[start:start + min_chars], start + min_chars) >= 0:
+    for start in range(0, max(0, len(t) - times * min_chars + 1)):
+        gram, found, at = t[start:start + min_chars], 0, start
+        while found < times:
+            at = t.find(gram, at)
+            if at < 0:
+                break
+            found, at = found + 1, at + min_chars
+        if found >= times:
             return True
     return False
 
@@ -191,7 +198,7 @@ def has_context_header(answer: str) -> bool:
 
 
 def answer_flags(answer: str, prompt_sentences: Sequence[str] = ()) -> dict[str, bool]:
-    """What makes `answer` hard to read: "loop" (a repeated span), "instruction" (a sentence of `prompt_sentences`,
+    """What makes `answer` hard to read: "loop" (a span repeated three times), "instruction" (a sentence of `prompt_sentences`,
     the prompt's own instructions, recited), "header" (a context header copied)."""
     return {"loop": repeated_span(answer), "instruction": copied_sentences(answer, prompt_sentences),
             "header": has_context_header(answer)}
