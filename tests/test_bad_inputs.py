@@ -234,6 +234,9 @@ DATASETS = [
     ("empty.json", b"[]", "holds no rows. Check the file."),
     ("table.xlsx", b"PK", "table.xlsx: unsupported file type .xlsx."),
     ("missing.csv", None, "is neither an existing file or folder nor a Hub dataset id"),
+    # issue #23: one unquoted comma shifted the row (its question lost), exit 0
+    ("shifted.csv", b"instruction,output\nCan I pay cash?,Yes, cash is fine.\n",
+     "shifted.csv: line 2 has more cells (3) than the header (2: instruction, output)"),
 ]
 
 
@@ -326,6 +329,9 @@ CLI = [
      "error: {tmp}/bin.csv: looks like a binary file, not text"),
     ("dataset-import-exists", ["dataset", "import", "{tmp}/qa.csv", "--name", "faq", "--tokenizer", ""],
      {"qa.csv": "instruction,output\nq,a\n"}, "error: Dataset 'faq' already exists. Choose another name"),
+    ("dataset-import-shifted-row", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--tokenizer", ""],
+     {"qa.csv": "instruction,output\nCan I pay cash?,Yes, cash is fine.\n"},
+     "error: {tmp}/qa.csv: line 2 has more cells (3) than the header"),
     ("dataset-import-max-tokens", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--max-tokens", "-1"],
      {"qa.csv": "instruction,output\nq,a\n"}, "error: DatasetConfig.max_tokens = -1 is below the minimum 0."),
 ]
