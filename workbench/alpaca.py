@@ -31,7 +31,7 @@ from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_m
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
 from workbench.progress import Progress, no_progress
-from workbench.runfiles import locked, now_iso, write_json, write_text
+from workbench.runfiles import locked, now_iso, replace_dir, write_json, write_text
 
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -325,17 +325,7 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
         meta = {**meta, "created": now, "updated": now}
         _write_jsonl(tmp / RAW_FILE, rows)
         _write_meta(tmp, meta)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent)) / "dataset"
-            folder.rename(old)
-            try:
-                tmp.rename(folder)
-            except BaseException:
-                old.rename(folder)  # the old dataset goes back where it was
-                raise
-            shutil.rmtree(old.parent, ignore_errors=True)
-        else:
-            tmp.rename(folder)
+        replace_dir(tmp, folder)  # a failed rename puts the old dataset back
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -16,6 +16,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -58,12 +59,17 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "") -> Iterator[None]:
+def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "",
+           busy: str | None = None) -> Iterator[None]:
     """A lock on `.<name>.lock` beside `path` (between processes and threads): exclusive for a writer, `shared` for
     readers that must not see a write half done. Waits for the holder (a crashed holder's lock goes with its process);
-    with `timeout`, gives up after that many seconds.
+    with `timeout`, gives up after that many seconds (0: at once).
 
     Not re-entrant: a function holding the lock calls only unlocked helpers.
+
+    Args:
+        busy: the message of the JobError when the lock is not free in time (a `Text` keeps its Korean);
+            by default one made from `what`.
 
     Raises:
         JobError: the lock was not free within `timeout` (another process is writing `what`).
@@ -81,6 +87,8 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
                 if time.monotonic() >= deadline:  # type: ignore[operator]
                     from workbench.errors import JobError
 
+                    if busy:
+                        raise JobError(busy, ko=getattr(busy, "ko", None)) from None
                     raise JobError(f"{what or path.name} is busy: another process is writing it. Try again when it "
                                    f"is done.",
                                    ko=f"{what or path.name}을(를) 다른 프로세스가 쓰고 있습니다. 끝난 뒤 다시 "
@@ -90,6 +98,27 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Put the finished folder `new` where `target` is, whole: `target` (if any) is renamed aside, `new` renamed into
+    its place, and the old one removed. A reader (or a crash) meets the old folder, the new one or, for the instant
+    between the two renames, none: never a mix. If the second rename fails, the old folder goes back. `new` must be on
+    the same file system (beside `target`)."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        new.rename(target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = aside / target.name
+    target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        old.rename(target)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def update_json(path: str | Path, **changes: Any) -> dict[str, Any]:
