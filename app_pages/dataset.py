@@ -216,10 +216,10 @@ with tab_split:
                          f"{sp['created']} 분할: test_size {sp['test_size']}, 시드 {sp['seed']}, 학습의 {sp['val_size']}를 검증으로."))
             d = st.columns(3)
             for col, split in zip(d, alpaca.SPLITS):
-                path = info.path / f"{split}.csv"
-                if path.is_file():
+                with user_errors():  # the files of the split meta.json names, read under its read lock
                     col.download_button(t(f"Download {split}.csv ({sp['sizes'][split]} rows)", f"{split}.csv 내려받기 ({sp['sizes'][split]}행)"),
-                                        path.read_bytes(), file_name=f"{info.name}-{split}.csv", mime="text/csv", key=f"dataset.download_{split}")
+                                        alpaca.split_file(info.name, split, "csv", ws), file_name=f"{info.name}-{split}.csv",
+                                        mime="text/csv", key=f"dataset.download_{split}")
             dataset_views.leakage_panel(info.name, ws)
 
 # --- export & push ------------------------------------------------------------------------------

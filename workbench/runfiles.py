@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,27 @@ def write_text(path: str | Path, text: str) -> None:
         raise
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def raise_if_disk_full(exc: BaseException, what: str, kept: str, where: str | Path | None = None) -> None:
+    """Raise a `StorageError` (from `exc`) when `exc` is a write the disk refused because it is full (ENOSPC, or a
+    quota), in both languages: `what` was being done ("Splitting 'faq'"), `kept` says what is still as it was (`Text`s,
+    or plain English), `where` the folder it was writing (else the file the error names). Returns for any other error,
+    which the caller re-raises (a bug keeps its traceback)."""
+    from workbench.errors import StorageError
+    from workbench.texts import pick
+
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
+        return
+    if where is None and getattr(exc, "filename", None):
+        where = Path(exc.filename).parent
+    where = f" ({where})" if where else ""
+    raise StorageError(f"{what}: the disk is full{where}. {kept} Free some space and try again.",
+                       ko=f"{pick(what, 'ko')}: 디스크가 가득 찼습니다{where}. {pick(kept, 'ko')} 공간을 비운 뒤 다시 "
+                          f"하세요.") from exc
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Atomic JSON write (a reader never sees half a file)."""
     write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -60,7 +82,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 @contextlib.contextmanager
 def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "",
-           busy: str | None = None) -> Iterator[None]:
+           busy: str | None = None, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """A lock on `.<name>.lock` beside `path` (between processes and threads): exclusive for a writer, `shared` for
     readers that must not see a write half done. Waits for the holder (a crashed holder's lock goes with its process);
     with `timeout`, gives up after that many seconds (0: at once).
@@ -70,6 +92,7 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
     Args:
         busy: the message of the JobError when the lock is not free in time (a `Text` keeps its Korean);
             by default one made from `what`.
+        waiting: called once when the lock is not free at once (to tell the user why nothing happens yet).
 
     Raises:
         JobError: the lock was not free within `timeout` (another process is writing `what`).
@@ -79,11 +102,16 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with open(path.with_name(f".{path.name}.lock"), "a") as f:
         deadline = None if timeout is None else time.monotonic() + timeout
+        told = waiting is None
         while True:
             try:
-                fcntl.flock(f.fileno(), mode | (fcntl.LOCK_NB if deadline is not None else 0))
+                fcntl.flock(f.fileno(), mode | (fcntl.LOCK_NB if deadline is not None or not told else 0))
                 break
             except BlockingIOError:
+                if not told:
+                    told = True
+                    waiting()  # type: ignore[misc]
+                    continue
                 if time.monotonic() >= deadline:  # type: ignore[operator]
                     from workbench.errors import JobError
 
