@@ -50,6 +50,8 @@ _CHARS_PER_CHUNK = 500
 _CHUNKS_PER_SECOND = 20
 # The largest upload the pages take (.streamlit/config.toml server.maxUploadSize, kept equal by a test).
 MAX_UPLOAD_MB = 50
+# A DOCX is a zip: above this much XML once unpacked it is refused before parsing (a 200 MB text node made lxml fail).
+MAX_DOCX_XML_BYTES = 100 * 1024 * 1024
 # Most file systems refuse names over 255 bytes (ext4, APFS, NTFS in UTF-16 units); saved names stay under this.
 MAX_NAME_BYTES = 255
 
@@ -169,10 +171,11 @@ def load_file(path: str | Path, source: str | None = None, warnings: list[str] |
 
 def _read_pdf(name: str, data: bytes) -> list[Document]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import DependencyError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
+        # Many PDFs are encrypted with an empty user password (only editing is restricted): they open without one.
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{name}: the PDF is password-protected. Save an unprotected copy and upload that.",
                                 ko=f"{name}: 암호로 보호된 PDF입니다. 보호를 푼 사본을 저장해 올리세요.")
@@ -180,6 +183,11 @@ def _read_pdf(name: str, data: bytes) -> list[Document]:
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except DocumentError:
         raise
+    except DependencyError as exc:  # AES without the `cryptography` package (requirements.txt installs it)
+        raise DocumentError(f"{name}: the PDF is AES-encrypted and reading it needs the `cryptography` package "
+                            f"(pip install cryptography, as requirements.txt does). The other files were read.",
+                            ko=f"{name}: AES로 암호화된 PDF라서 읽으려면 `cryptography` 패키지가 필요합니다 (pip install "
+                               f"cryptography, requirements.txt에 있음). 다른 파일은 읽었습니다.") from exc
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         # pypdf raises a mix of its own and builtin errors on damaged files.
         raise DocumentError(f"{name}: is not a readable PDF (damaged or not a PDF: {exc}). Export it again.",
@@ -196,12 +204,23 @@ def _read_docx(name: str, data: bytes) -> tuple[str, str]:
 
     import docx
     from docx.table import Table
+    from lxml.etree import XMLSyntaxError
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            xml_bytes = sum(i.file_size for i in z.infolist() if i.filename.endswith((".xml", ".rels")))
+        if xml_bytes > MAX_DOCX_XML_BYTES:  # checked before anything is unpacked
+            raise DocumentError(f"{name}: unpacks to {xml_bytes / 1024 / 1024:,.0f} MB of XML, more than the "
+                                f"{MAX_DOCX_XML_BYTES // 1024 // 1024} MB a document may have (a zip bomb, or not a real "
+                                f"document). Split it, or save its text as .txt.",
+                                ko=f"{name}: 풀면 XML이 {xml_bytes / 1024 / 1024:,.0f} MB로, 문서 하나의 한도 "
+                                   f"{MAX_DOCX_XML_BYTES // 1024 // 1024} MB보다 큽니다 (압축 폭탄이거나 실제 문서가 아님). "
+                                   f"나누거나 텍스트를 .txt로 저장하세요.")
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DocumentError(f"{name}: is not a readable DOCX file ({exc}). Save it again as .docx.",
-                            ko=f"{name}: 읽을 수 있는 DOCX 파일이 아닙니다 ({exc}). .docx로 다시 저장하세요.") from exc
+    except (zipfile.BadZipFile, KeyError, ValueError, XMLSyntaxError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DocumentError(f"{name}: is not a readable DOCX file ({reason}). Save it again as .docx.",
+                            ko=f"{name}: 읽을 수 있는 DOCX 파일이 아닙니다 ({reason}). .docx로 다시 저장하세요.") from exc
     parts: list[str] = []
     title = (document.core_properties.title or "").strip()
     for block in document.iter_inner_content():
