@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,8 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
                 raise DocumentError(f"{what}, line {n}: not valid JSON ({exc.msg}). Fix or delete that line and import again.",
                                     ko=f"{what}, {n}번째 줄: 올바른 JSON이 아닙니다 ({exc.msg}). 그 줄을 고치거나 "
                                        f"지운 뒤 다시 가져오세요.") from exc
+            except RecursionError as exc:
+                raise _too_deep(f"{what}, line {n}") from exc
             if not isinstance(obj, dict):
                 raise DocumentError(f"{what}, line {n}: expected a JSON object per line, got {type(obj).__name__}.",
                                     ko=f"{what}, {n}번째 줄: 한 줄에 JSON 객체 하나가 있어야 하는데 {type(obj).__name__}입니다.")
@@ -200,6 +203,8 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
         raise DocumentError(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg}). For one object per line use .jsonl.",
                             ko=f"{what}: 올바른 JSON이 아닙니다 ({exc.lineno}번째 줄: {exc.msg}). 한 줄에 객체 "
                                f"하나씩이라면 .jsonl을 쓰세요.") from exc
+    except RecursionError as exc:
+        raise _too_deep(what) from exc
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) == 1:
@@ -213,6 +218,16 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
                                 ko=f"{what}: {n}번째 항목이 {type(obj).__name__}입니다. instruction / output이 "
                                    f"있는 객체여야 합니다.")
     return data
+
+
+def _too_deep(what: str) -> DocumentError:
+    """JSON nested deeper than Python's parser goes (100,000 levels ended in a RecursionError traceback)."""
+    return DocumentError(f"{what}: the JSON is nested too deeply to read (lists or objects inside each other about "
+                         f"{sys.getrecursionlimit():,} levels or more). Alpaca rows are flat objects with instruction / "
+                         f"output; fix the file and import again.",
+                         ko=f"{what}: JSON이 너무 깊게 중첩되어 읽을 수 없습니다 (목록이나 객체가 약 "
+                            f"{sys.getrecursionlimit():,}단계 이상 겹침). Alpaca 행은 instruction / output이 있는 평평한 "
+                            f"객체입니다. 파일을 고친 뒤 다시 가져오세요.")
 
 
 def _dataset_rows(ds: Any, split: str, what: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -76,7 +76,8 @@ def read_json(path: str | Path, default: Any = None) -> Any:
     """The JSON in `path`, or `default` when it is missing or unreadable."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError):  # nested too deeply for the parser: as unreadable as broken JSON
         return default
 
 
