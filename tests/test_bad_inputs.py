@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,61 @@ def test_paths_that_cannot_be_opened_are_file_errors(unchanged, tmp_path, name):
     assert len(message) < 200  # the 300-character name is cut in the message
 
 
+def _encrypted_pdf(text: str, user_password: str) -> bytes:
+    """A one-page PDF with `text`, AES-256 encrypted (an empty user password: it opens without one)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+    from test_documents import make_pdf
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf([text]))))
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _docx_bomb(megabytes: int) -> bytes:
+    """A DOCX whose document.xml holds one text node of `megabytes` MB: about 0.2 MB zipped."""
+    import io
+    import zipfile
+
+    import docx
+
+    plain = io.BytesIO()
+    d = docx.Document()
+    d.add_paragraph("PLACEHOLDER")
+    d.save(plain)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = data.replace(b"PLACEHOLDER", b"A" * (megabytes * 1024 * 1024))
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_pdfs_and_docx_that_ended_in_a_traceback_cost_only_themselves(unchanged, tmp_path):
+    """Issue #23: an AES-encrypted PDF (even with an empty password) and a DOCX that inflates to 200 MB ended the whole
+    batch in a traceback (pypdf's DependencyError, lxml's XMLSyntaxError)."""
+    files = {"open.pdf": _encrypted_pdf("Parking is free for two hours", ""),
+             "locked.pdf": _encrypted_pdf("Secret prices", "secret"),
+             "bomb.docx": _docx_bomb(200),
+             "good.txt": "a good file in the same batch".encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    report = load_paths([tmp_path / name for name in files])
+    assert report.sources == ["open.pdf", "good.txt"]
+    assert [d.page_content for d in report.documents if d.metadata["source"] == "open.pdf"] == [
+        "Parking is free for two hours"]
+    errors = {e.source: e.message for e in report.errors}
+    assert errors["locked.pdf"] == "locked.pdf: the PDF is password-protected. Save an unprotected copy and upload that."
+    assert re.fullmatch(r"bomb\.docx: unpacks to 20\d MB of XML, more than the 100 MB a document may have \(a zip bomb, "
+                        r"or not a real document\)\. Split it, or save its text as \.txt\.", errors["bomb.docx"])
+    assert all(e.message_ko and "\n" not in e.message for e in report.errors)
+
+
 # --- names of uploads -----------------------------------------------------------------------------------------
 
 UPLOAD_NAMES = [
@@ -237,6 +293,10 @@ DATASETS = [
     # issue #23: one unquoted comma shifted the row (its question lost), exit 0
     ("shifted.csv", b"instruction,output\nCan I pay cash?,Yes, cash is fine.\n",
      "shifted.csv: line 2 has more cells (3) than the header (2: instruction, output)"),
+    # issue #23: 100,000 levels of nesting ended in a RecursionError traceback
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json: the JSON is nested too deeply to read"),
+    ("deep.jsonl", b'{"instruction": "q", "output": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     "deep.jsonl, line 2: the JSON is nested too deeply to read"),
 ]
 
 
@@ -332,6 +392,10 @@ CLI = [
     ("dataset-import-shifted-row", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--tokenizer", ""],
      {"qa.csv": "instruction,output\nCan I pay cash?,Yes, cash is fine.\n"},
      "error: {tmp}/qa.csv: line 2 has more cells (3) than the header"),
+    ("retrieval-config-unknown-key", ["retrieval-config", "shop", "--set", "foo=1"], {},
+     "error: A collection saves only the settings mode, fetch_k, lambda_mult, lexical_weight, scale; not foo."),
+    ("retrieval-config-k", ["retrieval-config", "shop", "--set", "k=3"], {},
+     "error: A collection saves only the settings mode, fetch_k, lambda_mult, lexical_weight, scale; not k (k and filter"),
     ("dataset-import-max-tokens", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--max-tokens", "-1"],
      {"qa.csv": "instruction,output\nq,a\n"}, "error: DatasetConfig.max_tokens = -1 is below the minimum 0."),
 ]
@@ -371,3 +435,35 @@ def test_streamlit_settings_are_safe_for_a_plain_streamlit_run():
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["client"]["showErrorDetails"] in ("none", False)
     assert cfg["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+
+
+# --- a collection's retrieval settings, edited by hand ---------------------------------------------------------
+
+BAD_SETTINGS = [
+    ("[1, 2]", 'it is not a JSON object with "settings": {...}.'),
+    ('{"settings": ["hybrid"]}', 'it is not a JSON object with "settings": {...}.'),
+    ('{"settings": {"mode": "fast"}}', "it holds an invalid setting: RetrievalConfig.mode = 'fast' is not one of"),
+    ('{"settings": {"lexical_weight": "x"}}', "it holds an invalid setting: RetrievalConfig.lexical_weight = 'x' is not"),
+    ('{"settings": ', "it is not readable JSON."),
+    ("[" * 100_000 + "]" * 100_000, "it is not readable JSON."),
+]
+
+
+@pytest.mark.parametrize("content,problem", BAD_SETTINGS, ids=[f"settings{i}" for i in range(len(BAD_SETTINGS))])
+def test_a_hand_edited_retrieval_settings_file_is_named_and_can_be_cleared(unchanged, content, problem):
+    """Issue #23: `vectorstore/<name>.retrieval.json` of the wrong shape crashed every search of the collection."""
+    from workbench.retrieval import RetrievalConfig, collection_config, retrieve, save_retrieval
+
+    save_retrieval("shop", {"mode": "dense"}, unchanged)
+    path = next(unchanged.vectorstore.glob("*.retrieval.json"))
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        collection_config("shop", unchanged)
+    assert one_line(e.value).startswith(f"The saved retrieval settings of collection 'shop' ({path}) are not usable: "
+                                        f"{problem}")
+    assert str(e.value).endswith("Fix the file, or remove it with `workbench retrieval-config shop --clear` (the "
+                                 "defaults then apply).") and e.value.ko
+    proc = run_cli(["search", "현금", "--collection", "shop"], unchanged)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: The saved retrieval settings of collection 'shop'")
+    assert run_cli(["retrieval-config", "shop", "--clear"], unchanged).returncode == 0 and not path.exists()
+    assert retrieve("shop", "현금", RetrievalConfig(mode="dense", k=1), unchanged)[0].metadata["source"] == "faq.txt"

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, NotFoundError
 from workbench.progress import Progress
-from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, retrieve, save_retrieval
+from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, SAVED_FIELDS, RetrievalConfig, retrieve, save_retrieval
 from workbench.texts import Text, prefixed
 
 KS = (1, 3, 5, 10)
@@ -399,4 +399,5 @@ def save_best(report: dict[str, Any], workspace: Workspace | None = None, settin
                              f"{', '.join(r['setting'] for r in report['rows'] if r['config'] is not None)}.")
     note = {"setting": name, "questions": report["questions"], "mrr@10": row["mrr@10"]["mean"],
             "hit@1": row["hit@1"]["mean"], "saved_at": time.strftime("%Y-%m-%d %H:%M")}
-    return save_retrieval(report["collection"], row["config"], workspace, note=note)
+    return save_retrieval(report["collection"], {k: v for k, v in row["config"].items() if k in SAVED_FIELDS}, workspace,
+                          note=note)
