@@ -467,3 +467,64 @@ def test_a_hand_edited_retrieval_settings_file_is_named_and_can_be_cleared(uncha
     assert proc.returncode == 2 and proc.stderr.startswith("error: The saved retrieval settings of collection 'shop'")
     assert run_cli(["retrieval-config", "shop", "--clear"], unchanged).returncode == 0 and not path.exists()
     assert retrieve("shop", "현금", RetrievalConfig(mode="dense", k=1), unchanged)[0].metadata["source"] == "faq.txt"
+
+
+# --- a full disk: a real small file system that fills up (issue #23) ---------------------------------------------
+
+
+@pytest.fixture()
+def small_ws(template, tmp_path):
+    """The template's collection, dataset and run in a workspace on a real 8 MiB file system of its own."""
+    from conftest import MODEL_CACHE, small_disk
+
+    with small_disk(tmp_path / "disk", 8192) as disk:
+        ws = Workspace(disk / "ws").ensure()
+        for part in ("vectorstore", "datasets", "runs"):
+            shutil.copytree(template.root / part, ws.root / part, dirs_exist_ok=True, symlinks=True)
+        ws.models.rmdir()
+        ws.models.symlink_to(MODEL_CACHE.resolve(), target_is_directory=True)
+        yield ws
+
+
+QA_ROWS = "instruction,output\n" + "".join(f"질문 {i}번은 무엇인가요?,답변 {i}번은 이것입니다.\n" for i in range(3000))
+HOURS = "".join(f"{i}번 매장은 아홉 시에 열고 밤 열 시에 닫습니다. 주차는 두 시간 무료입니다.\n" for i in range(300))
+FULL_DISK = [
+    # (id, argv, files, bytes left free, expected last stderr line prefix)
+    ("import-replace", ["dataset", "import", "{tmp}/qa.csv", "--name", "faq", "--force", "--tokenizer", ""], {"qa.csv": QA_ROWS},
+     0, "error: Saving dataset 'faq': the disk is full ({ws}/datasets). Nothing changed: dataset 'faq' is kept as it was."),
+    ("import-new", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--tokenizer", ""], {"qa.csv": QA_ROWS}, 0,
+     "error: Saving dataset 'new': the disk is full ({ws}/datasets). Nothing was saved: no dataset 'new' was created."),
+    ("validate-fix", ["dataset", "validate", "faq", "--fix"], {}, 0,
+     "error: Saving the rows of dataset 'faq': the disk is full ({ws}/datasets/faq). Nothing changed: the dataset keeps "
+     "its 12 rows as they were."),
+    ("split", ["dataset", "split", "faq", "--seed", "7", "--test-size", "0.2"], {}, 0,
+     "error: Splitting dataset 'faq': the disk is full ({ws}/datasets/faq). Nothing changed: the previous split (seed 42,"),
+    ("ingest-open", ["ingest", "{tmp}/hours.txt", "--collection", "shop", "--quiet"], {"hours.txt": HOURS}, 0,
+     "error: Opening the knowledge base: the disk is full ({ws}/vectorstore). Nothing was changed in it."),
+    ("ingest", ["ingest", "{tmp}/hours.txt", "--collection", "shop", "--quiet"], {"hours.txt": HOURS}, 32 * 1024,
+     "error: Ingesting into collection 'shop': the disk is full ({ws}/vectorstore). The collection keeps every chunk it "
+     "had (0 of "),
+]
+
+
+@pytest.mark.parametrize("argv,files,leave,expected", [c[1:] for c in FULL_DISK], ids=[c[0] for c in FULL_DISK])
+def test_a_full_disk_is_one_line_that_says_what_was_kept(small_ws, tmp_path, argv, files, leave, expected):
+    """Before: a raw ENOSPC traceback. The workspace holds exactly what it held before, and works once space is freed."""
+    from conftest import fill_disk
+
+    for name, content in files.items():
+        _file(tmp_path, name, content)
+    before = inventory(small_ws)
+    filler = fill_disk(small_ws.root.parent, leave)
+    try:
+        proc = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], small_ws)
+    finally:
+        filler.unlink()
+    assert "Traceback" not in proc.stderr and proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(expected.replace("{ws}", str(small_ws.root))), proc.stderr
+    assert line.endswith("Free some space and try again."), line
+    assert inventory(small_ws) == before
+    assert [p.name for p in small_ws.datasets.rglob(".*") if not p.name.endswith(".lock")] == []  # no half-written files
+    proc = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], small_ws)  # with space again, it works
+    assert proc.returncode == 0, proc.stderr

@@ -105,3 +105,14 @@ def test_a_busy_lock_says_what_it_was_told(tmp_path):
             with locked(tmp_path / "x", timeout=0, busy=Text("Busy.", "사용 중.")):
                 pass
     assert (str(e.value), e.value.ko) == ("Busy.", "사용 중.")
+
+
+def test_write_texts_changes_all_files_or_none(tmp_path):
+    from workbench.runfiles import write_texts
+
+    a, b = tmp_path / "raw.jsonl", tmp_path / "meta.json"
+    write_texts({a: "rows\n", b: "{}\n"})
+    assert (a.read_text(), b.read_text()) == ("rows\n", "{}\n")
+    with pytest.raises(FileNotFoundError):  # the second one cannot be written: the first is not replaced either
+        write_texts({a: "new rows\n", tmp_path / "missing" / "meta.json": "{}"})
+    assert a.read_text() == "rows\n" and sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "raw.jsonl"]

@@ -32,7 +32,8 @@ from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_m
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
 from workbench.progress import Progress, no_progress
-from workbench.runfiles import locked, now_iso, raise_if_disk_full, replace_dir, write_json, write_text
+from workbench.runfiles import (json_text, locked, now_iso, raise_if_disk_full, replace_dir, write_json, write_text,
+                                write_texts)
 from workbench.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_indices, split_path,
                                   unsplit_train, write_split)
 
@@ -210,8 +211,12 @@ def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
     write_json(folder / META_FILE, meta)
 
 
+def _jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows)
+
+
 def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows))
+    write_text(path, _jsonl(rows))
 
 
 _read_jsonl = read_jsonl
@@ -323,6 +328,7 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
                           ko=f"데이터셋 {folder.name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 "
                              f"(--force / 'replace').")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    existed = (folder / META_FILE).exists()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     try:
         now = _now()
@@ -331,8 +337,13 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
         _write_meta(tmp, meta)
         with read_lock(folder, shared=False):  # no reader is halfway through the old dataset's files
             replace_dir(tmp, folder)  # a failed rename puts the old dataset back
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise_if_disk_full(exc, Text(f"Saving dataset {folder.name!r}", f"데이터셋 {folder.name!r} 저장"),
+                           Text(f"Nothing changed: dataset {folder.name!r} is kept as it was.",
+                                f"바뀐 것은 없습니다: 데이터셋 {folder.name!r}은(는) 그대로입니다.") if existed else
+                           Text(f"Nothing was saved: no dataset {folder.name!r} was created.",
+                                f"아무것도 저장하지 않았습니다: 데이터셋 {folder.name!r}은(는) 만들어지지 않았습니다."), folder.parent)
         raise
     return _info(folder, meta)
 
@@ -411,11 +422,18 @@ def save_rows(name: str, rows: Sequence[Mapping[str, Any]], workspace: Workspace
 
 def _save_rows(folder: Path, rows: Sequence[Mapping[str, Any]], note: str) -> DatasetInfo:
     meta = _read_meta(folder)
+    before = meta.get("rows")
     rows = [dict(r) for r in rows]
-    _write_jsonl(folder / RAW_FILE, rows)
     meta.update(rows=len(rows), columns=_columns(rows), updated=_now())
     meta.setdefault("history", []).append({"at": meta["updated"], "action": note, "rows": len(rows)})
-    _write_meta(folder, meta)
+    try:  # raw.jsonl and meta.json together: a full disk changes neither
+        write_texts({folder / RAW_FILE: _jsonl(rows), folder / META_FILE: json_text(meta)})
+    except OSError as exc:
+        raise_if_disk_full(exc, Text(f"Saving the rows of dataset {folder.name!r}",
+                                     f"데이터셋 {folder.name!r}의 행 저장"),
+                           Text(f"Nothing changed: the dataset keeps its {before} rows as they were.",
+                                f"바뀐 것은 없습니다: 데이터셋의 {before}개 행은 그대로입니다."), folder)
+        raise
     return _info(folder, meta)
 
 

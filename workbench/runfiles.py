@@ -57,7 +57,8 @@ def raise_if_disk_full(exc: BaseException, what: str, kept: str, where: str | Pa
     from workbench.errors import StorageError
     from workbench.texts import pick
 
-    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
+    sqlite_full = "database or disk is full" in str(exc)  # SQLITE_FULL, as Chroma reports it
+    if not (isinstance(exc, OSError) and exc.errno in DISK_FULL) and not sqlite_full:
         return
     if where is None and getattr(exc, "filename", None):
         where = Path(exc.filename).parent
@@ -67,9 +68,37 @@ def raise_if_disk_full(exc: BaseException, what: str, kept: str, where: str | Pa
                           f"하세요.") from exc
 
 
+def write_texts(files: Mapping[str | Path, str]) -> None:
+    """Write several files so that a full disk changes none of them: every new content goes to a temporary file beside
+    its target first (where a full disk fails, and they are removed), then each is renamed over its target (renames
+    need no space). Only a crash between two of those renames could leave one file new and another old."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            done.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        for tmp, _ in done:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for tmp, path in done:
+        os.replace(tmp, path)
+
+
+def json_text(data: Any) -> str:
+    """The JSON text `write_json` writes (readable Korean, indented)."""
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Atomic JSON write (a reader never sees half a file)."""
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    write_text(path, json_text(data))
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:

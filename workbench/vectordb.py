@@ -33,6 +33,8 @@ from workbench.config import BaseConfig, Workspace, setting
 from workbench.documents import FileError
 from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings
 from workbench.errors import ConfigError, NotFoundError, OfflineError
+from workbench.runfiles import raise_if_disk_full
+from workbench.texts import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
@@ -212,7 +214,12 @@ def _client(key: tuple[str, str, int, bool]) -> "chromadb.ClientAPI":
     kind, where, port, ssl = key
     settings = Settings(anonymized_telemetry=False)
     if kind == "embedded":
-        return chromadb.PersistentClient(path=where, settings=settings)
+        try:
+            return chromadb.PersistentClient(path=where, settings=settings)
+        except Exception as exc:  # only a full disk is turned into a message; anything else goes on as it was
+            raise_if_disk_full(exc, Text("Opening the knowledge base", "지식 베이스 열기"),
+                               Text("Nothing was changed in it.", "바뀐 것은 없습니다."), where)
+            raise
     try:
         return chromadb.HttpClient(host=where, port=port, ssl=ssl, settings=settings)
     except Exception as exc:  # chromadb raises ValueError / httpx errors / its own; all mean "no server"
