@@ -73,7 +73,8 @@ with tab_import:
         sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
         source = str(SAMPLES / sample) if sample else None
     elif kind == "upload":
-        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8, UTF-16, CP949, Latin-1)", "CSV, JSON, JSONL (UTF-8, UTF-16, CP949, Latin-1)"),
+        up = st.file_uploader(t("CSV, JSON or JSONL (the encoding is detected; choose it below if the guess is not clear)",
+                                "CSV, JSON, JSONL (인코딩은 감지합니다. 짐작이 분명하지 않으면 아래에서 고르세요)"),
                               type=["csv", "json", "jsonl"], key="dataset.upload")
         if up is not None:
             tmpdir = tempfile.TemporaryDirectory()

@@ -98,6 +98,8 @@ DOCUMENTS = [
     ("be.md", "# 제목\n본문은 UTF-16 BE입니다.\n".encode("utf-16-be"), None, "# 제목\n본문은 UTF-16 BE입니다.\n", "utf-16-be"),
     ("ko.txt", "현금으로 결제가 가능한가요? 네.".encode("cp949"), None, "현금으로 결제가 가능한가요? 네.", "cp949"),
     ("bom.txt", "\ufeffUTF-8 with a BOM".encode("utf-8"), None, "UTF-8 with a BOM", "utf-8-sig"),
+    # issue #23: short Shift-JIS text was stored as Hangul mojibake (밲궼돺렄…) with only a note
+    ("sjis.txt", "店は何時に開きますか".encode("cp932"), None, "店は何時に開きますか", "shift_jis"),
     ("logo.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "logo.txt: looks like a binary file, not text", None, None),
     ("empty.txt", b"  \n", "empty.txt: the file is empty.", None, None),
     ("tool.exe", b"MZ", "tool.exe: file type '.exe' is not supported.", None, None),
@@ -528,3 +530,25 @@ def test_a_full_disk_is_one_line_that_says_what_was_kept(small_ws, tmp_path, arg
     assert [p.name for p in small_ws.datasets.rglob(".*") if not p.name.endswith(".lock")] == []  # no half-written files
     proc = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], small_ws)  # with space again, it works
     assert proc.returncode == 0, proc.stderr
+
+
+# --- an encoding that is not clear (issue #23) ----------------------------------------------------------------------
+
+
+def test_an_unclear_cjk_encoding_is_a_warning_and_the_user_can_choose_it(unchanged, tmp_path):
+    """EUC-JP kanji are CP949 Hangul byte for byte: the guess is said as a warning (the report's warnings, which the
+    pages show, and a `warning:` line of the CLI), and --encoding reads it right."""
+    (tmp_path / "tokyo.txt").write_bytes("東京都です".encode("euc_jp"))
+    report = load_paths([tmp_path / "tokyo.txt"])
+    assert [w.message.split(";")[0] for w in report.warnings] == ["tokyo.txt: the text encoding is not clear"]
+    assert report.warnings[0].message_ko.startswith("tokyo.txt: 텍스트 인코딩이 분명하지 않습니다.")
+    assert load_paths([tmp_path / "tokyo.txt"], encoding="euc-jp").documents[0].page_content == "東京都です"
+    (tmp_path / "qa.csv").write_bytes("instruction,output\n東京都です,はい\n".encode("euc_jp"))
+    proc = run_cli(["dataset", "import", str(tmp_path / "qa.csv"), "--name", "jp", "--tokenizer", ""], unchanged)
+    assert proc.returncode == 0 and f"warning: {tmp_path / 'qa.csv'}: the text encoding is not clear" in proc.stderr
+    assert json.loads(proc.stdout)["encoding_warning"].startswith(f"{tmp_path / 'qa.csv'}: the text encoding is not clear")
+    proc = run_cli(["dataset", "import", str(tmp_path / "qa.csv"), "--name", "jp", "--tokenizer", "", "--force",
+                    "--encoding", "euc-jp"], unchanged)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert alpaca.load_rows("jp", unchanged)[0]["instruction"] == "東京都です"
+    alpaca.delete_dataset("jp", unchanged)  # the workspace holds what it held

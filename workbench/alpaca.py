@@ -36,6 +36,7 @@ from workbench.runfiles import (json_text, locked, now_iso, raise_if_disk_full, 
                                 write_texts)
 from workbench.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_indices, split_path,
                                   unsplit_train, write_split)
+from workbench.textcodec import ENCODING_LABELS, Encoding
 
 SplitName = Literal["train", "validation", "test"]
 RAW_FILE = "raw.jsonl"
@@ -60,12 +61,11 @@ class DatasetConfig(BaseConfig):
     output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
                                  help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
                                  label="Output column", label_ko="output 열")
-    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, UTF-16, then CP949 and "
-                                                          "Latin-1).",
-                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, UTF-16, 그다음 CP949와 Latin-1 시도).",
-                                                          label="Encoding", label_ko="인코딩",
-                                                          choice_labels={"auto": ("auto (UTF-8, UTF-16, CP949, Latin-1)",
-                                                                                  "자동 (UTF-8, UTF-16, CP949, Latin-1)")})
+    encoding: Encoding = setting("auto", "Text encoding of CSV / JSON files. auto detects it (UTF-8, UTF-16, Korean, Japanese, "
+                                 "Western) and warns when the guess is not clear: then choose it here.",
+                                 help_ko="CSV / JSON 파일 인코딩. 자동은 감지하고 (UTF-8, UTF-16, 한국어, 일본어, 서유럽) 짐작이 "
+                                 "분명하지 않으면 경고합니다: 그때 여기서 고르세요.",
+                                 label="Encoding", label_ko="인코딩", choice_labels=ENCODING_LABELS)
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
                              help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
                              label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")

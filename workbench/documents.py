@@ -95,7 +95,8 @@ def file_type(name: str) -> str:
     return FILE_TYPES[suffix]
 
 
-def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
+def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list[str] | None = None,
+               encoding: str = "auto") -> list[Document]:
     """Read one file's bytes as documents.
 
     Args:
@@ -103,6 +104,7 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
         data: the file's content.
         source: the name the knowledge base keeps in metadata (defaults to `name`).
         warnings: where a warning about the file goes (its text encoding was guessed), when given.
+        encoding: the text encoding of a text file (txt, md, csv, html): "auto" detects it (`textcodec.ENCODINGS`).
 
     Raises:
         DocumentError: unsupported type, binary or undecodable text, empty file, broken PDF or DOCX.
@@ -119,7 +121,7 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
         body, title = _read_docx(name, data)
         docs = [Document(page_content=body, metadata={})]
     else:
-        decoded = decode(data, name)
+        decoded = decode(data, name, encoding=encoding)
         text, encoding = decoded.text, decoded.encoding
         if decoded.warning and warnings is not None:
             warnings.append(decoded.warning)
@@ -146,7 +148,8 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
     return docs
 
 
-def load_file(path: str | Path, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
+def load_file(path: str | Path, source: str | None = None, warnings: list[str] | None = None,
+              encoding: str = "auto") -> list[Document]:
     """Read one file from disk (see `load_bytes`).
 
     Raises:
@@ -166,7 +169,7 @@ def load_file(path: str | Path, source: str | None = None, warnings: list[str] |
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror}).",
                             ko=f"{path}: 읽을 수 없습니다 ({exc.strerror}).") from exc
-    return load_bytes(path.name, data, source=source or path.name, warnings=warnings)
+    return load_bytes(path.name, data, source=source or path.name, warnings=warnings, encoding=encoding)
 
 
 def _read_pdf(name: str, data: bytes) -> list[Document]:
@@ -320,9 +323,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) -> LoadReport:
+def load_paths(paths: Sequence[str | Path], progress: Progress | None = None, encoding: str = "auto") -> LoadReport:
     """Read files and folders; a bad file is reported in `errors` and the others still load. Warnings (a guessed
-    encoding, a large file with the chunks and time to expect) are in `warnings` and the `workbench.documents` log."""
+    encoding, a large file with the chunks and time to expect) are in `warnings` and the `workbench.documents` log.
+    `encoding` is the text files' encoding ("auto": detected per file)."""
     files = expand_paths(paths)
     report = LoadReport(documents=[], sources=[], errors=[])
     for i, (path, source) in enumerate(files):
@@ -331,7 +335,7 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
                           f"{source} 읽는 중"), i / max(len(files), 1))
         notes: list[str] = []
         try:
-            docs = load_file(path, source=source, warnings=notes)
+            docs = load_file(path, source=source, warnings=notes, encoding=encoding)
             original = original_name(path)
             for d in docs:
                 if original:

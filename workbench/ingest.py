@@ -98,8 +98,10 @@ def ingest_paths(
     workspace: Workspace | None = None,
     progress: Progress | None = None,
     store: VectorStoreConfig | None = None,
+    encoding: str = "auto",
 ) -> IngestReport:
-    """Load files and folders and ingest them into `collection` (created when missing).
+    """Load files and folders and ingest them into `collection` (created when missing). `encoding`: the text files'
+    encoding ("auto" detects it per file; a guess that is not clear comes back as a warning).
 
     A file that cannot be read is listed in `report.errors`; the others still go in. A source's
     name is its file name (or its path inside a given folder), so ingesting a new version of a file
@@ -110,7 +112,7 @@ def ingest_paths(
         ModelError / OfflineError: the embedding model or the Chroma server is unavailable.
     """
     progress = progress or _noop
-    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f))
+    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f), encoding=encoding)
     report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
                               lambda m, f: progress(m, 0.05 + 0.95 * f), store)
     report.errors = loaded.errors + report.errors
