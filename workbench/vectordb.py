@@ -46,6 +46,7 @@ HOST_ENV = "WORKBENCH_CHROMA_HOST"
 PORT_ENV = "WORKBENCH_CHROMA_PORT"
 SCHEMA = 1
 _GET_BATCH = 5000  # below Chroma's max batch size
+SCRATCH_PREFIX = "lab-scratch-"  # collections made for a moment (the retrieval lab's chunkings), never listed
 
 
 def _noop(message: str, fraction: float) -> None:
@@ -342,14 +343,18 @@ def vector_store(
 # --- browse and delete --------------------------------------------------------------------------
 
 
-def list_collections(workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> list[CollectionInfo]:
-    """All collections with their chunk and document counts, embedding model and splitter settings."""
+def list_collections(workspace: Workspace | None = None, store: VectorStoreConfig | None = None, *,
+                     scratch: bool = False) -> list[CollectionInfo]:
+    """All collections with their chunk and document counts, embedding model and splitter settings. Scratch
+    collections (`SCRATCH_PREFIX`: the retrieval lab's, for the minutes it measures a chunking) are left out unless
+    `scratch`: a lab killed with -9 cannot delete its own, and they are nobody's to pick."""
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     if store.embedded and not (ws.vectorstore / "chroma.sqlite3").is_file():
         return []  # do not create a store just to list nothing
     out = []
     for coll in client(ws, store).list_collections():
-        out.append(_info(coll))
+        if scratch or not coll.name.startswith(SCRATCH_PREFIX):
+            out.append(_info(coll))
     return sorted(out, key=lambda c: c.name)
 
 
