@@ -157,7 +157,7 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     """Check the dataset, resolve the backend, write config.json and a pending status.json.
 
     Raises:
-        NotFoundError: the dataset does not exist or has not been split.
+        NotFoundError: the dataset does not exist or has not been split, or the context collection does not exist.
         ConfigError: the backend is not installed.
         ModelError / OfflineError: the base model is neither registered, a model folder, nor a reachable Hub id.
     """
@@ -174,6 +174,15 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     config = config.replace(backend=resolve_backend(config.backend))
     # A missing base model would otherwise fail only in the child process, minutes later.
     check_model(config.base_model, ws)
+    if config.context != "none":  # so would an unknown context collection (40 s later, after the model loaded)
+        from workbench.vectordb import open_collection
+
+        try:
+            open_collection(config.context_collection, ws)
+        except NotFoundError as exc:
+            raise NotFoundError(f"TrainConfig.context_collection = {config.context_collection!r}: {exc}",
+                                ko=f"TrainConfig.context_collection = {config.context_collection!r}: "
+                                   f"{exc.message('ko')}") from exc
     path = new_run_dir(config, ws)
     run_id = path.name
     (path / "logs").mkdir()
