@@ -210,3 +210,21 @@ def test_a_killed_exports_leftovers_are_removed_and_the_old_merged_model_stays_u
     assert out["merged"] == str(tiny_run.path / "merged")
     assert (tiny_run.path / "merged" / "model.safetensors").stat().st_ino != before  # replaced by the new whole folder
     assert sorted(p.name for p in tiny_run.path.iterdir() if p.name.startswith(".merged")) == []
+
+
+def test_a_run_cancelled_while_its_process_starts_is_cancelled_not_failed(boxes):
+    """Issue #23: `runs cancel` right after `train` ended as failed with an ImportError (or 'partially initialized module
+    torch'): the cancel landed inside an import and a library's `except Exception` swallowed it. Eight real training
+    processes start together (their imports slow each other, as on a busy machine) and each is cancelled at its own
+    moment of its start."""
+    import time
+
+    delays = [0.5, 1.5, 2.5, 3.5, 4.5, 6.0, 7.5, 9.0]
+    runs = [start_training(TrainConfig(dataset="boxes", max_steps=2), boxes) for _ in delays]
+    t0 = time.monotonic()
+    for delay, run in zip(delays, runs):
+        time.sleep(max(0.0, delay - (time.monotonic() - t0)))
+        cancel_run(run.id, boxes)
+    ended = [wait_run(run.id, boxes, timeout=300) for run in runs]
+    assert [(r.state, r.status.get("error")) for r in ended] == [("cancelled", None)] * len(delays), \
+        [(d, r.state, r.status.get("error")) for d, r in zip(delays, ended)]

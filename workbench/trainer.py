@@ -111,8 +111,12 @@ def oom_message(config: TrainConfig, resolved: ResolvedSettings | None, step: in
 # --- the training entry point ------------------------------------------------------------------------------
 
 
-class Cancelled(Exception):
-    """SIGTERM arrived before training started (nothing to checkpoint yet)."""
+class Cancelled(BaseException):
+    """SIGTERM arrived before training started (nothing to checkpoint yet).
+
+    A BaseException, as KeyboardInterrupt is: the signal lands wherever the process is, often inside `import torch` or a
+    library's `try: ... except Exception` availability check, which swallowed an Exception and left torch half imported
+    (the run then failed with an ImportError or a 'partially initialized module' error instead of being cancelled)."""
 
 
 class _CancelFlag:
@@ -154,7 +158,6 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     config = TrainConfig.load(run_dir / "config.json")
     main = _rank() == 0
     flag = _CancelFlag()
-    flag.install()
     ws = Workspace(run_dir.parent.parent)
     resolved: ResolvedSettings | None = None
     trainer = None
@@ -162,9 +165,10 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     status = read_json(run_dir / "status.json", {}) or {}
     resume = last_checkpoint(run_dir)
-    if main:
-        _mark_running(run_dir, status, resume)
     try:
+        flag.install()  # inside the try: a cancel during what follows is recorded as one
+        if main:
+            _mark_running(run_dir, status, resume)
         resolved = resolve_settings(config)
         from workbench.models import resolve_model
 
