@@ -30,6 +30,7 @@ from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
 from workbench.progress import Progress
+from workbench.runfiles import update_json
 from workbench.textcodec import decode
 
 
@@ -450,14 +451,10 @@ def save_uploads(
         if stored != clean:
             renamed[target.relative_to(base).as_posix()] = clean
         written.append(target)
+    by_folder: dict[Path, dict[str, str]] = {}
     for rel, name in renamed.items():
-        names_file = (base / rel).parent / NAMES_FILE
-        known = {}
-        if names_file.is_file():
-            try:
-                known = json.loads(names_file.read_text(encoding="utf-8"))
-            except ValueError:
-                known = {}
-        known[Path(rel).name] = name
-        names_file.write_text(json.dumps(known, ensure_ascii=False, indent=1), encoding="utf-8")
+        by_folder.setdefault((base / rel).parent, {})[Path(rel).name] = name
+    for folder_path, names in by_folder.items():
+        # Locked read-modify-write: two uploads into one folder at once each lost the other's entries (2 of 10 rounds).
+        update_json(folder_path / NAMES_FILE, **names)
     return written, errors

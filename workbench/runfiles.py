@@ -185,7 +185,8 @@ def update_json(path: str | Path, **changes: Any) -> dict[str, Any]:
     Serialised with a lock file, so two writers (the page and the child) never lose each other's changes.
     """
     with locked(path):
-        data = read_json(path, {}) or {}
+        data = read_json(path, {})
+        data = data if isinstance(data, dict) else {}
         data.update(changes)
         write_json(path, data)
     return data
