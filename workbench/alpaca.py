@@ -34,8 +34,8 @@ from workbench.errors import ConfigError, DocumentError, NotFoundError
 from workbench.progress import Progress, no_progress
 from workbench.runfiles import (json_text, locked, now_iso, raise_if_disk_full, replace_dir, write_json, write_text,
                                 write_texts)
-from workbench.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_indices, split_path,
-                                  unsplit_train, write_split)
+from workbench.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_folder, split_indices,
+                                  split_path, unsplit_train, write_split)
 from workbench.textcodec import ENCODING_LABELS, Encoding
 
 SplitName = Literal["train", "validation", "test"]
@@ -335,8 +335,11 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
         meta = {**meta, "created": now, "updated": now}
         _write_jsonl(tmp / RAW_FILE, rows)
         _write_meta(tmp, meta)
-        with read_lock(folder, shared=False):  # no reader is halfway through the old dataset's files
-            replace_dir(tmp, folder)  # a failed rename puts the old dataset back
+        if not folder.exists():
+            tmp.rename(folder)
+        else:
+            with read_lock(folder, shared=False):  # no reader is halfway through the old dataset's files
+                replace_dir(tmp, folder)  # a failed rename puts the old dataset back
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise_if_disk_full(exc, Text(f"Saving dataset {folder.name!r}", f"데이터셋 {folder.name!r} 저장"),
@@ -600,7 +603,7 @@ def load_leakage(name: str, workspace: Workspace | None = None) -> list[Leak]:
     folder = dataset_dir(name, workspace)
     with read_lock(folder):
         record = _read_meta(folder).get("split") or {}
-        path = split_path(folder, record, "x").with_name(LEAKAGE_FILE)
+        path = split_folder(folder, record) / LEAKAGE_FILE
         return [Leak(**d) for d in json.loads(path.read_text(encoding="utf-8"))] if path.is_file() else []
 
 
