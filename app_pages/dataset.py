@@ -73,7 +73,8 @@ with tab_import:
         sample = st.selectbox(t("Sample", "예제"), samples, key="dataset.sample")
         source = str(SAMPLES / sample) if sample else None
     elif kind == "upload":
-        up = st.file_uploader(t("CSV, JSON or JSONL (UTF-8, UTF-16, CP949, Latin-1)", "CSV, JSON, JSONL (UTF-8, UTF-16, CP949, Latin-1)"),
+        up = st.file_uploader(t("CSV, JSON or JSONL (the encoding is detected; choose it below if the guess is not clear)",
+                                "CSV, JSON, JSONL (인코딩은 감지합니다. 짐작이 분명하지 않으면 아래에서 고르세요)"),
                               type=["csv", "json", "jsonl"], key="dataset.upload")
         if up is not None:
             tmpdir = tempfile.TemporaryDirectory()
@@ -216,10 +217,10 @@ with tab_split:
                          f"{sp['created']} 분할: test_size {sp['test_size']}, 시드 {sp['seed']}, 학습의 {sp['val_size']}를 검증으로."))
             d = st.columns(3)
             for col, split in zip(d, alpaca.SPLITS):
-                path = info.path / f"{split}.csv"
-                if path.is_file():
+                with user_errors():  # the files of the split meta.json names, read under its read lock
                     col.download_button(t(f"Download {split}.csv ({sp['sizes'][split]} rows)", f"{split}.csv 내려받기 ({sp['sizes'][split]}행)"),
-                                        path.read_bytes(), file_name=f"{info.name}-{split}.csv", mime="text/csv", key=f"dataset.download_{split}")
+                                        alpaca.split_file(info.name, split, "csv", ws), file_name=f"{info.name}-{split}.csv",
+                                        mime="text/csv", key=f"dataset.download_{split}")
             dataset_views.leakage_panel(info.name, ws)
             dataset_views.where_you_start(info.name, ws)
 

@@ -6,13 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from workbench import ingest, ingest_jobs, vectordb
-from workbench.chunking import ChunkingConfig, split_text
+from workbench.chunking import ChunkingConfig
 from workbench.config import PROJECT_DIR
-from workbench.documents import SUPPORTED_SUFFIXES, load_bytes, load_file, save_uploads
-from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, token_counter
-from workbench.errors import DocumentError
+from workbench.documents import SUPPORTED_SUFFIXES, save_uploads
+from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
 from workbench.retrieval import RetrievalConfig, only_sources, retrieve
-from workbench.ui import charts, retrieval_views
+from workbench.ui import kb_views, retrieval_views
 from workbench.ui.common import job_progress, message_of, progress_reporter, user_errors, wide_column, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
 from workbench.ui.i18n import t, tabs
@@ -60,12 +59,12 @@ tab_add, tab_browse, tab_search, tab_lab = tabs("kb.tab", [("Add documents", "�
                                                           ("Search", "검색"), ("Retrieval lab", "검색 실험")])
 
 
-def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None) -> None:
+def _ingest(paths: list, chunking: ChunkingConfig, embedding: str | None, encoding: str = "auto") -> None:
     if ingest_jobs.is_large(paths):  # a child process, polled below: the page stays usable and can cancel
-        st.session_state["kb.ingest_job"] = str(ingest_jobs.start_ingest(paths, name, chunking, embedding, ws))
+        st.session_state["kb.ingest_job"] = str(ingest_jobs.start_ingest(paths, name, chunking, embedding, ws, encoding))
         st.rerun()
     report_cb, bar = progress_reporter(t("Ingesting…", "넣는 중…"))
-    report = ingest.ingest_paths(paths, name, chunking, embedding, ws, report_cb)
+    report = ingest.ingest_paths(paths, name, chunking, embedding, ws, report_cb, encoding=encoding)
     bar.empty()
     _finish(report.to_dict())
 
@@ -118,36 +117,9 @@ with tab_add:
                       help=t("A collection keeps the model it was built with.", "컬렉션은 처음 만든 모델을 유지합니다."))
     chunking = build_config(ChunkingConfig, chunk_values)
 
-    # Live preview of the chunk boundaries on the first uploaded file (or a sample file).
-    if chunking is not None:
-        preview_name, preview_text = None, ""
-        try:
-            if uploads:
-                doc = load_bytes(uploads[0].name, uploads[0].getvalue())[0]
-                preview_name, preview_text = doc.metadata["source"], doc.page_content[:4000]
-            elif (SAMPLE / "payment_refund_ko.txt").is_file():
-                doc = load_file(SAMPLE / "payment_refund_ko.txt")[0]
-                preview_name, preview_text = doc.metadata["source"], doc.page_content[:4000]
-        except DocumentError as exc:
-            st.warning(message_of(exc))
-        if preview_text:
-            with user_errors():
-                counter = token_counter(vectordb.get_embeddings(embedding)) if chunking.splitter == "tokens" else None
-                chunks = split_text(preview_text, chunking, counter)
-                st.markdown(t(f"**Preview** of `{preview_name}` (first {len(preview_text):,} characters): {len(chunks)} chunks",
-                              f"`{preview_name}` **미리보기** (앞 {len(preview_text):,}자): 청크 {len(chunks)}개"))
-                rows = [{"#": i, t("start", "시작"): ch.start, t("chars", "글자"): ch.chars, t("bytes", "바이트"): ch.bytes,
-                         **({t("tokens", "토큰"): counter(ch.text)} if counter else {}),
-                         t("chunk", "청크"): ch.text.replace("\n", "⏎")} for i, ch in enumerate(chunks)]
-                table, histogram = st.columns([3, 1])
-                table.dataframe(pd.DataFrame(rows), hide_index=True, height=260, column_config=wide_column(t("chunk", "청크")))
-                unit = {"bytes": t("bytes", "바이트"), "tokens": t("tokens", "토큰")}.get(chunking.splitter, t("chars", "글자"))
-                lengths = [{"size": ch.bytes if chunking.splitter == "bytes" else counter(ch.text) if counter else ch.chars}
-                           for ch in chunks]
-                chart = charts.length_histogram(lengths, "size", t(f"chunk size ({unit})", f"청크 크기 ({unit})"),
-                                                count_title=t("chunks", "청크 수"), maxbins=15, height=230)
-                if chart is not None:
-                    histogram.altair_chart(chart, width="stretch")
+    encoding = kb_views.encoding_select("kb.encoding")
+    if chunking is not None:  # the chunk boundaries of the first uploaded file (or a sample file), live
+        kb_views.chunk_preview(uploads, SAMPLE / "payment_refund_ko.txt", chunking, embedding, encoding)
 
     b1, b2 = st.columns(2)
     if b1.button(t("Ingest uploaded files", "올린 파일 넣기"), type="primary", key="kb.ingest",
@@ -158,7 +130,7 @@ with tab_add:
             for err in errors:
                 st.warning(message_of(err))
             if written:
-                _ingest(written, chunking, embedding)
+                _ingest(written, chunking, embedding, encoding)
     if b2.button(t("Ingest the sample shop (one click)", "예제 상점 문서 넣기 (한 번에)"), key="kb.sample",
                  disabled=not SAMPLE.is_dir() or chunking is None or "kb.ingest_job" in st.session_state,
                  help=t("Korean and English documents of a small shop, from examples/shop.",
@@ -183,8 +155,8 @@ with tab_add:
                      hide_index=True, width="stretch")
         for err in last["errors"]:
             st.warning(message_of(err))
-        for note in last.get("warnings", []):  # files read, with a note (a guessed encoding, a long ingest)
-            st.info(message_of(note))
+        for note in last.get("warnings", []):  # files read, with a warning (an unclear encoding, a long ingest)
+            st.warning(message_of(note))
 
 # --- browse -----------------------------------------------------------------------------------------
 with tab_browse:

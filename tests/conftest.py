@@ -140,3 +140,28 @@ def gemma_vocab():
     from workbench.gguf_tokenizer import GGUFVocab
 
     return GGUFVocab.from_gguf(gemma_pkg.chunk_paths())
+
+
+@contextmanager
+def small_disk(folder: Path, size_kb: int) -> Iterator[Path]:
+    """A real file system of `size_kb` KiB (a tmpfs) mounted on `folder`, unmounted afterwards: what fills up is a
+    real disk, with real ENOSPC from the kernel. Needs root (CI runs as root); elsewhere the test is skipped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)], capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        if os.geteuid() == 0:
+            pytest.fail(f"could not mount a {size_kb} KiB tmpfs on {folder}: {r.stderr.strip()}")
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(folder: Path, leave_bytes: int) -> Path:
+    """Fill the file system of `folder` with one file so that only `leave_bytes` stay free (a tmpfs counts pages)."""
+    st = os.statvfs(folder)
+    filler = folder / "filler.bin"
+    filler.write_bytes(b"\0" * max(st.f_bavail * st.f_frsize - leave_bytes, 0))
+    return filler

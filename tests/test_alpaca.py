@@ -9,7 +9,9 @@ from workbench.errors import ConfigError
 
 # --- the dataset studio -----------------------------------------------------------------------
 
+import io  # noqa: E402
 import json  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -18,6 +20,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from workbench import alpaca, alpaca_checks  # noqa: E402
 from workbench.alpaca import DatasetConfig, SplitConfig  # noqa: E402
 from workbench.errors import DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
+from workbench.splitfiles import read_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATBOT = ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"
@@ -129,15 +132,16 @@ def test_split_matches_scikit_learn_and_reproduces(workspace, tmp_path):
     train, val = train_test_split(train_full, test_size=0.2, random_state=42)
     for split, expected in (("train", train), ("validation", val), ("test", test)):
         assert alpaca.load_split("p", split, workspace) == expected.to_dict("records")
-        assert pd.read_csv(report.info.path / f"{split}.csv", keep_default_na=False).equals(expected.reset_index(drop=True)), split
+        csv = io.BytesIO(alpaca.split_file("p", split, "csv", workspace))
+        assert pd.read_csv(csv, keep_default_na=False).equals(expected.reset_index(drop=True)), split
     assert alpaca.train_full_rows("p", workspace) == train_full.to_dict("records")
     meta = json.loads((report.info.path / "meta.json").read_text(encoding="utf-8"))
     assert {k: meta["split"][k] for k in ("seed", "test_size", "val_size", "sizes", "raw_rows")} == {
         "seed": 42, "test_size": 0.1, "val_size": 0.2, "sizes": report.sizes, "raw_rows": 50}
     assert meta["source"]["kind"] == "json" and meta["column_map"]["instruction"] == "instruction" and meta["created"]
-    first = {s: (report.info.path / f"{s}.csv").read_bytes() for s in alpaca.SPLITS}
+    first = {s: alpaca.split_file("p", s, "csv", workspace) for s in alpaca.SPLITS}
     alpaca.split_dataset("p", workspace=workspace)
-    assert {s: (report.info.path / f"{s}.csv").read_bytes() for s in alpaca.SPLITS} == first  # same seed, same files
+    assert {s: alpaca.split_file("p", s, "csv", workspace) for s in alpaca.SPLITS} == first  # same seed, same files
     other = alpaca.split_dataset("p", SplitConfig(seed=7, val_size=0.0), workspace=workspace)
     assert other.sizes == {"train": 45, "validation": 0, "test": 5} and alpaca.load_split("p", "validation", workspace) == []
     assert [r["instruction"] for r in alpaca.load_split("p", "test", workspace)] != test["instruction"].tolist()
@@ -263,7 +267,7 @@ def _assert_split_is_whole(workspace, n_rows: int) -> int:
     tr, va, te = split_indices(n_rows, SplitConfig(seed=meta["seed"], test_size=meta["test_size"], val_size=meta["val_size"]))
     assert [parts["train"], parts["validation"], parts["test"]] == [[f"Q{i}" for i in idx] for idx in (tr, va, te)]
     assert meta["sizes"] == {s: len(p) for s, p in parts.items()}
-    csv_test = pd.read_csv(dataset_dir("conc", workspace) / "test.csv", dtype=str, keep_default_na=False)
+    csv_test = pd.read_csv(io.BytesIO(alpaca.split_file("conc", "test", "csv", workspace)), dtype=str, keep_default_na=False)
     assert list(csv_test["instruction"]) == parts["test"]
     return meta["seed"]
 
@@ -282,7 +286,7 @@ def test_two_processes_splitting_one_dataset_never_mix_their_files(workspace):
     procs = [subprocess.Popen([sys.executable, "-c", SPLITTER, str(first), "50"], cwd=root) for first in (1, 1001)]
     seen = set()
     while any(p.poll() is None for p in procs):  # a reader during the writes always finds one whole split
-        with alpaca._lock(alpaca.dataset_dir("conc", workspace), shared=True):
+        with read_lock(alpaca.dataset_dir("conc", workspace)):
             if alpaca.dataset_info("conc", workspace).split:
                 seen.add(_assert_split_is_whole(workspace, 120))
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
@@ -340,3 +344,123 @@ def test_the_length_limit_follows_the_model_and_long_rows_are_counted_warnings(w
     summary = alpaca_checks.summarize_issues(report.issues)
     assert (summary["errors"], summary["counts"]) == (0, {"too_long": 2})
     assert sum(alpaca.split_dataset("faq", workspace=workspace).sizes.values()) == 8  # nothing lost before the split
+
+
+# --- a split is whole or absent: kill -9 and a full disk (issue #23) ----------------------------------------------
+
+
+def _split_agrees(workspace, name: str, n_rows: int) -> int:
+    """The split meta.json names is the split its files hold: every row once, in the positions of meta.json's seed, the
+    CSVs equal to the JSONL, and not stale. Returns the seed."""
+    folder = alpaca.dataset_dir(name, workspace)
+    with read_lock(folder):
+        parts = alpaca.load_splits(name, workspace=workspace)
+        csvs = {s: pd.read_csv(io.BytesIO(alpaca.split_file(name, s, "csv", workspace)), dtype=str, keep_default_na=False)
+                for s in alpaca.SPLITS}
+    record = parts["meta"]
+    tr, va, te = alpaca.split_indices(n_rows, SplitConfig(seed=record["seed"], test_size=record["test_size"],
+                                                          val_size=record["val_size"]))
+    for split, idx in zip(alpaca.SPLITS, (tr, va, te)):
+        assert [r["instruction"] for r in parts[split]] == [f"Q{i}" for i in idx], (split, record["seed"])
+        assert list(csvs[split]["instruction"]) == [f"Q{i}" for i in idx], (split, record["seed"])
+    info = alpaca.dataset_info(name, workspace)
+    assert info.sizes == {s: len(parts[s]) for s in alpaca.SPLITS} and not info.split_stale
+    return record["seed"]
+
+
+def _split_rows(workspace, name: str, n: int) -> None:
+    rows = [{"instruction": f"Q{i}", "input": "", "output": f"가게는 아홉 시에 엽니다 ({i})"} for i in range(n)]
+    alpaca.save_dataset(name, rows, source={"kind": "test"}, workspace=workspace, settings={"tokenizer": ""})
+    alpaca.split_dataset(name, SplitConfig(seed=42), workspace=workspace)
+
+
+def test_a_split_killed_at_any_point_leaves_files_and_meta_json_agreeing(workspace):
+    """kill -9 of a real `workbench dataset split` child at several points: meta.json and the files it names always
+    hold one and the same split, the old one or the new one (before: the files carried the new seed, meta.json the
+    old one, and split_stale was false)."""
+    import signal
+    import subprocess
+    import sys
+
+    n = 5000
+    _split_rows(workspace, "big", n)
+    root = Path(__file__).resolve().parent.parent
+    # (progress line to wait for, seconds after it): every phase, and several moments of the writing
+    points = [("", 0.5), ("Checking rows", 0.0), ("Checking test questions", 0.0), ("Checking test questions", 0.2),
+              ("Writing", 0.0), ("Writing", 0.01), ("Writing", 0.03), ("Writing", 0.06)]
+    outcomes = []
+    for marker, delay in points:
+        proc = subprocess.Popen([sys.executable, "-m", "workbench", "dataset", "split", "big", "--seed", "7"], cwd=root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if marker:
+            for line in proc.stderr:
+                if marker in line:
+                    break
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        outcomes.append(_split_agrees(workspace, "big", n))
+    assert outcomes[:3] == [42, 42, 42] and set(outcomes) <= {42, 7}, outcomes  # killed before writing: the old split
+    # what the killed ones left is removed by the next split
+    alpaca.split_dataset("big", SplitConfig(seed=9), workspace=workspace)
+    assert _split_agrees(workspace, "big", n) == 9
+    folder = alpaca.dataset_dir("big", workspace)
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "raw.jsonl", alpaca.dataset_info("big", workspace).split["dir"]]
+
+
+def test_a_split_on_a_full_disk_keeps_the_previous_split_whole(tmp_path):
+    """A real 2 MiB file system that fills up during the split (before: a traceback, and train.csv of the new seed
+    held test questions of the old one). Now: one line that says what was kept, and the previous split intact."""
+    from conftest import fill_disk, small_disk
+
+    from workbench.config import Workspace
+    from workbench.errors import StorageError
+
+    with small_disk(tmp_path / "disk", 2048) as disk:
+        ws = Workspace(disk / "ws").ensure()
+        _split_rows(ws, "faq", 2000)
+        created = alpaca.dataset_info("faq", ws).split["created"]
+        filler = fill_disk(disk, 40_000)
+        with pytest.raises(StorageError) as e:
+            alpaca.split_dataset("faq", SplitConfig(seed=7), workspace=ws)
+        assert str(e.value).startswith(f"Splitting dataset 'faq': the disk is full ({ws.datasets / 'faq'}). ")
+        assert str(e.value).endswith(f"Nothing changed: the previous split (seed 42, {created}) is kept whole. Free some "
+                                     f"space and try again.") and "\n" not in str(e.value)
+        assert e.value.ko.startswith("데이터셋 'faq' 분할: 디스크가 가득 찼습니다")
+        assert _split_agrees(ws, "faq", 2000) == 42
+        folder = alpaca.dataset_dir("faq", ws)
+        assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # nothing half-written left
+        filler.unlink()
+        alpaca.split_dataset("faq", SplitConfig(seed=7), workspace=ws)
+        assert _split_agrees(ws, "faq", 2000) == 7
+
+
+def test_readers_do_not_wait_for_a_running_split_and_a_waiting_writer_says_why(workspace):
+    """Issue #23: readers of a dataset waited for the whole split (85 s for 100,000 rows), with no word. A real child
+    splits; meanwhile a reader gets the previous split at once, and a second split says that it waits."""
+    import subprocess
+    import sys
+    import threading
+
+    n = 10000
+    _split_rows(workspace, "big", n)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "dataset", "split", "big", "--seed", "7"],
+                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stderr:
+        if "Checking test questions" in line:  # the long part of a split: the writer holds the dataset
+            break
+    messages: list[str] = []
+    second = threading.Thread(target=lambda: alpaca.split_dataset("big", SplitConfig(seed=8), workspace=workspace,
+                                                                 progress=lambda m, f: messages.append(m)))
+    second.start()
+    t0 = time.monotonic()
+    parts = alpaca.load_splits("big", workspace=workspace)
+    waited = time.monotonic() - t0
+    still_running = proc.poll() is None
+    assert proc.wait(120) == 0
+    second.join(120)
+    assert still_running and waited < 1.0 and parts["meta"]["seed"] == 42, (still_running, waited)
+    assert messages[0] == "Waiting: dataset 'big' is being changed by another process (a split takes a while for many rows)"
+    assert messages[0].ko.startswith("기다리는 중: 다른 프로세스가 데이터셋 'big'을(를) 바꾸고 있습니다")
+    assert _split_agrees(workspace, "big", n) == 8

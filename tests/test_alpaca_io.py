@@ -61,3 +61,36 @@ def test_the_encoding_and_a_guess_travel_with_the_rows(tmp_path):
     (tmp_path / "le.jsonl").write_bytes('{"instruction": "Q", "output": "A"}\n'.encode("utf-16-le"))
     assert read_source(tmp_path / "le.jsonl") == ([{"instruction": "Q", "output": "A"}],
                                                   {"kind": "jsonl", "path": str(tmp_path / "le.jsonl"), "encoding": "utf-16-le"})
+
+
+def test_a_row_with_more_cells_than_the_header_is_an_error_never_shifted_data(tmp_path):
+    """Issue #23: pandas took the extra first cell as the row index, so `Can I pay cash?` was lost and `Yes` became the
+    instruction, with exit 0."""
+    path = tmp_path / "faq.csv"
+    path.write_text("instruction,output\nWhere?,Here\nCan I pay cash?,Yes, cash is fine.\n", encoding="utf-8")
+    with pytest.raises(DocumentError) as e:
+        read_source(path)
+    assert str(e.value).startswith(f"{path}: line 3 has more cells (3) than the header (2: instruction, output)")
+    assert "\n" not in str(e.value) and e.value.ko and "3번째 줄" in e.value.ko
+    path.write_text("instruction,output\nCan I pay cash?,Yes, cash is fine.\n", encoding="utf-8")  # the only row too
+    with pytest.raises(DocumentError, match="line 2 has more cells"):
+        read_source(path)
+    tsv = tmp_path / "faq.tsv"
+    tsv.write_text("instruction\toutput\nQ\tA\tB\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match="A tab inside a value needs double quotes"):
+        read_source(tsv)
+
+
+def test_csv_cells_keep_their_columns(tmp_path):
+    path = tmp_path / "qa.csv"
+    # a quoted comma, trailing empty cells (a spreadsheet's), a short row, a repeated column name, a blank line
+    path.write_text('instruction,output,output\n"Can I pay cash?","Yes, cash is fine.",x,,\nShort?\n\nQ,"A ""quoted""",y\n',
+                    encoding="utf-8")
+    assert read_source(path)[0] == [
+        {"instruction": "Can I pay cash?", "output": "Yes, cash is fine.", "output.1": "x"},
+        {"instruction": "Short?", "output": "", "output.1": ""},
+        {"instruction": "Q", "output": 'A "quoted"', "output.1": "y"},
+    ]
+    path.write_text('instruction,output\nQ1,"A1\nQ2,A2\nQ3,A3\n', encoding="utf-8")  # a quote never closed
+    with pytest.raises(DocumentError, match="a double quote opened on line 2 is never closed"):
+        read_source(path)

@@ -58,9 +58,8 @@ def test_start_here_marks_each_step_from_the_workspace(workspace):
     assert len(steps) == 5 and steps[0].startswith("👉 **1. Ingest the sample shop** · next")
     assert all(s.startswith("⏳") for s in steps[1:])
     (workspace.vectorstore / "shop.bm25").mkdir(parents=True)
-    for split in ("train", "test"):
-        (workspace.datasets / "shop").mkdir(parents=True, exist_ok=True)
-        (workspace.datasets / "shop" / f"{split}.csv").write_text("instruction,input,output\n")
+    (workspace.datasets / "shop").mkdir(parents=True, exist_ok=True)
+    (workspace.datasets / "shop" / "meta.json").write_text('{"name": "shop", "split": {"seed": 42}}')  # split
     at.session_state["ui.lang"] = "ko"
     at.run()
     steps = [m.value for m in at.markdown if m.value.startswith(("✅ **", "👉 **", "⏳ **")) and ". " in m.value[:8]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,8 @@ DOCUMENTS = [
     ("be.md", "# 제목\n본문은 UTF-16 BE입니다.\n".encode("utf-16-be"), None, "# 제목\n본문은 UTF-16 BE입니다.\n", "utf-16-be"),
     ("ko.txt", "현금으로 결제가 가능한가요? 네.".encode("cp949"), None, "현금으로 결제가 가능한가요? 네.", "cp949"),
     ("bom.txt", "\ufeffUTF-8 with a BOM".encode("utf-8"), None, "UTF-8 with a BOM", "utf-8-sig"),
+    # issue #23: short Shift-JIS text was stored as Hangul mojibake (밲궼돺렄…) with only a note
+    ("sjis.txt", "店は何時に開きますか".encode("cp932"), None, "店は何時に開きますか", "shift_jis"),
     ("logo.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "logo.txt: looks like a binary file, not text", None, None),
     ("empty.txt", b"  \n", "empty.txt: the file is empty.", None, None),
     ("tool.exe", b"MZ", "tool.exe: file type '.exe' is not supported.", None, None),
@@ -128,6 +131,61 @@ def test_paths_that_cannot_be_opened_are_file_errors(unchanged, tmp_path, name):
     message = report.errors[0].message
     assert message.endswith(("cannot be opened (File name too long). Rename or move it.", "no such file. Check the path."))
     assert len(message) < 200  # the 300-character name is cut in the message
+
+
+def _encrypted_pdf(text: str, user_password: str) -> bytes:
+    """A one-page PDF with `text`, AES-256 encrypted (an empty user password: it opens without one)."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+    from test_documents import make_pdf
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf([text]))))
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _docx_bomb(megabytes: int) -> bytes:
+    """A DOCX whose document.xml holds one text node of `megabytes` MB: about 0.2 MB zipped."""
+    import io
+    import zipfile
+
+    import docx
+
+    plain = io.BytesIO()
+    d = docx.Document()
+    d.add_paragraph("PLACEHOLDER")
+    d.save(plain)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = data.replace(b"PLACEHOLDER", b"A" * (megabytes * 1024 * 1024))
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_pdfs_and_docx_that_ended_in_a_traceback_cost_only_themselves(unchanged, tmp_path):
+    """Issue #23: an AES-encrypted PDF (even with an empty password) and a DOCX that inflates to 200 MB ended the whole
+    batch in a traceback (pypdf's DependencyError, lxml's XMLSyntaxError)."""
+    files = {"open.pdf": _encrypted_pdf("Parking is free for two hours", ""),
+             "locked.pdf": _encrypted_pdf("Secret prices", "secret"),
+             "bomb.docx": _docx_bomb(200),
+             "good.txt": "a good file in the same batch".encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    report = load_paths([tmp_path / name for name in files])
+    assert report.sources == ["open.pdf", "good.txt"]
+    assert [d.page_content for d in report.documents if d.metadata["source"] == "open.pdf"] == [
+        "Parking is free for two hours"]
+    errors = {e.source: e.message for e in report.errors}
+    assert errors["locked.pdf"] == "locked.pdf: the PDF is password-protected. Save an unprotected copy and upload that."
+    assert re.fullmatch(r"bomb\.docx: unpacks to 20\d MB of XML, more than the 100 MB a document may have \(a zip bomb, "
+                        r"or not a real document\)\. Split it, or save its text as \.txt\.", errors["bomb.docx"])
+    assert all(e.message_ko and "\n" not in e.message for e in report.errors)
 
 
 # --- names of uploads -----------------------------------------------------------------------------------------
@@ -234,6 +292,13 @@ DATASETS = [
     ("empty.json", b"[]", "holds no rows. Check the file."),
     ("table.xlsx", b"PK", "table.xlsx: unsupported file type .xlsx."),
     ("missing.csv", None, "is neither an existing file or folder nor a Hub dataset id"),
+    # issue #23: one unquoted comma shifted the row (its question lost), exit 0
+    ("shifted.csv", b"instruction,output\nCan I pay cash?,Yes, cash is fine.\n",
+     "shifted.csv: line 2 has more cells (3) than the header (2: instruction, output)"),
+    # issue #23: 100,000 levels of nesting ended in a RecursionError traceback
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json: the JSON is nested too deeply to read"),
+    ("deep.jsonl", b'{"instruction": "q", "output": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     "deep.jsonl, line 2: the JSON is nested too deeply to read"),
 ]
 
 
@@ -326,6 +391,13 @@ CLI = [
      "error: {tmp}/bin.csv: looks like a binary file, not text"),
     ("dataset-import-exists", ["dataset", "import", "{tmp}/qa.csv", "--name", "faq", "--tokenizer", ""],
      {"qa.csv": "instruction,output\nq,a\n"}, "error: Dataset 'faq' already exists. Choose another name"),
+    ("dataset-import-shifted-row", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--tokenizer", ""],
+     {"qa.csv": "instruction,output\nCan I pay cash?,Yes, cash is fine.\n"},
+     "error: {tmp}/qa.csv: line 2 has more cells (3) than the header"),
+    ("retrieval-config-unknown-key", ["retrieval-config", "shop", "--set", "foo=1"], {},
+     "error: A collection saves only the settings mode, fetch_k, lambda_mult, lexical_weight, scale; not foo."),
+    ("retrieval-config-k", ["retrieval-config", "shop", "--set", "k=3"], {},
+     "error: A collection saves only the settings mode, fetch_k, lambda_mult, lexical_weight, scale; not k (k and filter"),
     ("dataset-import-max-tokens", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--max-tokens", "-1"],
      {"qa.csv": "instruction,output\nq,a\n"}, "error: DatasetConfig.max_tokens = -1 is below the minimum 0."),
 ]
@@ -365,3 +437,122 @@ def test_streamlit_settings_are_safe_for_a_plain_streamlit_run():
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["client"]["showErrorDetails"] in ("none", False)
     assert cfg["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+
+
+# --- a collection's retrieval settings, edited by hand ---------------------------------------------------------
+
+BAD_SETTINGS = [
+    ("[1, 2]", 'it is not a JSON object with "settings": {...}.'),
+    ('{"settings": ["hybrid"]}', 'it is not a JSON object with "settings": {...}.'),
+    ('{"settings": {"mode": "fast"}}', "it holds an invalid setting: RetrievalConfig.mode = 'fast' is not one of"),
+    ('{"settings": {"lexical_weight": "x"}}', "it holds an invalid setting: RetrievalConfig.lexical_weight = 'x' is not"),
+    ('{"settings": ', "it is not readable JSON."),
+    ("[" * 100_000 + "]" * 100_000, "it is not readable JSON."),
+]
+
+
+@pytest.mark.parametrize("content,problem", BAD_SETTINGS, ids=[f"settings{i}" for i in range(len(BAD_SETTINGS))])
+def test_a_hand_edited_retrieval_settings_file_is_named_and_can_be_cleared(unchanged, content, problem):
+    """Issue #23: `vectorstore/<name>.retrieval.json` of the wrong shape crashed every search of the collection."""
+    from workbench.retrieval import RetrievalConfig, collection_config, retrieve, save_retrieval
+
+    save_retrieval("shop", {"mode": "dense"}, unchanged)
+    path = next(unchanged.vectorstore.glob("*.retrieval.json"))
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        collection_config("shop", unchanged)
+    assert one_line(e.value).startswith(f"The saved retrieval settings of collection 'shop' ({path}) are not usable: "
+                                        f"{problem}")
+    assert str(e.value).endswith("Fix the file, or remove it with `workbench retrieval-config shop --clear` (the "
+                                 "defaults then apply).") and e.value.ko
+    if content == BAD_SETTINGS[0][0]:  # the CLI once (a process costs ~1.5 s): a search says it, --clear clears it
+        proc = run_cli(["search", "현금", "--collection", "shop"], unchanged)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: The saved retrieval settings of collection 'shop'")
+        assert run_cli(["retrieval-config", "shop", "--clear"], unchanged).returncode == 0
+    else:
+        save_retrieval("shop", None, unchanged)  # what --clear does
+    assert not path.exists()
+    assert retrieve("shop", "현금", RetrievalConfig(mode="dense", k=1), unchanged)[0].metadata["source"] == "faq.txt"
+
+
+# --- a full disk: a real small file system that fills up (issue #23) ---------------------------------------------
+
+
+@pytest.fixture()
+def small_ws(template, tmp_path):
+    """The template's collection, dataset and run in a workspace on a real 8 MiB file system of its own."""
+    from conftest import MODEL_CACHE, small_disk
+
+    with small_disk(tmp_path / "disk", 8192) as disk:
+        ws = Workspace(disk / "ws").ensure()
+        for part in ("vectorstore", "datasets", "runs"):
+            shutil.copytree(template.root / part, ws.root / part, dirs_exist_ok=True, symlinks=True)
+        ws.models.rmdir()
+        ws.models.symlink_to(MODEL_CACHE.resolve(), target_is_directory=True)
+        yield ws
+
+
+QA_ROWS = "instruction,output\n" + "".join(f"질문 {i}번은 무엇인가요?,답변 {i}번은 이것입니다.\n" for i in range(3000))
+HOURS = "".join(f"{i}번 매장은 아홉 시에 열고 밤 열 시에 닫습니다. 주차는 두 시간 무료입니다.\n" for i in range(300))
+FULL_DISK = [
+    # (id, argv, files, bytes left free, expected last stderr line prefix)
+    ("import-replace", ["dataset", "import", "{tmp}/qa.csv", "--name", "faq", "--force", "--tokenizer", ""], {"qa.csv": QA_ROWS},
+     0, "error: Saving dataset 'faq': the disk is full ({ws}/datasets). Nothing changed: dataset 'faq' is kept as it was."),
+    ("import-new", ["dataset", "import", "{tmp}/qa.csv", "--name", "new", "--tokenizer", ""], {"qa.csv": QA_ROWS}, 0,
+     "error: Saving dataset 'new': the disk is full ({ws}/datasets). Nothing was saved: no dataset 'new' was created."),
+    ("validate-fix", ["dataset", "validate", "faq", "--fix"], {}, 0,
+     "error: Saving the rows of dataset 'faq': the disk is full ({ws}/datasets/faq). Nothing changed: the dataset keeps "
+     "its 12 rows as they were."),
+    ("split", ["dataset", "split", "faq", "--seed", "7", "--test-size", "0.2"], {}, 0,
+     "error: Splitting dataset 'faq': the disk is full ({ws}/datasets/faq). Nothing changed: the previous split (seed 42,"),
+    ("ingest-open", ["ingest", "{tmp}/hours.txt", "--collection", "shop", "--quiet"], {"hours.txt": HOURS}, 0,
+     "error: Opening the knowledge base: the disk is full ({ws}/vectorstore). Nothing was changed in it."),
+    ("ingest", ["ingest", "{tmp}/hours.txt", "--collection", "shop", "--quiet"], {"hours.txt": HOURS}, 32 * 1024,
+     "error: Ingesting into collection 'shop': the disk is full ({ws}/vectorstore). The collection keeps every chunk it "
+     "had (0 of "),
+]
+
+
+@pytest.mark.parametrize("argv,files,leave,expected", [c[1:] for c in FULL_DISK], ids=[c[0] for c in FULL_DISK])
+def test_a_full_disk_is_one_line_that_says_what_was_kept(small_ws, tmp_path, argv, files, leave, expected):
+    """Before: a raw ENOSPC traceback. The workspace holds exactly what it held before, and works once space is freed."""
+    from conftest import fill_disk
+
+    for name, content in files.items():
+        _file(tmp_path, name, content)
+    before = inventory(small_ws)
+    filler = fill_disk(small_ws.root.parent, leave)
+    try:
+        proc = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], small_ws)
+    finally:
+        filler.unlink()
+    assert "Traceback" not in proc.stderr and proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(expected.replace("{ws}", str(small_ws.root))), proc.stderr
+    assert line.endswith("Free some space and try again."), line
+    assert inventory(small_ws) == before
+    assert [p.name for p in small_ws.datasets.rglob(".*") if not p.name.endswith(".lock")] == []  # no half-written files
+    proc = run_cli([a.replace("{tmp}", str(tmp_path)) for a in argv], small_ws)  # with space again, it works
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- an encoding that is not clear (issue #23) ----------------------------------------------------------------------
+
+
+def test_an_unclear_cjk_encoding_is_a_warning_and_the_user_can_choose_it(unchanged, tmp_path):
+    """EUC-JP kanji are CP949 Hangul byte for byte: the guess is said as a warning (the report's warnings, which the
+    pages show, and a `warning:` line of the CLI), and --encoding reads it right."""
+    (tmp_path / "tokyo.txt").write_bytes("東京都です".encode("euc_jp"))
+    report = load_paths([tmp_path / "tokyo.txt"])
+    assert [w.message.split(";")[0] for w in report.warnings] == ["tokyo.txt: the text encoding is not clear"]
+    assert report.warnings[0].message_ko.startswith("tokyo.txt: 텍스트 인코딩이 분명하지 않습니다.")
+    assert load_paths([tmp_path / "tokyo.txt"], encoding="euc-jp").documents[0].page_content == "東京都です"
+    (tmp_path / "qa.csv").write_bytes("instruction,output\n東京都です,はい\n".encode("euc_jp"))
+    proc = run_cli(["dataset", "import", str(tmp_path / "qa.csv"), "--name", "jp", "--tokenizer", ""], unchanged)
+    assert proc.returncode == 0 and f"warning: {tmp_path / 'qa.csv'}: the text encoding is not clear" in proc.stderr
+    assert json.loads(proc.stdout)["encoding_warning"].startswith(f"{tmp_path / 'qa.csv'}: the text encoding is not clear")
+    proc = run_cli(["dataset", "import", str(tmp_path / "qa.csv"), "--name", "jp", "--tokenizer", "", "--force",
+                    "--encoding", "euc-jp"], unchanged)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert alpaca.load_rows("jp", unchanged)[0]["instruction"] == "東京都です"
+    alpaca.delete_dataset("jp", unchanged)  # the workspace holds what it held

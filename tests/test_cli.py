@@ -54,3 +54,21 @@ def test_notes_and_warnings_of_the_core_reach_stderr_as_one_line_each(tmp_path, 
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[1] == "note: menu.txt: read as latin-1 (not UTF-8)"
     assert err[0].startswith("warning: greek.txt: not UTF-8; its encoding was guessed as ")
+
+
+def test_a_reader_that_goes_away_ends_the_cli_quietly(workspace):
+    """Issue #23: `workbench dataset show NAME --json | head` ended in a BrokenPipeError traceback. A real pipe whose
+    reader closes it after the first bytes, while the CLI still writes."""
+    import os
+
+    from workbench.alpaca import save_dataset
+
+    rows = [{"instruction": f"질문 {i}번은 무엇인가요?", "input": "", "output": "답변 " * 20} for i in range(3000)]
+    save_dataset("big", rows, source={"kind": "test"}, workspace=workspace, settings={"tokenizer": ""})
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "dataset", "show", "big", "--json", "--rows", "3000"],
+                            cwd=ROOT, env=dict(os.environ, WORKBENCH_HOME=str(workspace.root)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.read(100).startswith(b"{")  # what `head -c 100` reads, then it goes away
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and stderr == "", stderr  # 128 + SIGPIPE, as `cat` ends; no traceback, no word

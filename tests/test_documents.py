@@ -201,6 +201,56 @@ def test_load_paths_warns_about_guessed_encodings_and_large_files(tmp_path, monk
 def test_large_file_warning_says_chunks_and_time():
     from workbench.documents import large_file_warning
 
-    assert large_file_warning("big.txt", 50 * 1024 * 1024) == (
+    # ASCII: one byte a character
+    assert large_file_warning("big.txt", 50 * 1024 * 1024, 50 * 1024 * 1024) == (
         "big.txt: 50.0 MB is large: about 104,857 chunks of 500 characters, roughly 87 min of embedding on a CPU "
         "(20 chunks/s). Cancel and split the file if that is too long.")
+    # Korean: three bytes a syllable, a third of the chunks (issue #23: the estimate divided the bytes, ~2.6x too long)
+    assert large_file_warning("큰.txt", 50 * 1024 * 1024, 50 * 1024 * 1024 // 3).startswith(
+        "큰.txt: 50.0 MB is large: about 34,952 chunks of 500 characters, roughly 29 min of embedding")
+
+
+def test_the_large_file_estimate_counts_the_characters_read(tmp_path, monkeypatch):
+    from workbench import documents
+
+    monkeypatch.setattr(documents, "LARGE_FILE_BYTES", 1000)
+    text = "가게는 아홉 시에 엽니다. " * 1000  # 15,000 characters, 36,000 bytes
+    (tmp_path / "hours.txt").write_text(text, encoding="utf-8")
+    (warning,) = load_paths([tmp_path / "hours.txt"]).warnings
+    assert "about 30 chunks of 500 characters" in warning.message  # not 72 (the bytes over 500)
+
+
+def _upload(folder, barrier, tag, results):  # a forked child: one upload with a long name per round
+    from workbench.config import Workspace
+
+    ws = Workspace(folder)
+    for n in range(50):
+        barrier.wait()
+        written, errors = save_uploads([(f"{tag}{n}-{i}-" + "가" * 100 + ".txt", b"body") for i in range(10)],
+                                       f"uploads/r{n}", ws)
+        results.put((n, len(written), len(errors)))
+        barrier.wait()
+
+
+def test_two_uploads_into_one_folder_at_once_keep_both_original_names(tmp_path):
+    """Issue #23: concurrent uploads lost `.names.json` entries (2 of 10 rounds). 50 rounds of two real processes
+    saving ten long-named files each into one folder at the same moment."""
+    import json
+    import multiprocessing
+
+    from workbench.config import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_upload, args=(ws.root, barrier, tag, results)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in range(100)]
+    for p in procs:
+        p.join(30)
+    assert all(w == 10 and e == 0 for _, w, e in got)
+    for n in range(50):
+        names = json.loads((ws.root / "uploads" / f"r{n}" / ".names.json").read_text(encoding="utf-8"))
+        assert sorted(names.values()) == sorted(f"{tag}{n}-{i}-" + "가" * 100 + ".txt" for tag in "ab" for i in range(10)), \
+            (n, len(names))

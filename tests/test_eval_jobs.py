@@ -73,3 +73,59 @@ def test_background_evaluation_job_completes_cancels_and_dies(workspace, smollm2
     os.killpg(pid, signal.SIGKILL)
     status = wait_until(folder3, ("completed", "failed", "cancelled"), 30)
     assert status["state"] == "failed" and "ended without finishing (killed?)" in status["error"]
+
+
+def _claim(folders, barrier, results):  # a forked child: one `evaluate --out folder` per round, up to its claim
+    from workbench.config import Workspace
+
+    for n, folder in enumerate(folders):
+        barrier.wait()
+        try:
+            new_eval_dir(EvalConfig(dataset="shop", sources=("base",), embedding_model=""), Workspace.default(), folder)
+            results.put((n, "claimed"))
+        except JobError as exc:
+            results.put((n, str(exc)))
+        barrier.wait()  # stay alive (the claim's pid) until the other one has tried too
+
+
+def test_two_evaluations_out_to_one_folder_at_once_only_one_runs(workspace, tmp_path):
+    """Issue #23: `evaluate --out DIR` into a running evaluation's folder was accepted; its results were lost and both
+    exited 0. 50 rounds of two real processes claiming one folder at the same moment."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    folders = [tmp_path / f"out{n}" for n in range(50)]
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_claim, args=(folders, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got: dict[int, list[str]] = {}
+    for _ in range(2 * len(folders)):
+        n, result = results.get(timeout=60)
+        got.setdefault(n, []).append(result)
+    for p in procs:
+        p.join(30)
+    for n, folder in enumerate(folders):
+        pair = sorted(got[n], key=lambda r: r != "claimed")
+        assert pair[0] == "claimed" and pair[1].startswith(f"{folder} holds an evaluation that is still running"), (n, pair)
+    # once its process is gone, the folder may be used again
+    assert new_eval_dir(EvalConfig(dataset="shop", sources=("base",), embedding_model=""), workspace, folders[0]) == folders[0]
+
+
+@pytest.mark.slow
+def test_evaluate_out_into_a_background_evaluations_folder_is_refused(workspace, smollm2_dir, tmp_path):
+    split_csv_dataset(workspace, "tiny", [[f"Question number {i}?", "", f"Answer {i}."] for i in range(12)], tmp_path,
+                      test_size=0.5)
+    cfg = EvalConfig(dataset="tiny", base_model=str(smollm2_dir), sources=("base",), generation={"max_new_tokens": 32},
+                     embedding_model="", batch_size=1)
+    folder = start_evaluation(cfg, workspace)
+    try:
+        r = subprocess.run([sys.executable, "-m", "workbench", "evaluate", "--dataset", "tiny", "--base-model",
+                            str(smollm2_dir), "--limit", "1", "--embedding-model", "", "--out", str(folder)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {folder} holds an evaluation that is still running"), \
+            r.stderr
+        assert evaluation_status(folder)["state"] in ("pending", "running")  # the background one goes on
+        assert EvalConfig.load(folder / "config.json").to_dict() == cfg.to_dict()
+    finally:
+        cancel_evaluation(folder, force=True)

@@ -19,14 +19,16 @@ GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cp
 def make_dataset(ws, name: str, train: list[dict], validation: list[dict], test: list[dict] | None = None) -> None:
     """A split dataset through the dataset stage's API, with the exact rows of each split."""
     from workbench.alpaca import SplitConfig, dataset_dir, load_split, save_dataset, split_dataset
+    from workbench.splitfiles import split_path
 
     test = test or train[:2]
     rows = train + validation + test
     save_dataset(name, rows, source={"kind": "test"}, workspace=ws, overwrite=True, settings={"tokenizer": ""})
-    split_dataset(name, SplitConfig(test_size=max(len(test) / len(rows), 0.01), val_size=0.2), workspace=ws)
-    folder = dataset_dir(name, ws)
-    for split, part in (("train", train), ("validation", validation), ("test", test)):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    record = split_dataset(name, SplitConfig(test_size=max(len(test) / len(rows), 0.01), val_size=0.2),
+                           workspace=ws).info.split
+    for split, part in (("train", train), ("validation", validation), ("test", test)):  # the files the split names
+        split_path(dataset_dir(name, ws), record, split).write_text("".join(json.dumps(r) + "\n" for r in part),
+                                                                    encoding="utf-8")
     assert load_split(name, "validation", ws) == validation
 
 

@@ -30,9 +30,9 @@ def test_the_workspace_files_decide(workspace):
     (workspace.vectorstore / "shop.bm25").mkdir(parents=True)
     ds = workspace.datasets / "shop"
     ds.mkdir(parents=True)
-    (ds / "train.csv").write_text("instruction,input,output\n")
+    (ds / "meta.json").write_text(json.dumps({"name": "shop", "split": None}))
     assert workspace_progress(workspace)["dataset"] is False  # imported, not split
-    (ds / "test.csv").write_text("instruction,input,output\n")
+    (ds / "meta.json").write_text(json.dumps({"name": "shop", "split": {"seed": 42, "dir": "split-x"}}))
     run = workspace.runs / "r1"
     (run / "adapter").mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"state": "running"}))

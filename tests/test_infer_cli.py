@@ -109,3 +109,31 @@ def test_ask_uses_the_collections_saved_settings(workspace, monkeypatch, capsys)
     assert main(["ask", "q", "--collection", "faq", "--no-adapter"]) == 2
     assert main(["ask", "q", "--collection", "faq", "--mode", "dense", "--k", "4"]) == 2
     assert [(c.mode, c.lexical_weight, c.k) for c in seen] == [("mmr", 0.2, 3), ("dense", 0.2, 4)]
+
+
+def test_ask_with_a_missing_collection_names_the_collection_before_a_model_loads(workspace):
+    """Issue #23: it said 'Unknown answer source base_rag', after loading the model."""
+    r = cli("ask", "현금 돼요?", "--collection", "nope")
+    assert r.returncode == 2 and r.stderr.startswith("error: There is no collection 'nope'"), r.stderr
+    assert "Loading weights" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_ask_picks_the_rag_source_of_the_base_model():
+    from workbench.cli.infer import ask_source
+
+    assert [ask_source(ft, rag) for ft in (False, True) for rag in (False, True)] == ["base", "rag", "ft", "ft_rag"]
+
+
+@pytest.mark.slow
+def test_ask_with_a_collection_and_no_run_answers_with_retrieved_context(workspace, smollm2_dir):
+    """The plainest RAG question from the CLI (issue #23: always refused, it asked for a source `base_rag`)."""
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+
+    ingest.ingest_documents([Document("현금과 카드 모두 받습니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
+    r = cli("ask", "현금 돼요?", "--collection", "faq", "--base-model", str(smollm2_dir), "--max-new-tokens", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["source"] == "rag" and out["adapter"] is None and 0 < out["completion_tokens"] <= 4
+    assert [c["source"] for c in out["retrieved"]] == ["pay.txt"] and "현금과 카드 모두 받습니다." in out["prompt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
@@ -157,3 +158,29 @@ def test_scratch_collections_of_a_killed_lab_are_removed(tmp_path):
         ingest.ingest_documents(doc, name, workspace=ws)
     assert remove_scratch(ws) == [f"{SCRATCH_PREFIX}999999999-0-faq"]
     assert [c.name for c in vectordb.list_collections(ws)] == ["faq"]
+
+
+def test_a_lab_killed_with_minus_9_leaves_no_listed_collection_and_any_next_lab_removes_its_scratch(ws, questions_csv):
+    """Issue #23: a lab killed with -9 left its scratch collection listed (in the page's selector, `collections`) until a
+    lab with chunkings ran. A real `retrieval-eval` child, killed while it measures a chunking."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "retrieval-eval", "--collection", "faq", "--csv",
+                             str(questions_csv), "--limit", "0", "--weights", "0.5", "--chunkings", "characters:12:2"],
+                            cwd=root, env={**os.environ, "WORKBENCH_HOME": str(ws.root)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "characters 12/2:" in line and "questions" in line:  # its scratch collection is built and being measured
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    vectordb.reload_store(ws)
+    left = [c.name for c in vectordb.list_collections(ws, scratch=True) if c.name.startswith(SCRATCH_PREFIX)]
+    assert len(left) == 1 and left[0].startswith(f"{SCRATCH_PREFIX}{proc.pid}-")
+    assert [c.name for c in vectordb.list_collections(ws)] == ["faq"]  # not listed
+    run_lab(LabConfig(collection="faq", csv=str(questions_csv), limit=0, weights=(0.5,)), ws)  # no chunkings
+    assert [c.name for c in vectordb.list_collections(ws, scratch=True)] == ["faq"]

@@ -49,3 +49,16 @@ def test_a_cancelled_lab_is_cancelled(workspace, lab):
 def test_a_missing_collection_is_refused_before_a_process_starts(workspace, lab):
     with pytest.raises(NotFoundError):
         start_lab(lab.replace(collection="nowhere"), workspace)
+
+
+def test_an_uploaded_questions_csv_with_a_300_character_name_is_kept_and_read(workspace):
+    """Issue #23: the lab's CSV upload with a 300-character name raised OSError (File name too long)."""
+    from workbench.retrieval_lab import load_questions
+    from workbench.retrieval_lab_jobs import save_questions_csv
+
+    name = "질문" * 150 + ".csv"  # 900 bytes in UTF-8
+    path = save_questions_csv(name, "question,source\n현금 결제 되나요?,pay.txt\n".encode(), workspace)
+    assert path.suffix == ".csv" and len(path.name.encode()) <= 255 and path.is_file()
+    questions = load_questions(LabConfig(collection="faq", csv=str(path), limit=0), workspace)
+    assert [(q.question, q.source) for q in questions] == [("현금 결제 되나요?", "pay.txt")]
+    assert save_questions_csv(name, b"question,source\n", workspace) == path  # the same name, the same file

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from workbench.runfiles import (append_jsonl, now_iso, process_alive, process_start_time, read_json, read_jsonl,
                                 update_json, write_json)
 
@@ -71,3 +73,46 @@ def test_process_alive_checks_pid_start_time_and_reaps_a_zombie_child():
     assert not process_alive(child.pid)
     assert not stat.exists()  # reaped: no zombie left behind
     child.poll()
+
+
+def test_replace_dir_puts_a_whole_folder_in_place_and_keeps_the_old_one_on_failure(tmp_path):
+    from workbench.runfiles import replace_dir
+
+    target = tmp_path / "merged"
+    first = tmp_path / ".new1"
+    first.mkdir()
+    (first / "a").write_text("1")
+    replace_dir(first, target)
+    assert (target / "a").read_text() == "1" and not first.exists()
+    second = tmp_path / ".new2"
+    second.mkdir()
+    (second / "b").write_text("2")
+    replace_dir(second, target)
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    with pytest.raises(FileNotFoundError):
+        replace_dir(tmp_path / ".missing", target)  # the second rename fails: the old folder goes back
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]  # nothing left aside
+
+
+def test_a_busy_lock_says_what_it_was_told(tmp_path):
+    from workbench.errors import JobError
+    from workbench.runfiles import locked
+    from workbench.texts import Text
+
+    with locked(tmp_path / "x"):
+        with pytest.raises(JobError) as e:
+            with locked(tmp_path / "x", timeout=0, busy=Text("Busy.", "사용 중.")):
+                pass
+    assert (str(e.value), e.value.ko) == ("Busy.", "사용 중.")
+
+
+def test_write_texts_changes_all_files_or_none(tmp_path):
+    from workbench.runfiles import write_texts
+
+    a, b = tmp_path / "raw.jsonl", tmp_path / "meta.json"
+    write_texts({a: "rows\n", b: "{}\n"})
+    assert (a.read_text(), b.read_text()) == ("rows\n", "{}\n")
+    with pytest.raises(FileNotFoundError):  # the second one cannot be written: the first is not replaced either
+        write_texts({a: "new rows\n", tmp_path / "missing" / "meta.json": "{}"})
+    assert a.read_text() == "rows\n" and sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "raw.jsonl"]

@@ -127,3 +127,104 @@ def test_two_processes_train_data_parallel_and_write_like_one(boxes):
     assert run.status["num_input_tokens_seen"] > 12 * 20
     assert json.loads((run.adapter_dir / "adapter_config.json").read_text())["r"] == 16
     assert [p.name for p in (run.path / "checkpoints").iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-3"]
+
+
+# --- export: one at a time per run, a merged folder whole or absent ---------------------------------------------
+
+
+@pytest.fixture()
+def tiny_run(workspace, tmp_path):
+    """A completed run of a tiny random Llama (16 wide, 1 layer, a 6-word tokenizer) with a real LoRA adapter, so that
+    a real merge takes a fraction of a second."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "cash", "yes", "no"])},
+                                       unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(0)
+    base = tmp_path / "tiny-base"
+    LlamaForCausalLM(LlamaConfig(vocab_size=6, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(str(base))
+    tok.save_pretrained(str(base))
+    path = workspace.runs / "20261129-120000-tiny"
+    (path / "logs").mkdir(parents=True)
+    TrainConfig(dataset="d", base_model=str(base)).save(path / "config.json")
+    (path / "status.json").write_text(json.dumps({"state": "completed", "resolved_base_model": str(base)}))
+    model = get_peft_model(LlamaForCausalLM.from_pretrained(str(base)),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(str(path / "adapter"))
+    tok.save_pretrained(str(path / "adapter"))
+    return get_run(path.name, workspace)
+
+
+def test_two_exports_of_one_run_at_once_one_runs_and_merged_is_whole(tiny_run, workspace):
+    """Issue #23: two exports shared one temporary folder: merged/ ended without config or weights (both exit 0), or one
+    crashed with a SafetensorError. 50 rounds of two real merges started together."""
+    import threading
+
+    from transformers import AutoModelForCausalLM
+
+    from workbench.runs import export_run
+
+    for n in range(50):
+        outcomes: list[str] = []
+        start = threading.Barrier(2)
+
+        def export() -> None:
+            start.wait()
+            try:
+                export_run(tiny_run.id, workspace, merged=True)
+                outcomes.append("exported")
+            except JobError as exc:
+                outcomes.append(str(exc))
+            except Exception as exc:  # noqa: BLE001  (what the race did: any crash fails the round)
+                outcomes.append(f"crash: {type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=export) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert "exported" in outcomes and all(o == "exported" or o.startswith(
+            f"Run {tiny_run.id} is being exported by another process.") for o in outcomes), (n, outcomes)
+        merged = get_run(tiny_run.id, workspace).merged_dir
+        assert merged is not None and {"config.json", "model.safetensors", "tokenizer.json"} <= {
+            p.name for p in merged.iterdir()}, (n, sorted(p.name for p in merged.iterdir()))
+        assert sorted(p.name for p in tiny_run.path.iterdir() if p.name.startswith(".merged")) == [], n
+    AutoModelForCausalLM.from_pretrained(str(merged))  # the last one loads
+
+
+def test_a_killed_exports_leftovers_are_removed_and_the_old_merged_model_stays_until_the_new_one_is_whole(tiny_run,
+                                                                                                     workspace):
+    from workbench.runs import export_run
+
+    export_run(tiny_run.id, workspace, merged=True)
+    (tiny_run.path / ".merged.partial-x1").mkdir()  # what an export killed mid-write leaves
+    (tiny_run.path / ".merged.partial-x1" / "model.safetensors").write_bytes(b"half")
+    before = (tiny_run.path / "merged" / "model.safetensors").stat().st_ino
+    out = export_run(tiny_run.id, workspace, merged=True)
+    assert out["merged"] == str(tiny_run.path / "merged")
+    assert (tiny_run.path / "merged" / "model.safetensors").stat().st_ino != before  # replaced by the new whole folder
+    assert sorted(p.name for p in tiny_run.path.iterdir() if p.name.startswith(".merged")) == []
+
+
+def test_a_run_cancelled_while_its_process_starts_is_cancelled_not_failed(boxes):
+    """Issue #23: `runs cancel` right after `train` ended as failed with an ImportError (or 'partially initialized module
+    torch'): the cancel landed inside an import and a library's `except Exception` swallowed it. Eight real training
+    processes start together (their imports slow each other, as on a busy machine) and each is cancelled at its own
+    moment of its start."""
+    import time
+
+    delays = [0.5, 1.5, 2.5, 3.5, 4.5, 6.0, 7.5, 9.0]
+    runs = [start_training(TrainConfig(dataset="boxes", max_steps=2), boxes) for _ in delays]
+    t0 = time.monotonic()
+    for delay, run in zip(delays, runs):
+        time.sleep(max(0.0, delay - (time.monotonic() - t0)))
+        cancel_run(run.id, boxes)
+    ended = [wait_run(run.id, boxes, timeout=300) for run in runs]
+    assert [(r.state, r.status.get("error")) for r in ended] == [("cancelled", None)] * len(delays), \
+        [(d, r.state, r.status.get("error")) for d, r in zip(delays, ended)]

@@ -82,3 +82,40 @@ def test_utf8_wins_and_is_certain_and_a_guess_carries_a_warning(caplog):
 def test_a_bom_with_broken_text_after_it_is_a_document_error():
     with pytest.raises(DocumentError, match=r"bad\.txt: starts with a UTF-8 byte-order mark but is not valid UTF-8"):
         decode_text(b"\xef\xbb\xbfabc\xff", "bad.txt")
+
+
+# --- Korean or Japanese (issue #23) -------------------------------------------------------------------------------
+
+
+def test_short_shift_jis_text_is_japanese_not_hangul_mojibake():
+    """`店は何時に開きますか` in Shift-JIS is valid CP949 too (`밲궼돺렄…`); it was stored as that, with only a note."""
+    d = decode("店は何時に開きますか".encode("cp932"), "hours.txt")
+    assert (d.text, d.encoding, d.confidence, d.warning) == ("店は何時に開きますか", "shift_jis", "likely", "")
+    d = decode("店は何時に開きますか？午前九時から営業しています。".encode("euc_jp"), "hours.txt")
+    assert (d.text[:10], d.encoding) == ("店は何時に開きますか", "euc-jp")
+
+
+@pytest.mark.parametrize("text", [KO, "ㅋㅋㅋ 현금으로 결제 돼요? ㅎㅎ 네 됩니다", "대한민국(大韓民國)의 수도는 서울(首爾)이다."])
+def test_korean_stays_korean_and_certain_enough_to_keep_quiet(text):
+    d = decode(text.encode("cp949"), "faq.txt")
+    assert (d.text, d.encoding, d.confidence, d.warning) == (text, "cp949", "likely", "")
+
+
+def test_an_unclear_guess_is_a_warning_with_both_readings_and_how_to_choose(caplog):
+    with caplog.at_level("WARNING", logger="workbench.textcodec"):
+        d = decode("東京都です".encode("euc_jp"), "tokyo.txt")  # EUC-JP kanji are CP949 Hangul byte for byte
+    assert d.confidence == "guess" and d.encoding == "cp949"
+    assert d.warning == ('tokyo.txt: the text encoding is not clear; it reads as Korean (CP949 / EUC-KR): "톺딸텃ㅗㅉ" or '
+                         'Japanese (EUC-JP): "東京都です". It was read as Korean (CP949 / EUC-KR). If that is wrong, choose '
+                         'the encoding (e.g. --encoding euc-jp, or Encoding on the page) and load it again.')
+    assert d.warning.ko.startswith("tokyo.txt: 텍스트 인코딩이 분명하지 않습니다. 한국어 (CP949 / EUC-KR)")
+    assert d.warning in caplog.text
+    short = decode("현금".encode("cp949"), "pay.txt")  # two letters: too little to be sure
+    assert (short.text, short.confidence) == ("현금", "guess") and '일본어 (EUC-JP): "薄榎"' in short.warning.ko
+
+
+def test_a_chosen_cjk_encoding_is_used():
+    assert decode_text("東京都です".encode("euc_jp"), "tokyo.txt", encoding="euc-jp") == ("東京都です", "euc-jp")
+    # Shift-JIS as Windows writes it (cp932): ① is not in plain Shift-JIS
+    assert decode_text("①店は".encode("cp932"), "a.txt", encoding="shift_jis") == ("①店は", "shift_jis")
+    assert decode_text("商店几点开门".encode("gb18030"), "a.txt", encoding="gb18030") == ("商店几点开门", "gb18030")

@@ -44,15 +44,26 @@ def test_runs_list_on_an_empty_workspace(workspace):
     assert r.returncode == 0 and json.loads(r.stdout) == []
 
 
-def test_train_with_raft_context_records_it_and_a_missing_collection_fails_with_its_name(workspace):
+def test_train_with_raft_context_records_it_and_a_missing_collection_is_refused_before_a_run_starts(workspace):
+    """Issue #23: an unknown context_collection started a run that failed 40 s later, after the model loaded."""
+    from langchain_core.documents import Document
+
+    from workbench import ingest
+    from workbench.finetune import TrainConfig
+    from workbench.runs import create_run
+
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
     r = cli("train", "--dataset", "boxes", "--set", "context=raft", "--set", "context_collection=no-such-kb",
             "--set", "context_oracle_share=0.5", "--follow", "--json", ws=workspace, timeout=300)
-    final = json.loads(r.stdout.strip().splitlines()[-1])
-    assert r.returncode == 1 and final["state"] == "failed"
-    assert "no-such-kb" in final["error"] and "context_collection" in final["error"]
-    config = json.loads((workspace.runs / final["id"] / "config.json").read_text())
-    assert (config["context"], config["context_collection"], config["context_oracle_share"]) == ("raft", "no-such-kb", 0.5)
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.startswith("error: TrainConfig.context_collection = 'no-such-kb': There is no collection 'no-such-kb'")
+    assert not workspace.runs.is_dir() or list(workspace.runs.iterdir()) == []  # nothing was started
+    ingest.ingest_documents([Document("빨간 상자는 3번 선반에 있습니다.", metadata={"source": "boxes.txt"})], "kb",
+                            workspace=workspace)
+    run = create_run(TrainConfig(dataset="boxes", context="raft", context_collection="kb", context_oracle_share=0.5),
+                     workspace)
+    config = json.loads((run.path / "config.json").read_text())
+    assert (config["context"], config["context_collection"], config["context_oracle_share"]) == ("raft", "kb", 0.5)
 
 
 @pytest.mark.slow

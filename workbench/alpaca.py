@@ -4,8 +4,9 @@ On disk, one dataset is one folder `<workspace>/datasets/<name>/`:
   raw.jsonl        the imported / edited rows (JSON Lines keep a number a number, so "non-text"
                    stays detectable after a save; nothing is coerced behind the user's back)
   meta.json        source, column map, creation time, settings and, once split, the split record
-  train.csv/.jsonl, validation.csv/.jsonl, test.csv/.jsonl   written by `split_dataset`
-  leakage.json     test rows whose question nearly repeats a training row
+  split-<created>-seed<seed>/   written by `split_dataset` (`workbench.splitfiles`: whole, or not at all):
+      train.csv/.jsonl, validation.csv/.jsonl, test.csv/.jsonl, and leakage.json (test rows whose question nearly
+      repeats a training row)
 Training and evaluation read only the split files (`load_split`), never raw.jsonl.
 
 Reading sources and mapping columns: `workbench.alpaca_io`; checks: `workbench.alpaca_checks`; the prompts the
@@ -31,13 +32,15 @@ from workbench.alpaca_io import ALPACA_COLUMNS, apply_column_map, parse_column_m
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, DocumentError, NotFoundError
 from workbench.progress import Progress, no_progress
-from workbench.runfiles import locked, now_iso, write_json, write_text
+from workbench.runfiles import (json_text, locked, now_iso, raise_if_disk_full, replace_dir, write_json, write_text,
+                                write_texts)
+from workbench.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_folder, split_indices,
+                                  split_path, unsplit_train, write_split)
+from workbench.textcodec import ENCODING_LABELS, Encoding
 
 SplitName = Literal["train", "validation", "test"]
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
 RAW_FILE = "raw.jsonl"
 META_FILE = "meta.json"
-LEAKAGE_FILE = "leakage.json"
 
 _NAME_RE = re.compile(r"^[\w][\w.-]{0,63}$")
 
@@ -58,12 +61,11 @@ class DatasetConfig(BaseConfig):
     output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
                                  help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
                                  label="Output column", label_ko="output 열")
-    encoding: Literal["auto", "utf-8", "cp949"] = setting("auto", "Text encoding of CSV files (auto tries UTF-8, UTF-16, then CP949 and "
-                                                          "Latin-1).",
-                                                          help_ko="CSV 파일 인코딩 (auto는 UTF-8, UTF-16, 그다음 CP949와 Latin-1 시도).",
-                                                          label="Encoding", label_ko="인코딩",
-                                                          choice_labels={"auto": ("auto (UTF-8, UTF-16, CP949, Latin-1)",
-                                                                                  "자동 (UTF-8, UTF-16, CP949, Latin-1)")})
+    encoding: Encoding = setting("auto", "Text encoding of CSV / JSON files. auto detects it (UTF-8, UTF-16, Korean, Japanese, "
+                                 "Western) and warns when the guess is not clear: then choose it here.",
+                                 help_ko="CSV / JSON 파일 인코딩. 자동은 감지하고 (UTF-8, UTF-16, 한국어, 일본어, 서유럽) 짐작이 "
+                                 "분명하지 않으면 경고합니다: 그때 여기서 고르세요.",
+                                 label="Encoding", label_ko="인코딩", choice_labels=ENCODING_LABELS)
     tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
                              help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
                              label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")
@@ -209,13 +211,15 @@ def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
     write_json(folder / META_FILE, meta)
 
 
+def _jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows)
+
+
 def _write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(dict(r), ensure_ascii=False, default=str) + "\n" for r in rows))
+    write_text(path, _jsonl(rows))
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+_read_jsonl = read_jsonl
 
 
 def _sha256(path: Path) -> str:
@@ -267,13 +271,18 @@ def delete_dataset(name: str, workspace: Workspace | None = None) -> None:
         if not (folder / META_FILE).is_file():
             raise NotFoundError(f"Dataset {name!r} does not exist; nothing to delete.",
                                 ko=f"데이터셋 {name!r}이(가) 없습니다. 지울 것이 없습니다.")
-        shutil.rmtree(folder)
+        with read_lock(folder, shared=False):  # no reader is halfway through its files
+            shutil.rmtree(folder)
 
 
-def _lock(folder: Path, *, shared: bool = False) -> Any:
-    """The dataset's lock (`datasets/.<name>.lock`): every write of a dataset holds it, so two writers (two splits,
-    a split and an edit) run one after the other instead of mixing their files; readers of the split files share it."""
-    return locked(folder, shared=shared, what=f"Dataset {folder.name!r}")
+def _lock(folder: Path, progress: Progress | None = None) -> Any:
+    """The dataset's write lock (`datasets/.<name>.lock`): every write of a dataset holds it, so two writers (two
+    splits, a split and an edit) run one after the other instead of mixing their files. Readers do not take it (see
+    `splitfiles.read_lock`). A writer that has to wait says so through `progress`."""
+    busy = Text(f"Waiting: dataset {folder.name!r} is being changed by another process (a split takes a while for many "
+                f"rows)", f"기다리는 중: 다른 프로세스가 데이터셋 {folder.name!r}을(를) 바꾸고 있습니다 (행이 많으면 분할이 "
+                f"오래 걸립니다)")
+    return locked(folder, what=f"Dataset {folder.name!r}", waiting=(lambda: progress(busy, 0.0)) if progress else None)
 
 
 def update_meta(name: str, workspace: Workspace | None = None, **append: Mapping[str, Any]) -> None:
@@ -319,25 +328,25 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
                           ko=f"데이터셋 {folder.name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 "
                              f"(--force / 'replace').")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    existed = (folder / META_FILE).exists()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     try:
         now = _now()
         meta = {**meta, "created": now, "updated": now}
         _write_jsonl(tmp / RAW_FILE, rows)
         _write_meta(tmp, meta)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent)) / "dataset"
-            folder.rename(old)
-            try:
-                tmp.rename(folder)
-            except BaseException:
-                old.rename(folder)  # the old dataset goes back where it was
-                raise
-            shutil.rmtree(old.parent, ignore_errors=True)
-        else:
+        if not folder.exists():
             tmp.rename(folder)
-    except BaseException:
+        else:
+            with read_lock(folder, shared=False):  # no reader is halfway through the old dataset's files
+                replace_dir(tmp, folder)  # a failed rename puts the old dataset back
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise_if_disk_full(exc, Text(f"Saving dataset {folder.name!r}", f"데이터셋 {folder.name!r} 저장"),
+                           Text(f"Nothing changed: dataset {folder.name!r} is kept as it was.",
+                                f"바뀐 것은 없습니다: 데이터셋 {folder.name!r}은(는) 그대로입니다.") if existed else
+                           Text(f"Nothing was saved: no dataset {folder.name!r} was created.",
+                                f"아무것도 저장하지 않았습니다: 데이터셋 {folder.name!r}은(는) 만들어지지 않았습니다."), folder.parent)
         raise
     return _info(folder, meta)
 
@@ -416,11 +425,18 @@ def save_rows(name: str, rows: Sequence[Mapping[str, Any]], workspace: Workspace
 
 def _save_rows(folder: Path, rows: Sequence[Mapping[str, Any]], note: str) -> DatasetInfo:
     meta = _read_meta(folder)
+    before = meta.get("rows")
     rows = [dict(r) for r in rows]
-    _write_jsonl(folder / RAW_FILE, rows)
     meta.update(rows=len(rows), columns=_columns(rows), updated=_now())
     meta.setdefault("history", []).append({"at": meta["updated"], "action": note, "rows": len(rows)})
-    _write_meta(folder, meta)
+    try:  # raw.jsonl and meta.json together: a full disk changes neither
+        write_texts({folder / RAW_FILE: _jsonl(rows), folder / META_FILE: json_text(meta)})
+    except OSError as exc:
+        raise_if_disk_full(exc, Text(f"Saving the rows of dataset {folder.name!r}",
+                                     f"데이터셋 {folder.name!r}의 행 저장"),
+                           Text(f"Nothing changed: the dataset keeps its {before} rows as they were.",
+                                f"바뀐 것은 없습니다: 데이터셋의 {before}개 행은 그대로입니다."), folder)
+        raise
     return _info(folder, meta)
 
 
@@ -465,54 +481,28 @@ def drop_rows(name: str, rows: Iterable[int], workspace: Workspace | None = None
 # --- splitting --------------------------------------------------------------------------------
 
 
-def split_indices(n: int, config: SplitConfig) -> tuple[list[int], list[int], list[int]]:
-    """Row positions of (train, validation, test), exactly as scikit-learn's `train_test_split` gives them:
-    first `train_test_split(rows, test_size, random_state=seed)`, then the same on the train part with
-    `val_size` (the tutorial's 9:1, then 8:2). The positions depend only on n and the config.
-
-    Raises:
-        ConfigError: too few rows for the requested split.
-    """
-    from sklearn.model_selection import train_test_split
-
-    idx = list(range(n))
-    try:
-        train_full, test = train_test_split(idx, test_size=config.test_size, random_state=config.seed)
-        if config.val_size > 0:
-            train, val = train_test_split(train_full, test_size=config.val_size, random_state=config.seed)
-        else:
-            train, val = list(train_full), []
-    except ValueError as exc:
-        raise ConfigError(
-            f"Cannot split {n} rows with test_size={config.test_size}, val_size={config.val_size}: {exc}. "
-            f"Add rows or lower the sizes.",
-            ko=f"{n}개 행을 test_size={config.test_size}, val_size={config.val_size}로 나눌 수 없습니다: {exc}. "
-               f"행을 더하거나 비율을 낮추세요."
-        ) from exc
-    return list(train), list(val), list(test)
-
-
 def split_dataset(
     name: str, config: SplitConfig | None = None, *, workspace: Workspace | None = None, progress: Progress | None = None
 ) -> SplitReport:
     """Split a dataset into train / validation / test files and check them for leakage.
 
-    Writes train.csv, validation.csv, test.csv (and .jsonl each), leakage.json and the split record in
-    meta.json (seed, sizes, creation time, the hash of the rows it was made from).
+    Writes train.csv, validation.csv, test.csv (and .jsonl each) and leakage.json into a split folder, and the split
+    record in meta.json (seed, sizes, creation time, the hash of the rows it was made from): all of them or, after a
+    crash or a full disk, none (`workbench.splitfiles`).
 
     Raises:
         ConfigError: rows with errors (drop or fix them first) or too few rows.
+        StorageError: the disk is full (the previous split is kept whole).
     """
     config = config or SplitConfig()
     ws = workspace or Workspace.default()
     folder = dataset_dir(name, ws)
-    with _lock(folder):  # two splits at once run one after the other: the files and meta.json always agree
-        return _split(folder, config, ws, progress or no_progress)
+    report = progress or no_progress
+    with _lock(folder, report):  # two splits at once run one after the other
+        return _split(folder, config, ws, report)
 
 
 def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -> SplitReport:
-    import pandas as pd
-
     name = folder.name
     meta = _read_meta(folder)
     rows = load_rows(name, ws)
@@ -531,25 +521,25 @@ def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -
                 "분할하는 중"), 0.3)
     tr, va, te = split_indices(len(rows), config)
     parts = {"train": [rows[i] for i in tr], "validation": [rows[i] for i in va], "test": [rows[i] for i in te]}
-    cols = _columns(rows)
-    for split, part in parts.items():
-        write_text(folder / f"{split}.csv", pd.DataFrame(part, columns=cols).to_csv(index=False))
-        _write_jsonl(folder / f"{split}.jsonl", part)
     report(Text("Checking test questions against training questions",
-                "테스트 질문을 학습 질문과 비교하는 중"), 0.6)
+                "테스트 질문을 학습 질문과 비교하는 중"), 0.5)
     leaks = find_leakage(parts["train"], parts["test"], threshold=config.leakage_threshold, validation=parts["validation"])
-    write_json(folder / LEAKAGE_FILE, [lk.to_dict() for lk in leaks])
     sizes = {k: len(v) for k, v in parts.items()}
-    meta["split"] = {
-        **config.to_dict(),
-        "method": "sklearn.model_selection.train_test_split (test), then again on train (validation)",
-        "sizes": sizes,
-        "created": _now(),
-        "raw_rows": len(rows),
-        "raw_sha256": _sha256(folder / RAW_FILE),
-        "leakage": len(leaks),
-    }
-    _write_meta(folder, meta)
+    record = {**config.to_dict(), "method": "sklearn.model_selection.train_test_split (test), then again on train (validation)",
+              "sizes": sizes, "created": _now(), "raw_rows": len(rows), "raw_sha256": _sha256(folder / RAW_FILE),
+              "leakage": len(leaks)}
+    report(Text("Writing the split files",
+                "분할 파일 쓰는 중"), 0.8)
+    try:
+        meta["split"] = write_split(folder, parts, _columns(rows), [lk.to_dict() for lk in leaks], record,
+                                    publish=lambda rec: _write_meta(folder, {**meta, "split": rec}))
+    except OSError as exc:
+        old = meta.get("split")
+        kept = (Text(f"Nothing changed: the previous split (seed {old['seed']}, {old['created']}) is kept whole.",
+                     f"바뀐 것은 없습니다: 이전 분할(시드 {old['seed']}, {old['created']})이 그대로 있습니다.") if old else
+                Text("Nothing changed: the dataset is still unsplit.", "바뀐 것은 없습니다: 데이터셋은 아직 분할되지 않은 그대로입니다."))
+        raise_if_disk_full(exc, Text(f"Splitting dataset {name!r}", f"데이터셋 {name!r} 분할"), kept, folder)
+        raise
     report(Text(f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}; {len(leaks)} leaking test rows",
                 f"학습 {sizes['train']}, 검증 {sizes['validation']}, 테스트 {sizes['test']}; 누출된 테스트 행 {len(leaks)}개"), 1.0)
     return SplitReport(_info(folder, meta), sizes, leaks)
@@ -569,8 +559,9 @@ def load_split(name: str, split: SplitName, workspace: Workspace | None = None) 
 
 def load_splits(name: str, splits: Sequence[str] = SPLITS, workspace: Workspace | None = None,
                 ) -> dict[str, list[dict[str, Any]]]:
-    """Several splits read together under the dataset's shared lock: never one split's files and another's (a split
-    made meanwhile with another seed waits until they are read). `"meta"` holds the split record they belong to.
+    """Several splits read together under the dataset's read lock: never one split's files and another's (a split
+    made meanwhile switches only between two reads, and never makes a reader wait for its work). `"meta"` holds the
+    split record they belong to.
 
     Raises:
         ConfigError: an unknown split name.
@@ -581,38 +572,43 @@ def load_splits(name: str, splits: Sequence[str] = SPLITS, workspace: Workspace 
         raise ConfigError(f"split = {unknown[0]!r} is not one of {', '.join(SPLITS)}.",
                           ko=f"split = {unknown[0]!r}은(는) {', '.join(SPLITS)} 중 하나가 아닙니다.")
     folder = dataset_dir(name, workspace)
-    with _lock(folder, shared=True):
-        meta = _read_meta(folder)
-        paths = {s: folder / f"{s}.jsonl" for s in splits}
-        if not meta.get("split") or not all(p.is_file() for p in paths.values()):
-            raise NotFoundError(f"Dataset {name!r} has not been split yet. Split it first: `workbench dataset split {name}`.",
-                                ko=f"데이터셋 {name!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: `workbench "
-                                   f"dataset split {name}`.")
-        return {**{s: _read_jsonl(p) for s, p in paths.items()}, "meta": meta["split"]}  # type: ignore[dict-item]
+    with read_lock(folder):
+        record = _split_record(folder)
+        return {**{s: _read_jsonl(split_path(folder, record, s)) for s in splits}, "meta": record}  # type: ignore[dict-item]
+
+
+def split_file(name: str, split: str, fmt: str = "csv", workspace: Workspace | None = None) -> bytes:
+    """The bytes of one split file (`fmt` "csv" or "jsonl"), what the page's download buttons serve.
+
+    Raises:
+        NotFoundError: the dataset does not exist or has not been split yet.
+    """
+    folder = dataset_dir(name, workspace)
+    with read_lock(folder):
+        return split_path(folder, _split_record(folder), split, fmt).read_bytes()
+
+
+def _split_record(folder: Path) -> dict[str, Any]:
+    """meta.json's split record (the caller holds the read lock). Raises NotFoundError when there is none."""
+    record = _read_meta(folder).get("split")
+    if not record or not split_path(folder, record, "train").is_file():
+        raise NotFoundError(f"Dataset {folder.name!r} has not been split yet. Split it first: `workbench dataset split "
+                            f"{folder.name}`.",
+                            ko=f"데이터셋 {folder.name!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: `workbench "
+                               f"dataset split {folder.name}`.")
+    return record
 
 
 def load_leakage(name: str, workspace: Workspace | None = None) -> list[Leak]:
-    path = dataset_dir(name, workspace) / LEAKAGE_FILE
-    if not path.is_file():
-        return []
-    return [Leak(**d) for d in json.loads(path.read_text(encoding="utf-8"))]
+    folder = dataset_dir(name, workspace)
+    with read_lock(folder):
+        record = _read_meta(folder).get("split") or {}
+        path = split_folder(folder, record) / LEAKAGE_FILE
+        return [Leak(**d) for d in json.loads(path.read_text(encoding="utf-8"))] if path.is_file() else []
 
 
 def train_full_rows(name: str, workspace: Workspace | None = None) -> list[dict[str, Any]]:
     """The train part of the 9:1 split in scikit-learn's order (train and validation together), as the tutorial
-    uploads it. Rebuilt from train.jsonl and validation.jsonl by inverting the second split, which depends only
-    on the number of rows and the seed."""
+    uploads it (`splitfiles.unsplit_train`)."""
     parts = load_splits(name, ("train", "validation"), workspace)
-    train, val, split = parts["train"], parts["validation"], parts["meta"]
-    if not val:
-        return train
-    from sklearn.model_selection import train_test_split
-
-    m = len(train) + len(val)
-    a, b = train_test_split(list(range(m)), test_size=split["val_size"], random_state=split["seed"])
-    full: list[dict[str, Any] | None] = [None] * m
-    for pos, row in zip(a, train):
-        full[pos] = row
-    for pos, row in zip(b, val):
-        full[pos] = row
-    return [r for r in full if r is not None]
+    return unsplit_train(parts["train"], parts["validation"], parts["meta"])

@@ -7,9 +7,11 @@ folder written by `save_to_disk`, or a Hub dataset repository. Rows come back as
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,14 +102,80 @@ def read_csv_bytes(data: bytes, encoding: str = "auto", *, sep: str = ",", what:
 
 
 def _parse_csv(text: str, sep: str, what: str) -> list[dict[str, Any]]:
-    import pandas as pd
+    """Rows of a CSV as {header: cell} (every cell a string; a short row's missing cells ""), read with the csv module
+    rather than pandas: pandas takes a first column without a header as the row index, so a row with one unquoted comma
+    more than its header (`Can I pay cash?,Yes, cash is fine.`) lost its question and was stored shifted, without a word.
 
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DocumentError(f"{what} is not a readable CSV ({exc}). Check the delimiter and the quoting.",
-                            ko=f"{what}은(는) 읽을 수 있는 CSV가 아닙니다 ({exc}). 구분자와 따옴표를 확인하세요.") from exc
-    return df.to_dict("records")
+    Raises:
+        DocumentError: no header, a quote that is never closed, or a row with more (non-empty) cells than the header.
+    """
+    records = _csv_records(text, sep, what)
+    if not records:
+        raise DocumentError(f"{what} is not a readable CSV (no header line). Put the column names on the first line.",
+                            ko=f"{what}은(는) 읽을 수 있는 CSV가 아닙니다 (머리글 줄이 없음). 첫 줄에 열 이름을 쓰세요.")
+    header = _unique_columns(records[0][1])
+    rows, long_lines = [], []
+    for line, cells in records[1:]:
+        extra = cells[len(header):]
+        if any(c.strip() for c in extra):
+            long_lines.append((line, len(cells)))
+            continue
+        cells = cells[: len(header)] + [""] * (len(header) - len(cells))  # trailing empty cells carry nothing
+        rows.append(dict(zip(header, cells)))
+    if long_lines:
+        shown = ", ".join(str(n) for n, _ in long_lines[:10]) + (" ..." if len(long_lines) > 10 else "")
+        sep_name = "tab" if sep == "\t" else repr(sep)
+        raise DocumentError(
+            f"{what}: line {shown} has more cells ({long_lines[0][1]}) than the header ({len(header)}: "
+            f"{', '.join(header)}), so its values would land in the wrong columns. A {sep_name} inside a value needs "
+            f"double quotes (\"Yes, cash is fine.\"); fix {'that line' if len(long_lines) == 1 else 'those lines'} and "
+            f"import again. Nothing was imported.",
+            ko=f"{what}: {shown}번째 줄의 칸 수({long_lines[0][1]})가 머리글({len(header)}: {', '.join(header)})보다 "
+               f"많아 값이 다른 열에 들어가게 됩니다. 값 안의 {sep_name}는 큰따옴표로 감싸야 합니다 "
+               f"(\"네, 현금도 됩니다.\"). 그 줄을 고친 뒤 다시 가져오세요. 아무것도 가져오지 않았습니다.")
+    return rows
+
+
+def _csv_records(text: str, sep: str, what: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank record. Strict quoting first, so that a quote never closed is an
+    error instead of a cell that swallows the rest of the file; then lenient (`"a"b` reads as `ab`, as pandas did)."""
+    for strict in (True, False):
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=strict)
+        out: list[tuple[int, list[str]]] = []
+        start = 1
+        try:
+            for cells in reader:
+                if cells:
+                    out.append((start, cells))
+                start = reader.line_num + 1
+            return out
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise DocumentError(f"{what}: a double quote opened on line {start} is never closed, so the rest of "
+                                    f"the file would be one value. Close the quote (or remove it) and import again.",
+                                    ko=f"{what}: {start}번째 줄에서 연 큰따옴표가 닫히지 않아 파일의 나머지가 값 하나가 "
+                                       f"됩니다. 따옴표를 닫거나 지운 뒤 다시 가져오세요.") from exc
+            if not strict:
+                raise DocumentError(f"{what} is not a readable CSV (line {start}: {exc}). Check the delimiter and the "
+                                    f"quoting.",
+                                    ko=f"{what}은(는) 읽을 수 있는 CSV가 아닙니다 ({start}번째 줄: {exc}). 구분자와 "
+                                       f"따옴표를 확인하세요.") from exc
+    raise AssertionError("unreachable")
+
+
+def _unique_columns(names: list[str]) -> list[str]:
+    """Header names made unique as pandas did (`a`, `a.1`), so a repeated column is not silently overwritten."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        new = name
+        while new in seen:
+            seen[name] += 1
+            new = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        seen.setdefault(new, 0)
+        out.append(new)
+    return out
 
 
 def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any]]:
@@ -122,6 +190,8 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
                 raise DocumentError(f"{what}, line {n}: not valid JSON ({exc.msg}). Fix or delete that line and import again.",
                                     ko=f"{what}, {n}번째 줄: 올바른 JSON이 아닙니다 ({exc.msg}). 그 줄을 고치거나 "
                                        f"지운 뒤 다시 가져오세요.") from exc
+            except RecursionError as exc:
+                raise _too_deep(f"{what}, line {n}") from exc
             if not isinstance(obj, dict):
                 raise DocumentError(f"{what}, line {n}: expected a JSON object per line, got {type(obj).__name__}.",
                                     ko=f"{what}, {n}번째 줄: 한 줄에 JSON 객체 하나가 있어야 하는데 {type(obj).__name__}입니다.")
@@ -133,6 +203,8 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
         raise DocumentError(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg}). For one object per line use .jsonl.",
                             ko=f"{what}: 올바른 JSON이 아닙니다 ({exc.lineno}번째 줄: {exc.msg}). 한 줄에 객체 "
                                f"하나씩이라면 .jsonl을 쓰세요.") from exc
+    except RecursionError as exc:
+        raise _too_deep(what) from exc
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) == 1:
@@ -146,6 +218,16 @@ def _parse_json_rows(text: str, *, jsonl: bool, what: str) -> list[dict[str, Any
                                 ko=f"{what}: {n}번째 항목이 {type(obj).__name__}입니다. instruction / output이 "
                                    f"있는 객체여야 합니다.")
     return data
+
+
+def _too_deep(what: str) -> DocumentError:
+    """JSON nested deeper than Python's parser goes (100,000 levels ended in a RecursionError traceback)."""
+    return DocumentError(f"{what}: the JSON is nested too deeply to read (lists or objects inside each other about "
+                         f"{sys.getrecursionlimit():,} levels or more). Alpaca rows are flat objects with instruction / "
+                         f"output; fix the file and import again.",
+                         ko=f"{what}: JSON이 너무 깊게 중첩되어 읽을 수 없습니다 (목록이나 객체가 약 "
+                            f"{sys.getrecursionlimit():,}단계 이상 겹침). Alpaca 행은 instruction / output이 있는 평평한 "
+                            f"객체입니다. 파일을 고친 뒤 다시 가져오세요.")
 
 
 def _dataset_rows(ds: Any, split: str, what: str) -> tuple[list[dict[str, Any]], list[str]]:

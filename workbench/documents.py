@@ -30,6 +30,7 @@ from workbench.texts import Text, pick
 from workbench.config import Workspace
 from workbench.errors import ConfigError, DocumentError
 from workbench.progress import Progress
+from workbench.runfiles import update_json
 from workbench.textcodec import decode
 
 
@@ -50,6 +51,8 @@ _CHARS_PER_CHUNK = 500
 _CHUNKS_PER_SECOND = 20
 # The largest upload the pages take (.streamlit/config.toml server.maxUploadSize, kept equal by a test).
 MAX_UPLOAD_MB = 50
+# A DOCX is a zip: above this much XML once unpacked it is refused before parsing (a 200 MB text node made lxml fail).
+MAX_DOCX_XML_BYTES = 100 * 1024 * 1024
 # Most file systems refuse names over 255 bytes (ext4, APFS, NTFS in UTF-16 units); saved names stay under this.
 MAX_NAME_BYTES = 255
 
@@ -93,7 +96,8 @@ def file_type(name: str) -> str:
     return FILE_TYPES[suffix]
 
 
-def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
+def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list[str] | None = None,
+               encoding: str = "auto") -> list[Document]:
     """Read one file's bytes as documents.
 
     Args:
@@ -101,6 +105,7 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
         data: the file's content.
         source: the name the knowledge base keeps in metadata (defaults to `name`).
         warnings: where a warning about the file goes (its text encoding was guessed), when given.
+        encoding: the text encoding of a text file (txt, md, csv, html): "auto" detects it (`textcodec.ENCODINGS`).
 
     Raises:
         DocumentError: unsupported type, binary or undecodable text, empty file, broken PDF or DOCX.
@@ -117,7 +122,7 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
         body, title = _read_docx(name, data)
         docs = [Document(page_content=body, metadata={})]
     else:
-        decoded = decode(data, name)
+        decoded = decode(data, name, encoding=encoding)
         text, encoding = decoded.text, decoded.encoding
         if decoded.warning and warnings is not None:
             warnings.append(decoded.warning)
@@ -144,7 +149,8 @@ def load_bytes(name: str, data: bytes, source: str | None = None, warnings: list
     return docs
 
 
-def load_file(path: str | Path, source: str | None = None, warnings: list[str] | None = None) -> list[Document]:
+def load_file(path: str | Path, source: str | None = None, warnings: list[str] | None = None,
+              encoding: str = "auto") -> list[Document]:
     """Read one file from disk (see `load_bytes`).
 
     Raises:
@@ -164,15 +170,16 @@ def load_file(path: str | Path, source: str | None = None, warnings: list[str] |
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror}).",
                             ko=f"{path}: 읽을 수 없습니다 ({exc.strerror}).") from exc
-    return load_bytes(path.name, data, source=source or path.name, warnings=warnings)
+    return load_bytes(path.name, data, source=source or path.name, warnings=warnings, encoding=encoding)
 
 
 def _read_pdf(name: str, data: bytes) -> list[Document]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import DependencyError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
+        # Many PDFs are encrypted with an empty user password (only editing is restricted): they open without one.
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{name}: the PDF is password-protected. Save an unprotected copy and upload that.",
                                 ko=f"{name}: 암호로 보호된 PDF입니다. 보호를 푼 사본을 저장해 올리세요.")
@@ -180,6 +187,11 @@ def _read_pdf(name: str, data: bytes) -> list[Document]:
         title = str((reader.metadata or {}).get("/Title") or "").strip()
     except DocumentError:
         raise
+    except DependencyError as exc:  # AES without the `cryptography` package (requirements.txt installs it)
+        raise DocumentError(f"{name}: the PDF is AES-encrypted and reading it needs the `cryptography` package "
+                            f"(pip install cryptography, as requirements.txt does). The other files were read.",
+                            ko=f"{name}: AES로 암호화된 PDF라서 읽으려면 `cryptography` 패키지가 필요합니다 (pip install "
+                               f"cryptography, requirements.txt에 있음). 다른 파일은 읽었습니다.") from exc
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         # pypdf raises a mix of its own and builtin errors on damaged files.
         raise DocumentError(f"{name}: is not a readable PDF (damaged or not a PDF: {exc}). Export it again.",
@@ -196,12 +208,23 @@ def _read_docx(name: str, data: bytes) -> tuple[str, str]:
 
     import docx
     from docx.table import Table
+    from lxml.etree import XMLSyntaxError
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            xml_bytes = sum(i.file_size for i in z.infolist() if i.filename.endswith((".xml", ".rels")))
+        if xml_bytes > MAX_DOCX_XML_BYTES:  # checked before anything is unpacked
+            raise DocumentError(f"{name}: unpacks to {xml_bytes / 1024 / 1024:,.0f} MB of XML, more than the "
+                                f"{MAX_DOCX_XML_BYTES // 1024 // 1024} MB a document may have (a zip bomb, or not a real "
+                                f"document). Split it, or save its text as .txt.",
+                                ko=f"{name}: 풀면 XML이 {xml_bytes / 1024 / 1024:,.0f} MB로, 문서 하나의 한도 "
+                                   f"{MAX_DOCX_XML_BYTES // 1024 // 1024} MB보다 큽니다 (압축 폭탄이거나 실제 문서가 아님). "
+                                   f"나누거나 텍스트를 .txt로 저장하세요.")
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DocumentError(f"{name}: is not a readable DOCX file ({exc}). Save it again as .docx.",
-                            ko=f"{name}: 읽을 수 있는 DOCX 파일이 아닙니다 ({exc}). .docx로 다시 저장하세요.") from exc
+    except (zipfile.BadZipFile, KeyError, ValueError, XMLSyntaxError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DocumentError(f"{name}: is not a readable DOCX file ({reason}). Save it again as .docx.",
+                            ko=f"{name}: 읽을 수 있는 DOCX 파일이 아닙니다 ({reason}). .docx로 다시 저장하세요.") from exc
     parts: list[str] = []
     title = (document.core_properties.title or "").strip()
     for block in document.iter_inner_content():
@@ -301,9 +324,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) -> LoadReport:
+def load_paths(paths: Sequence[str | Path], progress: Progress | None = None, encoding: str = "auto") -> LoadReport:
     """Read files and folders; a bad file is reported in `errors` and the others still load. Warnings (a guessed
-    encoding, a large file with the chunks and time to expect) are in `warnings` and the `workbench.documents` log."""
+    encoding, a large file with the chunks and time to expect) are in `warnings` and the `workbench.documents` log.
+    `encoding` is the text files' encoding ("auto": detected per file)."""
     files = expand_paths(paths)
     report = LoadReport(documents=[], sources=[], errors=[])
     for i, (path, source) in enumerate(files):
@@ -312,7 +336,7 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
                           f"{source} 읽는 중"), i / max(len(files), 1))
         notes: list[str] = []
         try:
-            docs = load_file(path, source=source, warnings=notes)
+            docs = load_file(path, source=source, warnings=notes, encoding=encoding)
             original = original_name(path)
             for d in docs:
                 if original:
@@ -321,7 +345,7 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
             report.sources.append(source)
             size = path.stat().st_size
             if size > LARGE_FILE_BYTES:
-                notes.append(large_file_warning(source, size))
+                notes.append(large_file_warning(source, size, sum(len(d.page_content) for d in docs)))
                 log.warning(notes[-1])
         except DocumentError as exc:
             report.errors.append(FileError(source, str(exc), exc.message("ko")))
@@ -329,9 +353,11 @@ def load_paths(paths: Sequence[str | Path], progress: Progress | None = None) ->
     return report
 
 
-def large_file_warning(name: str, size: int) -> Text:
-    """One line for a file over `LARGE_FILE_BYTES`: about how many chunks and how long embedding will take."""
-    chunks = max(size // _CHARS_PER_CHUNK, 1)
+def large_file_warning(name: str, size: int, chars: int) -> Text:
+    """One line for a file over `LARGE_FILE_BYTES` (`size` bytes, `chars` characters of text read from it): about how
+    many chunks and how long embedding will take. Chunks are counted in characters: dividing the bytes by the chunk
+    size overstated a Korean file's time about threefold (three UTF-8 bytes per syllable), a PDF's far more."""
+    chunks = max(chars // _CHARS_PER_CHUNK, 1)
     minutes = chunks / _CHUNKS_PER_SECOND / 60
     return Text(f"{name}: {size / 1024 / 1024:.1f} MB is large: about {chunks:,} chunks of {_CHARS_PER_CHUNK} characters, "
                 f"roughly {minutes:,.0f} min of embedding on a CPU ({_CHUNKS_PER_SECOND} chunks/s). Cancel and split the "
@@ -425,14 +451,10 @@ def save_uploads(
         if stored != clean:
             renamed[target.relative_to(base).as_posix()] = clean
         written.append(target)
+    by_folder: dict[Path, dict[str, str]] = {}
     for rel, name in renamed.items():
-        names_file = (base / rel).parent / NAMES_FILE
-        known = {}
-        if names_file.is_file():
-            try:
-                known = json.loads(names_file.read_text(encoding="utf-8"))
-            except ValueError:
-                known = {}
-        known[Path(rel).name] = name
-        names_file.write_text(json.dumps(known, ensure_ascii=False, indent=1), encoding="utf-8")
+        by_folder.setdefault((base / rel).parent, {})[Path(rel).name] = name
+    for folder_path, names in by_folder.items():
+        # Locked read-modify-write: two uploads into one folder at once each lost the other's entries (2 of 10 rounds).
+        update_json(folder_path / NAMES_FILE, **names)
     return written, errors

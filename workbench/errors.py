@@ -60,3 +60,7 @@ class JobError(WorkbenchError):
 
 class GenerationError(WorkbenchError):
     """A model answered, but nothing usable came out of it (no question / answer pair, an empty reply)."""
+
+
+class StorageError(WorkbenchError, OSError):
+    """The disk refused a write (full, or over quota): the message says what was kept and that space must be freed."""

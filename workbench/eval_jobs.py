@@ -15,6 +15,7 @@ partial report and state 'cancelled'.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from workbench.errors import JobError
 from workbench.texts import Text, state_ko
 from workbench.progress import Progress
 from workbench.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
-from workbench.runfiles import update_json
+from workbench.runfiles import locked, process_start_time, read_json, update_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.evaluation import EvalConfig
@@ -41,25 +42,46 @@ def evals_root(run_id: str = "", workspace: Workspace | None = None) -> Path:
     return ws.runs / run_id / "eval" if run_id else ws.root / "evals"
 
 
-def _pending(path: Path) -> None:
-    update_json(path / STATUS_FILE, kind=KIND, state="pending", pid=None, start_time=None, started_at=None,
-                ended_at=None, error=None, cancel_requested=False, done=0, total=0)
+def _pending(path: Path, **owner: Any) -> None:
+    update_json(path / STATUS_FILE, **{"kind": KIND, "state": "pending", "pid": None, "start_time": None, "started_at": None,
+                                       "ended_at": None, "error": None, "cancel_requested": False, "done": 0, "total": 0,
+                                       **owner})
 
 
 def new_eval_dir(config: EvalConfig, workspace: Workspace | None = None, folder: str | Path | None = None) -> Path:
-    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`, or `folder`), config written first."""
+    """A fresh folder for one evaluation (sortable id `YYYYMMDD-HHMMSS-<dataset>`, or `folder`), config written first.
+
+    A given `folder` (`evaluate --out DIR`) is claimed for this process, which runs the evaluation itself: its pid goes
+    into status.json in the same locked step as the check, so a second `--out` of the same folder is refused while this
+    one runs.
+
+    Raises:
+        JobError: `folder` holds an evaluation that is still running (its results would be overwritten).
+    """
     if folder is not None:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
-        for name in (STATUS_FILE, SUMMARY_FILE, REPORT_MD, REPORT_HTML):
-            (path / name).unlink(missing_ok=True)
-        config.save(path / CONFIG_FILE)
-        _pending(path)
+        with locked(path / "start"):  # the lock `jobs.start_job` takes: a check and a claim are one step
+            _refuse_running(path)
+            for name in (STATUS_FILE, SUMMARY_FILE, REPORT_MD, REPORT_HTML):
+                (path / name).unlink(missing_ok=True)
+            config.save(path / CONFIG_FILE)
+            _pending(path, pid=os.getpid(), start_time=process_start_time(os.getpid()))
         return path
     path = jobs.new_job_dir(evals_root(config.run_id, workspace), config.dataset)
     config.save(path / CONFIG_FILE)
     _pending(path)
     return path
+
+
+def _refuse_running(path: Path) -> None:
+    status = read_json(path / STATUS_FILE, {}) or {}
+    if status.get("state") in jobs.ACTIVE and jobs.process_alive(status.get("pid"), status.get("start_time")):
+        raise JobError(f"{path} holds an evaluation that is still running (pid {status['pid']}); writing there would "
+                       f"lose its results. Choose another --out folder, or cancel it first (`workbench evaluations "
+                       f"cancel {path}`).",
+                       ko=f"{path}에는 아직 실행 중인 평가가 있습니다 (pid {status['pid']}). 거기에 쓰면 그 결과를 "
+                          f"잃습니다. 다른 --out 폴더를 고르거나 먼저 취소하세요 (`workbench evaluations cancel {path}`).")
 
 
 def evaluation_status(folder: str | Path) -> dict[str, Any]:

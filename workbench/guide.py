@@ -3,7 +3,7 @@
 Read from the workspace's files only (no Chroma, no torch), so the home page can show it at once:
 
 1. ingest      a knowledge-base collection exists
-2. dataset     a dataset is imported and split (its train.csv and test.csv exist)
+2. dataset     a dataset is imported and split (its meta.json holds a split record)
 3. train       a training run completed with an adapter
 4. compare     an evaluation of some source finished (its summary.json exists)
 5. freshness   the freshness demo changed a fact of a collection (its edited copies, or its measurement, exist)
@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Literal
 
 from workbench.config import Workspace
+from workbench.runfiles import read_json
 from workbench.texts import Text
 
 StepState = Literal["done", "next", "later"]
@@ -57,6 +59,12 @@ STEPS: tuple[GuideStep, ...] = (
 )
 
 
+def _split_record(meta_path: Path) -> bool:
+    """Whether a dataset's meta.json holds a split record (its files are written before the record names them)."""
+    meta = read_json(meta_path, {})
+    return isinstance(meta, dict) and bool(meta.get("split"))
+
+
 def workspace_progress(workspace: Workspace, collections: Sequence[str] = ()) -> dict[str, bool]:
     """Which steps the workspace shows done. `collections`: the names the caller already listed (the home page has
     them); without them a collection's lexical index folder (`vectorstore/<name>.bm25/`, written with every
@@ -64,8 +72,7 @@ def workspace_progress(workspace: Workspace, collections: Sequence[str] = ()) ->
     ws = workspace
     has_collection = bool(collections) or (ws.vectorstore.is_dir() and any(
         p.is_dir() for pattern in ("*.bm25", "server-*/*.bm25") for p in ws.vectorstore.glob(pattern)))
-    split = ws.datasets.is_dir() and any((d / "train.csv").is_file() and (d / "test.csv").is_file()
-                                         for d in ws.datasets.iterdir() if d.is_dir())
+    split = ws.datasets.is_dir() and any(_split_record(d / "meta.json") for d in ws.datasets.iterdir() if d.is_dir())
     trained = ws.runs.is_dir() and any(_completed(d) for d in ws.runs.iterdir() if d.is_dir())
     evaluated = any(any(root.glob("*/summary.json")) for root in [ws.root / "evals", *ws.runs.glob("*/eval")]
                     if root.is_dir())

@@ -245,7 +245,8 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
     """
     import pandas as pd
 
-    from workbench.alpaca import _columns, dataset_info, load_split, train_full_rows
+    from workbench.alpaca import _columns, dataset_info, load_splits
+    from workbench.splitfiles import unsplit_train
 
     info = dataset_info(name, workspace)
     if not info.split:
@@ -253,7 +254,8 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
                             ko=f"데이터셋 {name!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: `python -m "
                                f"workbench dataset split {name}`.")
     out = Path(folder) if folder else info.path / EXPORT_DIR
-    train, test = train_full_rows(name, workspace), load_split(name, "test", workspace)
+    parts = load_splits(name, workspace=workspace)  # read together: never the train of one split and the test of another
+    train, test = unsplit_train(parts["train"], parts["validation"], parts["meta"]), parts["test"]
     columns = _columns(train + test)
     if out.exists():
         shutil.rmtree(out)

@@ -27,7 +27,7 @@ from workbench.embeddings import DEFAULT_EMBEDDING, token_counter
 from workbench.errors import ConfigError
 from workbench.lexical import LexicalIndex
 from workbench.progress import Progress
-from workbench.runfiles import locked
+from workbench.runfiles import locked, raise_if_disk_full
 from workbench.vectordb import (
     _GET_BATCH,
     SCHEMA,
@@ -98,8 +98,10 @@ def ingest_paths(
     workspace: Workspace | None = None,
     progress: Progress | None = None,
     store: VectorStoreConfig | None = None,
+    encoding: str = "auto",
 ) -> IngestReport:
-    """Load files and folders and ingest them into `collection` (created when missing).
+    """Load files and folders and ingest them into `collection` (created when missing). `encoding`: the text files'
+    encoding ("auto" detects it per file; a guess that is not clear comes back as a warning).
 
     A file that cannot be read is listed in `report.errors`; the others still go in. A source's
     name is its file name (or its path inside a given folder), so ingesting a new version of a file
@@ -110,7 +112,7 @@ def ingest_paths(
         ModelError / OfflineError: the embedding model or the Chroma server is unavailable.
     """
     progress = progress or _noop
-    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f))
+    loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f), encoding=encoding)
     report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
                               lambda m, f: progress(m, 0.05 + 0.95 * f), store)
     report.errors = loaded.errors + report.errors
@@ -166,28 +168,47 @@ def ingest_documents(
 
         to_add, to_remove, results = _plan(coll, by_source)
         lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-        if to_add or to_remove:
-            lex.mark_stale()
-        # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
-        embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress)
-        t = time.perf_counter()
-        for i in range(0, len(to_remove), _GET_BATCH):
-            coll.delete(ids=to_remove[i : i + _GET_BATCH])
-        write_seconds += time.perf_counter() - t
-
-        t_lex = time.perf_counter()
-        # Whenever this ingest changed the collection: a search during the embedding may have rebuilt the index from
-        # half of it (and cleared the stale marker).
-        if to_add or to_remove or lex.stale or not lex.exists():
-            progress(Text("updating the lexical index",
-                          "어휘 색인 갱신 중"), 0.92)
-            lex.rebuild(coll)
+        written = [0]  # new chunks in Chroma so far, for the message of a full disk
+        try:
+            embed_seconds, write_seconds, lexical_seconds = _write_changes(vs, coll, lex, to_add, to_remove, batch_size,
+                                                                           write_size, progress, written)
+        except Exception as exc:  # only a full disk becomes a StorageError; anything else goes on as it was
+            raise_if_disk_full(exc, Text(f"Ingesting into collection {collection!r}",
+                                         f"컬렉션 {collection!r}에 넣기"),
+                               Text(f"The collection keeps every chunk it had ({written[0]} of {len(to_add)} new chunks "
+                                    f"were added); ingesting again after freeing space embeds only the rest.",
+                                    f"컬렉션은 있던 청크를 모두 그대로 가지고 있습니다 (새 청크 {len(to_add)}개 중 "
+                                    f"{written[0]}개 추가됨). 공간을 비운 뒤 다시 넣으면 나머지만 임베딩합니다."),
+                               ws.vectorstore)
+            raise
         progress(Text("done",
                       "완료"), 1.0)
         return IngestReport(collection=(coll.metadata or {}).get("display_name", coll.name), chroma_name=coll.name,
                             embedding=embedding, sources=results, errors=[], seconds=time.perf_counter() - t0,
-                            embed_seconds=embed_seconds, write_seconds=write_seconds,
-                            lexical_seconds=time.perf_counter() - t_lex)
+                            embed_seconds=embed_seconds, write_seconds=write_seconds, lexical_seconds=lexical_seconds)
+
+
+def _write_changes(vs: Any, coll: "chromadb.Collection", lex: LexicalIndex, to_add: Sequence[Chunk],
+                   to_remove: Sequence[str], batch_size: int, write_size: int, progress: Progress,
+                   written: list[int]) -> tuple[float, float, float]:
+    """Embed and add the new chunks, then delete the stale ones, then rebuild the lexical index (the order that keeps a
+    source findable throughout); returns (embedding s, writing s, lexical index s)."""
+    if to_add or to_remove:
+        lex.mark_stale()
+    # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
+    embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress, written)
+    t = time.perf_counter()
+    for i in range(0, len(to_remove), _GET_BATCH):
+        coll.delete(ids=to_remove[i : i + _GET_BATCH])
+    write_seconds += time.perf_counter() - t
+    t_lex = time.perf_counter()
+    # Whenever this ingest changed the collection: a search during the embedding may have rebuilt the index from half
+    # of it (and cleared the stale marker).
+    if to_add or to_remove or lex.stale or not lex.exists():
+        progress(Text("updating the lexical index",
+                      "어휘 색인 갱신 중"), 0.92)
+        lex.rebuild(coll)
+    return embed_seconds, write_seconds, time.perf_counter() - t_lex
 
 
 def _plan(coll: "chromadb.Collection", by_source: dict[str, list[Chunk]]) -> tuple[list[Chunk], list[str], list[SourceResult]]:
@@ -205,8 +226,9 @@ def _plan(coll: "chromadb.Collection", by_source: dict[str, list[Chunk]]) -> tup
 
 
 def _embed_and_write(vs: Any, coll: "chromadb.Collection", to_add: Sequence[Chunk], batch_size: int, write_size: int,
-                     progress: Progress) -> tuple[float, float]:
-    """Embed `to_add` in batches and upsert them `write_size` at a time; returns (embedding s, writing s)."""
+                     progress: Progress, written: list[int]) -> tuple[float, float]:
+    """Embed `to_add` in batches and upsert them `write_size` at a time; returns (embedding s, writing s).
+    `written[0]` counts the chunks upserted so far."""
     embed_seconds = write_seconds = 0.0
     pending: list[tuple[Chunk, list[float]]] = []
 
@@ -215,6 +237,7 @@ def _embed_and_write(vs: Any, coll: "chromadb.Collection", to_add: Sequence[Chun
         t = time.perf_counter()
         coll.upsert(ids=[c.id for c, _ in pending], documents=[c.text for c, _ in pending],
                     metadatas=[c.metadata for c, _ in pending], embeddings=[v for _, v in pending])
+        written[0] += len(pending)
         pending.clear()
         write_seconds += time.perf_counter() - t
 

@@ -4,7 +4,7 @@ Small ingests stay inline on the page; `is_large(paths)` says when a child proce
 `LARGE_INGEST_BYTES` or `LARGE_INGEST_FILES`). A job lives in `<workspace>/jobs/ingest/<YYYYMMDD-HHMMSS>-<name>/`:
 
     chunking.json     the ChunkingConfig, written before anything runs
-    request.json      paths (absolute), collection, embedding
+    request.json      paths (absolute), collection, embedding, encoding
     status.json       kind 'ingest', state, pid, message, fraction, and at the end chunks / added / removed
     progress.jsonl    one line per progress report (loading, embedding batches, writing, the lexical index)
     report.json       the IngestReport at the end
@@ -57,8 +57,10 @@ def is_large(paths: Sequence[str | Path]) -> bool:
 
 
 def start_ingest(paths: Sequence[str | Path], collection: str, chunking: ChunkingConfig | None = None,
-                 embedding: str | None = None, workspace: Workspace | None = None) -> Path:
-    """Write an ingest folder and start its child process; returns the folder at once.
+                 embedding: str | None = None, workspace: Workspace | None = None, encoding: str = "auto") -> Path:
+    """Write an ingest folder and start its child process; returns the folder at once. `encoding`: the text files'
+    encoding ("auto" detects it).
+
 
     Raises:
         ConfigError: no paths, or a path that does not exist.
@@ -79,7 +81,7 @@ def start_ingest(paths: Sequence[str | Path], collection: str, chunking: Chunkin
     folder = jobs.new_job_dir(ingests_root(ws), chroma_name(collection))
     (chunking or ChunkingConfig()).save(folder / "chunking.json")
     write_json(folder / "request.json", {"paths": [str(p) for p in resolved], "collection": collection,
-                                         "embedding": embedding})
+                                         "embedding": embedding, "encoding": encoding})
     jobs.start_job(folder, jobs.python_argv("ingest", "--from-dir", str(folder)), kind=KIND,
                    env=jobs.child_env(workspace_root=ws.root), log_name=LOG_FILE, collection=collection)
     return folder
@@ -131,7 +133,7 @@ def run_ingest_dir(folder: str | Path, workspace: Workspace | None = None,
                 progress(message, fraction)
 
         result = ingest_paths(request["paths"], request["collection"], chunking, request.get("embedding"),
-                              workspace or Workspace.default(), step)
+                              workspace or Workspace.default(), step, encoding=request.get("encoding") or "auto")
         report = result.to_dict()
         write_json(folder / "report.json", report)
         if not result.sources:

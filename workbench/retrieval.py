@@ -29,7 +29,7 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, NotFoundError
 from workbench.lexical import lexical_index
 from workbench.runfiles import read_json, write_json
 from workbench.vectordb import VectorStoreConfig, _lexical_dir, get_embeddings, open_collection
@@ -140,10 +140,31 @@ def saved_retrieval(collection: str, workspace: Workspace | None = None,
 
     Raises:
         NotFoundError: no such collection.
+        ConfigError: the settings file is not what the lab writes (edited by hand into the wrong shape).
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    data = read_json(_saved_path(collection, ws, store), {}) or {}
-    return {k: v for k, v in dict(data.get("settings") or {}).items() if k in SAVED_FIELDS}
+    path = _saved_path(collection, ws, store)
+    if not path.is_file():
+        return {}
+    data = read_json(path, None)
+    settings = data.get("settings") if isinstance(data, dict) else None
+    if data is None:
+        problem = ("it is not readable JSON.", "읽을 수 있는 JSON이 아닙니다.")
+    elif not isinstance(settings, dict):
+        problem = ('it is not a JSON object with "settings": {...}.', '"settings": {...}가 있는 JSON 객체가 아닙니다.')
+    else:
+        saved = {k: v for k, v in settings.items() if k in SAVED_FIELDS}
+        try:
+            RetrievalConfig.from_dict(saved)
+            return saved
+        except ConfigError as exc:
+            problem = (f"it holds an invalid setting: {exc}", f"잘못된 설정이 있습니다: {exc.message('ko')}")
+    # A hand-edited file of the wrong shape crashed every search of the collection (AttributeError): name it instead.
+    raise ConfigError(f"The saved retrieval settings of collection {collection!r} ({path}) are not usable: {problem[0]} "
+                      f"Fix the file, or remove it with `workbench retrieval-config {collection} --clear` (the defaults "
+                      f"then apply).",
+                      ko=f"컬렉션 {collection!r}에 저장된 검색 설정({path})을 쓸 수 없습니다: {problem[1]} 파일을 "
+                         f"고치거나 `workbench retrieval-config {collection} --clear`로 지우세요 (그러면 기본값을 씁니다).")
 
 
 def save_retrieval(collection: str, settings: dict[str, Any] | None, workspace: Workspace | None = None,
@@ -152,11 +173,20 @@ def save_retrieval(collection: str, settings: dict[str, Any] | None, workspace: 
     `note` (what they scored, when) is kept beside them for the user. Returns what was saved.
 
     Raises:
-        NotFoundError: no such collection. ConfigError: settings that do not make a valid RetrievalConfig.
+        NotFoundError: no such collection. ConfigError: a setting a collection does not save, or settings that do
+        not make a valid RetrievalConfig.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     path = _saved_path(collection, ws, store)
-    kept = {k: v for k, v in dict(settings or {}).items() if k in SAVED_FIELDS}
+    others = sorted(set(settings or {}) - set(SAVED_FIELDS))
+    if others:  # `retrieval-config --set foo=1` was accepted and silently dropped
+        raise ConfigError(f"A collection saves only the settings {', '.join(SAVED_FIELDS)}; not {', '.join(others)}"
+                          f"{' (k and filter belong to each search)' if set(others) & {'k', 'filter'} else ''}. Use "
+                          f"e.g. --set lexical_weight=0.4.",
+                          ko=f"컬렉션에는 {', '.join(SAVED_FIELDS)} 설정만 저장합니다. {', '.join(others)}은(는) 아닙니다"
+                             f"{' (k와 filter는 검색마다 정함)' if set(others) & {'k', 'filter'} else ''}. 예: --set "
+                             f"lexical_weight=0.4.")
+    kept = dict(settings or {})
     if not kept:
         path.unlink(missing_ok=True)
         return {}
@@ -172,13 +202,13 @@ def collection_config(collection: str, workspace: Workspace | None = None, store
     here, so a setting saved by the retrieval lab is what they use unless told otherwise.
 
     Raises:
-        ConfigError: an invalid explicit value.
+        ConfigError: an invalid explicit value, or a saved settings file that is not usable.
     """
     saved: dict[str, Any] = {}
     if collection:
         try:
             saved = saved_retrieval(collection, workspace, store)
-        except WorkbenchError:  # no such collection yet: retrieving will say so
+        except NotFoundError:  # no such collection yet: retrieving will say so
             saved = {}
     return RetrievalConfig.from_dict({**saved, **{k: v for k, v in explicit.items() if v is not None}})
 

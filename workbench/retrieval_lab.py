@@ -26,13 +26,13 @@ from typing import Any, Literal
 from workbench.config import BaseConfig, Workspace, setting
 from workbench.errors import ConfigError, NotFoundError
 from workbench.progress import Progress
-from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, retrieve, save_retrieval
+from workbench.retrieval import DEFAULT_LEXICAL_WEIGHT, SAVED_FIELDS, RetrievalConfig, retrieve, save_retrieval
 from workbench.texts import Text, prefixed
+from workbench.vectordb import SCRATCH_PREFIX
 
 KS = (1, 3, 5, 10)
 DEPTH = 10  # the ranks a question is scored on (MRR@10)
 DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
-SCRATCH_PREFIX = "lab-scratch-"
 DEFAULT_ROW = "hybrid (default)"
 METRIC_KEYS = tuple(f"hit@{k}" for k in KS) + ("mrr@10",)
 
@@ -297,7 +297,7 @@ def remove_scratch(workspace: Workspace | None = None) -> list[str]:
     from workbench.vectordb import delete_collection, list_collections
 
     removed = []
-    for info in list_collections(workspace):
+    for info in list_collections(workspace, scratch=True):
         if info.name.startswith(SCRATCH_PREFIX):
             pid = info.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
             if not (pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid))):
@@ -351,6 +351,7 @@ def run_lab(config: LabConfig, workspace: Workspace | None = None, progress: Pro
         raise ConfigError("The retrieval lab needs a collection: give collection.",
                           ko="검색 실험실에는 컬렉션이 필요합니다: 컬렉션을 지정하세요.")
     collection_info(config.collection, ws)  # NotFoundError first
+    remove_scratch(ws)  # what a killed lab left (listings leave it out already)
     t0 = time.perf_counter()
     questions = load_questions(config, ws)
     known = {Path(str(c.metadata.get("source", ""))).name for c in get_chunks(config.collection, ws)}
@@ -370,7 +371,6 @@ def run_lab(config: LabConfig, workspace: Workspace | None = None, progress: Pro
     best = best_row(rows)
     chunkings = []
     if config.chunkings:
-        remove_scratch(ws)
         documents = collection_documents(config.collection, ws)
         keep = [s for s in settings if s[0] in (DEFAULT_ROW, best["setting"], "dense")]
         for i, spec in enumerate(config.chunkings):
@@ -399,4 +399,5 @@ def save_best(report: dict[str, Any], workspace: Workspace | None = None, settin
                              f"{', '.join(r['setting'] for r in report['rows'] if r['config'] is not None)}.")
     note = {"setting": name, "questions": report["questions"], "mrr@10": row["mrr@10"]["mean"],
             "hit@1": row["hit@1"]["mean"], "saved_at": time.strftime("%Y-%m-%d %H:%M")}
-    return save_retrieval(report["collection"], row["config"], workspace, note=note)
+    return save_retrieval(report["collection"], {k: v for k, v in row["config"].items() if k in SAVED_FIELDS}, workspace,
+                          note=note)

@@ -31,6 +31,30 @@ def labs_root(workspace: Workspace | None = None) -> Path:
     return (workspace or Workspace.default()).root / "jobs" / "retrieval-lab"
 
 
+def save_questions_csv(name: str, data: bytes, workspace: Workspace | None = None) -> Path:
+    """Keep an uploaded questions CSV in `jobs/retrieval-lab/uploads/` under a name the file system takes (a
+    300-character name raised OSError: `documents.safe_name` shortens it, unique); returns its path.
+
+    Raises:
+        ConfigError: the file could not be written (the message says why).
+    """
+    from workbench.documents import safe_name
+    from workbench.errors import ConfigError
+    from workbench.runfiles import raise_if_disk_full
+    from workbench.texts import Text
+
+    path = labs_root(workspace) / "uploads" / (safe_name(Path(name).name) or "questions.csv")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise_if_disk_full(exc, Text(f"Saving {path.name}", f"{path.name} 저장"),
+                           Text("Nothing was started.", "아무것도 시작하지 않았습니다."), path.parent)
+        raise ConfigError(f"The uploaded CSV could not be saved ({exc.strerror}). Rename it and upload it again.",
+                          ko=f"올린 CSV를 저장하지 못했습니다 ({exc.strerror}). 이름을 바꿔 다시 올리세요.") from exc
+    return path
+
+
 def start_lab(config: LabConfig, workspace: Workspace | None = None) -> Path:
     """Write a lab folder (config first) and start its child process; returns the folder at once.
 

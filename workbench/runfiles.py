@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,26 +46,83 @@ def write_text(path: str | Path, text: str) -> None:
         raise
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def raise_if_disk_full(exc: BaseException, what: str, kept: str, where: str | Path | None = None) -> None:
+    """Raise a `StorageError` (from `exc`) when `exc` is a write the disk refused because it is full (ENOSPC, or a
+    quota), in both languages: `what` was being done ("Splitting 'faq'"), `kept` says what is still as it was (`Text`s,
+    or plain English), `where` the folder it was writing (else the file the error names). Returns for any other error,
+    which the caller re-raises (a bug keeps its traceback)."""
+    from workbench.errors import StorageError
+    from workbench.texts import pick
+
+    sqlite_full = "database or disk is full" in str(exc)  # SQLITE_FULL, as Chroma reports it
+    if not (isinstance(exc, OSError) and exc.errno in DISK_FULL) and not sqlite_full:
+        return
+    if where is None and getattr(exc, "filename", None):
+        where = Path(exc.filename).parent
+    where = f" ({where})" if where else ""
+    raise StorageError(f"{what}: the disk is full{where}. {kept} Free some space and try again.",
+                       ko=f"{pick(what, 'ko')}: 디스크가 가득 찼습니다{where}. {pick(kept, 'ko')} 공간을 비운 뒤 다시 "
+                          f"하세요.") from exc
+
+
+def write_texts(files: Mapping[str | Path, str]) -> None:
+    """Write several files so that a full disk changes none of them: every new content goes to a temporary file beside
+    its target first (where a full disk fails, and they are removed), then each is renamed over its target (renames
+    need no space). Only a crash between two of those renames could leave one file new and another old."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            done.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        for tmp, _ in done:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for tmp, path in done:
+        os.replace(tmp, path)
+
+
+def json_text(data: Any) -> str:
+    """The JSON text `write_json` writes (readable Korean, indented)."""
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Atomic JSON write (a reader never sees half a file)."""
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    write_text(path, json_text(data))
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
     """The JSON in `path`, or `default` when it is missing or unreadable."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError):  # nested too deeply for the parser: as unreadable as broken JSON
         return default
 
 
 @contextlib.contextmanager
-def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "") -> Iterator[None]:
+def locked(path: str | Path, *, shared: bool = False, timeout: float | None = None, what: str = "",
+           busy: str | None = None, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """A lock on `.<name>.lock` beside `path` (between processes and threads): exclusive for a writer, `shared` for
     readers that must not see a write half done. Waits for the holder (a crashed holder's lock goes with its process);
-    with `timeout`, gives up after that many seconds.
+    with `timeout`, gives up after that many seconds (0: at once).
 
     Not re-entrant: a function holding the lock calls only unlocked helpers.
+
+    Args:
+        busy: the message of the JobError when the lock is not free in time (a `Text` keeps its Korean);
+            by default one made from `what`.
+        waiting: called once when the lock is not free at once (to tell the user why nothing happens yet).
 
     Raises:
         JobError: the lock was not free within `timeout` (another process is writing `what`).
@@ -73,14 +132,21 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with open(path.with_name(f".{path.name}.lock"), "a") as f:
         deadline = None if timeout is None else time.monotonic() + timeout
+        told = waiting is None
         while True:
             try:
-                fcntl.flock(f.fileno(), mode | (fcntl.LOCK_NB if deadline is not None else 0))
+                fcntl.flock(f.fileno(), mode | (fcntl.LOCK_NB if deadline is not None or not told else 0))
                 break
             except BlockingIOError:
+                if not told:
+                    told = True
+                    waiting()  # type: ignore[misc]
+                    continue
                 if time.monotonic() >= deadline:  # type: ignore[operator]
                     from workbench.errors import JobError
 
+                    if busy:
+                        raise JobError(busy, ko=getattr(busy, "ko", None)) from None
                     raise JobError(f"{what or path.name} is busy: another process is writing it. Try again when it "
                                    f"is done.",
                                    ko=f"{what or path.name}을(를) 다른 프로세스가 쓰고 있습니다. 끝난 뒤 다시 "
@@ -92,13 +158,35 @@ def locked(path: str | Path, *, shared: bool = False, timeout: float | None = No
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Put the finished folder `new` where `target` is, whole: `target` (if any) is renamed aside, `new` renamed into
+    its place, and the old one removed. A reader (or a crash) meets the old folder, the new one or, for the instant
+    between the two renames, none: never a mix. If the second rename fails, the old folder goes back. `new` must be on
+    the same file system (beside `target`)."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        new.rename(target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = aside / target.name
+    target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        old.rename(target)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def update_json(path: str | Path, **changes: Any) -> dict[str, Any]:
     """Merge `changes` into the JSON object in `path` (created if missing); returns the new object.
 
     Serialised with a lock file, so two writers (the page and the child) never lose each other's changes.
     """
     with locked(path):
-        data = read_json(path, {}) or {}
+        data = read_json(path, {})
+        data = data if isinstance(data, dict) else {}
         data.update(changes)
         write_json(path, data)
     return data

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ from workbench.texts import Text, state_ko
 from workbench.finetune import TrainConfig, resolve_backend
 from workbench.train_progress import collect_metrics
 from workbench.jobs import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
-from workbench.runfiles import last_checkpoint, now_iso, process_start_time, update_status, write_json
+from workbench.runfiles import last_checkpoint, locked, now_iso, process_start_time, update_status, write_json
 
 
 @dataclasses.dataclass
@@ -156,7 +157,7 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     """Check the dataset, resolve the backend, write config.json and a pending status.json.
 
     Raises:
-        NotFoundError: the dataset does not exist or has not been split.
+        NotFoundError: the dataset does not exist or has not been split, or the context collection does not exist.
         ConfigError: the backend is not installed.
         ModelError / OfflineError: the base model is neither registered, a model folder, nor a reachable Hub id.
     """
@@ -173,6 +174,15 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
     config = config.replace(backend=resolve_backend(config.backend))
     # A missing base model would otherwise fail only in the child process, minutes later.
     check_model(config.base_model, ws)
+    if config.context != "none":  # so would an unknown context collection (40 s later, after the model loaded)
+        from workbench.vectordb import open_collection
+
+        try:
+            open_collection(config.context_collection, ws)
+        except NotFoundError as exc:
+            raise NotFoundError(f"TrainConfig.context_collection = {config.context_collection!r}: {exc}",
+                                ko=f"TrainConfig.context_collection = {config.context_collection!r}: "
+                                   f"{exc.message('ko')}") from exc
     path = new_run_dir(config, ws)
     run_id = path.name
     (path / "logs").mkdir()
@@ -312,16 +322,23 @@ def export_run(run_id: str, workspace: Workspace | None = None, *, merged: bool 
                             ko=f"실행 {run_id}에는 아직 어댑터가 없습니다 (상태: {state_ko(run.state)}). 끝나기를 "
                                f"기다리거나 재개하세요.")
     out: dict[str, Any] = {"adapter": str(run.adapter_dir), "merged": None, "url": None}
-    if merged:
-        base = run.status.get("resolved_base_model") or run.config.base_model
-        merged_dir = merge_adapter(run.adapter_dir, base, run.path / "merged", workspace=ws,
-                                   progress=lambda m, f: report(m, f * (0.6 if push else 1.0)))
-        out["merged"] = str(merged_dir)
-    if push:
-        folder = Path(out["merged"]) if merged else run.adapter_dir
-        out["url"] = push_model_folder(folder, push, private=private, token=token,
-                                       progress=lambda m, f: report(m, (0.6 if merged else 0.0) + f * (0.4 if merged else 1.0)))
-    update_status(run.path, exported={**(run.status.get("exported") or {}), **{k: v for k, v in out.items() if v}})
+    # One export of a run at a time: two merges into one merged/ at once left it without weights or crashed.
+    with locked(run.path / "export", timeout=0, busy=Text(
+            f"Run {run_id} is being exported by another process. Wait for that export to finish, then try again.",
+            f"실행 {run_id}을(를) 다른 프로세스가 내보내는 중입니다. 그 내보내기가 끝난 뒤 다시 하세요.")):
+        for stale in run.path.glob(".merged.*"):  # what a killed export left
+            shutil.rmtree(stale, ignore_errors=True)
+        if merged:
+            base = run.status.get("resolved_base_model") or run.config.base_model
+            merged_dir = merge_adapter(run.adapter_dir, base, run.path / "merged", workspace=ws,
+                                       progress=lambda m, f: report(m, f * (0.6 if push else 1.0)))
+            out["merged"] = str(merged_dir)
+        if push:
+            folder = Path(out["merged"]) if merged else run.adapter_dir
+            out["url"] = push_model_folder(folder, push, private=private, token=token,
+                                           progress=lambda m, f: report(m, (0.6 if merged else 0.0) + f * (0.4 if merged else 1.0)))
+        update_status(run.path, exported={**(get_run(run_id, ws).status.get("exported") or {}),
+                                          **{k: v for k, v in out.items() if v}})
     return out
 
 

@@ -2,10 +2,15 @@
 
 Detection prefers UTF-8 (with or without BOM), takes UTF-16 when a BOM says so or when, without one, its NUL bytes
 all sit on one side of each byte pair (ASCII in UTF-16 LE is "H\\0e\\0..."), then the legacy encodings a user would
-have: CP949 / EUC-KR when what it decodes to is mostly Hangul (the usual Korean Windows encodings; CP949 is a superset
-of EUC-KR), Latin-1 / cp1252 when it reads as Western European text (accented letters inside words). Only then does
-it ask charset-normalizer, whose pick is a guess: "Café crème" in Latin-1 comes back from it as cp1250 "crčme".
+have. Korean and Japanese first (`_korean_or_japanese`): CP949 / EUC-KR (the usual Korean Windows encodings; CP949 is
+a superset of EUC-KR) when it reads as common Hangul syllables, Shift-JIS or EUC-JP when it reads as kana and kanji;
+when both read plausibly, or the text is too short to tell, the better one is taken with a warning that names the
+other reading and says how to choose (short Shift-JIS text used to come out as Hangul mojibake with only a note).
+Then Latin-1 / cp1252 when it reads as Western European text (accented letters inside words). Only then does it ask
+charset-normalizer, whose pick is a guess: "Café crème" in Latin-1 comes back from it as cp1250 "crčme".
 Binary data (NUL bytes in no UTF-16 pattern) is refused.
+
+The encodings a user can choose instead of auto are `ENCODINGS` (the CLI's --encoding, the pages' Encoding select).
 
 `decode` says how sure it is (`Decoded.confidence`) and carries a one-line `warning` when the choice is a guess, so
 that the ingest report, the CLI and the pages can show it; `decode_text` is the plain (text, encoding) form.
@@ -27,6 +32,22 @@ log = logging.getLogger(__name__)
 _SNIFF_BYTES = 8192
 
 Confidence = Literal["certain", "likely", "guess"]
+
+# What a user can choose instead of detection, with how the pages and messages name them.
+Encoding = Literal["auto", "utf-8", "utf-16", "cp949", "shift_jis", "euc-jp", "gb18030", "big5", "latin-1", "cp1252"]
+ENCODINGS: tuple[str, ...] = ("auto", "utf-8", "utf-16", "cp949", "shift_jis", "euc-jp", "gb18030", "big5", "latin-1",
+                              "cp1252")
+ENCODING_LABELS: dict[str, tuple[str, str]] = {
+    "auto": ("auto (detect)", "자동 (감지)"), "utf-8": ("UTF-8", "UTF-8"), "utf-16": ("UTF-16", "UTF-16"),
+    "cp949": ("Korean (CP949 / EUC-KR)", "한국어 (CP949 / EUC-KR)"), "shift_jis": ("Japanese (Shift-JIS)", "일본어 (Shift-JIS)"),
+    "euc-jp": ("Japanese (EUC-JP)", "일본어 (EUC-JP)"), "gb18030": ("Chinese (GB18030 / GBK)", "중국어 (GB18030 / GBK)"),
+    "big5": ("Chinese (Big5)", "중국어 (Big5)"), "latin-1": ("Western (Latin-1)", "서유럽 (Latin-1)"),
+    "cp1252": ("Western (Windows-1252)", "서유럽 (Windows-1252)"),
+}
+# The Python codec behind a choice: Shift-JIS files come from Windows, whose form (cp932) adds ①, ～ and the like.
+_CODECS = {"shift_jis": "cp932", "euc-jp": "euc_jp"}
+# Below this many letters (non-ASCII) a Korean or Japanese reading is too little evidence to be sure of.
+_SHORT = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,13 +117,9 @@ def _detect(data: bytes, name: str) -> Decoded:
         return Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
-    try:
-        text = data.decode("cp949")
-        # CP949 accepts many byte pairs; only take it when what comes out is mostly Hangul.
-        if _hangul_share(text) >= 0.5:
-            return Decoded(text, "cp949", "likely")
-    except UnicodeDecodeError:
-        pass
+    cjk = _korean_or_japanese(data, name)
+    if cjk is not None:
+        return cjk
     western = _western(data)
     if western is not None:
         return western
@@ -111,10 +128,11 @@ def _detect(data: bytes, name: str) -> Decoded:
     best = charset_normalizer.from_bytes(data).best()
     if best is not None and best.chaos < 0.2:
         return Decoded(str(best), best.encoding, "guess",
-                       Text(f"{name}: not UTF-8; its encoding was guessed as {best.encoding}. If letters look wrong, save "
-                            f"the file as UTF-8 and load it again.",
-                            f"{name}: UTF-8이 아니어서 인코딩을 {best.encoding}(으)로 짐작했습니다. 글자가 이상하면 UTF-8로 "
-                            f"저장해 다시 불러오세요."))
+                       Text(f"{name}: not UTF-8; its encoding was guessed as {best.encoding}. If letters look wrong, choose "
+                            f"the encoding (--encoding, or Encoding on the page) or save the file as UTF-8, and load it "
+                            f"again.",
+                            f"{name}: UTF-8이 아니어서 인코딩을 {best.encoding}(으)로 짐작했습니다. 글자가 이상하면 인코딩을 "
+                            f"고르거나 (--encoding, 또는 페이지의 인코딩) UTF-8로 저장해 다시 불러오세요."))
     raise DocumentError(
         f"{name}: cannot tell its text encoding (not UTF-8, UTF-16, CP949/EUC-KR or Latin-1/cp1252). "
         f"Save it as UTF-8 and upload it again.",
@@ -174,25 +192,100 @@ def _western(data: bytes) -> Decoded | None:
     return Decoded(text, encoding, "likely")
 
 
-def _hangul_share(text: str) -> float:
-    non_ascii = [c for c in text if ord(c) > 127]
-    if not non_ascii:
-        return 1.0
-    hangul = sum(1 for c in non_ascii if "\uac00" <= c <= "\ud7a3" or "\u3131" <= c <= "\u318e")
-    # Typographic marks that Korean documents use (·, “ ”, ※, …) count as neutral.
-    neutral = sum(1 for c in non_ascii if "\u2000" <= c <= "\u33ff" and not ("\u3131" <= c <= "\u318e") or c in "·×÷")
-    return hangul / max(len(non_ascii) - neutral, 1)
+def _korean_or_japanese(data: bytes, name: str) -> Decoded | None:
+    """CP949, Shift-JIS or EUC-JP, when one of them reads as plausible text; None when none does.
+
+    CP949 decodes most byte pairs, so "it decodes" proves nothing: Shift-JIS's `店は何時に開きますか` is valid CP949
+    (`밲궼돺렄...`). What tells them apart is what comes out: Korean text is almost all common Hangul syllables (the 2,350
+    of KS X 1001: 99.99% of KorQuAD's), while Shift-JIS read as CP949 gives rare ones; Japanese text has kana, while
+    Korean read as Shift-JIS gives half-width katakana. A clear reading is "likely"; two plausible readings, or a text
+    too short to tell, give a "guess" whose warning shows the other reading and how to choose it.
+    """
+    readings: dict[str, tuple[str, float]] = {}
+    for enc, score in (("cp949", _korean_share), ("shift_jis", _japanese_share), ("euc-jp", _japanese_share)):
+        try:
+            text = data.decode(_CODECS.get(enc, enc))
+        except UnicodeDecodeError:
+            continue
+        readings[enc] = (text, score(text))
+    plausible = sorted((e for e, (_, sc) in readings.items() if sc >= 0.5), key=lambda e: -readings[e][1])  # ties: Korean
+    if not plausible:
+        return None
+    best = plausible[0]
+    text = readings[best][0]
+    others = [e for e in plausible[1:] if _language(e) != _language(best)]
+    if len(_letters(text)) < _SHORT:  # a word or two: any reading made only of its language's letters could be it
+        others = [e for e, (t, _) in readings.items() if _language(e) != _language(best) and _only_script(t, _language(e))]
+    if not others:
+        return Decoded(text, best, "likely")
+    return Decoded(text, best, "guess", _unclear(name, best, [(e, readings[e][0]) for e in [best, *others[:2]]]))
 
 
+def _language(encoding: str) -> str:
+    return "ko" if encoding == "cp949" else "ja"
+
+
+def _only_script(text: str, language: str) -> bool:
+    """Whether every non-ASCII letter of `text` is Hangul (ko) or kana / kanji (ja)."""
+    letters = _letters(text)
+    if language == "ko":
+        return bool(letters) and _korean_share(text) == 1.0
+    return bool(letters) and all("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in letters)
+
+
+def _unclear(name: str, chosen: str, readings: list[tuple[str, str]]) -> Text:
+    """The warning of an unclear guess: each reading with the start of its text, and how to choose another."""
+    def shown(text: str) -> str:
+        return " ".join(text.split())[:16]
+
+    en = " or ".join(f'{ENCODING_LABELS[e][0]}: "{shown(t)}"' for e, t in readings)
+    ko = " 또는 ".join(f'{ENCODING_LABELS[e][1]}: "{shown(t)}"' for e, t in readings)
+    other = next((e for e, _ in readings if e != chosen), "cp949")
+    return Text(f"{name}: the text encoding is not clear; it reads as {en}. It was read as {ENCODING_LABELS[chosen][0]}. "
+                f"If that is wrong, choose the encoding (e.g. --encoding {other}, or Encoding on the page) and load it "
+                f"again.",
+                f"{name}: 텍스트 인코딩이 분명하지 않습니다. {ko}(으)로 읽힙니다. {ENCODING_LABELS[chosen][1]}(으)로 "
+                f"읽었습니다. 틀렸다면 인코딩을 골라 (예: --encoding {other}, 또는 페이지의 인코딩) 다시 불러오세요.")
+
+
+def _neutral(c: str) -> bool:
+    """Punctuation and symbols that Korean, Japanese and Chinese text share (·, “ ”, ※, 、。「」, fullwidth ！？)."""
+    return "\u2000" <= c <= "\u2bff" or "\u3000" <= c <= "\u303f" or "\uff01" <= c <= "\uff65" or c in "·×÷\xa0"
+
+
+def _letters(text: str) -> list[str]:
+    return [c for c in text if ord(c) > 127 and not _neutral(c)]
+
+
+def _korean_share(text: str) -> float:
+    """Share of the non-ASCII letters that are common Hangul syllables (KS X 1001's 2,350, two bytes in EUC-KR; CPython's
+    EUC-KR writes the others as 8-byte sequences) or jamo (ㅋㅋ, ㅠㅠ)."""
+    letters = _letters(text)
+    if not letters:
+        return 0.0
+    common = sum(1 for c in letters if ("\uac00" <= c <= "\ud7a3" and len(c.encode("euc-kr", "replace")) == 2)
+                 or "\u3131" <= c <= "\u318e")
+    return common / len(letters)
+
+
+def _japanese_share(text: str) -> float:
+    """Share of the non-ASCII letters that are kana or kanji; 0 when under 30% are kana (Japanese prose is mostly
+    kana; kanji alone could be Chinese, and Korean ㅋㅋ read as EUC-JP gives a few stray kana)."""
+    letters = _letters(text)
+    kana = sum(1 for c in letters if "\u3040" <= c <= "\u30ff")
+    if not letters or kana < 0.3 * len(letters):
+        return 0.0
+    return (kana + sum(1 for c in letters if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf")) / len(letters)
 
 
 def _decode_as(data: bytes, name: str, encoding: str) -> Decoded:
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else _CODECS.get(encoding, encoding)
     try:
-        return Decoded(data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding), encoding)
+        return Decoded(data.decode(codec), encoding)
     except LookupError as exc:
-        raise DocumentError(f"{name}: {encoding!r} is not a text encoding Python knows. Use auto, utf-8 or cp949.",
-                            ko=f"{name}: {encoding!r}은(는) 파이썬이 아는 텍스트 인코딩이 아닙니다. auto, utf-8, "
-                               f"cp949를 쓰세요.") from exc
+        raise DocumentError(f"{name}: {encoding!r} is not a text encoding Python knows. Use one of {', '.join(ENCODINGS)}.",
+                            ko=f"{name}: {encoding!r}은(는) 파이썬이 아는 텍스트 인코딩이 아닙니다. {', '.join(ENCODINGS)} "
+                               f"중 하나를 쓰세요.") from exc
     except UnicodeDecodeError as exc:
         raise DocumentError(f"{name} is not valid {encoding.upper()} text ({exc.reason} at byte {exc.start}). Choose the "
                             f"right encoding (auto detects UTF-8, UTF-16, CP949 and Latin-1), or save the file as UTF-8.",

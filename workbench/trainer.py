@@ -111,8 +111,12 @@ def oom_message(config: TrainConfig, resolved: ResolvedSettings | None, step: in
 # --- the training entry point ------------------------------------------------------------------------------
 
 
-class Cancelled(Exception):
-    """SIGTERM arrived before training started (nothing to checkpoint yet)."""
+class Cancelled(BaseException):
+    """SIGTERM arrived before training started (nothing to checkpoint yet).
+
+    A BaseException, as KeyboardInterrupt is: the signal lands wherever the process is, often inside `import torch` or a
+    library's `try: ... except Exception` availability check, which swallowed an Exception and left torch half imported
+    (the run then failed with an ImportError or a 'partially initialized module' error instead of being cancelled)."""
 
 
 class _CancelFlag:
@@ -154,7 +158,6 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     config = TrainConfig.load(run_dir / "config.json")
     main = _rank() == 0
     flag = _CancelFlag()
-    flag.install()
     ws = Workspace(run_dir.parent.parent)
     resolved: ResolvedSettings | None = None
     trainer = None
@@ -162,9 +165,10 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     status = read_json(run_dir / "status.json", {}) or {}
     resume = last_checkpoint(run_dir)
-    if main:
-        _mark_running(run_dir, status, resume)
     try:
+        flag.install()  # inside the try: a cancel during what follows is recorded as one
+        if main:
+            _mark_running(run_dir, status, resume)
         resolved = resolve_settings(config)
         from workbench.models import resolve_model
 
@@ -578,15 +582,22 @@ def merge_adapter(adapter_dir: str | Path, base_model: str, out_dir: str | Path,
     report(Text("Merging the adapter into the weights",
                 "어댑터를 가중치에 병합하는 중"), 0.5)
     merged = model.merge_and_unload()
-    tmp = out_dir.with_name(out_dir.name + ".partial")
     import shutil
+    import tempfile
 
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp))
-    tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(path)
-    AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(tmp))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    from workbench.runfiles import replace_dir
+
+    # A folder of this export's own, renamed into place when complete: `out_dir` is the old model or the new one,
+    # whole, never half written or shared with another export.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        merged.save_pretrained(str(tmp))
+        tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else Path(path)
+        AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(tmp))
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     report(Text(f"Merged model saved in {out_dir}",
                 f"병합한 모델을 {out_dir}에 저장했습니다"), 1.0)
     return out_dir

@@ -33,6 +33,8 @@ from workbench.config import BaseConfig, Workspace, setting
 from workbench.documents import FileError
 from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings
 from workbench.errors import ConfigError, NotFoundError, OfflineError
+from workbench.runfiles import raise_if_disk_full
+from workbench.texts import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
@@ -44,6 +46,7 @@ HOST_ENV = "WORKBENCH_CHROMA_HOST"
 PORT_ENV = "WORKBENCH_CHROMA_PORT"
 SCHEMA = 1
 _GET_BATCH = 5000  # below Chroma's max batch size
+SCRATCH_PREFIX = "lab-scratch-"  # collections made for a moment (the retrieval lab's chunkings), never listed
 
 
 def _noop(message: str, fraction: float) -> None:
@@ -212,7 +215,12 @@ def _client(key: tuple[str, str, int, bool]) -> "chromadb.ClientAPI":
     kind, where, port, ssl = key
     settings = Settings(anonymized_telemetry=False)
     if kind == "embedded":
-        return chromadb.PersistentClient(path=where, settings=settings)
+        try:
+            return chromadb.PersistentClient(path=where, settings=settings)
+        except Exception as exc:  # only a full disk is turned into a message; anything else goes on as it was
+            raise_if_disk_full(exc, Text("Opening the knowledge base", "지식 베이스 열기"),
+                               Text("Nothing was changed in it.", "바뀐 것은 없습니다."), where)
+            raise
     try:
         return chromadb.HttpClient(host=where, port=port, ssl=ssl, settings=settings)
     except Exception as exc:  # chromadb raises ValueError / httpx errors / its own; all mean "no server"
@@ -335,14 +343,18 @@ def vector_store(
 # --- browse and delete --------------------------------------------------------------------------
 
 
-def list_collections(workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> list[CollectionInfo]:
-    """All collections with their chunk and document counts, embedding model and splitter settings."""
+def list_collections(workspace: Workspace | None = None, store: VectorStoreConfig | None = None, *,
+                     scratch: bool = False) -> list[CollectionInfo]:
+    """All collections with their chunk and document counts, embedding model and splitter settings. Scratch
+    collections (`SCRATCH_PREFIX`: the retrieval lab's, for the minutes it measures a chunking) are left out unless
+    `scratch`: a lab killed with -9 cannot delete its own, and they are nobody's to pick."""
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     if store.embedded and not (ws.vectorstore / "chroma.sqlite3").is_file():
         return []  # do not create a store just to list nothing
     out = []
     for coll in client(ws, store).list_collections():
-        out.append(_info(coll))
+        if scratch or not coll.name.startswith(SCRATCH_PREFIX):
+            out.append(_info(coll))
     return sorted(out, key=lambda c: c.name)
 
 

@@ -72,10 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _show_notes()
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe can be answered, not in the interpreter's exit
+        return status
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`workbench dataset show NAME --json | head`): stop quietly, as `cat` does,
+    instead of a BrokenPipeError traceback. What is still buffered goes to /dev/null, so the exit does not fail again;
+    the status is the shell's for a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13

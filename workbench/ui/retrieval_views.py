@@ -5,7 +5,6 @@ best setting saved as the collection's own (`workbench.retrieval_lab`, `workbenc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -16,7 +15,7 @@ from workbench import alpaca
 from workbench.config import Workspace
 from workbench.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
 from workbench.retrieval_lab import DEFAULT_ROW, METRIC_KEYS, LabConfig, save_best
-from workbench.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, labs_root, start_lab
+from workbench.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, save_questions_csv, start_lab
 from workbench.ui.common import job_progress, user_errors
 from workbench.ui.forms import build_config, config_field
 from workbench.ui.i18n import t
@@ -69,10 +68,8 @@ def _questions_form(workspace: Workspace) -> dict[str, Any]:
         upload = c1.file_uploader(t("CSV with the columns question, source", "question, source 열이 있는 CSV"), type=["csv"],
                                   key="kb.lab_csv")
         if upload is not None:
-            path = labs_root(workspace) / "uploads" / Path(upload.name).name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(upload.getvalue())
-            values["csv"] = str(path)
+            with user_errors():
+                values["csv"] = str(save_questions_csv(upload.name, upload.getvalue(), workspace))
     values["limit"] = config_field(LabConfig, "limit", key="kb.lab_limit", container=c3)
     values["match"] = config_field(LabConfig, "match", key="kb.lab_match", container=c2)
     return values
