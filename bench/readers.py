@@ -22,6 +22,9 @@ applied to those same generations (`workbench.stopping.AnswerCutter`), so every 
   any line break;
 - the loop cut of `GenerationConfig.loop_tokens`: n = 0 (off), 4, 6, 8, 12, 16, 24, 32.
 
+`recompute --file bench/results/readers_figures_<date>.json` computes a finished figures file's tables again from the
+evaluations it left, with this checkout's judgement of an answer.
+
 Per model, style, source, language and rule: answers that end on their own (stop token or stop string), cut as a loop,
 at max_new_tokens; char F1 and ROUGE-L against the reference; answers that still hold a repeated span, a sentence of
 the prompt's instructions or a context header (`metrics.answer_flags`). And how often the loop cut would cut a
@@ -62,7 +65,8 @@ def prepare_workspace(work: Path) -> None:
     """The sample shop ingested as `shop` and its Alpaca rows split as `shop`, through the CLI, unless already there."""
     env = dict(os.environ, WORKBENCH_HOME=str(work))
     steps = []
-    if not (work / "datasets" / "shop" / "test.csv").is_file():
+    meta = work / "datasets" / "shop" / "meta.json"
+    if not (meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("split")):
         steps += [["dataset", "import", str(ROOT / "examples/alpaca/shop_qa.csv"), "--name", "shop"], ["dataset", "split", "shop"]]
     if not (work / "vectorstore").is_dir():
         steps.insert(0, ["ingest", str(ROOT / "examples/shop"), "--collection", "shop"])
