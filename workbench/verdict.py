@@ -109,7 +109,9 @@ def sentence(v: Mapping[str, Any] | None, lang: str = "en") -> str:
         return " ".join(parts)
     parts = [f"On these {n} test questions the best source is {_label(best, 'en')} ({name_en} {v['mean']:.3f})."]
     if ahead:
-        parts.append("It is ahead of " + ", ".join(f"{_label(s, 'en')} by {_interval(d)}" for s, d in ahead.items()) + ".")
+        items = [("" if i == 0 else "of ") + f"{_label(s, 'en')} by {_interval(d)}" for i, (s, d) in enumerate(ahead.items())]
+        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        parts.append(f"It is ahead of {listed}.")
     for s, d in unsure.items():
         if d["rows_needed"] is None:
             parts.append(f"It scored the same as {_label(s, 'en')} on every question: no difference to tell.")
