@@ -181,7 +181,8 @@ def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
     assert list(answers) == ["base", "ft", "rag", "ft_rag"]
     assert answers["base"]["text"] != answers["ft"]["text"]  # the adapter is switched on for ft only
     assert answers["rag"]["prompt_tokens"] > answers["base"]["prompt_tokens"]
-    assert "[1] (map.md)\nThe ice cream is in the freezer in aisle 5." in answers["rag"]["prompt"]
+    assert "The ice cream is in the freezer in aisle 5." in answers["rag"]["prompt"]
+    assert "[1]" not in answers["rag"]["prompt"] and "(map.md)" not in answers["rag"]["prompt"]  # no header to copy
     assert result["chunks"][0]["source"] == "map.md"
     captions = [c.value for c in at.caption if "tokens/s" in c.value]
     assert len(captions) == 4

@@ -160,9 +160,12 @@ def test_batched_answers_equal_one_at_a_time(gen, tok):
 
 @pytest.mark.slow
 def test_streaming_yields_the_same_text(gen):
-    prompt = gen.format_prompt("Name three fruits.", template="chat")
-    whole = gen.generate(prompt, adapter="shop", settings=GREEDY)
-    stream = gen.stream(prompt, adapter="shop", settings=GREEDY)
+    """Text comes as it is generated, less the last `loop_tokens` tokens that a loop cut could still remove: an answer
+    longer than that comes in several pieces."""
+    prompt = gen.format_prompt("Write a short paragraph about apples.", template="chat")
+    whole = gen.generate(prompt, settings=GREEDY)
+    assert whole.completion_tokens > GREEDY.loop_tokens + 2
+    stream = gen.stream(prompt, settings=GREEDY)
     pieces = list(stream)
     assert len(pieces) > 1
     assert "".join(pieces) == whole.text
@@ -174,7 +177,7 @@ def test_streaming_yields_the_same_text(gen):
 def test_rag_prompt_through_the_model_with_alpaca_template(gen):
     instruction, context = build_rag_prompt("Where is the ice cream?", [{"text": "Ice cream: aisle 5.", "metadata": {}}], None, "en")
     prompt = gen.format_prompt(instruction, context, template="alpaca")
-    assert "### Input:\n[1]\nIce cream: aisle 5.\n\n### Response:\n" in prompt
+    assert "### Input:\nIce cream: aisle 5.\n\n### Response:\n" in prompt  # no "[1]" header to copy
     r = gen.generate(prompt, settings=GenerationConfig(max_new_tokens=8), template="alpaca")
     assert r.prompt_tokens > 40 and 0 < r.completion_tokens <= 8
     with pytest.raises(ConfigError, match=r"reads at most 8192\. Retrieve fewer chunks"):

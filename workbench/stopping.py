@@ -112,8 +112,10 @@ class AnswerCutter:
             if i in self.stop_ids:
                 end, stopped = j + 1, "stop_token"
                 break
-        kept = [i for i in ids[:end] if i not in self.stop_ids]
-        loop = loop_start(kept, self.loop_tokens) if self.loop_tokens else None
+        # The stop token stays in the text when it is text (a stop word such as " Paris"); a special token (EOS,
+        # end of turn) is skipped by the decoder. The loop rule looks at the answer's tokens without it.
+        kept = list(ids[:end])
+        loop = loop_start([i for i in kept if i not in self.stop_ids], self.loop_tokens) if self.loop_tokens else None
         if loop is not None:
             kept, end, stopped = kept[:loop], loop, "loop"
         text = self._decode(kept)
@@ -142,7 +144,7 @@ class AnswerCutter:
             if self.ended(ids):
                 break
             safe = ids[: max(0, len(ids) - self.loop_tokens)] if self.loop_tokens else ids
-            text = self._decode([i for i in safe if i not in self.stop_ids]).lstrip()
+            text = self._decode(safe).lstrip()
             held = max((len(s) - 1 for s in self.stop_strings), default=0)
             piece = _stable_prefix(text, held, self.stop_strings)
             if piece.startswith(sent) and len(piece) > len(sent):
