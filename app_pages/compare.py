@@ -18,7 +18,7 @@ from workbench.endpoints import EndpointAnswerer
 from workbench.inference import GenerationConfig, run_base_model
 from workbench.metrics import score_answer
 from workbench.models import DEFAULT_MODEL, REGISTRY, instruction_tuned
-from workbench.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES
+from workbench.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES, custom_rag_template
 from workbench.retrieval import RetrievalConfig, collection_config
 from workbench.ui import compare_views as views
 from workbench.ui import freshness_views
@@ -111,10 +111,13 @@ with st.expander(t("Retrieval and the RAG prompt", "검색과 RAG 프롬프트")
     k = config_field(RetrievalConfig, "k", key="compare.k", container=r1, value=an.DEFAULT_K, max_value=20)
     if "compare.rag_template" not in st.session_state or st.session_state.pop("compare.rag_reset_now", False):
         st.session_state["compare.rag_template"] = DEFAULT_RAG_TEMPLATES[lang()]
-    rag_template = r2.text_area(t("RAG prompt template: {question} is replaced by the question; the numbered chunks go "
-                                  "into the prompt's input section, or where you write {context}",
-                                  "RAG 프롬프트 템플릿: {question} 자리에 질문이 들어가고, 번호 붙은 청크는 프롬프트의 input "
-                                  "부분이나 {context}를 쓴 자리에 들어갑니다"), key="compare.rag_template", height=130)
+    rag_template = r2.text_area(t("RAG prompt template: {question} is replaced by the question; the retrieved chunks go "
+                                  "into the prompt's input section, or where you write {context}. Left as the default, "
+                                  "each question gets the default of its own language",
+                                  "RAG 프롬프트 템플릿: {question} 자리에 질문이 들어가고, 검색된 청크는 프롬프트의 input "
+                                  "부분이나 {context}를 쓴 자리에 들어갑니다. 기본값 그대로면 질문마다 그 언어의 "
+                                  "기본값을 씁니다"), key="compare.rag_template", height=130)
+    rag_template = custom_rag_template(rag_template)
     if r2.button(t("Reset to the default for this language", "이 언어의 기본값으로 되돌리기"), key="compare.rag_reset"):
         st.session_state["compare.rag_reset_now"] = True
         st.rerun()
@@ -128,7 +131,7 @@ def _setup(srcs: list[str]) -> an.AnswerSetup:
         with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
             gen = resources.generator(base_model, str(ws.root))
     return an.prepare(srcs, ws, run=run, base_model=base_model, template=template, collection=collection,
-                      retrieval=retrieval, rag_template=rag_template, lang=lang(), endpoint=endpoint, generator=gen)
+                      retrieval=retrieval, rag_template=rag_template, endpoint=endpoint, generator=gen)
 
 
 def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str, Any]:
@@ -199,7 +202,7 @@ with tab_eval:
                 cfg = ev.EvalConfig(
                     dataset=eval_ds, run_id=run.id if run else "", base_model="" if run else base_model,
                     collection=collection, sources=tuple(sources), limit=int(limit),
-                    prompt_template=None if template == "auto" else template, rag_template=rag_template, lang=lang(),
+                    prompt_template=None if template == "auto" else template, rag_template=rag_template,
                     generation=settings.to_dict(), retrieval=retrieval.to_dict() if collection else {},  # type: ignore[union-attr]
                     embedding_model=emb, batch_size=int(batch_size), judge_base_url=judge_url, judge_model=judge_model,
                     endpoint_base_url=api_url if endpoint else "", endpoint_model=api_model if endpoint else "")

@@ -7,10 +7,12 @@ from transformers import AutoTokenizer
 
 from workbench.errors import ConfigError
 from workbench.prompts import (
+    DEFAULT_RAG_TEMPLATES,
     answer_prompt,
     build_rag_prompt,
     completion_suffix,
     context_prompt,
+    custom_rag_template,
     format_example,
     format_prompt,
     preflight_check,
@@ -111,6 +113,13 @@ def test_rag_prompt_gives_the_chunks_without_headers_and_a_trained_run_its_numbe
     assert context_prompt("아이스크림이 있는 곳은?", "", chunks, k=2, max_chars=0, lang="ko") == (instruction, numbered)
     en, _ = build_rag_prompt("Where?", chunks, "", "en")
     assert en.endswith("Question: Where?") and en.startswith("Answer the question using only")
+    # The default language is each question's own: an English question is not asked in Korean, nor the reverse.
+    assert build_rag_prompt("Where?", chunks)[0] == en and build_rag_prompt("Where?", chunks, None, "auto")[0] == en
+    assert build_rag_prompt("아이스크림이 있는 곳은?", chunks)[0] == instruction
+    assert answer_prompt("Where?", "", chunks, rag=True)[0] == en
+    # A default template left as shown on the page is no template of the user's: each question gets its own language.
+    assert custom_rag_template(DEFAULT_RAG_TEMPLATES["ko"] + "\n") == "" and custom_rag_template(" ") == ""
+    assert custom_rag_template("Docs: {context} Q: {question}") == "Docs: {context} Q: {question}"
     inline, empty = build_rag_prompt("Q?", chunks[:1], "Docs:\n{context}\nQ: {question}", "en")
     assert (inline, empty) == ("Docs:\n아이스크림은 3번 통로에 있습니다.\nQ: Q?", "")
     with pytest.raises(ConfigError, match=r"must contain \{question\}"):

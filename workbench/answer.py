@@ -143,7 +143,7 @@ class AnswerSetup:
     collection: str = ""
     retrieval: "RetrievalConfig | None" = None
     rag_template: str = ""
-    lang: str = "ko"
+    lang: str = "auto"
     endpoint: "EndpointAnswerer | None" = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     # a run trained with retrieved context: its fine-tuned + RAG prompts are built as its training rows were
@@ -187,7 +187,7 @@ class AnswerSetup:
 
 def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, adapter_dir: str = "", base_model: str = "",
             template: str | None = None, collection: str = "", retrieval: "RetrievalConfig | None" = None,
-            rag_template: str = "", lang: str = "ko", endpoint: "EndpointAnswerer | None" = None,
+            rag_template: str = "", lang: str = "auto", endpoint: "EndpointAnswerer | None" = None,
             generator: "Generator | None" = None, progress: "Progress | None" = None) -> AnswerSetup:
     """Resolve what `sources` need. A generator passed in (a page's cached one) is used as is; otherwise the base model
     (given, else the run's, else the offline default) is loaded when a local source needs it. The run's adapter (or

@@ -77,7 +77,8 @@ class EvalConfig(BaseConfig):
     rag_template: str = setting("", "RAG prompt template with {question} (and optionally {context}); empty: the default for the language.",
                                 help_ko="{question} (선택: {context})이 들어간 RAG 프롬프트 템플릿; 비우면 언어별 기본값.",
                                 label="RAG prompt template", label_ko="RAG 프롬프트 템플릿", widget="text_area")
-    lang: Literal["ko", "en"] = setting("ko", "Language of the default RAG template.", help_ko="기본 RAG 템플릿의 언어.",
+    lang: Literal["auto", "ko", "en"] = setting("auto", "Language of the default RAG template (auto: each question's own).",
+                                                help_ko="기본 RAG 템플릿의 언어 (auto: 질문마다 그 질문의 언어).",
                                         label="Language", label_ko="언어")
     generation: dict[str, Any] = setting(default_factory=dict, help="GenerationConfig settings shared by all sources.",
                                          help_ko="모든 소스가 함께 쓰는 GenerationConfig 설정.",

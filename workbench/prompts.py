@@ -351,11 +351,18 @@ def format_context(chunks: Sequence[Any], *, numbered: bool = False) -> str:
     return "\n\n".join(parts)
 
 
+def custom_rag_template(text: str | None) -> str:
+    """`text` as a RAG template of the user's own, or "" when it is one of the default templates as shown (untouched):
+    then every question gets the default of its own language (`build_rag_prompt`)."""
+    text = (text or "").strip()
+    return "" if text in {t.strip() for t in DEFAULT_RAG_TEMPLATES.values()} else text
+
+
 def build_rag_prompt(
     question: str,
     chunks: Sequence[Any],
     template_text: str | None = None,
-    lang: str = "ko",
+    lang: str = "auto",
     *,
     numbered: bool = False,
 ) -> tuple[str, str]:
@@ -364,12 +371,17 @@ def build_rag_prompt(
     `template_text` must contain `{question}`. The context (`format_context`, `numbered` or not) goes into the Alpaca
     input section;
     a template that contains `{context}` places it itself (and the input stays empty). Empty or None picks
-    the default template for `lang` ("ko" or "en").
+    the default template for `lang` ("ko" or "en"; "auto": the question's own language, so that an English question
+    is not asked in Korean).
 
     Raises:
         ConfigError: the template lacks `{question}` or has another placeholder.
     """
-    text = template_text if template_text and template_text.strip() else DEFAULT_RAG_TEMPLATES.get(lang, DEFAULT_RAG_TEMPLATES["en"])
+    if lang not in DEFAULT_RAG_TEMPLATES:
+        from workbench.fewshot import language_of
+
+        lang = language_of(question)
+    text = template_text if template_text and template_text.strip() else DEFAULT_RAG_TEMPLATES[lang]
     if "{question}" not in text:
         raise ConfigError("The RAG prompt template must contain {question} (where the question goes). "
                           "Add it, or reset the template to the default.",
@@ -388,7 +400,7 @@ def build_rag_prompt(
 
 
 def answer_prompt(question: str, row_input: str, chunks: Sequence[Any], *, rag: bool, rag_template: str | None = None,
-                  lang: str = "ko", numbered: bool = False) -> tuple[str, str]:
+                  lang: str = "auto", numbered: bool = False) -> tuple[str, str]:
     """The (instruction, input) one answer source gets: a dataset row's own instruction and input, or for a RAG source
     the RAG template around the question (the row's input appended to it) with the retrieved chunks as its context.
 

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collection", default="", help="retrieve context from this collection (RAG)")
     p.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3, as on the Compare page)")
     p.add_argument("--mode", choices=["dense", "mmr", "hybrid"], default=None, help="retrieval mode")
-    p.add_argument("--lang", choices=["ko", "en"], default="ko", help="language of the default RAG template")
+    p.add_argument("--lang", choices=["auto", "ko", "en"], default="auto",
+                   help="language of the default RAG template (default auto: the question's own)")
     p.add_argument("--rag-template", default="", help="RAG prompt template with {question} (and optionally {context})")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -49,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prompt template (default auto: a run's own template for the fine-tuned answers; for the base "
                         "model's own answers its chat template, or question -> answer examples (completion) for a "
                         "pretrained base model)")
-    e.add_argument("--lang", choices=["ko", "en"], default=None)
+    e.add_argument("--lang", choices=["auto", "ko", "en"], default=None,
+                   help="language of the default RAG template (default auto: each question's own)")
     e.add_argument("--max-new-tokens", type=int, default=None)
     e.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3)")
     e.add_argument("--batch-size", type=int, default=None,
