@@ -10,7 +10,7 @@ import streamlit as st
 
 from workbench import runs as jobs  # training runs, on the generic runner (workbench.jobs)
 from workbench.errors import WorkbenchError
-from workbench.finetune import GROUPS, TrainConfig, fit_report
+from workbench.finetune import GROUPS, TrainConfig
 from workbench.models import REGISTRY
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
@@ -62,28 +62,15 @@ with tab_new:
         if p2.button(t("Reset to the defaults", "기본값으로 되돌리기"), key="finetune.reset"):
             clear_form_values(TrainConfig, "finetune.")
             st.rerun()
+        finetune_views.apply_machine_equivalent("finetune.")
         with p1:
             values = config_sections(TrainConfig, GROUPS, GROUP_TITLES, key_prefix="finetune.", expanded=("data", "model"),
                                      defaults=DEFAULTS, columns=3, field_args=FIELD_ARGS)
         config = build_config(TrainConfig, values)
         if config is not None:
-            fit = None
-            with user_errors():
-                fit = fit_report(config)
-            if fit is not None:
-                metric_row((t("Device", "장치"), fit["device"].upper(), fit["device_name"]),
-                           (t("4-bit", "4비트"), t("yes", "예") if fit["four_bit"] else t("no", "아니오")),
-                           (t("Estimated memory", "예상 메모리"), f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None
-                            else "?", t("LoRA training peak: weights + LoRA states + activations.",
-                                        "LoRA 학습 최대치: 가중치 + LoRA 상태 + 활성값.")),
-                           (t("Available", "사용 가능"), f"{fit['memory_gb']} GiB"))
-                if fit["fits"] is False:
-                    st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
-                                 "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
-                                 "max_seq_length를 쓰세요."))
-                st.caption(t("auto here: ", "여기서 자동: ") + "; ".join(map(tr, fit["resolved"]["notes"])))
+            runs_here = finetune_views.machine_fit(config, "finetune.")  # False: this machine cannot run it
             b1, b2 = st.columns([1, 3])
-            if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start"):
+            if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start", disabled=not runs_here):
                 with user_errors():
                     run = jobs.start_training(config, ws)
                     st.session_state[RUN_KEY] = st.session_state["finetune.started"] = run.id

@@ -123,10 +123,11 @@ def test_generate_from_a_collection_in_the_background(workspace):
     with CannedLLMServer([pairs_json(("현금 돼요?", "네."), ("카드는요?", "됩니다."))]) as srv:
         at = page()
         assert at.selectbox(key="dataset.gen_collection").value == "shop"
+        assert at.button(key="dataset.generate").disabled  # no model named yet: nothing to start
         at.text_input(key="dataset.gen_url_openai").input(srv.url)
         at.text_input(key="dataset.gen_model").input("canned")
         at.text_input(key="dataset.gen_key").input("sk-page-secret")
-        at.number_input(key="dataset.gen_n").set_value(2)
+        at.number_input(key="dataset.gen_n").set_value(2).run()
         at.button(key="dataset.generate").click().run()
         assert not at.exception and not at.error
         from workbench.jobs import wait_job

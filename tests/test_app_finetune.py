@@ -46,6 +46,15 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
     assert at.number_input(key="finetune.per_device_train_batch_size").value == 2
     assert at.number_input(key="finetune.gradient_accumulation_steps").value == 4
     assert at.selectbox(key="finetune.base_model").value == "llama3-open-ko-8b"
+    from workbench.models import detect_device
+
+    if detect_device().kind != "cuda":  # the tutorial's 8-bit optimizer cannot run here, and nothing can start it
+        assert "adamw_8bit" in at.error[0].value and at.button(key="finetune.start").disabled
+        at.button(key="finetune.machine_equivalent").click().run()
+        assert at.selectbox(key="finetune.optim").value == "auto" and not at.error
+        assert "optim: adamw_8bit → adamw_torch" in at.info[0].value
+        assert not at.button(key="finetune.start").disabled
+        assert at.number_input(key="finetune.gradient_accumulation_steps").value == 4  # the rest of the tutorial stays
 
 
 def test_history_shows_a_dash_for_what_a_run_did_not_record(workspace):

@@ -37,6 +37,27 @@ def test_a_run_directory_holds_its_config_before_anything_runs(boxes):
     assert cancel_run(second.id, boxes).state == "cancelled"
 
 
+def test_settings_this_machine_cannot_run_start_no_run_and_have_an_equivalent(boxes):
+    """The tutorial's 8-bit optimizer on a machine without CUDA: refused before a run exists (no run in the history, no
+    "resume" that cannot work); its equivalent for this machine is the same config with "auto" for what cannot run."""
+    from workbench.errors import ConfigError
+    from workbench.finetune import machine_equivalent
+    from workbench.models import detect_device
+
+    if detect_device().kind == "cuda":
+        pytest.skip("this machine has CUDA: the tutorial's settings run here")
+    config = TrainConfig(dataset="boxes", backend="transformers", optim="adamw_8bit", dtype="float16", max_steps=3)
+    with pytest.raises(ConfigError, match="optim = 'adamw_8bit' needs bitsandbytes on a CUDA GPU|dtype = 'float16'"):
+        create_run(config, boxes)
+    assert list_runs(boxes) == [] and not any(boxes.runs.iterdir())
+    fixed, notes = machine_equivalent(config)
+    assert (fixed.optim, fixed.dtype) == ("auto", "auto") and fixed.max_steps == 3 and fixed.dataset == "boxes"
+    assert [n.split(":")[0] for n in notes] == ["optim", "dtype"] and "adamw_8bit → adamw_torch" in notes[0]
+    assert "(이 컴퓨터)" in notes[0].ko
+    assert machine_equivalent(fixed) == (fixed, [])
+    assert create_run(fixed, boxes).state == "pending"
+
+
 def test_missing_things_are_named(workspace):
     with pytest.raises(NotFoundError, match="Dataset 'nope' does not exist"):
         create_run(TrainConfig(dataset="nope"), workspace)

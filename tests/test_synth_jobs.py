@@ -49,6 +49,20 @@ def test_a_generation_job_saves_the_dataset_and_never_writes_the_key(shop):
         start_generation("gen-ds", "shop", cfg(srv), workspace=shop)
 
 
+def test_what_cannot_run_starts_no_generation(shop):
+    """An empty model field or a collection that does not exist: refused before a job folder exists."""
+    from dataclasses import replace
+
+    from workbench.errors import NotFoundError
+
+    with CannedLLMServer(["no json"]) as srv:
+        with pytest.raises(ConfigError, match="SynthConfig.model is empty"):
+            start_generation("gen-x", "shop", replace(cfg(srv), model=" "), workspace=shop)
+        with pytest.raises(NotFoundError, match="nope"):
+            start_generation("gen-x", "nope", cfg(srv), workspace=shop)
+    assert list_generations(shop) == []
+
+
 def test_a_generation_that_gives_no_rows_fails_in_one_line(shop):
     with CannedLLMServer(["no json"]) as srv:
         folder = start_generation("gen-fail", "shop", cfg(srv, retries=0), workspace=shop)

@@ -548,6 +548,31 @@ def _ties_embeddings(base_model: str) -> bool:
     return bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
 
 
+def machine_equivalent(config: TrainConfig, device: "DeviceInfo | None" = None) -> tuple[TrainConfig, list[str]]:
+    """`config` with the settings this machine cannot run replaced by "auto" (which `resolve_settings` turns into this
+    machine's equivalent), and a note per replaced setting, in both languages (`Text`). A config that runs here comes
+    back unchanged with no notes."""
+    from workbench.models import detect_device
+
+    device = device or detect_device()
+    cuda = device.kind == "cuda" and importlib.util.find_spec("bitsandbytes") is not None
+    changes: dict[str, str] = {}
+    if config.quantization == "4bit" and not cuda:
+        changes["quantization"] = "auto"
+    if "8bit" in config.optim and not cuda:
+        changes["optim"] = "auto"
+    if config.dtype == "float16" and device.kind != "cuda":
+        changes["dtype"] = "auto"
+    if not changes:
+        return config, []
+    fixed = config.replace(**changes)
+    resolved = resolve_settings(fixed, device)
+    now = {"quantization": "4bit" if resolved.load_in_4bit else "none", "optim": resolved.optim, "dtype": resolved.dtype}
+    notes = [Text(f"{name}: {getattr(config, name)} → {now[name]} (this machine)",
+                  f"{name}: {getattr(config, name)} → {now[name]} (이 컴퓨터)") for name in changes]
+    return fixed, notes
+
+
 def fit_report(config: TrainConfig, device: "DeviceInfo | None" = None) -> dict[str, Any]:
     """Whether a config's base model fits this machine: device, 4-bit, estimated and available memory (GiB)."""
     from workbench.models import REGISTRY, detect_device, estimate_memory_gb

@@ -33,7 +33,7 @@ from workbench import jobs
 from workbench.config import Workspace
 from workbench.errors import ConfigError, JobError, NotFoundError
 from workbench.texts import Text, state_ko
-from workbench.finetune import TrainConfig, resolve_backend
+from workbench.finetune import TrainConfig, resolve_backend, resolve_settings
 from workbench.train_progress import collect_metrics
 from workbench.jobs import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
 from workbench.runfiles import last_checkpoint, locked, now_iso, process_start_time, update_status, write_json
@@ -158,7 +158,8 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
 
     Raises:
         NotFoundError: the dataset does not exist or has not been split, or the context collection does not exist.
-        ConfigError: the backend is not installed.
+        ConfigError: the backend is not installed, or a setting this machine cannot run (an 8-bit optimizer or 4-bit
+            without CUDA, float16 on CPU): refused here, before a run exists, not by the child process 0.1 s later.
         ModelError / OfflineError: the base model is neither registered, a model folder, nor a reachable Hub id.
     """
     from workbench.alpaca import dataset_info
@@ -172,6 +173,7 @@ def create_run(config: TrainConfig, workspace: Workspace | None = None) -> RunIn
                             ko=f"데이터셋 {config.dataset!r}은(는) 아직 분할되지 않았습니다. 먼저 분할하세요: "
                                f"`python -m workbench dataset split {config.dataset}`.")
     config = config.replace(backend=resolve_backend(config.backend))
+    resolve_settings(config)  # settings this machine cannot run: no run, no "resume" that cannot work
     # A missing base model would otherwise fail only in the child process, minutes later.
     check_model(config.base_model, ws)
     if config.context != "none":  # so would an unknown context collection (40 s later, after the model loaded)

@@ -267,6 +267,13 @@ def _as_chunks(chunks: Iterable[SourceChunk | Sequence[Any]]) -> list[SourceChun
     return out
 
 
+def check_model_name(config: SynthConfig) -> None:
+    """Raises ConfigError when `config` names no model: what a generation needs first, checked before it starts."""
+    if not config.model.strip():
+        raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.",
+                          ko="SynthConfig.model이 비어 있습니다. 엔드포인트가 제공하는 모델 이름을 주세요.")
+
+
 class _ChunkAsker:
     """Asks the endpoint for question / answer pairs from one chunk at a time, with corrective retries.
 
@@ -346,9 +353,7 @@ def generate_rows(
         raise ConfigError("There are no chunks to generate from. Build the knowledge base first (Knowledge base page or `python -m workbench kb ...`).",
                           ko="생성에 쓸 청크가 없습니다. 먼저 지식 베이스를 만드세요 (지식 베이스 페이지 또는 "
                              "`python -m workbench kb ...`).")
-    if not config.model:
-        raise ConfigError("SynthConfig.model is empty. Give the model name the endpoint serves.",
-                          ko="SynthConfig.model이 비어 있습니다. 엔드포인트가 제공하는 모델 이름을 주세요.")
+    check_model_name(config)
     report = progress or no_progress
     asker = _ChunkAsker(config, api_key, cancel)
     t0 = time.time()

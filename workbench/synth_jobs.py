@@ -41,13 +41,18 @@ def start_generation(name: str, collection: str, config: SynthConfig, *, api_key
     """Write a generation folder and start its child process; returns the folder at once.
 
     Raises:
-        ConfigError: a bad dataset name, or a dataset of that name exists and `overwrite` is off.
+        ConfigError: a bad dataset name, a dataset of that name exists and `overwrite` is off, or no model is named.
+        NotFoundError: the collection does not exist (both checked here, before a job exists, not in the child).
         JobError: the process could not be started.
     """
     from workbench.alpaca import check_name, dataset_dir
+    from workbench.synth import check_model_name
+    from workbench.vectordb import open_collection
 
     ws = workspace or Workspace.default()
     check_name(name)
+    check_model_name(config)
+    open_collection(collection, ws)
     if (dataset_dir(name, ws) / "meta.json").exists() and not overwrite:
         raise ConfigError(f"Dataset {name!r} already exists. Choose another name, or replace it (--force / 'replace').",
                           ko=f"데이터셋 {name!r}이(가) 이미 있습니다. 다른 이름을 고르거나 바꿔 쓰세요 (--force "

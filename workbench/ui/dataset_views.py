@@ -82,7 +82,9 @@ def generation_form(ws: Workspace, collections: list[str]) -> None:
         values |= config_form(SynthConfig, ["temperature", "retries", "extra_body"], key_prefix="dataset.gen_",
                               keys={"extra_body": "dataset.gen_extra"})
         replace = st.checkbox(t("Replace a dataset of the same name", "같은 이름의 데이터셋 덮어쓰기"), key="dataset.gen_replace")
-    if st.button(t("Generate", "생성"), key="dataset.generate", type="primary"):
+    if not model.strip():
+        st.caption(t("Give the model name the endpoint serves to generate.", "생성하려면 엔드포인트가 제공하는 모델 이름을 주세요."))
+    if st.button(t("Generate", "생성"), key="dataset.generate", type="primary", disabled=not model.strip()):
         cfg = build_config(SynthConfig, {**values, "provider": provider, "base_url": base_url.strip(), "model": model.strip(),
                                          "prompt": "" if prompt == DEFAULT_PROMPTS[lang] else prompt,
                                          "extra_body": values["extra_body"].strip()})

@@ -8,8 +8,12 @@ from typing import Any
 
 import streamlit as st
 
+from workbench.errors import WorkbenchError
+from workbench.finetune import TrainConfig, fit_report, machine_equivalent
 from workbench.texts import from_record, state_text
 from workbench.train_progress import eta_text, phase_text
+from workbench.ui.common import metric_row
+from workbench.ui.forms import set_form_values
 from workbench.ui.i18n import lang, t, tr
 
 
@@ -109,3 +113,42 @@ def show_context(run: Any) -> None:
             st.dataframe(table, hide_index=True, width="stretch", key="finetune.context_rows")
         else:
             st.info(t("The context is built when training starts.", "문맥은 학습이 시작될 때 만들어집니다."))
+
+
+def apply_machine_equivalent(key_prefix: str) -> None:
+    """Load the settings chosen by `machine_fit`'s button into the form, before its widgets are drawn."""
+    fixed = st.session_state.pop(f"{key_prefix}machine_equivalent_values", None)
+    if fixed is not None:
+        set_form_values(fixed, key_prefix)
+
+
+def machine_fit(config: TrainConfig, key_prefix: str) -> bool:
+    """What `config` becomes on this machine (device, 4-bit, memory, the "auto" choices); False when this machine cannot
+    run it, with the reason and a button that replaces the settings it cannot run by this machine's equivalent."""
+    try:
+        fit = fit_report(config)
+    except WorkbenchError as exc:
+        st.error(exc.message(lang()), icon="⚠️")
+        fixed, notes = machine_equivalent(config)
+        if notes and st.button(t("Use this machine's equivalent", "이 컴퓨터에 맞는 설정으로 바꾸기"),
+                               key=f"{key_prefix}machine_equivalent", help="; ".join(map(tr, notes))):
+            # the form's widgets exist already in this run: their values change before they are drawn next time
+            st.session_state[f"{key_prefix}machine_equivalent_values"] = fixed
+            st.session_state[f"{key_prefix}machine_notes"] = [tr(n) for n in notes]
+            st.rerun()
+        return False
+    changed = st.session_state.pop(f"{key_prefix}machine_notes", None)
+    if changed:
+        st.info(t("Changed for this machine: ", "이 컴퓨터에 맞게 바꿨습니다: ") + "; ".join(changed))
+    metric_row((t("Device", "장치"), fit["device"].upper(), fit["device_name"]),
+               (t("4-bit", "4비트"), t("yes", "예") if fit["four_bit"] else t("no", "아니오")),
+               (t("Estimated memory", "예상 메모리"), f"{fit['estimated_gb']} GiB" if fit["estimated_gb"] is not None
+                else "?", t("LoRA training peak: weights + LoRA states + activations.",
+                            "LoRA 학습 최대치: 가중치 + LoRA 상태 + 활성값.")),
+               (t("Available", "사용 가능"), f"{fit['memory_gb']} GiB"))
+    if fit["fits"] is False:
+        st.warning(t("The estimate is above this machine's memory: use 4-bit, a smaller model or a shorter "
+                     "max_seq_length.", "예상치가 이 컴퓨터의 메모리보다 큽니다: 4비트, 더 작은 모델, 더 짧은 "
+                     "max_seq_length를 쓰세요."))
+    st.caption(t("auto here: ", "여기서 자동: ") + "; ".join(map(tr, fit["resolved"]["notes"])))
+    return True
