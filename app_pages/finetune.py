@@ -137,6 +137,7 @@ def _live(run_id: str) -> None:
             st.rerun()
     with b3.expander(t("Log", "로그")):
         st.code(run.log_tail(30) or "-", language=None)
+    finetune_views.show_context(run)
     if st.session_state.get("finetune.was_active") and not active:
         st.session_state["finetune.was_active"] = False
         st.rerun(scope="app")  # the run ended: redraw the page once (try / merge / push appear)
@@ -159,7 +160,6 @@ with tab_run:
         st.fragment(run_every=poll)(_live)(current.id)
         st.caption(f"{current.config.dataset} · {current.config.base_model} · {current.config.backend} · "
                    f"{current.config.rows_per_step} {t('rows/step', '행/스텝')} · {current.path}")
-        finetune_views.show_context(current)
 
         if current.state == "completed" and current.adapter_dir is not None:
             st.subheader(t("Try the fine-tuned model", "파인튜닝한 모델 써 보기"))
@@ -196,9 +196,7 @@ with tab_run:
                 if current.merged_dir is not None:
                     st.success(t(f"Merged 16-bit model: {current.merged_dir}", f"병합된 16비트 모델: {current.merged_dir}"))
                 if exporting:
-                    st.info(t("Export running…", "내보내는 중…"))
-                    if st.button(t("Refresh", "새로 고침"), key="finetune.export_refresh"):
-                        st.rerun()
+                    finetune_views.export_watch(lambda: jobs.export_running(jobs.get_run(current.id, ws)))
                 elif st.button(t("Merge into 16-bit weights (merged_16bit)", "16비트 가중치로 병합 (merged_16bit)"),
                                key="finetune.merge"):
                     with user_errors():

@@ -108,6 +108,11 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
     table = next(d.value for d in at.dataframe if "oracle in context" in d.value.columns)
     assert table.iloc[0]["question"] == "Box 1?" and table.iloc[0]["chunks"] == "boxes.md"
     assert any("x2.5 of bare prompts" in c.value for c in at.caption)
+    # a run that failed before building its context does not promise one
+    (path / "context.jsonl").unlink()
+    (path / "status.json").write_text(json.dumps({"state": "failed", "pid": None, "error": "x"}))
+    at = page()
+    assert any("ended before its context was built" in i.value for i in at.info)
 
 
 @pytest.mark.slow

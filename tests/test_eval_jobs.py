@@ -62,6 +62,10 @@ def test_background_evaluation_job_completes_cancels_and_dies(workspace, smollm2
     assert status["state"] == "completed", (status, (folder / "eval.log").read_text()[-2000:])
     assert (status["done"], status["total"]) == (1, 1) and status["pid"] and status["start_time"]
     assert len(load_results(folder)) == 1 and (folder / "report.html").is_file()
+    # the progress names the source that answers now, as it starts (not the one that just finished)
+    step = next(p for p in read_progress(folder) if p.get("source"))
+    assert (step["done"], step["message"], step["message_ko"]) == (0, "Row 1/1: answering with base",
+                                                                   "1/1행: 기본 모델(으)로 답하는 중")
     # a second job, cancelled right away, ends as cancelled (not failed)
     folder2 = start_evaluation(cfg, workspace)
     cancel_evaluation(folder2)

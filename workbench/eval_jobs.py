@@ -5,7 +5,7 @@ An evaluation lives in `runs/<run_id>/eval/<id>/` (or `evals/<id>/` without a tr
 
     config.json       the EvalConfig, written before anything runs
     status.json       kind 'evaluation', state, pid, start_time, done / total, message, error
-    progress.jsonl    one line per answered batch (done, total, fraction, message)
+    progress.jsonl    one line as each batch starts with a source (done before it, total, fraction, message)
     results.csv       one line per row and source; summary.json, report.md, report.html at the end
     eval.log          stdout / stderr of the child
 

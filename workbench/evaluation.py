@@ -395,14 +395,17 @@ def _answer_all(items: list[dict[str, Any]], config: EvalConfig, setup: Any, log
         for source in sources:
             if cancel is not None and cancel.is_set():
                 break
+            # said before the source answers, so the status names what runs now, not what just finished
+            numbers = sorted(e["i"] for e in block)
+            en, ko = source_label(source, "en"), source_label(source, "ko")
+            log(Text(f"Row {numbers[0]}/{len(items)}: answering with {en}" if len(block) == 1 else
+                     f"Rows {start + 1}-{start + len(block)} of {len(items)}, longest prompts first: answering with {en}",
+                     f"{numbers[0]}/{len(items)}행: {ko}(으)로 답하는 중" if len(block) == 1 else
+                     f"{len(items)}행 중 {start + 1}-{start + len(block)}행, 긴 프롬프트부터: {ko}(으)로 답하는 중"),
+                rows=numbers, source=source)
             res = answer_block([e["item"] for e in block], source, setup, settings, batch_size=size)
             answers.update({(e["i"], source): r for e, r in zip(block, res)})
             log.done += len(block)
-            numbers = sorted(e["i"] for e in block)
-            log(Text(f"Row {numbers[0]}/{len(items)}: {source}" if len(block) == 1 else
-                f"Rows {start + 1}-{start + len(block)} of {len(items)}, longest prompts first: {source}",
-                     f"{numbers[0]}/{len(items)}행: {source_label(source, 'ko')}" if len(block) == 1 else f"{len(items)}행 중 {start + 1}-{start + len(block)}행, 긴 프롬프트부터: {source_label(source, 'ko')}"),
-                rows=numbers, source=source)
         records = [_record(e, s, answers[e["i"], s]) for e in sorted(block, key=lambda x: x["i"]) for s in sources
                    if (e["i"], s) in answers]
         for r in records:

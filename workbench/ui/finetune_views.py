@@ -3,7 +3,7 @@ history table of runs, and a run's training context (RAG-aware fine-tuning)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -90,7 +90,8 @@ def context_table(run: Any, limit: int = 5) -> list[dict[str, Any]]:
 
 
 def show_context(run: Any) -> None:
-    """An expander with a run's training context: what was built (context.json, the extra tokens) and a few rows."""
+    """An expander with a run's training context: what was built (context.json, the extra tokens) and a few rows. Drawn
+    inside the run's live fragment, so it follows the run (the context appears once built)."""
     if getattr(run.config, "context", "none") == "none":
         return
     summary, tokens = run.status.get("context") or {}, run.status.get("context_tokens") or {}
@@ -111,8 +112,11 @@ def show_context(run: Any) -> None:
         table = context_table(run)
         if table:
             st.dataframe(table, hide_index=True, width="stretch", key="finetune.context_rows")
+        elif run.state in ("pending", "running"):
+            st.info(t("The context is built as training starts: it shows here once it is.",
+                      "문맥은 학습이 시작되면서 만들어집니다: 만들어지면 여기에 나옵니다."))
         else:
-            st.info(t("The context is built when training starts.", "문맥은 학습이 시작될 때 만들어집니다."))
+            st.info(t("This run ended before its context was built.", "이 실행은 문맥이 만들어지기 전에 끝났습니다."))
 
 
 def apply_machine_equivalent(key_prefix: str) -> None:
@@ -152,3 +156,17 @@ def machine_fit(config: TrainConfig, key_prefix: str) -> bool:
                      "max_seq_length를 쓰세요."))
     st.caption(t("auto here: ", "여기서 자동: ") + "; ".join(map(tr, fit["resolved"]["notes"])))
     return True
+
+
+def export_watch(running: Callable[[], bool], every: float = 1.0) -> None:
+    """"Export running…" while `running()` says so, checked every `every` seconds; the whole page is drawn again the
+    moment the export ends, so its result (the merged folder, the push) shows without a manual refresh."""
+
+    @st.fragment(run_every=every)
+    def _watch() -> None:
+        if running():
+            st.info(t("Export running…", "내보내는 중…"))
+        else:
+            st.rerun(scope="app")
+
+    _watch()
