@@ -69,6 +69,7 @@ with tab_new:
         config = build_config(TrainConfig, values)
         if config is not None:
             runs_here = finetune_views.machine_fit(config, "finetune.")  # False: this machine cannot run it
+            finetune_views.context_fit(config, ws)
             b1, b2 = st.columns([1, 3])
             if b1.button(t("Start training", "학습 시작"), type="primary", key="finetune.start", disabled=not runs_here):
                 with user_errors():

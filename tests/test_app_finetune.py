@@ -93,6 +93,9 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
     at.number_input(key="finetune.context_max_chars").set_value(300).run()
     assert not at.error and [b for b in at.button if b.key == "finetune.start"]
     assert at.number_input(key="finetune.context_oracle_share").value == 0.8
+    assert any("check how many before you start" in c.value for c in at.caption)
+    at.button(key="finetune.context_fit").click().run()  # the listed 'shop' is not a real collection here
+    assert not at.exception and "shop" in at.error[0].value
     # a run trained with context: the current-run tab shows what it was trained on
     path = workspace.runs / "20261201-120000-smollm2-135m"
     (path / "logs").mkdir(parents=True)

@@ -29,3 +29,25 @@ def test_answers_and_chunks_are_drawn_as_given(monkeypatch):
     chunks = at.dataframe[0].value
     assert list(chunks.columns) == ["#", "score", "source", "text"] and chunks["score"][0] == 0.912
     assert at.markdown[-1].value == "20261203-120000-shop (20261203-run)"
+
+
+def _context_script() -> None:
+    from workbench.ui import compare_views as views
+
+    answer = {"text": "5번 통로", "latency_s": 1.0, "completion_tokens": 3, "tokens_per_s": 3.0, "prompt_tokens": 90,
+              "stopped": "stop_token", "rag": True, "prompt": "..."}
+    result = {"warnings": [], "answers": {"ft_rag": answer}, "chunks": [],
+              "context": {"k": 3, "max_chars": 0, "lang": "ko", "collection": "shop"}}
+    views.show_answers(result, {"ft_rag": "fine-tuned + RAG"}.__getitem__)
+
+
+def test_a_context_runs_column_says_it_is_asked_with_the_runs_own_prompt(monkeypatch):
+    """In the English UI a run trained with Korean context answers from a Korean instruction: the page says why."""
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    at = AppTest.from_function(_context_script).run()
+    assert not at.exception, at.exception
+    assert at.caption[0].value.startswith("Fine-tuned + RAG is asked with this run's own training prompt (Korean "
+                                          "instruction, 3 numbered chunks)")
+    monkeypatch.setenv("WORKBENCH_LANG", "ko")
+    at = AppTest.from_function(_context_script).run()
+    assert "한국어 지시문, 번호 붙은 청크 3개" in at.caption[0].value

@@ -277,6 +277,19 @@ def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
         assert oracle and oracle[0]["metadata"]["source"] == row["source"]
 
 
+def test_the_preview_counts_the_rows_a_length_would_cut_and_the_length_that_keeps_them(shop_ws):
+    """Before the start: at a length shorter than the rows with context, every sampled row would be cut, and the length
+    it names keeps them all (checked by asking again with it)."""
+    from workbench.train_context import context_preview
+
+    cfg = config(context_collection="boxes-kb", base_model="smollm2-135m", max_seq_length=64)
+    got = context_preview(cfg, shop_ws, rows=5)
+    assert (got["rows"], got["max_len"], got["cut"], got["share"]) == (5, 64, 5, 1.0)
+    assert got["keeps_all"] % 64 == 0 and got["keeps_all"] > got["median_tokens"] > 64
+    again = context_preview(cfg.replace(max_seq_length=got["keeps_all"]), shop_ws, rows=5)
+    assert (again["cut"], again["share"], again["max_len"]) == (0, 0.0, got["keeps_all"])
+
+
 def test_the_training_context_is_retrieved_with_the_collections_saved_settings(shop_ws):
     from workbench.retrieval import save_retrieval
     from workbench.train_context import collection_retrieval

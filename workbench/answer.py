@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.texts import Text
@@ -87,6 +87,17 @@ def run_template(run: Any) -> str | None:
     """The prompt template a training run was trained with (None without a run)."""
     template = getattr(getattr(run, "config", None), "prompt_template", None)
     return template if template in TEMPLATES else None
+
+
+def context_note(context: Mapping[str, Any]) -> Text:
+    """Why the fine-tuned + RAG answer of a run trained with context is asked differently from base + RAG: with the
+    run's own training prompt (its instruction language, its k numbered chunks), the prompt the adapter learned."""
+    lang_en, lang_ko = {"ko": ("Korean", "한국어"), "en": ("English", "영어")}.get(context["lang"], (context["lang"],) * 2)
+    return Text(f"Fine-tuned + RAG is asked with this run's own training prompt ({lang_en} instruction, "
+                f"{context['k']} numbered chunks): the prompt its adapter learned. Base + RAG gets the default RAG "
+                f"prompt in the question's language.",
+                f"파인튜닝 + RAG는 이 실행이 학습한 프롬프트 그대로 묻습니다 ({lang_ko} 지시문, 번호 붙은 청크 "
+                f"{context['k']}개): 어댑터가 배운 프롬프트입니다. 기본 모델 + RAG는 질문 언어의 기본 RAG 프롬프트를 씁니다.")
 
 
 def run_context(run: Any) -> dict[str, Any] | None:

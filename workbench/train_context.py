@@ -261,3 +261,34 @@ def fit_context_rows(lines: Sequence[Mapping[str, Any]], tokenizer: "PreTrainedT
         out.append({"instruction": instruction, "input": inp, "output": answer})
     stats["extra_tokens"] = stats["context_tokens"] - stats["plain_tokens"]
     return out, stats
+
+
+def context_preview(config: "TrainConfig", workspace: Workspace | None = None, *, rows: int = 40,
+                    retrieve: Retriever | None = None) -> dict[str, Any]:
+    """Before a run starts: how many training rows would have their context cut at the config's max_seq_length, on
+    the first `rows` rows of the train split (retrieved as training retrieves them), and the length that keeps them
+    all. Returns {"rows", "max_len", "cut", "share", "keeps_all", "median_tokens", "seconds"}; lengths are whole
+    rows (prompt with its uncut context, and the answer) in the base model's tokens.
+
+    Raises:
+        NotFoundError: the dataset, its split or the collection does not exist. ConfigError: context is 'none'.
+    """
+    from transformers import AutoTokenizer
+
+    from workbench.alpaca import load_splits
+    from workbench.finetune import resolve_settings
+    from workbench.models import resolve_model
+
+    ws = workspace or Workspace.default()
+    t0 = time.perf_counter()
+    sample = load_splits(config.dataset, ("train",), ws)["train"][: max(1, rows)]
+    lines, _ = build_context(config, {"train": sample}, ws, retrieve=retrieve)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_model, ws))
+    max_len = resolve_settings(config).max_seq_length
+    lengths = sorted(_n_tokens(tokenizer, dict(zip(("instruction", "input"), context_prompt(
+        x["instruction"], x["input"], x["chunks"], k=config.context_k, max_chars=config.context_max_chars,
+        lang=config.context_lang)), output=x["output"]), config.prompt_template) for x in lines)
+    cut = sum(n > max_len for n in lengths)
+    return {"rows": len(lengths), "max_len": max_len, "cut": cut, "share": round(cut / max(len(lengths), 1), 3),
+            "keeps_all": -(-lengths[-1] // 64) * 64 if lengths else max_len,
+            "median_tokens": lengths[len(lengths) // 2] if lengths else 0, "seconds": round(time.perf_counter() - t0, 1)}

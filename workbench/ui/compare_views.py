@@ -14,7 +14,7 @@ import streamlit as st
 
 from workbench import eval_jobs
 from workbench import evaluation as ev
-from workbench.answer import API_SOURCES, RAG_SOURCES
+from workbench.answer import API_SOURCES, RAG_SOURCES, context_note
 from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, before_after_table, chart_data, pair_winners,
                               readability_table, summary_table, verdict_lines, wide_results)
 from workbench.ui import charts
@@ -105,6 +105,7 @@ def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[
         answers[src] = {**stream.result.to_dict(), "rag": src in RAG_SOURCES}
     return {"question": asked.question, "answers": answers, "template": setup.template,
             "templates": {src: setup.template_for(src) for src in asked.streams}, "warnings": setup.warnings,
+            "context": setup.context if "ft_rag" in asked.streams else None,
             "chunks": [{"text": c.text, "score": c.score, "source": Path(str(c.metadata.get("source", ""))).name}
                        for c in asked.chunks]}
 
@@ -113,6 +114,8 @@ def show_answers(result: Mapping[str, Any], label: Callable[[str], str]) -> None
     """One column per source: the answer (as text, never markup), its cost, its chunks and its prompt."""
     for w in result["warnings"]:
         st.warning(tr(w))
+    if result.get("context"):
+        st.caption(tr(context_note(result["context"])))
     for col, (src, a) in zip(st.columns(len(result["answers"])), result["answers"].items()):
         with col:
             st.markdown(f"**{label(src)}**")

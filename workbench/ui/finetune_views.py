@@ -3,6 +3,7 @@ history table of runs, and a run's training context (RAG-aware fine-tuning)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -170,3 +171,36 @@ def export_watch(running: Callable[[], bool], every: float = 1.0) -> None:
             st.rerun(scope="app")
 
     _watch()
+
+
+def context_fit(config: TrainConfig, workspace: Any, rows: int = 40) -> None:
+    """For a run with retrieved context: a button that counts, before the start, how many of the first `rows` training
+    rows the chosen max_seq_length would cut, and the length that keeps them all (`train_context.context_preview`)."""
+    from workbench.train_context import context_preview
+
+    if config.context == "none" or not config.context_collection:
+        return
+    key = f"finetune.context_fit:{json.dumps(config.to_dict(), sort_keys=True)}"
+    if st.button(t(f"Check the context length on {rows} rows", f"{rows}행으로 문맥 길이 확인"), key="finetune.context_fit",
+                 help=t("Retrieves the context of the first training rows as the run would, and counts the rows the "
+                        "max_seq_length would cut.", "실행과 같은 방식으로 앞쪽 학습 행의 문맥을 검색하고, "
+                        "max_seq_length에서 잘릴 행을 셉니다.")):
+        with st.spinner(t("Retrieving and counting tokens…", "검색하고 토큰을 세는 중…")):
+            try:
+                st.session_state[key] = context_preview(config, workspace, rows=rows)
+            except WorkbenchError as exc:
+                st.error(exc.message(lang()), icon="⚠️")
+    got = st.session_state.get(key)
+    if got is None:
+        st.caption(t("Rows longer than max_seq_length lose part of their context: check how many before you start.",
+                     "max_seq_length보다 긴 행은 문맥 일부를 잃습니다: 시작하기 전에 몇 행인지 확인하세요."))
+    elif got["cut"]:
+        st.warning(t(f"At max_seq_length {got['max_len']}, {got['cut']} of {got['rows']} rows ({got['share']:.0%}) would "
+                     f"have their context cut; {got['keeps_all']} tokens would keep them all (median row: "
+                     f"{got['median_tokens']} tokens).",
+                     f"max_seq_length {got['max_len']}에서는 {got['rows']}행 중 {got['cut']}행({got['share']:.0%})의 "
+                     f"문맥이 잘립니다; {got['keeps_all']} 토큰이면 모두 들어갑니다 (중앙값 행: {got['median_tokens']} "
+                     f"토큰)."))
+    else:
+        st.success(t(f"All {got['rows']} rows fit in max_seq_length {got['max_len']} with their context.",
+                     f"{got['rows']}행 모두 문맥과 함께 max_seq_length {got['max_len']}에 들어갑니다."))
