@@ -174,6 +174,32 @@ def test_streaming_yields_the_same_text(gen):
 
 
 @pytest.mark.slow
+def test_four_streams_in_one_batch_equal_the_answers_one_at_a_time(gen):
+    """Compare's four columns: base and adapter rows, chat and alpaca templates, in one mixed-adapter batch; each
+    stream's pieces add up to its answer, and every answer equals the one generated alone (greedy)."""
+    from workbench.answer import interleave
+    from workbench.inference import StreamRequest
+
+    chat = gen.format_prompt(SHOP_Q, template="chat")
+    alpaca = gen.format_prompt("Name three fruits.", "Fruit: apples, pears, plums.", template="alpaca")
+    requests = [StreamRequest(chat, None, "chat"), StreamRequest(alpaca, None, "alpaca"),
+                StreamRequest(chat, "shop", "chat"), StreamRequest(alpaca, "shop", "alpaca")]
+    alone = [gen.generate(r.prompt, adapter=r.adapter, settings=GREEDY, template=r.template) for r in requests]
+    streams = gen.stream_many(requests, settings=GREEDY)
+    texts = ["", "", "", ""]
+    order = []
+    for i, piece in interleave(dict(enumerate(streams))):
+        texts[i] += piece
+        order.append(i)
+    for a, s, text in zip(alone, streams, texts):
+        assert s.result is not None and text == s.result.text
+        assert (s.result.text, s.result.stopped, s.result.completion_tokens) == (a.text, a.stopped, a.completion_tokens)
+        assert s.result.batch_size == 4 and s.result.adapter == a.adapter and s.result.latency_s > 0
+    assert alone[2].text == SHOP_A and alone[0].text != SHOP_A  # the adapter is on for its rows only
+    assert len(set(order[:4])) > 1  # the columns grow together, not one after another
+
+
+@pytest.mark.slow
 def test_rag_prompt_through_the_model_with_alpaca_template(gen):
     instruction, context = build_rag_prompt("Where is the ice cream?", [{"text": "Ice cream: aisle 5.", "metadata": {}}], None, "en")
     prompt = gen.format_prompt(instruction, context, template="alpaca")

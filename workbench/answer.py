@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.texts import Text
@@ -333,16 +333,32 @@ def ask(question: str, sources: Sequence[str], setup: AnswerSetup, settings: "Ge
                           ko="질문이 비어 있습니다. 질문을 입력하거나 테스트 행을 고르세요.")
     setup.check(sources)
     chunks, seconds = retrieve_context(setup, question, row_input) if RAG_SOURCES & set(sources) else ([], None)
+    from workbench.inference import StreamRequest
+
     prompts: dict[str, str] = {}
     streams: dict[str, GenerationStream] = {}
+    requests: dict[str, StreamRequest] = {}
     for source in sources:
         instruction, input, prompts[source] = prompt_for(setup, source, question, row_input, chunks)
         if source in API_SOURCES:
             streams[source] = setup.endpoint.stream(instruction, input, settings)  # type: ignore[union-attr]
         else:
-            streams[source] = setup.generator.stream(prompts[source], adapter=_adapter(setup, source),  # type: ignore[union-attr]
-                                                     settings=settings, template=setup.template_for(source))  # type: ignore[arg-type]
-    return Asked(question, row_input, list(chunks), seconds, prompts, streams)
+            requests[source] = StreamRequest(prompts[source], _adapter(setup, source), setup.template_for(source))  # type: ignore[arg-type]
+    if requests:  # the local sources in one batched generation: base and fine-tuned rows side by side
+        streams.update(zip(requests, setup.generator.stream_many(list(requests.values()), settings=settings)))  # type: ignore[union-attr]
+    return Asked(question, row_input, list(chunks), seconds, prompts, {s: streams[s] for s in sources})
+
+
+def interleave(streams: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(source, piece) from several streams in turn, until all are exhausted: the columns of one batched generation
+    grow together instead of one after another."""
+    live = dict(streams)
+    while live:
+        for source, stream in list(live.items()):
+            try:
+                yield source, next(stream)
+            except StopIteration:
+                del live[source]
 
 
 # --- many rows, one source, batched -------------------------------------------------------------------------------

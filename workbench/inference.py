@@ -273,8 +273,9 @@ class Generator:
         return AnswerCutter(tok, stops, strings, settings.loop_tokens)
 
     def _generate_kwargs(self, rows: Sequence[Sequence[int]], tok: "PreTrainedTokenizerBase", settings: GenerationConfig,
-                         cutter: AnswerCutter) -> tuple[dict[str, Any], int]:
-        """`model.generate` arguments for token rows, left-padded to one width (B, T); returns them and T."""
+                         cutter: AnswerCutter | Sequence[AnswerCutter]) -> tuple[dict[str, Any], int]:
+        """`model.generate` arguments for token rows, left-padded to one width (B, T); returns them and T. `cutter`:
+        the end-of-answer rules of every row, or one per row."""
         import torch
 
         width = max(len(r) for r in rows)
@@ -405,31 +406,114 @@ class Generator:
                template: AnswerTemplate | None = None, stop_ids: Sequence[int] | None = None) -> GenerationStream:
         """Like `generate`, but yields text pieces as they are generated; `.result` is set at the end. The pieces add
         up to the result's text (`stopping.AnswerCutter.stream`)."""
-        kwargs, prompt_len, cutter = self._prepare(prompt, adapter, settings, template, stop_ids)
-        tokens = TokenQueue(1)
+        return self.stream_many([StreamRequest(prompt, adapter, template)], settings=settings, stop_ids=stop_ids)[0]
+
+    def stream_many(self, requests: Sequence["StreamRequest"], *, settings: GenerationConfig | None = None,
+                    stop_ids: Sequence[int] | None = None) -> list[GenerationStream]:
+        """Several answers generated together, in ONE batched `model.generate` call, each streamed on its own: the
+        four columns of Compare at once. Rows may use different adapters (PEFT's mixed-adapter batch: "__base__" for
+        the base model's rows) and different templates (each row ends by its own rules, `stopping.stop_criteria`).
+
+        The generation starts when any stream is first iterated; a stream's pieces come as its row's tokens do, so
+        iterating the streams in turn (`answer.interleave`) shows them all growing together. Each result's
+        `latency_s` is the time until that row's answer was complete, `batch_size` the rows generated together.
+        Greedy answers equal one-at-a-time ones up to the float rounding of a padded batch (as `generate_batch`).
+
+        Raises:
+            ConfigError: a prompt plus max_new_tokens exceeds the model's positions.
+            NotFoundError: an adapter is not attached.
+        """
+        settings = settings or GenerationConfig()
+        if not requests:
+            return []
+        toks = [self.tokenizer_for(r.adapter) for r in requests]
+        cutters = [self.cutter(r.adapter, r.template, settings, stop_ids) for r in requests]
+        encoded = [self._encode(r.prompt, tok, settings) for r, tok in zip(requests, toks)]
+        kwargs, _ = self._generate_kwargs(encoded, self.tokenizer, settings, cutters)
+        tokens = TokenQueue(len(requests))
         kwargs["streamer"] = tokens
-        box: dict[str, Any] = {}
+        adapters = [r.adapter for r in requests]
+        run = _SharedRun(lambda: self._run(kwargs, adapters[0]) if len(set(adapters)) == 1
+                         else self._run_mixed(kwargs, adapters), tokens, len(requests))
 
-        def work() -> None:
-            try:
-                box["out"] = self._run(kwargs, adapter)
-            except BaseException as exc:  # handed to the consumer below, which re-raises it
-                box["error"] = exc
-            finally:
-                tokens.end()
+        def pieces(i: int) -> Iterator[str]:
+            run.start()
+            ids: list[int] = []
 
-        def pieces() -> Iterator[str]:
-            t0 = time.perf_counter()
-            thread = threading.Thread(target=work, name="workbench-generate", daemon=True)
-            thread.start()
-            yield from cutter.stream(tokens.rows(0))
-            thread.join()
-            if "error" in box:
-                raise box["error"]
-            stream.result = self._result(box["out"], prompt_len, cutter, t0, adapter, prompt)
+            def row() -> Iterator[list[int]]:
+                for new in tokens.rows(i):
+                    ids.extend(new)
+                    yield new
 
-        stream = GenerationStream(pieces())
-        return stream
+            yield from cutters[i].stream(row())
+            latency = time.perf_counter() - run.t0
+            run.finish()
+            r = requests[i]
+            streams[i].result = self._answer(ids, len(encoded[i]), cutters[i], latency, r.adapter, r.prompt,
+                                             batch_size=len(requests))
+
+        streams = [GenerationStream(pieces(i)) for i in range(len(requests))]
+        return streams
+
+    def _run_mixed(self, kwargs: dict[str, Any], adapters: Sequence[str | None]) -> "torch.Tensor":
+        """`model.generate` over rows of different adapters at once (None: the base model, PEFT's "__base__")."""
+        import torch
+
+        for a in adapters:
+            if a is not None:
+                self._check_adapter(a)
+        with self._lock, torch.inference_mode():
+            return self.model.generate(**kwargs, adapter_names=[a or "__base__" for a in adapters])
+
+
+@dataclasses.dataclass
+class StreamRequest:
+    """One answer of `Generator.stream_many`: its formatted prompt, its adapter (None: the base model) and its template
+    (None: the base tokenizer's default), which decides its stop rules."""
+
+    prompt: str
+    adapter: str | None = None
+    template: AnswerTemplate | None = None
+
+
+class _SharedRun:
+    """The one generation thread behind the `streams` streams of `stream_many`: started by the first stream that is
+    read, joined by the last one to finish (a process must not exit while the thread is inside the model: the C++
+    runtime aborts); its error is raised in every stream that finishes after it."""
+
+    def __init__(self, work: Any, tokens: TokenQueue, streams: int) -> None:
+        self._work, self._tokens, self._open = work, tokens, streams
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self.t0 = time.perf_counter()
+            self._thread = threading.Thread(target=self._target, name="workbench-generate", daemon=True)
+            self._thread.start()
+
+    def _target(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # handed to the streams' consumer, which re-raises it
+            self.error = exc
+        finally:
+            self._tokens.end()
+
+    def finish(self) -> None:
+        """One stream has its answer: the last one waits for the generation to end. Re-raises its error (a row's
+        tokens end early when the generation failed)."""
+        with self._lock:
+            self._open -= 1
+            last = self._open == 0
+        if (last or self.error is not None) and self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _criteria_list(*criteria: Any) -> Any:

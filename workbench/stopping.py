@@ -167,8 +167,9 @@ def _stable_prefix(text: str, held: int, stops: Sequence[str]) -> str:
     return text[:cut].rstrip(_TRAILING)
 
 
-def stop_criteria(cutter: AnswerCutter, prompt_length: int) -> Any:
-    """A transformers `StoppingCriteria` that ends each row of a batch once `cutter` says its answer has ended.
+def stop_criteria(cutter: "AnswerCutter | Sequence[AnswerCutter]", prompt_length: int) -> Any:
+    """A transformers `StoppingCriteria` that ends each row of a batch once its cutter says its answer has ended:
+    `cutter` holds for every row, or is a sequence with one per row (rows asked with different templates).
 
     Only tokens after `prompt_length` are looked at: stop tokens inside the prompt (a chat prompt has one after every
     earlier turn) must not end the answer before it starts.
@@ -176,18 +177,29 @@ def stop_criteria(cutter: AnswerCutter, prompt_length: int) -> Any:
     import torch
     from transformers import StoppingCriteria
 
+    per_row = list(cutter) if isinstance(cutter, Sequence) else None
+
     class StopAtAnswerEnd(StoppingCriteria):
         def __init__(self) -> None:
-            self.stop_ids = torch.tensor(sorted(cutter.stop_ids), dtype=torch.long)
+            cutters = per_row or [cutter]
+            ids = sorted({i for c in cutters for i in c.stop_ids})
+            self.same_stops = len({c.stop_ids for c in cutters}) == 1
+            self.stop_ids = torch.tensor(ids, dtype=torch.long)
             self.prompt_length = int(prompt_length)
-            self.text_rules = bool(cutter.stop_strings or cutter.loop_tokens)
+            self.text_rules = any(c.stop_strings or c.loop_tokens for c in cutters)
 
         def __call__(self, input_ids: "torch.LongTensor", scores: Any, **kwargs: Any) -> "torch.BoolTensor":
             generated = input_ids[:, self.prompt_length:]  # (B, T_new): never the prompt
-            done = torch.isin(generated, self.stop_ids.to(input_ids.device)).any(dim=-1)
+            if per_row is None or self.same_stops:
+                done = torch.isin(generated, self.stop_ids.to(input_ids.device)).any(dim=-1)
+            else:  # each row its own stop tokens
+                rows = generated.tolist()
+                done = torch.tensor([any(i in c.stop_ids for i in r) for r, c in zip(rows, per_row)],
+                                    dtype=torch.bool, device=input_ids.device)
             if self.text_rules:
                 rows = generated.tolist()
-                extra = [not d and cutter.ended(r) for r, d in zip(rows, done.tolist())]
+                cutters = per_row or [cutter] * len(rows)
+                extra = [not d and c.ended(r) for r, d, c in zip(rows, done.tolist(), cutters)]
                 done = done | torch.tensor(extra, dtype=torch.bool, device=input_ids.device)
             return done
 

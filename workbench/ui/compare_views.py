@@ -14,7 +14,7 @@ import streamlit as st
 
 from workbench import eval_jobs
 from workbench import evaluation as ev
-from workbench.answer import API_SOURCES, RAG_SOURCES, context_note
+from workbench.answer import API_SOURCES, RAG_SOURCES, context_note, interleave
 from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, before_after_table, chart_data, pair_winners,
                               readability_table, summary_table, verdict_lines, wide_results)
 from workbench.ui import charts
@@ -91,17 +91,19 @@ def score_table(scores: Mapping[str, Mapping[str, Any]], label: Callable[[str], 
 
 
 def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[str, Any]:
-    """Run `answer.ask`'s streams, each into its own column as it generates; the answers as the page keeps them."""
-    answers: dict[str, Any] = {}
-    for col, (src, stream) in zip(st.columns(len(asked.streams)), asked.streams.items()):
+    """Run `answer.ask`'s streams into one column each, all growing together (one batched generation behind the
+    local ones, `answer.interleave`); the answers as the page keeps them."""
+    boxes, texts = {}, {}
+    for col, src in zip(st.columns(len(asked.streams)), asked.streams):
         col.markdown(f"**{label(src)}**")
-        box = col.empty()
-        box.caption(t("Generating…", "생성하는 중…"))
-        text = ""
-        for piece in stream:
-            text += piece
-            box.text(text)
-        box.text(stream.result.text)  # the answer as cut (a stop string or a loop cut ends it)
+        boxes[src], texts[src] = col.empty(), ""
+        boxes[src].caption(t("Generating…", "생성하는 중…"))
+    for src, piece in interleave(asked.streams):
+        texts[src] += piece
+        boxes[src].text(texts[src])
+    answers: dict[str, Any] = {}
+    for src, stream in asked.streams.items():
+        boxes[src].text(stream.result.text)  # the answer as cut (a stop string or a loop cut ends it)
         answers[src] = {**stream.result.to_dict(), "rag": src in RAG_SOURCES}
     return {"question": asked.question, "answers": answers, "template": setup.template,
             "templates": {src: setup.template_for(src) for src in asked.streams}, "warnings": setup.warnings,
