@@ -1,16 +1,16 @@
-"""Knowledge base: upload -> chunk (live preview) -> embed into Chroma -> browse -> search (workbench.vectordb, retrieval)."""
+"""Knowledge base: upload -> chunk (live preview) -> embed into Chroma -> browse -> search (workbench.kb.vectordb, retrieval)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from workbench import ingest, ingest_jobs, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.config import PROJECT_DIR
-from workbench.documents import SUPPORTED_SUFFIXES, save_uploads
-from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
-from workbench.retrieval import RetrievalConfig, only_sources, retrieve
+from workbench.kb import ingest, ingest_jobs, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.common.config import PROJECT_DIR
+from workbench.kb.documents import SUPPORTED_SUFFIXES, save_uploads
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
+from workbench.kb.retrieval import RetrievalConfig, only_sources, retrieve
 from workbench.ui import kb_views, retrieval_views
 from workbench.ui.common import job_progress, message_of, progress_reporter, user_errors, wide_column, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form

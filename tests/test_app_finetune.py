@@ -51,7 +51,7 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
 def test_history_shows_a_dash_for_what_a_run_did_not_record(workspace):
     import json
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
     for run_id, tps in (("20261129-120000-smollm2-135m", None), ("20261130-120000-smollm2-135m", 1234.5)):
@@ -69,8 +69,8 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
     import json
     from types import SimpleNamespace
 
-    from workbench import vectordb
-    from workbench.finetune import TrainConfig
+    from workbench.kb import vectordb
+    from workbench.training.finetune import TrainConfig
 
     monkeypatch.setattr(vectordb, "list_collections", lambda ws=None, store=None: [SimpleNamespace(name="shop")])
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
@@ -103,7 +103,7 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
 
 @pytest.mark.slow
 def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
-    from workbench.runs import get_run, wait_run
+    from workbench.training.runs import get_run, wait_run
 
     make_dataset(workspace, "boxes", color_rows(40), color_rows(4, start=100))
     at = page()
@@ -141,7 +141,7 @@ def test_a_second_run_started_in_the_session_is_the_one_shown(workspace):
     loop test's second pass)."""
     import json
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
 

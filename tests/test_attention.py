@@ -1,10 +1,10 @@
-"""The CPU attention for left-padded batches (workbench.attention) against transformers' SDPA."""
+"""The CPU attention for left-padded batches (workbench.models.attention) against transformers' SDPA."""
 
 from __future__ import annotations
 
 import torch
 
-from workbench.attention import _padded_sdpa
+from workbench.models.attention import _padded_sdpa
 
 
 def test_padded_attention_sees_what_each_row_sees_alone():

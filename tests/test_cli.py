@@ -16,7 +16,7 @@ def run_cli(*args: str, env_home: Path) -> subprocess.CompletedProcess:
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     from workbench.cli import main
-    from workbench.errors import ConfigError
+    from workbench.common.errors import ConfigError
     import argparse
 
     def boom(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
 
 def test_notes_and_warnings_of_the_core_reach_stderr_as_one_line_each(tmp_path, capsys):
     from workbench.cli import _show_notes
-    from workbench.documents import load_paths
+    from workbench.kb.documents import load_paths
 
     (tmp_path / "menu.txt").write_bytes("Café crème brûlée naïve".encode("latin-1"))
     (tmp_path / "greek.txt").write_bytes("Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253"))
@@ -61,7 +61,7 @@ def test_a_reader_that_goes_away_ends_the_cli_quietly(workspace):
     reader closes it after the first bytes, while the CLI still writes."""
     import os
 
-    from workbench.alpaca import save_dataset
+    from workbench.dataset.alpaca import save_dataset
 
     rows = [{"instruction": f"질문 {i}번은 무엇인가요?", "input": "", "output": "답변 " * 20} for i in range(3000)]
     save_dataset("big", rows, source={"kind": "test"}, workspace=workspace, settings={"tokenizer": ""})

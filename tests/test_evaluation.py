@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import ConfigError
-from workbench.evaluation import (
+from workbench.common.errors import ConfigError
+from workbench.compare.evaluation import (
     DEFAULT_EVAL_K,
     EvalConfig,
     load_results,
@@ -65,7 +65,7 @@ def gen_and_adapter(smollm2_dir, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.inference import load_generator
+    from workbench.answers.inference import load_generator
 
     torch.manual_seed(0)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32),
@@ -85,7 +85,7 @@ def gen_and_adapter(smollm2_dir, tmp_path_factory):
 
 @pytest.fixture()
 def shop_collection(workspace, tmp_path):
-    from workbench.ingest import ingest_paths
+    from workbench.kb.ingest import ingest_paths
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -178,8 +178,8 @@ def test_an_unreachable_judge_leaves_its_scores_missing_not_the_evaluation(works
 def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, monkeypatch):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.retrieval import save_retrieval
+    from workbench.kb import ingest
+    from workbench.kb.retrieval import save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     save_retrieval("faq", {"mode": "dense", "lexical_weight": 0.1}, workspace)
@@ -188,8 +188,8 @@ def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, mon
     assert (got.mode, got.lexical_weight, got.k) == ("dense", 0.1, DEFAULT_EVAL_K)
     got = config.replace(retrieval={"mode": "hybrid", "k": 2}).retrieval_config(workspace)  # the config's own values win
     assert (got.mode, got.lexical_weight, got.k) == ("hybrid", 0.1, 2)
-    from workbench import answer
-    from workbench.evaluation import _setup
+    from workbench.answers import answer
+    from workbench.compare.evaluation import _setup
 
     seen = []
     monkeypatch.setattr(answer, "prepare", lambda sources, ws, **kw: seen.append(kw["retrieval"]))
@@ -204,10 +204,10 @@ def _write_eval(workspace, cfg, results, **fields):
     """An evaluation folder as `run_evaluation` leaves it: config, results.csv, report files, summary, status."""
     import csv
 
-    from workbench.eval_jobs import new_eval_dir
-    from workbench.evaluation import RESULT_COLUMNS
-    from workbench.report import summarize, write_report
-    from workbench.runfiles import update_json
+    from workbench.compare.eval_jobs import new_eval_dir
+    from workbench.compare.evaluation import RESULT_COLUMNS
+    from workbench.compare.report import summarize, write_report
+    from workbench.common.runfiles import update_json
 
     folder = new_eval_dir(cfg, workspace)
     with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
@@ -226,9 +226,9 @@ def test_an_evaluation_after_training_finds_where_it_started(workspace, tmp_path
 
     from apphelpers import split_csv_dataset
 
-    from workbench.alpaca import SplitConfig, split_dataset
-    from workbench.evaluation import find_baseline, split_id
-    from workbench.metrics import score_answer
+    from workbench.dataset.alpaca import SplitConfig, split_dataset
+    from workbench.compare.evaluation import find_baseline, split_id
+    from workbench.compare.metrics import score_answer
 
     split_csv_dataset(workspace, "faq", [[f"Question {i}?", "", f"Answer {i}."] for i in range(10)], tmp_path, test_size=0.3)
 

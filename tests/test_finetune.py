@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from workbench.errors import ConfigError
-from workbench.finetune import LORA_TARGETS, GROUPS, TrainConfig, resolve_settings
-from workbench.trainer import _offload_kwargs
-from workbench.models import DeviceInfo
+from workbench.common.errors import ConfigError
+from workbench.training.finetune import LORA_TARGETS, GROUPS, TrainConfig, resolve_settings
+from workbench.training.trainer import _offload_kwargs
+from workbench.models.registry import DeviceInfo
 
 CPU = DeviceInfo(kind="cpu", name="test CPU", memory_gb=24.0, cpu_threads=2)
 GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cpu_threads=16)
@@ -18,8 +18,8 @@ GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cp
 
 def make_dataset(ws, name: str, train: list[dict], validation: list[dict], test: list[dict] | None = None) -> None:
     """A split dataset through the dataset stage's API, with the exact rows of each split."""
-    from workbench.alpaca import SplitConfig, dataset_dir, load_split, save_dataset, split_dataset
-    from workbench.splitfiles import split_path
+    from workbench.dataset.alpaca import SplitConfig, dataset_dir, load_split, save_dataset, split_dataset
+    from workbench.dataset.splitfiles import split_path
 
     test = test or train[:2]
     rows = train + validation + test

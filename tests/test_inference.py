@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from workbench.errors import ConfigError, NotFoundError
-from workbench.inference import GenerationConfig, load_generator
-from workbench.prompts import build_rag_prompt, format_prompt
-from workbench.stopping import AnswerCutter, stop_criteria
+from workbench.common.errors import ConfigError, NotFoundError
+from workbench.answers.inference import GenerationConfig, load_generator
+from workbench.models.prompts import build_rag_prompt, format_prompt
+from workbench.models.stopping import AnswerCutter, stop_criteria
 
 GREEDY = GenerationConfig(max_new_tokens=24)
 SHOP_Q = "Where is the ice cream?"

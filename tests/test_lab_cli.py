@@ -8,8 +8,8 @@ import json
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest
-from workbench.chunking import ChunkingConfig
+from workbench.kb import ingest
+from workbench.kb.chunking import ChunkingConfig
 from workbench.cli import main
 
 DOCS = {"pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest, lexical, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.config import Workspace
-from workbench.errors import ConfigError, NotFoundError
-from workbench.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
+from workbench.kb import ingest, lexical, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.common.config import Workspace
+from workbench.common.errors import ConfigError, NotFoundError
+from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
 
 DOCS = {
     "pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",

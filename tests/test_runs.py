@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from workbench.errors import JobError, NotFoundError
-from workbench.finetune import TrainConfig
-from workbench.runs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
+from workbench.common.errors import JobError, NotFoundError
+from workbench.training.finetune import TrainConfig
+from workbench.training.runs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
                             start_training, wait_run)
 
 from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
@@ -50,7 +50,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from workbench.runfiles import update_status
+    from workbench.common.runfiles import update_status
 
     update_status(run.path, state="running", pid=dead.pid)
     assert not process_alive(dead.pid)
@@ -62,8 +62,8 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
 
 
 def test_a_forced_cancel_is_recorded_as_cancelled_not_failed(boxes):
-    from workbench.runfiles import update_status
-    from workbench.runfiles import process_start_time
+    from workbench.common.runfiles import update_status
+    from workbench.common.runfiles import process_start_time
 
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
@@ -168,7 +168,7 @@ def test_two_exports_of_one_run_at_once_one_runs_and_merged_is_whole(tiny_run, w
 
     from transformers import AutoModelForCausalLM
 
-    from workbench.runs import export_run
+    from workbench.training.runs import export_run
 
     for n in range(50):
         outcomes: list[str] = []
@@ -200,7 +200,7 @@ def test_two_exports_of_one_run_at_once_one_runs_and_merged_is_whole(tiny_run, w
 
 def test_a_killed_exports_leftovers_are_removed_and_the_old_merged_model_stays_until_the_new_one_is_whole(tiny_run,
                                                                                                      workspace):
-    from workbench.runs import export_run
+    from workbench.training.runs import export_run
 
     export_run(tiny_run.id, workspace, merged=True)
     (tiny_run.path / ".merged.partial-x1").mkdir()  # what an export killed mid-write leaves

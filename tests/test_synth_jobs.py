@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.test_synth import SECRET, CannedLLMServer, cfg, pairs_json
-from workbench import alpaca
-from workbench.errors import ConfigError
-from workbench.jobs import log_tail, read_progress, wait_job
-from workbench.synth_jobs import (
+from workbench.dataset import alpaca
+from workbench.common.errors import ConfigError
+from workbench.jobs.runner import log_tail, read_progress, wait_job
+from workbench.dataset.synth_jobs import (
     cancel_generation,
     generation_result,
     generation_status,
@@ -22,8 +22,8 @@ from workbench.synth_jobs import (
 def shop(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb import ingest
+    from workbench.kb.chunking import ChunkingConfig
 
     docs = [Document(page_content=text, metadata={"source": f"doc{i}.txt", "file_type": "text"})
             for i, text in enumerate(["현금으로 결제가 가능합니다.", "아이스크림은 2번 통로에 있습니다.", "매일 9시에 엽니다."])]

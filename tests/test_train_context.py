@@ -1,4 +1,4 @@
-"""RAG-aware fine-tuning (workbench.train_context): the context of every training row, the oracle share, distractors,
+"""RAG-aware fine-tuning (workbench.training.train_context): the context of every training row, the oracle share, distractors,
 determinism, fitting rows to max_seq_length without touching the answer, the same prompt bytes in training and at
 answer time, and a real short run with context on SmolLM2."""
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench import answer
-from workbench.errors import ConfigError
-from workbench.finetune import TrainConfig
-from workbench.prompts import context_prompt, cut_text, format_example, format_prompt
-from workbench.retrieval import RetrievalConfig, RetrievedChunk
-from workbench.train_context import (
+from workbench.answers import answer
+from workbench.common.errors import ConfigError
+from workbench.training.finetune import TrainConfig
+from workbench.models.prompts import context_prompt, cut_text, format_example, format_prompt
+from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk
+from workbench.training.train_context import (
     answer_overlap, build_context, fit_context_rows, oracle_rows, prepare_context, read_context, select_chunks,
 )
 
@@ -243,10 +243,10 @@ def shop_ws(tmp_path_factory, smollm2_dir):
     their source file, and the packaged SmolLM2."""
     import csv
 
-    from workbench import ingest
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.chunking import ChunkingConfig
-    from workbench.config import Workspace
+    from workbench.kb import ingest
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.kb.chunking import ChunkingConfig
+    from workbench.common.config import Workspace
     from langchain_core.documents import Document
 
     root = tmp_path_factory.mktemp("ctx")
@@ -265,7 +265,7 @@ def shop_ws(tmp_path_factory, smollm2_dir):
 
 
 def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
-    from workbench.alpaca import load_split
+    from workbench.dataset.alpaca import load_split
 
     train = load_split("boxes", "train", shop_ws)
     assert train[0]["source"].startswith("doc")
@@ -278,8 +278,8 @@ def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
 
 
 def test_the_training_context_is_retrieved_with_the_collections_saved_settings(shop_ws):
-    from workbench.retrieval import save_retrieval
-    from workbench.train_context import collection_retrieval
+    from workbench.kb.retrieval import save_retrieval
+    from workbench.training.train_context import collection_retrieval
 
     assert collection_retrieval("boxes-kb", shop_ws, k=2).mode == "hybrid"
     save_retrieval("boxes-kb", {"mode": "dense"}, shop_ws)
@@ -292,7 +292,7 @@ def test_the_training_context_is_retrieved_with_the_collections_saved_settings(s
 
 @pytest.mark.slow
 def test_a_short_raft_run_trains_on_context_and_its_answers_use_the_same_prompt(shop_ws):
-    from workbench.runs import start_training, wait_run
+    from workbench.training.runs import start_training, wait_run
 
     cfg = TrainConfig(dataset="boxes", backend="transformers", prompt_template="alpaca", max_steps=2, eval_steps=2,
                       save_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0, context="raft",

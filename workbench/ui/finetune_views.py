@@ -8,8 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.texts import from_record, state_text
-from workbench.train_progress import eta_text, phase_text
+from workbench.common.texts import from_record, state_text
+from workbench.training.train_progress import eta_text, phase_text
 from workbench.ui.i18n import lang, t, tr
 
 
@@ -42,8 +42,8 @@ GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", 
 
 def collection_field(workspace: Any) -> dict[str, Any]:
     """The context collection as a select of the workspace's collections ("" = none picked)."""
-    from workbench.errors import WorkbenchError
-    from workbench.vectordb import list_collections
+    from workbench.common.errors import WorkbenchError
+    from workbench.kb.vectordb import list_collections
 
     try:
         names = [c.name for c in list_collections(workspace)]
@@ -73,7 +73,7 @@ def history_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
 def context_table(run: Any, limit: int = 5) -> list[dict[str, Any]]:
     """The first `limit` training rows of a run trained with context: question, whether the oracle is in its context,
     the chunks' sources, the start of the context."""
-    from workbench.train_context import read_context
+    from workbench.training.train_context import read_context
 
     rows = []
     for line in read_context(run.path, limit):

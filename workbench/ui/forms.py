@@ -18,8 +18,8 @@ from typing import Any, TypeVar, get_args, get_origin
 
 import streamlit as st
 
-from workbench.config import BaseConfig
-from workbench.errors import ConfigError
+from workbench.common.config import BaseConfig
+from workbench.common.errors import ConfigError
 from workbench.ui.i18n import lang, t
 
 C = TypeVar("C", bound=BaseConfig)
