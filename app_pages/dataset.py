@@ -171,7 +171,7 @@ with tab_edit:
                      "'Reload' throws unsaved edits away.",
                      "셀을 고치고, 맨 아래에 행을 추가하고, 선택해 삭제하세요. 저장하면 모든 값이 텍스트로 저장됩니다; "
                      "'다시 불러오기'는 저장하지 않은 편집을 버립니다."))
-        cols = alpaca._columns(rows)
+        cols = alpaca.row_columns(rows)
         df = pd.DataFrame([{c: as_text(r.get(c)) for c in cols} for r in rows], columns=cols, dtype=object)
         df.index = range(1, len(df) + 1)
         edited = st.data_editor(df, num_rows="dynamic", key=f"dataset.editor.{info.name}", width="stretch",

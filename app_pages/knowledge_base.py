@@ -177,7 +177,7 @@ with tab_browse:
             confirm = st.checkbox(t(f"Yes, delete {source}", f"네, {source} 삭제"), key="kb.confirm_delete_doc")
             if st.button(t("Delete this document", "이 문서 삭제"), key="kb.delete_doc", disabled=not confirm):
                 with user_errors():
-                    removed = vectordb.delete_document(name, source, ws)
+                    removed = ingest.delete_document(name, source, ws)
                     st.session_state["kb.last_report"] = None
                     st.toast(t(f"Deleted {removed} chunks of {source}", f"{source}의 청크 {removed}개 삭제"))
                     st.rerun()
@@ -186,7 +186,7 @@ with tab_browse:
                                key="kb.confirm_delete_collection")
             if st.button(t("Delete collection", "컬렉션 삭제"), key="kb.delete_collection", disabled=not sure):
                 with user_errors():
-                    vectordb.delete_collection(name, ws)
+                    ingest.delete_collection(name, ws)
                     st.session_state.pop("kb.collection", None)
                     st.rerun()
 

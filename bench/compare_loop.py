@@ -167,12 +167,12 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     import dataclasses
 
     from workbench.dataset.alpaca import load_split
-    from workbench.cli.infer import _keep_freed_memory
+    from workbench.cli.infer import keep_freed_memory
     from workbench.compare.evaluation import EvalConfig, load_results, run_evaluation
     from workbench.answers.inference import load_generator_for_run
     from workbench.training.runs import get_run
 
-    _keep_freed_memory()
+    keep_freed_memory()
     gen = load_generator_for_run(get_run(run_id, ws), ws)
     rows = load_split("shop", "test", ws)[:n_rows]
     default_batch = next(f.default for f in dataclasses.fields(EvalConfig) if f.name == "batch_size")
@@ -315,7 +315,7 @@ def control_short_context(work: Path, label: str) -> dict[str, Any]:
     control is the training, not the shorter prompt."""
     from workbench.dataset.alpaca import load_split
     from workbench.answers.answer import Item, answer_block, prepare, prompt_for, retrieve_context
-    from workbench.cli.infer import _keep_freed_memory
+    from workbench.cli.infer import keep_freed_memory
     from workbench.common.config import Workspace
     from workbench.compare.evaluation import load_results, load_summary
     from workbench.answers.inference import GenerationConfig, load_generator_for_run
@@ -323,7 +323,7 @@ def control_short_context(work: Path, label: str) -> dict[str, Any]:
     from workbench.kb.retrieval import RetrievalConfig
     from workbench.training.runs import get_run
 
-    _keep_freed_memory()
+    keep_freed_memory()
     ws = Workspace.default()
     dirs = {"plain": work / "eval", label: work / f"eval-{label}"}
     configs = {name: json.loads((d / "config.json").read_text(encoding="utf-8")) for name, d in dirs.items()}

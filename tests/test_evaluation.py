@@ -189,11 +189,11 @@ def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, mon
     got = config.replace(retrieval={"mode": "hybrid", "k": 2}).retrieval_config(workspace)  # the config's own values win
     assert (got.mode, got.lexical_weight, got.k) == ("hybrid", 0.1, 2)
     from workbench.answers import answer
-    from workbench.compare.evaluation import _setup
+    from workbench.compare.evaluation import answer_setup
 
     seen = []
     monkeypatch.setattr(answer, "prepare", lambda sources, ws, **kw: seen.append(kw["retrieval"]))
-    _setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
+    answer_setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
     assert (seen[0].mode, seen[0].lexical_weight) == ("dense", 0.1)
 
 

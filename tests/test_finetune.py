@@ -9,7 +9,7 @@ import pytest
 
 from workbench.common.errors import ConfigError
 from workbench.training.finetune import LORA_TARGETS, GROUPS, TrainConfig, resolve_settings
-from workbench.training.trainer import _offload_kwargs
+from workbench.training.trainer import offload_kwargs
 from workbench.models.registry import DeviceInfo
 
 CPU = DeviceInfo(kind="cpu", name="test CPU", memory_gb=24.0, cpu_threads=2)
@@ -86,15 +86,15 @@ def test_embedding_offload_resolves_per_backend_device_and_model(tmp_path):
         (folder / "config.json").write_text(json.dumps({"model_type": "llama", "tie_word_embeddings": tie}))
     one = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), GPU)
     assert one.offload_embedding == "on" and "input embeddings in host RAM" in one.notes
-    assert _offload_kwargs(one) == {"offload_embedding": True}
+    assert offload_kwargs(one) == {"offload_embedding": True}
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(tied)), GPU).offload_embedding == "off"
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), num_processes=2), GPU) \
         .offload_embedding == "off"
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), CPU).offload_embedding == "off"
     off = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), offload_embedding="off"), GPU)
-    assert _offload_kwargs(off) == {"offload_embedding": False}  # explicit: Unsloth's own "auto" does not move it
+    assert offload_kwargs(off) == {"offload_embedding": False}  # explicit: Unsloth's own "auto" does not move it
     tut = resolve_settings(TrainConfig.tutorial(backend="unsloth", base_model=str(untied), optim="adamw_torch"), GPU)
-    assert tut.offload_embedding == "unsloth" and _offload_kwargs(tut) == {}  # the tutorial passes nothing
+    assert tut.offload_embedding == "unsloth" and offload_kwargs(tut) == {}  # the tutorial passes nothing
     assert resolve_settings(TrainConfig.tutorial(backend="transformers", optim="adamw_torch"), GPU).offload_embedding == "off"
     with pytest.raises(ConfigError, match="offload_embedding = 'on' needs the Unsloth backend"):
         resolve_settings(TrainConfig(backend="transformers", offload_embedding="on"), GPU)
@@ -130,7 +130,7 @@ def test_auto_resolves_per_device():
     # the input embedding table goes to host RAM for a one-GPU Unsloth run with an untied table; the tutorial leaves it
     # to Unsloth; Transformers, several processes, CPU and tied tables keep it where it is
     assert (cpu.offload_embedding, gpu.offload_embedding) == ("off", "off")
-    assert _offload_kwargs(cpu) == {}
+    assert offload_kwargs(cpu) == {}
     assert TrainConfig().offload_embedding == "auto"
     assert TrainConfig.tutorial().offload_embedding == "unsloth"
     with pytest.raises(ConfigError, match="optim = 'adamw_8bit' needs bitsandbytes on a CUDA GPU"):

@@ -12,7 +12,7 @@ from workbench.training.finetune import TrainConfig
 from workbench.answers.inference import GenerationConfig
 from workbench.kb.retrieval import RetrievalConfig
 from workbench.dataset.synth import SynthConfig
-from workbench.ui.forms import _base_type
+from workbench.ui.forms import base_type
 from workbench.kb.vectordb import VectorStoreConfig
 
 CONFIGS = [GenerationConfig, RetrievalConfig, ChunkingConfig, TrainConfig,
@@ -41,7 +41,7 @@ def run_form(cls: type, lang: str) -> AppTest:
 
 def widget(at: AppTest, cls: type, name: str):
     """The element drawn for field `name`, found by the widget type its metadata calls for."""
-    base, kind = _base_type(cls.field_type(name)), cls.field_info(name).metadata.get("widget")
+    base, kind = base_type(cls.field_type(name)), cls.field_info(name).metadata.get("widget")
     key = f"f.{name}"
     if base in (tuple, list):
         return at.multiselect(key=key)
@@ -64,7 +64,7 @@ def test_every_field_follows_its_metadata(cls, lang):
         assert w.label == cls.label(name, lang), name
         assert w.help == cls.help(name, lang), name
         default, (lo, hi) = getattr(defaults, name), cls.bounds(name)
-        base = _base_type(cls.field_type(name))
+        base = base_type(cls.field_type(name))
         if base in (int, float):
             assert w.value == default, name
             assert w.min == (lo if lo is not None else w.min) and (hi is None or w.max == hi), name

@@ -229,8 +229,8 @@ def test_a_control_asks_base_rag_and_another_runs_fine_tuned_rag_with_the_contex
 
 def test_prepare_warns_when_fewer_chunks_are_retrieved_than_the_run_was_trained_with():
     ctx = {"k": 3, "max_chars": 0, "lang": "ko", "collection": "shop"}
-    assert answer._context_warnings(ctx, "shop", 3) == []
-    warnings = answer._context_warnings(ctx, "other", 2)
+    assert answer.context_warnings(ctx, "shop", 3) == []
+    warnings = answer.context_warnings(ctx, "other", 2)
     assert "only 2 are retrieved" in warnings[0] and "'other'" in warnings[1]
 
 

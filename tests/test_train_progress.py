@@ -21,10 +21,10 @@ def test_eta_text():
 def test_the_tracker_times_steps_and_writes_log_lines():
     from types import SimpleNamespace
 
-    from workbench.training.train_progress import _Tracker
+    from workbench.training.train_progress import Tracker
 
     state = SimpleNamespace(num_input_tokens_seen=0, global_step=0, max_steps=4, epoch=0.0, eval_steps=0)
-    tr = _Tracker()
+    tr = Tracker()
     tr.begin(state)
     assert tr.eta(state) is None  # no step yet
     tr.mark -= 2.0  # a step of 2 s

@@ -58,13 +58,13 @@ def test_empty_name_is_an_error():
 
 def test_delete_document_and_collection(workspace):
     ingest.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
-    assert vectordb.delete_document("shop", "park.txt", workspace) == 2
+    assert ingest.delete_document("shop", "park.txt", workspace) == 2
     assert [d.source for d in vectordb.list_documents("shop", workspace)] == ["pay.txt"]
     ids = lexical.lexical_index("shop", workspace).ids
     assert len(ids) == 2
     with pytest.raises(NotFoundError, match="no document 'park.txt'"):
-        vectordb.delete_document("shop", "park.txt", workspace)
-    vectordb.delete_collection("shop", workspace)
+        ingest.delete_document("shop", "park.txt", workspace)
+    ingest.delete_collection("shop", workspace)
     assert vectordb.list_collections(workspace) == []
     assert not list(workspace.vectorstore.glob("shop.bm25*"))
     with pytest.raises(NotFoundError, match="There is no collection 'shop'"):
@@ -119,7 +119,7 @@ def test_same_code_against_a_chroma_server(workspace, chroma_server):
     assert (info.name, info.chunks, info.documents) == ("상점", 4, 2)
     hits = retrieve("상점", "주차는 어디에 하나요?", RetrievalConfig(mode="hybrid", k=1), workspace, chroma_server)
     assert hits[0].metadata["source"] == "park.txt"
-    vectordb.delete_collection("상점", workspace, chroma_server)
+    ingest.delete_collection("상점", workspace, chroma_server)
     assert vectordb.list_collections(workspace, chroma_server) == []
 
 

@@ -99,7 +99,9 @@ def run_context(run: Any) -> dict[str, Any] | None:
             "collection": config.context_collection}
 
 
-def _context_warnings(context: dict[str, Any], collection: str, k: int) -> list[str]:
+def context_warnings(context: dict[str, Any], collection: str, k: int) -> list[str]:
+    """Warnings when a run trained with retrieved context (`context`, as recorded) is asked with fewer chunks than it
+    trained on, or with another collection."""
     out = []
     if k < context["k"]:
         out.append(f"The run was trained with {context['k']} chunks per prompt but only {k} are retrieved: its "
@@ -231,7 +233,7 @@ def prepare(sources: Sequence[str], workspace: Workspace, *, run: Any = None, ad
     retrieval = retrieval or collection_config(collection, workspace, k=DEFAULT_K)
     context = run_context(run) if "ft_rag" in sources else None
     if context is not None:
-        warnings += _context_warnings(context, collection, retrieval.k)
+        warnings += context_warnings(context, collection, retrieval.k)
     setup = AnswerSetup(workspace, generator, adapter, chosen, base_template, collection, retrieval, rag_template, lang,
                         endpoint, warnings, context)
     setup.check(sources)

@@ -51,7 +51,7 @@ def passive_threads() -> None:
 
 
 
-def _show_notes() -> None:
+def show_notes() -> None:
     """Lines the core logs for the user (a file read as Latin-1, a guessed encoding, a very large file) go to stderr
     as `note: ...` / `warning: ...`, beside the JSON on stdout."""
     for name in ("workbench.common.textcodec", "workbench.kb.documents"):
@@ -70,7 +70,7 @@ class _Notes(logging.Handler):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _show_notes()
+    show_notes()
     try:
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe can be answered, not in the interpreter's exit

@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=run_evaluations)
 
 
-def _keep_freed_memory() -> None:
+def keep_freed_memory() -> None:
     """Keep freed memory in this process (glibc only): big blocks from the heap instead of mmap, and no trimming.
 
     A batch of long prompts allocates activations of 50-200 MB per layer. glibc serves blocks over 32 MiB with mmap and
@@ -217,7 +217,7 @@ def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     passive_threads()
-    _keep_freed_memory()
+    keep_freed_memory()
     from workbench.common.config import Workspace
     from workbench.compare.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
     from workbench.compare.evaluation import check_evaluation

@@ -109,7 +109,8 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_collections(args: argparse.Namespace) -> int:
-    from workbench.kb.vectordb import delete_collection, delete_document, list_collections
+    from workbench.kb.ingest import delete_collection, delete_document
+    from workbench.kb.vectordb import list_collections
 
     if args.delete:
         delete_collection(args.delete)

@@ -312,7 +312,7 @@ class _Log:
         self._progress.close()
 
 
-def _setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | None", report: Progress) -> Any:
+def answer_setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | None", report: Progress) -> Any:
     """The answer sources' setup: `workbench.answers.answer.prepare` from the config (the same path as the Compare page)."""
     from workbench.answers.answer import prepare
     from workbench.models.endpoints import EndpointAnswerer
@@ -470,7 +470,7 @@ def run_evaluation(
                             ko=f"{config.dataset!r}의 {config.split} split에 행이 없습니다. 테스트 비율을 0보다 "
                                f"크게 해서 데이터셋을 분할하세요.")
     run = _run_info(config.run_id, ws) if config.run_id else None
-    setup = _setup(config, ws, run, generator, report)
+    setup = answer_setup(config, ws, run, generator, report)
     judge = LLMJudge(config.judge_base_url, config.judge_model, retries=config.judge_retries) if config.judge_base_url else None
     if embeddings is None and config.embedding_model:
         from workbench.kb.embeddings import load_embeddings

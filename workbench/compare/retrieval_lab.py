@@ -294,7 +294,8 @@ def scratch_name(collection: str, index: int) -> str:
 def remove_scratch(workspace: Workspace | None = None) -> list[str]:
     """Delete scratch collections left by a lab whose process is gone (killed); returns their names."""
     from workbench.common.runfiles import process_alive
-    from workbench.kb.vectordb import delete_collection, list_collections
+    from workbench.kb.ingest import delete_collection
+    from workbench.kb.vectordb import list_collections
 
     removed = []
     for info in list_collections(workspace, scratch=True):
@@ -311,7 +312,8 @@ def measure_chunking(collection: str, index: int, chunking: Any, documents: Sequ
                      progress: Progress | None = None) -> dict[str, Any]:
     """Ingest `documents` with `chunking` into a scratch collection, measure `settings` there, delete it."""
     from workbench.kb.ingest import ingest_documents
-    from workbench.kb.vectordb import collection_info, delete_collection
+    from workbench.kb.ingest import delete_collection
+    from workbench.kb.vectordb import collection_info
 
     name = scratch_name(collection, index)
     embedding = collection_info(collection, ws).embedding

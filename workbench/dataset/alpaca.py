@@ -316,7 +316,7 @@ def save_dataset(
     folder = dataset_dir(name, workspace)
     with _lock(folder):
         return _save_new(folder, [dict(r) for r in rows], overwrite=overwrite, meta={
-            "name": name, "rows": len(rows), "columns": _columns(rows), "source": dict(source),
+            "name": name, "rows": len(rows), "columns": row_columns(rows), "source": dict(source),
             "column_map": dict(column_map or {}), "settings": dict(settings or {}), "split": None})
 
 
@@ -351,7 +351,8 @@ def _save_new(folder: Path, rows: list[dict[str, Any]], *, meta: dict[str, Any],
     return _info(folder, meta)
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def row_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The Alpaca columns (instruction, input, output), then every other column of `rows` in first-seen order."""
     cols = list(ALPACA_COLUMNS)
     for r in rows:
         for k in r:
@@ -427,7 +428,7 @@ def _save_rows(folder: Path, rows: Sequence[Mapping[str, Any]], note: str) -> Da
     meta = _read_meta(folder)
     before = meta.get("rows")
     rows = [dict(r) for r in rows]
-    meta.update(rows=len(rows), columns=_columns(rows), updated=_now())
+    meta.update(rows=len(rows), columns=row_columns(rows), updated=_now())
     meta.setdefault("history", []).append({"at": meta["updated"], "action": note, "rows": len(rows)})
     try:  # raw.jsonl and meta.json together: a full disk changes neither
         write_texts({folder / RAW_FILE: _jsonl(rows), folder / META_FILE: json_text(meta)})
@@ -531,7 +532,7 @@ def _split(folder: Path, config: SplitConfig, ws: Workspace, report: Progress) -
     report(Text("Writing the split files",
                 "분할 파일 쓰는 중"), 0.8)
     try:
-        meta["split"] = write_split(folder, parts, _columns(rows), [lk.to_dict() for lk in leaks], record,
+        meta["split"] = write_split(folder, parts, row_columns(rows), [lk.to_dict() for lk in leaks], record,
                                     publish=lambda rec: _write_meta(folder, {**meta, "split": rec}))
     except OSError as exc:
         old = meta.get("split")

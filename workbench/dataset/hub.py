@@ -245,7 +245,7 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
     """
     import pandas as pd
 
-    from workbench.dataset.alpaca import _columns, dataset_info, load_splits
+    from workbench.dataset.alpaca import row_columns, dataset_info, load_splits
     from workbench.dataset.splitfiles import unsplit_train
 
     info = dataset_info(name, workspace)
@@ -256,7 +256,7 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
     out = Path(folder) if folder else info.path / EXPORT_DIR
     parts = load_splits(name, workspace=workspace)  # read together: never the train of one split and the test of another
     train, test = unsplit_train(parts["train"], parts["validation"], parts["meta"]), parts["test"]
-    columns = _columns(train + test)
+    columns = row_columns(train + test)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

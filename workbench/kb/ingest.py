@@ -1,4 +1,4 @@
-"""The ingest pipeline: files -> documents -> chunks -> vectors -> a Chroma collection and its lexical index.
+"""The ingest pipeline: files -> documents -> chunks -> vectors -> a Chroma collection and its lexical index; deletes.
 
 Ingestion is idempotent. A chunk's id is a hash of its source, position and text, so:
 - re-ingesting an unchanged file computes the same ids and embeds nothing;
@@ -6,7 +6,8 @@ Ingestion is idempotent. A chunk's id is a hash of its source, position and text
   are in (a reader never sees the file missing);
 - a run killed halfway leaves some of the new ids written; the re-run embeds only the rest.
 
-Storage (clients, collections, browse, delete) is `workbench.kb.vectordb`; the lexical index `workbench.kb.lexical`.
+Deleting a document or a collection is here too: like an ingest, it changes the collection and its lexical index
+together. Storage (clients, collections, browse) is `workbench.kb.vectordb`; the lexical index `workbench.kb.lexical`.
 Large ingests run as a child process through `workbench.kb.ingest_jobs`.
 """
 
@@ -24,23 +25,23 @@ from workbench.kb.chunking import ChunkingConfig, split_documents
 from workbench.common.config import Workspace
 from workbench.kb.documents import load_paths
 from workbench.kb.embeddings import DEFAULT_EMBEDDING, token_counter
-from workbench.common.errors import ConfigError
+from workbench.common.errors import ConfigError, NotFoundError
 from workbench.kb.lexical import LexicalIndex
-from workbench.common.progress import Progress
+from workbench.common.progress import Progress, no_progress
 from workbench.common.runfiles import locked, raise_if_disk_full
 from workbench.kb.vectordb import (
-    _GET_BATCH,
+    GET_BATCH,
     SCHEMA,
     Chunk,
     CollectionInfo,
     IngestReport,
     SourceResult,
     VectorStoreConfig,
-    _find,
-    _info,
-    _lexical_dir,
-    _noop,
-    _require,
+    find_collection,
+    forget_open_collections,
+    describe_collection,
+    lexical_dir,
+    require_collection,
     chroma_name,
     chunk_id,
     client,
@@ -59,7 +60,7 @@ def _open_for_ingest(
     """Create the collection, or open it after checking that it was built with the same embedding model."""
     from langchain_chroma import Chroma
 
-    existing = _find(name, ws, store)
+    existing = find_collection(name, ws, store)
     if existing is not None:
         meta = dict(existing.metadata or {})
         recorded = meta.get("embedding", DEFAULT_EMBEDDING)
@@ -111,7 +112,7 @@ def ingest_paths(
         ConfigError: `embedding` differs from the one the collection was built with; bad settings.
         ModelError / OfflineError: the embedding model or the Chroma server is unavailable.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     loaded = load_paths(paths, progress=lambda m, f: progress(m, 0.05 * f), encoding=encoding)
     report = ingest_documents(loaded.documents, collection, chunking, embedding, workspace,
                               lambda m, f: progress(m, 0.05 + 0.95 * f), store)
@@ -145,7 +146,7 @@ def ingest_documents(
     t0 = time.perf_counter()
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     chunking = chunking or ChunkingConfig()
-    progress = progress or _noop
+    progress = progress or no_progress
     if not documents:  # nothing readable: do not create an empty collection
         return IngestReport(collection=collection, chroma_name=chroma_name(collection), embedding=embedding or "",
                             sources=[], errors=[], seconds=time.perf_counter() - t0)
@@ -154,7 +155,7 @@ def ingest_documents(
         raise ConfigError(f"Documents {missing[:5]} have no metadata['source']. Give every document a source name.",
                           ko=f"문서 {missing[:5]}에 metadata['source']가 없습니다. 모든 문서에 출처 이름을 주세요.")
     # One ingest per collection at a time: a second one waits, then finds the chunks already there and embeds nothing.
-    with locked(_lexical_dir(chroma_name(collection), ws, store), what=f"Collection {collection!r}"):
+    with locked(lexical_dir(chroma_name(collection), ws, store), what=f"Collection {collection!r}"):
         vs, embedding = _open_for_ingest(collection, embedding, chunking, ws, store)
         coll = vs._collection
         counter = token_counter(vs.embeddings) if chunking.splitter == "tokens" else None
@@ -167,7 +168,7 @@ def ingest_documents(
             by_source[c.metadata["source"]].append(c)
 
         to_add, to_remove, results = _plan(coll, by_source)
-        lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+        lex = LexicalIndex(lexical_dir(coll.name, ws, store))
         written = [0]  # new chunks in Chroma so far, for the message of a full disk
         try:
             embed_seconds, write_seconds, lexical_seconds = _write_changes(vs, coll, lex, to_add, to_remove, batch_size,
@@ -198,8 +199,8 @@ def _write_changes(vs: Any, coll: "chromadb.Collection", lex: LexicalIndex, to_a
     # The new chunks' subwords are tokenized after the embedding, by the rebuild (~0.2 ms a chunk).
     embed_seconds, write_seconds = _embed_and_write(vs, coll, to_add, batch_size, write_size, progress, written)
     t = time.perf_counter()
-    for i in range(0, len(to_remove), _GET_BATCH):
-        coll.delete(ids=to_remove[i : i + _GET_BATCH])
+    for i in range(0, len(to_remove), GET_BATCH):
+        coll.delete(ids=to_remove[i : i + GET_BATCH])
     write_seconds += time.perf_counter() - t
     t_lex = time.perf_counter()
     # Whenever this ingest changed the collection: a search during the embedding may have rebuilt the index from half
@@ -282,7 +283,7 @@ def create_collection(
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
     vs, _ = _open_for_ingest(name, embedding, chunking or ChunkingConfig(), ws, store)
-    return _info(vs._collection)
+    return describe_collection(vs._collection)
 
 
 def _ids_by_source(coll: "chromadb.Collection", sources: list[str]) -> dict[str, set[str]]:
@@ -308,9 +309,9 @@ def add_embedded_chunks(
     collection, then bring its lexical index in step. The vectors must come from the collection's model.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    progress = progress or _noop
-    coll = _require(collection, ws, store)
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    progress = progress or no_progress
+    coll = require_collection(collection, ws, store)
+    lex = LexicalIndex(lexical_dir(coll.name, ws, store))
     lex.mark_stale()
     step = 2000
     for i in range(0, len(chunks), step):
@@ -324,3 +325,40 @@ def add_embedded_chunks(
     lex.rebuild(coll)
     progress(Text("done",
                   "완료"), 1.0)
+
+
+# --- delete: the collection and its lexical index change together, as in an ingest --------------------------------
+
+def delete_document(collection: str, source: str, workspace: Workspace | None = None,
+                    store: VectorStoreConfig | None = None) -> int:
+    """Delete every chunk of one source; returns how many were deleted.
+
+    Raises:
+        NotFoundError: no such collection, or no such source in it.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = require_collection(collection, ws, store)
+    ids = coll.get(where={"source": source}, include=[])["ids"]
+    if not ids:
+        raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.",
+                            ko=f"컬렉션 {collection!r}에 문서 {source!r}이(가) 없습니다. 문서 목록을 확인하세요.")
+    lex = LexicalIndex(lexical_dir(coll.name, ws, store))
+    lex.mark_stale()
+    for i in range(0, len(ids), GET_BATCH):
+        coll.delete(ids=ids[i : i + GET_BATCH])
+    lex.rebuild(coll)
+    return len(ids)
+
+
+def delete_collection(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> None:
+    """Delete a collection and its lexical index.
+
+    Raises:
+        NotFoundError: no such collection.
+    """
+    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
+    coll = require_collection(name, ws, store)
+    client(ws, store).delete_collection(coll.name)
+    forget_open_collections()
+    LexicalIndex(lexical_dir(coll.name, ws, store)).remove()
+    lexical_dir(coll.name, ws, store).with_name(f"{coll.name}.retrieval.json").unlink(missing_ok=True)  # its own settings

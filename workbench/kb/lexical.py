@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.common.config import Workspace
 from workbench.common.runfiles import locked
-from workbench.kb.vectordb import _GET_BATCH, VectorStoreConfig, _lexical_dir, _require
+from workbench.kb.vectordb import GET_BATCH, VectorStoreConfig, lexical_dir, require_collection
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb
@@ -152,8 +152,8 @@ class LexicalIndex:
         titles: list[str] = []
         sources: set[str] = set()
         total = coll.count()
-        for offset in range(0, total, _GET_BATCH):
-            got = coll.get(include=["documents", "metadatas"], limit=_GET_BATCH, offset=offset)
+        for offset in range(0, total, GET_BATCH):
+            got = coll.get(include=["documents", "metadatas"], limit=GET_BATCH, offset=offset)
             ids.extend(got["ids"])
             texts.extend(t or "" for t in got["documents"])
             titles.extend(str((m or {}).get("title") or "") for m in got["metadatas"])
@@ -197,6 +197,11 @@ class LexicalIndex:
             meta["documents"] = len(sources)
             coll.modify(metadata=meta)
 
+    def remove(self) -> None:
+        """Delete the index's files and its copy in memory (its collection is gone)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        _LEXICAL_CACHE.pop(str(self.path), None)
+
     def load(self) -> LexicalData:
         """The saved index, cached in memory until it is rebuilt."""
         key = str(self.path)
@@ -230,8 +235,8 @@ def lexical_index(name: str, workspace: Workspace | None = None, store: VectorSt
         NotFoundError: no such collection.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = collection if collection is not None else _require(name, ws, store)
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
+    coll = collection if collection is not None else require_collection(name, ws, store)
+    lex = LexicalIndex(lexical_dir(coll.name, ws, store))
     if lex.stale or not lex.exists():
         lex.rebuild(coll)
     data = lex.load()

@@ -32,7 +32,7 @@ from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, NotFoundError
 from workbench.kb.lexical import lexical_index
 from workbench.common.runfiles import read_json, write_json
-from workbench.kb.vectordb import VectorStoreConfig, _lexical_dir, get_embeddings, open_collection
+from workbench.kb.vectordb import VectorStoreConfig, lexical_dir, get_embeddings, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -130,7 +130,7 @@ def _saved_path(collection: str, ws: Workspace, store: VectorStoreConfig) -> "Pa
     """`vectorstore/<chroma name>.retrieval.json`, beside the lexical index folder (which is swapped whole on a
     rebuild, so the file cannot live inside it)."""
     chroma = open_collection(collection, ws, store).name
-    lex = _lexical_dir(chroma, ws, store)
+    lex = lexical_dir(chroma, ws, store)
     return lex.with_name(f"{chroma}.retrieval.json")
 
 
@@ -354,19 +354,19 @@ def retrieve(
     embedding = (coll.metadata or {}).get("embedding")
     with _single_thread_blas():
         if config.mode == "dense":
-            return _dense(coll, _embed_query(embedding, query), config.k, config.filter)
+            return _dense(coll, embed_query(embedding, query), config.k, config.filter)
         if config.mode == "mmr":
-            return _mmr(coll, _embed_query(embedding, query), config)
+            return _mmr(coll, embed_query(embedding, query), config)
         lex = lexical_index(collection, ws, store, coll)
         # The question first, then the two BM25 scorings, in this thread. With the C engine they ran side by side
         # (its code released the GIL); with the torch engine a Python thread beside the embedding slowed it by
         # 3-4 ms, more than the ~2 ms of BM25 it hid (docs/benchmarks.md, the 100k-chunk figures).
-        qvec = _embed_query(embedding, query)
+        qvec = embed_query(embedding, query)
         return _hybrid(coll, qvec, config, lex, *lex.scores(query))
 
 
 @functools.lru_cache(maxsize=256)
-def _embed_query(embedding: str | None, query: str) -> "np.ndarray":
+def embed_query(embedding: str | None, query: str) -> "np.ndarray":
     """The unit query vector, remembered for repeated questions (the comparison asks each question for
     two RAG columns; the embedding is most of a query's time). Read-only: callers must not modify it."""
     import numpy as np

@@ -1,4 +1,4 @@
-"""Chroma collections through `langchain-chroma`: clients, collections, browse, delete.
+"""Chroma collections through `langchain-chroma`: clients, collections, browse.
 
 Where the vectors live (`VectorStoreConfig`): an embedded `PersistentClient` under the workspace's
 `vectorstore/` folder by default, or a Chroma server (`chroma run`, `HttpClient`) when a host is set
@@ -12,8 +12,9 @@ Names: users name collections freely ("상점 FAQ"); Chroma wants 3-512 characte
 the collection's metadata, beside the embedding model and the splitter settings.
 
 The ingest pipeline (idempotent: chunk ids from source, position and text) is `workbench.kb.ingest`; the lexical
-(BM25) index kept beside each collection is `workbench.kb.lexical`. This module keeps the storage: clients,
-collections, browsing and deleting (which keep the lexical index in step).
+(BM25) index kept beside each collection is `workbench.kb.lexical`, which builds on this module. This module keeps
+the storage: clients, collections, browsing; changes that must keep the lexical index in step (ingest, delete) are
+`workbench.kb.ingest`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import functools
 import hashlib
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,12 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
 HOST_ENV = "WORKBENCH_CHROMA_HOST"
 PORT_ENV = "WORKBENCH_CHROMA_PORT"
 SCHEMA = 1
-_GET_BATCH = 5000  # below Chroma's max batch size
+GET_BATCH = 5000  # below Chroma's max batch size
 SCRATCH_PREFIX = "lab-scratch-"  # collections made for a moment (the retrieval lab's chunkings), never listed
-
-
-def _noop(message: str, fraction: float) -> None:
-    pass
 
 
 @dataclasses.dataclass
@@ -255,7 +251,7 @@ def reload_store(workspace: Workspace | None = None, store: VectorStoreConfig | 
     process the same data.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    _OPEN.clear()
+    forget_open_collections()
     if not store.embedded:
         return
     from chromadb.api.shared_system_client import SharedSystemClient
@@ -273,12 +269,13 @@ def get_embeddings(name: str) -> "Embeddings":
     return load_embeddings(name)
 
 
-def _lexical_dir(chroma: str, workspace: Workspace, store: VectorStoreConfig) -> Path:
+def lexical_dir(chroma: str, workspace: Workspace, store: VectorStoreConfig) -> Path:
+    """The folder of the lexical index kept beside the collection named `chroma` (its Chroma name) in this store."""
     base = workspace.vectorstore if store.embedded else workspace.vectorstore / f"server-{store.host}-{store.port}"
     return base / f"{chroma}.bm25"
 
 
-def _find(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection | None":
+def find_collection(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection | None":
     """The collection a user means by `name`: its display name, or its Chroma name."""
     cl = client(workspace, store)
     for candidate in dict.fromkeys([chroma_name(name), name.strip()]):
@@ -290,8 +287,13 @@ def _find(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromad
     return None
 
 
-def _require(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection":
-    coll = _find(name, workspace, store)
+def require_collection(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chromadb.Collection":
+    """The collection a user means by `name`, as `find_collection` finds it.
+
+    Raises:
+        NotFoundError: no such collection (the message lists the ones there are).
+    """
+    coll = find_collection(name, workspace, store)
     if coll is None:
         known = ", ".join(repr(c.name) for c in list_collections(workspace, store)) or "none yet"
         raise NotFoundError(f"There is no collection {name!r} ({store.describe(workspace)}; collections: {known}). "
@@ -303,6 +305,11 @@ def _require(name: str, workspace: Workspace, store: VectorStoreConfig) -> "chro
 
 _OPEN: dict[tuple[str, str], tuple[float, "chromadb.Collection"]] = {}
 _OPEN_TTL = 2.0  # seconds a collection handle (and its chunk count) is trusted without asking Chroma again
+
+
+def forget_open_collections() -> None:
+    """Drop the handles `open_collection` keeps, after a change that may have removed or replaced a collection."""
+    _OPEN.clear()
 
 
 def open_collection(name: str, workspace: Workspace | None = None,
@@ -318,7 +325,7 @@ def open_collection(name: str, workspace: Workspace | None = None,
     hit = _OPEN.get(key)
     if hit is not None and time.monotonic() - hit[0] < _OPEN_TTL:
         return hit[1]
-    coll = _require(name, ws, store)
+    coll = require_collection(name, ws, store)
     _OPEN[key] = (time.monotonic(), coll)
     return coll
 
@@ -334,7 +341,7 @@ def vector_store(
     from langchain_chroma import Chroma
 
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(name, ws, store)
+    coll = require_collection(name, ws, store)
     embedding = (coll.metadata or {}).get("embedding", DEFAULT_EMBEDDING)
     return Chroma(collection_name=coll.name, embedding_function=get_embeddings(embedding),
                   client=client(ws, store), create_collection_if_not_exists=False)
@@ -354,7 +361,7 @@ def list_collections(workspace: Workspace | None = None, store: VectorStoreConfi
     out = []
     for coll in client(ws, store).list_collections():
         if scratch or not coll.name.startswith(SCRATCH_PREFIX):
-            out.append(_info(coll))
+            out.append(describe_collection(coll))
     return sorted(out, key=lambda c: c.name)
 
 
@@ -365,10 +372,11 @@ def collection_info(name: str, workspace: Workspace | None = None, store: Vector
         NotFoundError: no such collection.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    return _info(_require(name, ws, store))
+    return describe_collection(require_collection(name, ws, store))
 
 
-def _info(coll: "chromadb.Collection") -> CollectionInfo:
+def describe_collection(coll: "chromadb.Collection") -> CollectionInfo:
+    """Stats of an open collection (`collection_info` finds it by name first)."""
     meta = dict(coll.metadata or {})
     # Ingest and delete record the number of sources; count them only for a collection made elsewhere.
     documents = meta.get("documents")
@@ -384,8 +392,8 @@ def _info(coll: "chromadb.Collection") -> CollectionInfo:
 def _all_metadata_values(coll: "chromadb.Collection", key: str) -> list[Any]:
     values: list[Any] = []
     total = coll.count()
-    for offset in range(0, total, _GET_BATCH):
-        got = coll.get(include=["metadatas"], limit=_GET_BATCH, offset=offset)
+    for offset in range(0, total, GET_BATCH):
+        got = coll.get(include=["metadatas"], limit=GET_BATCH, offset=offset)
         values.extend((m or {}).get(key) for m in got["metadatas"])
     return values
 
@@ -394,11 +402,11 @@ def list_documents(collection: str, workspace: Workspace | None = None,
                    store: VectorStoreConfig | None = None) -> list[DocumentInfo]:
     """The sources in a collection, with how many chunks each has."""
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(collection, ws, store)
+    coll = require_collection(collection, ws, store)
     counts: dict[str, list[Any]] = {}
     total = coll.count()
-    for offset in range(0, total, _GET_BATCH):
-        got = coll.get(include=["metadatas"], limit=_GET_BATCH, offset=offset)
+    for offset in range(0, total, GET_BATCH):
+        got = coll.get(include=["metadatas"], limit=GET_BATCH, offset=offset)
         for m in got["metadatas"]:
             m = m or {}
             entry = counts.setdefault(str(m.get("source")), [0, m.get("file_type", "")])
@@ -421,58 +429,18 @@ def get_chunks(
         NotFoundError: no such collection.
     """
     ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(collection, ws, store)
+    coll = require_collection(collection, ws, store)
     include = ["documents", "metadatas"] + (["embeddings"] if include_embeddings else [])
     chunks: list[Chunk] = []
     total = coll.count()
-    for offset in range(0, total, _GET_BATCH):
-        got = coll.get(where=where, include=include, limit=_GET_BATCH, offset=offset)
+    for offset in range(0, total, GET_BATCH):
+        got = coll.get(where=where, include=include, limit=GET_BATCH, offset=offset)
         for j, (id_, text, meta) in enumerate(zip(got["ids"], got["documents"], got["metadatas"])):
             meta = dict(meta or {})
             if include_embeddings:
                 meta["embedding"] = [float(x) for x in got["embeddings"][j]]
             chunks.append(Chunk(id_, text or "", meta))
-        if len(got["ids"]) < _GET_BATCH:
+        if len(got["ids"]) < GET_BATCH:
             break
     chunks.sort(key=lambda c: (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", 0))))
     return chunks[:limit] if limit is not None else chunks
-
-
-def delete_document(collection: str, source: str, workspace: Workspace | None = None,
-                    store: VectorStoreConfig | None = None) -> int:
-    """Delete every chunk of one source; returns how many were deleted.
-
-    Raises:
-        NotFoundError: no such collection, or no such source in it.
-    """
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(collection, ws, store)
-    ids = coll.get(where={"source": source}, include=[])["ids"]
-    if not ids:
-        raise NotFoundError(f"Collection {collection!r} has no document {source!r}. See its document list.",
-                            ko=f"컬렉션 {collection!r}에 문서 {source!r}이(가) 없습니다. 문서 목록을 확인하세요.")
-    from workbench.kb.lexical import LexicalIndex
-
-    lex = LexicalIndex(_lexical_dir(coll.name, ws, store))
-    lex.mark_stale()
-    for i in range(0, len(ids), _GET_BATCH):
-        coll.delete(ids=ids[i : i + _GET_BATCH])
-    lex.rebuild(coll)
-    return len(ids)
-
-
-def delete_collection(name: str, workspace: Workspace | None = None, store: VectorStoreConfig | None = None) -> None:
-    """Delete a collection and its lexical index.
-
-    Raises:
-        NotFoundError: no such collection.
-    """
-    from workbench.kb.lexical import _LEXICAL_CACHE
-
-    ws, store = workspace or Workspace.default(), store or VectorStoreConfig.default()
-    coll = _require(name, ws, store)
-    client(ws, store).delete_collection(coll.name)
-    _OPEN.clear()
-    shutil.rmtree(_lexical_dir(coll.name, ws, store), ignore_errors=True)
-    _lexical_dir(coll.name, ws, store).with_name(f"{coll.name}.retrieval.json").unlink(missing_ok=True)  # its own settings
-    _LEXICAL_CACHE.pop(str(_lexical_dir(coll.name, ws, store)), None)

@@ -1,6 +1,6 @@
 """Attention for left-padded batches on CPU: transformers' SDPA, made fast for the batched answers of an evaluation.
 
-`use_padded_attention(model)` switches a model that uses SDPA to `_padded_sdpa` (registered through transformers'
+`use_padded_attention(model)` switches a model that uses SDPA to `padded_sdpa` (registered through transformers'
 AttentionInterface). torch and transformers are imported inside the functions.
 """
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 PADDED_ATTENTION = "workbench_sdpa"
 
 
-def _padded_sdpa(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
+def padded_sdpa(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
                  attention_mask: "torch.Tensor | None", dropout: float = 0.0, scaling: float | None = None,
                  is_causal: bool | None = None, **kwargs: Any) -> tuple["torch.Tensor", None]:
     """transformers' SDPA attention, made fast for left-padded batches on CPU; the same numbers otherwise.
@@ -57,7 +57,7 @@ def _padded_sdpa(module: Any, query: "torch.Tensor", key: "torch.Tensor", value:
 
 
 def use_padded_attention(model: Any) -> bool:
-    """Switch a model that uses transformers' SDPA attention to `_padded_sdpa` (registered through transformers'
+    """Switch a model that uses transformers' SDPA attention to `padded_sdpa` (registered through transformers'
     AttentionInterface, with SDPA's masks). Returns whether it was switched."""
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) not in ("sdpa", PADDED_ATTENTION):
@@ -66,7 +66,7 @@ def use_padded_attention(model: Any) -> bool:
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
 
     if PADDED_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(PADDED_ATTENTION, _padded_sdpa)
+        AttentionInterface.register(PADDED_ATTENTION, padded_sdpa)
         AttentionMaskInterface.register(PADDED_ATTENTION, sdpa_mask)
     model.set_attn_implementation(PADDED_ATTENTION)
     return model.config._attn_implementation == PADDED_ATTENTION

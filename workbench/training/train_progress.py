@@ -9,26 +9,52 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.common.texts import Text
 from workbench.common.runfiles import append_metrics, read_jsonl, update_status
 
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.training.trainer import _CancelFlag
+
+class Cancelled(BaseException):
+    """SIGTERM arrived before training started (nothing to checkpoint yet).
+
+    A BaseException, as KeyboardInterrupt is: the signal lands wherever the process is, often inside `import torch` or a
+    library's `try: ... except Exception` availability check, which swallowed an Exception and left torch half imported
+    (the run then failed with an ImportError or a 'partially initialized module' error instead of being cancelled)."""
 
 
-def _rank() -> int:
+class CancelFlag:
+    """SIGTERM sets the flag; the training callback saves a checkpoint and stops at the next step end. Before
+    training starts there is nothing to save, so the signal ends the process at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self.in_training = False
+
+    def install(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.set = True
+            if not self.in_training:
+                raise Cancelled()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 without it)."""
     return int(os.environ.get("RANK", "0"))
 
 
-def _world() -> int:
+def world_size() -> int:
+    """How many processes train together under torchrun (1 without it)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-class _Tracker:
+class Tracker:
     """Timing, memory peaks and the ETA of one training session (plain Python: the callback below feeds it)."""
 
     def __init__(self) -> None:
@@ -57,7 +83,7 @@ class _Tracker:
         self.mark = now
         self.session_steps += 1
         if self.memory_trace:
-            self.memory_trace.step(state, self.session_steps, _gpu_mem_gb())
+            self.memory_trace.step(state, self.session_steps, gpu_mem_gb())
         self._peak("train")
 
     def evaluated(self, metrics: Any) -> None:
@@ -70,7 +96,7 @@ class _Tracker:
     def _peak(self, phase: str) -> None:
         """Fold the allocator's peak since the last call into `phase`, then start a new window: the peaks of
         loading, of training steps and of evaluations are kept apart (the evaluation batch is not the training one)."""
-        mem = _gpu_mem_gb(reset=True)
+        mem = gpu_mem_gb(reset=True)
         if mem is not None:
             self.peaks[phase] = max(self.peaks.get(phase, 0.0), mem)
 
@@ -124,7 +150,7 @@ class _Tracker:
         return record
 
 
-def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> Any:
+def make_progress_callback(run_dir: Path, flag: CancelFlag | None = None) -> Any:
     """A `TrainerCallback` that appends one JSON line per log to metrics.jsonl and keeps status.json current.
 
     tokens/s counts real (non-padding) input tokens over training time only (evaluations excluded), across all
@@ -135,7 +161,7 @@ def make_progress_callback(run_dir: Path, flag: _CancelFlag | None = None) -> An
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.tracker = _Tracker()
+            self.tracker = Tracker()
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.tracker.begin(state)
@@ -201,7 +227,7 @@ class _MemoryTrace:
 
         prefix = os.environ.get("WORKBENCH_CUDA_MEMORY_SNAPSHOT")
         torch = sys.modules.get("torch")
-        if not prefix or torch is None or not torch.cuda.is_available() or _rank() != 0:
+        if not prefix or torch is None or not torch.cuda.is_available() or rank() != 0:
             return None
         return cls(prefix, int(os.environ.get("WORKBENCH_CUDA_MEMORY_SNAPSHOT_STEPS", "3")))
 
@@ -229,9 +255,9 @@ class _MemoryTrace:
             self.recording = False
 
 
-def _agree_on_cancel(flag: _CancelFlag | None, args: Any) -> bool:
+def _agree_on_cancel(flag: CancelFlag | None, args: Any) -> bool:
     local = bool(flag and flag.set)
-    if _world() <= 1:
+    if world_size() <= 1:
         return local
     import torch
     import torch.distributed as dist
@@ -243,19 +269,19 @@ def _agree_on_cancel(flag: _CancelFlag | None, args: Any) -> bool:
     return bool(t.item())
 
 
-def _gather(value: Any) -> list[Any]:
+def gather(value: Any) -> list[Any]:
     """`value` from every process (rank order); [value] without torch.distributed."""
     import sys
 
     torch = sys.modules.get("torch")
-    if _world() <= 1 or torch is None or not torch.distributed.is_initialized():
+    if world_size() <= 1 or torch is None or not torch.distributed.is_initialized():
         return [value]
-    out: list[Any] = [None] * _world()
+    out: list[Any] = [None] * world_size()
     torch.distributed.all_gather_object(out, value)
     return out
 
 
-def _gpu_mem_gb(reset: bool = False) -> float | None:
+def gpu_mem_gb(reset: bool = False) -> float | None:
     """Peak GPU memory allocated by this process (GiB) since the start or the last reset; None without CUDA."""
     import sys
 

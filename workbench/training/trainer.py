@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,8 @@ from workbench.training.finetune import ResolvedSettings, TrainConfig, resolve_s
 from workbench.jobs.runner import one_line
 from workbench.common.progress import Progress
 from workbench.common.runfiles import last_checkpoint, now_iso, read_json, update_status
-from workbench.training.train_progress import _gather, _gpu_mem_gb, _rank, _world, make_progress_callback
+from workbench.training.train_progress import (CancelFlag, Cancelled, gather, gpu_mem_gb, make_progress_callback, rank,
+                                               world_size)
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -111,32 +111,6 @@ def oom_message(config: TrainConfig, resolved: ResolvedSettings | None, step: in
 # --- the training entry point ------------------------------------------------------------------------------
 
 
-class Cancelled(BaseException):
-    """SIGTERM arrived before training started (nothing to checkpoint yet).
-
-    A BaseException, as KeyboardInterrupt is: the signal lands wherever the process is, often inside `import torch` or a
-    library's `try: ... except Exception` availability check, which swallowed an Exception and left torch half imported
-    (the run then failed with an ImportError or a 'partially initialized module' error instead of being cancelled)."""
-
-
-class _CancelFlag:
-    """SIGTERM sets the flag; the training callback saves a checkpoint and stops at the next step end. Before
-    training starts there is nothing to save, so the signal ends the process at once."""
-
-    def __init__(self) -> None:
-        self.set = False
-        self.in_training = False
-
-    def install(self) -> None:
-        def handler(signum: int, frame: Any) -> None:
-            self.set = True
-            if not self.in_training:
-                raise Cancelled()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-
 def train_run(run_dir: str | Path) -> dict[str, Any]:
     """Train the run in `run_dir` (config.json written by `workbench.training.runs.create_run`) in this process.
 
@@ -156,8 +130,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
                        ko=f"{run_dir}에 config.json이 없습니다: 실행 폴더가 아닙니다. 실행은 `python -m workbench "
                           f"train --dataset NAME`으로 만드세요.")
     config = TrainConfig.load(run_dir / "config.json")
-    main = _rank() == 0
-    flag = _CancelFlag()
+    main = rank() == 0
+    flag = CancelFlag()
     ws = Workspace(run_dir.parent.parent)
     resolved: ResolvedSettings | None = None
     trainer = None
@@ -187,7 +161,7 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         state = trainer.state
         progress = next((cb for cb in trainer.callback_handler.callbacks if hasattr(cb, "summary")), None)
-        peaks = _gather(progress.peak("end") if progress else _gpu_mem_gb())  # a collective: every rank takes part
+        peaks = gather(progress.peak("end") if progress else gpu_mem_gb())  # a collective: every rank takes part
         train_seconds = round(time.time() - t0, 1)
         if flag.set:
             if main:
@@ -219,7 +193,7 @@ def _mark_running(run_dir: Path, status: dict[str, Any], resume: Path | None) ->
     own = {} if started_by_runner else {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
     update_status(run_dir, state="running", **own, error=None, error_ko=None, phase=None, ended_at=None,
                   started_at=status.get("started_at") or now_iso(), resumed_from=str(resume) if resume else None,
-                  num_processes=_world())
+                  num_processes=world_size())
 
 
 def _load_rows(config: TrainConfig, ws: Workspace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -280,7 +254,7 @@ def _tokenize(config: TrainConfig, resolved: ResolvedSettings, tokenizer: Any, t
         extra["context_tokens"] = stats
     train, _ = tokenize_rows(train_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
     val, _ = tokenize_rows(val_rows, tokenizer, config.prompt_template, resolved.max_seq_length)
-    if _rank() == 0:
+    if rank() == 0:
         update_status(run_dir, train_rows=len(train), validation_rows=len(val), **extra)
     return train, val
 
@@ -379,8 +353,8 @@ def _training_arguments(config: TrainConfig, resolved: ResolvedSettings, run_dir
         remove_unused_columns=False,
         dataloader_num_workers=0,
         save_only_model=False,
-        ddp_find_unused_parameters=False if _world() > 1 else None,
-        ddp_backend=("nccl" if cuda else "gloo") if _world() > 1 else None,
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
+        ddp_backend=("nccl" if cuda else "gloo") if world_size() > 1 else None,
         train_sampling_strategy="group_by_length" if resolved.group_by_length else "random",
     )
     if config.max_steps > 0:
@@ -394,13 +368,13 @@ def _training_arguments(config: TrainConfig, resolved: ResolvedSettings, run_dir
 
 
 def _build_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
-                   val_rows: list[dict[str, Any]], run_dir: Path, flag: _CancelFlag) -> tuple[Any, Any]:
+                   val_rows: list[dict[str, Any]], run_dir: Path, flag: CancelFlag) -> tuple[Any, Any]:
     if resolved.backend == "unsloth":
         return _unsloth_trainer(config, resolved, base, train_rows, val_rows, run_dir, flag)
     return _transformers_trainer(config, resolved, base, train_rows, val_rows, run_dir, flag)
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, flag: _CancelFlag) -> list[Any]:
+def _callbacks(config: TrainConfig, run_dir: Path, flag: CancelFlag) -> list[Any]:
     from transformers import EarlyStoppingCallback
 
     cbs: list[Any] = [make_progress_callback(run_dir, flag)]
@@ -429,7 +403,7 @@ def _load_error(base: str, exc: BaseException) -> WorkbenchError:
 
 
 def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
-                     val_rows: list[dict[str, Any]], run_dir: Path, flag: _CancelFlag) -> tuple[Any, Any]:
+                     val_rows: list[dict[str, Any]], run_dir: Path, flag: CancelFlag) -> tuple[Any, Any]:
     import unsloth  # noqa: F401  (first: it patches transformers / trl / peft on import)
     from unsloth import FastLanguageModel
 
@@ -440,7 +414,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=base, max_seq_length=resolved.max_seq_length, dtype=_dtype(resolved.dtype),
             load_in_4bit=resolved.load_in_4bit, random_state=config.random_state,
-            use_gradient_checkpointing=_unsloth_gc(resolved), **_device_map(resolved), **_offload_kwargs(resolved))
+            use_gradient_checkpointing=_unsloth_gc(resolved), **_device_map(resolved), **offload_kwargs(resolved))
     except (OSError, ValueError, RuntimeError) as exc:
         raise _load_error(base, exc) from exc
     _fix_pad(tokenizer)
@@ -469,7 +443,7 @@ def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str,
     return trainer, tokenizer
 
 
-def _offload_kwargs(resolved: ResolvedSettings) -> dict[str, Any]:
+def offload_kwargs(resolved: ResolvedSettings) -> dict[str, Any]:
     """Unsloth's offload_embedding: True / False on a GPU; nothing at all for 'unsloth' (its own default, "auto") and
     on CPU (nothing to offload to)."""
     if resolved.offload_embedding == "unsloth" or resolved.device != "cuda":
@@ -482,7 +456,7 @@ def _device_map(resolved: ResolvedSettings) -> dict[str, Any]:
     if resolved.device != "cuda":
         return {}
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if _world() > 1:
+    if world_size() > 1:
         import torch
 
         torch.cuda.set_device(local)
@@ -507,7 +481,7 @@ def _fix_pad(tokenizer: Any) -> None:
 
 
 def _transformers_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
-                          val_rows: list[dict[str, Any]], run_dir: Path, flag: _CancelFlag) -> tuple[Any, Any]:
+                          val_rows: list[dict[str, Any]], run_dir: Path, flag: CancelFlag) -> tuple[Any, Any]:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
