@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from workbench.dataset import alpaca, alpaca_checks  # noqa: E402
+from workbench.dataset import alpaca, alpaca_checks, alpaca_io  # noqa: E402
 from workbench.dataset.alpaca import DatasetConfig, SplitConfig  # noqa: E402
 from workbench.common.errors import DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
 from workbench.dataset.splitfiles import read_lock  # noqa: E402
@@ -212,11 +212,11 @@ def test_chatbotdata_import_and_split(workspace, smollm2_dir):
 
 
 def test_column_maps(workspace, tmp_path):
-    assert alpaca.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
+    assert alpaca_io.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
     with pytest.raises(ConfigError, match="has no '='"):
-        alpaca.parse_column_map("Q")
+        alpaca_io.parse_column_map("Q")
     with pytest.raises(ConfigError, match="target 'answer' is not one of"):
-        alpaca.parse_column_map("answer=A")
+        alpaca_io.parse_column_map("answer=A")
     path = write_csv(tmp_path / "qa.csv", "질문,답변,맥락\n현금 돼요?,네,가게\n")
     # Korean headers are recognised without a map; a context column only when mapped
     alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)

@@ -26,28 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- endpoints on a real local HTTP server -------------------------------------------------------------------
 
 
-# --- config and reports --------------------------------------------------------------------------------------
-
-
-def test_eval_config_rules_and_round_trip(tmp_path):
-    with pytest.raises(ConfigError, match="dataset is empty"):
-        EvalConfig()
-    with pytest.raises(ConfigError, match="ft / ft_rag need a fine-tuned adapter"):
-        EvalConfig(dataset="d", sources=("base", "ft"))
-    with pytest.raises(ConfigError, match="need a collection"):
-        EvalConfig(dataset="d", sources=("rag",))
-    with pytest.raises(ConfigError, match="use some of base, ft"):
-        EvalConfig(dataset="d", sources=("base", "gpt"))
-    with pytest.raises(ConfigError, match="need endpoint_base_url"):
-        EvalConfig(dataset="d", sources=("api",))
-    with pytest.raises(ConfigError, match="both judge_base_url and judge_model"):
-        EvalConfig(dataset="d", sources=("base",), judge_base_url="http://127.0.0.1:1/v1")
-    with pytest.raises(ConfigError, match="temperature = 9"):
-        EvalConfig(dataset="d", sources=("base",), generation={"temperature": 9})
-    cfg = EvalConfig(dataset="d", run_id="r1", collection="c", sources=("base", "ft", "rag", "ft_rag"),
-                     generation={"max_new_tokens": 16}, retrieval={"k": 3, "mode": "dense"})
-    assert EvalConfig.load(cfg.save(tmp_path / "config.json")).to_dict() == cfg.to_dict()
-    assert cfg.retrieval_config().k == 3 and cfg.generation_config().max_new_tokens == 16
+# --- reports (the config's rules: tests/test_eval_config.py) ---------------------------------------------------
 
 
 # --- the real batch evaluation -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Modules:
     metrics             scoring one answer (`score_answer`, `char_f1`, `rouge_l`) and statistics (`mean_ci`)
     judge               the LLM judge (`LLMJudge`)
+    eval_config         an evaluation's settings and folder (`EvalConfig`, `evals_root`, `list_evaluations`)
     evaluation          the batch evaluation (`run_evaluation`, `load_results`, `load_summary`)
     eval_jobs           evaluations as jobs on the runner (`start_evaluation`, `evaluation_status`)
     report              summary.json, report.md and report.html (`summarize`, `render_markdown`, `render_html`)

@@ -28,18 +28,10 @@ from workbench.common.progress import Progress
 from workbench.compare.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
 from workbench.common.runfiles import locked, process_start_time, read_json, update_json
 
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.compare.evaluation import EvalConfig
+from workbench.compare.eval_config import (CONFIG_FILE, LOG_FILE, PROGRESS_FILE, STATUS_FILE, EvalConfig,  # noqa: F401
+                                          evals_root, list_evaluations)
 
-CONFIG_FILE, STATUS_FILE, PROGRESS_FILE = "config.json", jobs.STATUS_FILE, jobs.PROGRESS_FILE
-LOG_FILE = "eval.log"
 KIND = "evaluation"
-
-
-def evals_root(run_id: str = "", workspace: Workspace | None = None) -> Path:
-    """`runs/<run_id>/eval/` for a run, `evals/` for evaluations without one."""
-    ws = workspace or Workspace.default()
-    return ws.runs / run_id / "eval" if run_id else ws.root / "evals"
 
 
 def _pending(path: Path, **owner: Any) -> None:
@@ -97,14 +89,6 @@ def evaluation_status(folder: str | Path) -> dict[str, Any]:
                                                        f"(강제 종료?). 다시 시작하세요."))
 
 
-def list_evaluations(workspace: Workspace | None = None, run_id: str | None = None) -> list[Path]:
-    """Evaluation folders, oldest first: of one run, or of every run and the run-less ones (run_id=None)."""
-    ws = workspace or Workspace.default()
-    roots = [evals_root(run_id, ws)] if run_id is not None else [evals_root("", ws), *sorted(ws.runs.glob("*/eval"))]
-    found = [p for root in roots if root.is_dir() for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name)
-
-
 def start_evaluation(config: EvalConfig, workspace: Workspace | None = None, env: Mapping[str, str] | None = None) -> Path:
     """Write the evaluation folder and run it in a child process; returns the folder.
 
@@ -151,7 +135,7 @@ def run_evaluation_dir(folder: str | Path, workspace: Workspace | None = None, p
 
     Keeps status.json current; SIGTERM stops it after the current batch with state 'cancelled'.
     """
-    from workbench.compare.evaluation import EvalConfig, run_evaluation
+    from workbench.compare.evaluation import run_evaluation
 
     folder = Path(folder)
     config = EvalConfig.load(folder / CONFIG_FILE)

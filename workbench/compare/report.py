@@ -21,7 +21,7 @@ from workbench.common.texts import pick
 from workbench.compare.verdict import before_after, before_after_sentence, sentence, verdict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from workbench.compare.evaluation import EvalConfig
+    from workbench.compare.eval_config import EvalConfig
 
 SUMMARY_FILE, REPORT_MD, REPORT_HTML, RESULTS_FILE = "summary.json", "report.md", "report.html", "results.csv"
 

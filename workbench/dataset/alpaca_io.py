@@ -3,24 +3,26 @@
 Sources: CSV / TSV (UTF-8, UTF-16, CP949 or Latin-1, detected by `workbench.common.textcodec`), JSON, JSONL, a `datasets`
 folder written by `save_to_disk`, or a Hub dataset repository. Rows come back as they are (no filtering); `resolve_column_map` and
 `apply_column_map` turn them into Alpaca rows, keeping every other column (`source`, `chunk_id`, ...).
+
+The import settings (`DatasetConfig`) and the rule for a dataset's name (`check_name`) are here too: reading a source
+needs them, and the store (`workbench.dataset.alpaca`, which imports this module) re-uses them.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.common.errors import ConfigError, DocumentError, NotFoundError, OfflineError
-from workbench.common.textcodec import decode, decode_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.dataset.alpaca import DatasetConfig
+from workbench.common.config import BaseConfig, setting
+from workbench.common.textcodec import ENCODING_LABELS, Encoding, decode, decode_text
 
 ALPACA_COLUMNS: tuple[str, ...] = ("instruction", "input", "output")
 # Column names recognised without a map (lower-cased), in order of preference.
@@ -30,8 +32,84 @@ _ALIASES = {
     "output": ("output", "answer", "a", "response", "답변"),
 }
 
-# --- reading sources --------------------------------------------------------------------------
+# --- the import settings and the dataset's name ---------------------------------------------
 
+_NAME_RE = re.compile(r"^[\w][\w.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """A dataset name must be a plain folder name (it becomes `datasets/<name>/`)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+        raise ConfigError(
+            f"Dataset name {name!r} is not allowed. Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            f"(for example 'shop-qa').",
+            ko=f"데이터셋 이름 {name!r}은(는) 쓸 수 없습니다. 영문자나 숫자로 시작하는 1-64자의 영문자, 숫자, "
+               f"'.', '_', '-'를 쓰세요 (예: 'shop-qa')."
+        )
+    return name
+
+
+@dataclasses.dataclass
+class DatasetConfig(BaseConfig):
+    """How rows are imported and checked."""
+
+    name: str = setting("shop-qa", "Dataset name: the folder under datasets/ (letters, digits, . _ -).",
+                        help_ko="데이터셋 이름: datasets/ 아래 폴더 이름 (문자, 숫자, . _ -).", label="Name", label_ko="이름")
+    instruction_column: str = setting("", "Source column that becomes `instruction` (empty: detect instruction / question / Q).",
+                                      help_ko="`instruction`이 될 원본 열 (비우면 instruction / question / Q 자동 인식).",
+                                      label="Instruction column", label_ko="instruction 열")
+    input_column: str = setting("", "Optional source column that becomes `input` (empty: an `input` column if present).",
+                                help_ko="`input`이 될 원본 열 (선택; 비우면 `input` 열이 있을 때 사용).",
+                                label="Input column", label_ko="input 열")
+    output_column: str = setting("", "Source column that becomes `output` (empty: detect output / answer / A).",
+                                 help_ko="`output`이 될 원본 열 (비우면 output / answer / A 자동 인식).",
+                                 label="Output column", label_ko="output 열")
+    encoding: Encoding = setting("auto", "Text encoding of CSV / JSON files. auto detects it (UTF-8, UTF-16, Korean, Japanese, "
+                                 "Western) and warns when the guess is not clear: then choose it here.",
+                                 help_ko="CSV / JSON 파일 인코딩. 자동은 감지하고 (UTF-8, UTF-16, 한국어, 일본어, 서유럽) 짐작이 "
+                                 "분명하지 않으면 경고합니다: 그때 여기서 고르세요.",
+                                 label="Encoding", label_ko="인코딩", choice_labels=ENCODING_LABELS)
+    tokenizer: str = setting("smollm2-135m", "Model whose tokenizer counts tokens for the length check (registry key, folder or Hub id; empty: no token check).",
+                             help_ko="길이 검사에 쓸 토크나이저의 모델 (레지스트리 키, 폴더, Hub id; 비우면 검사 안 함).",
+                             label="Tokenizer for the length check", label_ko="길이 검사용 토크나이저")
+    max_tokens: int = setting(0, "Rows whose prompt plus answer is longer than this many tokens get a warning (training cuts "
+                              "them). 0 = the tokenizer model's own limit (its max_position_embeddings).",
+                              help_ko="프롬프트와 답변을 합친 토큰 수가 이보다 긴 행에 경고를 붙입니다 (학습 시 잘림). 0 = 토크나이저 "
+                              "모델 자체의 한도 (max_position_embeddings).", min=0, max=131072,
+                              label="Max tokens per row (0 = the model's)", label_ko="행당 최대 토큰 (0 = 모델 한도)", step=64)
+    hub_split: str = setting("", "For a `datasets` folder or Hub repository: which split to import (empty: all, concatenated).",
+                             help_ko="`datasets` 폴더나 Hub 저장소에서 가져올 split (비우면 전부 이어 붙임).",
+                             label="Split to import", label_ko="가져올 split")
+    data_files: str = setting("", "For a Hub repository: the file(s) to load, as in load_dataset(repo, data_files=...); comma-separated.",
+                              help_ko="Hub 저장소에서 불러올 파일 (load_dataset(repo, data_files=...)처럼; 쉼표로 구분).",
+                              label="Data files", label_ko="데이터 파일 (data_files)")
+
+    def validate(self) -> None:
+        super().validate()
+        check_name(self.name)
+
+    def column_map(self) -> dict[str, str]:
+        return {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column}
+
+    def with_map(self, spec: str) -> "DatasetConfig":
+        """Apply a CLI map such as `instruction=Q,output=A` (target=source pairs)."""
+        return self.replace(**{f"{k}_column": v for k, v in parse_column_map(spec).items()})
+
+    @staticmethod
+    def name_for(source: str, hub: bool = False) -> str:
+        """A valid dataset name suggested by a source: a file's stem, a Hub repository's name ("dataset" if none).
+
+        >>> DatasetConfig.name_for("/data/상점 FAQ.csv"), DatasetConfig.name_for("me/shop.qa", hub=True)
+        ('상점-FAQ', 'shop.qa')
+        """
+        import re
+        from pathlib import PurePath
+
+        stem = PurePath(source).name if hub else PurePath(source).stem
+        return re.sub(r"[^\w.-]+", "-", stem).strip("-.")[:64] or "dataset"
+
+
+# --- reading sources --------------------------------------------------------------------------
 
 def parse_column_map(spec: str) -> dict[str, str]:
     """`instruction=Q,output=A` -> {"instruction": "Q", "output": "A"}.
@@ -68,8 +146,6 @@ def read_source(
         OfflineError: a Hub repository while the Hub is unreachable.
     """
     if config is None:
-        from workbench.dataset.alpaca import DatasetConfig
-
         config = DatasetConfig()
     p = Path(str(source)).expanduser()
     if p.is_dir():
