@@ -14,7 +14,7 @@ from workbench.compare import evaluation as ev
 from workbench.compare import freshness as fr
 from workbench.dataset.alpaca import list_datasets, load_split
 from workbench.kb.embeddings import EMBEDDING_REGISTRY
-from workbench.models.endpoints import EndpointAnswerer
+from workbench.answers.answer import EndpointAnswerer
 from workbench.answers.inference import GenerationConfig, run_base_model
 from workbench.compare.metrics import score_answer
 from workbench.models.registry import DEFAULT_MODEL, REGISTRY, instruction_tuned

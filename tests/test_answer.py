@@ -195,7 +195,7 @@ def test_prepare_retrieves_with_the_collections_saved_settings(workspace):
     from langchain_core.documents import Document
 
     from workbench.kb import ingest
-    from workbench.models.endpoints import EndpointAnswerer
+    from workbench.answers.answer import EndpointAnswerer
     from workbench.kb.retrieval import RetrievalConfig, save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)

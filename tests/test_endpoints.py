@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from endpoint_server import CannedServer
 
-from workbench.models.endpoints import EndpointAnswerer
+from workbench.answers.answer import EndpointAnswerer
 from workbench.common.errors import OfflineError
 from workbench.compare.judge import LLMJudge
 

@@ -2,5 +2,6 @@
 
 Modules:
     inference  `GenerationConfig`, `Generator`, `load_generator`, `load_generator_for_run` (streamed or batched)
-    answer     the answer sources of the comparison (`available_sources`, `prepare`, `ask`, `AnswerSetup`)
+    answer     the answer sources of the comparison (`available_sources`, `prepare`, `ask`, `AnswerSetup`,
+               `EndpointAnswerer` for the api sources)
 """

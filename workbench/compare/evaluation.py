@@ -196,7 +196,7 @@ class _Log:
 def answer_setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | None", report: Progress) -> Any:
     """The answer sources' setup: `workbench.answers.answer.prepare` from the config (the same path as the Compare page)."""
     from workbench.answers.answer import prepare
-    from workbench.models.endpoints import EndpointAnswerer
+    from workbench.answers.answer import EndpointAnswerer
 
     sources = list(config.sources)
     endpoint = (EndpointAnswerer(config.endpoint_base_url, config.endpoint_model)

@@ -8,7 +8,7 @@ Modules:
     prompts         every prompt rule: `format_prompt`, `completion_prompt`, `format_context`, `stop_strings`
     fewshot         prompts for a pretrained base model (`completion_text`)
     stopping        where an answer ends: `clean_answer`, `AnswerCutter`, `stop_criteria`
-    endpoints       chat endpoints (OpenAI-compatible, Anthropic): `Endpoint`, `EndpointAnswerer`
+    endpoints       chat endpoints (OpenAI-compatible, Anthropic): `Endpoint`, `EndpointRequestError`
 
 Heavy libraries (torch, transformers) load inside the functions that need them; import the module you need.
 """

@@ -2,7 +2,7 @@
 and Anthropic, with one translation of their errors into the workbench's.
 
 Three features talk to an endpoint, all through `Endpoint`: dataset generation (`workbench.dataset.synth`), the LLM judge
-(`workbench.compare.judge`) and the endpoint answer source of the comparison (`EndpointAnswerer` here). Keys come from the
+(`workbench.compare.judge`) and the endpoint answer source of the comparison (`workbench.answers.answer.EndpointAnswerer`). Keys come from the
 call, else `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`; they live only inside the SDK client and are never formatted into
 a message or written to a file.
 
@@ -20,13 +20,9 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from workbench.common.errors import ConfigError, OfflineError
-from workbench.models.prompts import user_message
-
-if TYPE_CHECKING:  # pragma: no cover
-    from workbench.answers.inference import GenerationConfig, GenerationResult, GenerationStream
 
 Provider = Literal["openai", "anthropic"]
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic")
@@ -220,63 +216,3 @@ class Endpoint:
 
 
 # --- the endpoint as an answer source -----------------------------------------------------------------------------
-
-
-class EndpointAnswerer:
-    """An OpenAI-compatible chat endpoint as an answer source (a vLLM / Ollama deployment, or a hosted model).
-
-    It answers the same (instruction, input) pair the local sources get, as one user message; greedy settings map
-    to temperature 0.
-    """
-
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 120.0) -> None:
-        self.base_url, self.model = base_url, model
-        self.endpoint = Endpoint(base_url, model, api_key, role="answer", timeout=timeout)
-
-    def _sampling(self, settings: "GenerationConfig") -> dict[str, Any]:
-        if settings.do_sample:
-            return dict(temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed)
-        return dict(temperature=0)
-
-    def _result(self, reply: Reply, latency: float, prompt: str) -> "GenerationResult":
-        from workbench.answers.inference import GenerationResult
-        from workbench.models.stopping import clean_answer
-
-        return GenerationResult(
-            text=clean_answer(reply.text), prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-            latency_s=round(latency, 3),
-            tokens_per_s=round(reply.completion_tokens / latency, 2) if latency > 0 and reply.completion_tokens else 0.0,
-            stopped="max_new_tokens" if reply.finish_reason in ("length", "max_tokens") else "stop_token", adapter=None,
-            prompt=prompt)
-
-    def generate(self, instruction: str, input: str = "", settings: "GenerationConfig | None" = None) -> "GenerationResult":
-        """One answer with the endpoint's token counts (from `usage`, when it reports them).
-
-        Raises:
-            OfflineError / ConfigError: the endpoint cannot be reached, refuses the request or the model.
-        """
-        from workbench.answers.inference import GenerationConfig
-
-        settings = settings or GenerationConfig()
-        prompt = user_message(instruction, input)
-        t0 = time.perf_counter()
-        reply = self.endpoint.complete([{"role": "user", "content": prompt}], max_tokens=settings.max_new_tokens,
-                                       **self._sampling(settings))
-        return self._result(reply, time.perf_counter() - t0, prompt)
-
-    def stream(self, instruction: str, input: str = "", settings: "GenerationConfig | None" = None) -> "GenerationStream":
-        """A `GenerationStream` of the text pieces the endpoint sends; its `.result` is set at the end."""
-        from workbench.answers.inference import GenerationConfig, GenerationStream
-
-        settings = settings or GenerationConfig()
-        prompt = user_message(instruction, input)
-
-        def pieces() -> Iterator[str]:
-            t0 = time.perf_counter()
-            box = Reply("")
-            yield from self.endpoint.stream([{"role": "user", "content": prompt}], max_tokens=settings.max_new_tokens,
-                                            into=box, **self._sampling(settings))
-            stream.result = self._result(box, time.perf_counter() - t0, prompt)
-
-        stream = GenerationStream(pieces())
-        return stream
