@@ -9,23 +9,23 @@ from typing import Any
 import streamlit as st
 
 from workbench.answers import answer as an
+from workbench.answers.answer import EndpointAnswerer
+from workbench.answers.inference import GenerationConfig, run_base_model
 from workbench.compare import eval_jobs
 from workbench.compare import evaluation as ev
 from workbench.compare import freshness as fr
+from workbench.compare.metrics import score_answer
 from workbench.dataset.alpaca import list_datasets, load_split
 from workbench.kb.embeddings import EMBEDDING_REGISTRY
-from workbench.answers.answer import EndpointAnswerer
-from workbench.answers.inference import GenerationConfig, run_base_model
-from workbench.compare.metrics import score_answer
-from workbench.models.registry import DEFAULT_MODEL, REGISTRY, instruction_tuned
-from workbench.models.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES, custom_rag_template
 from workbench.kb.retrieval import RetrievalConfig, collection_config
+from workbench.models.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES, custom_rag_template
+from workbench.models.registry import DEFAULT_MODEL, REGISTRY, instruction_tuned
 from workbench.ui import compare_views as views
-from workbench.ui import freshness_views
-from workbench.ui import resources, retrieval_views
+from workbench.ui import freshness_views, resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import lang, pick as text_in, t, tabs  # not `pick`: the page uses that name
+from workbench.ui.i18n import lang, t, tabs  # not `pick`: the page uses that name
+from workbench.ui.i18n import pick as text_in
 
 ws = workspace()
 DEMO = fr.load_demo()
@@ -43,8 +43,8 @@ st.caption(t("One loaded base model answers as itself and with a run's LoRA adap
 runs: dict[str, Any] = {}
 collections: list[str] = []
 with user_errors():
-    from workbench.training.runs import list_runs
     from workbench.kb.vectordb import list_collections
+    from workbench.training.runs import list_runs
 
     runs = {r.id: r for r in list_runs(ws) if r.adapter_dir is not None}
     collections = [c.name for c in list_collections(ws)]

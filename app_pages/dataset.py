@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench.dataset import alpaca, alpaca_checks, alpaca_io
 from workbench.common.config import PROJECT_DIR
+from workbench.dataset import alpaca, alpaca_checks, alpaca_io
 from workbench.kb.documents import safe_name
 from workbench.ui import charts, dataset_views
 from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace

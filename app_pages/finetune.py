@@ -8,10 +8,10 @@ import json
 
 import streamlit as st
 
-from workbench.training import runs as jobs  # training runs, on the generic runner (workbench.jobs.runner)
 from workbench.common.errors import WorkbenchError
-from workbench.training.finetune import GROUPS, TrainConfig, fit_report
 from workbench.models.registry import REGISTRY
+from workbench.training import runs as jobs  # training runs, on the generic runner (workbench.jobs.runner)
+from workbench.training.finetune import GROUPS, TrainConfig, fit_report
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from workbench.common.config import PROJECT_DIR
 from workbench.kb import ingest, ingest_jobs, vectordb
 from workbench.kb.chunking import ChunkingConfig
-from workbench.common.config import PROJECT_DIR
 from workbench.kb.documents import SUPPORTED_SUFFIXES, save_uploads
 from workbench.kb.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
 from workbench.kb.retrieval import RetrievalConfig, only_sources, retrieve

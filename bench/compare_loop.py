@@ -166,10 +166,10 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     in this process (glibc tuned as the `evaluate` command tunes it)."""
     import dataclasses
 
-    from workbench.dataset.alpaca import load_split
+    from workbench.answers.inference import load_generator_for_run
     from workbench.cli.infer import keep_freed_memory
     from workbench.compare.evaluation import EvalConfig, load_results, run_evaluation
-    from workbench.answers.inference import load_generator_for_run
+    from workbench.dataset.alpaca import load_split
     from workbench.training.runs import get_run
 
     keep_freed_memory()
@@ -273,8 +273,8 @@ def measure_freshness(ws: Any, runs: dict[str, dict[str, Any]], max_new_tokens: 
     changed documents are re-ingested, and the originals restored at the end. An answer "follows" a fact when it
     names its aisle number (5 new, 3 old)."""
     from workbench.answers.answer import ask, prepare
-    from workbench.compare.freshness import change_facts, load_demo, restore_facts
     from workbench.answers.inference import GenerationConfig, load_generator_for_run
+    from workbench.compare.freshness import change_facts, load_demo, restore_facts
     from workbench.training.runs import get_run
 
     demo = load_demo()
@@ -313,13 +313,13 @@ def control_short_context(work: Path, label: str) -> dict[str, Any]:
     settings, batch size and batches (rows in the evaluation's order: longest recorded prompt first), char F1 by
     `workbench.compare.metrics`, paired differences as `paired_differences` gives them. Whatever the context run gains over a
     control is the training, not the shorter prompt."""
-    from workbench.dataset.alpaca import load_split
     from workbench.answers.answer import Item, answer_block, prepare, prompt_for, retrieve_context
+    from workbench.answers.inference import GenerationConfig, load_generator_for_run
     from workbench.cli.infer import keep_freed_memory
     from workbench.common.config import Workspace
     from workbench.compare.evaluation import load_results, load_summary
-    from workbench.answers.inference import GenerationConfig, load_generator_for_run
     from workbench.compare.metrics import mean_ci, score_answer
+    from workbench.dataset.alpaca import load_split
     from workbench.kb.retrieval import RetrievalConfig
     from workbench.training.runs import get_run
 

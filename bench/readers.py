@@ -83,11 +83,11 @@ def rules() -> dict[str, tuple[str, ...]]:
 
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
     from workbench.answers import answer as an
-    from workbench.dataset.alpaca import load_split
-    from workbench.common.config import Workspace
-    from workbench.models.fewshot import language_of
     from workbench.answers.inference import GenerationConfig, load_generator
+    from workbench.common.config import Workspace
     from workbench.compare.metrics import answer_flags, char_f1, rouge_l
+    from workbench.dataset.alpaca import load_split
+    from workbench.models.fewshot import language_of
     from workbench.models.prompts import instruction_sentences
     from workbench.models.stopping import STOPPED_ON_ITS_OWN, AnswerCutter, loop_start
 

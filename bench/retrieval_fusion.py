@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import retrieval as R  # bench/retrieval.py (this file is imported from its main)
-from workbench.kb import ingest, lexical, vectordb
+
 from workbench.common.config import Workspace
+from workbench.kb import ingest, lexical, vectordb
 from workbench.kb.retrieval import RetrievalConfig, fuse, retrieve, standardize
 
 CHATBOT = R.ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"

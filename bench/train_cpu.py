@@ -48,8 +48,8 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
 
 
 def score(gen: Any, rows: list[dict[str, Any]], adapter: str | None, template: str, max_new: int) -> dict[str, Any]:
-    from workbench.compare.metrics import char_f1
     from workbench.answers.inference import GenerationConfig
+    from workbench.compare.metrics import char_f1
 
     t = time.time()
     if adapter is None and gen.adapters:
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ["WORKBENCH_HOME"] = str(args.work / "ws")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, load_split, split_dataset
+    from workbench.answers.inference import load_generator
     from workbench.cli.train import parse_value
     from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, load_split, split_dataset
     from workbench.training.finetune import TrainConfig
-    from workbench.answers.inference import load_generator
     from workbench.training.runs import start_training, wait_run
 
     ws = Workspace.default().ensure()

@@ -146,7 +146,7 @@ class Bench:
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-        from workbench.models.prompts import TUTORIAL_TEMPLATE, ALPACA_TEMPLATE_INPUT
+        from workbench.models.prompts import ALPACA_TEMPLATE_INPUT, TUTORIAL_TEMPLATE
 
         shape = TINY if self.tiny else LLAMA3_8B
         t = time.time()

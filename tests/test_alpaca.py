@@ -1,25 +1,19 @@
 from __future__ import annotations
 
-import os
-
-import pytest
-
-from workbench.common.errors import ConfigError
-
-
 # --- the dataset studio -----------------------------------------------------------------------
-
 import io  # noqa: E402
 import json  # noqa: E402
+import os
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
+import pytest
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+from workbench.common.errors import ConfigError, DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
 from workbench.dataset import alpaca, alpaca_checks, alpaca_io  # noqa: E402
 from workbench.dataset.alpaca import DatasetConfig, SplitConfig  # noqa: E402
-from workbench.common.errors import DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
 from workbench.dataset.splitfiles import read_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

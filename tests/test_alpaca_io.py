@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from workbench.common.errors import ConfigError, DocumentError, NotFoundError
 from workbench.dataset.alpaca import DatasetConfig
 from workbench.dataset.alpaca_io import apply_column_map, parse_column_map, read_source, resolve_column_map
-from workbench.common.errors import ConfigError, DocumentError, NotFoundError
 
 
 def test_parse_column_map():

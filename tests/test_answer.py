@@ -79,8 +79,8 @@ def alpaca_run(tmp_path_factory, smollm2_dir):
 
 @pytest.mark.slow
 def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_the_evaluation(alpaca_run, monkeypatch):
-    from workbench.dataset.alpaca import load_split
     from workbench.compare.evaluation import EvalConfig, load_results, load_summary, run_evaluation
+    from workbench.dataset.alpaca import load_split
 
     ws, run = alpaca_run
     monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
@@ -158,8 +158,8 @@ def test_a_batch_evaluation_started_on_the_page_uses_the_runs_template(alpaca_ru
 
 @pytest.mark.slow
 def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir):
-    from workbench.dataset.alpaca import load_split
     from workbench.answers.inference import GenerationConfig
+    from workbench.dataset.alpaca import load_split
 
     ws, run = alpaca_run
     setup = answer.prepare(["base", "ft"], ws, run=run)
@@ -178,8 +178,8 @@ def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir)
 def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
     from types import SimpleNamespace
 
-    from workbench.dataset.alpaca import save_dataset
     from workbench.answers.answer import default_collection
+    from workbench.dataset.alpaca import save_dataset
 
     save_dataset("gen", [{"instruction": "Where?", "input": "", "output": "Aisle 5."}], workspace=workspace,
                  source={"kind": "generated", "collection": "shop"})
@@ -194,8 +194,8 @@ def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
 def test_prepare_retrieves_with_the_collections_saved_settings(workspace):
     from langchain_core.documents import Document
 
-    from workbench.kb import ingest
     from workbench.answers.answer import EndpointAnswerer
+    from workbench.kb import ingest
     from workbench.kb.retrieval import RetrievalConfig, save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
@@ -254,8 +254,8 @@ def shop_run(tmp_path_factory, smollm2_dir):
     end its answers (40 steps, 'alpaca'), in its own workspace with the shop's documents as collection 'shop'."""
     import shutil
 
-    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
     from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
     from workbench.training.finetune import TrainConfig
     from workbench.training.runs import start_training, wait_run
 

@@ -67,11 +67,11 @@ def test_empty_workspace_offers_the_base_model(workspace, lang, title):
 
 
 def test_finished_evaluation_renders_its_report(workspace):
+    from workbench.common.runfiles import update_json
     from workbench.compare.eval_jobs import new_eval_dir
     from workbench.compare.evaluation import EvalConfig
     from workbench.compare.metrics import score_answer
     from workbench.compare.report import summarize, write_report
-    from workbench.common.runfiles import update_json
 
     def rec(row, source, answer, reference):
         return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,
@@ -117,8 +117,8 @@ def test_finished_evaluation_renders_its_report(workspace):
 def test_starts_on_the_latest_run_its_collection_and_every_source_and_keeps_them(workspace, smollm2_dir, adapter):
     from langchain_core.documents import Document
 
-    from workbench.kb import ingest
     from workbench.dataset.alpaca import save_dataset
+    from workbench.kb import ingest
 
     make_run(workspace, smollm2_dir, adapter, "20261129-120000-smollm2-135m")
     newest = make_run(workspace, smollm2_dir, adapter, "20261130-090000-smollm2-135m")
@@ -204,8 +204,8 @@ def _until_reingested(at: AppTest, timeout: float = 120) -> None:
 
 
 def test_freshness_panel_moves_the_ice_cream(workspace):
-    from workbench.kb.retrieval import RetrievalConfig, retrieve
     from workbench.kb.ingest import ingest_paths
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
 
     ingest_paths([SHOP / "store_map_ko.md"], "shop", workspace=workspace)
     at = open_page("ko")
@@ -265,12 +265,12 @@ def test_the_retrieval_mode_follows_the_collections_saved_setting(workspace):
 
 def test_a_finished_evaluation_reads_in_korean(workspace):
     """Sources, column names, the interval note and the run's warning in Korean (#17); the files stay English."""
+    from workbench.common.runfiles import update_json
+    from workbench.common.texts import Text
     from workbench.compare.eval_jobs import new_eval_dir
     from workbench.compare.evaluation import EvalConfig
     from workbench.compare.metrics import score_answer
     from workbench.compare.report import summarize, write_report
-    from workbench.common.runfiles import update_json
-    from workbench.common.texts import Text
 
     results = [{"row": 1, "source": s, "question": "q", "reference": "5번 통로", "answer": a, **score_answer(a, "5번 통로"),
                 "latency_s": 0.5, "prompt_tokens": 30, "completion_tokens": 5, "tokens_per_s": 10.0}

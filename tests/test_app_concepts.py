@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.documents import Document
 from apphelpers import open_app_page
+from langchain_core.documents import Document
 from streamlit.testing.v1 import AppTest
 
 from workbench.kb import ingest, vectordb

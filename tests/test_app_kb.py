@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.documents import Document
 from apphelpers import open_app_page
+from langchain_core.documents import Document
 from streamlit.testing.v1 import AppTest
 
 from workbench.kb import ingest, vectordb
@@ -85,8 +85,8 @@ def test_browse_and_delete_a_document(workspace):
 
 @pytest.mark.skipif(not SHOP.is_dir(), reason="the sample shop documents are not there")
 def test_a_large_ingest_runs_as_a_job_with_progress(workspace, monkeypatch):
-    from workbench.kb import ingest_jobs
     from workbench.jobs.runner import wait_job
+    from workbench.kb import ingest_jobs
 
     monkeypatch.setattr(ingest_jobs, "LARGE_INGEST_FILES", 0)  # every ingest counts as large
     at = open_page()

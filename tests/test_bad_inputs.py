@@ -19,16 +19,15 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from workbench.dataset import alpaca
-
-from workbench.kb import ingest, vectordb
-from workbench.dataset.alpaca import DatasetConfig, SplitConfig
-from workbench.kb.chunking import ChunkingConfig
 from workbench.common.config import Workspace
-from workbench.kb.documents import MAX_UPLOAD_MB, load_paths, save_uploads
 from workbench.common.errors import ConfigError, WorkbenchError
-from workbench.training.finetune import TrainConfig
+from workbench.dataset import alpaca
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.documents import MAX_UPLOAD_MB, load_paths, save_uploads
 from workbench.kb.retrieval import RetrievalConfig
+from workbench.training.finetune import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_ASCII = "a" * 300 + ".txt"  # 304 bytes

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench.kb.chunking import ChunkingConfig, split_documents, split_text
 from workbench.common.errors import ConfigError
+from workbench.kb.chunking import ChunkingConfig, split_documents, split_text
 
 KO = "첫 문단입니다.\n\n둘째 문단은 조금 더 깁니다. 여기서 나뉩니다.\n셋째 줄."
 

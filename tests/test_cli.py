@@ -15,9 +15,10 @@ def run_cli(*args: str, env_home: Path) -> subprocess.CompletedProcess:
 
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
+    import argparse
+
     from workbench.cli import main
     from workbench.common.errors import ConfigError
-    import argparse
 
     def boom(args: argparse.Namespace) -> int:
         raise ConfigError("TrainConfig.lr = -1 is below the minimum 0. Use a value >= 0.")
@@ -30,7 +31,8 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     orig = cli.build_parser
     cli.build_parser = lambda: parser
     try:
-        import contextlib, io
+        import contextlib
+        import io
 
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

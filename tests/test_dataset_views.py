@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 def _script() -> None:
     import streamlit as st
 
-    from workbench.dataset import alpaca, alpaca_checks
     from workbench.common.config import Workspace
+    from workbench.dataset import alpaca, alpaca_checks
     from workbench.ui import dataset_views
 
     ws = Workspace.default()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.kb.documents import load_bytes, load_file, load_paths, save_uploads
 from workbench.common.errors import DocumentError
+from workbench.kb.documents import load_bytes, load_file, load_paths, save_uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop"

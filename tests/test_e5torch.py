@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.kb.e5torch import E5File, E5Torch, bundled_model_path, load_weights
 from workbench.common.errors import ConfigError, ModelError
+from workbench.kb.e5torch import E5File, E5Torch, bundled_model_path, load_weights
 
 LONG_KO = ("매장은 평일 오전 10시부터 오후 9시까지 열고, 주말에는 오전 11시에 엽니다. 환불은 영수증을 지참하시면 "
            "구매 후 14일 이내에 가능합니다. ") * 16  # 660 tokens: two windows (510 content tokens each at most)

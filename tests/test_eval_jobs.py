@@ -12,10 +12,16 @@ import pytest
 from apphelpers import split_csv_dataset
 
 from workbench.common.errors import JobError
-from workbench.compare.eval_jobs import (cancel_evaluation, evaluation_status, list_evaluations, new_eval_dir, read_progress,
-                                 start_evaluation)
-from workbench.compare.evaluation import EvalConfig, load_results
 from workbench.common.runfiles import update_json
+from workbench.compare.eval_jobs import (
+    cancel_evaluation,
+    evaluation_status,
+    list_evaluations,
+    new_eval_dir,
+    read_progress,
+    start_evaluation,
+)
+from workbench.compare.evaluation import EvalConfig, load_results
 
 
 def test_an_evaluation_folder_holds_its_config_and_a_pending_status(workspace, tmp_path):

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
-
 from pathlib import Path
 
 import pytest
 
-from workbench.common.errors import ConfigError
-from workbench.compare.evaluation import (
-    DEFAULT_EVAL_K,
-    EvalConfig,
-    load_results,
-    run_evaluation,
-)
+from workbench.compare.evaluation import DEFAULT_EVAL_K, EvalConfig, load_results, run_evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,10 +176,10 @@ def _write_eval(workspace, cfg, results, **fields):
     """An evaluation folder as `run_evaluation` leaves it: config, results.csv, report files, summary, status."""
     import csv
 
+    from workbench.common.runfiles import update_json
     from workbench.compare.eval_jobs import new_eval_dir
     from workbench.compare.evaluation import RESULT_COLUMNS
     from workbench.compare.report import summarize, write_report
-    from workbench.common.runfiles import update_json
 
     folder = new_eval_dir(cfg, workspace)
     with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
@@ -205,9 +198,9 @@ def test_an_evaluation_after_training_finds_where_it_started(workspace, tmp_path
 
     from apphelpers import split_csv_dataset
 
-    from workbench.dataset.alpaca import SplitConfig, split_dataset
     from workbench.compare.evaluation import find_baseline, split_id
     from workbench.compare.metrics import score_answer
+    from workbench.dataset.alpaca import SplitConfig, split_dataset
 
     split_csv_dataset(workspace, "faq", [[f"Question {i}?", "", f"Answer {i}."] for i in range(10)], tmp_path, test_size=0.3)
 

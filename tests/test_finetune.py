@@ -8,9 +8,9 @@ import json
 import pytest
 
 from workbench.common.errors import ConfigError
-from workbench.training.finetune import LORA_TARGETS, GROUPS, TrainConfig, resolve_settings
-from workbench.training.trainer import offload_kwargs
 from workbench.models.registry import DeviceInfo
+from workbench.training.finetune import GROUPS, LORA_TARGETS, TrainConfig, resolve_settings
+from workbench.training.trainer import offload_kwargs
 
 CPU = DeviceInfo(kind="cpu", name="test CPU", memory_gb=24.0, cpu_threads=2)
 GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cpu_threads=16)

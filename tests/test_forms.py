@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from workbench.dataset.alpaca import DatasetConfig, SplitConfig
-from workbench.kb.chunking import ChunkingConfig
-from workbench.training.finetune import TrainConfig
 from workbench.answers.inference import GenerationConfig
-from workbench.kb.retrieval import RetrievalConfig
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig
 from workbench.dataset.synth import SynthConfig
-from workbench.ui.forms import base_type
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.retrieval import RetrievalConfig
 from workbench.kb.vectordb import VectorStoreConfig
+from workbench.training.finetune import TrainConfig
+from workbench.ui.forms import base_type
 
 CONFIGS = [GenerationConfig, RetrievalConfig, ChunkingConfig, TrainConfig,
            DatasetConfig, SplitConfig, SynthConfig, VectorStoreConfig]

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.skipif(not (ROOT / "examples" / "shop" / "store_map_ko.md").is_file(), reason="the sample shop is not there")
 def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
     from workbench.compare.freshness import change_facts, load_demo, restore_facts
-    from workbench.kb.retrieval import RetrievalConfig, retrieve
     from workbench.kb.ingest import ingest_paths
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
     from workbench.kb.vectordb import list_documents
 
     demo = load_demo()

@@ -93,10 +93,9 @@ def test_ask_uses_the_collections_saved_settings(workspace, monkeypatch, capsys)
     from langchain_core.documents import Document
 
     from workbench.answers import answer
-
-    from workbench.kb import ingest
     from workbench.cli import main
     from workbench.common.errors import ConfigError
+    from workbench.kb import ingest
     from workbench.kb.retrieval import save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)

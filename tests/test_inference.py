@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from workbench.common.errors import ConfigError, NotFoundError
 from workbench.answers.inference import GenerationConfig, load_generator
+from workbench.common.errors import ConfigError, NotFoundError
 from workbench.models.prompts import build_rag_prompt, format_prompt
 from workbench.models.stopping import AnswerCutter, stop_criteria
 

@@ -4,10 +4,10 @@ completed by a rerun, unreadable files reported."""
 from __future__ import annotations
 
 import pytest
-
 from test_vectordb import CFG, PARK, PAY, doc, stored  # noqa: E402  (tests/ is on sys.path under pytest)
-from workbench.kb import ingest, lexical, vectordb
+
 from workbench.common.errors import ConfigError
+from workbench.kb import ingest, lexical, vectordb
 
 
 def test_ingest_is_idempotent_and_replaces_changed_files(workspace):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-
 from test_vectordb import CFG, PARK, PAY, doc  # noqa: E402  (tests/ is on sys.path under pytest)
+
 from workbench.kb import ingest, lexical, vectordb
 
 

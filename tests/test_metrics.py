@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.compare.metrics import char_f1, embedding_similarity, exact_match, lcs_length, mean_ci, normalize_answer, retrieval_hit, rouge_l
+from workbench.compare.metrics import (
+    char_f1,
+    embedding_similarity,
+    exact_match,
+    lcs_length,
+    mean_ci,
+    normalize_answer,
+    retrieval_hit,
+    rouge_l,
+)
 
 
 def test_normalisation_and_exact_match():

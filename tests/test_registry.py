@@ -5,8 +5,15 @@ import json
 import pytest
 
 from workbench.common.errors import ModelError
-from workbench.models.registry import (DEFAULT_MODEL, REGISTRY, detect_backends, detect_device, estimate_memory_gb, hub_reachable,
-                              resolve_model)
+from workbench.models.registry import (
+    DEFAULT_MODEL,
+    REGISTRY,
+    detect_backends,
+    detect_device,
+    estimate_memory_gb,
+    hub_reachable,
+    resolve_model,
+)
 
 
 def test_registry_has_the_tutorial_model_and_offline_defaults():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench.kb import ingest, lexical, vectordb
-from workbench.kb.chunking import ChunkingConfig
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, NotFoundError
+from workbench.kb import ingest, lexical, vectordb
+from workbench.kb.chunking import ChunkingConfig
 from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
 
 DOCS = {

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from workbench.kb import ingest, vectordb
-from workbench.kb.chunking import ChunkingConfig
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError
-from workbench.kb.retrieval import collection_config, saved_retrieval
 from workbench.compare.retrieval_lab import (
     SCRATCH_PREFIX,
     LabConfig,
@@ -23,12 +20,15 @@ from workbench.compare.retrieval_lab import (
     lab_settings,
     measure,
     parse_chunking,
-    remove_scratch,
     questions_from_rows,
+    remove_scratch,
     run_lab,
     save_best,
     summarize,
 )
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.retrieval import collection_config, saved_retrieval
 
 DOCS = {
     "pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",

@@ -7,12 +7,12 @@ import csv
 import pytest
 from langchain_core.documents import Document
 
-from workbench.kb import ingest
-from workbench.kb.chunking import ChunkingConfig
 from workbench.common.errors import NotFoundError
-from workbench.jobs.runner import log_tail, read_progress, wait_job
 from workbench.compare.retrieval_lab import LabConfig
 from workbench.compare.retrieval_lab_jobs import CONFIG_FILE, cancel_lab, lab_report, lab_status, start_lab
+from workbench.jobs.runner import log_tail, read_progress, wait_job
+from workbench.kb import ingest
+from workbench.kb.chunking import ChunkingConfig
 
 DOCS = {"pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
         "park.txt": "주차장은 건물 지하 2층에 있습니다. 두 시간 무료입니다."}

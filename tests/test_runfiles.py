@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench.common.runfiles import (append_jsonl, now_iso, process_alive, process_start_time, read_json, read_jsonl,
-                                update_json, write_json)
+from workbench.common.runfiles import (
+    append_jsonl,
+    now_iso,
+    process_alive,
+    process_start_time,
+    read_json,
+    read_jsonl,
+    update_json,
+    write_json,
+)
 
 
 def test_now_iso_is_utc():

@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from workbench.common.errors import ConfigError, JobError, NotFoundError
-from workbench.jobs.runner import (cancel_job, job_context, job_status, list_jobs, log_tail, read_progress, start_job,
-                            wait_job)
 from workbench.common.runfiles import process_start_time, read_json, update_json, write_json
+from workbench.jobs.runner import (
+    cancel_job,
+    job_context,
+    job_status,
+    list_jobs,
+    log_tail,
+    read_progress,
+    start_job,
+    wait_job,
+)
 
 CHILD = """
 import sys, time

@@ -10,13 +10,21 @@ import subprocess
 import sys
 
 import pytest
+from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from workbench.common.errors import JobError, NotFoundError
 from workbench.training.finetune import TrainConfig
-from workbench.training.runs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
-                            start_training, wait_run)
-
-from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+from workbench.training.runs import (
+    cancel_run,
+    child_command,
+    create_run,
+    get_run,
+    list_runs,
+    process_alive,
+    resume_run,
+    start_training,
+    wait_run,
+)
 
 
 @pytest.fixture()
@@ -62,8 +70,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
 
 
 def test_a_forced_cancel_is_recorded_as_cancelled_not_failed(boxes):
-    from workbench.common.runfiles import update_status
-    from workbench.common.runfiles import process_start_time
+    from workbench.common.runfiles import process_start_time, update_status
 
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)

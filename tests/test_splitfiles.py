@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench.dataset.splitfiles import (SPLITS, read_jsonl, read_lock, remove_unpublished, split_indices, split_path,
-                                  unsplit_train, write_split)
+from workbench.dataset.splitfiles import (
+    SPLITS,
+    read_jsonl,
+    read_lock,
+    remove_unpublished,
+    split_indices,
+    split_path,
+    unsplit_train,
+    write_split,
+)
 
 ROWS = [{"instruction": f"Q{i}", "input": "", "output": f"A{i}"} for i in range(10)]
 RECORD = {"seed": 7, "created": "2026-12-03T04:15:12+00:00", "test_size": 0.2, "val_size": 0.25}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.test_synth import SECRET, CannedLLMServer, cfg, pairs_json
-from workbench.dataset import alpaca
 from workbench.common.errors import ConfigError
-from workbench.jobs.runner import log_tail, read_progress, wait_job
+from workbench.dataset import alpaca
 from workbench.dataset.synth_jobs import (
     cancel_generation,
     generation_result,
@@ -16,6 +15,7 @@ from workbench.dataset.synth_jobs import (
     list_generations,
     start_generation,
 )
+from workbench.jobs.runner import log_tail, read_progress, wait_job
 
 
 @pytest.fixture()

@@ -12,11 +12,17 @@ import pytest
 
 from workbench.answers import answer
 from workbench.common.errors import ConfigError
-from workbench.training.finetune import TrainConfig
-from workbench.models.prompts import context_prompt, cut_text, format_example, format_prompt
 from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk
+from workbench.models.prompts import context_prompt, cut_text, format_example, format_prompt
+from workbench.training.finetune import TrainConfig
 from workbench.training.train_context import (
-    answer_overlap, build_context, fit_context_rows, oracle_rows, prepare_context, read_context, select_chunks,
+    answer_overlap,
+    build_context,
+    fit_context_rows,
+    oracle_rows,
+    prepare_context,
+    read_context,
+    select_chunks,
 )
 
 # A small fake collection: chunk i holds fact i; row i asks for fact i (the oracle is chunk i).
@@ -243,11 +249,12 @@ def shop_ws(tmp_path_factory, smollm2_dir):
     their source file, and the packaged SmolLM2."""
     import csv
 
-    from workbench.kb import ingest
-    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.kb.chunking import ChunkingConfig
-    from workbench.common.config import Workspace
     from langchain_core.documents import Document
+
+    from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.kb import ingest
+    from workbench.kb.chunking import ChunkingConfig
 
     root = tmp_path_factory.mktemp("ctx")
     ws = Workspace(root / "ws").ensure()

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from workbench.training.finetune import LORA_TARGETS, TrainConfig
 from workbench.training.trainer import CompletionCollator, tokenize_rows
-
-from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def test_rows_become_answer_only_labels_with_the_inference_prompt(smollm2_dir):

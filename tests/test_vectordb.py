@@ -12,9 +12,9 @@ import pytest
 from langchain_core.documents import Document
 
 from tests.conftest import free_port, wait_http
+from workbench.common.errors import ConfigError, NotFoundError, OfflineError
 from workbench.kb import ingest, lexical, vectordb
 from workbench.kb.chunking import ChunkingConfig
-from workbench.common.errors import ConfigError, NotFoundError, OfflineError
 from workbench.kb.vectordb import VectorStoreConfig, chroma_name
 
 CFG = ChunkingConfig(splitter="recursive", chunk_size=24, chunk_overlap=8)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import math
 
-from workbench.compare.verdict import before_after, before_after_sentence, paired_difference, rows_needed, sentence, verdict
+from workbench.compare.verdict import (
+    before_after,
+    before_after_sentence,
+    paired_difference,
+    rows_needed,
+    sentence,
+    verdict,
+)
 
 
 def test_the_paired_interval_matches_a_hand_computed_bootstrap():

@@ -21,11 +21,18 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.common.texts import Text
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, NotFoundError
+from workbench.common.texts import Text
 from workbench.models.endpoints import Endpoint, Reply
-from workbench.models.prompts import ANSWER_TEMPLATES, TEMPLATES, answer_prompt, completion_prompt, context_prompt, user_message
+from workbench.models.prompts import (
+    ANSWER_TEMPLATES,
+    TEMPLATES,
+    answer_prompt,
+    completion_prompt,
+    context_prompt,
+    user_message,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.answers.inference import GenerationConfig, GenerationResult, GenerationStream, Generator

@@ -31,7 +31,14 @@ from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, ModelError, NotFoundError
 from workbench.common.texts import state_ko
 from workbench.models.attention import use_padded_attention
-from workbench.models.prompts import AnswerTemplate, PromptTemplate, format_prompt, preflight_check, stop_strings, stop_token_ids
+from workbench.models.prompts import (
+    AnswerTemplate,
+    PromptTemplate,
+    format_prompt,
+    preflight_check,
+    stop_strings,
+    stop_token_ids,
+)
 from workbench.models.stopping import AnswerCutter, Stopped, TokenQueue, stop_criteria
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -444,9 +451,7 @@ def load_generator(base_model: str, workspace: Workspace | None = None, progress
     Raises:
         ModelError / OfflineError: from `workbench.models.registry.load_causal_lm`.
     """
-    from workbench.models.registry import load_causal_lm
-
-    from workbench.models.registry import instruction_tuned
+    from workbench.models.registry import instruction_tuned, load_causal_lm
 
     model, tokenizer = load_causal_lm(base_model, workspace, progress=progress)
     return Generator(model, tokenizer, base_model, instruct=instruction_tuned(base_model, tokenizer, workspace))

@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_freshness(args: argparse.Namespace) -> int:
     from workbench.answers.answer import prepare
+    from workbench.answers.inference import GenerationConfig
     from workbench.common.config import Workspace
     from workbench.compare.freshness import DEMO_FILE, ask_checks, change_facts, load_demo, restore_facts, save_measure
-    from workbench.answers.inference import GenerationConfig
 
     passive_threads()
     ws = Workspace.default()

@@ -103,8 +103,8 @@ def run_ask(args: argparse.Namespace) -> int:
         raise ConfigError("The question is empty. Type a question, e.g. python -m workbench ask \"Can I pay in cash?\".")
     passive_threads()
     from workbench.answers.answer import prepare
-    from workbench.common.config import Workspace
     from workbench.answers.inference import GenerationConfig
+    from workbench.common.config import Workspace
 
     ws = Workspace.default()
     run = None

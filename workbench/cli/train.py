@@ -112,8 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _follow(run_id: str, as_json: bool) -> int:
-    from workbench.training.train_progress import eta_text
     from workbench.training.runs import follow_run
+    from workbench.training.train_progress import eta_text
 
     final: dict[str, Any] = {}
     for rec in follow_run(run_id):

@@ -23,8 +23,8 @@ import logging
 import re
 from typing import Literal
 
-from workbench.common.texts import Text
 from workbench.common.errors import DocumentError
+from workbench.common.texts import Text
 
 log = logging.getLogger(__name__)
 

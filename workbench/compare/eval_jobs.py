@@ -18,18 +18,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench import jobs
 from workbench.common.config import Workspace
 from workbench.common.errors import JobError
-from workbench.common.texts import Text, state_ko
 from workbench.common.progress import Progress
-from workbench.compare.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
 from workbench.common.runfiles import locked, process_start_time, read_json, update_json
-
-from workbench.compare.eval_config import (CONFIG_FILE, LOG_FILE, PROGRESS_FILE, STATUS_FILE, EvalConfig,  # noqa: F401
-                                          evals_root, list_evaluations)
+from workbench.common.texts import Text, state_ko
+from workbench.compare.eval_config import (  # noqa: F401
+    CONFIG_FILE,
+    LOG_FILE,
+    PROGRESS_FILE,
+    STATUS_FILE,
+    EvalConfig,
+    evals_root,
+    list_evaluations,
+)
+from workbench.compare.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE  # noqa: F401  (files of an evaluation folder)
 
 KIND = "evaluation"
 

@@ -10,30 +10,37 @@ run. `start_evaluation` runs it as a child process (`workbench evaluate --from-d
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from workbench.common.texts import Text, both
-from workbench.answers.answer import API_SOURCES, DEFAULT_K, DEFAULT_SOURCES, FT_SOURCES, RAG_SOURCES, SOURCES, source_label
-from workbench.common.config import BaseConfig, Workspace, setting
-from workbench.common.errors import ConfigError, NotFoundError, OfflineError
-from workbench.compare.eval_config import (CONFIG_FILE, DEFAULT_EVAL_K, LOG_FILE, PROGRESS_FILE, STATUS_FILE,  # noqa: F401
-                                          EvalConfig, evals_root, list_evaluations)
-from workbench.compare.metrics import embedding_similarity, retrieval_hit, score_answer
+from workbench.answers.answer import API_SOURCES, FT_SOURCES, RAG_SOURCES, source_label
+from workbench.common.config import Workspace
+from workbench.common.errors import NotFoundError, OfflineError
 from workbench.common.progress import Progress, no_progress
-from workbench.compare.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE, summarize, write_report  # noqa: F401
 from workbench.common.runfiles import now_iso, write_text
+from workbench.common.texts import Text, both
+from workbench.compare.eval_config import (  # noqa: F401
+    CONFIG_FILE,
+    DEFAULT_EVAL_K,
+    LOG_FILE,
+    PROGRESS_FILE,
+    STATUS_FILE,
+    EvalConfig,
+    evals_root,
+    list_evaluations,
+)
+from workbench.compare.metrics import embedding_similarity, retrieval_hit, score_answer
+from workbench.compare.report import REPORT_HTML, REPORT_MD, RESULTS_FILE, SUMMARY_FILE, summarize, write_report  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.embeddings import Embeddings
 
-    from workbench.answers.inference import GenerationConfig, GenerationResult, Generator
+    from workbench.answers.inference import GenerationResult, Generator
 
 RESULT_COLUMNS = [
     "row", "source", "question", "reference", "answer", "exact_match", "char_f1", "rouge_l", "embedding_similarity",
@@ -195,8 +202,7 @@ class _Log:
 
 def answer_setup(config: EvalConfig, ws: Workspace, run: Any, generator: "Generator | None", report: Progress) -> Any:
     """The answer sources' setup: `workbench.answers.answer.prepare` from the config (the same path as the Compare page)."""
-    from workbench.answers.answer import prepare
-    from workbench.answers.answer import EndpointAnswerer
+    from workbench.answers.answer import EndpointAnswerer, prepare
 
     sources = list(config.sources)
     endpoint = (EndpointAnswerer(config.endpoint_base_url, config.endpoint_model)
@@ -335,8 +341,8 @@ def run_evaluation(
         NotFoundError: dataset, split, run, adapter or collection missing.
         OfflineError: an endpoint (judge, api source) cannot be reached.
     """
-    from workbench.dataset.alpaca import load_split
     from workbench.compare.judge import LLMJudge
+    from workbench.dataset.alpaca import load_split
 
     ws = workspace or Workspace.default()
     report = progress or no_progress

@@ -10,8 +10,8 @@ import dataclasses
 import json
 import re
 
-from workbench.models.endpoints import Endpoint, EndpointRequestError
 from workbench.common.errors import OfflineError
+from workbench.models.endpoints import Endpoint, EndpointRequestError
 
 JUDGE_PROMPT = """You grade an answer to a question against a reference answer.
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.answers.answer import RAG_SOURCES, SOURCE_LABELS
-from workbench.compare.metrics import METRICS, answer_flags, mean_ci
-from workbench.models.prompts import instruction_sentences
 from workbench.common.runfiles import write_json, write_text
-from workbench.models.stopping import STOPPED_ON_ITS_OWN
 from workbench.common.texts import pick
+from workbench.compare.metrics import METRICS, answer_flags, mean_ci
 from workbench.compare.verdict import before_after, before_after_sentence, sentence, verdict
+from workbench.models.prompts import instruction_sentences
+from workbench.models.stopping import STOPPED_ON_ITS_OWN
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.compare.eval_config import EvalConfig

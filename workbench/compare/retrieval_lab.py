@@ -26,8 +26,8 @@ from typing import Any, Literal
 from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, NotFoundError
 from workbench.common.progress import Progress
-from workbench.kb.retrieval import DEFAULT_LEXICAL_WEIGHT, SAVED_FIELDS, RetrievalConfig, retrieve, save_retrieval
 from workbench.common.texts import Text, prefixed
+from workbench.kb.retrieval import DEFAULT_LEXICAL_WEIGHT, SAVED_FIELDS, RetrievalConfig, retrieve, save_retrieval
 from workbench.kb.vectordb import SCRATCH_PREFIX
 
 KS = (1, 3, 5, 10)
@@ -311,8 +311,7 @@ def measure_chunking(collection: str, index: int, chunking: Any, documents: Sequ
                      settings: Sequence[tuple[str, str, RetrievalConfig | None]], config: LabConfig, ws: Workspace,
                      progress: Progress | None = None) -> dict[str, Any]:
     """Ingest `documents` with `chunking` into a scratch collection, measure `settings` there, delete it."""
-    from workbench.kb.ingest import ingest_documents
-    from workbench.kb.ingest import delete_collection
+    from workbench.kb.ingest import delete_collection, ingest_documents
     from workbench.kb.vectordb import collection_info
 
     name = scratch_name(collection, index)

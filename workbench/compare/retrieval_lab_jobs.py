@@ -20,8 +20,8 @@ from typing import Any
 from workbench import jobs
 from workbench.common.config import Workspace
 from workbench.common.progress import Progress
-from workbench.compare.retrieval_lab import LabConfig, run_lab
 from workbench.common.runfiles import read_json, write_json
+from workbench.compare.retrieval_lab import LabConfig, run_lab
 
 KIND = "retrieval-lab"
 CONFIG_FILE, REPORT_FILE, LOG_FILE = "lab.json", "report.json", "lab.log"
@@ -38,10 +38,10 @@ def save_questions_csv(name: str, data: bytes, workspace: Workspace | None = Non
     Raises:
         ConfigError: the file could not be written (the message says why).
     """
-    from workbench.kb.documents import safe_name
     from workbench.common.errors import ConfigError
     from workbench.common.runfiles import raise_if_disk_full
     from workbench.common.texts import Text
+    from workbench.kb.documents import safe_name
 
     path = labs_root(workspace) / "uploads" / (safe_name(Path(name).name) or "questions.csv")
     try:

@@ -18,26 +18,55 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.common.texts import Text, pick
-from workbench.dataset.alpaca_checks import (Issue, Leak, find_leakage, issue_rows, load_tokenizer, model_max_tokens,
-                                     summarize_issues, validate_rows)
-from workbench.dataset.alpaca_io import (ALPACA_COLUMNS, DatasetConfig, apply_column_map, check_name, read_source,
-                                        resolve_column_map)
 from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, DocumentError, NotFoundError
 from workbench.common.progress import Progress, no_progress
-from workbench.common.runfiles import (json_text, locked, now_iso, raise_if_disk_full, replace_dir, write_json, write_text,
-                                write_texts)
-from workbench.dataset.splitfiles import (LEAKAGE_FILE, SPLITS, read_jsonl, read_lock, split_folder, split_indices,
-                                  split_path, unsplit_train, write_split)
-from workbench.common.textcodec import ENCODING_LABELS, Encoding
+from workbench.common.runfiles import (
+    json_text,
+    locked,
+    now_iso,
+    raise_if_disk_full,
+    replace_dir,
+    write_json,
+    write_text,
+    write_texts,
+)
+from workbench.common.texts import Text, pick
+from workbench.dataset.alpaca_checks import (
+    Issue,
+    Leak,
+    find_leakage,
+    issue_rows,
+    load_tokenizer,
+    model_max_tokens,
+    summarize_issues,
+    validate_rows,
+)
+from workbench.dataset.alpaca_io import (
+    ALPACA_COLUMNS,
+    DatasetConfig,
+    apply_column_map,
+    check_name,
+    read_source,
+    resolve_column_map,
+)
+from workbench.dataset.splitfiles import (
+    LEAKAGE_FILE,
+    SPLITS,
+    read_jsonl,
+    read_lock,
+    split_folder,
+    split_indices,
+    split_path,
+    unsplit_train,
+    write_split,
+)
 
 SplitName = Literal["train", "validation", "test"]
 RAW_FILE = "raw.jsonl"

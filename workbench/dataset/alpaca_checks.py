@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.common.texts import Text
-from workbench.dataset.alpaca_io import ALPACA_COLUMNS
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, OfflineError
+from workbench.common.texts import Text
+from workbench.dataset.alpaca_io import ALPACA_COLUMNS
 from workbench.models.prompts import format_prompt
 
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.common.errors import ConfigError, DocumentError, NotFoundError, OfflineError
 from workbench.common.config import BaseConfig, setting
+from workbench.common.errors import ConfigError, DocumentError, NotFoundError, OfflineError
 from workbench.common.textcodec import ENCODING_LABELS, Encoding, decode, decode_text
 
 ALPACA_COLUMNS: tuple[str, ...] = ("instruction", "input", "output")

@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.common.texts import Text, pick
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, NotFoundError, OfflineError
 from workbench.common.progress import Progress
+from workbench.common.texts import Text, pick
 
 RepoType = Literal["model", "dataset", "space"]
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -245,7 +245,7 @@ def export_dataset(name: str, workspace: Workspace | None = None, folder: str | 
     """
     import pandas as pd
 
-    from workbench.dataset.alpaca import row_columns, dataset_info, load_splits
+    from workbench.dataset.alpaca import dataset_info, load_splits, row_columns
     from workbench.dataset.splitfiles import unsplit_train
 
     info = dataset_info(name, workspace)
@@ -285,8 +285,8 @@ def push_dataset(
         NotFoundError: the dataset does not exist or is not split.
         OfflineError: see `push_folder`; the message names the kept export folder.
     """
-    from workbench.dataset.alpaca import update_meta
     from workbench.common.runfiles import now_iso
+    from workbench.dataset.alpaca import update_meta
 
     check_repo_id(repo_id)
     report = progress or (lambda m, f: None)

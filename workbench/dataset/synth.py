@@ -26,11 +26,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple
 
-from workbench.common.texts import Text
 from workbench.common.config import BaseConfig, Workspace, setting
-from workbench.models.endpoints import Endpoint, EndpointRequestError, short
 from workbench.common.errors import ConfigError, GenerationError, NotFoundError, OfflineError
 from workbench.common.progress import Progress, no_progress
+from workbench.common.texts import Text
+from workbench.models.endpoints import Endpoint, EndpointRequestError, short
 
 
 class SourceChunk(NamedTuple):

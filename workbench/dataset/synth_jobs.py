@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench import jobs
-from workbench.common.texts import Text
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError
 from workbench.common.progress import Progress
 from workbench.common.runfiles import read_json, write_json, write_text
+from workbench.common.texts import Text
 from workbench.dataset.synth import SynthConfig
 
 KIND = "generate"

@@ -33,9 +33,17 @@ from typing import Any
 
 from workbench.common.config import PROJECT_DIR
 from workbench.common.errors import JobError, NotFoundError, WorkbenchError, error_text
+from workbench.common.runfiles import (
+    append_jsonl,
+    locked,
+    now_iso,
+    process_start_time,
+    read_json,
+    read_jsonl,
+    update_json,
+)
+from workbench.common.runfiles import process_alive as _pid_alive
 from workbench.common.texts import Text, both, state_ko
-from workbench.common.runfiles import (append_jsonl, locked, now_iso, process_alive as _pid_alive, process_start_time,
-                                read_json, read_jsonl, update_json)
 
 STATUS_FILE, PROGRESS_FILE = "status.json", "progress.jsonl"
 ACTIVE = ("pending", "running")

@@ -26,13 +26,12 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
-from workbench.common.texts import Text, pick
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, DocumentError
 from workbench.common.progress import Progress
 from workbench.common.runfiles import update_json
 from workbench.common.textcodec import decode
-
+from workbench.common.texts import Text, pick
 
 FILE_TYPES: dict[str, str] = {
     ".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown", ".csv": "csv",

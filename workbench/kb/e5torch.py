@@ -324,10 +324,10 @@ def _cache_path(model: Path, cache_dir: Path) -> Path:
 def _expected_shapes(f: E5File) -> dict[str, tuple[int, ...]]:
     H, F = f.hidden, f.ffn
     shapes: dict[str, tuple[int, ...]] = {"pos": (f.max_positions, H), "type": (H,), "eln.w": (H,), "eln.b": (H,)}
-    for l in range(f.layers):
-        shapes |= {f"l{l}.qkv.w": (3 * H, H), f"l{l}.qkv.b": (3 * H,), f"l{l}.ao.w": (H, H), f"l{l}.ao.b": (H,),
-                   f"l{l}.aln.w": (H,), f"l{l}.aln.b": (H,), f"l{l}.fi.w": (F, H), f"l{l}.fi.b": (F,),
-                   f"l{l}.fo.w": (H, F), f"l{l}.fo.b": (H,), f"l{l}.oln.w": (H,), f"l{l}.oln.b": (H,)}
+    for i in range(f.layers):
+        shapes |= {f"l{i}.qkv.w": (3 * H, H), f"l{i}.qkv.b": (3 * H,), f"l{i}.ao.w": (H, H), f"l{i}.ao.b": (H,),
+                   f"l{i}.aln.w": (H,), f"l{i}.aln.b": (H,), f"l{i}.fi.w": (F, H), f"l{i}.fi.b": (F,),
+                   f"l{i}.fo.w": (H, F), f"l{i}.fo.b": (H,), f"l{i}.oln.w": (H,), f"l{i}.oln.b": (H,)}
     return shapes
 
 
@@ -336,8 +336,8 @@ def _dequantize_encoder(f: E5File) -> dict[str, np.ndarray]:
     H, F, t = f.hidden, f.ffn, f.tensors
     out = {"pos": t["emb.pos"].reshape(f.max_positions, H), "type": t["emb.type"][:H],  # token type 0
            "eln.w": t["emb.ln.w"], "eln.b": t["emb.ln.b"]}
-    for l in range(f.layers):
-        p = f"l{l}."
+    for i in range(f.layers):
+        p = f"l{i}."
         out[p + "qkv.w"] = np.concatenate([dequantize(f.q4_matrix(p + x + ".w", H)) for x in "qkv"])
         out[p + "qkv.b"] = np.concatenate([t[p + x + ".b"] for x in "qkv"])
         out[p + "ao.w"] = dequantize(f.q4_matrix(p + "ao.w", H))
@@ -355,9 +355,9 @@ def load_weights(f: E5File, cache_dir: Path | None = None) -> tuple[dict[str, "t
     Returns:
         (tensors, how): how is "cache" or "dequantized".
     """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
-    import torch
 
     cache_dir = cache_dir or default_cache_dir()
     path = _cache_path(f.path, cache_dir)
@@ -425,8 +425,8 @@ class E5Torch:
         self.batch_tokens = batch_tokens
         self.packed = self._pack_matrices()
         layers = range(self.file.layers)
-        self._mats = [self.weights[f"l{l}.{n}.w"] for l in layers for n in ("qkv", "ao", "fi", "fo")]
-        self._vecs = [self.weights[f"l{l}.{n}"] for l in layers
+        self._mats = [self.weights[f"l{i}.{n}.w"] for i in layers for n in ("qkv", "ao", "fi", "fo")]
+        self._vecs = [self.weights[f"l{i}.{n}"] for i in layers
                       for n in ("qkv.b", "ao.b", "aln.w", "aln.b", "fi.b", "fo.b", "oln.w", "oln.b")]
         self._scripted = self._script_layers()
 
@@ -562,7 +562,7 @@ class E5Torch:
         import torch.nn.functional as F
 
         W, H = self.weights, self.dim
-        B, T = len(batch), max(len(w) for w in batch)
+        T = max(len(w) for w in batch)  # (B, T): B = len(batch) windows of up to T tokens
         x, mask = self._embed_tokens(batch, T)
         x = F.layer_norm(x, (H,), W["eln.w"], W["eln.b"], self.file.eps).to(self._torch_dtype)
         # keys a token may attend to: the real tokens of its own window; (B, 1, 1, T), None without padding
@@ -585,12 +585,12 @@ def _encoder_layers() -> Callable[..., "torch.Tensor"]:
 
     def layers(x: torch.Tensor, mask: Optional[torch.Tensor], mats: List[torch.Tensor], vecs: List[torch.Tensor],
                heads: int, eps: float, packed: bool) -> torch.Tensor:
-        # x (B, T, H); per layer l: mats[4l:4l+4] = qkv, ao, fi, fo weights; vecs[8l:8l+8] = qkv, ao biases,
+        # x (B, T, H); per layer i: mats[4i:4i+4] = qkv, ao, fi, fo weights; vecs[8i:8i+8] = qkv, ao biases,
         # attention LayerNorm w, b, fi, fo biases, output LayerNorm w, b (post-LN BERT)
         B, T, H = x.size(0), x.size(1), x.size(2)
         no_scalars: List[Optional[Union[int, float, complex]]] = []
-        for l in range(len(mats) // 4):
-            w, v = mats[4 * l : 4 * l + 4], vecs[8 * l : 8 * l + 8]
+        for i in range(len(mats) // 4):
+            w, v = mats[4 * i : 4 * i + 4], vecs[8 * i : 8 * i + 8]
             if packed:
                 qkv = torch.ops.mkldnn._linear_pointwise(x, w[0], v[0], "none", no_scalars, "")
             else:

@@ -20,14 +20,14 @@ import dataclasses
 import importlib.util
 import logging
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from workbench.common.texts import Text
 from workbench.common.errors import ConfigError, ModelError, OfflineError
+from workbench.common.texts import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
-from workbench.common.texts import Text
-from workbench.kb.chunking import ChunkingConfig, split_documents
 from workbench.common.config import Workspace
-from workbench.kb.documents import load_paths
-from workbench.kb.embeddings import DEFAULT_EMBEDDING, token_counter
 from workbench.common.errors import ConfigError, NotFoundError
-from workbench.kb.lexical import LexicalIndex
 from workbench.common.progress import Progress, no_progress
 from workbench.common.runfiles import locked, raise_if_disk_full
+from workbench.common.texts import Text
+from workbench.kb.chunking import ChunkingConfig, split_documents
+from workbench.kb.documents import load_paths
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, token_counter
+from workbench.kb.lexical import LexicalIndex
 from workbench.kb.vectordb import (
     GET_BATCH,
     SCHEMA,
@@ -37,15 +37,15 @@ from workbench.kb.vectordb import (
     IngestReport,
     SourceResult,
     VectorStoreConfig,
-    find_collection,
-    forget_open_collections,
-    describe_collection,
-    lexical_dir,
-    require_collection,
     chroma_name,
     chunk_id,
     client,
+    describe_collection,
+    find_collection,
+    forget_open_collections,
     get_embeddings,
+    lexical_dir,
+    require_collection,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, NotFoundError
-from workbench.kb.lexical import lexical_index
 from workbench.common.runfiles import read_json, write_json
-from workbench.kb.vectordb import VectorStoreConfig, lexical_dir, get_embeddings, open_collection
+from workbench.kb.lexical import lexical_index
+from workbench.kb.vectordb import VectorStoreConfig, get_embeddings, lexical_dir, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path

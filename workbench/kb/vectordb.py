@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from workbench.common.config import BaseConfig, Workspace, setting
-from workbench.kb.documents import FileError
-from workbench.kb.embeddings import DEFAULT_EMBEDDING, load_embeddings
 from workbench.common.errors import ConfigError, NotFoundError, OfflineError
 from workbench.common.runfiles import raise_if_disk_full
 from workbench.common.texts import Text
+from workbench.kb.documents import FileError
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, load_embeddings
 
 if TYPE_CHECKING:  # pragma: no cover
     import chromadb

@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from workbench.common.texts import Text
 from workbench.common.errors import ModelError
 from workbench.common.progress import Progress
+from workbench.common.texts import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer

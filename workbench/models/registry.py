@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.common.texts import Text, pick
 from workbench.common.config import Workspace
 from workbench.common.errors import ModelError, OfflineError
-from workbench.models.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
 from workbench.common.progress import Progress
+from workbench.common.texts import Text, pick
+from workbench.models.gguf_tokenizer import TOKENIZER_VERSION, GGUFVocab, save_sentencepiece_bpe
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

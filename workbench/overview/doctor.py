@@ -13,9 +13,8 @@ from workbench.models.registry import DEFAULT_MODEL, REGISTRY, detect_backends, 
 
 def workspace_summary(workspace: Workspace) -> dict[str, Any]:
     """Names of the collections, datasets and runs in the workspace (read-only, creates nothing)."""
-    from workbench.kb.vectordb import list_collections
-
     from workbench.common.errors import OfflineError
+    from workbench.kb.vectordb import list_collections
 
     # Through vectordb, so that one process holds one Chroma client per store (display names, server too).
     try:

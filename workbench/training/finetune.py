@@ -32,9 +32,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from workbench.common.texts import Text
 from workbench.common.config import BaseConfig, setting
 from workbench.common.errors import ConfigError
+from workbench.common.texts import Text
 from workbench.models.prompts import PromptTemplate
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -32,11 +32,11 @@ from typing import Any
 from workbench import jobs
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, JobError, NotFoundError
+from workbench.common.runfiles import last_checkpoint, locked, now_iso, process_start_time, update_status, write_json
 from workbench.common.texts import Text, state_ko
+from workbench.jobs.runner import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
 from workbench.training.finetune import TrainConfig, resolve_backend
 from workbench.training.train_progress import collect_metrics
-from workbench.jobs.runner import TERMINAL, process_alive  # noqa: F401  (part of this module's interface)
-from workbench.common.runfiles import last_checkpoint, locked, now_iso, process_start_time, update_status, write_json
 
 
 @dataclasses.dataclass

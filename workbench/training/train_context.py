@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, NotFoundError
-from workbench.models.prompts import context_chunks, context_prompt, format_example
 from workbench.common.runfiles import read_jsonl, write_json, write_text
 from workbench.common.texts import Text
+from workbench.models.prompts import context_chunks, context_prompt, format_example
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
-    from workbench.training.finetune import TrainConfig
     from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk
+    from workbench.training.finetune import TrainConfig
 
 CONTEXT_FILE = "context.jsonl"
 SUMMARY_FILE = "context.json"

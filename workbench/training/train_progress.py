@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.common.texts import Text
 from workbench.common.runfiles import append_metrics, read_jsonl, update_status
+from workbench.common.texts import Text
 
 
 class Cancelled(BaseException):

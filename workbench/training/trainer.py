@@ -15,17 +15,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench.common.texts import Text, both
-from workbench.models.prompts import PromptTemplate, format_example
 from workbench.common.config import Workspace
 from workbench.common.errors import ConfigError, JobError, ModelError, WorkbenchError
-from workbench.training.finetune import ResolvedSettings, TrainConfig, resolve_settings
-from workbench.jobs.runner import one_line
 from workbench.common.progress import Progress
 from workbench.common.runfiles import last_checkpoint, now_iso, read_json, update_status
-from workbench.training.train_progress import (CancelFlag, Cancelled, gather, gpu_mem_gb, make_progress_callback, rank,
-                                               world_size)
-
+from workbench.common.texts import Text, both
+from workbench.jobs.runner import one_line
+from workbench.models.prompts import PromptTemplate, format_example
+from workbench.training.finetune import ResolvedSettings, TrainConfig, resolve_settings
+from workbench.training.train_progress import (
+    CancelFlag,
+    Cancelled,
+    gather,
+    gpu_mem_gb,
+    make_progress_callback,
+    rank,
+    world_size,
+)
 
 # --- data --------------------------------------------------------------------------------------------------
 
@@ -185,8 +191,8 @@ def train_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _mark_running(run_dir: Path, status: dict[str, Any], resume: Path | None) -> None:
-    from workbench.jobs.runner import JOB_ENV
     from workbench.common.runfiles import process_start_time
+    from workbench.jobs.runner import JOB_ENV
 
     # started by the runner (which records torchrun's pid), or in a terminal: then this process is the job
     started_by_runner = os.environ.get(JOB_ENV) == str(run_dir)
@@ -405,10 +411,9 @@ def _load_error(base: str, exc: BaseException) -> WorkbenchError:
 def _unsloth_trainer(config: TrainConfig, resolved: ResolvedSettings, base: str, train_rows: list[dict[str, Any]],
                      val_rows: list[dict[str, Any]], run_dir: Path, flag: CancelFlag) -> tuple[Any, Any]:
     import unsloth  # noqa: F401  (first: it patches transformers / trl / peft on import)
-    from unsloth import FastLanguageModel
-
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
+    from unsloth import FastLanguageModel
 
     try:
         model, tokenizer = FastLanguageModel.from_pretrained(

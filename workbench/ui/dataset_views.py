@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.dataset import alpaca, alpaca_checks
 from workbench.common.config import Workspace
+from workbench.common.texts import from_record, pick
+from workbench.dataset import alpaca, alpaca_checks
 from workbench.ui.common import job_progress, metric_row, user_errors
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.common.texts import from_record, pick
 from workbench.ui.i18n import lang, t, tr
 
 
@@ -168,8 +168,8 @@ def where_you_start(name: str, ws: Workspace) -> None:
     start"), as a background evaluation; the report after training then shows before and after side by side."""
     from workbench.compare import eval_jobs
     from workbench.compare.evaluation import EvalConfig
-    from workbench.models.registry import DEFAULT_MODEL, REGISTRY
     from workbench.kb.vectordb import list_collections
+    from workbench.models.registry import DEFAULT_MODEL, REGISTRY
 
     st.markdown(t("**Where you start**: how well does the base model answer this test split before any training, "
                   "alone and with retrieval? The evaluation after training shows before and after side by side.",

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.compare import freshness as fr
 from workbench.common.texts import from_record, state_ko
+from workbench.compare import freshness as fr
 from workbench.ui.common import job_progress, user_errors, wide_column
 from workbench.ui.i18n import lang, t
 

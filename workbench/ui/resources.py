@@ -43,8 +43,8 @@ def dataset_report(root: str, name: str, stamp: str) -> tuple[list[Any], list[di
     """The issues and per-row lengths of a dataset; `stamp` (file times) changes whenever its rows or settings do."""
     from pathlib import Path
 
-    from workbench.dataset import alpaca, alpaca_checks
     from workbench.common.config import Workspace
+    from workbench.dataset import alpaca, alpaca_checks
 
     ws = Workspace(Path(root))
     tok_name = alpaca.dataset_info(name, ws).settings.get("tokenizer", "")
@@ -58,7 +58,7 @@ def generator(base_model: str, root: str) -> Any:
     (`Generator.ensure_adapter`), and its lock serialises generations across sessions."""
     from pathlib import Path
 
-    from workbench.common.config import Workspace
     from workbench.answers.inference import load_generator
+    from workbench.common.config import Workspace
 
     return load_generator(base_model, Workspace(Path(root)))

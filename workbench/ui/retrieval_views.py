@@ -11,11 +11,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench.dataset import alpaca
 from workbench.common.config import Workspace
-from workbench.kb.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
 from workbench.compare.retrieval_lab import DEFAULT_ROW, METRIC_KEYS, LabConfig, save_best
 from workbench.compare.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, save_questions_csv, start_lab
+from workbench.dataset import alpaca
+from workbench.kb.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
 from workbench.ui.common import job_progress, user_errors
 from workbench.ui.forms import build_config, config_field
 from workbench.ui.i18n import t
