@@ -7,7 +7,8 @@ Modules:
     e5torch      multilingual-e5-small run by torch (`E5Torch`)
     vectordb     Chroma collections: `VectorStoreConfig`, `open_collection`, `get_chunks`, `list_collections`
     lexical      the BM25 index beside each collection (`LexicalIndex`, `lexical_index`)
-    ingest       files -> chunks -> vectors -> a collection (`ingest_paths`, `ingest_documents`)
+    ingest       files -> chunks -> vectors -> a collection, and deletes (`ingest_paths`, `ingest_documents`,
+                 `delete_document`, `delete_collection`)
     ingest_jobs  large ingests as jobs on the runner (`start_ingest`, `ingest_status`)
     retrieval    `RetrievalConfig`, `retrieve` (dense, MMR, hybrid), `fuse`
 
