@@ -1,6 +1,6 @@
 """Compare: base, fine-tuned, RAG and fine-tuned + RAG (and optionally an endpoint) answer the same question;
 batch evaluation on the test split; the knowledge-freshness experiment. Every answer goes through
-`workbench.answer` (the same prompts as `workbench ask` and `workbench evaluate`)."""
+`workbench.answers.answer` (the same prompts as `workbench ask` and `workbench evaluate`)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,24 @@ from typing import Any
 
 import streamlit as st
 
-from workbench import answer as an
-from workbench import eval_jobs
-from workbench import evaluation as ev
-from workbench import freshness as fr
-from workbench.alpaca import list_datasets, load_split
-from workbench.embeddings import EMBEDDING_REGISTRY
-from workbench.endpoints import EndpointAnswerer
-from workbench.inference import GenerationConfig, run_base_model
-from workbench.metrics import score_answer
-from workbench.models import DEFAULT_MODEL, REGISTRY, instruction_tuned
-from workbench.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES, custom_rag_template
-from workbench.retrieval import RetrievalConfig, collection_config
+from workbench.answers import answer as an
+from workbench.answers.answer import EndpointAnswerer
+from workbench.answers.inference import GenerationConfig, run_base_model
+from workbench.compare import eval_jobs
+from workbench.compare import evaluation as ev
+from workbench.compare import freshness as fr
+from workbench.compare.metrics import score_answer
+from workbench.dataset.alpaca import list_datasets, load_split
+from workbench.kb.embeddings import EMBEDDING_REGISTRY
+from workbench.kb.retrieval import RetrievalConfig, collection_config
+from workbench.models.prompts import ANSWER_TEMPLATES, DEFAULT_RAG_TEMPLATES, custom_rag_template
+from workbench.models.registry import DEFAULT_MODEL, REGISTRY, instruction_tuned
 from workbench.ui import compare_views as views
-from workbench.ui import freshness_views
-from workbench.ui import resources, retrieval_views
+from workbench.ui import freshness_views, resources, retrieval_views
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.ui.i18n import lang, pick as text_in, t, tabs  # not `pick`: the page uses that name
+from workbench.ui.i18n import lang, t, tabs  # not `pick`: the page uses that name
+from workbench.ui.i18n import pick as text_in
 
 ws = workspace()
 DEMO = fr.load_demo()
@@ -43,8 +43,8 @@ st.caption(t("One loaded base model answers as itself and with a run's LoRA adap
 runs: dict[str, Any] = {}
 collections: list[str] = []
 with user_errors():
-    from workbench.runs import list_runs
-    from workbench.vectordb import list_collections
+    from workbench.kb.vectordb import list_collections
+    from workbench.training.runs import list_runs
 
     runs = {r.id: r for r in list_runs(ws) if r.adapter_dir is not None}
     collections = [c.name for c in list_collections(ws)]
@@ -135,7 +135,7 @@ def _setup(srcs: list[str]) -> an.AnswerSetup:
 
 
 def _answer(question: str, srcs: list[str], *, row_input: str = "") -> dict[str, Any]:
-    """Answer with every source through `workbench.answer`, streaming into one column per source."""
+    """Answer with every source through `workbench.answers.answer`, streaming into one column per source."""
     setup = _setup(srcs)
     return views.stream_answers(an.ask(question, srcs, setup, settings, row_input=row_input), setup, label)  # type: ignore[arg-type]
 

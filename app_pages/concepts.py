@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench import vectordb
-from workbench.chunking import ChunkingConfig, split_text
-from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, similarity_and_projection
+from workbench.kb import vectordb
+from workbench.kb.chunking import ChunkingConfig, split_text
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, similarity_and_projection
 from workbench.ui import charts
 from workbench.ui.common import user_errors, workspace
 from workbench.ui.forms import config_field
@@ -130,19 +130,19 @@ with tab_lc:
     ))
     st.dataframe(pd.DataFrame([
         {t("step", "단계"): t("load", "불러오기"), "LangChain": "Document, document loaders",
-         "workbench": "documents.py", t("what it does", "하는 일"): t("files (txt md pdf csv docx html, UTF-8/CP949) -> Documents",
+         "workbench": "kb/documents.py", t("what it does", "하는 일"): t("files (txt md pdf csv docx html, UTF-8/CP949) -> Documents",
                                                                 "파일 -> Document (인코딩 감지 포함)")},
         {t("step", "단계"): t("split", "나누기"), "LangChain": "RecursiveCharacterTextSplitter",
-         "workbench": "chunking.py", t("what it does", "하는 일"): t("Documents -> chunks with source and offset",
+         "workbench": "kb/chunking.py", t("what it does", "하는 일"): t("Documents -> chunks with source and offset",
                                                                 "Document -> 출처와 위치를 가진 청크")},
         {t("step", "단계"): t("embed", "임베딩"), "LangChain": "Embeddings (langchain-huggingface)",
-         "workbench": "embeddings.py", t("what it does", "하는 일"): t("text -> vector", "글 -> 벡터")},
+         "workbench": "kb/embeddings.py", t("what it does", "하는 일"): t("text -> vector", "글 -> 벡터")},
         {t("step", "단계"): t("store", "저장"), "LangChain": "VectorStore: Chroma (langchain-chroma)",
-         "workbench": "vectordb.py", t("what it does", "하는 일"): t("ids, vectors, texts, metadata; BM25 index beside it",
+         "workbench": "kb/vectordb.py", t("what it does", "하는 일"): t("ids, vectors, texts, metadata; BM25 index beside it",
                                                                 "id, 벡터, 본문, 메타데이터; 옆에 BM25 색인")},
         {t("step", "단계"): t("retrieve", "검색"), "LangChain": "VectorStore.similarity_search / max_marginal_relevance_search",
-         "workbench": "retrieval.py", t("what it does", "하는 일"): t("question -> best chunks (dense, MMR, hybrid)",
+         "workbench": "kb/retrieval.py", t("what it does", "하는 일"): t("question -> best chunks (dense, MMR, hybrid)",
                                                                  "질문 -> 가장 알맞은 청크 (dense, MMR, hybrid)")},
         {t("step", "단계"): t("answer", "답변"), "LangChain": "prompt template + chat model",
-         "workbench": "inference.py", t("what it does", "하는 일"): t("question + chunks -> answer", "질문 + 청크 -> 답변")},
+         "workbench": "answers/inference.py", t("what it does", "하는 일"): t("question + chunks -> answer", "질문 + 청크 -> 답변")},
     ]), hide_index=True, width="stretch")

@@ -1,4 +1,4 @@
-"""Dataset: import / generate / edit / validate / split / export / push Alpaca rows (workbench.alpaca, synth, hub)."""
+"""Dataset: import / generate / edit / validate / split / export / push Alpaca rows (workbench.dataset.alpaca, synth, hub)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench import alpaca, alpaca_checks, alpaca_io
-from workbench.config import PROJECT_DIR
-from workbench.documents import safe_name
+from workbench.common.config import PROJECT_DIR
+from workbench.dataset import alpaca, alpaca_checks, alpaca_io
+from workbench.kb.documents import safe_name
 from workbench.ui import charts, dataset_views
 from workbench.ui.common import metric_row, progress_reporter, user_errors, workspace
 from workbench.ui.forms import build_config, config_field, config_form
@@ -143,7 +143,7 @@ with tab_gen:
     else:
         collections: list[str] = []
         with user_errors():
-            from workbench.vectordb import list_collections
+            from workbench.kb.vectordb import list_collections
 
             collections = [c.name for c in list_collections(ws)]
         if not collections:
@@ -171,7 +171,7 @@ with tab_edit:
                      "'Reload' throws unsaved edits away.",
                      "셀을 고치고, 맨 아래에 행을 추가하고, 선택해 삭제하세요. 저장하면 모든 값이 텍스트로 저장됩니다; "
                      "'다시 불러오기'는 저장하지 않은 편집을 버립니다."))
-        cols = alpaca._columns(rows)
+        cols = alpaca.row_columns(rows)
         df = pd.DataFrame([{c: as_text(r.get(c)) for c in cols} for r in rows], columns=cols, dtype=object)
         df.index = range(1, len(df) + 1)
         edited = st.data_editor(df, num_rows="dynamic", key=f"dataset.editor.{info.name}", width="stretch",
@@ -229,7 +229,7 @@ with tab_push:
     if not info or not info.split:
         st.info(t("Split the dataset first: the Hub gets its train and test files.", "먼저 분할하세요: Hub에는 학습/테스트 파일이 올라갑니다."))
     else:
-        from workbench.hub import export_dataset, push_dataset
+        from workbench.dataset.hub import export_dataset, push_dataset
 
         repo = st.text_input(t("Hub repository (USER/NAME)", "Hub 저장소 (USER/NAME)"), key="dataset.repo")
         private = st.checkbox(t("Private", "비공개"), value=True, key="dataset.private")

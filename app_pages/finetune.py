@@ -1,6 +1,6 @@
 """Fine-tune: pick a dataset and a base model, set the recipe, start a LoRA run in the background, watch it,
 cancel / resume it, compare runs, then try, merge and push the result. Training itself runs in a child process
-(`workbench.runs`); this page only reads the run's files."""
+(`workbench.training.runs`); this page only reads the run's files."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import json
 
 import streamlit as st
 
-from workbench import runs as jobs  # training runs, on the generic runner (workbench.jobs)
-from workbench.errors import WorkbenchError
-from workbench.finetune import GROUPS, TrainConfig
-from workbench.models import REGISTRY
+from workbench.common.errors import WorkbenchError
+from workbench.models.registry import REGISTRY
+from workbench.training import runs as jobs  # training runs, on the generic runner (workbench.jobs)
+from workbench.training.finetune import GROUPS, TrainConfig
 from workbench.ui import charts, finetune_views, resources
 from workbench.ui.common import metric_row, need, user_errors, workspace
 from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
-from workbench.ui.i18n import t, tabs, tr
+from workbench.ui.i18n import t, tabs
 
 ws = workspace()
 RUN_KEY = "train.run_id"
@@ -28,7 +28,7 @@ st.caption(t("LoRA supervised fine-tuning with Unsloth (or Transformers + PEFT) 
              "Unsloth (또는 Transformers + PEFT)로 하는 LoRA 지도 미세조정을 백그라운드로 실행합니다. 기본값은 튜토리얼의 "
              "레시피이고, 'auto' 설정은 이 컴퓨터에 맞춰집니다."))
 
-from workbench.alpaca import list_datasets  # noqa: E402  (after the title: the page shows while it imports)
+from workbench.dataset.alpaca import list_datasets  # noqa: E402  (after the title: the page shows while it imports)
 
 datasets = [d.name for d in list_datasets(ws) if d.split]
 runs = jobs.list_runs(ws)
@@ -164,15 +164,15 @@ with tab_run:
 
         if current.state == "completed" and current.adapter_dir is not None:
             st.subheader(t("Try the fine-tuned model", "파인튜닝한 모델 써 보기"))
-            from workbench.inference import run_base_model
+            from workbench.answers.inference import run_base_model
 
             question = st.text_input(t("Question", "질문"), key="finetune.try_q",
                                      placeholder=t("Can I pay in cash?", "현금으로 결제가 가능한가요?"))
             use_adapter = st.toggle(t("With the adapter (off: the base model)", "어댑터 사용 (끄면 기본 모델)"), value=True,
                                     key="finetune.try_adapter")
             if st.button(t("Answer", "답변"), key="finetune.try") and question.strip():
-                from workbench.answer import ask, prepare
-                from workbench.inference import GenerationConfig
+                from workbench.answers.answer import ask, prepare
+                from workbench.answers.inference import GenerationConfig
 
                 with user_errors():
                     with st.spinner(t("Loading the model…", "모델을 불러오는 중…")):
@@ -209,7 +209,7 @@ with tab_run:
                 token = st.text_input(t("Token (not stored)", "토큰 (저장 안 함)"), type="password", key="finetune.push_token")
                 private = st.checkbox(t("Private", "비공개"), key="finetune.push_private")
                 if st.button(t("Push to the Hub", "Hub에 업로드"), key="finetune.push", disabled=not repo or bool(exporting)):
-                    from workbench.models import require_hub
+                    from workbench.models.registry import require_hub
 
                     with user_errors():
                         require_hub(f"push {repo}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.guide import guide_steps, workspace_progress
+from workbench.overview.guide import guide_steps, workspace_progress
 from workbench.ui.common import progress_reporter, user_errors, workspace
 from workbench.ui.i18n import t, tr
 from workbench.ui.resources import doctor_facts, workspace_counts
@@ -83,7 +83,7 @@ with right:
     )
     default = next(m for m in facts["models"] if m["default"])
     if not default["ready"] and st.button(t("Prepare the offline default model", "오프라인 기본 모델 준비"), key="home.prepare"):
-        from workbench.models import prepare_packaged_model
+        from workbench.models.registry import prepare_packaged_model
 
         report, _ = progress_reporter(t("Converting…", "변환 중…"))
         with user_errors():

@@ -1,16 +1,16 @@
-"""Knowledge base: upload -> chunk (live preview) -> embed into Chroma -> browse -> search (workbench.vectordb, retrieval)."""
+"""Knowledge base: upload -> chunk (live preview) -> embed into Chroma -> browse -> search (workbench.kb.vectordb, retrieval)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from workbench import ingest, ingest_jobs, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.config import PROJECT_DIR
-from workbench.documents import SUPPORTED_SUFFIXES, save_uploads
-from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
-from workbench.retrieval import RetrievalConfig, only_sources, retrieve
+from workbench.common.config import PROJECT_DIR
+from workbench.kb import ingest, ingest_jobs, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.documents import SUPPORTED_SUFFIXES, save_uploads
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY
+from workbench.kb.retrieval import RetrievalConfig, only_sources, retrieve
 from workbench.ui import kb_views, retrieval_views
 from workbench.ui.common import job_progress, message_of, progress_reporter, user_errors, wide_column, workspace
 from workbench.ui.forms import INVALID, build_config, config_field, config_form
@@ -177,7 +177,7 @@ with tab_browse:
             confirm = st.checkbox(t(f"Yes, delete {source}", f"네, {source} 삭제"), key="kb.confirm_delete_doc")
             if st.button(t("Delete this document", "이 문서 삭제"), key="kb.delete_doc", disabled=not confirm):
                 with user_errors():
-                    removed = vectordb.delete_document(name, source, ws)
+                    removed = ingest.delete_document(name, source, ws)
                     st.session_state["kb.last_report"] = None
                     st.toast(t(f"Deleted {removed} chunks of {source}", f"{source}의 청크 {removed}개 삭제"))
                     st.rerun()
@@ -186,7 +186,7 @@ with tab_browse:
                                key="kb.confirm_delete_collection")
             if st.button(t("Delete collection", "컬렉션 삭제"), key="kb.delete_collection", disabled=not sure):
                 with user_errors():
-                    vectordb.delete_collection(name, ws)
+                    ingest.delete_collection(name, ws)
                     st.session_state.pop("kb.collection", None)
                     st.rerun()
 

@@ -6,7 +6,7 @@
 In a fresh WORKBENCH_HOME, each step a `python -m workbench ...` process, as a user would type them:
 
 0. prepare: convert the packaged GGUF model into the workspace (once per install; reported, not in the loop total);
-   the workbench's own conversion, Gemma's tokenizer included (`workbench.gguf_tokenizer`); its marker is recorded
+   the workbench's own conversion, Gemma's tokenizer included (`workbench.models.gguf_tokenizer`); its marker is recorded
 1. ingest:  `ingest examples/shop --collection shop`
 2. import:  `dataset import examples/alpaca/shop_qa.csv --name shop`
 3. split:   `dataset split shop` (9:1, then 8:2: 359 train / 90 validation / 50 test)
@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workbench.models import cpu_name  # noqa: E402  (after the path and environment above)
+from workbench.models.registry import cpu_name  # noqa: E402  (after the path and environment above)
 
 LOCK = Path("/tmp/bench.lock")
 TARGET_S = 15 * 60
@@ -146,7 +146,7 @@ def four_way_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(table: list[dict[str, Any]]) -> str:
-    from workbench.answer import SOURCE_LABELS
+    from workbench.answers.answer import SOURCE_LABELS
 
     def ci(m: dict[str, Any] | None) -> str:
         return "–" if not m or m.get("mean") is None else f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
@@ -166,13 +166,13 @@ def measure_speedup(ws: Any, run_id: str, n_rows: int, max_new_tokens: int, out:
     in this process (glibc tuned as the `evaluate` command tunes it)."""
     import dataclasses
 
-    from workbench.alpaca import load_split
-    from workbench.cli.infer import _keep_freed_memory
-    from workbench.evaluation import EvalConfig, load_results, run_evaluation
-    from workbench.inference import load_generator_for_run
-    from workbench.runs import get_run
+    from workbench.answers.inference import load_generator_for_run
+    from workbench.cli.infer import keep_freed_memory
+    from workbench.compare.evaluation import EvalConfig, load_results, run_evaluation
+    from workbench.dataset.alpaca import load_split
+    from workbench.training.runs import get_run
 
-    _keep_freed_memory()
+    keep_freed_memory()
     gen = load_generator_for_run(get_run(run_id, ws), ws)
     rows = load_split("shop", "test", ws)[:n_rows]
     default_batch = next(f.default for f in dataclasses.fields(EvalConfig) if f.name == "batch_size")
@@ -250,8 +250,8 @@ PAIRS = (("raft", "ft_rag", "plain", "ft"), ("raft", "ft_rag", "plain", "rag"), 
 def paired_differences(runs: dict[str, dict[str, Any]], label: str) -> dict[str, Any]:
     """Per-row differences of char F1 between two (run, source) pairs, with 95 % bootstrap intervals: the rows are the
     same test rows, so the pairing removes the rows' own difficulty from the comparison."""
-    from workbench.evaluation import load_results
-    from workbench.metrics import mean_ci
+    from workbench.compare.evaluation import load_results
+    from workbench.compare.metrics import mean_ci
 
     scores = {name: {(r["row"], r["source"]): r["char_f1"] for r in load_results(run["eval_dir"])}
               for name, run in runs.items()}
@@ -272,10 +272,10 @@ def measure_freshness(ws: Any, runs: dict[str, dict[str, Any]], max_new_tokens: 
     """The freshness demo with each run: its question (ko, en) to the four sources before the fact changes, after the
     changed documents are re-ingested, and the originals restored at the end. An answer "follows" a fact when it
     names its aisle number (5 new, 3 old)."""
-    from workbench.answer import ask, prepare
-    from workbench.freshness import change_facts, load_demo, restore_facts
-    from workbench.inference import GenerationConfig, load_generator_for_run
-    from workbench.runs import get_run
+    from workbench.answers.answer import ask, prepare
+    from workbench.answers.inference import GenerationConfig, load_generator_for_run
+    from workbench.compare.freshness import change_facts, load_demo, restore_facts
+    from workbench.training.runs import get_run
 
     demo = load_demo()
     settings = GenerationConfig(max_new_tokens=max_new_tokens)
@@ -311,19 +311,19 @@ def control_short_context(work: Path, label: str) -> dict[str, Any]:
     chunk length and language) given to base + RAG and to the PLAIN run's fine-tuned + RAG, and the context run's own
     fine-tuned + RAG answered again beside them (a check that this path reproduces the evaluation). Same generation
     settings, batch size and batches (rows in the evaluation's order: longest recorded prompt first), char F1 by
-    `workbench.metrics`, paired differences as `paired_differences` gives them. Whatever the context run gains over a
+    `workbench.compare.metrics`, paired differences as `paired_differences` gives them. Whatever the context run gains over a
     control is the training, not the shorter prompt."""
-    from workbench.alpaca import load_split
-    from workbench.answer import Item, answer_block, prepare, prompt_for, retrieve_context
-    from workbench.cli.infer import _keep_freed_memory
-    from workbench.config import Workspace
-    from workbench.evaluation import load_results, load_summary
-    from workbench.inference import GenerationConfig, load_generator_for_run
-    from workbench.metrics import mean_ci, score_answer
-    from workbench.retrieval import RetrievalConfig
-    from workbench.runs import get_run
+    from workbench.answers.answer import Item, answer_block, prepare, prompt_for, retrieve_context
+    from workbench.answers.inference import GenerationConfig, load_generator_for_run
+    from workbench.cli.infer import keep_freed_memory
+    from workbench.common.config import Workspace
+    from workbench.compare.evaluation import load_results, load_summary
+    from workbench.compare.metrics import mean_ci, score_answer
+    from workbench.dataset.alpaca import load_split
+    from workbench.kb.retrieval import RetrievalConfig
+    from workbench.training.runs import get_run
 
-    _keep_freed_memory()
+    keep_freed_memory()
     ws = Workspace.default()
     dirs = {"plain": work / "eval", label: work / f"eval-{label}"}
     configs = {name: json.loads((d / "config.json").read_text(encoding="utf-8")) for name, d in dirs.items()}
@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         result["load_end_of_loop"] = load()
         log(f"loop: {result['loop']['wall_s']} s wall, {result['loop']['cpu_s']} CPU-s "
             f"({'within' if result['loop']['within_target'] else 'over'} {TARGET_S} s)")
-        from workbench.config import Workspace
+        from workbench.common.config import Workspace
 
         if args.freshness:
             log("freshness: the demo question before and after the fact changes")

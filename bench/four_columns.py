@@ -4,7 +4,7 @@
 
 On a workspace with a trained run and a collection (e.g. the one `python -m bench.readers figures` leaves), the first
 `--questions` rows of the run's test split (Korean and English in the sample shop) are put to base, fine-tuned,
-base + RAG and fine-tuned + RAG through `workbench.answer`, both ways, in this one process with the model loaded once,
+base + RAG and fine-tuned + RAG through `workbench.answers.answer`, both ways, in this one process with the model loaded once,
 alternating per question so that a noisy machine hurts both alike:
 
 - before: each column's own stream, read to its end before the next one starts (`Generator.stream` per source, what
@@ -40,11 +40,11 @@ def main() -> int:
     args = p.parse_args()
     os.environ["WORKBENCH_HOME"] = args.workspace
 
-    from workbench import answer
-    from workbench.alpaca import load_split
-    from workbench.config import Workspace
-    from workbench.inference import GenerationConfig, load_generator_for_run
-    from workbench.runs import get_run
+    from workbench.answers import answer
+    from workbench.answers.inference import GenerationConfig, load_generator_for_run
+    from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import load_split
+    from workbench.training.runs import get_run
 
     ws = Workspace(Path(args.workspace))
     run = get_run(args.run, ws)

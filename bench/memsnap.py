@@ -1,5 +1,5 @@
 """What is alive on the GPU at a training step's peak: reads the allocator history that a run writes with
-WORKBENCH_CUDA_MEMORY_SNAPSHOT=PREFIX (workbench.train_progress._MemoryTrace) and prints the live allocations at the peak,
+WORKBENCH_CUDA_MEMORY_SNAPSHOT=PREFIX (workbench.training.train_progress._MemoryTrace) and prints the live allocations at the peak,
 grouped by the Python code that made them.
 
     python -m bench.memsnap PREFIX.pickle [--top 25] [--json OUT.json]

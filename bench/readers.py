@@ -14,9 +14,9 @@ interval; the new evaluation's verdict. Writes bench/results/readers_figures_<da
 
 On rows of the sample shop's validation split (never the test split, which the figures are measured on), each model
 answers as base and base + RAG with each prompt style it could get: its chat template, and the question -> answer
-examples of `workbench.fewshot` (`completion`). Every answer is generated once, greedily, up to --max-new-tokens, with
+examples of `workbench.models.fewshot` (`completion`). Every answer is generated once, greedily, up to --max-new-tokens, with
 no stop string and no loop cut (stop tokens only), and its token ids are kept. The end-of-answer rules are then
-applied to those same generations (`workbench.stopping.AnswerCutter`), so every rule is compared on identical text:
+applied to those same generations (`workbench.models.stopping.AnswerCutter`), so every rule is compared on identical text:
 
 - stop strings: none, a blank line or the next marker line of the example format ("\n질문:", "\nQuestion:", ...), or
   any line break;
@@ -82,14 +82,14 @@ def rules() -> dict[str, tuple[str, ...]]:
 
 
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
-    from workbench import answer as an
-    from workbench.alpaca import load_split
-    from workbench.config import Workspace
-    from workbench.fewshot import language_of
-    from workbench.inference import GenerationConfig, load_generator
-    from workbench.metrics import answer_flags, char_f1, rouge_l
-    from workbench.prompts import instruction_sentences
-    from workbench.stopping import STOPPED_ON_ITS_OWN, AnswerCutter, loop_start
+    from workbench.answers import answer as an
+    from workbench.answers.inference import GenerationConfig, load_generator
+    from workbench.common.config import Workspace
+    from workbench.compare.metrics import answer_flags, char_f1, rouge_l
+    from workbench.dataset.alpaca import load_split
+    from workbench.models.fewshot import language_of
+    from workbench.models.prompts import instruction_sentences
+    from workbench.models.stopping import STOPPED_ON_ITS_OWN, AnswerCutter, loop_start
 
     work = Path(args.work)
     prepare_workspace(work)
@@ -168,7 +168,7 @@ def english_rows(src: Path, dst: Path) -> int:
     """The rows of `src` whose instruction has no Hangul, as a CSV of the same columns."""
     import csv
 
-    from workbench.fewshot import language_of
+    from workbench.models.fewshot import language_of
 
     with src.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
@@ -184,10 +184,10 @@ def english_rows(src: Path, dst: Path) -> int:
 def compare_prompts(new_dir: Path, old_dir: Path) -> dict[str, Any]:
     """Per source: readable-answer counts, char F1 and ROUGE-L with intervals, for the new and today's prompts on the
     same rows, and the paired difference new - today."""
-    from workbench.evaluation import load_results, load_summary
-    from workbench.metrics import mean_ci
-    from workbench.report import readability
-    from workbench.verdict import paired_difference
+    from workbench.compare.evaluation import load_results, load_summary
+    from workbench.compare.metrics import mean_ci
+    from workbench.compare.report import readability
+    from workbench.compare.verdict import paired_difference
 
     new, old = load_results(new_dir), load_results(old_dir)
     out: dict[str, Any] = {}
@@ -208,8 +208,8 @@ def compare_prompts(new_dir: Path, old_dir: Path) -> dict[str, Any]:
 
 
 def figures(args: argparse.Namespace) -> dict[str, Any]:
-    from workbench.evaluation import load_summary
-    from workbench.report import verdict_lines
+    from workbench.compare.evaluation import load_summary
+    from workbench.compare.report import verdict_lines
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -258,8 +258,8 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
 def recompute(path: Path) -> dict[str, Any]:
     """A figures file with its per-source tables computed again from the evaluations it left (`--work`), by this
     checkout's `report.readability` and statistics: a change to how an answer is judged reaches finished figures."""
-    from workbench.evaluation import load_summary
-    from workbench.report import verdict_lines
+    from workbench.compare.evaluation import load_summary
+    from workbench.compare.report import verdict_lines
 
     out = json.loads(path.read_text(encoding="utf-8"))
     for label, rec in out["sets"].items():
@@ -273,7 +273,7 @@ def recompute(path: Path) -> dict[str, Any]:
 
 
 def figures_markdown(out: dict[str, Any]) -> str:
-    from workbench.answer import SOURCE_LABELS
+    from workbench.answers.answer import SOURCE_LABELS
 
     def ci(m: dict[str, Any]) -> str:
         return f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
@@ -334,7 +334,7 @@ def main() -> int:
     p.add_argument("--work", default="/tmp/readers-bench")
     p.add_argument("--tag", default="")
     args = p.parse_args()
-    from workbench.models import cpu_name
+    from workbench.models.registry import cpu_name
 
     t0 = time.time()
     if args.part == "recompute":

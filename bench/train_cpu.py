@@ -4,10 +4,10 @@
 
 1. imports `examples/alpaca/shop_qa.csv` and splits it 9:1 (then 8:2 for validation), as the dataset page does;
 2. scores the base model on the test split: answer loss (teacher forced, answer tokens only) and character F1 of
-   greedy answers against the references (`workbench.metrics.char_f1`);
-3. trains with the workbench's defaults through the same path as the page and the CLI (`workbench.runs`: a child
+   greedy answers against the references (`workbench.compare.metrics.char_f1`);
+3. trains with the workbench's defaults through the same path as the page and the CLI (`workbench.training.runs`: a child
    process `python -m workbench train RUN_DIR`), timing it;
-4. scores the fine-tuned adapter the same way (one loaded base model, `workbench.inference`).
+4. scores the fine-tuned adapter the same way (one loaded base model, `workbench.answers.inference`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
     """Mean negative log-likelihood per answer token over `rows` (the eval loss on the test split)."""
     import torch
 
-    from workbench.trainer import tokenize_rows
+    from workbench.training.trainer import tokenize_rows
 
     examples, _ = tokenize_rows(rows, tokenizer, template, 512)  # type: ignore[arg-type]
     total, count = 0.0, 0
@@ -48,8 +48,8 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], template
 
 
 def score(gen: Any, rows: list[dict[str, Any]], adapter: str | None, template: str, max_new: int) -> dict[str, Any]:
-    from workbench.metrics import char_f1
-    from workbench.inference import GenerationConfig
+    from workbench.answers.inference import GenerationConfig
+    from workbench.compare.metrics import char_f1
 
     t = time.time()
     if adapter is None and gen.adapters:
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ["WORKBENCH_HOME"] = str(args.work / "ws")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, load_split, split_dataset
+    from workbench.answers.inference import load_generator
     from workbench.cli.train import parse_value
-    from workbench.config import Workspace
-    from workbench.finetune import TrainConfig
-    from workbench.inference import load_generator
-    from workbench.runs import start_training, wait_run
+    from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, load_split, split_dataset
+    from workbench.training.finetune import TrainConfig
+    from workbench.training.runs import start_training, wait_run
 
     ws = Workspace.default().ensure()
     cache = ROOT / ".pytest_cache" / "workbench" / "models"

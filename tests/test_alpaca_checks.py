@@ -1,9 +1,9 @@
-"""Row checks (workbench.alpaca_checks): exact issues on literal rows."""
+"""Row checks (workbench.dataset.alpaca_checks): exact issues on literal rows."""
 
 from __future__ import annotations
 
-from workbench import alpaca_checks
-from workbench.prompts import format_prompt
+from workbench.dataset import alpaca_checks
+from workbench.models.prompts import format_prompt
 
 
 def test_row_lengths(smollm2_dir, workspace):
@@ -31,7 +31,7 @@ def test_issues_name_the_row_and_kind():
 def test_every_issue_kind_has_an_english_and_a_korean_label():
     from typing import get_args
 
-    from workbench.alpaca_checks import ISSUE_LABELS, IssueKind
+    from workbench.dataset.alpaca_checks import ISSUE_LABELS, IssueKind
 
     assert set(ISSUE_LABELS) == set(get_args(IssueKind))
     assert all(en.strip() and ko.strip() for en, ko in ISSUE_LABELS.values())

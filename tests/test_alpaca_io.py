@@ -1,4 +1,4 @@
-"""Reading sources and mapping columns (workbench.alpaca_io), on literal files with exact expected rows."""
+"""Reading sources and mapping columns (workbench.dataset.alpaca_io), on literal files with exact expected rows."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from workbench.alpaca import DatasetConfig
-from workbench.alpaca_io import apply_column_map, parse_column_map, read_source, resolve_column_map
-from workbench.errors import ConfigError, DocumentError, NotFoundError
+from workbench.common.errors import ConfigError, DocumentError, NotFoundError
+from workbench.dataset.alpaca import DatasetConfig
+from workbench.dataset.alpaca_io import apply_column_map, parse_column_map, read_source, resolve_column_map
 
 
 def test_parse_column_map():

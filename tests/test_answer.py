@@ -1,4 +1,4 @@
-"""The one answer path (workbench.answer): sources, templates, and the same prompt on every path.
+"""The one answer path (workbench.answers.answer): sources, templates, and the same prompt on every path.
 
 The regression this guards: a run trained with the `alpaca` template was prompted with `chat` on the Compare page
 (a select drawn before a run was picked kept `chat`), and the batch evaluation started there inherited it, so base
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from apphelpers import open_app_page, split_csv_dataset
 
-from workbench import answer
-from workbench.errors import ConfigError
+from workbench.answers import answer
+from workbench.common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +60,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def alpaca_run(tmp_path_factory, smollm2_dir):
     """A short real training run with the `alpaca` template (SmolLM2 has a chat template, so `chat` would be the
     model's default), on a split dataset, in its own workspace."""
-    from workbench.config import Workspace
-    from workbench.finetune import TrainConfig
-    from workbench.runs import start_training, wait_run
+    from workbench.common.config import Workspace
+    from workbench.training.finetune import TrainConfig
+    from workbench.training.runs import start_training, wait_run
 
     root = tmp_path_factory.mktemp("answer")
     ws = Workspace(root / "ws").ensure()
@@ -79,8 +79,8 @@ def alpaca_run(tmp_path_factory, smollm2_dir):
 
 @pytest.mark.slow
 def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_the_evaluation(alpaca_run, monkeypatch):
-    from workbench.alpaca import load_split
-    from workbench.evaluation import EvalConfig, load_results, load_summary, run_evaluation
+    from workbench.compare.evaluation import EvalConfig, load_results, load_summary, run_evaluation
+    from workbench.dataset.alpaca import load_split
 
     ws, run = alpaca_run
     monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
@@ -133,8 +133,8 @@ def test_one_rows_fine_tuned_prompt_is_the_same_on_the_page_in_the_cli_and_in_th
 
 @pytest.mark.slow
 def test_a_batch_evaluation_started_on_the_page_uses_the_runs_template(alpaca_run, monkeypatch):
-    from workbench.eval_jobs import evaluation_status, list_evaluations
-    from workbench.evaluation import EvalConfig, load_summary
+    from workbench.compare.eval_jobs import evaluation_status, list_evaluations
+    from workbench.compare.evaluation import EvalConfig, load_summary
 
     ws, run = alpaca_run
     monkeypatch.setenv("WORKBENCH_HOME", str(ws.root))
@@ -158,8 +158,8 @@ def test_a_batch_evaluation_started_on_the_page_uses_the_runs_template(alpaca_ru
 
 @pytest.mark.slow
 def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir):
-    from workbench.alpaca import load_split
-    from workbench.inference import GenerationConfig
+    from workbench.answers.inference import GenerationConfig
+    from workbench.dataset.alpaca import load_split
 
     ws, run = alpaca_run
     setup = answer.prepare(["base", "ft"], ws, run=run)
@@ -178,8 +178,8 @@ def test_ask_and_answer_block_give_the_same_greedy_text(alpaca_run, smollm2_dir)
 def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
     from types import SimpleNamespace
 
-    from workbench.alpaca import save_dataset
-    from workbench.answer import default_collection
+    from workbench.answers.answer import default_collection
+    from workbench.dataset.alpaca import save_dataset
 
     save_dataset("gen", [{"instruction": "Where?", "input": "", "output": "Aisle 5."}], workspace=workspace,
                  source={"kind": "generated", "collection": "shop"})
@@ -194,9 +194,9 @@ def test_default_collection_is_the_one_the_runs_dataset_came_from(workspace):
 def test_prepare_retrieves_with_the_collections_saved_settings(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.endpoints import EndpointAnswerer
-    from workbench.retrieval import RetrievalConfig, save_retrieval
+    from workbench.answers.answer import EndpointAnswerer
+    from workbench.kb import ingest
+    from workbench.kb.retrieval import RetrievalConfig, save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     save_retrieval("faq", {"mode": "dense", "scale": "collection"}, workspace)
@@ -213,7 +213,7 @@ QUESTIONS = ("아이스크림은 어디에 있나요?", "영업시간이 어떻�
 
 
 def _shop(ws) -> None:
-    from workbench.ingest import ingest_paths
+    from workbench.kb.ingest import ingest_paths
 
     shop = ROOT / "examples" / "shop"
     ingest_paths([shop / "store_map_ko.md", shop / "store_guide_en.md", shop / "hours_ko.txt"], "shop", workspace=ws)
@@ -232,9 +232,9 @@ def _ends(setup, sources, settings) -> dict[str, list]:
 def test_the_pretrained_gemma_answers_and_stops_in_both_languages(workspace, gemma_dir):
     """The packaged Gemma 3 270M is pretrained: base and base + RAG are asked with examples, end on their own before
     max_new_tokens, in Korean and English, and neither recites an instruction nor copies a context header."""
-    from workbench.inference import GenerationConfig
-    from workbench.metrics import answer_flags
-    from workbench.prompts import instruction_sentences
+    from workbench.answers.inference import GenerationConfig
+    from workbench.compare.metrics import answer_flags
+    from workbench.models.prompts import instruction_sentences
 
     _shop(workspace)
     setup = answer.prepare(["base", "rag"], workspace, base_model="gemma3-270m", collection="shop")
@@ -254,10 +254,10 @@ def shop_run(tmp_path_factory, smollm2_dir):
     end its answers (40 steps, 'alpaca'), in its own workspace with the shop's documents as collection 'shop'."""
     import shutil
 
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.config import Workspace
-    from workbench.finetune import TrainConfig
-    from workbench.runs import start_training, wait_run
+    from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.training.finetune import TrainConfig
+    from workbench.training.runs import start_training, wait_run
 
     ws = Workspace(tmp_path_factory.mktemp("shop-run") / "ws").ensure()
     ws.models.rmdir()
@@ -281,7 +281,7 @@ def test_every_source_of_a_run_ends_before_max_new_tokens_in_both_languages(shop
     run's 'alpaca' template. Base, base + RAG and the fine-tuned answers end before max_new_tokens in Korean and
     English, every one; fine-tuned + RAG at least half of the time: this 40-step run never saw a context in training,
     and on one it may still ramble through a list (two of four ran to 96 tokens on CI's machine and on ours)."""
-    from workbench.inference import GenerationConfig
+    from workbench.answers.inference import GenerationConfig
 
     ws, run = shop_run
     setup = answer.prepare(list(answer.DEFAULT_SOURCES), ws, run=run, collection="shop")

@@ -43,7 +43,7 @@ def make_run(workspace, smollm2_dir: Path, adapter: Path, run_id: str = "2026112
     """A finished run directory in the contract's format (config.json, status.json, adapter/)."""
     import shutil
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     path = workspace.runs / run_id
     (path / "logs").mkdir(parents=True)
@@ -67,11 +67,11 @@ def test_empty_workspace_offers_the_base_model(workspace, lang, title):
 
 
 def test_finished_evaluation_renders_its_report(workspace):
-    from workbench.eval_jobs import new_eval_dir
-    from workbench.evaluation import EvalConfig
-    from workbench.metrics import score_answer
-    from workbench.report import summarize, write_report
-    from workbench.runfiles import update_json
+    from workbench.common.runfiles import update_json
+    from workbench.compare.eval_jobs import new_eval_dir
+    from workbench.compare.evaluation import EvalConfig
+    from workbench.compare.metrics import score_answer
+    from workbench.compare.report import summarize, write_report
 
     def rec(row, source, answer, reference):
         return {"row": row, "source": source, "question": f"question {row}", "reference": reference, "answer": answer,
@@ -85,7 +85,7 @@ def test_finished_evaluation_renders_its_report(workspace):
     folder = new_eval_dir(cfg, workspace)
     import csv
 
-    from workbench.evaluation import RESULT_COLUMNS
+    from workbench.compare.evaluation import RESULT_COLUMNS
     with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         w.writeheader()
@@ -117,8 +117,8 @@ def test_finished_evaluation_renders_its_report(workspace):
 def test_starts_on_the_latest_run_its_collection_and_every_source_and_keeps_them(workspace, smollm2_dir, adapter):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.alpaca import save_dataset
+    from workbench.dataset.alpaca import save_dataset
+    from workbench.kb import ingest
 
     make_run(workspace, smollm2_dir, adapter, "20261129-120000-smollm2-135m")
     newest = make_run(workspace, smollm2_dir, adapter, "20261130-090000-smollm2-135m")
@@ -160,7 +160,7 @@ def test_answers_to_another_question_are_cleared(workspace):
 def test_four_columns_from_one_base_model(workspace, smollm2_dir, adapter):
     from langchain_core.documents import Document
 
-    from workbench import ingest
+    from workbench.kb import ingest
 
     run_id = make_run(workspace, smollm2_dir, adapter)
     ingest.ingest_documents([Document("The ice cream is in the freezer in aisle 5.", metadata={"source": "map.md"}),
@@ -204,8 +204,8 @@ def _until_reingested(at: AppTest, timeout: float = 120) -> None:
 
 
 def test_freshness_panel_moves_the_ice_cream(workspace):
-    from workbench.retrieval import RetrievalConfig, retrieve
-    from workbench.ingest import ingest_paths
+    from workbench.kb.ingest import ingest_paths
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
 
     ingest_paths([SHOP / "store_map_ko.md"], "shop", workspace=workspace)
     at = open_page("ko")
@@ -227,8 +227,8 @@ def test_freshness_panel_moves_the_ice_cream(workspace):
 def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
     import time
 
-    from workbench.eval_jobs import evaluation_status, list_evaluations
-    from workbench.evaluation import EvalConfig
+    from workbench.compare.eval_jobs import evaluation_status, list_evaluations
+    from workbench.compare.evaluation import EvalConfig
 
     split_csv_dataset(workspace, "tiny", [[f"Question {i}?", "", f"Answer {i}."] for i in range(6)], tmp_path, test_size=0.34)
     at = open_page()
@@ -250,8 +250,8 @@ def test_start_and_cancel_a_batch_evaluation(workspace, tmp_path):
 def test_the_retrieval_mode_follows_the_collections_saved_setting(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.retrieval import save_retrieval
+    from workbench.kb import ingest
+    from workbench.kb.retrieval import save_retrieval
 
     for name in ("faq", "notes"):
         ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], name, workspace=workspace)
@@ -265,12 +265,12 @@ def test_the_retrieval_mode_follows_the_collections_saved_setting(workspace):
 
 def test_a_finished_evaluation_reads_in_korean(workspace):
     """Sources, column names, the interval note and the run's warning in Korean (#17); the files stay English."""
-    from workbench.eval_jobs import new_eval_dir
-    from workbench.evaluation import EvalConfig
-    from workbench.metrics import score_answer
-    from workbench.report import summarize, write_report
-    from workbench.runfiles import update_json
-    from workbench.texts import Text
+    from workbench.common.runfiles import update_json
+    from workbench.common.texts import Text
+    from workbench.compare.eval_jobs import new_eval_dir
+    from workbench.compare.evaluation import EvalConfig
+    from workbench.compare.metrics import score_answer
+    from workbench.compare.report import summarize, write_report
 
     results = [{"row": 1, "source": s, "question": "q", "reference": "5번 통로", "answer": a, **score_answer(a, "5번 통로"),
                 "latency_s": 0.5, "prompt_tokens": 30, "completion_tokens": 5, "tokens_per_s": 10.0}

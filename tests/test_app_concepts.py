@@ -3,12 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.documents import Document
 from apphelpers import open_app_page
+from langchain_core.documents import Document
 from streamlit.testing.v1 import AppTest
 
-from workbench import ingest, vectordb
-from workbench.chunking import ChunkingConfig
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -31,7 +31,7 @@ def test_concepts_page_in_both_languages(workspace, lang, title):
 
 def test_the_default_sentences_show_what_the_page_says(workspace):
     """Each translation pair scores above every pair with the unrelated sentence, with the page's own model."""
-    from workbench.embeddings import DEFAULT_EMBEDDING, load_embeddings, similarity_and_projection
+    from workbench.kb.embeddings import DEFAULT_EMBEDDING, load_embeddings, similarity_and_projection
 
     at = open_page("en")
     sentences = at.text_area(key="concepts.sentences").value.splitlines()

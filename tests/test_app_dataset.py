@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.test_synth import CannedLLMServer, pairs_json
-from workbench import alpaca
+from workbench.dataset import alpaca
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -59,8 +59,8 @@ def test_import_sample_split_download_and_push_offline(workspace, smollm2_dir):
     assert "No test question nearly repeats a training question." in [s.value for s in at.success]
 
     # Where you start: the base model's own evaluation of the new test split, as a background job.
-    from workbench.eval_jobs import cancel_evaluation, list_evaluations
-    from workbench.evaluation import EvalConfig
+    from workbench.compare.eval_jobs import cancel_evaluation, list_evaluations
+    from workbench.compare.evaluation import EvalConfig
 
     assert at.selectbox(key="dataset.start_collection").value == ""  # no collection yet: base alone
     at.button(key="dataset.start_eval").click().run()
@@ -115,8 +115,8 @@ def test_bad_rows_are_listed_then_fixed_and_dropped(workspace):
 def test_generate_from_a_collection_in_the_background(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb import ingest
+    from workbench.kb.chunking import ChunkingConfig
 
     docs = [Document(page_content="현금으로 결제가 가능합니다.", metadata={"source": "pay.txt", "file_type": "text"})]
     ingest.ingest_documents(docs, "shop", ChunkingConfig(splitter="recursive", chunk_size=200, chunk_overlap=0), workspace=workspace)
@@ -130,7 +130,7 @@ def test_generate_from_a_collection_in_the_background(workspace):
         at.number_input(key="dataset.gen_n").set_value(2).run()
         at.button(key="dataset.generate").click().run()
         assert not at.exception and not at.error
-        from workbench.jobs import wait_job
+        from workbench.jobs.runner import wait_job
 
         folder = at.session_state["dataset.gen_job"]  # a folder, not a thread: the work runs in a child process
         assert wait_job(folder, timeout=120)["state"] == "completed"

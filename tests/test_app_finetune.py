@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
 from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -46,7 +45,7 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
     assert at.number_input(key="finetune.per_device_train_batch_size").value == 2
     assert at.number_input(key="finetune.gradient_accumulation_steps").value == 4
     assert at.selectbox(key="finetune.base_model").value == "llama3-open-ko-8b"
-    from workbench.models import detect_device
+    from workbench.models.registry import detect_device
 
     if detect_device().kind != "cuda":  # the tutorial's 8-bit optimizer cannot run here, and nothing can start it
         assert "adamw_8bit" in at.error[0].value and at.button(key="finetune.start").disabled
@@ -60,7 +59,7 @@ def test_the_form_shows_the_fit_and_refuses_the_traps(workspace):
 def test_history_shows_a_dash_for_what_a_run_did_not_record(workspace):
     import json
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
     for run_id, tps in (("20261129-120000-smollm2-135m", None), ("20261130-120000-smollm2-135m", 1234.5)):
@@ -78,8 +77,8 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
     import json
     from types import SimpleNamespace
 
-    from workbench import vectordb
-    from workbench.finetune import TrainConfig
+    from workbench.kb import vectordb
+    from workbench.training.finetune import TrainConfig
 
     monkeypatch.setattr(vectordb, "list_collections", lambda ws=None, store=None: [SimpleNamespace(name="shop")])
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
@@ -120,7 +119,7 @@ def test_the_context_option_needs_a_collection_and_a_context_run_shows_its_rows(
 
 @pytest.mark.slow
 def test_start_a_short_run_see_the_chart_cancel_and_resume_offer(workspace):
-    from workbench.runs import get_run, wait_run
+    from workbench.training.runs import get_run, wait_run
 
     make_dataset(workspace, "boxes", color_rows(40), color_rows(4, start=100))
     at = page()
@@ -158,7 +157,7 @@ def test_a_second_run_started_in_the_session_is_the_one_shown(workspace):
     loop test's second pass)."""
     import json
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
 

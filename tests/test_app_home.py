@@ -28,8 +28,8 @@ def test_language_switch_changes_the_page(workspace):
 
 
 def test_model_tables_show_every_model_with_its_whole_note(workspace):
-    from workbench.embeddings import EMBEDDING_REGISTRY as EMBEDDINGS
-    from workbench.models import REGISTRY
+    from workbench.kb.embeddings import EMBEDDING_REGISTRY as EMBEDDINGS
+    from workbench.models.registry import REGISTRY
 
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["ui.lang"] = "en"

@@ -3,12 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_core.documents import Document
 from apphelpers import open_app_page
+from langchain_core.documents import Document
 from streamlit.testing.v1 import AppTest
 
-from workbench import ingest, vectordb
-from workbench.chunking import ChunkingConfig
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -85,8 +85,8 @@ def test_browse_and_delete_a_document(workspace):
 
 @pytest.mark.skipif(not SHOP.is_dir(), reason="the sample shop documents are not there")
 def test_a_large_ingest_runs_as_a_job_with_progress(workspace, monkeypatch):
-    from workbench import ingest_jobs
-    from workbench.jobs import wait_job
+    from workbench.jobs.runner import wait_job
+    from workbench.kb import ingest_jobs
 
     monkeypatch.setattr(ingest_jobs, "LARGE_INGEST_FILES", 0)  # every ingest counts as large
     at = open_page()
@@ -104,7 +104,7 @@ def test_a_large_ingest_runs_as_a_job_with_progress(workspace, monkeypatch):
 
 
 def _faq_with_questions(workspace) -> None:
-    from workbench import alpaca
+    from workbench.dataset import alpaca
 
     docs = [Document("현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.", metadata={"source": "pay.txt"}),
             Document("주차장은 건물 지하 2층에 있습니다. 두 시간 무료입니다.", metadata={"source": "park.txt"})]
@@ -117,8 +117,8 @@ def _faq_with_questions(workspace) -> None:
 @pytest.mark.parametrize("lang,tab,run_label", [("en", "Retrieval lab", "Run the retrieval lab"),
                                                 ("ko", "검색 실험", "검색 실험 실행")])
 def test_the_retrieval_lab_runs_as_a_job_and_saves_the_best_setting(workspace, lang, tab, run_label):
-    from workbench.jobs import wait_job
-    from workbench.retrieval import saved_retrieval
+    from workbench.jobs.runner import wait_job
+    from workbench.kb.retrieval import saved_retrieval
 
     _faq_with_questions(workspace)
     at = open_page(lang)
@@ -145,7 +145,7 @@ def test_the_retrieval_lab_runs_as_a_job_and_saves_the_best_setting(workspace, l
 
 
 def test_search_starts_from_the_collections_saved_setting(workspace):
-    from workbench.retrieval import save_retrieval
+    from workbench.kb.retrieval import save_retrieval
 
     _faq_with_questions(workspace)
     save_retrieval("faq", {"mode": "mmr", "lexical_weight": 0.35}, workspace)

@@ -1,10 +1,10 @@
-"""The CPU attention for left-padded batches (workbench.attention) against transformers' SDPA."""
+"""The CPU attention for left-padded batches (workbench.models.attention) against transformers' SDPA."""
 
 from __future__ import annotations
 
 import torch
 
-from workbench.attention import _padded_sdpa
+from workbench.models.attention import padded_sdpa
 
 
 def test_padded_attention_sees_what_each_row_sees_alone():
@@ -23,8 +23,8 @@ def test_padded_attention_sees_what_each_row_sees_alone():
     for b, n in enumerate(lengths):
         keys[b, :, :, width - n:] = True  # left padding: the first width - n keys are padding
     causal = torch.ones(width, width, dtype=torch.bool).tril()
-    prefill, _ = _padded_sdpa(layer, q, k, v, keys & causal, scaling=scale)  # (B, T, H, D)
-    step, _ = _padded_sdpa(layer, q[:, :, -1:], k, v, keys[:, :, -1:], scaling=scale)
+    prefill, _ = padded_sdpa(layer, q, k, v, keys & causal, scaling=scale)  # (B, T, H, D)
+    step, _ = padded_sdpa(layer, q[:, :, -1:], k, v, keys[:, :, -1:], scaling=scale)
     for b, n in enumerate(lengths):
         alone, _ = sdpa_attention_forward(layer, q[b:b + 1, :, -n:], k[b:b + 1, :, -n:], v[b:b + 1, :, -n:], None,
                                           scaling=scale)

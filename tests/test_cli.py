@@ -15,9 +15,10 @@ def run_cli(*args: str, env_home: Path) -> subprocess.CompletedProcess:
 
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
-    from workbench.cli import main
-    from workbench.errors import ConfigError
     import argparse
+
+    from workbench.cli import main
+    from workbench.common.errors import ConfigError
 
     def boom(args: argparse.Namespace) -> int:
         raise ConfigError("TrainConfig.lr = -1 is below the minimum 0. Use a value >= 0.")
@@ -30,7 +31,8 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     orig = cli.build_parser
     cli.build_parser = lambda: parser
     try:
-        import contextlib, io
+        import contextlib
+        import io
 
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
@@ -43,13 +45,13 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
 
 
 def test_notes_and_warnings_of_the_core_reach_stderr_as_one_line_each(tmp_path, capsys):
-    from workbench.cli import _show_notes
-    from workbench.documents import load_paths
+    from workbench.cli import show_notes
+    from workbench.kb.documents import load_paths
 
     (tmp_path / "menu.txt").write_bytes("Café crème brûlée naïve".encode("latin-1"))
     (tmp_path / "greek.txt").write_bytes("Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253"))
-    _show_notes()
-    _show_notes()  # once per logger, however often main() runs in a process
+    show_notes()
+    show_notes()  # once per logger, however often main() runs in a process
     load_paths([tmp_path])
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[1] == "note: menu.txt: read as latin-1 (not UTF-8)"
@@ -61,7 +63,7 @@ def test_a_reader_that_goes_away_ends_the_cli_quietly(workspace):
     reader closes it after the first bytes, while the CLI still writes."""
     import os
 
-    from workbench.alpaca import save_dataset
+    from workbench.dataset.alpaca import save_dataset
 
     rows = [{"instruction": f"질문 {i}번은 무엇인가요?", "input": "", "output": "답변 " * 20} for i in range(3000)]
     save_dataset("big", rows, source={"kind": "test"}, workspace=workspace, settings={"tokenizer": ""})

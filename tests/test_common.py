@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 def _errors_script() -> None:
     import streamlit as st
 
-    from workbench.errors import NotFoundError
+    from workbench.common.errors import NotFoundError
     from workbench.ui.common import user_errors
 
     with user_errors():

@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
-from workbench.config import BaseConfig, Workspace, setting
-from workbench.errors import ConfigError
+from workbench.common.config import BaseConfig, Workspace, setting
+from workbench.common.errors import ConfigError
 
 
 @dataclass
@@ -93,9 +93,9 @@ def _all_configs() -> list[type[BaseConfig]]:
 
     import workbench
 
-    for m in pkgutil.iter_modules(workbench.__path__):
-        if m.name not in ("ui", "__main__"):
-            importlib.import_module(f"workbench.{m.name}")
+    for m in pkgutil.walk_packages(workbench.__path__, "workbench."):
+        if m.name.split(".")[1] not in ("ui", "__main__"):
+            importlib.import_module(m.name)
 
     def subclasses(cls: type) -> list[type]:
         return [s for c in cls.__subclasses__() for s in (c, *subclasses(c))]
@@ -204,7 +204,7 @@ def test_replace_checks_types_too():
 
 
 def test_pages_read_only_inside_the_workspace_the_examples_or_allowed_folders(tmp_path, monkeypatch):
-    from workbench.config import PROJECT_DIR
+    from workbench.common.config import PROJECT_DIR
 
     ws = Workspace(tmp_path / "ws")
     monkeypatch.delenv("WORKBENCH_ALLOW_PATHS", raising=False)

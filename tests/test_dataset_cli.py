@@ -68,8 +68,8 @@ def test_import_validate_split_show_list_export_push(workspace, tmp_path, smollm
 def test_generate_from_a_real_collection(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest, vectordb
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb import ingest, vectordb
+    from workbench.kb.chunking import ChunkingConfig
 
     docs = [Document(page_content="현금으로 결제가 가능합니다. 5만 원권도 받습니다.", metadata={"source": "pay.txt", "file_type": "text"}),
             Document(page_content="아이스크림은 2번 통로 냉동고에 있습니다.", metadata={"source": "map.md", "file_type": "markdown"})]

@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 def _script() -> None:
     import streamlit as st
 
-    from workbench import alpaca, alpaca_checks
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
+    from workbench.dataset import alpaca, alpaca_checks
     from workbench.ui import dataset_views
 
     ws = Workspace.default()
@@ -21,7 +21,7 @@ def _script() -> None:
 
 
 def test_issues_are_listed_and_fixed_from_the_panel(workspace, monkeypatch):
-    from workbench.alpaca import save_dataset
+    from workbench.dataset.alpaca import save_dataset
 
     monkeypatch.setenv("WORKBENCH_LANG", "en")
     rows = [{"instruction": "현금?", "input": "", "output": "네"}, {"instruction": "", "input": "", "output": "x"},

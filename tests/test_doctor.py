@@ -1,4 +1,4 @@
-"""`workbench doctor`: the workspace, device, backends and models, as JSON and as text (workbench.doctor)."""
+"""`workbench doctor`: the workspace, device, backends and models, as JSON and as text (workbench.overview.doctor)."""
 
 from __future__ import annotations
 

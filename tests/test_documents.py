@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.documents import load_bytes, load_file, load_paths, save_uploads
-from workbench.errors import DocumentError
+from workbench.common.errors import DocumentError
+from workbench.kb.documents import load_bytes, load_file, load_paths, save_uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop"
@@ -156,7 +156,7 @@ def test_the_sample_shop_loads_completely():
 
 @pytest.mark.parametrize("name", ["a" * 300 + ".txt", "가" * 100 + ".md", "문서 " * 60 + ".csv"])
 def test_over_long_upload_names_are_shortened_uniquely_and_remembered(workspace, name):
-    from workbench.documents import MAX_NAME_BYTES, original_name
+    from workbench.kb.documents import MAX_NAME_BYTES, original_name
 
     data = b"q,a\nx,y\n" if name.endswith(".csv") else "본문 text".encode()
     files = [(name, data), (name[:-8] + "Z" + name[-7:], data), ("ok.txt", b"fine")]
@@ -182,7 +182,7 @@ def test_an_over_long_path_is_a_file_error_not_an_oserror(tmp_path):
 
 
 def test_load_paths_warns_about_guessed_encodings_and_large_files(tmp_path, monkeypatch):
-    from workbench import documents
+    from workbench.kb import documents
 
     monkeypatch.setattr(documents, "LARGE_FILE_BYTES", 1000)
     (tmp_path / "big.txt").write_text("문장입니다. " * 300, encoding="utf-8")
@@ -199,7 +199,7 @@ def test_load_paths_warns_about_guessed_encodings_and_large_files(tmp_path, monk
 
 
 def test_large_file_warning_says_chunks_and_time():
-    from workbench.documents import large_file_warning
+    from workbench.kb.documents import large_file_warning
 
     # ASCII: one byte a character
     assert large_file_warning("big.txt", 50 * 1024 * 1024, 50 * 1024 * 1024) == (
@@ -211,7 +211,7 @@ def test_large_file_warning_says_chunks_and_time():
 
 
 def test_the_large_file_estimate_counts_the_characters_read(tmp_path, monkeypatch):
-    from workbench import documents
+    from workbench.kb import documents
 
     monkeypatch.setattr(documents, "LARGE_FILE_BYTES", 1000)
     text = "가게는 아홉 시에 엽니다. " * 1000  # 15,000 characters, 36,000 bytes
@@ -221,7 +221,7 @@ def test_the_large_file_estimate_counts_the_characters_read(tmp_path, monkeypatc
 
 
 def _upload(folder, barrier, tag, results):  # a forked child: one upload with a long name per round
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     ws = Workspace(folder)
     for n in range(50):
@@ -238,7 +238,7 @@ def test_two_uploads_into_one_folder_at_once_keep_both_original_names(tmp_path):
     import json
     import multiprocessing
 
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     ws = Workspace(tmp_path / "ws").ensure()
     ctx = multiprocessing.get_context("fork")

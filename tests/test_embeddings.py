@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, load_embeddings
-from workbench.errors import OfflineError
+from workbench.common.errors import OfflineError
+from workbench.kb.embeddings import DEFAULT_EMBEDDING, EMBEDDING_REGISTRY, load_embeddings
 
 CASES = [
     ("현금으로 결제가 가능한가요?", "현금 결제도 됩니다. 카드와 현금 모두 받습니다.", "주차장은 건물 지하 2층에 있습니다."),

@@ -1,13 +1,13 @@
-"""Endpoints against a real local HTTP server: one error translation, answers, streaming (workbench.endpoints)."""
+"""Endpoints against a real local HTTP server: one error translation, answers, streaming (workbench.models.endpoints)."""
 
 from __future__ import annotations
 
 import pytest
 from endpoint_server import CannedServer
 
-from workbench.endpoints import EndpointAnswerer
-from workbench.errors import OfflineError
-from workbench.judge import LLMJudge
+from workbench.answers.answer import EndpointAnswerer
+from workbench.common.errors import OfflineError
+from workbench.compare.judge import LLMJudge
 
 
 def test_endpoint_unreachable_is_an_offline_error():

@@ -1,4 +1,4 @@
-"""The error hierarchy (workbench.errors): what callers may catch, and that every error class is in use."""
+"""The error hierarchy (workbench.common.errors): what callers may catch, and that every error class is in use."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 import inspect
 from pathlib import Path
 
-from workbench import errors
+from workbench.common import errors
 
 CORE = Path(__file__).resolve().parent.parent / "workbench"
 

@@ -11,11 +11,17 @@ import time
 import pytest
 from apphelpers import split_csv_dataset
 
-from workbench.errors import JobError
-from workbench.eval_jobs import (cancel_evaluation, evaluation_status, list_evaluations, new_eval_dir, read_progress,
-                                 start_evaluation)
-from workbench.evaluation import EvalConfig, load_results
-from workbench.runfiles import update_json
+from workbench.common.errors import JobError
+from workbench.common.runfiles import update_json
+from workbench.compare.eval_jobs import (
+    cancel_evaluation,
+    evaluation_status,
+    list_evaluations,
+    new_eval_dir,
+    read_progress,
+    start_evaluation,
+)
+from workbench.compare.evaluation import EvalConfig, load_results
 
 
 def test_an_evaluation_folder_holds_its_config_and_a_pending_status(workspace, tmp_path):
@@ -80,7 +86,7 @@ def test_background_evaluation_job_completes_cancels_and_dies(workspace, smollm2
 
 
 def _claim(folders, barrier, results):  # a forked child: one `evaluate --out folder` per round, up to its claim
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     for n, folder in enumerate(folders):
         barrier.wait()

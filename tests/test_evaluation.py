@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
-
 from pathlib import Path
 
 import pytest
 
-from workbench.errors import ConfigError
-from workbench.evaluation import (
-    DEFAULT_EVAL_K,
-    EvalConfig,
-    load_results,
-    run_evaluation,
-)
+from workbench.compare.evaluation import DEFAULT_EVAL_K, EvalConfig, load_results, run_evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,28 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- endpoints on a real local HTTP server -------------------------------------------------------------------
 
 
-# --- config and reports --------------------------------------------------------------------------------------
-
-
-def test_eval_config_rules_and_round_trip(tmp_path):
-    with pytest.raises(ConfigError, match="dataset is empty"):
-        EvalConfig()
-    with pytest.raises(ConfigError, match="ft / ft_rag need a fine-tuned adapter"):
-        EvalConfig(dataset="d", sources=("base", "ft"))
-    with pytest.raises(ConfigError, match="need a collection"):
-        EvalConfig(dataset="d", sources=("rag",))
-    with pytest.raises(ConfigError, match="use some of base, ft"):
-        EvalConfig(dataset="d", sources=("base", "gpt"))
-    with pytest.raises(ConfigError, match="need endpoint_base_url"):
-        EvalConfig(dataset="d", sources=("api",))
-    with pytest.raises(ConfigError, match="both judge_base_url and judge_model"):
-        EvalConfig(dataset="d", sources=("base",), judge_base_url="http://127.0.0.1:1/v1")
-    with pytest.raises(ConfigError, match="temperature = 9"):
-        EvalConfig(dataset="d", sources=("base",), generation={"temperature": 9})
-    cfg = EvalConfig(dataset="d", run_id="r1", collection="c", sources=("base", "ft", "rag", "ft_rag"),
-                     generation={"max_new_tokens": 16}, retrieval={"k": 3, "mode": "dense"})
-    assert EvalConfig.load(cfg.save(tmp_path / "config.json")).to_dict() == cfg.to_dict()
-    assert cfg.retrieval_config().k == 3 and cfg.generation_config().max_new_tokens == 16
+# --- reports (the config's rules: tests/test_eval_config.py) ---------------------------------------------------
 
 
 # --- the real batch evaluation -------------------------------------------------------------------------------
@@ -65,7 +37,7 @@ def gen_and_adapter(smollm2_dir, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.inference import load_generator
+    from workbench.answers.inference import load_generator
 
     torch.manual_seed(0)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32),
@@ -85,7 +57,7 @@ def gen_and_adapter(smollm2_dir, tmp_path_factory):
 
 @pytest.fixture()
 def shop_collection(workspace, tmp_path):
-    from workbench.ingest import ingest_paths
+    from workbench.kb.ingest import ingest_paths
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -178,8 +150,8 @@ def test_an_unreachable_judge_leaves_its_scores_missing_not_the_evaluation(works
 def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, monkeypatch):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.retrieval import save_retrieval
+    from workbench.kb import ingest
+    from workbench.kb.retrieval import save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     save_retrieval("faq", {"mode": "dense", "lexical_weight": 0.1}, workspace)
@@ -188,12 +160,12 @@ def test_evaluations_retrieve_with_the_collections_saved_settings(workspace, mon
     assert (got.mode, got.lexical_weight, got.k) == ("dense", 0.1, DEFAULT_EVAL_K)
     got = config.replace(retrieval={"mode": "hybrid", "k": 2}).retrieval_config(workspace)  # the config's own values win
     assert (got.mode, got.lexical_weight, got.k) == ("hybrid", 0.1, 2)
-    from workbench import answer
-    from workbench.evaluation import _setup
+    from workbench.answers import answer
+    from workbench.compare.evaluation import answer_setup
 
     seen = []
     monkeypatch.setattr(answer, "prepare", lambda sources, ws, **kw: seen.append(kw["retrieval"]))
-    _setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
+    answer_setup(config, workspace, None, object(), lambda m, f: None)  # what run_evaluation hands to the answer sources
     assert (seen[0].mode, seen[0].lexical_weight) == ("dense", 0.1)
 
 
@@ -204,10 +176,10 @@ def _write_eval(workspace, cfg, results, **fields):
     """An evaluation folder as `run_evaluation` leaves it: config, results.csv, report files, summary, status."""
     import csv
 
-    from workbench.eval_jobs import new_eval_dir
-    from workbench.evaluation import RESULT_COLUMNS
-    from workbench.report import summarize, write_report
-    from workbench.runfiles import update_json
+    from workbench.common.runfiles import update_json
+    from workbench.compare.eval_jobs import new_eval_dir
+    from workbench.compare.evaluation import RESULT_COLUMNS
+    from workbench.compare.report import summarize, write_report
 
     folder = new_eval_dir(cfg, workspace)
     with (folder / "results.csv").open("w", encoding="utf-8", newline="") as f:
@@ -226,9 +198,9 @@ def test_an_evaluation_after_training_finds_where_it_started(workspace, tmp_path
 
     from apphelpers import split_csv_dataset
 
-    from workbench.alpaca import SplitConfig, split_dataset
-    from workbench.evaluation import find_baseline, split_id
-    from workbench.metrics import score_answer
+    from workbench.compare.evaluation import find_baseline, split_id
+    from workbench.compare.metrics import score_answer
+    from workbench.dataset.alpaca import SplitConfig, split_dataset
 
     split_csv_dataset(workspace, "faq", [[f"Question {i}?", "", f"Answer {i}."] for i in range(10)], tmp_path, test_size=0.3)
 

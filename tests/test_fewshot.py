@@ -1,4 +1,4 @@
-"""The prompts of a pretrained base model (workbench.fewshot, prompts.completion_prompt): exact text, the question's
+"""The prompts of a pretrained base model (workbench.models.fewshot, prompts.completion_prompt): exact text, the question's
 language, retrieved chunks before the question and without headers, and examples that hold nothing of the user's
 data (the sample shop's dataset and documents)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.fewshot import DOCUMENT_EXAMPLES, EXAMPLES, STOP_STRINGS, completion_text, language_of, one_block
-from workbench.prompts import completion_prompt, format_prompt, stop_strings
+from workbench.models.fewshot import DOCUMENT_EXAMPLES, EXAMPLES, STOP_STRINGS, completion_text, language_of, one_block
+from workbench.models.prompts import completion_prompt, format_prompt, stop_strings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def _ngrams(text: str, n: int) -> set[str]:
 def test_the_examples_hold_nothing_of_the_users_dataset_or_documents():
     """The base column must not learn the user's facts from its prompt: no run of 10 characters (spaces removed) of an
     example appears in the sample shop's 499 rows or 10 documents."""
-    from workbench.textcodec import decode_text
+    from workbench.common.textcodec import decode_text
 
     user = []
     with open(ROOT / "examples" / "alpaca" / "shop_qa.csv", encoding="utf-8", newline="") as f:

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from workbench.errors import ConfigError
-from workbench.finetune import LORA_TARGETS, GROUPS, TrainConfig, resolve_settings
-from workbench.trainer import _offload_kwargs
-from workbench.models import DeviceInfo
+from workbench.common.errors import ConfigError
+from workbench.models.registry import DeviceInfo
+from workbench.training.finetune import GROUPS, LORA_TARGETS, TrainConfig, resolve_settings
+from workbench.training.trainer import offload_kwargs
 
 CPU = DeviceInfo(kind="cpu", name="test CPU", memory_gb=24.0, cpu_threads=2)
 GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cpu_threads=16)
@@ -18,8 +18,8 @@ GPU = DeviceInfo(kind="cuda", name="NVIDIA H200", memory_gb=139.8, bf16=True, cp
 
 def make_dataset(ws, name: str, train: list[dict], validation: list[dict], test: list[dict] | None = None) -> None:
     """A split dataset through the dataset stage's API, with the exact rows of each split."""
-    from workbench.alpaca import SplitConfig, dataset_dir, load_split, save_dataset, split_dataset
-    from workbench.splitfiles import split_path
+    from workbench.dataset.alpaca import SplitConfig, dataset_dir, load_split, save_dataset, split_dataset
+    from workbench.dataset.splitfiles import split_path
 
     test = test or train[:2]
     rows = train + validation + test
@@ -86,15 +86,15 @@ def test_embedding_offload_resolves_per_backend_device_and_model(tmp_path):
         (folder / "config.json").write_text(json.dumps({"model_type": "llama", "tie_word_embeddings": tie}))
     one = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), GPU)
     assert one.offload_embedding == "on" and "input embeddings in host RAM" in one.notes
-    assert _offload_kwargs(one) == {"offload_embedding": True}
+    assert offload_kwargs(one) == {"offload_embedding": True}
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(tied)), GPU).offload_embedding == "off"
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), num_processes=2), GPU) \
         .offload_embedding == "off"
     assert resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied)), CPU).offload_embedding == "off"
     off = resolve_settings(TrainConfig(backend="unsloth", base_model=str(untied), offload_embedding="off"), GPU)
-    assert _offload_kwargs(off) == {"offload_embedding": False}  # explicit: Unsloth's own "auto" does not move it
+    assert offload_kwargs(off) == {"offload_embedding": False}  # explicit: Unsloth's own "auto" does not move it
     tut = resolve_settings(TrainConfig.tutorial(backend="unsloth", base_model=str(untied), optim="adamw_torch"), GPU)
-    assert tut.offload_embedding == "unsloth" and _offload_kwargs(tut) == {}  # the tutorial passes nothing
+    assert tut.offload_embedding == "unsloth" and offload_kwargs(tut) == {}  # the tutorial passes nothing
     assert resolve_settings(TrainConfig.tutorial(backend="transformers", optim="adamw_torch"), GPU).offload_embedding == "off"
     with pytest.raises(ConfigError, match="offload_embedding = 'on' needs the Unsloth backend"):
         resolve_settings(TrainConfig(backend="transformers", offload_embedding="on"), GPU)
@@ -130,7 +130,7 @@ def test_auto_resolves_per_device():
     # the input embedding table goes to host RAM for a one-GPU Unsloth run with an untied table; the tutorial leaves it
     # to Unsloth; Transformers, several processes, CPU and tied tables keep it where it is
     assert (cpu.offload_embedding, gpu.offload_embedding) == ("off", "off")
-    assert _offload_kwargs(cpu) == {}
+    assert offload_kwargs(cpu) == {}
     assert TrainConfig().offload_embedding == "auto"
     assert TrainConfig.tutorial().offload_embedding == "unsloth"
     with pytest.raises(ConfigError, match="optim = 'adamw_8bit' needs bitsandbytes on a CUDA GPU"):

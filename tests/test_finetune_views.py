@@ -10,14 +10,14 @@ from streamlit.testing.v1 import AppTest
 def _script() -> None:
     import streamlit as st
 
-    from workbench.runs import list_runs
+    from workbench.training.runs import list_runs
     from workbench.ui import finetune_views
 
     st.session_state["table"] = finetune_views.history_table(list_runs())
 
 
 def test_values_a_run_did_not_record_show_as_a_dash(workspace, monkeypatch):
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     monkeypatch.setenv("WORKBENCH_LANG", "en")
     for run_id, status in (("20261129-120000-smollm2-135m", {"state": "failed"}),

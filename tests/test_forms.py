@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from workbench.alpaca import DatasetConfig, SplitConfig
-from workbench.chunking import ChunkingConfig
-from workbench.finetune import TrainConfig
-from workbench.inference import GenerationConfig
-from workbench.retrieval import RetrievalConfig
-from workbench.synth import SynthConfig
-from workbench.ui.forms import _base_type
-from workbench.vectordb import VectorStoreConfig
+from workbench.answers.inference import GenerationConfig
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig
+from workbench.dataset.synth import SynthConfig
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.retrieval import RetrievalConfig
+from workbench.kb.vectordb import VectorStoreConfig
+from workbench.training.finetune import TrainConfig
+from workbench.ui.forms import base_type
 
 CONFIGS = [GenerationConfig, RetrievalConfig, ChunkingConfig, TrainConfig,
            DatasetConfig, SplitConfig, SynthConfig, VectorStoreConfig]
@@ -41,7 +41,7 @@ def run_form(cls: type, lang: str) -> AppTest:
 
 def widget(at: AppTest, cls: type, name: str):
     """The element drawn for field `name`, found by the widget type its metadata calls for."""
-    base, kind = _base_type(cls.field_type(name)), cls.field_info(name).metadata.get("widget")
+    base, kind = base_type(cls.field_type(name)), cls.field_info(name).metadata.get("widget")
     key = f"f.{name}"
     if base in (tuple, list):
         return at.multiselect(key=key)
@@ -64,7 +64,7 @@ def test_every_field_follows_its_metadata(cls, lang):
         assert w.label == cls.label(name, lang), name
         assert w.help == cls.help(name, lang), name
         default, (lo, hi) = getattr(defaults, name), cls.bounds(name)
-        base = _base_type(cls.field_type(name))
+        base = base_type(cls.field_type(name))
         if base in (int, float):
             assert w.value == default, name
             assert w.min == (lo if lo is not None else w.min) and (hi is None or w.max == hi), name
@@ -133,7 +133,7 @@ def test_values_chosen_in_the_form_reach_the_config():
 def narrowed_script() -> None:
     import streamlit as st
 
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb.chunking import ChunkingConfig
     from workbench.ui.forms import config_field
 
     config_field(ChunkingConfig, "chunk_size", key="size", widget="slider", min_value=4, max_value=200, value=30)
@@ -155,7 +155,7 @@ def test_a_page_may_narrow_bounds_but_not_widen_them():
 def sections_script() -> None:
     import streamlit as st
 
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb.chunking import ChunkingConfig
     from workbench.ui.forms import build_config, clear_form_values, config_sections, set_form_values
 
     if st.session_state.get("preset"):
@@ -170,7 +170,7 @@ def sections_script() -> None:
 
 
 def test_sections_presets_and_reset():
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb.chunking import ChunkingConfig
 
     at = AppTest.from_function(sections_script)
     at.session_state["ui.lang"] = "ko"

@@ -17,9 +17,9 @@ SHOP = ROOT / "examples" / "shop"
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHOP / "store_map_ko.md").is_file(), reason="the sample shop is not there")
 def test_freshness_asks_changes_asks_again_restores_and_keeps_the_measurement(workspace, smollm2_dir):
-    from workbench.freshness import load_measure, reingest_seconds
-    from workbench.ingest import ingest_paths
-    from workbench.retrieval import RetrievalConfig, retrieve
+    from workbench.compare.freshness import load_measure, reingest_seconds
+    from workbench.kb.ingest import ingest_paths
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
 
     ingest_paths([SHOP / "store_map_ko.md", SHOP / "store_guide_en.md"], "shop", workspace=workspace)
     env = dict(os.environ, WORKBENCH_HOME=str(workspace.root))

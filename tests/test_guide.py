@@ -1,10 +1,10 @@
-"""The workshop's "start here" path (workbench.guide): each step's state from the workspace's real files."""
+"""The workshop's "start here" path (workbench.overview.guide): each step's state from the workspace's real files."""
 
 from __future__ import annotations
 
 import json
 
-from workbench.guide import STEPS, guide_steps, workspace_progress
+from workbench.overview.guide import STEPS, guide_steps, workspace_progress
 
 
 def _states(done: dict) -> list[str]:

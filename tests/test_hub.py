@@ -14,10 +14,10 @@ import pytest
 import yaml
 from sklearn.model_selection import train_test_split
 
-from workbench import alpaca
-from workbench.alpaca import DatasetConfig, SplitConfig
-from workbench.errors import ConfigError, NotFoundError, OfflineError
-from workbench.hub import check_repo_id, export_dataset, push_dataset, push_folder
+from workbench.common.errors import ConfigError, NotFoundError, OfflineError
+from workbench.dataset import alpaca
+from workbench.dataset.alpaca import DatasetConfig, SplitConfig
+from workbench.dataset.hub import check_repo_id, export_dataset, push_dataset, push_folder
 
 TOKEN = "hf_test_TOKEN_MUST_NOT_LEAK_0123456789"
 

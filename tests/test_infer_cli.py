@@ -46,7 +46,7 @@ def make_run(workspace, smollm2_dir: Path, tmp_path: Path) -> str:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     run_id = "20261129-120000-smollm2-135m"
     path = workspace.runs / run_id
@@ -92,10 +92,11 @@ def test_ask_uses_the_collections_saved_settings(workspace, monkeypatch, capsys)
     """`ask --collection` retrieves with what the retrieval lab saved for the collection (k and --mode still win)."""
     from langchain_core.documents import Document
 
-    from workbench import answer, ingest
+    from workbench.answers import answer
     from workbench.cli import main
-    from workbench.errors import ConfigError
-    from workbench.retrieval import save_retrieval
+    from workbench.common.errors import ConfigError
+    from workbench.kb import ingest
+    from workbench.kb.retrieval import save_retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     save_retrieval("faq", {"mode": "mmr", "lexical_weight": 0.2}, workspace)
@@ -129,7 +130,7 @@ def test_ask_with_a_collection_and_no_run_answers_with_retrieved_context(workspa
     """The plainest RAG question from the CLI (issue #23: always refused, it asked for a source `base_rag`)."""
     from langchain_core.documents import Document
 
-    from workbench import ingest
+    from workbench.kb import ingest
 
     ingest.ingest_documents([Document("현금과 카드 모두 받습니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     r = cli("ask", "현금 돼요?", "--collection", "faq", "--base-model", str(smollm2_dir), "--max-new-tokens", "4", "--json")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from workbench.errors import ConfigError, NotFoundError
-from workbench.inference import GenerationConfig, load_generator
-from workbench.prompts import build_rag_prompt, format_prompt
-from workbench.stopping import AnswerCutter, stop_criteria
+from workbench.answers.inference import GenerationConfig, load_generator
+from workbench.common.errors import ConfigError, NotFoundError
+from workbench.models.prompts import build_rag_prompt, format_prompt
+from workbench.models.stopping import AnswerCutter, stop_criteria
 
 GREEDY = GenerationConfig(max_new_tokens=24)
 SHOP_Q = "Where is the ice cream?"
@@ -177,8 +177,8 @@ def test_streaming_yields_the_same_text(gen):
 def test_four_streams_in_one_batch_equal_the_answers_one_at_a_time(gen):
     """Compare's four columns: base and adapter rows, chat and alpaca templates, in one mixed-adapter batch; each
     stream's pieces add up to its answer, and every answer equals the one generated alone (greedy)."""
-    from workbench.answer import interleave
-    from workbench.inference import StreamRequest
+    from workbench.answers.answer import interleave
+    from workbench.answers.inference import StreamRequest
 
     chat = gen.format_prompt(SHOP_Q, template="chat")
     alpaca = gen.format_prompt("Name three fruits.", "Fruit: apples, pears, plums.", template="alpaca")

@@ -4,10 +4,10 @@ completed by a rerun, unreadable files reported."""
 from __future__ import annotations
 
 import pytest
-
 from test_vectordb import CFG, PARK, PAY, doc, stored  # noqa: E402  (tests/ is on sys.path under pytest)
-from workbench import ingest, lexical, vectordb
-from workbench.errors import ConfigError
+
+from workbench.common.errors import ConfigError
+from workbench.kb import ingest, lexical, vectordb
 
 
 def test_ingest_is_idempotent_and_replaces_changed_files(workspace):
@@ -89,9 +89,9 @@ INGESTER = """
 import json, sys, time
 from pathlib import Path
 from langchain_core.documents import Document
-from workbench.chunking import ChunkingConfig
-from workbench.ingest import ingest_documents
-from workbench.config import Workspace
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.ingest import ingest_documents
+from workbench.common.config import Workspace
 
 me, rounds, sync = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 cfg = ChunkingConfig(splitter="recursive", chunk_size=24, chunk_overlap=8)

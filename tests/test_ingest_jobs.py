@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from workbench import vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.errors import ConfigError
-from workbench.ingest_jobs import cancel_ingest, ingest_report, ingest_status, is_large, start_ingest
-from workbench.jobs import log_tail, read_progress, wait_job
+from workbench.common.errors import ConfigError
+from workbench.jobs.runner import log_tail, read_progress, wait_job
+from workbench.kb import vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.ingest_jobs import cancel_ingest, ingest_report, ingest_status, is_large, start_ingest
 
 
 def docs(folder, n: int, size: int = 40):

@@ -1,11 +1,11 @@
-"""The LLM judge against a real local HTTP server (workbench.judge)."""
+"""The LLM judge against a real local HTTP server (workbench.compare.judge)."""
 
 from __future__ import annotations
 
 from endpoint_server import CannedServer
 
-from workbench.judge import LLMJudge, parse_verdict
-from workbench.metrics import mean_ci
+from workbench.compare.judge import LLMJudge, parse_verdict
+from workbench.compare.metrics import mean_ci
 
 
 def test_parse_verdict():

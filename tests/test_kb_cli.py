@@ -84,7 +84,7 @@ def test_user_errors_exit_2_with_one_line(workspace, tmp_path, capsys):
 def test_search_uses_the_collections_saved_settings_unless_a_flag_says_otherwise(capsys, workspace, monkeypatch):
     from langchain_core.documents import Document
 
-    from workbench import ingest, retrieval
+    from workbench.kb import ingest, retrieval
 
     ingest.ingest_documents([Document("현금으로 결제가 가능합니다.", metadata={"source": "pay.txt"})], "faq", workspace=workspace)
     retrieval.save_retrieval("faq", {"mode": "dense", "lexical_weight": 0.3}, workspace)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 def _script() -> None:
     from pathlib import Path
 
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb.chunking import ChunkingConfig
     from workbench.ui import kb_views
 
     class Upload:  # what st.file_uploader returns, as far as the preview reads it (AppTest cannot upload a file)

@@ -8,9 +8,9 @@ import json
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest
-from workbench.chunking import ChunkingConfig
 from workbench.cli import main
+from workbench.kb import ingest
+from workbench.kb.chunking import ChunkingConfig
 
 DOCS = {"pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
         "park.txt": "주차장은 건물 지하 2층에 있습니다. 두 시간 무료입니다."}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-
 from test_vectordb import CFG, PARK, PAY, doc  # noqa: E402  (tests/ is on sys.path under pytest)
-from workbench import ingest, lexical, vectordb
+
+from workbench.kb import ingest, lexical, vectordb
 
 
 def test_saved_subwords_are_reused_only_by_an_index_of_the_same_format(workspace):

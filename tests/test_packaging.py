@@ -63,3 +63,16 @@ def test_package_list_covers_every_subpackage():
     assert on_disk <= found, f"pyproject.toml's package discovery misses {sorted(on_disk - found)}"
     assert all(name == "workbench" or name.startswith("workbench.") for name in found), sorted(found)
     assert config["project"]["scripts"]["workbench"] == "workbench.cli:main"
+
+
+def test_ruff_finds_nothing():
+    """`ruff check .` with the rules in pyproject.toml ([tool.ruff.lint]): pycodestyle, pyflakes, import order."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed in this environment (requirements-dev.txt pins it; `make test` installs it)")
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, f"ruff check . found problems:\n{r.stdout}{r.stderr}"

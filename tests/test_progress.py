@@ -1,11 +1,11 @@
-"""One progress type (workbench.progress): no module defines its own."""
+"""One progress type (workbench.common.progress): no module defines its own."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from workbench.progress import no_progress
+from workbench.common.progress import no_progress
 
 CORE = Path(__file__).resolve().parent.parent / "workbench"
 

@@ -1,12 +1,12 @@
-"""Prompt rules: templates, BOS, completion suffix, stop tokens, preflight, RAG prompts (workbench.prompts)."""
+"""Prompt rules: templates, BOS, completion suffix, stop tokens, preflight, RAG prompts (workbench.models.prompts)."""
 
 from __future__ import annotations
 
 import pytest
 from transformers import AutoTokenizer
 
-from workbench.errors import ConfigError
-from workbench.prompts import (
+from workbench.common.errors import ConfigError
+from workbench.models.prompts import (
     DEFAULT_RAG_TEMPLATES,
     answer_prompt,
     build_rag_prompt,

@@ -1,14 +1,14 @@
-"""Summaries and report files with exact numbers (workbench.report)."""
+"""Summaries and report files with exact numbers (workbench.compare.report)."""
 
 from __future__ import annotations
 
-from workbench.evaluation import EvalConfig, load_summary
-from workbench.report import pair_winners, summarize, write_report
+from workbench.compare.evaluation import EvalConfig, load_summary
+from workbench.compare.report import pair_winners, summarize, write_report
 
 
 def _literal_results():
     def rec(row, source, answer, reference, **kw):
-        from workbench.evaluation import score_answer
+        from workbench.compare.evaluation import score_answer
 
         return {"row": row, "source": source, "question": f"q{row}", "reference": reference, "answer": answer,
                 **score_answer(answer, reference), "embedding_similarity": None, "judge": None,

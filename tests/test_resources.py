@@ -17,7 +17,7 @@ def _script() -> None:
 
 
 def test_counts_follow_the_workspace_and_models_load_once(workspace, tmp_path):
-    from workbench.alpaca import save_dataset
+    from workbench.dataset.alpaca import save_dataset
 
     save_dataset("qa", [{"instruction": "Q", "input": "", "output": "A"}], source={"kind": "test"}, workspace=workspace)
     at = AppTest.from_function(_script, default_timeout=120)

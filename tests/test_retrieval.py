@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest, lexical, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.config import Workspace
-from workbench.errors import ConfigError, NotFoundError
-from workbench.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
+from workbench.common.config import Workspace
+from workbench.common.errors import ConfigError, NotFoundError
+from workbench.kb import ingest, lexical, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk, only_sources, retrieve
 
 DOCS = {
     "pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
@@ -77,10 +77,10 @@ def test_lexical_index_follows_deletes_and_repairs_itself(ws):
     docs = [Document("임시 공지: 엘리베이터 점검 중입니다.", metadata={"source": "temp.txt"})]
     ingest.ingest_documents(docs, "shop", ChunkingConfig(chunk_size=200, chunk_overlap=0), workspace=ws)
     assert sources(retrieve("shop", "엘리베이터 점검", RetrievalConfig(mode="hybrid", k=1), ws)) == ["temp.txt"]
-    vectordb.delete_document("shop", "temp.txt", ws)
+    ingest.delete_document("shop", "temp.txt", ws)
     assert "temp.txt" not in sources(retrieve("shop", "엘리베이터 점검", RetrievalConfig(mode="hybrid", k=6), ws))
     # A crash between the Chroma write and the index rebuild leaves the stale marker: search repairs it.
-    lex = lexical.LexicalIndex(vectordb._lexical_dir("shop", ws, vectordb.VectorStoreConfig()))
+    lex = lexical.LexicalIndex(vectordb.lexical_dir("shop", ws, vectordb.VectorStoreConfig()))
     lex.mark_stale()
     assert sources(retrieve("shop", "주차", RetrievalConfig(mode="hybrid", k=1), ws)) == ["park.txt"]
     assert not lex.stale

@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.config import Workspace
-from workbench.errors import ConfigError
-from workbench.retrieval import collection_config, saved_retrieval
-from workbench.retrieval_lab import (
+from workbench.common.config import Workspace
+from workbench.common.errors import ConfigError
+from workbench.compare.retrieval_lab import (
     SCRATCH_PREFIX,
     LabConfig,
     LabQuestion,
@@ -23,12 +20,15 @@ from workbench.retrieval_lab import (
     lab_settings,
     measure,
     parse_chunking,
-    remove_scratch,
     questions_from_rows,
+    remove_scratch,
     run_lab,
     save_best,
     summarize,
 )
+from workbench.kb import ingest, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.retrieval import collection_config, saved_retrieval
 
 DOCS = {
     "pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
@@ -111,7 +111,7 @@ def test_the_best_setting_is_saved_and_used_by_default(ws, questions_csv):
         save_best(report, ws, "bm25 bigrams")
     save_best(report, ws, "dense")
     assert collection_config("faq", ws).mode == "dense"
-    from workbench.retrieval import save_retrieval
+    from workbench.kb.retrieval import save_retrieval
 
     save_retrieval("faq", None, ws)
     assert saved_retrieval("faq", ws) == {} and collection_config("faq", ws).mode == "hybrid"

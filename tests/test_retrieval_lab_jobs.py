@@ -7,12 +7,12 @@ import csv
 import pytest
 from langchain_core.documents import Document
 
-from workbench import ingest
-from workbench.chunking import ChunkingConfig
-from workbench.errors import NotFoundError
-from workbench.jobs import log_tail, read_progress, wait_job
-from workbench.retrieval_lab import LabConfig
-from workbench.retrieval_lab_jobs import CONFIG_FILE, cancel_lab, lab_report, lab_status, start_lab
+from workbench.common.errors import NotFoundError
+from workbench.compare.retrieval_lab import LabConfig
+from workbench.compare.retrieval_lab_jobs import CONFIG_FILE, cancel_lab, lab_report, lab_status, start_lab
+from workbench.jobs.runner import log_tail, read_progress, wait_job
+from workbench.kb import ingest
+from workbench.kb.chunking import ChunkingConfig
 
 DOCS = {"pay.txt": "현금으로 결제가 가능합니다. 카드와 현금 모두 받습니다.",
         "park.txt": "주차장은 건물 지하 2층에 있습니다. 두 시간 무료입니다."}
@@ -53,8 +53,8 @@ def test_a_missing_collection_is_refused_before_a_process_starts(workspace, lab)
 
 def test_an_uploaded_questions_csv_with_a_300_character_name_is_kept_and_read(workspace):
     """Issue #23: the lab's CSV upload with a 300-character name raised OSError (File name too long)."""
-    from workbench.retrieval_lab import load_questions
-    from workbench.retrieval_lab_jobs import save_questions_csv
+    from workbench.compare.retrieval_lab import load_questions
+    from workbench.compare.retrieval_lab_jobs import save_questions_csv
 
     name = "질문" * 150 + ".csv"  # 900 bytes in UTF-8
     path = save_questions_csv(name, "question,source\n현금 결제 되나요?,pay.txt\n".encode(), workspace)

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench.runfiles import (append_jsonl, now_iso, process_alive, process_start_time, read_json, read_jsonl,
-                                update_json, write_json)
+from workbench.common.runfiles import (
+    append_jsonl,
+    now_iso,
+    process_alive,
+    process_start_time,
+    read_json,
+    read_jsonl,
+    update_json,
+    write_json,
+)
 
 
 def test_now_iso_is_utc():
@@ -76,7 +84,7 @@ def test_process_alive_checks_pid_start_time_and_reaps_a_zombie_child():
 
 
 def test_replace_dir_puts_a_whole_folder_in_place_and_keeps_the_old_one_on_failure(tmp_path):
-    from workbench.runfiles import replace_dir
+    from workbench.common.runfiles import replace_dir
 
     target = tmp_path / "merged"
     first = tmp_path / ".new1"
@@ -96,9 +104,9 @@ def test_replace_dir_puts_a_whole_folder_in_place_and_keeps_the_old_one_on_failu
 
 
 def test_a_busy_lock_says_what_it_was_told(tmp_path):
-    from workbench.errors import JobError
-    from workbench.runfiles import locked
-    from workbench.texts import Text
+    from workbench.common.errors import JobError
+    from workbench.common.runfiles import locked
+    from workbench.common.texts import Text
 
     with locked(tmp_path / "x"):
         with pytest.raises(JobError) as e:
@@ -108,7 +116,7 @@ def test_a_busy_lock_says_what_it_was_told(tmp_path):
 
 
 def test_write_texts_changes_all_files_or_none(tmp_path):
-    from workbench.runfiles import write_texts
+    from workbench.common.runfiles import write_texts
 
     a, b = tmp_path / "raw.jsonl", tmp_path / "meta.json"
     write_texts({a: "rows\n", b: "{}\n"})

@@ -10,13 +10,21 @@ import subprocess
 import sys
 
 import pytest
-
-from workbench.errors import JobError, NotFoundError
-from workbench.finetune import TrainConfig
-from workbench.runs import (cancel_run, child_command, create_run, get_run, list_runs, process_alive, resume_run,
-                            start_training, wait_run)
-
 from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from workbench.common.errors import JobError, NotFoundError
+from workbench.training.finetune import TrainConfig
+from workbench.training.runs import (
+    cancel_run,
+    child_command,
+    create_run,
+    get_run,
+    list_runs,
+    process_alive,
+    resume_run,
+    start_training,
+    wait_run,
+)
 
 
 @pytest.fixture()
@@ -40,9 +48,9 @@ def test_a_run_directory_holds_its_config_before_anything_runs(boxes):
 def test_settings_this_machine_cannot_run_start_no_run_and_have_an_equivalent(boxes):
     """The tutorial's 8-bit optimizer on a machine without CUDA: refused before a run exists (no run in the history, no
     "resume" that cannot work); its equivalent for this machine is the same config with "auto" for what cannot run."""
-    from workbench.errors import ConfigError
-    from workbench.finetune import machine_equivalent
-    from workbench.models import detect_device
+    from workbench.common.errors import ConfigError
+    from workbench.models.registry import detect_device
+    from workbench.training.finetune import machine_equivalent
 
     if detect_device().kind == "cuda":
         pytest.skip("this machine has CUDA: the tutorial's settings run here")
@@ -71,7 +79,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from workbench.runfiles import update_status
+    from workbench.common.runfiles import update_status
 
     update_status(run.path, state="running", pid=dead.pid)
     assert not process_alive(dead.pid)
@@ -83,8 +91,7 @@ def test_a_process_that_died_without_a_word_marks_the_run_failed(boxes):
 
 
 def test_a_forced_cancel_is_recorded_as_cancelled_not_failed(boxes):
-    from workbench.runfiles import update_status
-    from workbench.runfiles import process_start_time
+    from workbench.common.runfiles import process_start_time, update_status
 
     run = create_run(TrainConfig(dataset="boxes", backend="transformers"), boxes)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
@@ -189,7 +196,7 @@ def test_two_exports_of_one_run_at_once_one_runs_and_merged_is_whole(tiny_run, w
 
     from transformers import AutoModelForCausalLM
 
-    from workbench.runs import export_run
+    from workbench.training.runs import export_run
 
     for n in range(50):
         outcomes: list[str] = []
@@ -221,7 +228,7 @@ def test_two_exports_of_one_run_at_once_one_runs_and_merged_is_whole(tiny_run, w
 
 def test_a_killed_exports_leftovers_are_removed_and_the_old_merged_model_stays_until_the_new_one_is_whole(tiny_run,
                                                                                                      workspace):
-    from workbench.runs import export_run
+    from workbench.training.runs import export_run
 
     export_run(tiny_run.id, workspace, merged=True)
     (tiny_run.path / ".merged.partial-x1").mkdir()  # what an export killed mid-write leaves

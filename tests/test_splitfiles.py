@@ -1,4 +1,4 @@
-"""A split on disk (workbench.splitfiles): written into a folder of its own, visible only once meta.json names it."""
+"""A split on disk (workbench.dataset.splitfiles): written into a folder of its own, visible only once meta.json names it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench.splitfiles import (SPLITS, read_jsonl, read_lock, remove_unpublished, split_indices, split_path,
-                                  unsplit_train, write_split)
+from workbench.dataset.splitfiles import (
+    SPLITS,
+    read_jsonl,
+    read_lock,
+    remove_unpublished,
+    split_indices,
+    split_path,
+    unsplit_train,
+    write_split,
+)
 
 ROWS = [{"instruction": f"Q{i}", "input": "", "output": f"A{i}"} for i in range(10)]
 RECORD = {"seed": 7, "created": "2026-12-03T04:15:12+00:00", "test_size": 0.2, "val_size": 0.25}
@@ -88,8 +96,8 @@ def test_split_indices_and_their_inverse():
 
 
 def test_readers_share_the_read_lock_and_a_split_waits_only_for_them(tmp_path):
-    from workbench.errors import JobError
-    from workbench.runfiles import locked
+    from workbench.common.errors import JobError
+    from workbench.common.runfiles import locked
 
     folder = tmp_path / "faq"
     folder.mkdir()

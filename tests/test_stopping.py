@@ -1,4 +1,4 @@
-"""Where an answer ends (workbench.stopping): stop tokens, stop strings, loops; the stopping criterion and the stream
+"""Where an answer ends (workbench.models.stopping): stop tokens, stop strings, loops; the stopping criterion and the stream
 agree with the final cut. Exact outputs over a character tokenizer (one id per character), so every case reads as
 text; the real models are exercised in tests/test_inference.py and tests/test_answer.py."""
 
@@ -8,7 +8,7 @@ import random
 
 import torch
 
-from workbench.stopping import AnswerCutter, TokenQueue, clean_answer, loop_start, stop_criteria
+from workbench.models.stopping import AnswerCutter, TokenQueue, clean_answer, loop_start, stop_criteria
 
 END = 1  # the stop token of the character tokenizer
 STOPS = ("\n\n", "\n질문:", "\nQuestion:")  # stop strings of several characters: a tail may begin one

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, wait_http
-from workbench.errors import ConfigError, OfflineError
-from workbench.synth import (
+from workbench.common.errors import ConfigError, OfflineError
+from workbench.dataset.synth import (
     GenerationError,
     SourceChunk,
     SynthConfig,

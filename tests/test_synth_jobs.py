@@ -6,24 +6,24 @@ from __future__ import annotations
 import pytest
 
 from tests.test_synth import SECRET, CannedLLMServer, cfg, pairs_json
-from workbench import alpaca
-from workbench.errors import ConfigError
-from workbench.jobs import log_tail, read_progress, wait_job
-from workbench.synth_jobs import (
+from workbench.common.errors import ConfigError
+from workbench.dataset import alpaca
+from workbench.dataset.synth_jobs import (
     cancel_generation,
     generation_result,
     generation_status,
     list_generations,
     start_generation,
 )
+from workbench.jobs.runner import log_tail, read_progress, wait_job
 
 
 @pytest.fixture()
 def shop(workspace):
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.chunking import ChunkingConfig
+    from workbench.kb import ingest
+    from workbench.kb.chunking import ChunkingConfig
 
     docs = [Document(page_content=text, metadata={"source": f"doc{i}.txt", "file_type": "text"})
             for i, text in enumerate(["현금으로 결제가 가능합니다.", "아이스크림은 2번 통로에 있습니다.", "매일 9시에 엽니다."])]
@@ -53,7 +53,7 @@ def test_what_cannot_run_starts_no_generation(shop):
     """An empty model field or a collection that does not exist: refused before a job folder exists."""
     from dataclasses import replace
 
-    from workbench.errors import NotFoundError
+    from workbench.common.errors import NotFoundError
 
     with CannedLLMServer(["no json"]) as srv:
         with pytest.raises(ConfigError, match="SynthConfig.model is empty"):

@@ -1,4 +1,4 @@
-"""One encoding detector for every file (workbench.textcodec)."""
+"""One encoding detector for every file (workbench.common.textcodec)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from workbench.errors import DocumentError
-from workbench.textcodec import decode, decode_text
+from workbench.common.errors import DocumentError
+from workbench.common.textcodec import decode, decode_text
 
 KO = "현금으로 결제가 가능한가요? 네, 카드와 현금 모두 받습니다.\n주차는 두 시간 무료입니다."
 
@@ -73,7 +73,7 @@ def test_utf8_wins_and_is_certain_and_a_guess_carries_a_warning(caplog):
     assert decode(WESTERN.encode("utf-8")) == decode(WESTERN.encode("utf-8"), "menu.txt")
     assert decode(WESTERN.encode("utf-8")).confidence == "certain"
     greek = "Καλημέρα κόσμε, αυτό είναι ένα ελληνικό κείμενο για δοκιμή.".encode("cp1253")
-    with caplog.at_level("WARNING", logger="workbench.textcodec"):
+    with caplog.at_level("WARNING", logger="workbench.common.textcodec"):
         d = decode(greek, "greek.txt")
     assert d.confidence == "guess" and d.warning.startswith("greek.txt: not UTF-8; its encoding was guessed as ")
     assert d.warning in caplog.text
@@ -102,7 +102,7 @@ def test_korean_stays_korean_and_certain_enough_to_keep_quiet(text):
 
 
 def test_an_unclear_guess_is_a_warning_with_both_readings_and_how_to_choose(caplog):
-    with caplog.at_level("WARNING", logger="workbench.textcodec"):
+    with caplog.at_level("WARNING", logger="workbench.common.textcodec"):
         d = decode("東京都です".encode("euc_jp"), "tokyo.txt")  # EUC-JP kanji are CP949 Hangul byte for byte
     assert d.confidence == "guess" and d.encoding == "cp949"
     assert d.warning == ('tokyo.txt: the text encoding is not clear; it reads as Korean (CP949 / EUC-KR): "톺딸텃ㅗㅉ" or '

@@ -1,11 +1,11 @@
-"""Text in both languages (workbench.texts): the English is the str, the Korean rides along and is picked."""
+"""Text in both languages (workbench.common.texts): the English is the str, the Korean rides along and is picked."""
 
 from __future__ import annotations
 
 import json
 import pickle
 
-from workbench.texts import STATES, Text, both, from_record, pick, state_ko, state_text
+from workbench.common.texts import STATES, Text, both, from_record, pick, state_ko, state_text
 
 
 def test_a_text_is_its_english_and_carries_its_korean():
@@ -39,7 +39,7 @@ def test_every_job_state_has_korean():
 
 
 def test_prefixed_keeps_both_languages_of_a_sub_tasks_message():
-    from workbench.texts import prefixed
+    from workbench.common.texts import prefixed
 
     got = prefixed("recursive:300:30", Text("Embedding 3/10", "임베딩 3/10"))
     assert (str(got), got.ko) == ("recursive:300:30: Embedding 3/10", "recursive:300:30: 임베딩 3/10")

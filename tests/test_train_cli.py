@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,9 +47,9 @@ def test_train_with_raft_context_records_it_and_a_missing_collection_is_refused_
     """Issue #23: an unknown context_collection started a run that failed 40 s later, after the model loaded."""
     from langchain_core.documents import Document
 
-    from workbench import ingest
-    from workbench.finetune import TrainConfig
-    from workbench.runs import create_run
+    from workbench.kb import ingest
+    from workbench.training.finetune import TrainConfig
+    from workbench.training.runs import create_run
 
     make_dataset(workspace, "boxes", color_rows(8), color_rows(2, start=50))
     r = cli("train", "--dataset", "boxes", "--set", "context=raft", "--set", "context_collection=no-such-kb",
@@ -70,7 +69,7 @@ def test_train_with_raft_context_records_it_and_a_missing_collection_is_refused_
 def test_train_follow_then_runs_list_show_and_export(workspace, tmp_path):
     make_dataset(workspace, "boxes", color_rows(16), color_rows(4, start=50))
     cfg = tmp_path / "train.yaml"
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     TrainConfig(dataset="boxes", backend="transformers", max_steps=2, eval_steps=2, save_steps=2,
                 per_device_train_batch_size=4).save(cfg)

@@ -1,4 +1,4 @@
-"""RAG-aware fine-tuning (workbench.train_context): the context of every training row, the oracle share, distractors,
+"""RAG-aware fine-tuning (workbench.training.train_context): the context of every training row, the oracle share, distractors,
 determinism, fitting rows to max_seq_length without touching the answer, the same prompt bytes in training and at
 answer time, and a real short run with context on SmolLM2."""
 
@@ -10,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from workbench import answer
-from workbench.errors import ConfigError
-from workbench.finetune import TrainConfig
-from workbench.prompts import context_prompt, cut_text, format_example, format_prompt
-from workbench.retrieval import RetrievalConfig, RetrievedChunk
-from workbench.train_context import (
-    answer_overlap, build_context, fit_context_rows, oracle_rows, prepare_context, read_context, select_chunks,
+from workbench.answers import answer
+from workbench.common.errors import ConfigError
+from workbench.kb.retrieval import RetrievalConfig, RetrievedChunk
+from workbench.models.prompts import context_prompt, cut_text, format_example, format_prompt
+from workbench.training.finetune import TrainConfig
+from workbench.training.train_context import (
+    answer_overlap,
+    build_context,
+    fit_context_rows,
+    oracle_rows,
+    prepare_context,
+    read_context,
+    select_chunks,
 )
 
 # A small fake collection: chunk i holds fact i; row i asks for fact i (the oracle is chunk i).
@@ -229,8 +235,8 @@ def test_a_control_asks_base_rag_and_another_runs_fine_tuned_rag_with_the_contex
 
 def test_prepare_warns_when_fewer_chunks_are_retrieved_than_the_run_was_trained_with():
     ctx = {"k": 3, "max_chars": 0, "lang": "ko", "collection": "shop"}
-    assert answer._context_warnings(ctx, "shop", 3) == []
-    warnings = answer._context_warnings(ctx, "other", 2)
+    assert answer.context_warnings(ctx, "shop", 3) == []
+    warnings = answer.context_warnings(ctx, "other", 2)
     assert "only 2 are retrieved" in warnings[0] and "'other'" in warnings[1]
 
 
@@ -243,11 +249,12 @@ def shop_ws(tmp_path_factory, smollm2_dir):
     their source file, and the packaged SmolLM2."""
     import csv
 
-    from workbench import ingest
-    from workbench.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
-    from workbench.chunking import ChunkingConfig
-    from workbench.config import Workspace
     from langchain_core.documents import Document
+
+    from workbench.common.config import Workspace
+    from workbench.dataset.alpaca import DatasetConfig, SplitConfig, import_dataset, split_dataset
+    from workbench.kb import ingest
+    from workbench.kb.chunking import ChunkingConfig
 
     root = tmp_path_factory.mktemp("ctx")
     ws = Workspace(root / "ws").ensure()
@@ -265,7 +272,7 @@ def shop_ws(tmp_path_factory, smollm2_dir):
 
 
 def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
-    from workbench.alpaca import load_split
+    from workbench.dataset.alpaca import load_split
 
     train = load_split("boxes", "train", shop_ws)
     assert train[0]["source"].startswith("doc")
@@ -280,7 +287,7 @@ def test_the_context_of_a_real_collection_finds_each_rows_source_chunk(shop_ws):
 def test_the_preview_counts_the_rows_a_length_would_cut_and_the_length_that_keeps_them(shop_ws):
     """Before the start: at a length shorter than the rows with context, every sampled row would be cut, and the length
     it names keeps them all (checked by asking again with it)."""
-    from workbench.train_context import context_preview
+    from workbench.training.train_context import context_preview
 
     cfg = config(context_collection="boxes-kb", base_model="smollm2-135m", max_seq_length=64)
     got = context_preview(cfg, shop_ws, rows=5)
@@ -291,8 +298,8 @@ def test_the_preview_counts_the_rows_a_length_would_cut_and_the_length_that_keep
 
 
 def test_the_training_context_is_retrieved_with_the_collections_saved_settings(shop_ws):
-    from workbench.retrieval import save_retrieval
-    from workbench.train_context import collection_retrieval
+    from workbench.kb.retrieval import save_retrieval
+    from workbench.training.train_context import collection_retrieval
 
     assert collection_retrieval("boxes-kb", shop_ws, k=2).mode == "hybrid"
     save_retrieval("boxes-kb", {"mode": "dense"}, shop_ws)
@@ -305,7 +312,7 @@ def test_the_training_context_is_retrieved_with_the_collections_saved_settings(s
 
 @pytest.mark.slow
 def test_a_short_raft_run_trains_on_context_and_its_answers_use_the_same_prompt(shop_ws):
-    from workbench.runs import start_training, wait_run
+    from workbench.training.runs import start_training, wait_run
 
     cfg = TrainConfig(dataset="boxes", backend="transformers", prompt_template="alpaca", max_steps=2, eval_steps=2,
                       save_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0, context="raft",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from workbench.train_progress import collect_metrics, eta_text
+from workbench.training.train_progress import collect_metrics, eta_text
 
 
 def test_collect_metrics_skips_a_half_written_line(tmp_path):
@@ -21,10 +21,10 @@ def test_eta_text():
 def test_the_tracker_times_steps_and_writes_log_lines():
     from types import SimpleNamespace
 
-    from workbench.train_progress import _Tracker
+    from workbench.training.train_progress import Tracker
 
     state = SimpleNamespace(num_input_tokens_seen=0, global_step=0, max_steps=4, epoch=0.0, eval_steps=0)
-    tr = _Tracker()
+    tr = Tracker()
     tr.begin(state)
     assert tr.eta(state) is None  # no step yet
     tr.mark -= 2.0  # a step of 2 s
@@ -43,8 +43,8 @@ def test_the_run_says_when_it_evaluates_and_saves(tmp_path):
     the run does then, and `phase_text` turns it into the words the page shows instead of "0m00s"."""
     from types import SimpleNamespace
 
-    from workbench.runfiles import read_json
-    from workbench.train_progress import make_progress_callback, phase_text
+    from workbench.common.runfiles import read_json
+    from workbench.training.train_progress import make_progress_callback, phase_text
 
     cb = make_progress_callback(tmp_path)
     args = SimpleNamespace(output_dir=str(tmp_path))

@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-from workbench.finetune import LORA_TARGETS, TrainConfig
-from workbench.trainer import CompletionCollator, tokenize_rows
-
 from test_finetune import color_rows, make_dataset  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from workbench.training.finetune import LORA_TARGETS, TrainConfig
+from workbench.training.trainer import CompletionCollator, tokenize_rows
 
 
 def test_rows_become_answer_only_labels_with_the_inference_prompt(smollm2_dir):
     from transformers import AutoTokenizer
 
-    from workbench.prompts import format_prompt
+    from workbench.models.prompts import format_prompt
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
     rows = [{"instruction": "Can I pay in cash?", "input": "", "output": "Yes, cash is fine."},
@@ -54,8 +53,8 @@ def _sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, smollm2_dir):
     """One short Unsloth run through the real path (a child process), shared by the tests below."""
-    from workbench.config import Workspace
-    from workbench.runs import start_training, wait_run
+    from workbench.common.config import Workspace
+    from workbench.training.runs import start_training, wait_run
 
     root = tmp_path_factory.mktemp("ft")
     ws = Workspace(root / "ws").ensure()
@@ -104,8 +103,8 @@ def test_adapter_and_merged_model_load_and_generate_the_same(trained):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.inference import GenerationConfig, load_generator_for_run
-    from workbench.runs import export_run, get_run
+    from workbench.answers.inference import GenerationConfig, load_generator_for_run
+    from workbench.training.runs import export_run, get_run
 
     ws, run, _, _ = trained
     gen = load_generator_for_run(run, ws)
@@ -127,7 +126,7 @@ def test_adapter_and_merged_model_load_and_generate_the_same(trained):
 def test_early_stopping_stops_when_validation_loss_rises(workspace, smollm2_dir):
     """Validation answers contradict the training answers, so every step that fits training makes validation
     worse: the best checkpoint is the first, and training stops after `patience` evaluations without gain."""
-    from workbench.runs import start_training, wait_run
+    from workbench.training.runs import start_training, wait_run
 
     make_dataset(workspace, "contra", color_rows(16, colors=("red",)), color_rows(4, colors=("blue",)))
     # padded batches grouped by length (the GPU default's layout), through the real Trainer on CPU
@@ -152,7 +151,7 @@ def test_padding_free_batches_give_the_same_loss_as_padded_ones(smollm2_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workbench.trainer import no_cache_in_training
+    from workbench.training.trainer import no_cache_in_training
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_dir))
     model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32).train()
@@ -170,7 +169,7 @@ def test_padding_free_batches_give_the_same_loss_as_padded_ones(smollm2_dir):
 
 
 def test_the_runs_train_loss_covers_the_steps_before_a_resume():
-    from workbench.trainer import run_train_loss
+    from workbench.training.trainer import run_train_loss
 
     # Logged every 2 steps; the run was resumed at step 4, so transformers' own number (0.5) misses steps 1-4.
     history = [{"loss": 2.0, "step": 2}, {"loss": 2.0, "step": 4}, {"eval_loss": 1.9, "step": 4},

@@ -12,10 +12,10 @@ import pytest
 from langchain_core.documents import Document
 
 from tests.conftest import free_port, wait_http
-from workbench import ingest, lexical, vectordb
-from workbench.chunking import ChunkingConfig
-from workbench.errors import ConfigError, NotFoundError, OfflineError
-from workbench.vectordb import VectorStoreConfig, chroma_name
+from workbench.common.errors import ConfigError, NotFoundError, OfflineError
+from workbench.kb import ingest, lexical, vectordb
+from workbench.kb.chunking import ChunkingConfig
+from workbench.kb.vectordb import VectorStoreConfig, chroma_name
 
 CFG = ChunkingConfig(splitter="recursive", chunk_size=24, chunk_overlap=8)
 PAY = "현금으로 결제가 가능합니다. 카드도 받습니다. 수표는 받지 않습니다."
@@ -58,13 +58,13 @@ def test_empty_name_is_an_error():
 
 def test_delete_document_and_collection(workspace):
     ingest.ingest_documents([doc(PAY, "pay.txt"), doc(PARK, "park.txt")], "shop", CFG, workspace=workspace)
-    assert vectordb.delete_document("shop", "park.txt", workspace) == 2
+    assert ingest.delete_document("shop", "park.txt", workspace) == 2
     assert [d.source for d in vectordb.list_documents("shop", workspace)] == ["pay.txt"]
     ids = lexical.lexical_index("shop", workspace).ids
     assert len(ids) == 2
     with pytest.raises(NotFoundError, match="no document 'park.txt'"):
-        vectordb.delete_document("shop", "park.txt", workspace)
-    vectordb.delete_collection("shop", workspace)
+        ingest.delete_document("shop", "park.txt", workspace)
+    ingest.delete_collection("shop", workspace)
     assert vectordb.list_collections(workspace) == []
     assert not list(workspace.vectorstore.glob("shop.bm25*"))
     with pytest.raises(NotFoundError, match="There is no collection 'shop'"):
@@ -108,7 +108,7 @@ def chroma_server(tmp_path_factory):
 
 
 def test_same_code_against_a_chroma_server(workspace, chroma_server):
-    from workbench.retrieval import RetrievalConfig, retrieve
+    from workbench.kb.retrieval import RetrievalConfig, retrieve
 
     docs = [doc(PAY, "pay.txt"), doc(PARK, "park.txt")]
     report = ingest.ingest_documents(docs, "상점", CFG, workspace=workspace, store=chroma_server)
@@ -119,7 +119,7 @@ def test_same_code_against_a_chroma_server(workspace, chroma_server):
     assert (info.name, info.chunks, info.documents) == ("상점", 4, 2)
     hits = retrieve("상점", "주차는 어디에 하나요?", RetrievalConfig(mode="hybrid", k=1), workspace, chroma_server)
     assert hits[0].metadata["source"] == "park.txt"
-    vectordb.delete_collection("상점", workspace, chroma_server)
+    ingest.delete_collection("상점", workspace, chroma_server)
     assert vectordb.list_collections(workspace, chroma_server) == []
 
 
@@ -145,12 +145,12 @@ def test_what_another_process_ingests_is_found_after_reload_store(workspace):
     import sys
     from pathlib import Path
 
-    from workbench import ingest, retrieval
+    from workbench.kb import ingest, retrieval
 
     ingest.ingest_documents([doc(PAY, "pay.txt")], "상점 FAQ", CFG, workspace=workspace)
     dense = retrieval.RetrievalConfig(mode="dense", k=10)
     assert {c.metadata["source"] for c in retrieval.retrieve("상점 FAQ", "주차", dense, workspace)} == {"pay.txt"}
-    code = ("from langchain_core.documents import Document\nfrom workbench import ingest\nfrom workbench.chunking import ChunkingConfig\n"
+    code = ("from langchain_core.documents import Document\nfrom workbench.kb import ingest\nfrom workbench.kb.chunking import ChunkingConfig\n"
             f"ingest.ingest_documents([Document({PARK!r}, metadata={{'source': 'park.txt'}})], '상점 FAQ', "
             "ChunkingConfig(splitter='recursive', chunk_size=24, chunk_overlap=8))")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, check=True, timeout=300)

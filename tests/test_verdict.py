@@ -1,11 +1,18 @@
-"""The verdict (workbench.verdict): the best source, paired intervals that match a hand computation, "too few rows"
+"""The verdict (workbench.compare.verdict): the best source, paired intervals that match a hand computation, "too few rows"
 with the rows it would take, before and after training, in English and Korean."""
 
 from __future__ import annotations
 
 import math
 
-from workbench.verdict import before_after, before_after_sentence, paired_difference, rows_needed, sentence, verdict
+from workbench.compare.verdict import (
+    before_after,
+    before_after_sentence,
+    paired_difference,
+    rows_needed,
+    sentence,
+    verdict,
+)
 
 
 def test_the_paired_interval_matches_a_hand_computed_bootstrap():

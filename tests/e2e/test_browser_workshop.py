@@ -12,10 +12,9 @@ import re
 import time
 
 import pytest
+from conftest import MODEL_CACHE, run_streamlit
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-from conftest import MODEL_CACHE, run_streamlit
 
 pytestmark = pytest.mark.browser
 

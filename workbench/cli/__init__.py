@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from workbench.common.errors import WorkbenchError
 
 # Stage modules under workbench/cli/, in the order their commands appear in --help.
 STAGES = ["doctor", "kb", "lab", "dataset", "train", "infer", "fresh"]
@@ -51,10 +51,10 @@ def passive_threads() -> None:
 
 
 
-def _show_notes() -> None:
+def show_notes() -> None:
     """Lines the core logs for the user (a file read as Latin-1, a guessed encoding, a very large file) go to stderr
     as `note: ...` / `warning: ...`, beside the JSON on stdout."""
-    for name in ("workbench.textcodec", "workbench.documents"):
+    for name in ("workbench.common.textcodec", "workbench.kb.documents"):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _Notes) for h in logger.handlers):
             logger.addHandler(_Notes())
@@ -70,7 +70,7 @@ class _Notes(logging.Handler):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _show_notes()
+    show_notes()
     try:
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe can be answered, not in the interpreter's exit

@@ -2,7 +2,7 @@
 
     python -m workbench dataset import FILE --name NAME [--map instruction=Q,output=A]
     python -m workbench dataset generate --collection C --n 500 --endpoint URL --model M --name NAME
-    python -m workbench dataset generate --from-dir DIR     (the job folder the page writes: workbench.synth_jobs)
+    python -m workbench dataset generate --from-dir DIR     (the job folder the page writes: workbench.dataset.synth_jobs)
     python -m workbench dataset validate NAME [--drop-errors] [--drop-duplicates] [--fix]
     python -m workbench dataset split NAME [--test-size 0.1] [--seed 42] [--val-size 0.2]
     python -m workbench dataset show NAME --json
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from workbench.cli import print_json
-from workbench.textcodec import ENCODINGS
+from workbench.common.textcodec import ENCODINGS
 
 
 def _progress(message: str, fraction: float) -> None:
@@ -107,13 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ws():
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
 
     return Workspace.default().ensure()
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from workbench.alpaca import DatasetConfig, import_dataset
+    from workbench.dataset.alpaca import DatasetConfig, import_dataset
 
     cfg = DatasetConfig(name=args.name, encoding=args.encoding, hub_split=args.hub_split, data_files=args.data_files).with_map(args.map)
     if args.tokenizer is not None:
@@ -126,11 +126,11 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from workbench.errors import ConfigError
-    from workbench.synth import SynthConfig, chunks_from_collection, generate_dataset
+    from workbench.common.errors import ConfigError
+    from workbench.dataset.synth import SynthConfig, chunks_from_collection, generate_dataset
 
     if args.from_dir:
-        from workbench.synth_jobs import run_generation_dir
+        from workbench.dataset.synth_jobs import run_generation_dir
 
         print_json(run_generation_dir(args.from_dir, _ws(), progress=_progress))
         return 0
@@ -151,8 +151,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from workbench.alpaca import check_dataset, drop_rows, load_rows, save_rows
-    from workbench.alpaca_checks import fix_rows, issue_rows, summarize_issues
+    from workbench.dataset.alpaca import check_dataset, drop_rows, load_rows, save_rows
+    from workbench.dataset.alpaca_checks import fix_rows, issue_rows, summarize_issues
 
     ws = _ws()
     actions = []
@@ -175,7 +175,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from workbench.alpaca import SplitConfig, split_dataset
+    from workbench.dataset.alpaca import SplitConfig, split_dataset
 
     cfg = SplitConfig(test_size=args.test_size, seed=args.seed, val_size=args.val_size, leakage_threshold=args.leakage_threshold)
     print_json(split_dataset(args.name, cfg, workspace=_ws(), progress=_progress).to_dict())
@@ -183,7 +183,7 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from workbench.alpaca import check_dataset, dataset_info, load_leakage, load_rows, summarize_issues
+    from workbench.dataset.alpaca import check_dataset, dataset_info, load_leakage, load_rows, summarize_issues
 
     ws = _ws()
     info = dataset_info(args.name, ws)
@@ -199,7 +199,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from workbench.alpaca import list_datasets
+    from workbench.dataset.alpaca import list_datasets
 
     print_json([{"name": d.name, "rows": d.rows, "sizes": d.sizes, "source": d.source.get("kind", ""), "updated": d.updated,
                  "split_stale": d.split_stale} for d in list_datasets(_ws())])
@@ -207,7 +207,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from workbench.hub import export_dataset
+    from workbench.dataset.hub import export_dataset
 
     folder = export_dataset(args.name, _ws(), args.out, repo_id=args.repo)
     print_json({"folder": str(folder), "files": sorted(p.name for p in folder.iterdir())})
@@ -215,14 +215,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from workbench.hub import push_dataset
+    from workbench.dataset.hub import push_dataset
 
     print_json(push_dataset(args.name, args.repo, private=args.private, workspace=_ws(), progress=_progress))
     return 0
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    from workbench.alpaca import delete_dataset
+    from workbench.dataset.alpaca import delete_dataset
 
     delete_dataset(args.name, _ws())
     print_json({"deleted": args.name})

@@ -16,10 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.doctor import collect_facts, format_facts
+    from workbench.overview.doctor import collect_facts, format_facts
 
     if args.prepare:
-        from workbench.models import DEFAULT_MODEL, prepare_packaged_model
+        from workbench.models.registry import DEFAULT_MODEL, prepare_packaged_model
 
         prepare_packaged_model(DEFAULT_MODEL, progress=lambda msg, frac: print(f"[{frac:4.0%}] {msg}", flush=True))
     facts = collect_facts(check_hub=not args.no_hub)

@@ -26,17 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_freshness(args: argparse.Namespace) -> int:
-    from workbench.answer import prepare
-    from workbench.config import Workspace
-    from workbench.freshness import DEMO_FILE, ask_checks, change_facts, load_demo, restore_facts, save_measure
-    from workbench.inference import GenerationConfig
+    from workbench.answers.answer import prepare
+    from workbench.answers.inference import GenerationConfig
+    from workbench.common.config import Workspace
+    from workbench.compare.freshness import DEMO_FILE, ask_checks, change_facts, load_demo, restore_facts, save_measure
 
     passive_threads()
     ws = Workspace.default()
     demo = load_demo(args.demo or DEMO_FILE)
     run = None
     if args.run:
-        from workbench.runs import get_run
+        from workbench.training.runs import get_run
 
         run = get_run(args.run, ws)
     sources = ([s.strip() for s in args.sources.split(",") if s.strip()] if args.sources

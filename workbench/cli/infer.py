@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import passive_threads, print_json, stderr_progress
-from workbench.errors import ConfigError
+from workbench.common.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=run_evaluations)
 
 
-def _keep_freed_memory() -> None:
+def keep_freed_memory() -> None:
     """Keep freed memory in this process (glibc only): big blocks from the heap instead of mmap, and no trimming.
 
     A batch of long prompts allocates activations of 50-200 MB per layer. glibc serves blocks over 32 MiB with mmap and
@@ -102,23 +102,23 @@ def run_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():  # before a model is loaded (answer.ask refuses it too, after)
         raise ConfigError("The question is empty. Type a question, e.g. python -m workbench ask \"Can I pay in cash?\".")
     passive_threads()
-    from workbench.answer import prepare
-    from workbench.config import Workspace
-    from workbench.inference import GenerationConfig
+    from workbench.answers.answer import prepare
+    from workbench.answers.inference import GenerationConfig
+    from workbench.common.config import Workspace
 
     ws = Workspace.default()
     run = None
     if args.run:
-        from workbench.runs import get_run
+        from workbench.training.runs import get_run
 
         run = get_run(args.run, ws)
     fine_tuned = bool(args.adapter_dir or run is not None) and not args.no_adapter
     source = ask_source(fine_tuned, bool(args.collection))
     retrieval = None
     if args.collection:
-        from workbench.answer import DEFAULT_K
-        from workbench.retrieval import collection_config
-        from workbench.vectordb import open_collection
+        from workbench.answers.answer import DEFAULT_K
+        from workbench.kb.retrieval import collection_config
+        from workbench.kb.vectordb import open_collection
 
         open_collection(args.collection, ws)  # a missing collection is named before a model loads
         retrieval = collection_config(args.collection, ws, k=args.k or DEFAULT_K, mode=args.mode)
@@ -153,7 +153,7 @@ def ask_source(fine_tuned: bool, rag: bool) -> str:
 
 def _ask(args: argparse.Namespace, source: str, setup: Any, settings: Any) -> Any:
     """`answer.ask` for one source, printed as it streams (or at the end) unless --json."""
-    from workbench.answer import ask
+    from workbench.answers.answer import ask
 
     asked = ask(args.question, [source], setup, settings, row_input=args.input)
     if args.json:
@@ -175,7 +175,7 @@ def _ask(args: argparse.Namespace, source: str, setup: Any, settings: Any) -> An
 
 
 def _eval_config(args: argparse.Namespace) -> Any:
-    from workbench.evaluation import EvalConfig
+    from workbench.compare.evaluation import EvalConfig
 
     data: dict[str, Any] = EvalConfig.load(args.config).to_dict() if args.config else {}
     flags = {"run_id": args.run, "dataset": args.dataset, "collection": args.collection, "limit": args.limit,
@@ -217,11 +217,11 @@ def aggregate(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     passive_threads()
-    _keep_freed_memory()
-    from workbench.config import Workspace
-    from workbench.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
-    from workbench.evaluation import check_evaluation
-    from workbench.report import summary_table, verdict_lines
+    keep_freed_memory()
+    from workbench.common.config import Workspace
+    from workbench.compare.eval_jobs import new_eval_dir, run_evaluation_dir, start_evaluation
+    from workbench.compare.evaluation import check_evaluation
+    from workbench.compare.report import summary_table, verdict_lines
 
     ws = Workspace.default()
     if args.from_dir:
@@ -248,10 +248,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_evaluations(args: argparse.Namespace) -> int:
-    from workbench.config import Workspace
-    from workbench.errors import ConfigError
-    from workbench.eval_jobs import cancel_evaluation, evaluation_status, list_evaluations
-    from workbench.evaluation import load_summary
+    from workbench.common.config import Workspace
+    from workbench.common.errors import ConfigError
+    from workbench.compare.eval_jobs import cancel_evaluation, evaluation_status, list_evaluations
+    from workbench.compare.evaluation import load_summary
 
     ws = Workspace.default()
     if args.action == "list":

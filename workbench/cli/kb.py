@@ -7,8 +7,8 @@ import json
 import sys
 
 from workbench.cli import print_json
-from workbench.errors import ConfigError
-from workbench.textcodec import ENCODINGS
+from workbench.common.errors import ConfigError
+from workbench.common.textcodec import ENCODINGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,11 +59,11 @@ def _progress(quiet: bool):  # noqa: ANN202
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from workbench.chunking import ChunkingConfig
-    from workbench.ingest import ingest_paths
+    from workbench.kb.chunking import ChunkingConfig
+    from workbench.kb.ingest import ingest_paths
 
     if args.from_dir:
-        from workbench.ingest_jobs import run_ingest_dir
+        from workbench.kb.ingest_jobs import run_ingest_dir
 
         print_json(run_ingest_dir(args.from_dir, progress=_progress(args.quiet)))
         return 0
@@ -84,7 +84,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from workbench.retrieval import RetrievalConfig, collection_config, retrieve
+    from workbench.kb.retrieval import RetrievalConfig, collection_config, retrieve
 
     # A config file's values and the flags are explicit; what they leave out comes from the collection's own settings.
     base = RetrievalConfig.load(args.config).to_dict() if args.config else {}
@@ -109,7 +109,8 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_collections(args: argparse.Namespace) -> int:
-    from workbench.vectordb import delete_collection, delete_document, list_collections
+    from workbench.kb.ingest import delete_collection, delete_document
+    from workbench.kb.vectordb import list_collections
 
     if args.delete:
         delete_collection(args.delete)

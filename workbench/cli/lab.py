@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from workbench.cli import print_json
-from workbench.errors import ConfigError
+from workbench.common.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,10 +52,10 @@ def _number_list(text: str, what: str) -> tuple[float, ...]:
 
 
 def run_retrieval_eval(args: argparse.Namespace) -> int:
-    from workbench.retrieval_lab import LabConfig, run_lab, save_best
+    from workbench.compare.retrieval_lab import LabConfig, run_lab, save_best
 
     if args.from_dir:
-        from workbench.retrieval_lab_jobs import run_lab_dir
+        from workbench.compare.retrieval_lab_jobs import run_lab_dir
 
         report = run_lab_dir(args.from_dir, progress=_progress(args.quiet))
     else:
@@ -87,7 +87,7 @@ def run_retrieval_eval(args: argparse.Namespace) -> int:
 
 
 def run_retrieval_config(args: argparse.Namespace) -> int:
-    from workbench.retrieval import collection_config, save_retrieval, saved_retrieval
+    from workbench.kb.retrieval import collection_config, save_retrieval, saved_retrieval
 
     if args.clear:
         save_retrieval(args.collection, None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import print_json
-from workbench.errors import ConfigError
+from workbench.common.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +72,7 @@ def parse_value(text: str) -> Any:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from workbench.finetune import TrainConfig
+    from workbench.training.finetune import TrainConfig
 
     base = TrainConfig.load(args.config).to_dict() if args.config else (
         TrainConfig.tutorial().to_dict() if args.tutorial else {})
@@ -94,11 +94,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.run_dir:
         if args.dataset or args.config or args.set or args.tutorial:
             raise ConfigError("Give either RUN_DIR (train an existing run here) or --dataset/--config (start a new run).")
-        from workbench.trainer import train_run
+        from workbench.training.trainer import train_run
 
         status = train_run(args.run_dir)
         return 0 if status.get("state") in ("completed", "cancelled") else 1
-    from workbench.runs import start_training
+    from workbench.training.runs import start_training
 
     config = build_config(args)
     run = start_training(config)
@@ -112,8 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _follow(run_id: str, as_json: bool) -> int:
-    from workbench.train_progress import eta_text
-    from workbench.runs import follow_run
+    from workbench.training.runs import follow_run
+    from workbench.training.train_progress import eta_text
 
     final: dict[str, Any] = {}
     for rec in follow_run(run_id):
@@ -142,7 +142,7 @@ def _follow(run_id: str, as_json: bool) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from workbench.runs import list_runs
+    from workbench.training.runs import list_runs
 
     runs = list_runs()
     if args.json:
@@ -162,7 +162,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from workbench.runs import get_run
+    from workbench.training.runs import get_run
 
     run = get_run(args.run_id)
     if args.json:
@@ -187,7 +187,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from workbench.runs import cancel_run, wait_run
+    from workbench.training.runs import cancel_run, wait_run
 
     run = cancel_run(args.run_id, force=args.force)
     if args.wait:
@@ -198,7 +198,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from workbench.runs import resume_run
+    from workbench.training.runs import resume_run
 
     run = resume_run(args.run_id)
     ckpt = run.last_checkpoint
@@ -209,7 +209,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from workbench.runs import export_run
+    from workbench.training.runs import export_run
 
     if not args.merged and not args.push:
         raise ConfigError("Say what to export: --merged (merge into 16-bit weights) and/or --push REPO.")

@@ -8,9 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.config import BaseConfig, Workspace
-from workbench.errors import WorkbenchError
-from workbench.texts import from_record, pick
+from workbench.common.config import BaseConfig, Workspace
+from workbench.common.errors import WorkbenchError
+from workbench.common.texts import from_record, pick
 from workbench.ui.i18n import lang, t
 
 

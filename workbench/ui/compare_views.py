@@ -1,6 +1,6 @@
 """What the Compare page shows: answers side by side, and an evaluation's report (scores, chart, cost, answers).
 
-The page wires widgets to `workbench.answer` and the evaluation jobs; these functions only draw what those return.
+The page wires widgets to `workbench.answers.answer` and the evaluation jobs; these functions only draw what those return.
 """
 
 from __future__ import annotations
@@ -12,14 +12,25 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import eval_jobs
-from workbench import evaluation as ev
-from workbench.answer import API_SOURCES, RAG_SOURCES, context_note, interleave
-from workbench.report import (REPORT_HTML, REPORT_MD, RESULTS_FILE, absorb_line, before_after_table, chart_data, pair_winners,
-                              readability_table, summary_table, verdict_lines, wide_results)
+from workbench.answers.answer import API_SOURCES, RAG_SOURCES, context_note, interleave
+from workbench.common.texts import from_record
+from workbench.compare import eval_jobs
+from workbench.compare import evaluation as ev
+from workbench.compare.report import (
+    REPORT_HTML,
+    REPORT_MD,
+    RESULTS_FILE,
+    absorb_line,
+    before_after_table,
+    chart_data,
+    pair_winners,
+    readability_table,
+    summary_table,
+    verdict_lines,
+    wide_results,
+)
 from workbench.ui import charts
 from workbench.ui.common import job_progress, metric_row, wide_column
-from workbench.texts import from_record
 from workbench.ui.i18n import lang, t, tr
 
 # Streamlit drops the state of widgets a page does not draw, so the picks are copied into this plain key (as

@@ -10,17 +10,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import alpaca, alpaca_checks
-from workbench.config import Workspace
+from workbench.common.config import Workspace
+from workbench.common.texts import from_record, pick
+from workbench.dataset import alpaca, alpaca_checks
 from workbench.ui.common import job_progress, metric_row, user_errors
 from workbench.ui.forms import build_config, config_field, config_form
-from workbench.texts import from_record, pick
 from workbench.ui.i18n import lang, t, tr
 
 
 def _generation_result(folder: str) -> Any:
     """A finished generation job: what it made, or why it made nothing; returns the result (None: nothing)."""
-    from workbench.synth_jobs import generation_result, generation_status
+    from workbench.dataset.synth_jobs import generation_result, generation_status
 
     status, r = generation_status(folder), generation_result(folder)
     if r is None:
@@ -40,7 +40,7 @@ def _generation_result(folder: str) -> Any:
 
 def generation_watch(folder: str) -> None:
     """A running generation job polled every second (progress, cancel), then its result."""
-    from workbench.synth_jobs import cancel_generation, generation_status
+    from workbench.dataset.synth_jobs import cancel_generation, generation_status
 
     @st.fragment(run_every=1.0)
     def _watch() -> None:
@@ -59,8 +59,8 @@ def generation_watch(folder: str) -> None:
 
 def generation_form(ws: Workspace, collections: list[str]) -> None:
     """Endpoint, model and counts drawn from `SynthConfig`; the button starts the job (the key goes to its environment)."""
-    from workbench.synth import DEFAULT_PROMPTS, SynthConfig
-    from workbench.synth_jobs import start_generation
+    from workbench.dataset.synth import DEFAULT_PROMPTS, SynthConfig
+    from workbench.dataset.synth_jobs import start_generation
 
     g1, g2 = st.columns(2)
     coll = g1.selectbox(t("Collection", "컬렉션"), collections, key="dataset.gen_collection")
@@ -168,10 +168,10 @@ def export_folder(export: Any) -> None:
 def where_you_start(name: str, ws: Workspace) -> None:
     """Right after a split: evaluate the base model, with and without retrieval, on the test split ("where you
     start"), as a background evaluation; the report after training then shows before and after side by side."""
-    from workbench import eval_jobs
-    from workbench.evaluation import EvalConfig
-    from workbench.models import DEFAULT_MODEL, REGISTRY
-    from workbench.vectordb import list_collections
+    from workbench.compare import eval_jobs
+    from workbench.compare.evaluation import EvalConfig
+    from workbench.kb.vectordb import list_collections
+    from workbench.models.registry import DEFAULT_MODEL, REGISTRY
 
     st.markdown(t("**Where you start**: how well does the base model answer this test split before any training, "
                   "alone and with retrieval? The evaluation after training shows before and after side by side.",

@@ -9,10 +9,10 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.errors import WorkbenchError
-from workbench.finetune import TrainConfig, fit_report, machine_equivalent
-from workbench.texts import from_record, state_text
-from workbench.train_progress import eta_text, phase_text
+from workbench.common.errors import WorkbenchError
+from workbench.common.texts import from_record, state_text
+from workbench.training.finetune import TrainConfig, fit_report, machine_equivalent
+from workbench.training.train_progress import eta_text, phase_text
 from workbench.ui.common import metric_row
 from workbench.ui.forms import set_form_values
 from workbench.ui.i18n import lang, t, tr
@@ -47,8 +47,8 @@ GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", 
 
 def collection_field(workspace: Any) -> dict[str, Any]:
     """The context collection as a select of the workspace's collections ("" = none picked)."""
-    from workbench.errors import WorkbenchError
-    from workbench.vectordb import list_collections
+    from workbench.common.errors import WorkbenchError
+    from workbench.kb.vectordb import list_collections
 
     try:
         names = [c.name for c in list_collections(workspace)]
@@ -78,7 +78,7 @@ def history_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
 def context_table(run: Any, limit: int = 5) -> list[dict[str, Any]]:
     """The first `limit` training rows of a run trained with context: question, whether the oracle is in its context,
     the chunks' sources, the start of the context."""
-    from workbench.train_context import read_context
+    from workbench.training.train_context import read_context
 
     rows = []
     for line in read_context(run.path, limit):
@@ -176,7 +176,7 @@ def export_watch(running: Callable[[], bool], every: float = 1.0) -> None:
 def context_fit(config: TrainConfig, workspace: Any, rows: int = 40) -> None:
     """For a run with retrieved context: a button that counts, before the start, how many of the first `rows` training
     rows the chosen max_seq_length would cut, and the length that keeps them all (`train_context.context_preview`)."""
-    from workbench.train_context import context_preview
+    from workbench.training.train_context import context_preview
 
     if config.context == "none" or not config.context_collection:
         return

@@ -18,8 +18,8 @@ from typing import Any, TypeVar, get_args, get_origin
 
 import streamlit as st
 
-from workbench.config import BaseConfig
-from workbench.errors import ConfigError
+from workbench.common.config import BaseConfig
+from workbench.common.errors import ConfigError
 from workbench.ui.i18n import lang, t
 
 C = TypeVar("C", bound=BaseConfig)
@@ -36,12 +36,12 @@ INVALID = _Invalid()
 _UNSET: Any = object()
 
 
-def _base_type(hint: Any) -> Any:
+def base_type(hint: Any) -> Any:
     """`int | None` -> int; `dict[str, Any] | None` -> dict; `tuple[str, ...]` -> tuple; others unchanged."""
     origin = get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
-        return _base_type(args[0]) if len(args) == 1 else hint
+        return base_type(args[0]) if len(args) == 1 else hint
     return origin or hint
 
 
@@ -101,7 +101,7 @@ def config_field(
     """
     code = lang()
     hint = cls.field_type(name)
-    base = _base_type(hint)
+    base = base_type(hint)
     # What every widget gets: where, its label and tooltip in the current language, its key, and the first value.
     w = _Widget(where=container if container is not None else st,
                 kind=widget or cls.field_info(name).metadata.get("widget"),

@@ -1,5 +1,5 @@
 """The Compare page's knowledge-freshness panel: edit a fact, re-ingest it as a background job, ask the demo's checks
-before and after, and show which fact each source states (`workbench.freshness` measures; this module only draws).
+before and after, and show which fact each source states (`workbench.compare.freshness` measures; this module only draws).
 
 The panel keeps its state in `st.session_state["compare.fresh"]`: "before" / "after" (the records of
 `freshness.ask_checks`), "job" while a re-ingest runs, "changed" (what `change_facts` edited, with the job's added /
@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import freshness as fr
-from workbench.texts import from_record, state_ko
+from workbench.common.texts import from_record, state_ko
+from workbench.compare import freshness as fr
 from workbench.ui.common import job_progress, user_errors, wide_column
 from workbench.ui.i18n import lang, t
 
@@ -73,7 +73,7 @@ def freshness_job(fresh: dict[str, Any], ws: Any) -> None:
     `fresh` is the page's state: "job" ({"folder", "step": "change" | "restore"}) while a re-ingest runs, "changed"
     (what `change_facts` edited, with the job's added / removed once it is done), "note" (the last job's outcome).
     """
-    from workbench import ingest_jobs, vectordb
+    from workbench.kb import ingest_jobs, vectordb
 
     job = fresh.get("job")
     if job is not None:

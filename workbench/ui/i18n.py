@@ -4,7 +4,7 @@ Strings stay beside the widget that shows them (no key catalogue to keep in sync
 lives in `st.session_state["ui.lang"]`, set by the sidebar switch, and is mirrored in the URL (`?lang=ko|en`) so a
 reload or a shared link opens in the same language. A new session takes the URL's language, else
 `WORKBENCH_LANG` (ko or en; Korean when unset, as the tutorial is Korean). What the core says (`Text`, errors) is
-picked with `workbench.texts.pick`.
+picked with `workbench.common.texts.pick`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.texts import pick
+from workbench.common.texts import pick
 
 LANG_KEY = "ui.lang"
 QUERY_KEY = "lang"

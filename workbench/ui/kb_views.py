@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import vectordb
-from workbench.chunking import ChunkingConfig, split_text
-from workbench.documents import load_bytes, load_file
-from workbench.embeddings import token_counter
-from workbench.errors import DocumentError
-from workbench.textcodec import ENCODING_LABELS, ENCODINGS
+from workbench.common.errors import DocumentError
+from workbench.common.textcodec import ENCODING_LABELS, ENCODINGS
+from workbench.kb import vectordb
+from workbench.kb.chunking import ChunkingConfig, split_text
+from workbench.kb.documents import load_bytes, load_file
+from workbench.kb.embeddings import token_counter
 from workbench.ui import charts
 from workbench.ui.common import message_of, user_errors, wide_column
 from workbench.ui.i18n import lang, t

@@ -15,8 +15,8 @@ import streamlit as st
 def doctor_facts(root: str, check_hub: bool) -> dict[str, Any]:
     from pathlib import Path
 
-    from workbench.config import Workspace
-    from workbench.doctor import collect_facts
+    from workbench.common.config import Workspace
+    from workbench.overview.doctor import collect_facts
 
     return collect_facts(Workspace(Path(root)), check_hub=check_hub)
 
@@ -25,15 +25,15 @@ def doctor_facts(root: str, check_hub: bool) -> dict[str, Any]:
 def workspace_counts(root: str) -> dict[str, Any]:
     from pathlib import Path
 
-    from workbench.config import Workspace
-    from workbench.doctor import workspace_summary
+    from workbench.common.config import Workspace
+    from workbench.overview.doctor import workspace_summary
 
     return workspace_summary(Workspace(Path(root)))
 
 
 @st.cache_resource(show_spinner=False)
 def embeddings(name: str) -> Any:
-    from workbench.embeddings import load_embeddings
+    from workbench.kb.embeddings import load_embeddings
 
     return load_embeddings(name)
 
@@ -43,8 +43,8 @@ def dataset_report(root: str, name: str, stamp: str) -> tuple[list[Any], list[di
     """The issues and per-row lengths of a dataset; `stamp` (file times) changes whenever its rows or settings do."""
     from pathlib import Path
 
-    from workbench import alpaca, alpaca_checks
-    from workbench.config import Workspace
+    from workbench.common.config import Workspace
+    from workbench.dataset import alpaca, alpaca_checks
 
     ws = Workspace(Path(root))
     tok_name = alpaca.dataset_info(name, ws).settings.get("tokenizer", "")
@@ -58,7 +58,7 @@ def generator(base_model: str, root: str) -> Any:
     (`Generator.ensure_adapter`), and its lock serialises generations across sessions."""
     from pathlib import Path
 
-    from workbench.config import Workspace
-    from workbench.inference import load_generator
+    from workbench.answers.inference import load_generator
+    from workbench.common.config import Workspace
 
     return load_generator(base_model, Workspace(Path(root)))

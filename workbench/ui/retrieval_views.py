@@ -1,6 +1,6 @@
 """Retrieval on the Knowledge base page: the search results, the search widgets that start from the collection's saved
 settings (`follow_saved`), and the retrieval lab: questions in, a background job, a table and a chart out, and the
-best setting saved as the collection's own (`workbench.retrieval_lab`, `workbench.retrieval_lab_jobs`)."""
+best setting saved as the collection's own (`workbench.compare.retrieval_lab`, `workbench.compare.retrieval_lab_jobs`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench import alpaca
-from workbench.config import Workspace
-from workbench.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
-from workbench.retrieval_lab import DEFAULT_ROW, METRIC_KEYS, LabConfig, save_best
-from workbench.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, save_questions_csv, start_lab
+from workbench.common.config import Workspace
+from workbench.compare.retrieval_lab import DEFAULT_ROW, METRIC_KEYS, LabConfig, save_best
+from workbench.compare.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, save_questions_csv, start_lab
+from workbench.dataset import alpaca
+from workbench.kb.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
 from workbench.ui.common import job_progress, user_errors
 from workbench.ui.forms import build_config, config_field
 from workbench.ui.i18n import t
