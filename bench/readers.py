@@ -219,7 +219,16 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
     ws_root = work / "ws"
     out: dict[str, Any] = {"work": str(work), "baseline_checkout": str(baseline), "baseline_commit": subprocess.run(
         ["git", "-C", str(baseline), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(), "sets": {}}
-    cli(["ingest", str(ROOT / "examples/shop"), "--collection", "shop"], env)
+    partial_path = ws_root / "figures-partial.json"
+    partial = json.loads(partial_path.read_text(encoding="utf-8")) if partial_path.is_file() else {}
+    out["sets"] = dict(partial.get("sets", {}))
+
+    def save_partial(out: dict[str, Any], label: str, rec: dict[str, Any]) -> None:
+        out["sets"][label] = rec
+        partial_path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    if not partial:
+        cli(["ingest", str(ROOT / "examples/shop"), "--collection", "shop"], env)
     english = work / "shop_qa_en.csv"
     out["english_rows"] = english_rows(ROOT / "examples/alpaca/shop_qa.csv", english)
     sets = {"shop-ko-en/gemma3-270m": ("shop", str(ROOT / "examples/alpaca/shop_qa.csv"), "gemma3-270m", []),
@@ -227,16 +236,25 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
     for label, (name, csv_path, model, split_args) in sets.items():
         if args.only and args.only not in label:
             continue
-        rec: dict[str, Any] = {"dataset": name, "base_model": model}
-        cli(["dataset", "import", csv_path, "--name", name], env)
-        cli(["dataset", "split", name, *split_args], env)
-        final, rec["train_wall_s"] = cli(["train", "--dataset", name, "--base-model", model, "--follow", "--json"], env)
-        run = json.loads(final.strip().splitlines()[-1])
-        rec["run"] = {k: run.get(k) for k in ("id", "state", "step", "train_seconds", "best_metric", "train_rows")}
+        rec: dict[str, Any] = dict(partial.get("sets", {}).get(label) or {"dataset": name, "base_model": model})
+        if "run" not in rec:  # a figures run that stopped part-way goes on where it stopped (same workspace)
+            cli(["dataset", "import", csv_path, "--name", name, "--force"], env)
+            cli(["dataset", "split", name, *split_args], env)
+            final, rec["train_wall_s"] = cli(["train", "--dataset", name, "--base-model", model, "--follow", "--json"],
+                                             env)
+            run = json.loads(final.strip().splitlines()[-1])
+            rec["run"] = {k: run.get(k) for k in ("id", "state", "step", "train_seconds", "best_metric", "train_rows")}
+            save_partial(out, label, rec)
+        run = rec["run"]
         dirs = {"new": work / f"eval-{name}-new", "today": work / f"eval-{name}-today"}
         for which, cwd in (("new", ROOT), ("today", baseline)):
+            if f"evaluate_{which}_wall_s" in rec:
+                continue
+            if which == "today":
+                flat_split_for_baseline(ws_root / "datasets" / name)
             _, rec[f"evaluate_{which}_wall_s"] = cli(["evaluate", "--run", run["id"], "--dataset", name, "--collection",
                                                       "shop", "--json", "--out", str(dirs[which])], env, cwd)
+            save_partial(out, label, rec)
         rec["eval_dirs"] = {k: str(v) for k, v in dirs.items()}
         summary = load_summary(dirs["new"])
         rec["templates"] = {"base": summary.get("base_template"), "fine-tuned": summary.get("template")}
@@ -250,9 +268,22 @@ def figures(args: argparse.Namespace) -> dict[str, Any]:
             rec["freshness"] = {k: data[k] for k in ("reingest_seconds", "summary", "files")}
             rec["freshness"]["answers_after"] = [{k: r[k] for k in ("question", "source", "answer", "fact", "context")}
                                                  for r in data["after"]]
-        out["sets"][label] = rec
-        (ws_root / "figures-partial.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        save_partial(out, label, rec)
     return out
+
+
+def flat_split_for_baseline(folder: Path) -> None:
+    """The split files also where the commit before issue 21 reads them (the dataset folder itself; since issue 23 a
+    split lives in a folder of its own that meta.json names, which this checkout reads and the old one cannot)."""
+    import shutil
+
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    record = meta.get("split") or {}
+    sub = folder / str(record.get("dir") or "")
+    if not record.get("dir") or not sub.is_dir():
+        return
+    for f in sub.iterdir():
+        shutil.copy2(f, folder / f.name)
 
 
 def recompute(path: Path) -> dict[str, Any]:
