@@ -292,3 +292,28 @@ def test_every_source_of_a_run_ends_before_max_new_tokens_in_both_languages(shop
         assert len(ran_on) <= (len(QUESTIONS) // 2 if source == "ft_rag" else 0), (source, ran_on)
     assert all("<|im_start|>" in r.prompt for r in got["base"] + got["rag"])
     assert all("### Instruction:" in r.prompt for r in got["ft"] + got["ft_rag"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "examples" / "shop").is_dir(), reason="the sample shop is not there")
+def test_the_four_columns_are_one_batch_where_batching_pays_and_the_same_answers_either_way(shop_run, monkeypatch):
+    """On this CPU the columns are generated one after another (a padded batch of four cost more here); on a GPU they
+    are one mixed-adapter batch, read in turn. Forcing the GPU's choice runs the real batched path here: the same
+    answers, all four columns growing together."""
+    from workbench.answers.inference import GenerationConfig, Generator
+
+    ws, run = shop_run
+    sources = list(answer.DEFAULT_SOURCES)
+    setup = answer.prepare(sources, ws, run=run, collection="shop")
+    settings = GenerationConfig(max_new_tokens=32)
+    assert setup.generator.batches_columns is False
+    apart = answer.ask("Where is the ice cream?", sources, setup, settings)
+    seen = [s for s, _ in apart.pieces()]
+    assert not apart.together and seen == sorted(seen, key=sources.index)  # column by column
+    monkeypatch.setattr(Generator, "batches_columns", property(lambda self: True))
+    together = answer.ask("Where is the ice cream?", sources, setup, settings)
+    seen = [s for s, _ in together.pieces()]
+    assert together.together and seen[:len(sources)] == sources  # in turn: every column's first piece, then the next
+    for s in sources:
+        a, b = apart.streams[s].result, together.streams[s].result
+        assert (b.text, b.stopped, b.batch_size) == (a.text, a.stopped, 4) and a.batch_size == 1

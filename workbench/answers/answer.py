@@ -310,7 +310,8 @@ def _adapter(setup: AnswerSetup, source: str) -> str | None:
 
 @dataclasses.dataclass
 class Asked:
-    """One question put to several sources. `streams` start generating only when iterated, in the order given."""
+    """One question put to several sources. `streams` start generating only when iterated; `together`: the local ones
+    are one batched generation (read them in turn, `pieces`), else each its own (read one after another)."""
 
     question: str
     row_input: str
@@ -318,6 +319,17 @@ class Asked:
     retrieval_s: float | None
     prompts: dict[str, str]
     streams: dict[str, "GenerationStream"]
+    together: bool = False
+
+    def pieces(self) -> Iterator[tuple[str, str]]:
+        """(source, piece) as the answers grow: all columns together when generated together, else column by column
+        (a stream read before the one ahead of it has finished would wait for it: one model generates at a time)."""
+        if self.together:
+            yield from interleave(self.streams)
+        else:
+            for source, stream in self.streams.items():
+                for piece in stream:
+                    yield source, piece
 
     def results(self) -> dict[str, "GenerationResult"]:
         """Run every stream to its end; the results by source."""
@@ -353,9 +365,14 @@ def ask(question: str, sources: Sequence[str], setup: AnswerSetup, settings: "Ge
             streams[source] = setup.endpoint.stream(instruction, input, settings)  # type: ignore[union-attr]
         else:
             requests[source] = StreamRequest(prompts[source], _adapter(setup, source), setup.template_for(source))  # type: ignore[arg-type]
-    if requests:  # the local sources in one batched generation: base and fine-tuned rows side by side
-        streams.update(zip(requests, setup.generator.stream_many(list(requests.values()), settings=settings)))  # type: ignore[union-attr]
-    return Asked(question, row_input, list(chunks), seconds, prompts, {s: streams[s] for s in sources})
+    gen = setup.generator
+    together = bool(requests) and gen is not None and gen.batches_columns
+    if together:  # one batched generation: base and fine-tuned rows side by side (a GPU's way)
+        streams.update(zip(requests, gen.stream_many(list(requests.values()), settings=settings)))  # type: ignore[union-attr]
+    else:  # one after another: on a CPU a padded batch of four costs more than the four alone
+        streams.update({s: gen.stream(r.prompt, adapter=r.adapter, settings=settings, template=r.template)  # type: ignore[union-attr]
+                        for s, r in requests.items()})
+    return Asked(question, row_input, list(chunks), seconds, prompts, {s: streams[s] for s in sources}, together)
 
 
 def interleave(streams: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.answers.answer import API_SOURCES, RAG_SOURCES, context_note, interleave
+from workbench.answers.answer import API_SOURCES, RAG_SOURCES, context_note
 from workbench.common.texts import from_record
 from workbench.compare import eval_jobs
 from workbench.compare import evaluation as ev
@@ -102,14 +102,14 @@ def score_table(scores: Mapping[str, Mapping[str, Any]], label: Callable[[str], 
 
 
 def stream_answers(asked: Any, setup: Any, label: Callable[[str], str]) -> dict[str, Any]:
-    """Run `answer.ask`'s streams into one column each, all growing together (one batched generation behind the
-    local ones, `answer.interleave`); the answers as the page keeps them."""
+    """Run `answer.ask`'s streams into one column each: all growing together where they are one batched generation
+    (a GPU), else column by column (`Asked.pieces`); the answers as the page keeps them."""
     boxes, texts = {}, {}
     for col, src in zip(st.columns(len(asked.streams)), asked.streams):
         col.markdown(f"**{label(src)}**")
         boxes[src], texts[src] = col.empty(), ""
         boxes[src].caption(t("Generating…", "생성하는 중…"))
-    for src, piece in interleave(asked.streams):
+    for src, piece in asked.pieces():
         texts[src] += piece
         boxes[src].text(texts[src])
     answers: dict[str, Any] = {}
