@@ -98,3 +98,36 @@ def test_the_module_table_lists_every_module():
     actual |= {f"{pkg.name}/{p.name}" for pkg in packages if pkg.name not in ("cli", "ui")
                for p in pkg.glob("*.py") if p.name != "__init__.py"}
     assert sorted(actual - set(table)) == [] and sorted(set(table) - actual) == []
+
+
+def _subparser(parser, words):
+    """The argparse parser of `workbench WORDS...` (nested subcommands)."""
+    import argparse
+
+    for w in words:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+        parser = action.choices[w]
+    return parser
+
+
+def test_every_command_block_in_api_md_is_its_help(monkeypatch):
+    """docs/api.md's command blocks are `--help` as printed at 120 columns: a flag added, renamed or given another
+    default shows here until the block is written again (`COLUMNS=120 python -m workbench CMD --help`)."""
+    import re
+
+    from workbench.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "120")
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"### [\w -]+\n\n```text\n(usage: workbench .*?)\n```", text, re.S)
+    assert len(blocks) >= 20
+    stale = []
+    for block in blocks:
+        words = []
+        for w in block.split("\n")[0].split()[2:]:
+            if w.startswith("["):
+                break
+            words.append(w)
+        if _subparser(build_parser(), words).format_help().rstrip("\n") != block:
+            stale.append(" ".join(words))
+    assert stale == [], f"write these blocks again from --help: {stale}"
