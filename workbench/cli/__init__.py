@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from workbench.common.errors import WorkbenchError
@@ -37,8 +38,13 @@ def print_json(data: Any) -> None:
 
 
 def stderr_progress(message: str, fraction: float) -> None:
-    """A progress callback that prints `[ 40%] message` lines on stderr (stdout stays for the result)."""
+    """The CLI's one progress printer: `[ 40%] message` lines on stderr (stdout stays for the result)."""
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def progress_printer(quiet: bool = False) -> Callable[[str, float], None]:
+    """`stderr_progress`, or a callback that prints nothing for `--quiet`."""
+    return (lambda message, fraction: None) if quiet else stderr_progress
 
 
 def passive_threads() -> None:

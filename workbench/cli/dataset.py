@@ -16,15 +16,10 @@ Progress goes to stderr; API keys and Hub tokens come from the environment only
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from workbench.cli import print_json
+from workbench.cli import print_json, stderr_progress
 from workbench.common.textcodec import ENCODINGS
-
-
-def _progress(message: str, fraction: float) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -120,7 +115,7 @@ def run_import(args: argparse.Namespace) -> int:
         cfg = cfg.replace(tokenizer=args.tokenizer)
     if args.max_tokens is not None:
         cfg = cfg.replace(max_tokens=args.max_tokens)
-    report = import_dataset(args.source, cfg, workspace=_ws(), overwrite=args.force, progress=_progress)
+    report = import_dataset(args.source, cfg, workspace=_ws(), overwrite=args.force, progress=stderr_progress)
     print_json(report.to_dict())
     return 0
 
@@ -132,7 +127,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.from_dir:
         from workbench.dataset.synth_jobs import run_generation_dir
 
-        print_json(run_generation_dir(args.from_dir, _ws(), progress=_progress))
+        print_json(run_generation_dir(args.from_dir, _ws(), progress=stderr_progress))
         return 0
     missing = [f"--{k}" for k in ("collection", "name", "model") if not getattr(args, k)]
     if missing:
@@ -145,7 +140,7 @@ def run_generate(args: argparse.Namespace) -> int:
     ws = _ws()
     chunks = chunks_from_collection(args.collection, ws, limit=args.limit_chunks)
     info, result = generate_dataset(args.name, chunks, cfg, collection=args.collection, workspace=ws, overwrite=args.force,
-                                    progress=_progress)
+                                    progress=stderr_progress)
     print_json({"dataset": info.to_dict(), "generation": result.to_dict()})
     return 0
 
@@ -178,7 +173,7 @@ def run_split(args: argparse.Namespace) -> int:
     from workbench.dataset.alpaca import SplitConfig, split_dataset
 
     cfg = SplitConfig(test_size=args.test_size, seed=args.seed, val_size=args.val_size, leakage_threshold=args.leakage_threshold)
-    print_json(split_dataset(args.name, cfg, workspace=_ws(), progress=_progress).to_dict())
+    print_json(split_dataset(args.name, cfg, workspace=_ws(), progress=stderr_progress).to_dict())
     return 0
 
 
@@ -217,7 +212,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_push(args: argparse.Namespace) -> int:
     from workbench.dataset.hub import push_dataset
 
-    print_json(push_dataset(args.name, args.repo, private=args.private, workspace=_ws(), progress=_progress))
+    print_json(push_dataset(args.name, args.repo, private=args.private, workspace=_ws(), progress=stderr_progress))
     return 0
 
 

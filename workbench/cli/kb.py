@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from workbench.cli import print_json
+from workbench.cli import print_json, progress_printer
 from workbench.common.errors import ConfigError
 from workbench.common.textcodec import ENCODINGS
 
@@ -50,14 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_collections)
 
 
-def _progress(quiet: bool):  # noqa: ANN202
-    def report(message: str, fraction: float) -> None:
-        if not quiet:
-            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-
-    return report
-
-
 def run_ingest(args: argparse.Namespace) -> int:
     from workbench.kb.chunking import ChunkingConfig
     from workbench.kb.ingest import ingest_paths
@@ -65,7 +57,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.from_dir:
         from workbench.kb.ingest_jobs import run_ingest_dir
 
-        print_json(run_ingest_dir(args.from_dir, progress=_progress(args.quiet)))
+        print_json(run_ingest_dir(args.from_dir, progress=progress_printer(args.quiet)))
         return 0
     if not args.paths or not args.collection:
         raise ConfigError("`ingest` needs PATH... and --collection NAME (or --from-dir DIR).")
@@ -73,7 +65,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("splitter", args.splitter), ("chunk_size", args.chunk_size),
                                  ("chunk_overlap", args.overlap)) if v is not None}
     chunking = base.replace(**changes) if changes else base
-    report = ingest_paths(args.paths, args.collection, chunking, args.embedding, progress=_progress(args.quiet),
+    report = ingest_paths(args.paths, args.collection, chunking, args.embedding, progress=progress_printer(args.quiet),
                           encoding=args.encoding)
     for err in report.errors:
         print(f"skipped: {err.message}", file=sys.stderr)

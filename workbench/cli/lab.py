@@ -4,9 +4,8 @@ retrieval settings: show, set, clear)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from workbench.cli import print_json
+from workbench.cli import print_json, progress_printer
 from workbench.common.errors import ConfigError
 
 
@@ -36,14 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_retrieval_config)
 
 
-def _progress(quiet: bool):  # noqa: ANN202
-    def report(message: str, fraction: float) -> None:
-        if not quiet:
-            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
-
-    return report
-
-
 def _number_list(text: str, what: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
@@ -57,7 +48,7 @@ def run_retrieval_eval(args: argparse.Namespace) -> int:
     if args.from_dir:
         from workbench.compare.retrieval_lab_jobs import run_lab_dir
 
-        report = run_lab_dir(args.from_dir, progress=_progress(args.quiet))
+        report = run_lab_dir(args.from_dir, progress=progress_printer(args.quiet))
     else:
         if not args.collection:
             raise ConfigError("`retrieval-eval` needs --collection NAME and --dataset NAME or --csv FILE.")
@@ -66,7 +57,7 @@ def run_retrieval_eval(args: argparse.Namespace) -> int:
                   "weights": _number_list(args.weights, "--weights") if args.weights else None,
                   "chunkings": tuple(s.strip() for s in args.chunkings.split(",") if s.strip())}
         report = run_lab(LabConfig.from_dict({k: v for k, v in values.items() if v is not None}),
-                         progress=_progress(args.quiet))
+                         progress=progress_printer(args.quiet))
     if args.save:
         report["saved"] = save_best(report)
     if args.json:
