@@ -11,8 +11,10 @@
 - `Generator.instruct` says whether the base model follows instructions or only continues text (a pretrained base):
   `answer_template` is the template its own answers are asked with (`chat`, or the `completion` examples).
 - `Generator.stream` yields text pieces from a generation thread (token ids through `stopping.TokenQueue`, cut by the
-  same rules); after the last piece its `.result` holds latency, token counts and tokens/s. `Generator.generate_batch` answers many prompts
-  in left-padded batches (with `workbench.models.attention`'s CPU attention for padded rows).
+  same rules); after the last piece its `.result` holds latency, token counts and tokens/s. `Generator.stream_many`
+  streams several answers of one batched generation (rows of different adapters and templates: Compare's columns on a
+  GPU). `Generator.generate_batch` answers many prompts in left-padded batches (with `workbench.models.attention`'s CPU
+  attention for padded rows).
 
 Prompts are built by `workbench.models.prompts`; which source answers what by `workbench.answers.answer`. torch / transformers /
 peft are imported inside functions: importing this module stays cheap.
