@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.cli import passive_threads, print_json, stderr_progress
 from workbench.common.errors import ConfigError
+from workbench.kb.modes import MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "pretrained base model)")
     p.add_argument("--collection", default="", help="retrieve context from this collection (RAG)")
     p.add_argument("--k", type=int, default=None, help="chunks to retrieve (default 3, as on the Compare page)")
-    p.add_argument("--mode", choices=["dense", "mmr", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--mode", choices=list(MODES), default=None, help="retrieval mode")
     p.add_argument("--lang", choices=["auto", "ko", "en"], default="auto",
                    help="language of the default RAG template (default auto: the question's own)")
     p.add_argument("--rag-template", default="", help="RAG prompt template with {question} (and optionally {context})")

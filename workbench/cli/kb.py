@@ -9,6 +9,7 @@ import sys
 from workbench.cli import print_json, progress_printer
 from workbench.common.errors import ConfigError
 from workbench.common.textcodec import ENCODINGS
+from workbench.kb.modes import MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collection", required=True)
     p.add_argument("--config", help="a RetrievalConfig JSON/YAML file (the flags below override it)")
     p.add_argument("--k", type=int)
-    p.add_argument("--mode", choices=["dense", "mmr", "hybrid"])
+    p.add_argument("--mode", choices=list(MODES))
     p.add_argument("--fetch-k", type=int)
     p.add_argument("--lambda-mult", type=float)
     p.add_argument("--lexical-weight", type=float)

@@ -27,6 +27,7 @@ from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, NotFoundError
 from workbench.common.progress import Progress
 from workbench.common.texts import Text, prefixed
+from workbench.kb.modes import MODES
 from workbench.kb.retrieval import DEFAULT_LEXICAL_WEIGHT, SAVED_FIELDS, RetrievalConfig, retrieve, save_retrieval
 from workbench.kb.vectordb import SCRATCH_PREFIX
 
@@ -167,8 +168,8 @@ def lab_settings(weights: Sequence[float]) -> list[tuple[str, str, RetrievalConf
     """(name, kind, config) of every setting measured. The two BM25 rows have no config: they rank by one lexical
     index alone, which no mode does, so they are for reference and cannot be saved (`hybrid w=1.0` is BM25 alone)."""
     rows: list[tuple[str, str, RetrievalConfig | None]] = [
-        ("dense", "dense", RetrievalConfig(mode="dense", k=DEPTH)),
-        ("mmr", "mmr", RetrievalConfig(mode="mmr", k=DEPTH)),
+        (name, name, RetrievalConfig(mode=name, k=DEPTH)) for name in MODES if name != "hybrid"]  # every registered mode
+    rows += [
         ("bm25 bigrams", "bigram", None),
         ("bm25 subwords", "subword", None),
         (DEFAULT_ROW, "hybrid", RetrievalConfig(mode="hybrid", k=DEPTH)),

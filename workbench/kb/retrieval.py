@@ -32,6 +32,7 @@ from workbench.common.config import BaseConfig, Workspace, setting
 from workbench.common.errors import ConfigError, NotFoundError
 from workbench.common.runfiles import read_json, write_json
 from workbench.kb.lexical import lexical_index
+from workbench.kb.modes import MODES, ModeQuery
 from workbench.kb.vectordb import VectorStoreConfig, get_embeddings, lexical_dir, open_collection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from workbench.kb.lexical import LexicalData
 
-Mode = Literal["dense", "mmr", "hybrid"]
+Mode = Literal[tuple(MODES)]  # type: ignore[valid-type]  # the registered names, in order
 Scale = Literal["candidates", "collection"]
 
 DEFAULT_MODE: Mode = "hybrid"
@@ -56,14 +57,9 @@ class RetrievalConfig(BaseConfig):
     """How chunks are found for a query."""
 
     mode: Mode = setting(
-        DEFAULT_MODE, "dense: vector similarity; mmr: similar but diverse; hybrid: BM25 + vectors, fused by score.",
-        help_ko="dense: 벡터 유사도; mmr: 유사하면서 서로 다른 청크; hybrid: BM25 + 벡터 점수 결합.", label="Mode", label_ko="방식",
-        widget="radio",
-        choice_labels={
-            "hybrid": ("hybrid (BM25 + vectors)", "하이브리드 (BM25 + 벡터)"),
-            "dense": ("similarity", "유사도"),
-            "mmr": ("MMR", "MMR"),
-        },
+        DEFAULT_MODE, "; ".join(f"{m.name}: {m.help[0]}" for m in MODES.values()) + ".",
+        help_ko="; ".join(f"{m.name}: {m.help[1]}" for m in MODES.values()) + ".", label="Mode", label_ko="방식",
+        widget="radio", choice_labels={m.name: m.label for m in MODES.values()},
     )
     k: int = setting(5, "How many chunks to return.", help_ko="돌려줄 청크 수.", min=1, max=200,
                      label="Chunks (k)", label_ko="청크 수 (k)")
@@ -352,17 +348,30 @@ def retrieve(
                           ko="검색어가 비어 있습니다. 질문을 입력하세요.")
     coll = open_collection(collection, ws, store)
     embedding = (coll.metadata or {}).get("embedding")
+    q = ModeQuery(coll, query, config, lambda: embed_query(embedding, query),
+                  lambda: lexical_index(collection, ws, store, coll))
     with _single_thread_blas():
-        if config.mode == "dense":
-            return _dense(coll, embed_query(embedding, query), config.k, config.filter)
-        if config.mode == "mmr":
-            return _mmr(coll, embed_query(embedding, query), config)
-        lex = lexical_index(collection, ws, store, coll)
-        # The question first, then the two BM25 scorings, in this thread. With the C engine they ran side by side
-        # (its code released the GIL); with the torch engine a Python thread beside the embedding slowed it by
-        # 3-4 ms, more than the ~2 ms of BM25 it hid (docs/benchmarks.md, the 100k-chunk figures).
-        qvec = embed_query(embedding, query)
-        return _hybrid(coll, qvec, config, lex, *lex.scores(query))
+        return MODES[config.mode].run(q)
+
+
+def dense_mode(q: ModeQuery) -> list[RetrievedChunk]:
+    """The "dense" mode: the k chunks nearest the query's vector."""
+    return _dense(q.collection, q.vector(), q.config.k, q.config.filter)
+
+
+def mmr_mode(q: ModeQuery) -> list[RetrievedChunk]:
+    """The "mmr" mode: near the query's vector and unlike each other (`lambda_mult`)."""
+    return _mmr(q.collection, q.vector(), q.config)
+
+
+def hybrid_mode(q: ModeQuery) -> list[RetrievedChunk]:
+    """The "hybrid" mode: BM25 (character bigrams and subwords) and the vector score, fused (`lexical_weight`)."""
+    lex = q.lexical()
+    # The question first, then the two BM25 scorings, in this thread. With the C engine they ran side by side
+    # (its code released the GIL); with the torch engine a Python thread beside the embedding slowed it by
+    # 3-4 ms, more than the ~2 ms of BM25 it hid (docs/benchmarks.md, the 100k-chunk figures).
+    qvec = q.vector()
+    return _hybrid(q.collection, qvec, q.config, lex, *lex.scores(q.query))
 
 
 @functools.lru_cache(maxsize=256)

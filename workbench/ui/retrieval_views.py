@@ -15,6 +15,7 @@ from workbench.common.config import Workspace
 from workbench.compare.retrieval_lab import DEFAULT_ROW, METRIC_KEYS, LabConfig, save_best
 from workbench.compare.retrieval_lab_jobs import cancel_lab, lab_report, lab_status, save_questions_csv, start_lab
 from workbench.dataset import alpaca
+from workbench.kb.modes import MODES
 from workbench.kb.retrieval import RetrievalConfig, collection_config, save_retrieval, saved_retrieval
 from workbench.ui.common import job_progress, user_errors
 from workbench.ui.forms import build_config, config_field
@@ -106,7 +107,8 @@ def _watch(folder: str) -> None:
 
 def report_table(report: Mapping[str, Any]) -> pd.DataFrame:
     """One line per setting: each metric as 'mean (lo–hi)', the median milliseconds, and a mark on the best."""
-    names = {"dense": t("dense (vectors)", "dense (벡터)"), "mmr": "MMR", "bm25 bigrams": t("BM25, bigrams", "BM25, 바이그램"),
+    names = {m.name: t(*(m.lab_label or m.label)) for m in MODES.values()}  # the registered modes
+    names |= {"bm25 bigrams": t("BM25, bigrams", "BM25, 바이그램"),
              "bm25 subwords": t("BM25, subwords", "BM25, 서브워드"), DEFAULT_ROW: t("hybrid (default)", "하이브리드 (기본값)"),
              "hybrid, collection z": t("hybrid, z over the collection", "하이브리드, 컬렉션 전체 z")}
     rows = []
