@@ -13,7 +13,7 @@ from workbench.common.errors import WorkbenchError
 from workbench.common.texts import from_record, state_text
 from workbench.training.finetune import TrainConfig, fit_report, machine_equivalent
 from workbench.training.train_progress import eta_text, phase_text
-from workbench.ui.common import metric_row
+from workbench.ui.common import metric_row, user_errors
 from workbench.ui.forms import set_form_values
 from workbench.ui.i18n import lang, t, tr
 
@@ -47,7 +47,6 @@ GROUP_TITLES = {"data": ("Data", "데이터"), "model": ("Model and precision", 
 
 def collection_field(workspace: Any) -> dict[str, Any]:
     """The context collection as a select of the workspace's collections ("" = none picked)."""
-    from workbench.common.errors import WorkbenchError
     from workbench.kb.vectordb import list_collections
 
     try:
@@ -130,10 +129,10 @@ def apply_machine_equivalent(key_prefix: str) -> None:
 def machine_fit(config: TrainConfig, key_prefix: str) -> bool:
     """What `config` becomes on this machine (device, 4-bit, memory, the "auto" choices); False when this machine cannot
     run it, with the reason and a button that replaces the settings it cannot run by this machine's equivalent."""
-    try:
+    fit = None
+    with user_errors():  # a setting this machine cannot run: its message, and the way out below
         fit = fit_report(config)
-    except WorkbenchError as exc:
-        st.error(exc.message(lang()), icon="⚠️")
+    if fit is None:
         fixed, notes = machine_equivalent(config)
         if notes and st.button(t("Use this machine's equivalent", "이 컴퓨터에 맞는 설정으로 바꾸기"),
                                key=f"{key_prefix}machine_equivalent", help="; ".join(map(tr, notes))):
@@ -186,10 +185,8 @@ def context_fit(config: TrainConfig, workspace: Any, rows: int = 40) -> None:
                         "max_seq_length would cut.", "실행과 같은 방식으로 앞쪽 학습 행의 문맥을 검색하고, "
                         "max_seq_length에서 잘릴 행을 셉니다.")):
         with st.spinner(t("Retrieving and counting tokens…", "검색하고 토큰을 세는 중…")):
-            try:
+            with user_errors():
                 st.session_state[key] = context_preview(config, workspace, rows=rows)
-            except WorkbenchError as exc:
-                st.error(exc.message(lang()), icon="⚠️")
     got = st.session_state.get(key)
     if got is None:
         st.caption(t("Rows longer than max_seq_length lose part of their context: check how many before you start.",
